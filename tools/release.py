@@ -276,11 +276,17 @@ def changelog_problems(text: str) -> list[str]:
     return problems
 
 
-def _check_changelog(p: Package) -> list[str]:
+def _check_changelog(p: Package, version: str | None) -> list[str]:
     changelog = p.path / "CHANGELOG.md"
     if not changelog.is_file():
         return []  # reported by _check_files
-    return [f"{p.name}: CHANGELOG.md: {msg}" for msg in changelog_problems(changelog.read_text())]
+    text = changelog.read_text(encoding="utf-8")
+    problems = changelog_problems(text)
+    released = [m[1] for line in text.splitlines() if (m := RELEASE_HEADING_RE.match(line))]
+    current = parse_version(version) if version and VERSION_RE.match(version) else None
+    if not problems and released and current and parse_version(released[0]) > current:
+        problems.append(f"section for {released[0]} is newer than the version {version}")
+    return [f"{p.name}: CHANGELOG.md: {msg}" for msg in problems]
 
 
 def _tree_files(top: Path) -> list[Path]:
@@ -378,8 +384,9 @@ def check(root: Path) -> list[str]:
     packages = load_packages(root)
     apps = {p.app for p in packages if not p.is_core}
     problems = _check_versions(root, packages) + _check_pins(packages)
+    version = tree_version(packages)
     for p in packages:
-        problems += _check_changelog(p) + _check_layout(p, apps) + _check_files(p)
+        problems += _check_changelog(p, version) + _check_layout(p, apps) + _check_files(p)
     return problems
 
 
@@ -481,14 +488,16 @@ def bump(root: Path, version: str, date: dt.date | None = None) -> list[Path]:
     edits: dict[Path, str] = {}
     for p in packages:
         try:
-            edits[p.pyproject] = _bump_pyproject(p.pyproject.read_text(), names, version)
+            edits[p.pyproject] = _bump_pyproject(
+                p.pyproject.read_text(encoding="utf-8"), names, version
+            )
             changelog = p.path / "CHANGELOG.md"
-            edits[changelog] = bump_changelog(changelog.read_text(), version, date)
+            edits[changelog] = bump_changelog(changelog.read_text(encoding="utf-8"), version, date)
         except ReleaseError as exc:
             raise ReleaseError(f"{p.name}: {exc}") from None
     init = root / "packages" / CORE / CORE_INIT
     edits[init] = INIT_VERSION_RE.sub(
-        lambda m: f"__version__ = {m[1]}{version}{m[1]}", init.read_text(), 1
+        lambda m: f"__version__ = {m[1]}{version}{m[1]}", init.read_text(encoding="utf-8"), 1
     )
     for path, text in edits.items():  # every edit computed first: all files or none
         path.write_text(text, encoding="utf-8")

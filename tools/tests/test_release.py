@@ -17,7 +17,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 TOOL = REPO / "tools" / "release.py"
 IGNORE = shutil.ignore_patterns(
-    "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", "dist", "build", "*.egg-info"
+    "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", "*.egg-info"
 )
 
 
@@ -157,6 +157,13 @@ def test_check_names_a_malformed_release_section(tree: Path, heading: str) -> No
     changelog = tree / "packages/pulsar-shell/CHANGELOG.md"
     changelog.write_text(changelog.read_text() + f"\n{heading}\n\n- old entry\n")
     assert_fails(tree, "pulsar-shell: CHANGELOG.md", repr(heading))
+
+
+def test_check_names_a_release_section_newer_than_the_version(tree: Path) -> None:
+    newer = next_version(version_of(tree))
+    changelog = tree / "packages/pulsar-shell/CHANGELOG.md"
+    changelog.write_text(changelog.read_text() + f"\n## {newer} \u2014 2024-02-01\n\n- b\n")
+    assert_fails(tree, "pulsar-shell: CHANGELOG.md", f"section for {newer} is newer")
 
 
 def test_check_accepts_dated_release_sections(tree: Path) -> None:
