@@ -1,7 +1,96 @@
-"""Pulsar: an event-driven concurrent framework built on asyncio actors."""
+"""Pulsar: an event-driven concurrent framework built on asyncio actors.
+
+The public API lives here; implementation modules are private (``pulsar._name``).
+"""
 
 __path__ = __import__("pkgutil").extend_path(__path__, __name__)
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+from ._actor import (
+    Actor,
+    ActorBase,
+    ActorProxy,
+    ActorState,
+    ExitInfo,
+    get_actor,
+    link,
+    send,
+    spawn,
+)
+from ._arbiter import Arbiter, ExitCode, arbiter, get_arbiter
+from ._commands import Request, command
+from ._config import Config, Setting, parse_address
+from ._deferred import (
+    AlreadyCalledError,
+    Deferred,
+    async_while,
+    chain_future,
+    maybe_async,
+    multi_async,
+)
+from ._exceptions import (
+    ActorNotFound,
+    ActorStopped,
+    AuthenticationError,
+    CommandError,
+    CommandNotFound,
+    ConfigError,
+    HaltServer,
+    MailboxError,
+    ProtocolError,
+    PulsarError,
+    RemoteError,
+    SerializationError,
+    SpawnError,
+)
+from ._loop import new_event_loop
+from ._monitor import Monitor, MonitorState
+
+__all__ = [
+    "__version__",
+    # actors
+    "Actor",
+    "ActorBase",
+    "ActorProxy",
+    "ActorState",
+    "Arbiter",
+    "ExitCode",
+    "ExitInfo",
+    "Monitor",
+    "MonitorState",
+    "Request",
+    "arbiter",
+    "command",
+    "get_actor",
+    "get_arbiter",
+    "link",
+    "send",
+    "spawn",
+    # config
+    "Config",
+    "Setting",
+    "parse_address",
+    # async helpers
+    "AlreadyCalledError",
+    "Deferred",
+    "async_while",
+    "chain_future",
+    "maybe_async",
+    "multi_async",
+    "new_event_loop",
+    # errors
+    "ActorNotFound",
+    "ActorStopped",
+    "AuthenticationError",
+    "CommandError",
+    "CommandNotFound",
+    "ConfigError",
+    "HaltServer",
+    "MailboxError",
+    "ProtocolError",
+    "PulsarError",
+    "RemoteError",
+    "SerializationError",
+    "SpawnError",
+]

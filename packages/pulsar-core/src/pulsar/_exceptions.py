@@ -1,8 +1,8 @@
 """Pulsar's exceptions.
 
-Every error pulsar raises derives from :class:`PulsarError`. Errors travel between actors through the
-mailbox, so each one pickles (extra state goes through ``__reduce__``). Exceptions that user code must
-not swallow by accident (:class:`HaltServer`) derive from ``BaseException``.
+Every error pulsar raises derives from :class:`PulsarError`. Errors travel between actors through
+the mailbox, so each one pickles (extra state goes through ``__reduce__``). Exceptions that user
+code must not swallow by accident (:class:`HaltServer`) derive from ``BaseException``.
 """
 
 from __future__ import annotations

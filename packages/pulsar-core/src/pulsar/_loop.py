@@ -29,11 +29,15 @@ def resolve_io(io: str = "auto") -> str:
     """Return the concrete loop kind (``asyncio`` or ``uvloop``) for an ``io`` setting value."""
     io = (io or "auto").lower()
     if io not in IO_CHOICES:
-        raise ConfigError(f"io: invalid value {io!r} (expected one of {', '.join(IO_CHOICES)})", "io")
+        raise ConfigError(
+            f"io: invalid value {io!r} (expected one of {', '.join(IO_CHOICES)})", "io"
+        )
     if io == "auto":
         return "uvloop" if uvloop_available() else "asyncio"
     if io == "uvloop" and not uvloop_available():
-        raise ConfigError("io: uvloop requested but not installed (pip install pulsar-core[uvloop])", "io")
+        raise ConfigError(
+            "io: uvloop requested but not installed (pip install pulsar-core[uvloop])", "io"
+        )
     return io
 
 

@@ -1,0 +1,869 @@
+"""The Arbiter: the root actor of a pulsar process tree.
+
+How it works
+------------
+The arbiter runs the main event loop, listens on the mailbox (a unix socket in a private 0700
+directory; TCP on 127.0.0.1 where unix sockets are missing), starts every child actor, routes
+messages between them (star topology) and supervises them:
+
+* every child has an :class:`~pulsar._concurrency.ActorHandle`; a process child is watched through
+  its sentinel fd, a thread child through its thread's end;
+* a request routed to a child is remembered until its reply passes back, so when the child dies
+  the arbiter answers every open request with :class:`~pulsar.ActorStopped` (nothing waits
+  forever);
+* a supervision tick checks heartbeats: a child silent for longer than ``timeout`` gets its stacks
+  dumped (SIGUSR1 → faulthandler + asyncio tasks), then SIGTERM, then SIGKILL;
+* signals follow the gunicorn pattern: the handler only queues the signal, the loop dispatches it
+  to ``handle_<name>()``: INT/QUIT fast stop, TERM graceful stop within ``graceful_timeout``,
+  HUP reload and roll workers, TTIN/TTOU one worker more/less.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import inspect
+import logging
+import os
+import shutil
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from . import _mailbox as mb
+from ._actor import (
+    ActorBase,
+    ActorProxy,
+    ActorSpec,
+    ActorState,
+    ExitInfo,
+    get_actor,
+    new_aid,
+    set_actor,
+)
+from ._concurrency import (
+    ActorHandle,
+    register_fork_fd,
+    resolve_start_method,
+    start_process,
+    start_thread,
+    unregister_fork_fd,
+)
+from ._exceptions import (
+    ActorNotFound,
+    ActorStopped,
+    ConfigError,
+    PulsarError,
+    SpawnError,
+)
+from ._monitor import Monitor, MonitorState
+from ._system import process_title, set_process_title
+
+__all__ = ["Arbiter", "ExitCode", "arbiter", "get_arbiter"]
+
+logger = logging.getLogger("pulsar.arbiter")
+
+
+class ExitCode(enum.IntEnum):
+    """Exit codes of pulsar processes (the arbiter's ``start()`` returns one)."""
+
+    OK = 0  #: clean stop
+    ERROR = 1  #: unexpected error
+    CONFIG = 2  #: bad configuration or command line (nothing was started)
+    APP_FAILED = 3  #: a monitor gave up: its workers kept crashing (max_restarts)
+    BOOT_ERROR = 4  #: the arbiter could not start (cannot bind, live pidfile, ...)
+    ARBITER_GONE = 5  #: (workers) the connection to the arbiter was lost
+    INTERRUPTED = 130  #: stopped by SIGINT/SIGQUIT (fast stop)
+
+
+SUPERVISE_INTERVAL = 0.25
+SIGNALS = ("INT", "TERM", "QUIT", "HUP", "TTIN", "TTOU", "USR1", "USR2")
+
+_arbiter: Arbiter | None = None
+
+
+def get_arbiter() -> Arbiter | None:
+    """The arbiter of this process, or None."""
+    return _arbiter
+
+
+def arbiter(*, start: Callable[..., Any] | None = None, cfg: Any = None, **params: Any) -> Any:
+    """The Arbiter singleton of this process tree (created on first call).
+
+    ``start``: ``fn(arbiter)``, sync or async, run once the arbiter runs. Other keyword params are
+    settings (``arbiter(workers=2, io='uvloop')``). Inside a child actor this returns an
+    :class:`ActorProxy` of the arbiter (send it commands).
+    """
+    global _arbiter
+    actor = get_actor()
+    if actor is not None and not actor.is_arbiter:
+        return ActorProxy(actor.arbiter_aid, "arbiter")
+    if _arbiter is None or _arbiter.state == ActorState.CLOSED:
+        _arbiter = Arbiter(cfg=cfg, start=start, **params)
+    else:
+        if cfg is not None:
+            _arbiter.cfg = cfg
+        for name, value in params.items():
+            _arbiter.cfg.set(name, value)
+        if start is not None:
+            _arbiter.start_callbacks.append(start)
+    return _arbiter
+
+
+def _make_config(cfg: Any, params: dict[str, Any]) -> Any:
+    from ._config import Config
+
+    if cfg is None:
+        return Config(**params)
+    cfg = cfg.copy()
+    for name, value in params.items():
+        cfg.set(name, value)
+    return cfg
+
+
+class Arbiter(ActorBase):
+    """The root actor: owns the mailbox server, the monitors and every child actor."""
+
+    kind = "arbiter"
+
+    def __init__(
+        self, *, cfg: Any = None, start: Callable[..., Any] | None = None, **params: Any
+    ) -> None:
+        super().__init__(
+            aid="arbiter", name="arbiter", cfg=_make_config(cfg, params), concurrency="arbiter"
+        )
+        self.start_callbacks: list[Callable[..., Any]] = [start] if start is not None else []
+        self.secret = mb.new_secret()
+        self.address: Any = None
+        self.socket_dir: str | None = None
+        self.monitors: dict[str, Monitor] = {}
+        self.handles: dict[str, ActorHandle] = {}
+        self.exited: dict[str, ExitInfo] = {}
+        self._local: dict[str, ActorBase] = {self.aid: self}
+        self._inflight: dict[str, dict[tuple[str, int], str]] = {}
+        self._watchers: dict[str, set[str]] = {}
+        self._server: asyncio.AbstractServer | None = None
+        self._protocols: set[mb.MailboxProtocol] = set()
+        self._stop_future: asyncio.Future[None] | None = None
+        self._stopping_task: asyncio.Task[None] | None = None
+        self._graceful = True
+        self._signal_queue: list[int] = []
+        self._signals_installed: list[int] = []
+        self._previous_handlers: dict[int, Any] = {}
+        self._supervisor: asyncio.TimerHandle | None = None
+        self.signal_hooks: dict[str, Callable[[], Any]] = {}
+
+    @property
+    def is_arbiter(self) -> bool:
+        return True
+
+    # ============================================================================================
+    # running
+    # ============================================================================================
+    def start(self, *, install_signals: bool | None = None) -> int:
+        """Run the actor system until :meth:`stop` or a stop signal; returns the exit code."""
+        from ._loop import new_event_loop
+
+        if self.state != ActorState.INITIAL:
+            raise PulsarError("this arbiter was already started")
+        loop = new_event_loop(self.cfg.get("io") or "auto")
+        asyncio.set_event_loop(loop)
+        try:
+            return loop.run_until_complete(self.run(install_signals=install_signals))
+        finally:
+            try:
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            finally:
+                asyncio.set_event_loop(None)
+                loop.close()
+
+    async def run(self, *, install_signals: bool | None = None) -> int:
+        """Start, wait until stopped, shut down; returns the exit code (on the running loop)."""
+        try:
+            await self.startup(install_signals=install_signals)
+        except Exception as exc:
+            logger.error("arbiter failed to start: %s", exc)
+            await self._shutdown(graceful=False)
+            return int(ExitCode.BOOT_ERROR)
+        await self.wait_stopped()
+        return self.exit_code
+
+    async def startup(self, *, install_signals: bool | None = None) -> None:
+        """Start the mailbox server, the signal handling, the monitors and the start callbacks."""
+        global _arbiter
+        if self.state != ActorState.INITIAL:
+            raise PulsarError("this arbiter was already started")
+        _arbiter = self
+        self.loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        self.state = ActorState.STARTING
+        self.started_at = time.monotonic()
+        self._stop_future = self.loop.create_future()
+        set_actor(self)
+        _setup_logging(self.cfg)
+        set_process_title(self.title("arbiter"))
+        await self._start_mailbox()
+        if install_signals is None:
+            install_signals = threading.current_thread() is threading.main_thread()
+        if install_signals:
+            self._install_signals()
+        self.state = ActorState.RUNNING
+        self._supervisor = self.loop.call_later(SUPERVISE_INTERVAL, self._supervise)
+        for monitor in list(self.monitors.values()):
+            if monitor.monitor_state is MonitorState.INITIAL:
+                await monitor.start()
+        hook = self.cfg.get("arbiter_start")
+        callbacks = ([hook] if hook is not None else []) + self.start_callbacks
+        for fn in callbacks:
+            try:
+                result = fn(self)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                logger.exception("arbiter start callback %r failed", fn)
+                self.stop(int(ExitCode.ERROR))
+                break
+
+    async def wait_stopped(self) -> int:
+        """Wait until the arbiter has stopped and shut down; returns the exit code."""
+        assert self._stop_future is not None
+        await asyncio.shield(self._stop_future)
+        if self._stopping_task is None:
+            self._stopping_task = asyncio.ensure_future(self._shutdown(self._graceful))
+        await asyncio.shield(self._stopping_task)
+        return self.exit_code
+
+    def stop(self, exit_code: int = 0, graceful: bool = True) -> None:
+        """Ask the arbiter to stop (thread-safe). A second, non-graceful call escalates."""
+        if self.loop is None:
+            self.state = ActorState.CLOSED
+            return
+        if not self._on_loop_thread():
+            self.loop.call_soon_threadsafe(self.stop, exit_code, graceful)
+            return
+        if self.state >= ActorState.STOPPING:
+            if not graceful and self._graceful:
+                self._graceful = False
+                logger.warning("arbiter: fast stop requested, killing actors")
+                for handle in list(self.handles.values()):
+                    handle.signal(signal.SIGKILL)
+            return
+        self.exit_code = exit_code
+        self._graceful = graceful
+        self.state = ActorState.STOPPING
+        if self._stop_future is not None and not self._stop_future.done():
+            self._stop_future.set_result(None)
+        if self._stopping_task is None:
+            self._stopping_task = asyncio.ensure_future(self._shutdown(graceful))
+
+    async def shutdown(self, graceful: bool = True) -> int:
+        """Stop and wait for the shutdown to finish; returns the exit code."""
+        self.stop(self.exit_code, graceful=graceful)
+        return await self.wait_stopped()
+
+    async def _shutdown(self, graceful: bool) -> None:
+        logger.info("arbiter stopping (%s)", "graceful" if graceful else "fast")
+        self.state = ActorState.STOPPING
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+        try:
+            await asyncio.gather(*(m.stop(graceful) for m in list(self.monitors.values())))
+            await self.stop_actors(list(self.handles.values()), graceful=graceful)
+        except Exception:
+            logger.exception("arbiter: error while stopping actors")
+        if self._server is not None:
+            self._server.close()
+            unregister_fork_fds(self._server)
+        for proto in list(self._protocols):
+            proto.close()
+        if self._command_tasks:
+            for task in list(self._command_tasks):
+                if task is not asyncio.current_task():
+                    task.cancel()
+        if self.socket_dir:
+            shutil.rmtree(self.socket_dir, ignore_errors=True)
+        self._remove_signals()
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+        self.state = ActorState.CLOSED
+        if get_actor() is self:
+            set_actor(None)
+        if self._stop_future is not None and not self._stop_future.done():
+            self._stop_future.set_result(None)
+        logger.info("arbiter stopped (exit code %s)", self.exit_code)
+
+    def title(self, role: str) -> str:
+        """The process title for ``role`` (``pulsar-<app>-<role>``)."""
+        app = next(iter(self.monitors), None)
+        return process_title(app, role, self.cfg.get("process_name"))
+
+    # ============================================================================================
+    # mailbox server and routing
+    # ============================================================================================
+    async def _start_mailbox(self) -> None:
+        loop = self.loop
+
+        def factory() -> mb.MailboxProtocol:
+            conn = mb.Connection(
+                mb.Role.SERVER, self.secret, max_frame_size=int(self.cfg.get("max_frame_size"))
+            )
+            proto = mb.MailboxProtocol(
+                conn,
+                on_message=self._on_frame,
+                on_open=self._on_open,
+                on_close=self._on_conn_lost,
+                handshake_timeout=float(self.cfg.get("spawn_timeout") or 10),
+            )
+            self._protocols.add(proto)
+            return proto
+
+        if hasattr(socket, "AF_UNIX"):
+            self.socket_dir = mb.make_socket_dir()
+            path = os.path.join(self.socket_dir, "arbiter.sock")
+            self._server = await loop.create_unix_server(factory, path, backlog=1024)
+            os.chmod(path, 0o600)
+            self.address = path
+        else:  # pragma: no cover - Windows
+            self._server = await loop.create_server(factory, "127.0.0.1", 0)
+            self.address = self._server.sockets[0].getsockname()[:2]
+        for sock in self._server.sockets:
+            register_fork_fd(sock.fileno())
+
+    def _on_open(self, proto: mb.MailboxProtocol) -> None:
+        sock = proto.transport.get_extra_info("socket") if proto.transport else None
+        if sock is not None:
+            proto.fd = sock.fileno()  # type: ignore[attr-defined]
+            register_fork_fd(proto.fd)  # type: ignore[attr-defined]
+
+    def _on_frame(self, proto: mb.MailboxProtocol, frame: mb.Frame) -> None:
+        env = frame.envelope
+        if env.kind == mb.HELLO:
+            self._on_hello(proto, env)
+            return
+        if proto.aid is None:
+            proto.abort(PulsarError("message before hello"))
+            return
+        if env.sender != proto.aid:
+            proto.abort(PulsarError(f"sender {env.sender!r} does not match connection"))
+            return
+        self.route(env, frame.payload)
+
+    def _on_hello(self, proto: mb.MailboxProtocol, env: mb.Envelope) -> None:
+        handle = self.handles.get(env.sender)
+        if handle is None or handle.proto is not None:
+            proto.abort(PulsarError(f"unknown actor {env.sender!r} said hello"))
+            return
+        proto.aid = handle.aid
+        handle.proto = proto
+        handle.last_notify = time.monotonic()
+        try:
+            hello = mb.loads(env.body)
+            handle.pid = hello.get("pid", handle.pid)
+        except Exception:  # pragma: no cover
+            pass
+        for timer in handle.timers:
+            timer.cancel()
+        handle.timers.clear()
+        backlog, handle.backlog = handle.backlog, []
+        for queued in backlog:
+            self.route(queued)
+        if not handle.spawned.done():
+            handle.spawned.set_result(ActorProxy(handle.aid, handle.name))
+
+    def _on_conn_lost(self, proto: mb.MailboxProtocol, exc: BaseException | None) -> None:
+        self._protocols.discard(proto)
+        fd = getattr(proto, "fd", None)
+        if fd is not None:
+            unregister_fork_fd(fd)
+        if proto.aid is None:
+            return
+        handle = self.handles.get(proto.aid)
+        if handle is not None and handle.proto is proto:
+            handle.proto = None
+            self._fail_inflight(handle.aid, "lost its mailbox connection")
+
+    def route(self, env: mb.Envelope, payload: bytes | None = None) -> None:
+        """Deliver an envelope: to a local actor (arbiter, monitors) or a child's connection."""
+        target = env.target
+        if env.kind == mb.REPLY:
+            inflight = self._inflight.get(env.sender)
+            if inflight is not None:
+                inflight.pop((target, env.id), None)
+        local = self._local.get(target)
+        if local is not None:
+            if env.sender in self._local:
+                self.loop.call_soon(local.handle_envelope, env)
+            else:
+                local.handle_envelope(env)
+            return
+        handle = self.handles.get(target)
+        if handle is None or not handle.alive:
+            if env.kind == mb.REQUEST and env.flag:
+                info = self.exited.get(target)
+                err: Exception = (
+                    ActorStopped(
+                        f"actor {target} exited ({info.reason}); cannot run {env.command!r}"
+                    )
+                    if info is not None
+                    else ActorNotFound(f"no actor with aid {target!r}")
+                )
+                self.route(
+                    mb.Envelope(
+                        mb.REPLY, env.id, target, env.sender, env.command, False, mb.dumps(err)
+                    )
+                )
+            elif env.kind == mb.REQUEST:
+                logger.warning("dropped %r for unknown actor %s", env.command, target)
+            return
+        if handle.proto is None:
+            handle.backlog.append(env)
+            return
+        if env.kind == mb.REQUEST and env.flag:
+            self._inflight.setdefault(target, {})[(env.sender, env.id)] = env.command
+        try:
+            if payload is not None:
+                handle.proto.forward(payload)
+            else:
+                handle.proto.write_envelope(env)
+        except ConnectionError:
+            self._fail_inflight(target, "lost its mailbox connection")
+
+    def _post(self, envelope: mb.Envelope) -> None:
+        self.route(envelope)
+
+    def _fail_inflight(self, aid: str, why: str) -> None:
+        inflight = self._inflight.pop(aid, None)
+        if not inflight:
+            return
+        for (sender, mid), command in inflight.items():
+            err = ActorStopped(f"actor {aid} {why} before replying to {command!r}")
+            self.route(mb.Envelope(mb.REPLY, mid, aid, sender, command, False, mb.dumps(err)))
+
+    # ============================================================================================
+    # spawning and stopping actors
+    # ============================================================================================
+    async def spawn(self, **params: Any) -> ActorProxy:
+        """Spawn an actor and wait for its handshake; returns its :class:`ActorProxy`."""
+        handle = self.spawn_handle(**params)
+        return await asyncio.shield(handle.spawned)  # type: ignore[no-any-return]
+
+    def spawn_handle(
+        self,
+        *,
+        name: str | None = None,
+        concurrency: str | None = None,
+        start: Callable[..., Any] | None = None,
+        kind: str = "actor",
+        monitor: Monitor | None = None,
+        cfg: Any = None,
+        app: str | None = None,
+        aid: str | None = None,
+        **params: Any,
+    ) -> ActorHandle:
+        """Start a child actor now; its handle's ``spawned`` future resolves on handshake."""
+        if self.state >= ActorState.STOPPING:
+            raise SpawnError("the arbiter is stopping")
+        if self.address is None:
+            raise SpawnError("the arbiter is not running")
+        cfg = (cfg if cfg is not None else self.cfg).copy()
+        extra: dict[str, Any] = {}
+        for key, value in params.items():
+            if key in cfg.settings:
+                cfg.set(key, value)
+            else:
+                extra[key] = value
+        concurrency = concurrency or cfg.get("concurrency") or "process"
+        if concurrency not in ("process", "thread"):
+            raise ConfigError(
+                f"concurrency: invalid value {concurrency!r} (expected process or thread)",
+                "concurrency",
+            )
+        aid = aid or new_aid()
+        name = name or f"actor-{aid[:6]}"
+        role = "worker" if kind == "worker" else "actor"
+        app_name = app or (None if kind == "worker" else name)
+        spec = ActorSpec(
+            aid=aid,
+            name=name,
+            kind=kind,
+            concurrency=concurrency,
+            cfg=cfg,
+            address=self.address,
+            secret=self.secret,
+            arbiter_aid=self.aid,
+            monitor_aid=monitor.aid if monitor is not None else None,
+            start=start,
+            params=extra,
+            app=app,
+            title=process_title(app_name, role, cfg.get("process_name")),
+        )
+        handle = ActorHandle(spec, monitor)
+        self.handles[aid] = handle
+        try:
+            if concurrency == "thread":
+                start_thread(handle, self._on_actor_exit)
+            else:
+                method = resolve_start_method(cfg.get("start_method"))
+                start_process(handle, method, self._on_actor_exit)
+        except Exception as exc:
+            self.handles.pop(aid, None)
+            raise SpawnError(f"cannot start actor {name!r}: {exc}") from exc
+        timeout = float(cfg.get("spawn_timeout") or 10)
+        handle.timers.append(self.loop.call_later(timeout, self._spawn_timed_out, handle, timeout))
+        return handle
+
+    def _spawn_timed_out(self, handle: ActorHandle, timeout: float) -> None:
+        if handle.spawned.done() or not handle.alive:
+            return
+        handle.spawned.set_exception(
+            SpawnError(f"actor {handle.name} ({handle.aid}) did not handshake within {timeout:g}s")
+        )
+        handle.stop_requested = handle.monitor is None
+        handle.timed_out = True
+        if not handle.signal(signal.SIGKILL) and handle.concurrency == "thread":
+            logger.error("thread actor %s never handshook; abandoning its thread", handle.name)
+
+    def _on_actor_exit(self, handle: ActorHandle, code: int | None) -> None:
+        if not handle.alive:
+            return
+        handle.cancel_timers()
+        self.handles.pop(handle.aid, None)
+        if code is not None and code < 0:
+            try:
+                signame = signal.Signals(-code).name
+            except ValueError:
+                signame = str(-code)
+            reason = f"killed by {signame}"
+        elif code == 0:
+            reason = "normal"
+        else:
+            reason = f"exit code {code}"
+        if handle.timed_out:
+            reason = f"timeout ({reason})"
+        info = ExitInfo(handle.aid, handle.name, code, reason)
+        handle.exit_info = info
+        self.exited[handle.aid] = info
+        if len(self.exited) > 1000:
+            self.exited.pop(next(iter(self.exited)))
+        log = logger.info if (handle.stop_requested or code == 0) else logger.warning
+        log("actor %s (%s, pid %s) exited: %s", handle.name, handle.aid, handle.pid, reason)
+        if handle.proto is not None:
+            handle.proto.close()
+            handle.proto = None
+        self._fail_inflight(handle.aid, f"exited ({reason})")
+        for env in handle.backlog:
+            if env.kind == mb.REQUEST and env.flag:
+                err = ActorStopped(f"actor {handle.aid} exited ({reason})")
+                self.route(
+                    mb.Envelope(
+                        mb.REPLY, env.id, handle.aid, env.sender, env.command, False, mb.dumps(err)
+                    )
+                )
+        handle.backlog.clear()
+        if not handle.spawned.done():
+            handle.spawned.set_exception(
+                SpawnError(f"actor {handle.name} exited before its handshake: {reason}")
+            )
+            handle.spawned.exception()
+        if not handle.exited.done():
+            handle.exited.set_result(info)
+        for watcher in self._watchers.pop(handle.aid, ()):  # links
+            local = self._local.get(watcher)
+            if local is not None:
+                local.on_linked_exit(info)
+            elif watcher in self.handles:
+                try:
+                    self.send(watcher, "actor_exited", info)
+                except Exception:  # pragma: no cover
+                    pass
+        if handle.monitor is not None:
+            handle.monitor.on_worker_exit(handle, info)
+
+    def stop_actor(self, handle: ActorHandle, graceful: bool = True) -> None:
+        """Ask one child to stop: SIGTERM (graceful) or SIGQUIT for processes, ``stop`` for
+        threads; SIGKILL after ``graceful_timeout`` (or 2 s for a fast stop)."""
+        if not handle.alive:
+            return
+        handle.stop_requested = True
+        if handle.process is not None:
+            handle.signal(signal.SIGTERM if graceful else signal.SIGQUIT)
+        elif handle.proto is not None:
+            try:
+                self.send(handle.aid, "stop")
+            except Exception:  # pragma: no cover
+                pass
+        grace = float(self.cfg.get("graceful_timeout") or 0) if graceful else 2.0
+        handle.timers.append(self.loop.call_later(max(grace, 0.1), self._force_kill, handle))
+
+    def _force_kill(self, handle: ActorHandle) -> None:
+        if not handle.alive:
+            return
+        if handle.signal(signal.SIGKILL):
+            logger.warning(
+                "actor %s (pid %s) did not stop in time: SIGKILL", handle.name, handle.pid
+            )
+        elif handle.thread is not None:
+            logger.error("thread actor %s did not stop in time; abandoning it", handle.name)
+            self._on_actor_exit(handle, None)
+
+    async def stop_actors(self, handles: list[ActorHandle], graceful: bool = True) -> None:
+        """Stop several children and wait until they all exited."""
+        handles = [h for h in handles if h.alive]
+        for handle in handles:
+            self.stop_actor(handle, graceful)
+        if handles:
+            await asyncio.gather(*(asyncio.shield(h.exited) for h in handles))
+
+    async def kill_actor(self, aid: str, graceful: bool = True) -> bool:
+        """Stop actor ``aid`` and wait for its exit; False when it does not run."""
+        handle = self.handles.get(aid)
+        if handle is None:
+            return False
+        self.stop_actor(handle, graceful)
+        await asyncio.shield(handle.exited)
+        return True
+
+    # ============================================================================================
+    # monitors
+    # ============================================================================================
+    def add_monitor(
+        self,
+        name: str,
+        *,
+        start: Callable[..., Any] | None = None,
+        cfg: Any = None,
+        app: str | None = None,
+        **params: Any,
+    ) -> Monitor:
+        """Add a :class:`Monitor` keeping ``workers`` actors running ``start(actor)``.
+
+        Settings in ``params`` override the arbiter's configuration for this monitor only.
+        """
+        if name in self.monitors:
+            raise PulsarError(f"a monitor named {name!r} already exists")
+        cfg = (cfg if cfg is not None else self.cfg).copy()
+        extra: dict[str, Any] = {}
+        for key, value in params.items():
+            if key in cfg.settings:
+                cfg.set(key, value)
+            else:
+                extra[key] = value
+        monitor = Monitor(self, name, cfg, worker_start=start, app=app, params=extra)
+        self.monitors[name] = monitor
+        self._local[monitor.aid] = monitor
+        monitor.loop = self.loop
+        if self.state == ActorState.RUNNING:
+            task = asyncio.ensure_future(monitor.start())
+            self._command_tasks.add(task)
+            task.add_done_callback(self._command_tasks.discard)
+        return monitor
+
+    def on_monitor_failed(self, monitor: Monitor) -> None:
+        """A monitor gave up (crash loop): stop the arbiter with ``ExitCode.APP_FAILED``."""
+        self.stop(int(ExitCode.APP_FAILED))
+
+    # ============================================================================================
+    # links, heartbeats, supervision
+    # ============================================================================================
+    def add_link(self, caller: str, aid: str) -> ExitInfo | None:
+        """Register ``caller`` to be told when ``aid`` exits (None) or return its exit record."""
+        if aid in self.handles:
+            self._watchers.setdefault(aid, set()).add(caller)
+            return None
+        info = self.exited.get(aid)
+        return info or ExitInfo(aid, aid, None, "noproc")
+
+    def link(self, target: Any) -> asyncio.Future[ExitInfo]:
+        aid = self.resolve_target(target)
+        fut: asyncio.Future[ExitInfo] = self.loop.create_future()
+        self._links.setdefault(aid, []).append(fut)
+        info = self.add_link(self.aid, aid)
+        if info is not None:
+            self.on_linked_exit(info)
+        return fut
+
+    def on_notify(self, caller: str, info: dict[str, Any]) -> None:
+        handle = self.handles.get(caller)
+        if handle is not None:
+            handle.last_notify = time.monotonic()
+            handle.info = info
+
+    def _supervise(self) -> None:
+        if self.state != ActorState.RUNNING:
+            return
+        now = time.monotonic()
+        try:
+            for handle in list(self.handles.values()):
+                timeout = float(handle.spec.cfg.get("timeout") or 0)
+                if (
+                    timeout
+                    and handle.running
+                    and not handle.timed_out
+                    and not handle.stop_requested
+                    and now - handle.last_notify > timeout
+                ):
+                    self._timeout_actor(handle, now - handle.last_notify)
+            for monitor in self.monitors.values():
+                monitor.manage()
+        finally:
+            self._supervisor = self.loop.call_later(SUPERVISE_INTERVAL, self._supervise)
+
+    def _timeout_actor(self, handle: ActorHandle, silent: float) -> None:
+        handle.timed_out = True
+        logger.error(
+            "actor %s (%s, pid %s) silent for %.1fs (timeout): dumping its stacks, then stopping",
+            handle.name,
+            handle.aid,
+            handle.pid,
+            silent,
+        )
+        if handle.process is not None:
+            handle.signal(signal.SIGUSR1)
+            handle.timers.append(self.loop.call_later(0.3, handle.signal, signal.SIGTERM))
+            grace = min(max(float(self.cfg.get("graceful_timeout") or 0), 1.0), 10.0)
+            handle.timers.append(self.loop.call_later(0.3 + grace, self._force_kill, handle))
+        else:
+            _log_thread_stacks(handle)
+            try:
+                self.send(handle.aid, "stop")
+            except Exception:  # pragma: no cover
+                pass
+            handle.timers.append(self.loop.call_later(2.0, self._force_kill, handle))
+
+    # ============================================================================================
+    # info
+    # ============================================================================================
+    async def handles_info(self, handles: list[ActorHandle], timeout: float = 2.0) -> list[Any]:
+        """Ask several children for their info concurrently (their last heartbeat on timeout)."""
+
+        async def one(handle: ActorHandle) -> dict[str, Any]:
+            summary = handle.summary()
+            if not handle.running:
+                return summary
+            try:
+                return await asyncio.wait_for(self.send(handle.aid, "info"), timeout)  # type: ignore[no-any-return]
+            except Exception as exc:
+                summary["info_error"] = str(exc) or type(exc).__name__
+                return summary
+
+        return list(await asyncio.gather(*(one(h) for h in handles)))
+
+    async def get_info(self) -> dict[str, Any]:
+        """The whole tree: the arbiter, each monitor with its workers, the other actors."""
+        info = self.info_dict()
+        info["address"] = str(self.address)
+        monitors = list(self.monitors.values())
+        infos = await asyncio.gather(*(m.get_info() for m in monitors))
+        info["monitors"] = {m.name: i for m, i in zip(monitors, infos, strict=True)}
+        free = [h for h in self.handles.values() if h.monitor is None]
+        info["actors"] = await self.handles_info(free)
+        return info
+
+    # ============================================================================================
+    # signals (gunicorn pattern: handlers queue, the loop dispatches to handle_<name>)
+    # ============================================================================================
+    def _install_signals(self) -> None:
+        for name in SIGNALS:
+            sig = getattr(signal, f"SIG{name}", None)
+            if sig is None:
+                continue
+            try:
+                self._previous_handlers[sig] = signal.getsignal(sig)
+                self.loop.add_signal_handler(sig, self._queue_signal, sig)
+                self._signals_installed.append(sig)
+            except (RuntimeError, ValueError, NotImplementedError):  # pragma: no cover
+                pass
+
+    def _remove_signals(self) -> None:
+        for sig in self._signals_installed:
+            try:
+                self.loop.remove_signal_handler(sig)
+                previous = self._previous_handlers.get(sig)
+                if previous is not None:
+                    signal.signal(sig, previous)
+            except (RuntimeError, ValueError, OSError):  # pragma: no cover
+                pass
+        self._signals_installed.clear()
+
+    def _queue_signal(self, sig: int) -> None:
+        self._signal_queue.append(sig)
+        if len(self._signal_queue) == 1:
+            self.loop.call_soon(self._dispatch_signals)
+
+    def _dispatch_signals(self) -> None:
+        while self._signal_queue:
+            sig = self._signal_queue.pop(0)
+            name = signal.Signals(sig).name[3:].lower()
+            handler = self.signal_hooks.get(name) or getattr(self, f"handle_{name}", None)
+            logger.info("arbiter: received SIG%s", name.upper())
+            if handler is not None:
+                try:
+                    handler()
+                except Exception:
+                    logger.exception("arbiter: handling SIG%s failed", name.upper())
+
+    def handle_int(self) -> None:
+        """SIGINT: fast stop (a second one kills every actor)."""
+        self.stop(int(ExitCode.INTERRUPTED), graceful=False)
+
+    def handle_quit(self) -> None:
+        """SIGQUIT: fast stop."""
+        self.stop(int(ExitCode.INTERRUPTED), graceful=False)
+
+    def handle_term(self) -> None:
+        """SIGTERM: graceful stop within ``graceful_timeout``."""
+        self.stop(int(ExitCode.OK), graceful=True)
+
+    def handle_ttin(self) -> None:
+        """SIGTTIN: one worker more in every monitor."""
+        for monitor in self.monitors.values():
+            monitor.num_workers = monitor.num_workers + 1
+            logger.info("%s: workers -> %d", monitor.name, monitor.num_workers)
+
+    def handle_ttou(self) -> None:
+        """SIGTTOU: one worker less in every monitor (never below one)."""
+        for monitor in self.monitors.values():
+            if monitor.num_workers <= 1:
+                logger.warning("%s: SIGTTOU ignored, keeping at least one worker", monitor.name)
+                continue
+            monitor.num_workers = monitor.num_workers - 1
+            logger.info("%s: workers -> %d", monitor.name, monitor.num_workers)
+
+    def handle_usr1(self) -> None:
+        """SIGUSR1: log the arbiter's state (handy when debugging)."""
+        logger.info("arbiter: %d actors, %d monitors", len(self.handles), len(self.monitors))
+
+
+def unregister_fork_fds(server: asyncio.AbstractServer) -> None:
+    for sock in server.sockets or ():
+        try:
+            unregister_fork_fd(sock.fileno())
+        except OSError:  # pragma: no cover
+            pass
+
+
+def _log_thread_stacks(handle: ActorHandle) -> None:
+    import traceback
+
+    thread = handle.thread
+    frames = sys._current_frames()
+    lines = [f"thread actor {handle.name} ({handle.aid}) stacks:"]
+    if thread is not None and thread.ident in frames:
+        lines.extend(traceback.format_stack(frames[thread.ident]))
+    logger.error("".join(lines))
+
+
+def _setup_logging(cfg: Any) -> None:
+    """Basic logging when the application has configured none."""
+    root = logging.getLogger()
+    level = str(cfg.get("log_level") or "info").upper()
+    if not root.handlers:
+        logging.basicConfig(
+            level=level,
+            format="%(asctime)s [%(process)d] [%(levelname)s] %(name)s: %(message)s",
+        )
+    logging.getLogger("pulsar").setLevel(level)

@@ -1,0 +1,178 @@
+"""Actor commands: the registry, the ``@command`` decorator and the built-in commands.
+
+A command is ``async def name(request, *args, **kwargs)`` (or a plain function) run in the *target*
+actor when another actor ``send``s it. ``request.actor`` is the actor running the command,
+``request.caller`` the aid of the sender. Commands live in one registry per process, so a module
+defining commands must be imported in the actor that runs them (the module of an actor's ``start``
+callable always is).
+
+``ack=False`` commands are fire-and-forget: the sender does not wait and no reply travels back.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ._exceptions import CommandError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._actor import ActorBase
+
+__all__ = ["Command", "Request", "command", "get_command", "registered_commands"]
+
+
+@dataclass(slots=True)
+class Request:
+    """What a command receives as its first argument."""
+
+    actor: ActorBase
+    caller: str
+    command: str
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A registered command."""
+
+    name: str
+    fn: Callable[..., Any]
+    ack: bool
+    doc: str
+
+
+_registry: dict[str, Command] = {}
+
+
+def command(
+    fn: Callable[..., Any] | None = None, *, name: str | None = None, ack: bool = True
+) -> Any:
+    """Register an actor command.
+
+    Use as ``@pulsar.command()`` / ``@pulsar.command`` or ``@pulsar.command(ack=False)`` for a
+    fire-and-forget command. The command's name is the function name unless ``name`` is given.
+    Registering a different function under an existing name replaces it (so a module can be
+    re-imported); built-in names cannot be replaced.
+    """
+
+    def register(f: Callable[..., Any]) -> Callable[..., Any]:
+        cname = name or f.__name__
+        old = _registry.get(cname)
+        if old is not None and old.fn.__module__ == __name__ and f.__module__ != __name__:
+            raise CommandError(f"cannot replace the built-in command {cname!r}")
+        _registry[cname] = Command(cname, f, ack, inspect.getdoc(f) or "")
+        return f
+
+    if fn is not None:
+        return register(fn)
+    return register
+
+
+def get_command(name: str) -> Command | None:
+    """The command registered under ``name``, or None."""
+    return _registry.get(name)
+
+
+def registered_commands() -> dict[str, Command]:
+    """A copy of the registry."""
+    return dict(_registry)
+
+
+# -- built-in commands ---------------------------------------------------------------------------
+
+
+@command
+def ping(request: Request) -> str:
+    """Answer ``'pong'``."""
+    return "pong"
+
+
+@command
+def echo(request: Request, message: Any = None) -> Any:
+    """Return ``message`` unchanged."""
+    return message
+
+
+@command
+async def info(request: Request) -> dict[str, Any]:
+    """The actor's info dictionary (the arbiter's gives the whole tree)."""
+    return await request.actor.get_info()
+
+
+@command
+def config(
+    request: Request, action: str = "get", name: str | None = None, value: Any = None
+) -> Any:
+    """Read or change the actor's configuration.
+
+    ``config()`` returns every setting's value; ``config('get', name)`` one value;
+    ``config('set', name, value)`` validates and sets it, returning the new value.
+    """
+    cfg = request.actor.cfg
+    if action == "get":
+        if name is None:
+            return {k: v for k, v in cfg.items() if not callable(v)}
+        if name not in cfg.settings:
+            raise CommandError(f"unknown setting {name!r}")
+        return cfg.get(name)
+    if action == "set":
+        if name is None:
+            raise CommandError("config set needs a setting name")
+        cfg.set(name, value)
+        return cfg.get(name)
+    raise CommandError(f"config: unknown action {action!r} (expected 'get' or 'set')")
+
+
+@command
+async def run(request: Request, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run a picklable callable in the target actor: ``fn(actor, *args, **kwargs)``."""
+    result = fn(request.actor, *args, **kwargs)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
+@command
+def stop(request: Request, exit_code: int = 0) -> bool:
+    """Stop the target actor gracefully (after replying)."""
+    request.actor.loop.call_soon(request.actor.stop, exit_code)
+    return True
+
+
+@command(ack=False)
+def notify(request: Request, info: dict[str, Any] | None = None) -> None:
+    """Heartbeat from an actor to the arbiter, carrying a short info dict."""
+    request.actor.on_notify(request.caller, info or {})
+
+
+@command
+async def spawn(request: Request, **params: Any) -> Any:
+    """Spawn a new actor (the arbiter runs it; others forward to the arbiter)."""
+    return await request.actor.spawn(**params)
+
+
+@command
+async def kill_actor(request: Request, aid: str, graceful: bool = True) -> bool:
+    """Stop the actor ``aid`` (arbiter). Returns False when no such actor runs."""
+    return await request.actor.kill_actor(aid, graceful=graceful)
+
+
+@command
+def link(request: Request, aid: str) -> Any:
+    """Ask to be told when actor ``aid`` exits (arbiter). Returns None, or the exit record if the
+    actor is already gone."""
+    return request.actor.add_link(request.caller, aid)
+
+
+@command(ack=False)
+def actor_exited(request: Request, exit_info: Any) -> None:
+    """Told by the arbiter to an actor that linked to another one which just exited."""
+    request.actor.on_linked_exit(exit_info)
+
+
+@command
+def commands(request: Request) -> list[str]:
+    """The names of the commands this actor knows."""
+    return sorted(_registry)

@@ -1,0 +1,384 @@
+"""The mailbox: how actors talk.
+
+How it works
+------------
+Every actor holds one stream connection (a unix socket, or TCP on 127.0.0.1 where unix sockets are
+missing) to the arbiter, which routes actor-to-actor messages (a star topology).
+
+:class:`Connection` is the sans-IO protocol object: feed it bytes with
+:meth:`Connection.receive_data`, read events with :meth:`Connection.next_event`, and turn
+outgoing messages into bytes with :meth:`Connection.send`. It has no socket, no loop and no timer.
+
+Wire format: every frame is a 4-byte big-endian length followed by that many bytes of payload.
+
+1. Handshake (mutual HMAC-SHA256 challenge with the per-arbiter secret; no pickle involved):
+
+   * server → ``MAGIC + nonce_s`` (8 + 32 bytes)
+   * client → ``HMAC(secret, b"C" + nonce_s + nonce_c) + nonce_c`` (32 + 32 bytes)
+   * server → ``HMAC(secret, b"S" + nonce_c + nonce_s)`` (32 bytes)
+
+   Frames are limited to 128 bytes until the peer is authenticated, so nothing large is buffered
+   and **not a single byte is unpickled before the HMAC check passes**.
+2. Messages: the payload is a pickled :class:`Envelope` tuple ``(kind, id, sender, target, command,
+   flag, body)``. ``body`` is itself a pickle (the arguments of a request, the result of a reply),
+   so the arbiter routes a message by reading the small envelope and forwarding the frame unchanged,
+   without unpickling user objects, and a body that cannot be unpickled gets an error reply that
+   still carries the request id.
+
+A frame over ``max_frame_size``, a bad handshake or bytes that do not decode raise
+:class:`~pulsar.ProtocolError` / :class:`~pulsar.AuthenticationError`; the adapter closes that one
+connection and logs it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import hashlib
+import hmac
+import logging
+import os
+import pickle
+import secrets
+import struct
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from ._exceptions import AuthenticationError, ProtocolError
+
+__all__ = [
+    "MAGIC",
+    "DEFAULT_MAX_FRAME_SIZE",
+    "Role",
+    "ConnState",
+    "Envelope",
+    "Authenticated",
+    "Connection",
+    "MailboxProtocol",
+    "new_secret",
+    "make_socket_dir",
+    "REQUEST",
+    "REPLY",
+    "HELLO",
+]
+
+logger = logging.getLogger("pulsar.mailbox")
+
+MAGIC = b"PULSAR/1"
+NONCE_SIZE = 32
+DIGEST_SIZE = 32
+HANDSHAKE_MAX_FRAME = 128
+DEFAULT_MAX_FRAME_SIZE = 16 * 1024 * 1024
+_HEADER = struct.Struct("!I")
+_PICKLE_PROTOCOL = pickle.HIGHEST_PROTOCOL
+
+# envelope kinds
+REQUEST = 1
+REPLY = 2
+HELLO = 3
+
+
+class Envelope(NamedTuple):
+    """One mailbox message.
+
+    ``kind`` is REQUEST, REPLY or HELLO; ``id`` correlates a reply with its request (per sender);
+    ``flag`` is the ``ack`` wish of a request or the ``ok`` status of a reply; ``body`` is the
+    pickled arguments (request) or result/exception (reply).
+    """
+
+    kind: int
+    id: int
+    sender: str
+    target: str
+    command: str
+    flag: bool
+    body: bytes
+
+
+class Role(enum.Enum):
+    SERVER = "server"
+    CLIENT = "client"
+
+
+class ConnState(enum.Enum):
+    """Connection life cycle.
+
+    Rules: a SERVER starts in CHALLENGED once :meth:`Connection.initiate` produced the challenge; a
+    CLIENT starts in WAIT_CHALLENGE. Both end the handshake in OPEN; any protocol error moves to
+    CLOSED, from which nothing leaves.
+    """
+
+    WAIT_CHALLENGE = "wait-challenge"  # client: waiting for the server's challenge
+    WAIT_SERVER_PROOF = "wait-server-proof"  # client: sent its proof, waiting for the server's
+    NEW = "new"  # server: challenge not sent yet
+    CHALLENGED = "challenged"  # server: waiting for the client's proof
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True, slots=True)
+class Authenticated:
+    """Event: the peer proved it knows the secret; messages may flow."""
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """Event: one message frame (``payload`` is the raw pickled envelope, kept for forwarding)."""
+
+    envelope: Envelope
+    payload: bytes
+
+
+def new_secret() -> bytes:
+    """A fresh random per-arbiter secret."""
+    return secrets.token_bytes(32)
+
+
+def make_socket_dir(prefix: str = "pulsar-") -> str:
+    """Create a private (0700) directory for the arbiter's unix socket and return its path."""
+    path = tempfile.mkdtemp(prefix=prefix)
+    os.chmod(path, 0o700)
+    return path
+
+
+def _frame(payload: bytes) -> bytes:
+    return _HEADER.pack(len(payload)) + payload
+
+
+def _mac(secret: bytes, *parts: bytes) -> bytes:
+    return hmac.new(secret, b"".join(parts), hashlib.sha256).digest()
+
+
+class Connection:
+    """Sans-IO mailbox connection: handshake, framing and envelope (de)serialization."""
+
+    def __init__(
+        self, role: Role, secret: bytes, *, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
+    ) -> None:
+        if not secret:
+            raise ValueError("a mailbox secret is required")
+        self.role = role
+        self.max_frame_size = max_frame_size
+        self._secret = secret
+        self._buffer = bytearray()
+        self._nonce = secrets.token_bytes(NONCE_SIZE)
+        self._peer_nonce = b""
+        self._out: list[bytes] = []
+        self.state = ConnState.NEW if role is Role.SERVER else ConnState.WAIT_CHALLENGE
+
+    # -- handshake -------------------------------------------------------------------------------
+    def initiate(self) -> bytes:
+        """Server side: the challenge to write as soon as the connection is made."""
+        if self.role is not Role.SERVER or self.state is not ConnState.NEW:
+            raise ProtocolError("initiate() is for a new server connection")
+        self.state = ConnState.CHALLENGED
+        return _frame(MAGIC + self._nonce)
+
+    def data_to_send(self) -> bytes:
+        """Bytes the handshake produced in reply to received data (write them to the peer)."""
+        out = b"".join(self._out)
+        self._out.clear()
+        return out
+
+    @property
+    def is_open(self) -> bool:
+        return self.state is ConnState.OPEN
+
+    def _fail(self, exc: Exception) -> Exception:
+        self.state = ConnState.CLOSED
+        self._buffer.clear()
+        return exc
+
+    def _handshake(self, payload: bytes) -> Authenticated | None:
+        state = self.state
+        if state is ConnState.WAIT_CHALLENGE:
+            if len(payload) != len(MAGIC) + NONCE_SIZE or not payload.startswith(MAGIC):
+                raise self._fail(AuthenticationError("not a pulsar mailbox (bad challenge)"))
+            self._peer_nonce = payload[len(MAGIC) :]
+            proof = _mac(self._secret, b"C", self._peer_nonce, self._nonce)
+            self._out.append(_frame(proof + self._nonce))
+            self.state = ConnState.WAIT_SERVER_PROOF
+            return None
+        if state is ConnState.CHALLENGED:
+            if len(payload) != DIGEST_SIZE + NONCE_SIZE:
+                raise self._fail(AuthenticationError("bad handshake reply"))
+            proof, peer_nonce = payload[:DIGEST_SIZE], payload[DIGEST_SIZE:]
+            expected = _mac(self._secret, b"C", self._nonce, peer_nonce)
+            if not hmac.compare_digest(proof, expected):
+                raise self._fail(AuthenticationError("authentication failed (wrong secret)"))
+            self._peer_nonce = peer_nonce
+            self._out.append(_frame(_mac(self._secret, b"S", peer_nonce, self._nonce)))
+            self.state = ConnState.OPEN
+            return Authenticated()
+        if state is ConnState.WAIT_SERVER_PROOF:
+            expected = _mac(self._secret, b"S", self._nonce, self._peer_nonce)
+            if len(payload) != DIGEST_SIZE or not hmac.compare_digest(payload, expected):
+                raise self._fail(AuthenticationError("server failed to authenticate"))
+            self.state = ConnState.OPEN
+            return Authenticated()
+        raise self._fail(ProtocolError(f"unexpected handshake data in state {state.value}"))
+
+    # -- receiving -------------------------------------------------------------------------------
+    def receive_data(self, data: bytes) -> None:
+        """Feed bytes received from the peer."""
+        if self.state is ConnState.CLOSED:
+            return
+        self._buffer += data
+
+    def next_event(self) -> Authenticated | Frame | None:
+        """The next event, or ``None`` when more data is needed.
+
+        Raises :class:`ProtocolError` (oversized or undecodable frame) or
+        :class:`AuthenticationError` (failed handshake); the connection is then CLOSED.
+        """
+        buffer = self._buffer
+        if len(buffer) < 4 or self.state is ConnState.CLOSED:
+            return None
+        (size,) = _HEADER.unpack_from(buffer)
+        limit = self.max_frame_size if self.state is ConnState.OPEN else HANDSHAKE_MAX_FRAME
+        if size > limit:
+            raise self._fail(ProtocolError(f"frame of {size} bytes exceeds the limit of {limit}"))
+        end = 4 + size
+        if len(buffer) < end:
+            return None
+        payload = bytes(buffer[4:end])
+        del buffer[:end]
+        if self.state is not ConnState.OPEN:
+            return self._handshake(payload)
+        try:
+            envelope = Envelope(*pickle.loads(payload))
+        except Exception as exc:
+            raise self._fail(ProtocolError(f"undecodable frame: {exc!r}"))
+        return Frame(envelope, payload)
+
+    # -- sending ---------------------------------------------------------------------------------
+    def send(self, envelope: Envelope | tuple[Any, ...]) -> bytes:
+        """Serialize one envelope into bytes to write."""
+        if self.state is not ConnState.OPEN:
+            raise ProtocolError("connection is not open")
+        return _frame(pickle.dumps(tuple(envelope), _PICKLE_PROTOCOL))
+
+    def forward(self, payload: bytes) -> bytes:
+        """Frame an already serialized envelope (routing without re-pickling)."""
+        if self.state is not ConnState.OPEN:
+            raise ProtocolError("connection is not open")
+        return _frame(payload)
+
+
+def dumps(obj: Any) -> bytes:
+    """Pickle a message body."""
+    return pickle.dumps(obj, _PICKLE_PROTOCOL)
+
+
+loads = pickle.loads
+
+
+class MailboxProtocol(asyncio.Protocol):
+    """Thin asyncio adapter around :class:`Connection`.
+
+    ``on_message(protocol, frame)`` is called for every message; ``on_open(protocol)`` once the
+    peer authenticated; ``on_close(protocol, exc)`` when the connection ends. Protocol errors close
+    the connection and are logged; they never propagate to the loop.
+    """
+
+    def __init__(
+        self,
+        connection: Connection,
+        *,
+        on_message: Callable[[MailboxProtocol, Frame], None],
+        on_open: Callable[[MailboxProtocol], None] | None = None,
+        on_close: Callable[[MailboxProtocol, BaseException | None], None] | None = None,
+        handshake_timeout: float = 10.0,
+    ) -> None:
+        self.connection = connection
+        self.transport: asyncio.Transport | None = None
+        self.peer: Any = None
+        self.aid: str | None = None  # set by the owner once the peer said who it is
+        self._on_message = on_message
+        self._on_open = on_open
+        self._on_close = on_close
+        self._handshake_timeout = handshake_timeout
+        self._timer: asyncio.TimerHandle | None = None
+        self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.closed = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.peer = transport.get_extra_info("peername")
+        if self.connection.role is Role.SERVER:
+            transport.write(self.connection.initiate())
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(self._handshake_timeout, self._handshake_expired)
+
+    def _handshake_expired(self) -> None:
+        if not self.connection.is_open:
+            self.abort(AuthenticationError("handshake timed out"))
+
+    def data_received(self, data: bytes) -> None:
+        conn = self.connection
+        conn.receive_data(data)
+        on_message = self._on_message
+        while True:
+            try:
+                event = conn.next_event()
+            except (ProtocolError, AuthenticationError) as exc:
+                self.abort(exc)
+                return
+            if type(event) is Frame:
+                on_message(self, event)
+                if self.closed:
+                    return
+                continue
+            if not conn.is_open or event is not None:
+                out = conn.data_to_send()
+                if out and self.transport is not None:
+                    self.transport.write(out)
+            if event is None:
+                if len(conn._buffer) < 4 or conn.is_open:
+                    return
+                continue  # more handshake frames may be buffered
+            # Authenticated
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            if not self.opened.done():
+                self.opened.set_result(None)
+            if self._on_open is not None:
+                self._on_open(self)
+
+    def write_envelope(self, envelope: Envelope | tuple[Any, ...]) -> None:
+        """Serialize and write one envelope."""
+        if self.transport is None or self.closed:
+            raise ConnectionError("mailbox connection is closed")
+        self.transport.write(self.connection.send(envelope))
+
+    def forward(self, payload: bytes) -> None:
+        """Write an already serialized envelope."""
+        if self.transport is None or self.closed:
+            raise ConnectionError("mailbox connection is closed")
+        self.transport.write(self.connection.forward(payload))
+
+    def abort(self, exc: BaseException) -> None:
+        """Close this connection because of ``exc`` (logged)."""
+        logger.error("mailbox connection %s closed: %s", self.aid or self.peer or "?", exc)
+        if self.transport is not None:
+            self.transport.abort()
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self.opened.done():
+            self.opened.set_exception(
+                exc or ConnectionError("mailbox connection closed during handshake")
+            )
+            self.opened.exception()  # mark retrieved
+        if self._on_close is not None:
+            self._on_close(self, exc)
