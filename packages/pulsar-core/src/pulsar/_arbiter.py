@@ -384,7 +384,13 @@ class Arbiter(ActorBase):
         handle = self.handles.get(proto.aid)
         if handle is not None and handle.proto is proto:
             handle.proto = None
-            self._fail_inflight(handle.aid, "lost its mailbox connection")
+            # the exit (with its reason) normally follows at once and answers open requests;
+            # if the actor lingers without a connection, answer them anyway
+            handle.timers.append(
+                self.loop.call_later(
+                    1.0, self._fail_inflight, handle.aid, "lost its mailbox connection"
+                )
+            )
 
     def route(self, env: mb.Envelope, payload: bytes | None = None) -> None:
         """Deliver an envelope: to a local actor (arbiter, monitors) or a child's connection."""

@@ -39,7 +39,6 @@ START_METHODS = ("auto", "fork", "forkserver", "spawn")
 
 # mailbox sockets of this process, closed in every forked child
 _fork_fds: set[int] = set()
-_ghosts: list[Any] = []  # objects of the parent kept alive in a forked child (never closed twice)
 
 
 def register_fork_fd(fd: int) -> None:
@@ -172,12 +171,19 @@ def start_process(
     loop = asyncio.get_running_loop()
     sentinel = process.sentinel
 
-    def ended() -> None:
-        loop.remove_reader(sentinel)
-        process.join(0)
+    def reap() -> None:
+        # the sentinel is readable once the child closed its fds, which happens a moment before
+        # the kernel makes it a zombie that waitpid can reap: poll briefly until it is
         code = process.exitcode
+        if code is None:
+            loop.call_later(0.005, reap)
+            return
         process.close()
         on_exit(handle, code)
+
+    def ended() -> None:
+        loop.remove_reader(sentinel)
+        reap()
 
     loop.add_reader(sentinel, ended)
 
