@@ -1,0 +1,264 @@
+"""Supervision, signals and process hygiene with real processes and real signals."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import core_helpers as h
+import psutil
+import pytest
+
+import pulsar
+
+SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "scripts", "supervised.py")
+
+
+class Run:
+    """A supervised.py process with its output collected."""
+
+    def __init__(self, mode: str, **settings: object) -> None:
+        args = [sys.executable, SCRIPT, mode] + [
+            f"{k}={json.dumps(v)}" for k, v in settings.items()
+        ]
+        self.proc = subprocess.Popen(
+            args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        self.ready: dict[str, list] = {}
+
+    def wait_ready(self, timeout: float = 30) -> dict:
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            if line.startswith("READY "):
+                self.ready = json.loads(line[6:])
+                return self.ready
+        self.kill()
+        raise AssertionError(f"never ready: {self.proc.communicate()[1][-3000:]}")
+
+    def descendants(self) -> list[psutil.Process]:
+        try:
+            return psutil.Process(self.proc.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return []
+
+    def finish(self, timeout: float = 30) -> tuple[int, str]:
+        try:
+            _, err = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise
+        return self.proc.returncode, err
+
+    def kill(self) -> None:
+        for child in self.descendants():
+            child.kill()
+        self.proc.kill()
+        self.proc.communicate()
+
+
+def assert_gone(pids: list[int]) -> None:
+    deadline = time.monotonic() + 5
+    alive = pids
+    while time.monotonic() < deadline:
+        alive = [p for p in pids if psutil.pid_exists(p) and _not_zombie(p)]
+        if not alive:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"orphan processes left: {alive}")
+
+
+def _not_zombie(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def test_sigterm_with_busy_workers_exits_cleanly_no_orphans() -> None:
+    run = Run("busy", workers=3, graceful_timeout=5)
+    ready = run.wait_ready()
+    pids = ready["pids"]
+    assert len(pids) == 3 and all(psutil.pid_exists(p) for p in pids)
+    titles = {" ".join(psutil.Process(p).cmdline()) for p in pids}
+    assert titles == {"pulsar-app-worker"}
+    run.proc.send_signal(signal.SIGTERM)
+    code, err = run.finish()
+    assert code == pulsar.ExitCode.OK, err[-2000:]
+    assert "arbiter stopped" in err
+    assert_gone(pids)
+
+
+def test_sigint_fast_stop() -> None:
+    run = Run("busy", workers=2)
+    pids = run.wait_ready()["pids"]
+    run.proc.send_signal(signal.SIGINT)
+    code, err = run.finish()
+    assert code == pulsar.ExitCode.INTERRUPTED, err[-2000:]
+    assert_gone(pids)
+
+
+def test_sigkill_arbiter_leaves_no_orphans() -> None:
+    run = Run("busy", workers=2)
+    pids = run.wait_ready()["pids"]
+    run.proc.kill()
+    run.proc.communicate()
+    assert_gone(pids)  # workers see their mailbox close and exit
+
+
+def test_killed_worker_is_respawned_others_unaffected() -> None:
+    async def main(arbiter):
+        monitor = arbiter.add_monitor("pool", start=h.noop_start, workers=3)
+        await pulsar.async_while(10, lambda: len(monitor.proxies()) < 3)
+        infos = await arbiter.handles_info(list(monitor.workers.values()))
+        pids = sorted(i["pid"] for i in infos)
+        victim = pids[0]
+        os.kill(victim, signal.SIGKILL)
+        await pulsar.async_while(
+            10,
+            lambda: (
+                victim in [w.pid for w in monitor.workers.values()] or len(monitor.proxies()) < 3
+            ),
+        )
+        infos = await arbiter.handles_info(list(monitor.workers.values()))
+        after = sorted(i["pid"] for i in infos)
+        assert victim not in after and len(after) == 3
+        assert set(pids[1:]) <= set(after)  # the others were not touched
+        assert monitor.monitor_state is pulsar.MonitorState.RUNNING
+        info = await pulsar.send("arbiter", "info")
+        assert info["monitors"]["pool"]["restarts"] == 1
+        return True
+
+    assert h.run_arbiter(main)
+
+
+def test_crash_loop_gives_up_after_max_restarts() -> None:
+    run = Run("crash", workers=1, max_restarts=3, restart_window=60)
+    code, err = run.finish(timeout=60)
+    assert code == pulsar.ExitCode.APP_FAILED, err[-3000:]
+    assert "giving up" in err and "max_restarts=3" in err
+    # 1 initial start + 3 restarts, then it stopped respawning
+    exits = [line for line in err.splitlines() if "pulsar.arbiter: actor app-worker" in line]
+    assert len(exits) == 4 and all("exited: exit code 3" in line for line in exits)
+
+
+def test_hung_worker_is_dumped_and_replaced() -> None:
+    run = Run("hang", workers=1, timeout=1, heartbeat=0.2, graceful_timeout=1)
+    run.wait_ready()
+    time.sleep(0.1)
+    # give the supervision loop time to time the worker out, dump and kill it twice over
+    time.sleep(4)
+    run.proc.send_signal(signal.SIGTERM)
+    code, err = run.finish()
+    assert "silent for" in err and "timeout" in err
+    assert "Current thread" in err or "Thread 0x" in err  # faulthandler dump of the stacks
+    assert "hang_start" in err  # the stack shows where it hung
+    assert "exited: timeout" in err
+    assert code == 0
+
+
+def test_info_tree_and_system_key() -> None:
+    async def main(arbiter):
+        arbiter.add_monitor("web", start=h.noop_start, workers=2)
+        await pulsar.spawn(name="free", concurrency="thread")
+        await pulsar.async_while(10, lambda: len(arbiter.monitors["web"].proxies()) < 2)
+        return await pulsar.send("arbiter", "info")
+
+    info = h.run_arbiter(main)
+    assert info["kind"] == "arbiter" and info["state"] == "RUNNING"
+    web = info["monitors"]["web"]
+    assert web["monitor_state"] == "running"
+    assert len(web["workers"]) == 2
+    for worker in web["workers"]:
+        assert worker["kind"] == "worker" and worker["pid"] != os.getpid()
+        assert {"memory_rss", "cpu_percent", "threads", "open_fds"} <= set(worker["system"])
+        assert worker["uptime"] >= 0 and "counters" in worker
+    assert [a["name"] for a in info["actors"]] == ["free"]
+
+
+def test_without_psutil_and_setproctitle() -> None:
+    env = dict(os.environ, PULSAR_NO_PSUTIL="1", PULSAR_NO_SETPROCTITLE="1")
+    code = (
+        "import asyncio, json, pulsar\n"
+        "async def main(a):\n"
+        "    p = await pulsar.spawn(name='x')\n"
+        "    info = await pulsar.send(p, 'info')\n"
+        "    print(json.dumps(sorted(info)))\n"
+        "    print(open(f'/proc/{info[\"pid\"]}/cmdline').read().startswith('pulsar-'))\n"
+        "    a.stop()\n"
+        "raise SystemExit(pulsar.arbiter(start=main, start_method='fork').start())\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    keys_line, title_line = out.stdout.strip().splitlines()
+    keys = json.loads(keys_line)
+    assert "system" not in keys and "pid" in keys and "uptime" in keys
+    assert title_line == "False"
+
+
+@pytest.mark.parametrize("garbage", [b"GET / HTTP/1.1\r\n\r\n", b"\xff" * 64, b"\x7f\xff\xff\xff"])
+def test_unauthenticated_clients_are_refused(garbage: bytes) -> None:
+    async def main(arbiter):
+        proxy = await pulsar.spawn(name="bystander")
+        reader, writer = await asyncio.open_unix_connection(arbiter.address)
+        challenge = await reader.readexactly(4 + 40)
+        assert challenge[4:12] == b"PULSAR/1"
+        writer.write(garbage)
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # closed by the arbiter
+        writer.close()
+        assert await pulsar.send(proxy, "ping") == "pong"
+        return True
+
+    assert h.run_arbiter(main)
+
+
+def test_wrong_secret_and_oversized_frame() -> None:
+    from pulsar import _mailbox as mb
+
+    async def handshake(address: str, secret: bytes):
+        conn = mb.Connection(mb.Role.CLIENT, secret)
+        reader, writer = await asyncio.open_unix_connection(address)
+        while not conn.is_open:
+            data = await reader.read(1024)
+            if not data:
+                return conn, reader, writer, False
+            conn.receive_data(data)
+            try:
+                conn.next_event()
+                conn.next_event()
+            except pulsar.AuthenticationError:
+                return conn, reader, writer, False
+            writer.write(conn.data_to_send())
+        return conn, reader, writer, True
+
+    async def main(arbiter):
+        proxy = await pulsar.spawn(name="bystander")
+        _, reader, writer, ok = await handshake(arbiter.address, b"wrong" * 8)
+        assert not ok
+        assert await asyncio.wait_for(reader.read(), 5) == b""
+        writer.close()
+        # authenticated but sends a frame over max_frame_size: that connection only is closed
+        conn, reader, writer, ok = await handshake(arbiter.address, arbiter.secret)
+        assert ok
+        writer.write((2048).to_bytes(4, "big") + b"x" * 2048)
+        assert await asyncio.wait_for(reader.read(), 5) == b""
+        writer.close()
+        # authenticated, valid frame, but no hello: closed
+        conn, reader, writer, ok = await handshake(arbiter.address, arbiter.secret)
+        writer.write(conn.send(mb.Envelope(mb.REQUEST, 1, "x", "arbiter", "ping", True, b"")))
+        assert await asyncio.wait_for(reader.read(), 5) == b""
+        writer.close()
+        assert await pulsar.send(proxy, "ping") == "pong"
+        return True
+
+    assert h.run_arbiter(main, max_frame_size=1024)
