@@ -19,8 +19,20 @@ import pulsar
 SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "scripts", "supervised.py")
 
 
+_RUNS: list[Run] = []
+
+
+@pytest.fixture(autouse=True)
+def _kill_runs():
+    yield
+    while _RUNS:
+        run = _RUNS.pop()
+        if run.proc.poll() is None:
+            run.kill()
+
+
 class Run:
-    """A supervised.py process with its output collected."""
+    """A supervised.py process with its output collected (killed at the end of the test)."""
 
     def __init__(self, mode: str, **settings: object) -> None:
         args = [sys.executable, SCRIPT, mode] + [
@@ -30,6 +42,7 @@ class Run:
             args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
         self.ready: dict[str, list] = {}
+        _RUNS.append(self)
 
     def wait_ready(self, timeout: float = 30) -> dict:
         assert self.proc.stdout is not None
@@ -88,7 +101,7 @@ def test_sigterm_with_busy_workers_exits_cleanly_no_orphans() -> None:
     ready = run.wait_ready()
     pids = ready["pids"]
     assert len(pids) == 3 and all(psutil.pid_exists(p) for p in pids)
-    titles = {" ".join(psutil.Process(p).cmdline()) for p in pids}
+    titles = {" ".join(psutil.Process(p).cmdline()).strip() for p in pids}
     assert titles == {"pulsar-app-worker"}
     run.proc.send_signal(signal.SIGTERM)
     code, err = run.finish()
