@@ -271,7 +271,7 @@ class Arbiter(ActorBase):
         if self._supervisor is not None:
             self._supervisor.cancel()
         try:
-            await asyncio.gather(*(m.stop(graceful) for m in list(self.monitors.values())))
+            await asyncio.gather(*(m.close(graceful) for m in list(self.monitors.values())))
             await self.stop_actors(list(self.handles.values()), graceful=graceful)
         except Exception:
             logger.exception("arbiter: error while stopping actors")
@@ -329,8 +329,8 @@ class Arbiter(ActorBase):
             self.address = path
         else:  # pragma: no cover - Windows
             self._server = await loop.create_server(factory, "127.0.0.1", 0)
-            self.address = self._server.sockets[0].getsockname()[:2]
-        for sock in self._server.sockets:
+            self.address = self._server.sockets[0].getsockname()[:2]  # type: ignore[attr-defined]
+        for sock in getattr(self._server, "sockets", None) or ():
             register_fork_fd(sock.fileno())
 
     def _on_open(self, proto: mb.MailboxProtocol) -> None:
@@ -845,7 +845,7 @@ class Arbiter(ActorBase):
 
 
 def unregister_fork_fds(server: asyncio.AbstractServer) -> None:
-    for sock in server.sockets or ():
+    for sock in getattr(server, "sockets", None) or ():
         try:
             unregister_fork_fd(sock.fileno())
         except OSError:  # pragma: no cover

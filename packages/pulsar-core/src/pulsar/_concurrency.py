@@ -161,7 +161,7 @@ def start_process(
 ) -> None:
     """Start ``handle``'s actor in a new process and call ``on_exit(handle, exitcode)`` when the
     process ends (watched through its sentinel fd, no polling)."""
-    ctx = multiprocessing.get_context(method)
+    ctx: Any = multiprocessing.get_context(method)
     process = ctx.Process(
         target=_process_main, args=(handle.spec,), name=handle.spec.title or handle.name
     )

@@ -308,7 +308,7 @@ class MailboxProtocol(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
         self.peer = transport.get_extra_info("peername")
         if self.connection.role is Role.SERVER:
-            transport.write(self.connection.initiate())
+            self.transport.write(self.connection.initiate())  # type: ignore[union-attr]
         loop = asyncio.get_running_loop()
         self._timer = loop.call_later(self._handshake_timeout, self._handshake_expired)
 

@@ -192,7 +192,13 @@ class Monitor(ActorBase):
         logger.error("%s: giving up, the application failed: %s", self.name, reason)
         self.arbiter.on_monitor_failed(self)
 
-    async def stop(self, graceful: bool = True) -> None:
+    def stop(self, exit_code: int = 0) -> None:
+        """Stop this monitor and its workers (the ``stop`` command sent to a monitor)."""
+        task = asyncio.ensure_future(self.close(graceful=True))
+        self._command_tasks.add(task)
+        task.add_done_callback(self._command_tasks.discard)
+
+    async def close(self, graceful: bool = True) -> None:
         """Stop every worker (gracefully within ``graceful_timeout``, else at once)."""
         if self.monitor_state in (MonitorState.STOPPING, MonitorState.STOPPED):
             return
