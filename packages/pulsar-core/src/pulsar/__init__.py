@@ -18,6 +18,7 @@ from ._actor import (
     send,
     spawn,
 )
+from ._application import Application, MultiApp
 from ._arbiter import Arbiter, ExitCode, arbiter, get_arbiter
 from ._commands import Request, command
 from ._config import Config, Setting, parse_address
@@ -51,6 +52,8 @@ __all__ = [
     "__version__",
     # actors
     "Actor",
+    "Application",
+    "MultiApp",
     "ActorBase",
     "ActorProxy",
     "ActorState",

@@ -209,6 +209,8 @@ class ActorBase:
         self._command_tasks: set[asyncio.Task[Any]] = set()
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._loop_thread: int | None = None
+        #: ``fn(actor, info)`` callables that add to the ``info`` dictionary
+        self.info_hooks: list[Callable[[Any, dict[str, Any]], None]] = []
 
     # -- identity --------------------------------------------------------------------------------
     def __repr__(self) -> str:
@@ -478,12 +480,14 @@ class ActorBase:
         system = system_info()
         if system is not None:
             info["system"] = system
-        hook = self.cfg.get("worker_info") if self.kind == "worker" else None
-        if hook is not None:
+        hooks = list(self.info_hooks)
+        if self.kind == "worker" and self.cfg.get("worker_info") is not None:
+            hooks.append(self.cfg.get("worker_info"))
+        for hook in hooks:
             try:
                 hook(self, info)
             except Exception:
-                logger.exception("%s: worker_info hook failed", self)
+                logger.exception("%s: info hook %r failed", self, hook)
         return info
 
     async def get_info(self) -> dict[str, Any]:
@@ -757,15 +761,17 @@ def run_actor(spec: ActorSpec, *, in_process: bool = True) -> int:
     actor = Actor(spec)
     actor.loop = loop
     set_actor(actor)
-    if in_process:
-        if spec.title:
-            set_process_title(spec.title)
-        _process_signals(actor)
-        _setup_child_logging(spec.cfg)
     try:
+        if in_process:
+            if spec.title:
+                set_process_title(spec.title)
+            _process_signals(actor)
+            _setup_child_logging(spec.cfg)
         return loop.run_until_complete(actor.main())
     except BaseException:
         logger.exception("%s crashed", actor)
+        if in_process:  # the log may go nowhere in a child: leave a trace on stderr too
+            traceback.print_exc()
         return EXIT_ERROR
     finally:
         set_actor(None)

@@ -148,6 +148,7 @@ class Arbiter(ActorBase):
         self._watchers: dict[str, set[str]] = {}
         self._server: asyncio.AbstractServer | None = None
         self._protocols: set[mb.MailboxProtocol] = set()
+        self._fds: set[int] = set()
         self._stop_future: asyncio.Future[None] | None = None
         self._stopping_task: asyncio.Task[None] | None = None
         self._graceful = True
@@ -156,6 +157,8 @@ class Arbiter(ActorBase):
         self._previous_handlers: dict[int, Any] = {}
         self._supervisor: asyncio.TimerHandle | None = None
         self.signal_hooks: dict[str, Callable[[], Any]] = {}
+        self.stop_callbacks: list[Callable[..., Any]] = []
+        self._starting: asyncio.Future[None] | None = None
 
     @property
     def is_arbiter(self) -> bool:
@@ -218,11 +221,17 @@ class Arbiter(ActorBase):
                 await monitor.start()
         hook = self.cfg.get("arbiter_start")
         callbacks = ([hook] if hook is not None else []) + self.start_callbacks
+        self._starting = asyncio.ensure_future(self._run_start_callbacks(callbacks))
+
+    async def _run_start_callbacks(self, callbacks: list[Callable[..., Any]]) -> None:
+        # a task, so a long-running start callback never delays a stop
         for fn in callbacks:
             try:
                 result = fn(self)
                 if inspect.isawaitable(result):
                     await result
+            except asyncio.CancelledError:
+                raise
             except Exception:
                 logger.exception("arbiter start callback %r failed", fn)
                 self.stop(int(ExitCode.ERROR))
@@ -270,6 +279,15 @@ class Arbiter(ActorBase):
         self.state = ActorState.STOPPING
         if self._supervisor is not None:
             self._supervisor.cancel()
+        if self._starting is not None and not self._starting.done():
+            self._starting.cancel()
+        for fn in reversed(self.stop_callbacks):
+            try:
+                result = fn(self)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                logger.exception("arbiter stop callback %r failed", fn)
         try:
             await asyncio.gather(*(m.close(graceful) for m in list(self.monitors.values())))
             await self.stop_actors(list(self.handles.values()), graceful=graceful)
@@ -277,13 +295,15 @@ class Arbiter(ActorBase):
             logger.exception("arbiter: error while stopping actors")
         if self._server is not None:
             self._server.close()
-            unregister_fork_fds(self._server)
         for proto in list(self._protocols):
             proto.close()
         if self._command_tasks:
             for task in list(self._command_tasks):
                 if task is not asyncio.current_task():
                     task.cancel()
+        for fd in self._fds:  # closed now: forked children must not close these numbers
+            unregister_fork_fd(fd)
+        self._fds.clear()
         if self.socket_dir:
             shutil.rmtree(self.socket_dir, ignore_errors=True)
         self._remove_signals()
@@ -331,13 +351,17 @@ class Arbiter(ActorBase):
             self._server = await loop.create_server(factory, "127.0.0.1", 0)
             self.address = self._server.sockets[0].getsockname()[:2]  # type: ignore[attr-defined]
         for sock in getattr(self._server, "sockets", None) or ():
-            register_fork_fd(sock.fileno())
+            self._register_fd(sock.fileno())
+
+    def _register_fd(self, fd: int) -> None:
+        self._fds.add(fd)
+        register_fork_fd(fd)
 
     def _on_open(self, proto: mb.MailboxProtocol) -> None:
         sock = proto.transport.get_extra_info("socket") if proto.transport else None
         if sock is not None:
             proto.fd = sock.fileno()  # type: ignore[attr-defined]
-            register_fork_fd(proto.fd)  # type: ignore[attr-defined]
+            self._register_fd(proto.fd)  # type: ignore[attr-defined]
 
     def _on_frame(self, proto: mb.MailboxProtocol, frame: mb.Frame) -> None:
         env = frame.envelope
@@ -378,6 +402,7 @@ class Arbiter(ActorBase):
         self._protocols.discard(proto)
         fd = getattr(proto, "fd", None)
         if fd is not None:
+            self._fds.discard(fd)
             unregister_fork_fd(fd)
         if proto.aid is None:
             return
@@ -643,6 +668,7 @@ class Arbiter(ActorBase):
         start: Callable[..., Any] | None = None,
         cfg: Any = None,
         app: str | None = None,
+        application: Any = None,
         **params: Any,
     ) -> Monitor:
         """Add a :class:`Monitor` keeping ``workers`` actors running ``start(actor)``.
@@ -658,7 +684,9 @@ class Arbiter(ActorBase):
                 cfg.set(key, value)
             else:
                 extra[key] = value
-        monitor = Monitor(self, name, cfg, worker_start=start, app=app, params=extra)
+        monitor = Monitor(
+            self, name, cfg, worker_start=start, app=app, params=extra, application=application
+        )
         self.monitors[name] = monitor
         self._local[monitor.aid] = monitor
         monitor.loop = self.loop
@@ -842,14 +870,6 @@ class Arbiter(ActorBase):
     def handle_usr1(self) -> None:
         """SIGUSR1: log the arbiter's state (handy when debugging)."""
         logger.info("arbiter: %d actors, %d monitors", len(self.handles), len(self.monitors))
-
-
-def unregister_fork_fds(server: asyncio.AbstractServer) -> None:
-    for sock in getattr(server, "sockets", None) or ():
-        try:
-            unregister_fork_fd(sock.fileno())
-        except OSError:  # pragma: no cover
-            pass
 
 
 def _log_thread_stacks(handle: ActorHandle) -> None:

@@ -64,6 +64,7 @@ class Monitor(ActorBase):
         worker_start: Callable[..., Any] | None = None,
         app: str | None = None,
         params: dict[str, Any] | None = None,
+        application: Any = None,
     ) -> None:
         super().__init__(
             aid=f"monitor-{name}",
@@ -76,6 +77,8 @@ class Monitor(ActorBase):
         self.arbiter = arbiter
         self.app = app or name
         self.worker_start = worker_start
+        #: the Application this monitor runs (its ``monitor_start``/``monitor_stopping`` hooks)
+        self.application = application
         self.monitor_state = MonitorState.INITIAL
         self.workers: dict[str, ActorHandle] = {}
         self.failures: collections.deque[float] = collections.deque()
@@ -108,12 +111,19 @@ class Monitor(ActorBase):
         self.started_at = time.monotonic()
         self.state = ActorState.RUNNING
         self.monitor_state = MonitorState.RUNNING
-        hook = self.cfg.get("monitor_start")
-        if hook is not None:
+        for hook in self._hooks("monitor_start"):
             result = hook(self)
             if inspect.isawaitable(result):
                 await result
         self.manage()
+
+    def _hooks(self, name: str) -> list[Callable[..., Any]]:
+        hooks = []
+        if self.application is not None:
+            hooks.append(getattr(self.application, name))
+        if self.cfg.get(name) is not None:
+            hooks.append(self.cfg.get(name))
+        return hooks
 
     def manage(self) -> None:
         """Bring the pool to its target size (spawning or retiring workers)."""
@@ -137,6 +147,7 @@ class Monitor(ActorBase):
             cfg=self.cfg,
             app=self.app,
             **{**self.params, **params},
+            **({"application": self.application} if self.application is not None else {}),
         )
         self.workers[handle.aid] = handle
 
@@ -207,8 +218,7 @@ class Monitor(ActorBase):
         if self._respawn is not None:
             self._respawn.cancel()
             self._respawn = None
-        hook = self.cfg.get("monitor_stopping")
-        if hook is not None:
+        for hook in self._hooks("monitor_stopping"):
             try:
                 result = hook(self)
                 if inspect.isawaitable(result):
