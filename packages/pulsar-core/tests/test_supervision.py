@@ -275,3 +275,66 @@ def test_wrong_secret_and_oversized_frame() -> None:
         return True
 
     assert h.run_arbiter(main, max_frame_size=1024)
+
+
+def test_recycle_starts_the_new_worker_before_stopping_the_old() -> None:
+    async def main(arbiter):
+        monitor = arbiter.add_monitor("pool", start=h.noop_start, workers=2)
+        await pulsar.async_while(10, lambda: len(monitor.proxies()) < 2)
+        old = monitor.proxies()[0]
+        running_counts = []
+
+        def sample():
+            running_counts.append(len([w for w in monitor.workers.values() if w.running]))
+            return old.aid in arbiter.handles
+
+        assert await pulsar.send(old, "relay", "monitor", "recycle") is True
+        await pulsar.async_while(10, sample, interval=0.01)
+        await pulsar.async_while(10, lambda: len(monitor.proxies()) < 2)
+        assert old.aid not in [p.aid for p in monitor.proxies()]
+        assert min(running_counts) >= 2  # capacity never dropped
+        assert arbiter.exited[old.aid].reason == "normal"
+        info = await pulsar.send("arbiter", "info")
+        assert info["monitors"]["pool"]["restarts"] == 0  # not a failure
+        # recycle is a monitor command
+        with pytest.raises(pulsar.CommandError, match="monitor command"):
+            await pulsar.send(monitor.proxies()[0], "relay", "arbiter", "recycle")
+        return True
+
+    assert h.run_arbiter(main)
+
+
+def test_guest_connection_knows_the_secret() -> None:
+    from pulsar import _mailbox as mb
+
+    async def main(arbiter):
+        secret_file = os.path.join(os.path.dirname(arbiter.address), "secret")
+        assert oct(os.stat(secret_file).st_mode & 0o777) == "0o600"
+        with open(secret_file, "rb") as f:
+            secret = f.read()
+        conn = mb.Connection(mb.Role.CLIENT, secret)
+        reader, writer = await asyncio.open_unix_connection(arbiter.address)
+        while not conn.is_open:
+            conn.receive_data(await reader.read(1024))
+            while conn.next_event() is not None:
+                pass
+            writer.write(conn.data_to_send())
+        hello = mb.dumps({"guest": True, "name": "console", "pid": os.getpid()})
+        writer.write(
+            conn.send(mb.Envelope(mb.HELLO, 0, "guest1", "arbiter", "hello", False, hello))
+        )
+        body = mb.dumps(((), {}))
+        writer.write(conn.send(mb.Envelope(mb.REQUEST, 1, "guest1", "arbiter", "ping", True, body)))
+        event = None
+        while event is None:
+            conn.receive_data(await reader.read(1024))
+            event = conn.next_event()
+        assert event.envelope.kind == mb.REPLY and mb.loads(event.envelope.body) == "pong"
+        info = await pulsar.send("arbiter", "info")
+        assert "console" in [a["name"] for a in info["actors"]]
+        writer.close()
+        await pulsar.async_while(5, lambda: "guest1" in arbiter.handles)
+        assert "guest1" not in arbiter.handles
+        return True
+
+    assert h.run_arbiter(main)

@@ -347,6 +347,10 @@ class Arbiter(ActorBase):
             self._server = await loop.create_unix_server(factory, path, backlog=1024)
             os.chmod(path, 0o600)
             self.address = path
+            secret_path = os.path.join(self.socket_dir, "secret")
+            fd = os.open(secret_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(self.secret)
         else:  # pragma: no cover - Windows
             self._server = await loop.create_server(factory, "127.0.0.1", 0)
             self.address = self._server.sockets[0].getsockname()[:2]  # type: ignore[attr-defined]
@@ -378,17 +382,21 @@ class Arbiter(ActorBase):
 
     def _on_hello(self, proto: mb.MailboxProtocol, env: mb.Envelope) -> None:
         handle = self.handles.get(env.sender)
+        try:
+            hello = mb.loads(env.body)
+        except Exception:
+            proto.abort(PulsarError("undecodable hello"))
+            return
+        if handle is None and isinstance(hello, dict) and hello.get("guest"):
+            handle = self._add_guest(env.sender, hello)
         if handle is None or handle.proto is not None:
             proto.abort(PulsarError(f"unknown actor {env.sender!r} said hello"))
             return
         proto.aid = handle.aid
         handle.proto = proto
         handle.last_notify = time.monotonic()
-        try:
-            hello = mb.loads(env.body)
+        if isinstance(hello, dict):
             handle.pid = hello.get("pid", handle.pid)
-        except Exception:  # pragma: no cover
-            pass
         for timer in handle.timers:
             timer.cancel()
         handle.timers.clear()
@@ -407,6 +415,9 @@ class Arbiter(ActorBase):
         if proto.aid is None:
             return
         handle = self.handles.get(proto.aid)
+        if handle is not None and handle.kind == "guest":
+            self._on_actor_exit(handle, 0)
+            return
         if handle is not None and handle.proto is proto:
             handle.proto = None
             # the exit (with its reason) normally follows at once and answers open requests;
@@ -416,6 +427,29 @@ class Arbiter(ActorBase):
                     1.0, self._fail_inflight, handle.aid, "lost its mailbox connection"
                 )
             )
+
+    def _add_guest(self, aid: str, hello: dict[str, Any]) -> ActorHandle | None:
+        """A guest: an outside client that knows the secret (``pulsar-shell --attach``).
+
+        Guests send and receive messages like actors but are not supervised, have no heartbeat
+        timeout and leave when their connection closes.
+        """
+        if not aid or aid in self.handles or aid in self._local:
+            return None
+        spec = ActorSpec(
+            aid=aid,
+            name=str(hello.get("name") or f"guest-{aid[:6]}"),
+            kind="guest",
+            concurrency="guest",
+            cfg=self.cfg,
+            address=None,
+            secret=b"",
+        )
+        handle = ActorHandle(spec)
+        handle.pid = hello.get("pid")
+        self.handles[aid] = handle
+        logger.info("guest %s (pid %s) attached", handle.name, handle.pid)
+        return handle
 
     def route(self, env: mb.Envelope, payload: bytes | None = None) -> None:
         """Deliver an envelope: to a local actor (arbiter, monitors) or a child's connection."""
@@ -620,6 +654,12 @@ class Arbiter(ActorBase):
         if not handle.alive:
             return
         handle.stop_requested = True
+        if handle.kind == "guest":
+            if handle.proto is not None:
+                handle.proto.close()
+            else:
+                self._on_actor_exit(handle, 0)
+            return
         if handle.process is not None:
             handle.signal(signal.SIGTERM if graceful else signal.SIGQUIT)
         elif handle.proto is not None:
@@ -732,6 +772,8 @@ class Arbiter(ActorBase):
         now = time.monotonic()
         try:
             for handle in list(self.handles.values()):
+                if handle.kind == "guest":
+                    continue
                 timeout = float(handle.spec.cfg.get("timeout") or 0)
                 if (
                     timeout
@@ -776,7 +818,7 @@ class Arbiter(ActorBase):
 
         async def one(handle: ActorHandle) -> dict[str, Any]:
             summary = handle.summary()
-            if not handle.running:
+            if not handle.running or handle.kind == "guest":
                 return summary
             try:
                 return await asyncio.wait_for(self.send(handle.aid, "info"), timeout)  # type: ignore[no-any-return]

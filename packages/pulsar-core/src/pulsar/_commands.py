@@ -173,6 +173,15 @@ def actor_exited(request: Request, exit_info: Any) -> None:
 
 
 @command
+def recycle(request: Request) -> bool:
+    """Sent by a worker to its monitor: replace me (a new worker starts before I stop)."""
+    monitor = request.actor
+    if not hasattr(monitor, "recycle"):
+        raise CommandError("recycle is a monitor command: send it to 'monitor'")
+    return bool(monitor.recycle(request.caller))
+
+
+@command
 def commands(request: Request) -> list[str]:
     """The names of the commands this actor knows."""
     return sorted(_registry)

@@ -191,6 +191,36 @@ class Monitor(ActorBase):
         self.manage()
         self.restarts += max(0, len(self.live_workers()) - before)
 
+    def recycle(self, aid: str) -> bool:
+        """Replace worker ``aid``: start a new worker first, stop the old one once the new one
+        runs, so serving capacity never drops (``max_requests`` recycling, rolling restarts)."""
+        old = self.workers.get(aid)
+        if old is None or not old.alive or old.stop_requested:
+            return False
+        if self.monitor_state is not MonitorState.RUNNING:
+            return False
+        old.stop_requested = True  # from now on it does not count in the pool
+        new = self.spawn_worker()
+
+        def replaced(fut: asyncio.Future[Any]) -> None:
+            if fut.cancelled() or fut.exception() is not None:
+                old.stop_requested = False  # keep serving with the old one
+                return
+            self.arbiter.stop_actor(old, graceful=True)
+
+        new.spawned.add_done_callback(replaced)
+        return True
+
+    async def roll(self) -> None:
+        """Replace every worker one by one, each new worker running before its old one stops."""
+        for handle in list(self.workers.values()):
+            if not handle.alive or handle.stop_requested:
+                continue
+            if self.monitor_state is not MonitorState.RUNNING:
+                return
+            if self.recycle(handle.aid):
+                await asyncio.wait([asyncio.shield(handle.exited)], timeout=None)
+
     def fail(self, reason: str) -> None:
         """Give up supervising (crash loop): stop respawning and tell the arbiter."""
         if self.monitor_state is not MonitorState.RUNNING:
