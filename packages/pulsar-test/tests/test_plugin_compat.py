@@ -153,3 +153,24 @@ def test_plugin_can_be_disabled(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("-p", "no:pulsar")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*async def functions are not natively supported*"])
+
+
+def test_keyboard_interrupt_in_an_async_test(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import asyncio
+
+        async def test_interrupted():
+            asyncio.create_task(asyncio.sleep(3600))
+            raise KeyboardInterrupt
+
+        async def test_not_reached():
+            pass
+        """
+    )
+    result = pytester.runpytest_subprocess()
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["*KeyboardInterrupt*", "*no tests ran*"])
+    output = result.stdout.str() + result.stderr.str()
+    assert "Event loop stopped" not in output
+    assert "never retrieved" not in output

@@ -142,3 +142,18 @@ def test_close_cancels_what_is_left(runner: LoopRunner) -> None:
     runner.close()
     assert task.cancelled() and loop.is_closed()
     runner.close()  # idempotent
+
+
+def test_keyboard_interrupt_leaves_the_runner_usable(runner: LoopRunner) -> None:
+    async def interrupt() -> None:
+        await asyncio.sleep(0)
+        raise KeyboardInterrupt
+
+    async def fine() -> int:
+        await asyncio.sleep(0.01)
+        return 1
+
+    with pytest.raises(KeyboardInterrupt):
+        runner.run(interrupt())
+    # the stop scheduled by the interrupted run does not cut the next one short
+    assert runner.run(fine()) == 1

@@ -371,7 +371,9 @@ class PulsarPlugin:
             )
             if leaked and runner is not None:
                 runner.cancel(leaked, f"pulsar: leaked by {state.nodeid}")
-        state.before = set()
+        # the item stays in the session: drop what the test's objects hang on to
+        state.before, state.errors, state.unawaited = set(), [], []
+        state.context = contextvars.Context()
         if state.runner is not None:
             state.runner.close()
             state.runner = None

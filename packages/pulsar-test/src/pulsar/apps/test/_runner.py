@@ -170,7 +170,8 @@ class LoopRunner:
         timing = _Timing()
         coro = awaitable if asyncio.iscoroutine(awaitable) else _await(awaitable)
         task = loop.create_task(coro, context=context, name=label)
-        task.add_done_callback(_stop_loop)
+        stopper = _Stopper(loop)
+        task.add_done_callback(stopper)
         if timeout > 0:
             timing.timers.append(
                 loop.call_later(timeout, self._expire, task, timing, label, timeout)
@@ -178,9 +179,14 @@ class LoopRunner:
         try:
             loop.run_forever()
         finally:
+            # run_forever may end early (KeyboardInterrupt): the stop already scheduled must not
+            # stop the next run, and the task's outcome counts as seen.
+            stopper.active = False
             for timer in timing.timers:
                 timer.cancel()
-            task.remove_done_callback(_stop_loop)
+            task.remove_done_callback(stopper)
+            if task.done() and not task.cancelled():
+                task.exception()
         if timing.report is not None:
             raise TimeoutExpired(timing.report)
         if not task.done():
@@ -288,8 +294,18 @@ class LoopRunner:
             loop.close()
 
 
-def _stop_loop(task: asyncio.Task[Any]) -> None:
-    task.get_loop().stop()
+class _Stopper:
+    """Done callback stopping the loop at the end of one run, unless that run is over."""
+
+    __slots__ = ("active", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.active = True
+
+    def __call__(self, task: asyncio.Task[Any]) -> None:
+        if self.active:
+            self.loop.stop()
 
 
 def _close_awaitable(awaitable: Awaitable[Any]) -> None:
