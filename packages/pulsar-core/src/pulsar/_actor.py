@@ -650,6 +650,10 @@ class Actor(ActorBase):
             logger.error("%s: cannot connect to the arbiter: %s", self, exc)
             self.state = ActorState.CLOSED
             return EXIT_ARBITER_GONE
+        if self.concurrency == "process":
+            from ._operations import drop_privileges
+
+            drop_privileges(self.cfg)  # after connecting: the mailbox belongs to the arbiter's user
         self.state = ActorState.RUNNING
         self.send("arbiter", "notify", self._notify_info())
         self._schedule_heartbeat()
@@ -783,10 +787,8 @@ def run_actor(spec: ActorSpec, *, in_process: bool = True) -> int:
 
 
 def _setup_child_logging(cfg: Any) -> None:
-    """Children of a spawn/forkserver start have no logging set up: mirror the arbiter's level."""
-    root = logging.getLogger()
-    if not root.handlers:
-        level = str(cfg.get("log_level") or "info").upper()
-        logging.basicConfig(
-            level=level, format="%(asctime)s [%(process)d] [%(levelname)s] %(name)s: %(message)s"
-        )
+    """Children of a spawn/forkserver start have no logging set up: mirror the arbiter's."""
+    from ._operations import configure_logging
+
+    if not logging.getLogger().handlers or cfg.get("log_config"):
+        configure_logging(cfg)

@@ -96,6 +96,8 @@ class Application:
     ) -> None:
         self.callable = callable
         self.name = name or self.name or type(self).__name__.lower()
+        self._init: dict[str, Any] = {"prefix": prefix, "params": dict(params), "cfg": cfg}
+        self._argv: list[str] | None = None
         if cfg is None:
             cfg = Config(
                 apps=self.cfg_apps,
@@ -146,14 +148,31 @@ class Application:
         """Apply the config file, ``PULSAR_*`` environment variables and the command line."""
         from . import __version__
 
+        self._argv = list(sys.argv[1:] if argv is None else argv)
         parser = self.cfg.parser(prog=_prog(), version=f"pulsar {__version__}")
         self.add_arguments(parser)
         result = self.cfg.load(
-            sys.argv[1:] if argv is None else argv,
-            os.environ if environ is None else environ,
-            parser=parser,
+            self._argv, os.environ if environ is None else environ, parser=parser
         )
         self.apply_arguments(result.args)
+
+    def reload_config(self) -> Config:
+        """A fresh configuration: constructor params, then the config file, the environment and
+        the command line read again (SIGHUP). Raises ConfigError and keeps nothing on failure."""
+        init = self._init
+        if init["cfg"] is not None:
+            cfg = init["cfg"].copy()
+            cfg.update(init["params"])
+        else:
+            cfg = Config(
+                apps=self.cfg_apps,
+                prefix=init["prefix"],
+                **{**dict(self.defaults), **init["params"]},
+            )
+        if self._argv is not None:
+            Config.load_many([cfg], self._argv, os.environ, known_only=True)
+        self.cfg = cfg
+        return cfg
 
     # -- running ----------------------------------------------------------------------------------
     def start(

@@ -61,6 +61,7 @@ from ._exceptions import (
     SpawnError,
 )
 from ._monitor import Monitor, MonitorState
+from ._operations import PidFile, SourceWatcher, configure_logging, daemonize
 from ._system import process_title, set_process_title
 
 __all__ = ["Arbiter", "ExitCode", "arbiter", "get_arbiter"]
@@ -159,6 +160,10 @@ class Arbiter(ActorBase):
         self.signal_hooks: dict[str, Callable[[], Any]] = {}
         self.stop_callbacks: list[Callable[..., Any]] = []
         self._starting: asyncio.Future[None] | None = None
+        self.pidfile: PidFile | None = None
+        self._watcher: SourceWatcher | None = None
+        self._watch_timer: asyncio.TimerHandle | None = None
+        self._reexec = False
 
     @property
     def is_arbiter(self) -> bool:
@@ -173,16 +178,26 @@ class Arbiter(ActorBase):
 
         if self.state != ActorState.INITIAL:
             raise PulsarError("this arbiter was already started")
+        if self.cfg.get("daemon"):
+            daemonize(self.cfg.get("umask"))
+        elif self.cfg.get("umask") is not None:
+            os.umask(self.cfg.get("umask"))
         loop = new_event_loop(self.cfg.get("io") or "auto")
         asyncio.set_event_loop(loop)
         try:
-            return loop.run_until_complete(self.run(install_signals=install_signals))
+            code = loop.run_until_complete(self.run(install_signals=install_signals))
         finally:
             try:
                 loop.run_until_complete(loop.shutdown_asyncgens())
             finally:
                 asyncio.set_event_loop(None)
                 loop.close()
+        if self._reexec:  # the reloader: start again from scratch with the changed sources
+            logger.info("arbiter: re-executing %s", " ".join(sys.orig_argv))
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.execv(sys.executable, sys.orig_argv)
+        return code
 
     async def run(self, *, install_signals: bool | None = None) -> int:
         """Start, wait until stopped, shut down; returns the exit code (on the running loop)."""
@@ -207,9 +222,15 @@ class Arbiter(ActorBase):
         self.started_at = time.monotonic()
         self._stop_future = self.loop.create_future()
         set_actor(self)
-        _setup_logging(self.cfg)
+        configure_logging(self.cfg)
         set_process_title(self.title("arbiter"))
         await self._start_mailbox()
+        if self.cfg.get("pidfile"):
+            self.pidfile = PidFile(self.cfg.get("pidfile"))
+            self.pidfile.create(os.getpid(), mailbox=str(self.address))
+        if self.cfg.get("reload"):
+            self._watcher = SourceWatcher([os.path.abspath(sys.argv[0])] if sys.argv[0] else [])
+            self._watch_timer = self.loop.call_later(1.0, self._watch_sources)
         if install_signals is None:
             install_signals = threading.current_thread() is threading.main_thread()
         if install_signals:
@@ -281,6 +302,8 @@ class Arbiter(ActorBase):
             self._supervisor.cancel()
         if self._starting is not None and not self._starting.done():
             self._starting.cancel()
+        if self._watch_timer is not None:
+            self._watch_timer.cancel()
         for fn in reversed(self.stop_callbacks):
             try:
                 result = fn(self)
@@ -307,6 +330,8 @@ class Arbiter(ActorBase):
         if self.socket_dir:
             shutil.rmtree(self.socket_dir, ignore_errors=True)
         self._remove_signals()
+        if self.pidfile is not None:
+            self.pidfile.unlink()
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
         self.state = ActorState.CLOSED
@@ -909,6 +934,33 @@ class Arbiter(ActorBase):
             monitor.num_workers = monitor.num_workers - 1
             logger.info("%s: workers -> %d", monitor.name, monitor.num_workers)
 
+    def handle_hup(self) -> None:
+        """SIGHUP: reload the configuration and replace every worker one by one (each new worker
+        runs before its old one stops, so serving capacity never drops)."""
+        for monitor in list(self.monitors.values()):
+            app = monitor.application
+            if app is not None and hasattr(app, "reload_config"):
+                try:
+                    monitor.cfg = app.reload_config()
+                    monitor.num_workers = int(monitor.cfg.get("workers") or 0) or 1
+                except Exception as exc:
+                    logger.error(
+                        "%s: configuration not reloaded, keeping the old one: %s", monitor.name, exc
+                    )
+            task = asyncio.ensure_future(monitor.roll())
+            self._command_tasks.add(task)
+            task.add_done_callback(self._command_tasks.discard)
+
+    def _watch_sources(self) -> None:
+        assert self._watcher is not None
+        changed = self._watcher.changed()
+        if changed:
+            logger.warning("arbiter: %s changed, reloading", ", ".join(changed[:3]))
+            self._reexec = True
+            self.stop(int(ExitCode.OK), graceful=True)
+            return
+        self._watch_timer = self.loop.call_later(1.0, self._watch_sources)
+
     def handle_usr1(self) -> None:
         """SIGUSR1: log the arbiter's state (handy when debugging)."""
         logger.info("arbiter: %d actors, %d monitors", len(self.handles), len(self.monitors))
@@ -923,15 +975,3 @@ def _log_thread_stacks(handle: ActorHandle) -> None:
     if thread is not None and thread.ident in frames:
         lines.extend(traceback.format_stack(frames[thread.ident]))
     logger.error("".join(lines))
-
-
-def _setup_logging(cfg: Any) -> None:
-    """Basic logging when the application has configured none."""
-    root = logging.getLogger()
-    level = str(cfg.get("log_level") or "info").upper()
-    if not root.handlers:
-        logging.basicConfig(
-            level=level,
-            format="%(asctime)s [%(process)d] [%(levelname)s] %(name)s: %(message)s",
-        )
-    logging.getLogger("pulsar").setLevel(level)

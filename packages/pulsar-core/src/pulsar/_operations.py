@@ -1,0 +1,205 @@
+"""Operations: pid files, daemonizing, privileges, logging configuration and the reloader.
+
+These are the gunicorn-class features of the arbiter, kept out of :mod:`pulsar._arbiter` so each one
+is small and testable on its own.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import logging.config
+import os
+import sys
+import tempfile
+from collections.abc import Iterable
+from typing import Any
+
+from ._exceptions import ConfigError, PulsarError
+
+__all__ = [
+    "PidFile",
+    "configure_logging",
+    "daemonize",
+    "drop_privileges",
+    "SourceWatcher",
+]
+
+logger = logging.getLogger("pulsar.arbiter")
+
+LOG_FORMAT = "%(asctime)s [%(process)d] [%(levelname)s] %(name)s: %(message)s"
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+class PidFile:
+    """The arbiter's pid file (and ``<path>.mailbox``, the path of its mailbox socket).
+
+    A stale file (its process is gone) is replaced; a file naming a live process refuses to start
+    with a clear message.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = os.path.abspath(path)
+        self.mailbox_path = self.path + ".mailbox"
+        self.pid: int | None = None
+
+    def read(self) -> int | None:
+        """The pid in the file, or None when missing or unreadable."""
+        try:
+            with open(self.path) as f:
+                return int(f.read().strip() or 0) or None
+        except (OSError, ValueError):
+            return None
+
+    def create(self, pid: int, mailbox: str | None = None) -> None:
+        """Write ``pid`` (atomically). Raises PulsarError when a live process holds the file."""
+        old = self.read()
+        if old is not None and old != pid and _pid_alive(old):
+            raise PulsarError(
+                f"pidfile {self.path} is held by running process {old}: "
+                "is the server already running?"
+            )
+        if old is not None and old != pid:
+            logger.warning("replacing stale pidfile %s (process %s is gone)", self.path, old)
+        self._write(self.path, f"{pid}\n")
+        if mailbox:
+            self._write(self.mailbox_path, f"{mailbox}\n")
+        self.pid = pid
+
+    def _write(self, path: str, text: str) -> None:
+        directory = os.path.dirname(path) or "."
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".pulsar-pid-")
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
+    def unlink(self) -> None:
+        """Remove the files, only if they still belong to this process."""
+        if self.pid is None or self.read() != self.pid:
+            return
+        for path in (self.path, self.mailbox_path):
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+
+
+def daemonize(umask: int | None = None) -> None:  # pragma: no cover - runs in a detached child
+    """Detach from the terminal (double fork, new session, stdio to /dev/null)."""
+    if os.fork():
+        os._exit(0)
+    os.setsid()
+    if os.fork():
+        os._exit(0)
+    os.umask(0o22 if umask is None else umask)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    if devnull > 2:
+        os.close(devnull)
+
+
+def drop_privileges(cfg: Any) -> None:
+    """Switch this (worker) process to the configured ``group`` then ``user``."""
+    gid = cfg.get("group")
+    uid = cfg.get("user")
+    if gid is not None and os.getgid() != gid:
+        os.setgid(gid)
+        try:
+            os.setgroups([gid])
+        except PermissionError:  # pragma: no cover
+            pass
+    if uid is not None and os.getuid() != uid:
+        os.setuid(uid)
+
+
+def _load_log_config(value: Any) -> dict[str, Any]:
+    if isinstance(value, dict):
+        return value
+    path = str(value)
+    try:
+        if path.endswith(".json"):
+            with open(path) as f:
+                data = json.load(f)
+        else:
+            namespace: dict[str, Any] = {"__file__": path}
+            with open(path) as f:
+                exec(compile(f.read(), path, "exec"), namespace)
+            data = namespace.get("LOGGING")
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ConfigError(f"log_config: cannot read {path}: {exc}", "log_config") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"log_config: {path} does not define a LOGGING dict", "log_config")
+    return data
+
+
+def configure_logging(cfg: Any, *, force: bool = False) -> None:
+    """Apply ``log_config`` (a dictConfig) or a basic stderr handler at ``log_level``."""
+    log_config = cfg.get("log_config")
+    level = str(cfg.get("log_level") or "info").upper()
+    if log_config:
+        try:
+            logging.config.dictConfig(_load_log_config(log_config))
+        except (ValueError, TypeError, AttributeError, ImportError) as exc:
+            raise ConfigError(f"log_config: invalid logging configuration: {exc}", "log_config")
+        return
+    root = logging.getLogger()
+    if force or not root.handlers:
+        logging.basicConfig(level=level, format=LOG_FORMAT, force=force)
+    logging.getLogger("pulsar").setLevel(level)
+
+
+class SourceWatcher:
+    """Detects changes of Python source files (the ``reload`` setting): polls mtimes."""
+
+    def __init__(self, extra: Iterable[str] = ()) -> None:
+        self.extra = list(extra)
+        self._mtimes: dict[str, float] = {}
+        self.changed()  # baseline
+
+    def files(self) -> list[str]:
+        """Source files of the loaded modules that are not part of the Python installation."""
+        excluded = tuple(
+            {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
+        )
+        out = set(self.extra)
+        for module in list(sys.modules.values()):
+            path = getattr(module, "__file__", None)
+            if not path or not path.endswith(".py"):
+                continue
+            real = os.path.realpath(path)
+            if real.startswith(excluded) or "site-packages" in real:
+                continue
+            out.add(real)
+        return sorted(out)
+
+    def changed(self) -> list[str]:
+        """The files changed since the last call."""
+        changed = []
+        for path in self.files():
+            try:
+                mtime = os.stat(path).st_mtime
+            except OSError:
+                continue
+            old = self._mtimes.get(path)
+            self._mtimes[path] = mtime
+            if old is not None and mtime != old:
+                changed.append(path)
+        return changed
