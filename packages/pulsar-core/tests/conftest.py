@@ -33,5 +33,8 @@ def _stray_children() -> list[str]:
 def no_orphans() -> Iterator[None]:
     """Every test of pulsar-core leaves no child process behind."""
     yield
+    import core_helpers
+
+    core_helpers.kill_running()
     stray = _stray_children()
     assert not stray, f"child processes left behind: {stray}"

@@ -117,3 +117,119 @@ def run_arbiter(main: Any, **params: Any) -> Any:
         raise result["error"]
     result["exit_code"] = code
     return result.get("value")
+
+
+def guest_call(address: str, action: str, *args: Any, timeout: float = 10, **kwargs: Any) -> Any:
+    """Call ``action`` on a running arbiter from outside, as an authenticated guest."""
+    from pulsar import _mailbox as mb
+
+    async def call() -> Any:
+        with open(os.path.join(os.path.dirname(address), "secret"), "rb") as f:
+            secret = f.read()
+        conn = mb.Connection(mb.Role.CLIENT, secret)
+        reader, writer = await asyncio.open_unix_connection(address)
+        try:
+            while not conn.is_open:
+                data = await reader.read(4096)
+                if not data:
+                    raise ConnectionError("closed during handshake")
+                conn.receive_data(data)
+                while conn.next_event() is not None:
+                    pass
+                writer.write(conn.data_to_send())
+            aid = f"test-{os.getpid()}"
+            hello = mb.dumps({"guest": True, "name": "test-guest", "pid": os.getpid()})
+            writer.write(conn.send(mb.Envelope(mb.HELLO, 0, aid, "arbiter", "hello", False, hello)))
+            body = mb.dumps((args, kwargs))
+            writer.write(conn.send(mb.Envelope(mb.REQUEST, 1, aid, "arbiter", action, True, body)))
+            while True:
+                event = conn.next_event()
+                if event is None:
+                    data = await reader.read(65536)
+                    if not data:
+                        raise ConnectionError("closed before the reply")
+                    conn.receive_data(data)
+                    continue
+                env = event.envelope
+                if env.kind == mb.REPLY and env.id == 1:
+                    value = mb.loads(env.body)
+                    if not env.flag:
+                        raise value
+                    return value
+        finally:
+            writer.close()
+
+    return asyncio.run(asyncio.wait_for(call(), timeout))
+
+
+SCRIPTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "scripts")
+RUNNING: list[ScriptRun] = []
+
+
+class ScriptRun:
+    """A test script run as a real process; output collected; killed at the end of the test."""
+
+    def __init__(self, script: str, *args: str, env: dict[str, str] | None = None) -> None:
+        import subprocess
+        import sys
+
+        self.proc = subprocess.Popen(
+            [sys.executable, os.path.join(SCRIPTS, script), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, **(env or {})},
+        )
+        RUNNING.append(self)
+
+    def wait_ready(self, timeout: float = 30) -> dict[str, Any]:
+        """The JSON of the next ``READY`` line on stdout."""
+        import json
+
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            if line.startswith("READY "):
+                return json.loads(line[6:])  # type: ignore[no-any-return]
+        self.kill()
+        raise AssertionError(f"never ready: {self.proc.communicate()[1][-3000:]}")
+
+    def finish(self, timeout: float = 30) -> tuple[int, str, str]:
+        out, err = self.proc.communicate(timeout=timeout)
+        return self.proc.returncode, out, err
+
+    def kill(self) -> None:
+        import psutil
+
+        try:
+            children = psutil.Process(self.proc.pid).children(recursive=True)
+        except psutil.Error:
+            children = []
+        for child in children:
+            try:
+                child.kill()
+            except psutil.Error:
+                pass
+        self.proc.kill()
+        self.proc.communicate()
+
+
+def kill_running() -> None:
+    while RUNNING:
+        run = RUNNING.pop()
+        if run.proc.poll() is None:
+            run.kill()
+
+
+def wait_for(predicate: Any, timeout: float = 10, interval: float = 0.05) -> Any:
+    """Poll ``predicate()`` until truthy; returns its value or raises AssertionError."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("condition not met in time")

@@ -149,7 +149,7 @@ class Application:
         from . import __version__
 
         self._argv = list(sys.argv[1:] if argv is None else argv)
-        parser = self.cfg.parser(prog=_prog(), version=f"pulsar {__version__}")
+        parser = self.cfg.parser(prog=_prog(), version=__version__)
         self.add_arguments(parser)
         result = self.cfg.load(
             self._argv, os.environ if environ is None else environ, parser=parser
@@ -280,7 +280,7 @@ class MultiApp:
             sys.argv[1:] if argv is None else argv,
             os.environ if environ is None else environ,
             prog=_prog(),
-            version=f"pulsar {__version__}",
+            version=__version__,
         )
 
     def start(

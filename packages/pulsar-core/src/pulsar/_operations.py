@@ -156,7 +156,10 @@ def configure_logging(cfg: Any, *, force: bool = False) -> None:
     level = str(cfg.get("log_level") or "info").upper()
     if log_config:
         try:
-            logging.config.dictConfig(_load_log_config(log_config))
+            config = dict(_load_log_config(log_config))
+            # pulsar's loggers exist before the configuration is applied: keep them enabled
+            config.setdefault("disable_existing_loggers", False)
+            logging.config.dictConfig(config)
         except (ValueError, TypeError, AttributeError, ImportError) as exc:
             raise ConfigError(f"log_config: invalid logging configuration: {exc}", "log_config")
         return
