@@ -119,7 +119,14 @@ def run_arbiter(main: Any, **params: Any) -> Any:
     return result.get("value")
 
 
-def guest_call(address: str, action: str, *args: Any, timeout: float = 10, **kwargs: Any) -> Any:
+def guest_call(
+    address: str,
+    action: str,
+    *args: Any,
+    timeout: float = 10,
+    target: str = "arbiter",
+    **kwargs: Any,
+) -> Any:
     """Call ``action`` on a running arbiter from outside, as an authenticated guest."""
     from pulsar import _mailbox as mb
 
@@ -141,7 +148,7 @@ def guest_call(address: str, action: str, *args: Any, timeout: float = 10, **kwa
             hello = mb.dumps({"guest": True, "name": "test-guest", "pid": os.getpid()})
             writer.write(conn.send(mb.Envelope(mb.HELLO, 0, aid, "arbiter", "hello", False, hello)))
             body = mb.dumps((args, kwargs))
-            writer.write(conn.send(mb.Envelope(mb.REQUEST, 1, aid, "arbiter", action, True, body)))
+            writer.write(conn.send(mb.Envelope(mb.REQUEST, 1, aid, target, action, True, body)))
             while True:
                 event = conn.next_event()
                 if event is None:
