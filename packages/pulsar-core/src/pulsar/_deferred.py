@@ -52,6 +52,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Generator, Iterator
 from typing import Any, Generic, Literal, TypeVar
 
+from ._exceptions import PulsarError
+
 __all__ = [
     "AlreadyCalledError",
     "Deferred",
@@ -72,7 +74,7 @@ _Step = tuple[Callable[..., Any] | None, tuple[Any, ...], dict[str, Any]]
 _NO_KWARGS: dict[str, Any] = {}
 
 
-class AlreadyCalledError(asyncio.InvalidStateError):
+class AlreadyCalledError(PulsarError, asyncio.InvalidStateError):
     """Raised when a :class:`Deferred` that has already been fired is fired again."""
 
 
