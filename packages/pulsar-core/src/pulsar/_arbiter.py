@@ -15,13 +15,15 @@ messages between them (star topology) and supervises them:
   dumped (SIGUSR1 → faulthandler + asyncio tasks), then SIGTERM, then SIGKILL;
 * signals follow the gunicorn pattern: the handler only queues the signal, the loop dispatches it
   to ``handle_<name>()``: INT/QUIT fast stop, TERM graceful stop within ``graceful_timeout``,
-  HUP reload and roll workers, TTIN/TTOU one worker more/less.
+  HUP reload and roll workers, TTIN/TTOU one worker more/less (in :mod:`pulsar._signals`).
+
+Size: past the usual ~800 lines because spawning, routing, exits and supervision all work on the
+one table of handles and the in-flight requests; splitting them would spread that state.
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
 import inspect
 import logging
 import os
@@ -57,11 +59,13 @@ from ._exceptions import (
     ActorNotFound,
     ActorStopped,
     ConfigError,
+    ExitCode,
     PulsarError,
     SpawnError,
 )
 from ._monitor import Monitor, MonitorState
 from ._operations import PidFile, SourceWatcher, configure_logging, daemonize
+from ._signals import SignalsMixin
 from ._system import process_title, set_process_title
 
 __all__ = ["Arbiter", "ExitCode", "arbiter", "get_arbiter"]
@@ -69,20 +73,7 @@ __all__ = ["Arbiter", "ExitCode", "arbiter", "get_arbiter"]
 logger = logging.getLogger("pulsar.arbiter")
 
 
-class ExitCode(enum.IntEnum):
-    """Exit codes of pulsar processes (the arbiter's ``start()`` returns one)."""
-
-    OK = 0  #: clean stop
-    ERROR = 1  #: unexpected error
-    CONFIG = 2  #: bad configuration or command line (nothing was started)
-    APP_FAILED = 3  #: a monitor gave up: its workers kept crashing (max_restarts)
-    BOOT_ERROR = 4  #: the arbiter could not start (cannot bind, live pidfile, ...)
-    ARBITER_GONE = 5  #: (workers) the connection to the arbiter was lost
-    INTERRUPTED = 130  #: stopped by SIGINT/SIGQUIT (fast stop)
-
-
 SUPERVISE_INTERVAL = 0.25
-SIGNALS = ("INT", "TERM", "QUIT", "HUP", "TTIN", "TTOU", "USR1", "USR2")
 
 _arbiter: Arbiter | None = None
 
@@ -126,7 +117,7 @@ def _make_config(cfg: Any, params: dict[str, Any]) -> Any:
     return cfg
 
 
-class Arbiter(ActorBase):
+class Arbiter(SignalsMixin, ActorBase):
     """The root actor: owns the mailbox server, the monitors and every child actor."""
 
     kind = "arbiter"
@@ -835,6 +826,16 @@ class Arbiter(ActorBase):
                 pass
             handle.timers.append(self.loop.call_later(2.0, self._force_kill, handle))
 
+    def _watch_sources(self) -> None:
+        assert self._watcher is not None
+        changed = self._watcher.changed()
+        if changed:
+            logger.warning("arbiter: %s changed, reloading", ", ".join(changed[:3]))
+            self._reexec = True
+            self.stop(int(ExitCode.OK), graceful=True)
+            return
+        self._watch_timer = self.loop.call_later(1.0, self._watch_sources)
+
     # ============================================================================================
     # info
     # ============================================================================================
@@ -863,107 +864,6 @@ class Arbiter(ActorBase):
         free = [h for h in self.handles.values() if h.monitor is None]
         info["actors"] = await self.handles_info(free)
         return info
-
-    # ============================================================================================
-    # signals (gunicorn pattern: handlers queue, the loop dispatches to handle_<name>)
-    # ============================================================================================
-    def _install_signals(self) -> None:
-        for name in SIGNALS:
-            sig = getattr(signal, f"SIG{name}", None)
-            if sig is None:
-                continue
-            try:
-                self._previous_handlers[sig] = signal.getsignal(sig)
-                self.loop.add_signal_handler(sig, self._queue_signal, sig)
-                self._signals_installed.append(sig)
-            except (RuntimeError, ValueError, NotImplementedError):  # pragma: no cover
-                pass
-
-    def _remove_signals(self) -> None:
-        for sig in self._signals_installed:
-            try:
-                self.loop.remove_signal_handler(sig)
-                previous = self._previous_handlers.get(sig)
-                if previous is not None:
-                    signal.signal(sig, previous)
-            except (RuntimeError, ValueError, OSError):  # pragma: no cover
-                pass
-        self._signals_installed.clear()
-
-    def _queue_signal(self, sig: int) -> None:
-        self._signal_queue.append(sig)
-        if len(self._signal_queue) == 1:
-            self.loop.call_soon(self._dispatch_signals)
-
-    def _dispatch_signals(self) -> None:
-        while self._signal_queue:
-            sig = self._signal_queue.pop(0)
-            name = signal.Signals(sig).name[3:].lower()
-            handler = self.signal_hooks.get(name) or getattr(self, f"handle_{name}", None)
-            logger.info("arbiter: received SIG%s", name.upper())
-            if handler is not None:
-                try:
-                    handler()
-                except Exception:
-                    logger.exception("arbiter: handling SIG%s failed", name.upper())
-
-    def handle_int(self) -> None:
-        """SIGINT: fast stop (a second one kills every actor)."""
-        self.stop(int(ExitCode.INTERRUPTED), graceful=False)
-
-    def handle_quit(self) -> None:
-        """SIGQUIT: fast stop."""
-        self.stop(int(ExitCode.INTERRUPTED), graceful=False)
-
-    def handle_term(self) -> None:
-        """SIGTERM: graceful stop within ``graceful_timeout``."""
-        self.stop(int(ExitCode.OK), graceful=True)
-
-    def handle_ttin(self) -> None:
-        """SIGTTIN: one worker more in every monitor."""
-        for monitor in self.monitors.values():
-            monitor.num_workers = monitor.num_workers + 1
-            logger.info("%s: workers -> %d", monitor.name, monitor.num_workers)
-
-    def handle_ttou(self) -> None:
-        """SIGTTOU: one worker less in every monitor (never below one)."""
-        for monitor in self.monitors.values():
-            if monitor.num_workers <= 1:
-                logger.warning("%s: SIGTTOU ignored, keeping at least one worker", monitor.name)
-                continue
-            monitor.num_workers = monitor.num_workers - 1
-            logger.info("%s: workers -> %d", monitor.name, monitor.num_workers)
-
-    def handle_hup(self) -> None:
-        """SIGHUP: reload the configuration and replace every worker one by one (each new worker
-        runs before its old one stops, so serving capacity never drops)."""
-        for monitor in list(self.monitors.values()):
-            app = monitor.application
-            if app is not None and hasattr(app, "reload_config"):
-                try:
-                    monitor.cfg = app.reload_config()
-                    monitor.num_workers = int(monitor.cfg.get("workers") or 0) or 1
-                except Exception as exc:
-                    logger.error(
-                        "%s: configuration not reloaded, keeping the old one: %s", monitor.name, exc
-                    )
-            task = asyncio.ensure_future(monitor.roll())
-            self._command_tasks.add(task)
-            task.add_done_callback(self._command_tasks.discard)
-
-    def _watch_sources(self) -> None:
-        assert self._watcher is not None
-        changed = self._watcher.changed()
-        if changed:
-            logger.warning("arbiter: %s changed, reloading", ", ".join(changed[:3]))
-            self._reexec = True
-            self.stop(int(ExitCode.OK), graceful=True)
-            return
-        self._watch_timer = self.loop.call_later(1.0, self._watch_sources)
-
-    def handle_usr1(self) -> None:
-        """SIGUSR1: log the arbiter's state (handy when debugging)."""
-        logger.info("arbiter: %d actors, %d monitors", len(self.handles), len(self.monitors))
 
 
 def _log_thread_stacks(handle: ActorHandle) -> None:

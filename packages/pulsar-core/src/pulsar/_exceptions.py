@@ -7,6 +7,7 @@ code must not swallow by accident (:class:`HaltServer`) derive from ``BaseExcept
 
 from __future__ import annotations
 
+import enum
 from typing import Any
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "SerializationError",
     "RemoteError",
     "HaltServer",
+    "ExitCode",
 ]
 
 
@@ -106,3 +108,15 @@ class HaltServer(BaseException):
 
     def __reduce__(self) -> Any:
         return (type(self), (self.reason, self.exit_code))
+
+
+class ExitCode(enum.IntEnum):
+    """Exit codes of pulsar processes (the arbiter's ``start()`` returns one)."""
+
+    OK = 0  #: clean stop
+    ERROR = 1  #: unexpected error
+    CONFIG = 2  #: bad configuration or command line (nothing was started)
+    APP_FAILED = 3  #: a monitor gave up: its workers kept crashing (max_restarts)
+    BOOT_ERROR = 4  #: the arbiter could not start (cannot bind, live pidfile, ...)
+    ARBITER_GONE = 5  #: (workers) the connection to the arbiter was lost
+    INTERRUPTED = 130  #: stopped by SIGINT/SIGQUIT (fast stop)
