@@ -21,7 +21,9 @@ ROOT = Path(__file__).resolve().parent.parent
 TARGET = ROOT / "docs" / "settings.md"
 
 #: application name -> module declaring its settings (imported before rendering)
-APPS: dict[str, str] = {}
+APPS: dict[str, str] = {
+    "shell": "pulsar.apps.shell._settings",
+}
 
 
 def render() -> str:
