@@ -1,8 +1,38 @@
-"""pulsar.apps.wsgi — see the package README."""
+"""pulsar.apps.wsgi — a WSGI HTTP/1.1 server on pulsar actors (see the package README).
+
+Layers, bottom up: a sans-IO HTTP/1.1 connection over httptools (:class:`HttpConnection` and its
+events), the asyncio protocol and per-request cycle (:class:`HttpServerProtocol`,
+:func:`create_protocol_factory`), the application (:class:`WSGIServer`), and small helpers
+(:class:`Router`, :class:`StaticFiles`, :class:`GZipMiddleware`).
+"""
 
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
+
+from . import _settings  # noqa: F401 - registers the wsgi settings
+from ._accesslog import AccessLogger
+from ._connection import HttpConnection, Limits, RecvState, SendState, http_date
+from ._environ import EnvironBuilder, ErrorStream, FileWrapper
+from ._errors import ClientDisconnected, HttpError, LocalProtocolError, RemoteProtocolError
+from ._events import (
+    NEED_DATA,
+    ConnectionClosed,
+    Data,
+    EndOfMessage,
+    Event,
+    Request,
+    RequestError,
+)
+from ._input import RequestBody
+from ._protocol import (
+    FlowControl,
+    HttpServerProtocol,
+    ProtocolFactory,
+    ServerState,
+    create_protocol_factory,
+)
+from ._server import WsgiProtocolFactory, WSGIServer, load_callable, main
 
 try:
     __version__ = version("pulsar-wsgi")
@@ -11,4 +41,40 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 
     __version__ = pulsar.__version__
 
-__all__ = ["__version__"]
+__all__ = [
+    "__version__",
+    # server
+    "WSGIServer",
+    "WsgiProtocolFactory",
+    "create_protocol_factory",
+    "HttpServerProtocol",
+    "ProtocolFactory",
+    "ServerState",
+    "FlowControl",
+    "load_callable",
+    "main",
+    # sans-IO HTTP/1.1
+    "HttpConnection",
+    "Limits",
+    "RecvState",
+    "SendState",
+    "http_date",
+    "NEED_DATA",
+    "Event",
+    "Request",
+    "Data",
+    "EndOfMessage",
+    "RequestError",
+    "ConnectionClosed",
+    # WSGI
+    "RequestBody",
+    "EnvironBuilder",
+    "ErrorStream",
+    "FileWrapper",
+    "AccessLogger",
+    # errors
+    "HttpError",
+    "RemoteProtocolError",
+    "LocalProtocolError",
+    "ClientDisconnected",
+]

@@ -1,0 +1,492 @@
+"""A sans-IO HTTP/1.1 server connection over httptools (llhttp).
+
+How it works
+------------
+:class:`HttpConnection` has no socket, loop or timer. The server feeds it the bytes it receives
+(:meth:`~HttpConnection.receive_data`) and reads events back (:meth:`~HttpConnection.next_event`,
+see :mod:`._events`); it turns responses into bytes (:meth:`~HttpConnection.send_response`,
+:meth:`~HttpConnection.send_data`, :meth:`~HttpConnection.send_end`). Parsing is llhttp's (strict
+mode: no lenient flags); this module adds the limits (request line, header count and size, body
+size), rejects what llhttp accepts but we must not (unknown transfer codings, HTTP versions other
+than 1.0/1.1) and maps every parser error to a :class:`~._events.RequestError` with the status
+code to answer with.
+
+Requests may be pipelined: the receive side runs ahead of the send side, so the two sides have
+their own state (the tables below). The server answers requests in the order received; the
+connection decides the framing of each response (``Content-Length``, chunked, or close-delimited
+for HTTP/1.0) and whether the connection survives it.
+
+Receive side (:class:`RecvState`)::
+
+    IDLE  --first byte-->  HEAD  --headers complete-->  BODY  --message complete-->  IDLE
+                                                                (or DONE without keep-alive)
+    any non-terminal state --bad bytes / limit--> ERROR;  --EOF--> CLOSED
+    DONE, ERROR and CLOSED are terminal: later bytes are ignored.
+
+Send side (:class:`SendState`)::
+
+    IDLE  --send_response-->  BODY  --send_end-->  IDLE   (keep-alive)
+                                               \\->  CLOSED (the server must close after it)
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import time
+from collections import deque
+from email.utils import formatdate
+from http import HTTPStatus
+
+import httptools
+
+from ._errors import LocalProtocolError
+from ._events import (
+    NEED_DATA,
+    ConnectionClosed,
+    Data,
+    EndOfMessage,
+    Event,
+    Request,
+    RequestError,
+    Sentinel,
+)
+
+__all__ = ["HttpConnection", "Limits", "RecvState", "SendState", "http_date"]
+
+#: response header names and values we refuse to send (RFC 9110 token / no CR, LF, NUL)
+_TOKEN_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_BAD_VALUE_RE = re.compile(r"[\x00\r\n]")
+_METHOD_RE = re.compile(rb"\s*[!#$%&'*+.^_`|~0-9A-Za-z-]+ ")
+#: hop-by-hop headers the server frames itself (an application's values are dropped)
+_FRAMING = frozenset({"transfer-encoding", "connection", "keep-alive"})
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+class RecvState(enum.Enum):
+    """State of the receive side (see the module docstring for the transitions)."""
+
+    IDLE = "idle"
+    HEAD = "head"
+    BODY = "body"
+    DONE = "done"
+    ERROR = "error"
+    CLOSED = "closed"
+
+
+_TERMINAL = frozenset({RecvState.DONE, RecvState.ERROR, RecvState.CLOSED})
+
+
+class SendState(enum.Enum):
+    """State of the send side (see the module docstring for the transitions)."""
+
+    IDLE = "idle"
+    BODY = "body"
+    CLOSED = "closed"
+
+
+class Limits:
+    """Limits applied to each request (the ``limit_*`` and ``max_body_size`` settings).
+
+    ``0`` disables a limit.
+    """
+
+    __slots__ = ("max_body_size", "request_field_size", "request_fields", "request_line")
+
+    def __init__(
+        self,
+        *,
+        request_line: int = 8190,
+        request_fields: int = 100,
+        request_field_size: int = 8190,
+        max_body_size: int = 16 * 1024 * 1024,
+    ) -> None:
+        self.request_line = request_line
+        self.request_fields = request_fields
+        self.request_field_size = request_field_size
+        self.max_body_size = max_body_size
+
+    @property
+    def max_head(self) -> int:
+        """Bytes a request head may take before it is refused (bounds what the parser buffers)."""
+        line = self.request_line or 65536
+        fields = self.request_fields or 1000
+        size = self.request_field_size or 65536
+        return line + 64 + fields * (size + 4)
+
+
+class _DateCache:
+    """``Date`` header value, formatted at most once a second."""
+
+    __slots__ = ("second", "value")
+
+    def __init__(self) -> None:
+        self.second = -1
+        self.value = b""
+
+    def get(self) -> bytes:
+        now = int(time.time())
+        if now != self.second:
+            self.second = now
+            self.value = formatdate(now, usegmt=True).encode("ascii")
+        return self.value
+
+
+_DATE = _DateCache()
+
+
+def http_date() -> bytes:
+    """The current time as an HTTP ``Date`` value (cached for the current second)."""
+    return _DATE.get()
+
+
+class _Reject(Exception):
+    """Raised inside a parser callback to refuse the request with ``status``."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+class HttpConnection:
+    """One server-side HTTP/1.1 connection: bytes in, events out; responses in, bytes out.
+
+    Args:
+        limits: request limits (defaults: see :class:`Limits`).
+        keep_alive: False answers every request with ``Connection: close``.
+        server: the ``Server`` header value added to responses that have none (empty: none).
+    """
+
+    def __init__(
+        self, *, limits: Limits | None = None, keep_alive: bool = True, server: str = "pulsar"
+    ) -> None:
+        self.limits = limits or Limits()
+        self.keep_alive = keep_alive
+        self._server = f"Server: {server}\r\n".encode("latin-1") if server else b""
+        self._parser = httptools.HttpRequestParser(self)
+        self._events: deque[Event] = deque()
+        self.recv_state = RecvState.IDLE
+        self.send_state = SendState.IDLE
+        #: requests whose response has not ended (the head of the queue is being answered)
+        self.unanswered = 0
+        self._reject: _Reject | None = None
+        # the request being received
+        self._url: list[bytes] = []
+        self._url_size = 0
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._head_size = 0
+        self._body_size = 0
+        self._trailers = 0
+        self._keep_alive_request = True
+        # the response being sent
+        self._no_body = False
+        self._chunked = False
+        self._remaining: int | None = None
+        self._close_after = False
+
+    # -- receiving --------------------------------------------------------------------------------
+    def receive_data(self, data: bytes) -> None:
+        """Feed bytes received from the client; ``b""`` means the client closed its side (EOF).
+
+        Never raises for bad input: errors become a :class:`RequestError` event.
+        """
+        state = self.recv_state
+        if state in _TERMINAL:
+            return
+        if not data:
+            self.recv_state = RecvState.CLOSED
+            self._events.append(ConnectionClosed())
+            return
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            # Upgrade / CONNECT: WSGI cannot switch protocols; the request is answered like
+            # any other and the connection closes after it.
+            if self.recv_state not in _TERMINAL:
+                self.recv_state = RecvState.DONE
+        except httptools.HttpParserCallbackError:
+            reject = self._reject or _Reject(400, "Bad Request")
+            self._error(reject.status, reject.reason)
+        except httptools.HttpParserInvalidMethodError as exc:
+            # a well-formed but unknown method is "not implemented"; garbage is a bad request
+            unknown = state is RecvState.IDLE and _METHOD_RE.match(data) is not None
+            self._error(501 if unknown else 400, str(exc) or "Invalid method")
+        except httptools.HttpParserError as exc:
+            if self.recv_state is not RecvState.DONE:  # else: bytes after a final request
+                self._error(400, str(exc) or "Bad Request")
+        else:
+            if self.recv_state is RecvState.HEAD:
+                self._head_size += len(data)
+                if self._head_size > self.limits.max_head:
+                    self._error(431, "Request header fields too large")
+
+    def next_event(self) -> Event | Sentinel:
+        """The next event, or :data:`NEED_DATA` when more bytes are needed."""
+        if self._events:
+            return self._events.popleft()
+        return NEED_DATA
+
+    def _error(self, status: int, reason: str) -> None:
+        self.recv_state = RecvState.ERROR
+        self._events.append(RequestError(status, reason))
+
+    # -- httptools callbacks ----------------------------------------------------------------------
+    def _fail(self, status: int, reason: str) -> None:
+        self._reject = _Reject(status, reason)
+        raise self._reject
+
+    def on_message_begin(self) -> None:
+        self.recv_state = RecvState.HEAD
+        self._url = []
+        self._url_size = 0
+        self._headers = []
+        self._head_size = 0
+        self._body_size = 0
+        self._trailers = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._url.append(url)
+        self._url_size += len(url)
+        limit = self.limits.request_line
+        if limit and self._url_size > limit:
+            self._fail(400, "Request line too long")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        limits = self.limits
+        if limits.request_field_size and len(name) + len(value) + 2 > limits.request_field_size:
+            self._fail(431, "Request header field too large")
+        if self.recv_state is RecvState.BODY:  # a trailer field of a chunked body: ignored
+            self._trailers += 1
+            if limits.request_fields and self._trailers > limits.request_fields:
+                self._fail(431, "Too many trailer fields")
+            return
+        self._headers.append((name, value))
+        if limits.request_fields and len(self._headers) > limits.request_fields:
+            self._fail(431, "Too many header fields")
+
+    def on_headers_complete(self) -> None:
+        parser = self._parser
+        version = parser.get_http_version()
+        if version not in ("1.1", "1.0"):
+            self._fail(505, "HTTP version not supported")
+        content_length: int | None = None
+        chunked = False
+        expect = False
+        for name, value in self._headers:
+            lname = name.lower()
+            if lname == b"content-length":
+                content_length = int(value)  # llhttp validated it (digits, no duplicate)
+            elif lname == b"transfer-encoding":
+                if value.strip().lower() != b"chunked":
+                    self._fail(501, "Unsupported transfer coding")
+                chunked = True
+            elif lname == b"expect":
+                if value.strip().lower() != b"100-continue":
+                    self._fail(417, "Expectation failed")
+                expect = version == "1.1"
+        if chunked and content_length is not None:  # llhttp refuses it too; never rely on it
+            self._fail(400, "Both Content-Length and Transfer-Encoding")
+        max_body = self.limits.max_body_size
+        if max_body and content_length is not None and content_length > max_body:
+            self._fail(413, "Request body too large")
+        keep_alive = bool(parser.should_keep_alive())
+        self._keep_alive_request = keep_alive
+        self.recv_state = RecvState.BODY
+        self.unanswered += 1
+        self._events.append(
+            Request(
+                method=parser.get_method().decode("ascii"),
+                target=b"".join(self._url),
+                http_version=version,
+                headers=tuple(self._headers),
+                keep_alive=keep_alive,
+                expect_continue=expect and bool(content_length or chunked),
+                content_length=content_length,
+                chunked=chunked,
+            )
+        )
+
+    def on_body(self, body: bytes) -> None:
+        self._body_size += len(body)
+        max_body = self.limits.max_body_size
+        if max_body and self._body_size > max_body:
+            self._fail(413, "Request body too large")
+        self._events.append(Data(body))
+
+    def on_message_complete(self) -> None:
+        self._events.append(EndOfMessage())
+        self.recv_state = RecvState.IDLE if self._keep_alive_request else RecvState.DONE
+
+    # -- sending ----------------------------------------------------------------------------------
+    def send_continue(self) -> bytes:
+        """The ``100 Continue`` interim response (send it once, before reading the body)."""
+        return _CONTINUE
+
+    def send_response(
+        self,
+        request: Request | None,
+        status: int,
+        headers: list[tuple[str, str]],
+        *,
+        reason: str | None = None,
+    ) -> bytes:
+        """Serialize the head of the response to ``request`` (None: an error response to a request
+        that could not be parsed); returns the bytes to send.
+
+        Adds ``Date``, ``Server``, the framing headers (``Transfer-Encoding: chunked`` on HTTP/1.1
+        when there is no ``Content-Length``) and ``Connection``; drops the application's own
+        ``Transfer-Encoding``/``Connection``/``Keep-Alive`` (a ``Connection: close`` of the
+        application is honoured).
+
+        Raises:
+            LocalProtocolError: a response is already in progress, the connection must close,
+                or a header/status is invalid.
+        """
+        if self.send_state is not SendState.IDLE:
+            raise LocalProtocolError(f"cannot start a response in state {self.send_state.name}")
+        if not 100 <= status <= 999 or 100 <= status < 200:
+            raise LocalProtocolError(f"invalid final status code {status}")
+        if reason is None:
+            try:
+                reason = HTTPStatus(status).phrase
+            except ValueError:
+                reason = ""
+        if _BAD_VALUE_RE.search(reason):
+            raise LocalProtocolError("invalid reason phrase")
+        method = request.method if request is not None else "GET"
+        close = (
+            request is None
+            or not request.keep_alive
+            or not self.keep_alive
+            or (self.recv_state in _TERMINAL and self.unanswered <= 1)
+        )
+        no_body = method == "HEAD" or status in (204, 304)
+        content_length: int | None = None
+        has_date = has_server = False
+        out = [f"HTTP/1.1 {status} {reason}\r\n".encode("latin-1")]
+        append = out.append
+        for name, value in headers:
+            if not _TOKEN_RE.fullmatch(name) or _BAD_VALUE_RE.search(value):
+                raise LocalProtocolError(f"invalid response header {name!r}")
+            lname = name.lower()
+            if lname in _FRAMING:
+                if lname == "connection" and "close" in value.lower():
+                    close = True
+                continue
+            if lname == "content-length":
+                try:
+                    content_length = int(value)
+                except ValueError:
+                    content_length = -1
+                if content_length < 0 or not value.strip().isdigit():
+                    raise LocalProtocolError(f"invalid Content-Length {value!r}")
+                if status == 204:
+                    continue
+            elif lname == "date":
+                has_date = True
+            elif lname == "server":
+                has_server = True
+            try:
+                append(f"{name}: {value}\r\n".encode("latin-1"))
+            except UnicodeEncodeError:
+                raise LocalProtocolError(f"response header {name!r} is not latin-1") from None
+        if not has_date:
+            append(b"Date: " + _DATE.get() + b"\r\n")
+        if not has_server and self._server:
+            append(self._server)
+        chunked = False
+        if not no_body and content_length is None:
+            if request is not None and request.http_version == "1.1":
+                chunked = True
+                append(b"Transfer-Encoding: chunked\r\n")
+            else:
+                close = True  # HTTP/1.0 without a length: the end of the body is the close
+        if close:
+            append(b"Connection: close\r\n")
+        elif request is not None and request.http_version == "1.0":
+            append(b"Connection: keep-alive\r\n")
+        append(b"\r\n")
+        self._no_body = no_body
+        self._chunked = chunked
+        self._remaining = content_length if not no_body else None
+        self._close_after = close
+        self.send_state = SendState.BODY
+        return b"".join(out)
+
+    @property
+    def body_expected(self) -> bool:
+        """Whether the response being sent may carry body bytes (False for HEAD, 204, 304)."""
+        return not self._no_body
+
+    def send_data(self, data: bytes) -> bytes:
+        """Frame a piece of the response body; returns the bytes to send (``b""`` for HEAD...).
+
+        Raises:
+            LocalProtocolError: no response in progress, or more bytes than ``Content-Length``.
+        """
+        if self.send_state is not SendState.BODY:
+            raise LocalProtocolError("send_data() without a response in progress")
+        if self._no_body or not data:
+            return b""
+        if self._chunked:
+            return b"%x\r\n%b\r\n" % (len(data), data)
+        remaining = self._remaining
+        if remaining is not None:
+            if len(data) > remaining:
+                self._close_after = True
+                raise LocalProtocolError("response body longer than its Content-Length")
+            self._remaining = remaining - len(data)
+        return data
+
+    def count_body(self, size: int) -> None:
+        """Account for ``size`` body bytes sent by other means (``sendfile``), without framing.
+
+        Raises:
+            LocalProtocolError: the response is chunked, or more than its ``Content-Length``.
+        """
+        if self.send_state is not SendState.BODY or self._chunked:
+            raise LocalProtocolError("count_body() needs a response with a Content-Length")
+        if self._remaining is not None:
+            if size > self._remaining:
+                self._close_after = True
+                raise LocalProtocolError("response body longer than its Content-Length")
+            self._remaining -= size
+
+    def fail_receive(self) -> None:
+        """The server gives up receiving (a timeout): nothing more is parsed, and the response
+        being sent (or the next one) closes the connection."""
+        if self.recv_state not in _TERMINAL:
+            self.recv_state = RecvState.ERROR
+        self._close_after = True
+
+    def send_end(self) -> bytes:
+        """End the response; returns the last bytes to send. Afterwards :attr:`must_close`
+        tells whether the connection has to be closed.
+
+        Raises:
+            LocalProtocolError: no response in progress, or fewer bytes than ``Content-Length``
+                (the connection must then be closed: the client sees a truncated response).
+        """
+        if self.send_state is not SendState.BODY:
+            raise LocalProtocolError("send_end() without a response in progress")
+        self.unanswered = max(0, self.unanswered - 1)
+        if self._remaining:
+            self.send_state = SendState.CLOSED
+            raise LocalProtocolError("response body shorter than its Content-Length")
+        self.send_state = SendState.CLOSED if self._close_after else SendState.IDLE
+        return b"0\r\n\r\n" if self._chunked else b""
+
+    def abort(self) -> None:
+        """Give up the response in progress: the connection must close."""
+        self.send_state = SendState.CLOSED
+
+    @property
+    def must_close(self) -> bool:
+        """The connection must be closed once the bytes returned so far are sent."""
+        return self.send_state is SendState.CLOSED
+
+    @property
+    def receiving(self) -> bool:
+        """A request is partially received (its head or its body)."""
+        return self.recv_state is RecvState.HEAD or self.recv_state is RecvState.BODY

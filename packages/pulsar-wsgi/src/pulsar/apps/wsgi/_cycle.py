@@ -1,0 +1,504 @@
+"""One request/response cycle: runs the WSGI callable and writes its response.
+
+How it works
+------------
+The protocol creates a :class:`RequestCycle` for each request head and runs the cycles one at a
+time, in order (pipelined requests wait their turn). A cycle builds the environ, calls the
+application and sends what it returns through the connection's framing:
+
+* **inline** (``thread_workers 0``): the body is received completely first (``100 Continue`` is
+  sent when the client waits for it), then the callable runs on the event loop and its iterable is
+  consumed there; the cycle awaits the transport's write buffer between chunks.
+* **thread pool**: the callable runs in a worker thread as soon as the head is in; ``wsgi.input``
+  streams the body to it. A list/tuple result (the common case) and a ``wsgi.file_wrapper`` go
+  back to the loop to be written (with ``sendfile`` for a file); any other iterable is consumed in
+  the thread, each chunk handed to the loop, the thread waiting while the transport is paused, so a
+  slow client bounds what is buffered.
+
+Headers are sent with the first non-empty chunk (PEP 3333). Failures: an exception before the
+headers are sent becomes a ``500`` (or the 4xx of a request-body error) with ``Connection: close``;
+after the headers, the connection is closed (the client sees a truncated, never a valid-looking,
+response). The iterable's ``close()`` is always called.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import time
+from collections.abc import Callable, Iterable
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
+
+from ._environ import FileWrapper
+from ._errors import ClientDisconnected, HttpError, LocalProtocolError, RemoteProtocolError
+from ._events import Request
+from ._input import RequestBody
+
+if TYPE_CHECKING:
+    from ._protocol import HttpServerProtocol
+
+__all__ = ["RequestCycle"]
+
+logger = logging.getLogger("pulsar.wsgi.error")
+
+_NO_BODY_STATUS = (204, 304)
+
+
+def _close(result: Any) -> None:
+    close = getattr(result, "close", None)
+    if close is not None:
+        try:
+            close()
+        except Exception:
+            logger.exception("Error closing the WSGI response iterable")
+
+
+class RequestCycle:
+    """The cycle of one request (or of the error response to an unparsable one).
+
+    Args:
+        protocol: the connection's protocol.
+        request: the request head; None for the error response of a bad request.
+        error: ``(status, reason)`` of that error response.
+    """
+
+    __slots__ = (
+        "body",
+        "body_bytes",
+        "conn",
+        "continue_sent",
+        "environ",
+        "error",
+        "headers",
+        "headers_sent",
+        "protocol",
+        "request",
+        "started",
+        "status",
+    )
+
+    def __init__(
+        self,
+        protocol: HttpServerProtocol,
+        request: Request | None,
+        error: tuple[int, str] | None = None,
+    ) -> None:
+        self.protocol = protocol
+        self.conn = protocol.conn
+        self.request = request
+        self.error = error
+        self.body: RequestBody | None = None
+        if request is not None:
+            threaded = protocol.state.threaded
+            self.body = RequestBody(
+                blocking=threaded,
+                on_demand=self._on_demand if threaded else None,
+                alive=protocol.loop.is_running if threaded else None,
+            )
+            if not request.has_body:
+                self.body.end()
+        self.status: str | None = None
+        self.headers: list[tuple[str, str]] = []
+        self.headers_sent = False
+        self.continue_sent = False
+        self.body_bytes = 0
+        self.environ: dict[str, Any] | None = None
+        self.started = time.monotonic()
+
+    def __repr__(self) -> str:
+        target = self.request.target if self.request else b"<error>"
+        return f"<RequestCycle {target!r} status={self.status!r}>"
+
+    # -- running ----------------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Answer the request; the protocol's ``cycle_done`` runs at the end whatever happens."""
+        protocol = self.protocol
+        try:
+            if self.request is None:
+                status, reason = self.error or (400, "Bad Request")
+                self.send_error(status, reason)
+                return
+            state = protocol.state
+            body = self.body
+            assert body is not None
+            if state.threaded:
+                await self._run_threaded()
+                return
+            if not body.complete:
+                if self.request.expect_continue:
+                    self.send_continue()
+                try:
+                    await body.wait_complete()
+                except HttpError as exc:
+                    self._failed(exc, log=False)
+                    return
+            await self._run_inline()
+        except Exception as exc:  # a bug of ours: never leave the connection half-answered
+            logger.exception("Internal error answering %r", self)
+            self._failed(exc, log=False)
+        finally:
+            protocol.cycle_done(self)
+
+    def _build_environ(self) -> dict[str, Any]:
+        protocol = self.protocol
+        assert self.request is not None
+        environ = protocol.state.environ.build(
+            self.request,
+            self.body,
+            peer=protocol.peer,
+            sockname=protocol.sockname,
+            scheme=protocol.scheme,
+        )
+        self.environ = environ
+        return environ
+
+    async def _run_inline(self) -> None:
+        environ = self._build_environ()
+        result: Any = None
+        try:
+            try:
+                result = self.protocol.state.app(environ, self.start_response)
+                if isinstance(result, list | tuple):
+                    self._send_list(result)
+                    return
+                if isinstance(result, FileWrapper):
+                    await self._send_file(result)
+                    return
+                for chunk in result:
+                    if chunk:
+                        self.write_chunk(chunk)
+                        if self.protocol.flow.write_paused:
+                            await self.protocol.flow.drain()
+                    if self.protocol.disconnected:
+                        raise ClientDisconnected()
+                self.finish()
+            except Exception as exc:
+                self._failed(exc)
+        finally:
+            _close(result)
+
+    async def _run_threaded(self) -> None:
+        protocol = self.protocol
+        environ = self._build_environ()
+        try:
+            kind, result = await protocol.loop.run_in_executor(
+                protocol.state.executor, self._call_in_thread, environ
+            )
+        except Exception as exc:
+            self._failed(exc)
+            return
+        try:
+            if kind == "list":
+                self._send_list(result)
+            elif kind == "file":
+                await self._send_file(result)
+            else:
+                self.finish()
+        except Exception as exc:
+            self._failed(exc)
+        finally:
+            if kind != "done":
+                _close(result)
+
+    def _call_in_thread(self, environ: dict[str, Any]) -> tuple[str, Any]:
+        """Worker thread: call the application, consume a streaming iterable."""
+        result = self.protocol.state.app(environ, self.start_response)
+        if isinstance(result, list | tuple):
+            return "list", result
+        if isinstance(result, FileWrapper):
+            return "file", result
+        try:
+            for chunk in result:
+                if chunk:
+                    self._thread_write(chunk)
+        finally:
+            _close(result)
+        return "done", None
+
+    # -- WSGI API ---------------------------------------------------------------------------------
+    def start_response(
+        self,
+        status: str,
+        headers: list[tuple[str, str]],
+        exc_info: Any = None,
+    ) -> Callable[[bytes], None]:
+        """PEP 3333 ``start_response``; returns the legacy ``write`` callable.
+
+        Raises:
+            the ``exc_info`` exception when given after the headers were sent;
+            AssertionError when called a second time without ``exc_info``;
+            TypeError/ValueError for a malformed status or headers.
+        """
+        if exc_info:
+            try:
+                if self.headers_sent:
+                    raise exc_info[1].with_traceback(exc_info[2])
+            finally:
+                exc_info = None
+        elif self.status is not None:
+            raise AssertionError("start_response() called again without exc_info")
+        if not isinstance(status, str):
+            raise TypeError(f"status must be a str, not {type(status).__name__}")
+        code = status[:3]
+        if len(code) != 3 or not code.isdigit() or (len(status) > 3 and status[3] != " "):
+            raise ValueError(f"invalid status {status!r}")
+        if not isinstance(headers, list):
+            raise TypeError(f"headers must be a list, not {type(headers).__name__}")
+        for header in headers:
+            if (
+                not isinstance(header, tuple)
+                or len(header) != 2
+                or not isinstance(header[0], str)
+                or not isinstance(header[1], str)
+            ):
+                raise TypeError(f"invalid header {header!r}: expected a (str, str) tuple")
+        self.status = status
+        self.headers = headers
+        return self._write if not self.protocol.state.threaded else self._thread_write
+
+    def _write(self, data: bytes) -> None:
+        """Legacy ``write()`` inline: written at once (no back-pressure)."""
+        if data:
+            self.write_chunk(data)
+
+    def _thread_write(self, data: bytes) -> None:
+        """Worker thread: hand ``data`` to the loop; return once the transport can take more."""
+        protocol = self.protocol
+        loop = protocol.loop
+        done: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+        def write() -> None:
+            try:
+                self.write_chunk(data)
+            except BaseException as exc:
+                done.set_exception(exc)
+            else:
+                protocol.flow.when_writable(done)
+
+        try:
+            loop.call_soon_threadsafe(write)
+        except RuntimeError:  # the loop is closed
+            raise ClientDisconnected("the server stopped") from None
+        while True:
+            try:
+                done.result(timeout=1.0)
+                return
+            except concurrent.futures.TimeoutError:
+                if not loop.is_running():
+                    raise ClientDisconnected("the server stopped") from None
+
+    # -- sending ----------------------------------------------------------------------------------
+    def _on_demand(self) -> None:
+        """Worker thread: the application waits for body bytes (see :class:`RequestBody`)."""
+        try:
+            self.protocol.loop.call_soon_threadsafe(self.protocol.body_demand, self)
+        except RuntimeError:  # loop closed
+            pass
+
+    def send_continue(self) -> None:
+        """Send ``100 Continue`` once, if the client waits for it and no response started."""
+        request = self.request
+        if (
+            request is not None
+            and request.expect_continue
+            and not self.continue_sent
+            and not self.headers_sent
+            and not self.protocol.disconnected
+        ):
+            self.continue_sent = True
+            self.protocol.transport.write(self.conn.send_continue())
+
+    def _head(self, extra: list[tuple[str, str]] | None = None) -> bytes:
+        if self.status is None:
+            raise LocalProtocolError("the application did not call start_response()")
+        headers = self.headers
+        request = self.request
+        body = self.body
+        if (
+            request is not None
+            and body is not None
+            and not body.complete
+            and request.expect_continue
+            and not self.continue_sent
+        ):
+            # the client may or may not send the body it announced: do not reuse the connection
+            extra = [*(extra or ()), ("Connection", "close")]
+        if extra:
+            headers = [*headers, *extra]
+        status = self.status
+        head = self.conn.send_response(
+            request, int(status[:3]), headers, reason=status[4:] if len(status) > 4 else ""
+        )
+        self.headers_sent = True
+        return head
+
+    def write_chunk(self, chunk: bytes) -> None:
+        """Send a body chunk (the head first, with it, when not sent yet). Event loop only."""
+        protocol = self.protocol
+        if protocol.disconnected:
+            raise ClientDisconnected()
+        if not isinstance(chunk, bytes | bytearray | memoryview):
+            raise TypeError(f"response chunks must be bytes, not {type(chunk).__name__}")
+        if self.headers_sent:
+            data = self.conn.send_data(bytes(chunk))
+        else:
+            data = self._head() + self.conn.send_data(bytes(chunk))
+        self.body_bytes += len(chunk)
+        protocol.transport.write(data)
+
+    def _send_list(self, chunks: list[Any] | tuple[Any, ...]) -> None:
+        """Send a list/tuple body in one write (with a computed Content-Length if none)."""
+        if self.protocol.disconnected:
+            raise ClientDisconnected()
+        out = []
+        extra: list[tuple[str, str]] | None = None
+        if not self.headers_sent:
+            if self.status is None:
+                raise LocalProtocolError("the application did not call start_response()")
+            if int(self.status[:3]) not in _NO_BODY_STATUS and not any(
+                name.lower() == "content-length" for name, _ in self.headers
+            ):
+                size = 0
+                for chunk in chunks:
+                    if not isinstance(chunk, bytes | bytearray | memoryview):
+                        raise TypeError(
+                            f"response chunks must be bytes, not {type(chunk).__name__}"
+                        )
+                    size += len(chunk)
+                extra = [("Content-Length", str(size))]
+            out.append(self._head(extra))
+        send_data = self.conn.send_data
+        for chunk in chunks:
+            if not isinstance(chunk, bytes | bytearray | memoryview):
+                raise TypeError(f"response chunks must be bytes, not {type(chunk).__name__}")
+            if chunk:
+                out.append(send_data(bytes(chunk)))
+                self.body_bytes += len(chunk)
+        out.append(self.conn.send_end())
+        self.protocol.transport.write(b"".join(out))
+        self._log()
+
+    async def _send_file(self, wrapper: FileWrapper) -> None:
+        """Send a ``wsgi.file_wrapper`` body, with ``loop.sendfile`` when possible."""
+        protocol = self.protocol
+        remaining = wrapper.remaining()
+        if (
+            remaining is None
+            or protocol.scheme == "https"
+            or self.headers_sent
+            or self.status is None
+        ):
+            await self._send_iterable(wrapper)
+            return
+        offset, count = remaining
+        extra = None
+        declared = next(
+            (value for name, value in self.headers if name.lower() == "content-length"), None
+        )
+        if declared is None:
+            if int(self.status[:3]) not in _NO_BODY_STATUS:
+                extra = [("Content-Length", str(count))]
+        elif declared.strip().isdigit():
+            count = min(count, int(declared))
+        head = self._head(extra)
+        protocol.transport.write(head)
+        if self.conn.body_expected and count:
+            try:
+                sent = await protocol.loop.sendfile(
+                    protocol.transport, wrapper.filelike, offset, count, fallback=True
+                )
+            except (ConnectionError, RuntimeError) as exc:
+                raise ClientDisconnected(str(exc)) from None
+            self.conn.count_body(sent)
+            self.body_bytes += sent
+        self.finish()
+
+    async def _send_iterable(self, iterable: Iterable[bytes]) -> None:
+        flow = self.protocol.flow
+        for chunk in iterable:
+            if chunk:
+                self.write_chunk(chunk)
+                if flow.write_paused:
+                    await flow.drain()
+        self.finish()
+
+    def finish(self) -> None:
+        """End the response (sending the head if no body chunk did)."""
+        if self.protocol.disconnected:
+            raise ClientDisconnected()
+        out = b""
+        if not self.headers_sent:
+            extra = None
+            if (
+                self.status is not None
+                and int(self.status[:3]) not in _NO_BODY_STATUS
+                and (self.request is None or self.request.method != "HEAD")
+                and not any(name.lower() == "content-length" for name, _ in self.headers)
+            ):
+                extra = [("Content-Length", "0")]
+            out = self._head(extra)
+        out += self.conn.send_end()
+        if out:
+            self.protocol.transport.write(out)
+        self._log()
+
+    def send_error(self, status: int, reason: str = "") -> None:
+        """Send a complete plain-text error response, then the connection closes."""
+        if self.protocol.disconnected:
+            return
+        phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+        text = f"{status} {phrase}\n" if not reason or status >= 500 else f"{reason}\n"
+        payload = text.encode("latin-1", "replace")
+        self.status = f"{status} {phrase}"
+        self.headers = [
+            ("Content-Type", "text/plain; charset=utf-8"),
+            ("Content-Length", str(len(payload))),
+            ("Connection", "close"),
+        ]
+        conn = self.conn
+        request = self.request
+        try:
+            head = conn.send_response(request, status, self.headers, reason=phrase)
+        except LocalProtocolError:  # a response is half sent: only closing is left
+            conn.abort()
+            return
+        self.headers_sent = True
+        self.body_bytes = len(payload)
+        body = conn.send_data(payload)
+        self.protocol.transport.write(head + body + conn.send_end())
+        self._log()
+
+    def _failed(self, exc: BaseException, *, log: bool = True) -> None:
+        """The application (or the request body) failed: 500/4xx if we still can, else close."""
+        protocol = self.protocol
+        if protocol.disconnected or isinstance(exc, ClientDisconnected):
+            self.conn.abort()
+            return
+        if isinstance(exc, RemoteProtocolError):
+            status = exc.status
+            log = False
+        else:
+            status = 500
+        if log:
+            logger.error(
+                "Error handling request %s",
+                self.request.target.decode("latin-1") if self.request else "",
+                exc_info=exc,
+            )
+        if self.headers_sent:
+            self.conn.abort()
+            return
+        self.headers = []
+        self.send_error(status, str(exc) if isinstance(exc, HttpError) else "")
+
+    def _log(self) -> None:
+        access = self.protocol.state.access
+        if access.active and self.environ is not None:
+            access.log(
+                self.environ,
+                self.status or "-",
+                self.headers,
+                self.body_bytes,
+                time.monotonic() - self.started,
+            )

@@ -1,0 +1,303 @@
+"""The PEP 3333 environ of a request, ``wsgi.errors``, ``wsgi.file_wrapper``, proxy headers.
+
+How it works
+------------
+:class:`EnvironBuilder` is made once per server from the configuration: it holds the keys that
+are the same for every request (``wsgi.version``, ``SERVER_SOFTWARE``, ``SCRIPT_NAME``...) and the
+trusted proxy networks. :meth:`EnvironBuilder.build` copies them and adds the request's keys.
+Strings follow PEP 3333's "bytes as latin-1" rule: ``PATH_INFO`` is the percent-decoded path
+decoded as latin-1, header values are latin-1.
+
+Header names containing ``_`` are dropped (``X_Forwarded_For`` would otherwise collide with
+``X-Forwarded-For`` in ``HTTP_X_FORWARDED_FOR``); repeated headers are joined with ``,`` (``;``
+for ``Cookie``). Proxy headers (``Forwarded``, else ``X-Forwarded-For``/``-Proto``) change
+``REMOTE_ADDR`` and ``wsgi.url_scheme`` only when the peer is a trusted proxy
+(``forwarded_allow_ips``); the client is then the right-most address that is not trusted.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+from ._events import Request
+from ._settings import parse_allow_ips
+
+__all__ = ["EnvironBuilder", "ErrorStream", "FileWrapper"]
+
+error_logger = logging.getLogger("pulsar.wsgi.error")
+
+_SPECIAL = {b"content-type": "CONTENT_TYPE", b"content-length": "CONTENT_LENGTH"}
+
+
+class ErrorStream:
+    """``wsgi.errors``: a text stream whose lines go to the ``pulsar.wsgi.error`` logger."""
+
+    __slots__ = ("_partial",)
+
+    def __init__(self) -> None:
+        self._partial = ""
+
+    def write(self, text: str) -> int:
+        """Log complete lines at ERROR (a partial line waits for its end or :meth:`flush`)."""
+        data = self._partial + text
+        *lines, self._partial = data.split("\n")
+        for line in lines:
+            error_logger.error("%s", line)
+        return len(text)
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        if self._partial:
+            error_logger.error("%s", self._partial)
+            self._partial = ""
+
+
+class FileWrapper:
+    """``wsgi.file_wrapper``: a file-like object returned as the response body.
+
+    The server sends it with ``sendfile`` when the object is a regular file with ``fileno()`` and
+    the transport allows it (plain TCP); otherwise it iterates it in ``block_size`` reads.
+    ``close()`` closes the file-like object.
+    """
+
+    def __init__(self, filelike: Any, block_size: int = 64 * 1024) -> None:
+        self.filelike = filelike
+        self.block_size = block_size
+
+    def fileno(self) -> int | None:
+        """The file descriptor usable with ``sendfile``, or None."""
+        try:
+            fileno = self.filelike.fileno()
+        except (AttributeError, OSError, ValueError):
+            return None
+        try:
+            import stat
+
+            if not stat.S_ISREG(os.fstat(fileno).st_mode):
+                return None
+        except OSError:
+            return None
+        return int(fileno)
+
+    def remaining(self) -> tuple[int, int] | None:
+        """``(offset, count)`` of what is left to send from the current position, or None."""
+        fileno = self.fileno()
+        if fileno is None:
+            return None
+        try:
+            offset = int(self.filelike.tell())
+            size = os.fstat(fileno).st_size
+        except (AttributeError, OSError, ValueError):
+            return None
+        return offset, max(0, size - offset)
+
+    def __iter__(self) -> Iterator[bytes]:
+        read = self.filelike.read
+        while True:
+            data = read(self.block_size)
+            if not data:
+                return
+            yield data
+
+    def close(self) -> None:
+        """Close the wrapped object (when it has a ``close``)."""
+        close = getattr(self.filelike, "close", None)
+        if close is not None:
+            close()
+
+
+def _split_hostport(value: str, default_port: str) -> tuple[str, str]:
+    if value.startswith("["):
+        host, _, rest = value[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else default_port
+        return host, port or default_port
+    host, sep, port = value.rpartition(":")
+    if sep and port.isdigit():
+        return host, port
+    return value, default_port
+
+
+def _unquote(value: str) -> str:
+    value = value.strip()
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        value = value[1:-1]
+    return value
+
+
+def _forwarded_for(value: str) -> str:
+    """The address of a ``for=`` value (``"[::1]:80"`` -> ``::1``; obfuscated kept as is)."""
+    value = _unquote(value)
+    if value.startswith("["):
+        return value[1:].partition("]")[0]
+    if value.count(":") == 1:
+        return value.partition(":")[0]
+    return value
+
+
+class EnvironBuilder:
+    """Builds the environ of each request from a request head (see the module docstring).
+
+    Args:
+        cfg: the server's :class:`pulsar.Config` (``root_path``, ``forwarded_allow_ips``,
+            ``workers``, ``thread_workers``).
+        server_software: the ``SERVER_SOFTWARE`` value.
+    """
+
+    def __init__(self, cfg: Any, server_software: str) -> None:
+        self.root_path: str = cfg.get("root_path", "") or ""
+        self.trust_all, self.networks = parse_allow_ips(
+            cfg.get("forwarded_allow_ips", "127.0.0.1,::1") or ""
+        )
+        self._trust_cache: dict[str, bool] = {}
+        self.base: dict[str, Any] = {
+            "wsgi.version": (1, 0),
+            "wsgi.multithread": bool(cfg.get("thread_workers", 0)),
+            "wsgi.multiprocess": int(cfg.get("workers", 1) or 0) > 1,
+            "wsgi.run_once": False,
+            "wsgi.file_wrapper": FileWrapper,
+            "wsgi.input_terminated": True,
+            "SERVER_SOFTWARE": server_software,
+            "SCRIPT_NAME": self.root_path,
+        }
+
+    def trusted(self, address: str) -> bool:
+        """Whether forwarded headers from ``address`` are honoured."""
+        if self.trust_all:
+            return True
+        cached = self._trust_cache.get(address)
+        if cached is None:
+            try:
+                ip = ipaddress.ip_address(address)
+            except ValueError:
+                cached = False
+            else:
+                cached = any(ip in net for net in self.networks)
+            if len(self._trust_cache) < 1024:
+                self._trust_cache[address] = cached
+        return cached
+
+    def build(
+        self,
+        request: Request,
+        body: Any,
+        *,
+        peer: Any,
+        sockname: Any,
+        scheme: str,
+    ) -> dict[str, Any]:
+        """The environ of ``request`` (``body`` becomes ``wsgi.input``).
+
+        ``peer``/``sockname`` are the transport's addresses (a tuple for TCP, a string or None
+        for unix sockets); ``scheme`` is ``http`` or ``https``.
+        """
+        environ = dict(self.base)
+        target = request.target
+        path, _, query = target.partition(b"?")
+        path = path.partition(b"#")[0]
+        if path.startswith(b"http://") or path.startswith(b"https://"):  # absolute-form
+            path = b"/" + path.split(b"/", 3)[3] if path.count(b"/") >= 3 else b"/"
+        path_info = (
+            unquote_to_bytes(path).decode("latin-1") if b"%" in path else path.decode("latin-1")
+        )
+        root = self.root_path
+        if root and (path_info == root or path_info.startswith(root + "/")):
+            path_info = path_info[len(root) :]
+        environ["REQUEST_METHOD"] = request.method
+        environ["PATH_INFO"] = path_info
+        environ["QUERY_STRING"] = query.partition(b"#")[0].decode("latin-1")
+        environ["RAW_URI"] = target.decode("latin-1")
+        environ["SERVER_PROTOCOL"] = "HTTP/" + request.http_version
+        environ["wsgi.input"] = body
+        environ["wsgi.errors"] = ErrorStream()
+        default_port = "443" if scheme == "https" else "80"
+        host_header: str | None = None
+        forwarded: list[tuple[bytes, str]] = []
+        for name, raw in request.headers:
+            if b"_" in name:
+                continue
+            lname = name.lower()
+            value = raw.decode("latin-1")
+            special = _SPECIAL.get(lname)
+            if special is not None:
+                key = special
+            else:
+                key = "HTTP_" + name.decode("latin-1").upper().replace("-", "_")
+                if lname == b"host":
+                    host_header = value
+                elif lname in (b"forwarded", b"x-forwarded-for", b"x-forwarded-proto"):
+                    forwarded.append((lname, value))
+            if key in environ:
+                sep = "; " if lname == b"cookie" else ","
+                environ[key] = environ[key] + sep + value
+            else:
+                environ[key] = value
+        if request.chunked:
+            environ.pop("CONTENT_LENGTH", None)
+        if isinstance(sockname, tuple):
+            environ["SERVER_NAME"] = str(sockname[0])
+            environ["SERVER_PORT"] = str(sockname[1])
+        else:
+            host, port = _split_hostport(host_header or "localhost", default_port)
+            environ["SERVER_NAME"] = host
+            environ["SERVER_PORT"] = port
+        if isinstance(peer, tuple):
+            environ["REMOTE_ADDR"] = str(peer[0])
+            environ["REMOTE_PORT"] = str(peer[1])
+        else:
+            environ["REMOTE_ADDR"] = "127.0.0.1" if peer is None else str(peer or "127.0.0.1")
+        environ["wsgi.url_scheme"] = scheme
+        if forwarded and self.trusted(environ["REMOTE_ADDR"]):
+            self._apply_forwarded(environ, dict(forwarded))
+        return environ
+
+    def _client(self, addresses: list[str]) -> str | None:
+        """The right-most address that is not a trusted proxy (the left-most if all are)."""
+        for address in reversed(addresses):
+            if address and not self.trusted(address):
+                return address
+        return addresses[0] if addresses else None
+
+    def _apply_forwarded(self, environ: dict[str, Any], headers: dict[bytes, str]) -> None:
+        forwarded = headers.get(b"forwarded")
+        addresses: list[str] = []
+        protos: list[str] = []
+        if forwarded is not None:
+            for element in forwarded.split(","):
+                pairs = {}
+                for pair in element.split(";"):
+                    key, sep, value = pair.partition("=")
+                    if sep:
+                        pairs[key.strip().lower()] = _unquote(value)
+                if "for" in pairs:
+                    addresses.append(_forwarded_for(pairs["for"]))
+                if "proto" in pairs:
+                    protos.append(pairs["proto"].lower())
+        else:
+            xff = headers.get(b"x-forwarded-for")
+            if xff:
+                addresses = [a.strip() for a in xff.split(",") if a.strip()]
+            xfp = headers.get(b"x-forwarded-proto")
+            if xfp:
+                protos = [p.strip().lower() for p in xfp.split(",") if p.strip()]
+        client = self._client(addresses)
+        if client:
+            environ["REMOTE_ADDR"] = client
+            environ.pop("REMOTE_PORT", None)
+        if protos and protos[-1] in ("http", "https"):
+            environ["wsgi.url_scheme"] = protos[-1]
+
+
+def server_software() -> str:
+    """``pulsar-wsgi/<version> Python/<x.y>``."""
+    from pulsar import __version__
+
+    return f"pulsar-wsgi/{__version__} Python/{sys.version_info[0]}.{sys.version_info[1]}"

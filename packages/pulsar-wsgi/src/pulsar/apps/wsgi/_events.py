@@ -1,0 +1,90 @@
+"""Events of the sans-IO HTTP/1.1 connection (:class:`~pulsar.apps.wsgi.HttpConnection`).
+
+Feeding bytes to a connection produces, for each request: one :class:`Request` (the head), zero
+or more :class:`Data` (body bytes, chunked framing removed), one :class:`EndOfMessage`. A peer that
+breaks the protocol produces one :class:`RequestError` (with the status code to answer with) and
+nothing after it; the peer closing its side produces :class:`ConnectionClosed`.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+__all__ = [
+    "NEED_DATA",
+    "ConnectionClosed",
+    "Data",
+    "EndOfMessage",
+    "Event",
+    "Request",
+    "RequestError",
+    "Sentinel",
+]
+
+
+class Sentinel(enum.Enum):
+    """Returned by ``next_event()`` when no complete event is available yet."""
+
+    NEED_DATA = "NEED_DATA"
+
+
+NEED_DATA = Sentinel.NEED_DATA
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """The head of a request.
+
+    Attributes:
+        method: upper-case method (``"GET"``).
+        target: the raw request target as sent (``b"/path?query"``).
+        http_version: ``"1.0"`` or ``"1.1"``.
+        headers: ``(name, value)`` byte pairs in the order received, names as sent.
+        keep_alive: the client allows the connection to be reused after this request.
+        expect_continue: the client sent ``Expect: 100-continue`` (HTTP/1.1) and waits for it.
+        content_length: the declared body length, or None.
+        chunked: the body comes with ``Transfer-Encoding: chunked``.
+    """
+
+    method: str
+    target: bytes
+    http_version: str
+    headers: tuple[tuple[bytes, bytes], ...]
+    keep_alive: bool = True
+    expect_continue: bool = False
+    content_length: int | None = None
+    chunked: bool = False
+
+    @property
+    def has_body(self) -> bool:
+        """Whether body bytes follow the head."""
+        return self.chunked or bool(self.content_length)
+
+
+@dataclass(frozen=True, slots=True)
+class Data:
+    """A piece of the request body (never empty)."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class EndOfMessage:
+    """The request body is complete."""
+
+
+@dataclass(frozen=True, slots=True)
+class RequestError:
+    """The client broke the protocol; answer ``status`` (when possible), then close."""
+
+    status: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionClosed:
+    """The client closed its side of the connection (EOF)."""
+
+
+Event = Request | Data | EndOfMessage | RequestError | ConnectionClosed

@@ -1,0 +1,264 @@
+"""``wsgi.input``: the streaming request body.
+
+How it works
+------------
+The event loop feeds the body bytes of one request as the parser produces them
+(:meth:`RequestBody.feed`, :meth:`~RequestBody.end`, :meth:`~RequestBody.fail`); the application
+reads them with the file API of PEP 3333 (``read``, ``readline``, ``readlines``, iteration). The
+parser hands over body bytes only, so a read never goes past the end of the body.
+
+When the application runs in a worker thread, a read that finds no buffered byte blocks that
+thread on a :class:`threading.Condition` until the loop feeds more, ends or fails the body (a
+disconnect, a body timeout or a limit wakes it with an exception). The first such wait asks the
+loop (thread-safely) to send ``100 Continue`` when the client expects it, and reads that drain the
+buffer below the low-water mark ask the loop to resume reading the socket, which the protocol
+pauses when the buffer grows past the high-water mark. When the application runs inline on the
+loop the body is complete before it is called, so reads never wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Iterator
+
+from ._errors import ClientDisconnected, HttpError
+
+__all__ = ["BODY_HIGH_WATER", "BODY_LOW_WATER", "RequestBody"]
+
+#: the protocol stops reading the socket while this many body bytes wait for the application
+BODY_HIGH_WATER = 256 * 1024
+#: ... and reads again once the application has consumed the buffer below this
+BODY_LOW_WATER = 64 * 1024
+
+
+class RequestBody:
+    """The body of one request; the object is ``environ["wsgi.input"]``.
+
+    Args:
+        blocking: reads may wait for bytes (the reader is a worker thread); when False a read
+            past what has been received raises :class:`HttpError` (it would block the loop).
+        on_demand: called (from the reading thread) the first time a read has to wait, and
+            whenever a read drains the buffer below :data:`BODY_LOW_WATER`; the protocol sends
+            ``100 Continue`` and resumes reading the socket. Must be thread-safe.
+        alive: checked every second by a waiting reader; False (the server's loop stopped)
+            makes the read raise :class:`ClientDisconnected` instead of waiting forever.
+    """
+
+    __slots__ = (
+        "_alive",
+        "_blocking",
+        "_buf",
+        "_complete",
+        "_cond",
+        "_demanded",
+        "_discard",
+        "_error",
+        "_on_demand",
+        "_waiter",
+        "received",
+    )
+
+    def __init__(
+        self,
+        *,
+        blocking: bool = True,
+        on_demand: Callable[[], None] | None = None,
+        alive: Callable[[], bool] | None = None,
+    ) -> None:
+        self._blocking = blocking
+        self._alive = alive
+        self._buf = bytearray()
+        self._complete = False
+        self._error: BaseException | None = None
+        self._cond = threading.Condition(threading.Lock())
+        self._on_demand = on_demand
+        self._demanded = False
+        self._discard = False
+        self._waiter: asyncio.Future[None] | None = None
+        #: body bytes received so far
+        self.received = 0
+
+    # -- loop side --------------------------------------------------------------------------------
+    def feed(self, data: bytes) -> None:
+        """Add body bytes (event loop)."""
+        self.received += len(data)
+        if self._discard:
+            return
+        with self._cond:
+            self._buf += data
+            self._cond.notify_all()
+
+    def end(self) -> None:
+        """The body is complete (event loop)."""
+        with self._cond:
+            self._complete = True
+            self._cond.notify_all()
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def fail(self, exc: BaseException) -> None:
+        """The body will never complete: readers waiting for more raise ``exc``."""
+        with self._cond:
+            if not self._complete and self._error is None:
+                self._error = exc
+            self._cond.notify_all()
+        waiter = self._waiter
+        if waiter is not None and not waiter.done() and self._error is not None:
+            waiter.set_exception(self._error)
+
+    async def wait_complete(self) -> None:
+        """Wait (on the event loop) until the whole body is received; raises its failure."""
+        if self._complete:
+            return
+        if self._error is not None:
+            raise self._error
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+
+    def discard(self) -> None:
+        """The application is done: drop buffered and future bytes (they are drained)."""
+        self._discard = True
+        with self._cond:
+            self._buf.clear()
+
+    @property
+    def complete(self) -> bool:
+        """All the body has been received."""
+        return self._complete
+
+    @property
+    def failed(self) -> BaseException | None:
+        """The error that ended the body early, if any."""
+        return self._error
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received and not read yet."""
+        return len(self._buf)
+
+    @property
+    def demanded(self) -> bool:
+        """A reader asked for bytes that had not arrived yet (``100 Continue`` is due)."""
+        return self._demanded
+
+    # -- reader side ------------------------------------------------------------------------------
+    def _wait(self) -> None:
+        """Block until more bytes arrive, the body ends or fails (lock held)."""
+        if self._error is not None:
+            raise self._error
+        if not self._demanded:
+            self._demanded = True
+            if self._on_demand is not None:
+                self._cond.release()
+                try:
+                    self._on_demand()
+                finally:
+                    self._cond.acquire()
+            if self._buf or self._complete:
+                return
+        if not self._blocking:
+            raise HttpError("wsgi.input: the body is not complete and reads may not block here")
+        while not self._cond.wait(1.0):
+            if self._alive is not None and not self._alive():
+                self._error = self._error or disconnected()
+                break
+        if self._error is not None and not self._buf:
+            raise self._error
+
+    def _take(self, size: int) -> bytes:
+        buf = self._buf
+        before = len(buf)
+        data = bytes(buf[:size])
+        del buf[:size]
+        if (
+            before >= BODY_LOW_WATER > len(buf)
+            and self._on_demand is not None
+            and not self._complete
+        ):
+            self._cond.release()
+            try:
+                self._on_demand()
+            finally:
+                self._cond.acquire()
+        return data
+
+    def read(self, size: int | None = -1) -> bytes:
+        """Read up to ``size`` bytes (all the rest when negative or None); ``b""`` at the end."""
+        with self._cond:
+            if size is None or size < 0:
+                while not self._complete:
+                    self._wait()
+                return self._take(len(self._buf))
+            if size == 0:
+                return b""
+            while not self._buf and not self._complete:
+                self._wait()
+            return self._take(size)
+
+    def read1(self, size: int = -1) -> bytes:
+        """Read what is buffered (waiting only when nothing is), up to ``size`` bytes."""
+        with self._cond:
+            while not self._buf and not self._complete:
+                self._wait()
+            return self._take(len(self._buf) if size is None or size < 0 else size)
+
+    def readline(self, size: int | None = -1) -> bytes:
+        """Read one line (up to and including ``\\n``), at most ``size`` bytes when given."""
+        with self._cond:
+            start = 0
+            while True:
+                buf = self._buf
+                index = buf.find(b"\n", start)
+                if index >= 0:
+                    end = index + 1
+                    if size is not None and 0 <= size < end:
+                        end = size
+                    return self._take(end)
+                if size is not None and 0 <= size <= len(buf):
+                    return self._take(size)
+                if self._complete:
+                    return self._take(len(buf))
+                start = len(buf)
+                self._wait()
+
+    def readlines(self, hint: int | None = -1) -> list[bytes]:
+        """Read lines until the end (or until ``hint`` bytes have been read, when positive)."""
+        lines: list[bytes] = []
+        total = 0
+        while True:
+            line = self.readline()
+            if not line:
+                return lines
+            lines.append(line)
+            total += len(line)
+            if hint is not None and 0 < hint <= total:
+                return lines
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        line = self.readline()
+        if not line:
+            raise StopIteration
+        return line
+
+    def close(self) -> None:
+        """No-op (the server owns the body)."""
+
+    def readable(self) -> bool:
+        return True
+
+    def __repr__(self) -> str:
+        state = "complete" if self._complete else "failed" if self._error else "streaming"
+        return f"<wsgi.input {state} received={self.received} buffered={len(self._buf)}>"
+
+
+def disconnected() -> ClientDisconnected:
+    """The error readers get when the client goes away mid-body."""
+    return ClientDisconnected("client disconnected before the request body was complete")

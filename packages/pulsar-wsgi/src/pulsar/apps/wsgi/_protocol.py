@@ -1,0 +1,531 @@
+"""The asyncio Protocol of the WSGI server: a thin adapter around :class:`HttpConnection`.
+
+How it works
+------------
+``data_received`` feeds the sans-IO connection and dispatches its events: a request head creates
+a :class:`~._cycle.RequestCycle` queued behind the ones in progress (pipelined requests are
+answered in order, one cycle running at a time), body bytes go to the cycle receiving them, a
+protocol error queues an error response. :class:`FlowControl` pauses reading while too many
+requests are queued or too many body bytes wait for the application, and makes writers wait
+while the transport's buffer is above its high-water mark. One timer per connection enforces the
+deadlines (:class:`Timer`): the head of a request must arrive within ``header_timeout`` of its
+first byte, a body may not stall for more than ``body_timeout``, an idle keep-alive connection
+closes after ``keep_alive`` seconds.
+
+:class:`ServerState` is shared by the connections of one server (one worker): configuration
+values read once, the thread pool, the access logger, the open connections and counters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import enum
+import logging
+import socket
+from collections import deque
+from collections.abc import Callable
+from typing import Any, cast
+
+from ._accesslog import AccessLogger
+from ._connection import HttpConnection, Limits, RecvState
+from ._cycle import RequestCycle
+from ._environ import EnvironBuilder, server_software
+from ._errors import ClientDisconnected, RemoteProtocolError
+from ._events import NEED_DATA, ConnectionClosed, Data, EndOfMessage, Request, RequestError
+from ._input import BODY_HIGH_WATER, BODY_LOW_WATER
+
+__all__ = [
+    "MAX_PIPELINE",
+    "FlowControl",
+    "HttpServerProtocol",
+    "ProtocolFactory",
+    "ServerState",
+    "Timer",
+    "create_protocol_factory",
+]
+
+logger = logging.getLogger("pulsar.wsgi")
+
+#: reading pauses while this many requests of one connection wait to be answered
+MAX_PIPELINE = 16
+
+
+def _config(cfg: Any, settings: dict[str, Any]) -> Any:
+    from pulsar import Config
+
+    if cfg is None:
+        return Config(apps=("wsgi",), **settings)
+    if settings:
+        cfg = cfg.copy()
+        cfg.update(settings)
+    return cfg
+
+
+class ServerState:
+    """What the connections of one server share.
+
+    Args:
+        app: the WSGI callable.
+        cfg: a :class:`pulsar.Config` with the ``wsgi`` settings (None: defaults).
+        executor: the thread pool running the callable; by default the running pulsar actor's
+            executor, else a pool of ``thread_workers`` threads owned (and shut down) here.
+        on_request: called after each response (e.g. the ``max_requests`` count of a worker).
+    """
+
+    def __init__(
+        self,
+        app: Callable[..., Any],
+        cfg: Any = None,
+        *,
+        executor: concurrent.futures.Executor | None = None,
+        on_request: Callable[[], Any] | None = None,
+    ) -> None:
+        cfg = _config(cfg, {})
+        self.app = app
+        self.cfg = cfg
+        self.limits = Limits(
+            request_line=int(cfg.get("limit_request_line", 8190)),
+            request_fields=int(cfg.get("limit_request_fields", 100)),
+            request_field_size=int(cfg.get("limit_request_field_size", 8190)),
+            max_body_size=int(cfg.get("max_body_size", 16 * 1024 * 1024)),
+        )
+        self.keep_alive = float(cfg.get("keep_alive", 15) or 0)
+        self.header_timeout = float(cfg.get("header_timeout", 20) or 0)
+        self.body_timeout = float(cfg.get("body_timeout", 30) or 0)
+        self.thread_workers = int(cfg.get("thread_workers", 8) or 0)
+        self.threaded = self.thread_workers > 0
+        self.environ = EnvironBuilder(cfg, server_software())
+        self.access = AccessLogger(
+            bool(cfg.get("access_log", True)), str(cfg.get("access_log_format", ""))
+        )
+        self.on_request = on_request
+        self.connections: set[HttpServerProtocol] = set()
+        self.stopping = False
+        #: counters (see :meth:`statistics`)
+        self.requests = 0
+        self.total_connections = 0
+        self._executor = executor
+        self._own_executor: concurrent.futures.ThreadPoolExecutor | None = None
+
+    @property
+    def executor(self) -> concurrent.futures.Executor:
+        """The thread pool running the WSGI callable (created on first use)."""
+        if self._executor is None:
+            import pulsar
+
+            actor = pulsar.get_actor()
+            if actor is not None:
+                self._executor = actor.executor
+            else:
+                self._own_executor = concurrent.futures.ThreadPoolExecutor(
+                    max_workers=max(1, self.thread_workers), thread_name_prefix="pulsar-wsgi"
+                )
+                self._executor = self._own_executor
+        return self._executor
+
+    def statistics(self) -> dict[str, Any]:
+        """Counters: open connections, connections served, requests served."""
+        return {
+            "connections": len(self.connections),
+            "total_connections": self.total_connections,
+            "requests": self.requests,
+            "mode": "threads" if self.threaded else "inline",
+        }
+
+    def request_done(self) -> None:
+        """Count one answered request."""
+        self.requests += 1
+        if self.on_request is not None:
+            self.on_request()
+
+    async def shutdown(self, timeout: float = 30.0) -> None:
+        """Stop gracefully: idle connections close now, the others after their response (or
+        after ``timeout`` seconds, aborted); then the owned thread pool shuts down."""
+        self.stopping = True
+        for connection in list(self.connections):
+            connection.shutdown()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.connections and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        for connection in list(self.connections):
+            connection.abort()
+        self.close()
+
+    def close(self) -> None:
+        """Abort the connections left and shut the owned thread pool down (no wait)."""
+        self.stopping = True
+        for connection in list(self.connections):
+            connection.abort()
+        if self._own_executor is not None:
+            self._own_executor.shutdown(wait=False, cancel_futures=True)
+            self._own_executor = None
+            self._executor = None
+
+
+class FlowControl:
+    """Read pausing and write back-pressure of one transport."""
+
+    __slots__ = ("_transport", "_waiters", "disconnected", "read_paused", "write_paused")
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        self.read_paused = False
+        self.write_paused = False
+        self.disconnected = False
+        self._waiters: list[asyncio.Future[None] | concurrent.futures.Future[None]] = []
+
+    def pause_reading(self) -> None:
+        if not self.read_paused and not self.disconnected:
+            self.read_paused = True
+            self._transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.read_paused and not self.disconnected:
+            self.read_paused = False
+            self._transport.resume_reading()
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        self._wake(None)
+
+    def connection_lost(self) -> None:
+        self.disconnected = True
+        self.write_paused = False
+        self._wake(ClientDisconnected())
+
+    def _wake(self, exc: BaseException | None) -> None:
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if waiter.done():
+                continue
+            if exc is None:
+                waiter.set_result(None)
+            else:
+                waiter.set_exception(exc)
+
+    async def drain(self) -> None:
+        """Wait until the transport can take more (raises ClientDisconnected if it is gone)."""
+        if self.disconnected:
+            raise ClientDisconnected()
+        if not self.write_paused:
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        await waiter
+
+    def when_writable(self, future: concurrent.futures.Future[None]) -> None:
+        """Complete ``future`` (from another thread's point of view) once writable."""
+        if self.disconnected:
+            future.set_exception(ClientDisconnected())
+        elif not self.write_paused:
+            future.set_result(None)
+        else:
+            self._waiters.append(future)
+
+
+class Timer(enum.Enum):
+    """The one deadline a connection runs at a time."""
+
+    NONE = "none"
+    HEAD = "head"  # the request head must be complete (header_timeout)
+    BODY = "body"  # the body must make progress (body_timeout)
+    IDLE = "idle"  # an idle keep-alive connection (keep_alive)
+
+
+class HttpServerProtocol(asyncio.Protocol):
+    """The protocol of one HTTP/1.1 connection serving a WSGI application.
+
+    Args:
+        app: the WSGI callable (ignored when ``state`` is given).
+        cfg: settings (see :class:`ServerState`).
+        state: the shared :class:`ServerState` (a factory passes it to every connection).
+    """
+
+    def __init__(
+        self, app: Callable[..., Any] | None = None, cfg: Any = None, *, state: Any = None
+    ) -> None:
+        if state is None:
+            if app is None:
+                raise TypeError("HttpServerProtocol needs a WSGI callable or a ServerState")
+            state = ServerState(app, cfg)
+        self.state: ServerState = state
+        self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
+        self.transport: asyncio.Transport = None  # type: ignore[assignment]
+        self.conn: HttpConnection = None  # type: ignore[assignment]
+        self.flow: FlowControl = None  # type: ignore[assignment]
+        self.peer: Any = None
+        self.sockname: Any = None
+        self.scheme = "http"
+        self.disconnected = False
+        self._pipeline: deque[RequestCycle] = deque()
+        self._receiving: RequestCycle | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_kind = Timer.NONE
+        self._eof = False
+
+    # -- asyncio callbacks ------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports do not derive from asyncio.Transport: no isinstance check
+        transport = cast(asyncio.Transport, transport)
+        state = self.state
+        self.loop = asyncio.get_running_loop()
+        self.transport = transport
+        self.flow = FlowControl(transport)
+        self.conn = HttpConnection(
+            limits=state.limits, keep_alive=state.keep_alive > 0 and not state.stopping
+        )
+        self.peer = transport.get_extra_info("peername")
+        self.sockname = transport.get_extra_info("sockname")
+        if transport.get_extra_info("sslcontext") is not None:
+            self.scheme = "https"
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:  # pragma: no cover - platform dependent
+                pass
+        state.connections.add(self)
+        state.total_connections += 1
+        self._set_timer(Timer.HEAD, state.header_timeout)
+
+    def data_received(self, data: bytes) -> None:
+        self.conn.receive_data(data)
+        self._handle_events()
+
+    def eof_received(self) -> bool | None:
+        self._eof = True
+        self.conn.receive_data(b"")
+        self._handle_events()
+        if self._pipeline:
+            return True  # half-closed: finish the responses, then close
+        self._close()
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.disconnected = True
+        self._cancel_timer()
+        if self.flow is not None:
+            self.flow.connection_lost()
+        receiving = self._receiving
+        if receiving is not None and receiving.body is not None:
+            receiving.body.fail(ClientDisconnected())
+        for cycle in self._pipeline:
+            if cycle.body is not None and not cycle.body.complete:
+                cycle.body.fail(ClientDisconnected())
+        self.state.connections.discard(self)
+
+    def pause_writing(self) -> None:
+        self.flow.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.flow.resume_writing()
+
+    # -- events -----------------------------------------------------------------------------------
+    def _handle_events(self) -> None:
+        conn = self.conn
+        while True:
+            event = conn.next_event()
+            if event is NEED_DATA:
+                break
+            kind = type(event)
+            if kind is Data:
+                if self._receiving is not None and self._receiving.body is not None:
+                    self._receiving.body.feed(event.data)  # type: ignore[union-attr]
+            elif kind is Request:
+                cycle = RequestCycle(self, event)  # type: ignore[arg-type]
+                self._receiving = cycle if event.has_body else None  # type: ignore[union-attr]
+                self._queue(cycle)
+            elif kind is EndOfMessage:
+                if self._receiving is not None and self._receiving.body is not None:
+                    self._receiving.body.end()
+                self._receiving = None
+            elif kind is RequestError:
+                receiving = self._receiving
+                error = RemoteProtocolError(event.reason, event.status)  # type: ignore[union-attr]
+                if receiving is not None and receiving.body is not None:
+                    receiving.body.fail(error)  # that request's cycle answers the error
+                    self._receiving = None
+                else:
+                    self._queue(RequestCycle(self, None, (error.status, str(error))))
+            elif kind is ConnectionClosed:
+                if self._receiving is not None and self._receiving.body is not None:
+                    self._receiving.body.fail(ClientDisconnected())
+                self._receiving = None
+        self._update_timer()
+        self._update_reading()
+
+    def _queue(self, cycle: RequestCycle) -> None:
+        self._pipeline.append(cycle)
+        if self._task is None:
+            self._start_next()
+
+    def _start_next(self) -> None:
+        if self._timer_kind is Timer.IDLE:
+            self._cancel_timer()
+        cycle = self._pipeline[0]
+        self._task = self.loop.create_task(cycle.run())
+
+    def cycle_done(self, cycle: RequestCycle) -> None:
+        """Called by a cycle when its response is complete (or given up)."""
+        if self._pipeline and self._pipeline[0] is cycle:
+            self._pipeline.popleft()
+        self._task = None
+        if cycle.request is not None:
+            self.state.request_done()
+        if cycle.body is not None and not cycle.body.complete:
+            cycle.body.discard()  # what is left of the body is read and dropped
+        if self.disconnected:
+            return
+        if self.conn.must_close or (self.state.stopping and not self._pipeline):
+            self._close()
+            return
+        if self._pipeline:
+            self._start_next()
+        elif self._eof:
+            self._close()
+            return
+        self._update_timer()
+        self._update_reading()
+
+    def body_demand(self, cycle: RequestCycle) -> None:
+        """The application waits for body bytes (or consumed a lot of them)."""
+        cycle.send_continue()
+        self._update_reading()
+
+    # -- flow control and timers ------------------------------------------------------------------
+    def _update_reading(self) -> None:
+        if self.disconnected:
+            return
+        receiving = self._receiving
+        pause = len(self._pipeline) > MAX_PIPELINE
+        if not pause and receiving is not None and receiving.body is not None:
+            buffered = receiving.body.buffered
+            running = bool(self._pipeline) and self._pipeline[0] is receiving
+            if self.state.threaded or not running:
+                limit = BODY_LOW_WATER if self.flow.read_paused else BODY_HIGH_WATER
+                pause = buffered > limit
+        if pause:
+            self.flow.pause_reading()
+            if self._timer_kind is not Timer.IDLE:
+                self._cancel_timer()  # a paused reader cannot blame the client
+        else:
+            self.flow.resume_reading()
+
+    def _update_timer(self) -> None:
+        if self.disconnected:
+            return
+        state = self.state
+        recv = self.conn.recv_state
+        if recv is RecvState.HEAD:
+            if self._timer_kind is not Timer.HEAD:
+                self._set_timer(Timer.HEAD, state.header_timeout)
+        elif recv is RecvState.BODY:
+            self._set_timer(Timer.BODY, state.body_timeout)  # restarted by every body byte
+        elif self._pipeline:
+            if self._timer_kind is not Timer.NONE:
+                self._cancel_timer()
+        elif recv is RecvState.IDLE and self._timer_kind is not Timer.IDLE:
+            self._set_timer(Timer.IDLE, state.keep_alive)
+
+    def _set_timer(self, kind: Timer, delay: float) -> None:
+        self._cancel_timer()
+        if delay > 0:
+            self._timer = self.loop.call_later(delay, self._timeout, kind)
+            self._timer_kind = kind
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_kind = Timer.NONE
+
+    def _timeout(self, kind: Timer) -> None:
+        self._timer = None
+        self._timer_kind = Timer.NONE
+        if self.disconnected:
+            return
+        if kind is Timer.IDLE:
+            if not self._pipeline:
+                self._close()
+            return
+        never_started = self.conn.recv_state is RecvState.IDLE
+        self.conn.fail_receive()  # no more requests: the response in progress closes
+        self.flow.pause_reading()
+        receiving = self._receiving
+        if kind is Timer.BODY and receiving is not None and receiving.body is not None:
+            self._receiving = None
+            receiving.body.fail(RemoteProtocolError("Timed out reading the request body", 408))
+            return
+        if self._pipeline:
+            return
+        if never_started:  # a connection that never sent a byte: just close it
+            self._close()
+        else:
+            logger.debug("%s: request not received in time", self.peer)
+            self._queue(RequestCycle(self, None, (408, "Timed out reading the request")))
+
+    # -- closing ----------------------------------------------------------------------------------
+    def _close(self) -> None:
+        self._cancel_timer()
+        if not self.transport.is_closing():
+            self.transport.close()
+
+    def shutdown(self) -> None:
+        """Graceful stop: close now if idle, else after the response in progress."""
+        if self.conn is None or self.disconnected:
+            return
+        self.conn.keep_alive = False
+        if not self._pipeline:
+            self._close()
+
+    def server_stopping(self) -> None:
+        """SocketServer's graceful-stop hook: see :meth:`shutdown`."""
+        self.shutdown()
+
+    def abort(self) -> None:
+        """Close the connection now, dropping unsent data."""
+        self._cancel_timer()
+        if self.transport is not None:
+            self.transport.abort()
+
+
+class ProtocolFactory:
+    """A protocol factory serving one WSGI application: ``loop.create_server(factory, ...)``.
+
+    ``factory.state`` is the shared :class:`ServerState` (statistics, graceful shutdown).
+    """
+
+    def __init__(self, app: Callable[..., Any], cfg: Any = None, **kwargs: Any) -> None:
+        self.state = ServerState(app, cfg, **kwargs)
+
+    def __call__(self) -> HttpServerProtocol:
+        return HttpServerProtocol(state=self.state)
+
+
+def create_protocol_factory(
+    app: Callable[..., Any],
+    cfg: Any = None,
+    *,
+    executor: concurrent.futures.Executor | None = None,
+    on_request: Callable[[], Any] | None = None,
+    **settings: Any,
+) -> ProtocolFactory:
+    """A protocol factory for ``loop.create_server`` (or ``SocketServer``) serving ``app``.
+
+    Args:
+        app: the WSGI callable.
+        cfg: a :class:`pulsar.Config` with the wsgi settings; ``settings`` (``keep_alive=5``,
+            ``thread_workers=0``...) are applied on top of it (or of the defaults).
+        executor: see :class:`ServerState`.
+        on_request: called after each response.
+
+    Raises:
+        pulsar.ConfigError: an unknown setting or a bad value.
+    """
+    return ProtocolFactory(app, _config(cfg, settings), executor=executor, on_request=on_request)

@@ -1,0 +1,276 @@
+"""``WSGIServer``: the WSGI application of pulsar, and the ``pulsar-wsgi`` command.
+
+How it works
+------------
+:class:`WSGIServer` is an application whose workers serve HTTP with a
+:class:`~._protocol.ProtocolFactory` over the WSGI callable. When pulsar-core provides
+``pulsar.apps.socket.SocketServer`` (shared listening sockets, TLS, connection counters) the
+server is a ``SocketServer`` whose protocol factory is that factory; until then it is a plain
+:class:`pulsar.Application` whose workers each listen with ``loop.create_server`` (with
+``SO_REUSEPORT`` when there are several workers).
+
+The factory is configured lazily, in the worker, from the final configuration (the config file,
+environment and command line are read by ``start()`` after the constructor ran).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import os
+import ssl
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import pulsar
+
+from ._protocol import HttpServerProtocol, ProtocolFactory, ServerState
+
+__all__ = [
+    "SOCKET_SERVER",
+    "WSGIServer",
+    "WsgiProtocolFactory",
+    "load_callable",
+    "main",
+    "ssl_context",
+]
+
+_Base: Any
+try:  # pulsar-core's socket server (shared listening sockets, TLS, max_requests, counters)
+    from pulsar.apps.socket import SocketServer as _Base
+    from pulsar.apps.socket import WorkerServer, server_ssl_context
+
+    SOCKET_SERVER = True
+except ImportError:  # pragma: no cover - depends on the pulsar-core version
+    _Base = pulsar.Application
+    SOCKET_SERVER = False
+
+
+class WsgiProtocolFactory(ProtocolFactory):
+    """A picklable protocol factory whose :class:`ServerState` is built on first use, from the
+    configuration given to :meth:`configure` (the final one, in the worker)."""
+
+    def __init__(self, app: Callable[..., Any]) -> None:
+        self.app = app
+        self.cfg: Any = None
+        self.on_request: Callable[[], Any] | None = None
+        self._state: ServerState | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"app": self.app, "cfg": self.cfg, "on_request": None, "_state": None}
+
+    def configure(self, cfg: Any, on_request: Callable[[], Any] | None = None) -> None:
+        """Use ``cfg`` (a Config with the wsgi settings) for the connections to come."""
+        self.cfg = cfg
+        self.on_request = on_request
+        self._state = None
+
+    @property
+    def state(self) -> ServerState:  # type: ignore[override]
+        if self._state is None:
+            self._state = ServerState(self.app, self.cfg, on_request=self.on_request)
+        return self._state
+
+    @state.setter
+    def state(self, value: ServerState) -> None:
+        self._state = value
+
+    def __call__(self) -> HttpServerProtocol:
+        return HttpServerProtocol(state=self.state)
+
+
+class WSGIServer(_Base):
+    """Serve a WSGI callable over HTTP/1.1: ``WSGIServer(callable=app, **settings).start()``.
+
+    Every core setting (``bind``, ``workers``, ``keep_alive``, TLS...) and the wsgi settings
+    (``thread_workers``, limits, timeouts, ``forwarded_allow_ips``, ``root_path``, access log)
+    apply, from code, the config file, ``PULSAR_*`` variables or the command line.
+    """
+
+    name = "wsgi"
+    cfg_apps = ("wsgi",)
+    description = "Pulsar WSGI HTTP/1.1 server"
+
+    def __init__(self, callable: Any = None, **params: Any) -> None:
+        self.wsgi_callable = callable
+        super().__init__(WsgiProtocolFactory(callable), **params)
+        self._servers: list[asyncio.Server] = []
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(super().__getstate__())
+        state["_servers"] = []
+        return state
+
+    # -- command line -----------------------------------------------------------------------------
+    def add_arguments(self, parser: Any) -> None:
+        """``pulsar-wsgi module:callable``: the positional argument when no callable was given."""
+        super().add_arguments(parser)
+        if self.wsgi_callable is None:
+            parser.add_argument(
+                "application", metavar="MODULE:CALLABLE", help="the WSGI callable to serve"
+            )
+
+    def apply_arguments(self, args: Any) -> None:
+        super().apply_arguments(args)
+        spec = getattr(args, "application", None)
+        if spec:
+            try:
+                self.set_callable(load_callable(spec))
+            except (ImportError, AttributeError, ValueError) as exc:
+                raise pulsar.ConfigError(f"application: cannot load {spec!r} ({exc})") from None
+
+    def set_callable(self, app: Callable[..., Any]) -> None:
+        """Serve ``app``."""
+        self.wsgi_callable = app
+        self.callable = WsgiProtocolFactory(app)
+
+    # -- workers ----------------------------------------------------------------------------------
+    #: requests (not connections) count toward ``max_requests`` (SocketServer)
+    connections_are_requests = False
+
+    @property
+    def factory(self) -> WsgiProtocolFactory:
+        """The protocol factory of this server (its ``state`` has the statistics)."""
+        factory: WsgiProtocolFactory = self.callable
+        return factory
+
+    def protocol_factory(self, worker: Any = None) -> WsgiProtocolFactory:
+        """The asyncio protocol factory serving the WSGI callable, configured with ``self.cfg``.
+
+        Raises:
+            pulsar.ConfigError: there is no WSGI callable.
+        """
+        if self.wsgi_callable is None:
+            raise pulsar.ConfigError("WSGIServer: no WSGI callable to serve")
+        factory = self.factory
+        if factory.cfg is not self.cfg:
+            factory.configure(self.cfg, factory.on_request)
+        return factory
+
+    def create_worker_server(self, worker: Any) -> Any:
+        """SocketServer: the worker's server. HTTP keep-alive and its deadlines are the
+        protocol's business, so the socket layer's idle timer is off; requests are counted
+        toward ``max_requests`` by the protocol."""
+        factory = self.protocol_factory(worker)
+        cfg = self.cfg.copy()
+        cfg.set("keep_alive", 0)
+        server = WorkerServer(
+            str(self.name),
+            worker,
+            self.listeners,
+            factory,
+            cfg,
+            ssl_context=server_ssl_context(self.cfg),
+            count_connections=False,
+        )
+        factory.configure(self.cfg, server.request_done)
+        return server
+
+    async def worker_start(self, worker: Any) -> None:
+        """Serve in ``worker`` (SocketServer's shared sockets, else :meth:`listen`)."""
+        self.protocol_factory(worker)
+        if SOCKET_SERVER:
+            await super().worker_start(worker)
+        else:  # pragma: no cover - depends on the pulsar-core version
+            await self.listen()
+
+    async def worker_stopping(self, worker: Any) -> None:
+        """Graceful stop: finish in-flight responses within ``graceful_timeout``, close idle
+        keep-alive connections at once."""
+        if SOCKET_SERVER:
+            await super().worker_stopping(worker)
+        await self.close(float(self.cfg.get("graceful_timeout", 30) or 0))
+
+    def worker_info(self, worker: Any, info: dict[str, Any]) -> None:
+        """Add the HTTP counters to the worker's ``info`` under ``wsgi``."""
+        if SOCKET_SERVER:
+            super().worker_info(worker, info)
+        factory = self.factory
+        if factory._state is not None:
+            info["wsgi"] = factory.state.statistics()
+
+    async def listen(self) -> list[asyncio.Server]:
+        """Listen on every ``bind`` address in this process with ``loop.create_server`` (the
+        serving path without SocketServer; also handy in tests). ``SO_REUSEPORT`` is used when
+        there are several workers."""
+        loop = asyncio.get_running_loop()
+        cfg = self.cfg
+        factory = self.protocol_factory()
+        context = ssl_context(cfg)
+        backlog = int(cfg.get("backlog") or 2048)
+        reuse_port = bool(cfg.get("reuse_port")) or int(cfg.get("workers") or 0) > 1
+        for value in cfg.get("bind") or ():
+            address = pulsar.parse_address(value)
+            server: asyncio.Server
+            if address.path is not None:
+                server = await loop.create_unix_server(
+                    factory, address.path, ssl=context, backlog=backlog
+                )
+            else:
+                server = await loop.create_server(
+                    factory,
+                    address.host,
+                    address.port or 0,
+                    ssl=context,
+                    backlog=backlog,
+                    reuse_port=reuse_port or None,
+                )
+            self._servers.append(server)
+        return self._servers
+
+    @property
+    def listening_addresses(self) -> list[Any]:
+        """The socket names of :meth:`listen`."""
+        return [sock.getsockname() for server in self._servers for sock in server.sockets]
+
+    async def close(self, timeout: float = 30.0) -> None:
+        """Stop the servers of :meth:`listen` and the connections (gracefully, within
+        ``timeout``), then the thread pool this server owns."""
+        servers, self._servers = self._servers, []
+        for server in servers:
+            server.close()
+        factory = self.factory
+        if factory._state is not None:
+            await factory.state.shutdown(timeout)
+        for server in servers:
+            await server.wait_closed()
+
+
+def ssl_context(cfg: Any) -> ssl.SSLContext | None:
+    """The server TLS context of the ``cert_file``/``key_file``/``ca_certs`` settings, or None."""
+    cert = cfg.get("cert_file")
+    if not cert:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, cfg.get("key_file") or None)
+    ca = cfg.get("ca_certs")
+    if ca:
+        context.load_verify_locations(ca)
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+def load_callable(spec: str) -> Callable[..., Any]:
+    """Import ``module:callable`` (``module`` alone means ``module:application``).
+
+    The current directory is importable, like with gunicorn. Raises ImportError,
+    AttributeError or ValueError.
+    """
+    module_name, _, attr = spec.partition(":")
+    if not module_name:
+        raise ValueError("expected MODULE:CALLABLE")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    module = importlib.import_module(module_name)
+    obj: Any = module
+    for part in (attr or "application").split("."):
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise ValueError(f"{spec} is not callable")
+    return obj  # type: ignore[no-any-return]
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """The ``pulsar-wsgi MODULE:CALLABLE [options]`` command (and ``python -m``)."""
+    return WSGIServer().start(argv)
