@@ -1,4 +1,5 @@
-"""pulsar.apps.tasks — see the package README."""
+"""pulsar.apps.tasks — a distributed task queue: SQLite embedded by default, Redis to scale out,
+at-least-once delivery with leases. See the package README."""
 
 from __future__ import annotations
 
@@ -11,4 +12,56 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 
     __version__ = pulsar.__version__
 
-__all__ = ["__version__"]
+from ._app import TaskQueue
+from ._backend import Backend, Claim, create_backend
+from ._client import SyncClient, TaskClient, connect, connect_sync, default_client
+from ._errors import (
+    BackendError,
+    JobOverlap,
+    TaskError,
+    TaskFailed,
+    TaskNotFound,
+    TaskSerializationError,
+    TaskTimeout,
+    UnknownJob,
+)
+from ._job import Job, get_job, job, registry
+from ._rpc import TaskQueueRpc
+from ._scheduler import Scheduler, periodic_task_id
+from ._state import Task, TaskState
+from ._worker import Consumer
+
+__all__ = [
+    "__version__",
+    # application and jobs
+    "TaskQueue",
+    "Job",
+    "job",
+    "get_job",
+    "registry",
+    # tasks and producers
+    "Task",
+    "TaskState",
+    "TaskClient",
+    "SyncClient",
+    "connect",
+    "connect_sync",
+    "default_client",
+    "TaskQueueRpc",
+    # backends and machinery
+    "Backend",
+    "Claim",
+    "create_backend",
+    "Consumer",
+    "Scheduler",
+    "periodic_task_id",
+    # errors
+    "TaskError",
+    "BackendError",
+    "JobOverlap",
+    "TaskFailed",
+    "TaskNotFound",
+    "TaskSerializationError",
+    "TaskTimeout",
+    "UnknownJob",
+]

@@ -1,0 +1,136 @@
+"""The :class:`TaskQueue` application: workers that run tasks, and a periodic scheduler.
+
+In the arbiter (``monitor_start``) the application imports its modules, publishes the job
+descriptions in the backend and starts the :class:`~._scheduler.Scheduler`; each worker actor
+runs a :class:`~._worker.Consumer`. With ``workers=0`` both run inside the arbiter.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pulsar
+
+from . import _settings  # noqa: F401  (declares the settings)
+from ._backend import Backend, create_backend
+from ._client import TaskClient, connect
+from ._job import import_modules, registry
+from ._scheduler import Scheduler
+from ._worker import Consumer
+
+__all__ = ["TaskQueue"]
+
+logger = logging.getLogger("pulsar.tasks")
+
+
+class TaskQueue(pulsar.Application):
+    """A distributed task queue: ``TaskQueue(backend=..., modules=[...], workers=2).start()``."""
+
+    name = "tasks"
+    cfg_apps = ("tasks",)
+    description = "A pulsar task queue"
+
+    def __init__(self, callable: Any = None, **params: Any) -> None:
+        super().__init__(callable, **params)
+        self._scheduler: Scheduler | None = None
+        self._consumer: Consumer | None = None
+        self._backend: Backend | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state.update(_scheduler=None, _consumer=None, _backend=None)
+        return state
+
+    # -- helpers -------------------------------------------------------------------------------
+    def backend(self) -> Backend:
+        """A new backend object for this process, from the ``backend`` setting."""
+        return create_backend(str(self.cfg.get("backend")), result_ttl=self.cfg.get("result_ttl"))
+
+    def queues(self) -> list[str]:
+        """The queues consumed: the ``task_queues`` setting, or default + the jobs' queues."""
+        configured = list(self.cfg.get("task_queues") or [])
+        if configured:
+            return configured
+        found = ["default"]
+        for job in registry().values():
+            if job.default_queue not in found:
+                found.append(job.default_queue)
+        return found
+
+    def load_jobs(self) -> None:
+        """Import the ``modules`` setting (ImportError names the missing module)."""
+        import_modules(self.cfg.get("modules") or [])
+
+    @property
+    def scheduler(self) -> Scheduler | None:
+        """The scheduler running in this process, if any."""
+        return self._scheduler
+
+    @property
+    def consumer(self) -> Consumer | None:
+        """The consumer running in this process (a worker), if any."""
+        return self._consumer
+
+    # -- arbiter side --------------------------------------------------------------------------
+    async def monitor_start(self, monitor: Any) -> None:
+        """Arbiter: load the jobs, publish them, start the scheduler."""
+        await self._start_scheduler()
+
+    async def monitor_stopping(self, monitor: Any) -> None:
+        """Arbiter: stop the scheduler."""
+        await self._stop_scheduler()
+
+    async def _start_scheduler(self) -> None:
+        self.load_jobs()
+        backend = self._backend = self.backend()
+        metas = {name: job.meta() for name, job in registry().items()}
+        await backend.register_jobs(metas)
+        if self.cfg.get("schedule_periodic"):
+            self._scheduler = Scheduler(backend, registry().values())
+            self._scheduler.start()
+
+    async def _stop_scheduler(self) -> None:
+        if self._scheduler is not None:
+            await self._scheduler.stop()
+            self._scheduler = None
+        if self._backend is not None:
+            await self._backend.close()
+            self._backend = None
+
+    # -- worker side ---------------------------------------------------------------------------
+    async def worker_start(self, worker: Any) -> None:
+        """Worker: connect and start consuming (and scheduling, with ``workers=0``)."""
+        inline = int(self.cfg.get("workers") or 0) == 0
+        if inline:
+            await self._start_scheduler()
+        else:
+            self.load_jobs()
+        backend = self.backend()
+        client: TaskClient = connect(backend)  # the default client of Job.queue() here
+        worker.extra["task_client"] = client
+        self._consumer = Consumer(
+            backend,
+            worker_id=str(worker.aid),
+            queues=self.queues(),
+            concurrent_tasks=int(self.cfg.get("concurrent_tasks")),
+            lease=float(self.cfg.get("task_lease")),
+            run_sync=worker.run_in_executor,
+        )
+        self._consumer.start()
+
+    async def worker_stopping(self, worker: Any) -> None:
+        """Worker: stop claiming, finish in-flight tasks within ``graceful_timeout`` (minus a
+        margin), hand the rest back."""
+        grace = float(self.cfg.get("graceful_timeout") or 10)
+        if self._consumer is not None:
+            await self._consumer.stop(grace=max(0.5, grace * 0.8 - 0.5))
+            await self._consumer.backend.close()
+            self._consumer = None
+        if int(self.cfg.get("workers") or 0) == 0:
+            await self._stop_scheduler()
+
+    def worker_info(self, worker: Any, info: dict[str, Any]) -> None:
+        """Worker: add ``tasks`` (queued/running/processed/failed...) to ``info``."""
+        if self._consumer is not None:
+            info["tasks"] = self._consumer.info()

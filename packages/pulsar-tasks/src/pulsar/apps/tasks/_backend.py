@@ -1,0 +1,180 @@
+"""The backend interface every store implements, and :func:`create_backend` (URL -> backend).
+
+How it works
+------------
+A backend keeps task records and hands them to workers under a *lease*:
+
+* :meth:`Backend.enqueue` stores a QUEUED task due at ``task.eta``;
+* :meth:`Backend.claim` atomically takes up to ``limit`` due tasks of some queues: each becomes
+  STARTED with ``attempts + 1``, the claiming worker and a fresh lease ``token`` valid for
+  ``lease`` seconds. The same call first recovers tasks whose lease expired (their worker died):
+  they are queued again, or fail as ``lost`` once they used up ``max_retries``; and it revokes
+  due tasks past their ``expires`` time;
+* :meth:`Backend.renew` extends the leases a worker holds and reports the tasks it lost or that
+  were revoked meanwhile;
+* :meth:`Backend.complete` / :meth:`Backend.retry` / :meth:`Backend.release` end an attempt;
+  each applies only when the token is still the task's current one, so a late or duplicate
+  completion (a worker that was presumed dead) changes nothing: the result is recorded once.
+
+Every backend runs the same conformance suite (``tests/test_backends.py``).
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from ._errors import BackendError
+from ._state import Task, TaskState
+
+__all__ = ["Backend", "Claim", "create_backend"]
+
+#: seconds results (final records) are kept by default
+DEFAULT_RESULT_TTL = 86400.0
+
+
+@dataclass(slots=True)
+class Claim:
+    """What :meth:`Backend.claim` returns.
+
+    ``tasks`` are the claimed rows (dicts, decoded by the worker so that a corrupt record fails
+    alone); ``next_eta`` the earliest due time still waiting in those queues (None if empty).
+    """
+
+    tasks: list[dict[str, Any]] = field(default_factory=list)
+    next_eta: float | None = None
+
+
+class Backend(abc.ABC):
+    """A task store (see the module docstring). Every method is a coroutine except the helpers.
+
+    ``result_ttl``: seconds a finished record is kept (0 keeps it forever).
+    """
+
+    scheme: str = ""
+
+    def __init__(self, url: str, *, result_ttl: float = DEFAULT_RESULT_TTL) -> None:
+        self.url = url
+        self.result_ttl = float(result_ttl)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.url!r})"
+
+    # -- producers -----------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def enqueue(self, task: Task, *, unique: bool = False) -> bool:
+        """Store a new task (QUEUED, due at ``task.eta``) and wake a worker of its queue.
+
+        With ``unique``, nothing happens when a task with this id exists (returns False).
+        Raises :class:`JobOverlap` when ``task.overlap_key`` is held by a pending task.
+        """
+
+    @abc.abstractmethod
+    async def get(self, task_id: str) -> Task | None:
+        """The task ``task_id`` or None (unknown or expired). A corrupt record raises ValueError."""
+
+    @abc.abstractmethod
+    async def list(self, status: TaskState | str | None = None, limit: int = 100) -> list[Task]:
+        """The most recently queued tasks first, optionally only those with ``status``."""
+
+    @abc.abstractmethod
+    async def revoke(self, task_id: str) -> TaskState | None:
+        """Revoke a task: a pending one becomes REVOKED at once; a STARTED one is flagged and its
+        worker cancels it at its next lease renewal. Returns the state then, None if unknown."""
+
+    @abc.abstractmethod
+    async def wait(self, task_id: str, timeout: float | None) -> Task | None:
+        """Wait until the task is final and return it (None if unknown). ``TimeoutError``
+        after ``timeout`` seconds."""
+
+    @abc.abstractmethod
+    async def counts(self) -> dict[str, int]:
+        """How many tasks are in each state (only states with tasks appear)."""
+
+    # -- workers -------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def claim(
+        self, queues: Sequence[str], worker: str, lease: float, limit: int
+    ) -> Claim:
+        """Take up to ``limit`` due tasks (see the module docstring)."""
+
+    @abc.abstractmethod
+    async def renew(self, leases: dict[str, str], lease: float) -> dict[str, str]:
+        """Extend the leases ``{task_id: token}``; returns ``{task_id: reason}`` for those not
+        renewed: ``'revoked'`` (revoke requested) or ``'lost'`` (the lease went elsewhere)."""
+
+    @abc.abstractmethod
+    async def complete(
+        self,
+        task_id: str,
+        token: str,
+        status: TaskState,
+        *,
+        result: str | None = None,
+        error: str | None = None,
+        traceback: str | None = None,
+    ) -> bool:
+        """End the attempt holding ``token`` with a final ``status``; False (no change) when the
+        token is not the current one."""
+
+    @abc.abstractmethod
+    async def retry(
+        self, task_id: str, token: str, eta: float, *, error: str, traceback: str | None
+    ) -> bool:
+        """End the attempt with RETRY: the task is due again at ``eta``. False on a stale token."""
+
+    @abc.abstractmethod
+    async def release(self, task_id: str, token: str) -> bool:
+        """Hand a claimed task back (graceful stop): QUEUED again, this attempt not counted."""
+
+    @abc.abstractmethod
+    async def wait_for_work(self, queues: Sequence[str], timeout: float) -> None:
+        """Return when new work may be due in ``queues`` or after ``timeout`` seconds."""
+
+    # -- jobs, scheduling and maintenance ------------------------------------------------------
+    @abc.abstractmethod
+    async def register_jobs(self, metas: dict[str, dict[str, Any]]) -> None:
+        """Publish job descriptions (so that clients without the code can validate names)."""
+
+    @abc.abstractmethod
+    async def jobs(self) -> dict[str, dict[str, Any]]:
+        """The job descriptions published by workers."""
+
+    @abc.abstractmethod
+    async def put_raw(self, row: dict[str, Any]) -> None:
+        """Write a raw record as is, queued in ``row['queue']`` (tests and repair tools)."""
+
+    @abc.abstractmethod
+    async def flush(self) -> None:
+        """Delete everything this backend stores (tests)."""
+
+    async def close(self) -> None:
+        """Release connections."""
+
+    # -- helpers -------------------------------------------------------------------------------
+    @staticmethod
+    def now() -> float:
+        """The current UNIX time in seconds."""
+        return time.time()
+
+
+def create_backend(url: str, *, result_ttl: float = DEFAULT_RESULT_TTL) -> Backend:
+    """A backend for ``url``: ``sqlite:///path/tasks.db`` (or ``sqlite://:memory:`` for one
+    process) or ``redis://host:port/db`` (needs ``pip install pulsar-tasks[redis]``).
+
+    Raises :class:`BackendError` for an unknown scheme.
+    """
+    scheme = urlsplit(url).scheme.lower()
+    if scheme == "sqlite":
+        from ._sqlite import SQLiteBackend
+
+        return SQLiteBackend(url, result_ttl=result_ttl)
+    if scheme in ("redis", "rediss", "unix"):
+        from ._redis import RedisBackend
+
+        return RedisBackend(url, result_ttl=result_ttl)
+    raise BackendError(f"unknown task backend {url!r}: use sqlite:///path or redis://host:port/db")

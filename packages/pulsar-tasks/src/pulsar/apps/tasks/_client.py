@@ -1,0 +1,249 @@
+"""Producers: :func:`connect` gives a :class:`TaskClient` (async) or a :class:`SyncClient`.
+
+Any process may queue tasks: a job name is accepted when the job is declared in this process
+(its module imported) or published in the backend by a running TaskQueue worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import threading
+import time
+import uuid
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+from ._backend import DEFAULT_RESULT_TTL, Backend, create_backend
+from ._errors import TaskError, TaskNotFound, TaskTimeout, UnknownJob
+from ._job import Job, dumps_payload, get_job
+from ._state import Task, TaskState
+
+__all__ = ["SyncClient", "TaskClient", "connect", "connect_sync", "default_client"]
+
+T = TypeVar("T")
+_DEFAULT: TaskClient | None = None
+
+
+def default_client() -> TaskClient:
+    """The client ``Job.queue()`` uses: the last one :func:`connect` made in this process (in a
+    TaskQueue worker, the worker's own). Raises TaskError when there is none."""
+    if _DEFAULT is None:
+        raise TaskError("no task backend connected: call pulsar.apps.tasks.connect(url) first")
+    return _DEFAULT
+
+
+def connect(
+    url: str | Backend = "sqlite:///pulsar-tasks.db",
+    *,
+    result_ttl: float = DEFAULT_RESULT_TTL,
+    set_default: bool = True,
+) -> TaskClient:
+    """An async client of the backend at ``url`` (or an existing :class:`Backend`).
+
+    It becomes the default client of ``Job.queue()`` unless ``set_default=False``.
+    """
+    global _DEFAULT
+    backend = url if isinstance(url, Backend) else create_backend(url, result_ttl=result_ttl)
+    client = TaskClient(backend)
+    if set_default:
+        _DEFAULT = client
+    return client
+
+
+def connect_sync(url: str = "sqlite:///pulsar-tasks.db", **kwargs: Any) -> SyncClient:
+    """A blocking client (for scripts, WSGI views, the CLI): the methods of :class:`TaskClient`
+    without ``await``, run on a private event loop thread."""
+    return SyncClient(url, **kwargs)
+
+
+def _timestamp(value: float | dt.datetime | None) -> float | None:
+    if value is None or isinstance(value, int | float):
+        return value
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value.timestamp()
+
+
+class TaskClient:
+    """Queue tasks, wait for them, look them up and revoke them (every method is async)."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self._remote_jobs: dict[str, dict[str, Any]] = {}
+
+    def __repr__(self) -> str:
+        return f"TaskClient({self.backend.url!r})"
+
+    async def close(self) -> None:
+        """Close the backend connections."""
+        await self.backend.close()
+
+    async def _job_meta(self, name: str) -> tuple[Job | None, dict[str, Any]]:
+        job = get_job(name)
+        if job is not None:
+            return job, job.meta()
+        if name not in self._remote_jobs:
+            self._remote_jobs = await self.backend.jobs()
+        meta = self._remote_jobs.get(name)
+        if meta is None:
+            raise UnknownJob(
+                f"unknown job {name!r}: import the module declaring it, or start a TaskQueue "
+                f"worker that loads it"
+            )
+        return None, meta
+
+    async def queue_task(
+        self,
+        name: str,
+        *args: Any,
+        countdown: float | None = None,
+        eta: float | dt.datetime | None = None,
+        expires: float | dt.datetime | None = None,
+        queue: str | None = None,
+        task_id: str | None = None,
+        **kwargs: Any,
+    ) -> Task:
+        """Queue a task of job ``name`` with ``args``/``kwargs`` and return its record.
+
+        ``countdown`` (seconds from now) or ``eta`` (UNIX time or datetime; naive means UTC)
+        delay it; ``expires`` (seconds from now, UNIX time beyond 1e9, or datetime) revokes it if
+        not started by then (default: the job's ``expires``); ``queue`` overrides the job's.
+
+        Raises :class:`UnknownJob`, :class:`TaskSerializationError` (arguments not JSON) or
+        :class:`JobOverlap` (``overlap=False`` and the same arguments pending).
+        """
+        job, meta = await self._job_meta(name)
+        payload = dumps_payload(args, kwargs)
+        now = time.time()
+        when = now + float(countdown) if countdown is not None else _timestamp(eta) or now
+        exp = expires if expires is not None else meta.get("expires")
+        exp_at = _timestamp(exp)
+        if exp_at is not None and exp_at < 1e9:
+            exp_at = now + exp_at
+        overlap_key = (
+            job.overlap_key(payload)
+            if job is not None
+            else (None if meta.get("overlap", True) else _overlap_key(name, payload))
+        )
+        task = Task(
+            id=task_id or uuid.uuid4().hex,
+            name=name,
+            queue=queue or meta.get("queue") or "default",
+            payload=payload,
+            max_retries=int(meta.get("max_retries") or 0),
+            time_queued=now,
+            eta=when,
+            expires=exp_at,
+            overlap_key=overlap_key,
+        )
+        await self.backend.enqueue(task)
+        return task
+
+    async def get_task(self, task_id: str) -> Task | None:
+        """The task record, or None when unknown (or its result expired)."""
+        return await self.backend.get(task_id)
+
+    async def list_tasks(
+        self, status: TaskState | str | None = None, limit: int = 100
+    ) -> list[Task]:
+        """Recent tasks, newest first, optionally only those with ``status``."""
+        return await self.backend.list(status, limit)
+
+    async def wait_for_task(self, task_id: str, timeout: float | None = None) -> Task:
+        """Wait until the task is SUCCESS, FAILURE or REVOKED and return its record.
+
+        Event driven where the backend can notify (Redis pub/sub; SQLite: immediately within
+        this process, within a few ms across processes). Raises :class:`TaskTimeout` after
+        ``timeout`` seconds and :class:`TaskNotFound` for an unknown id.
+        """
+        try:
+            task = await self.backend.wait(task_id, timeout)
+        except TimeoutError:
+            raise TaskTimeout(f"task {task_id} not done after {timeout}s") from None
+        if task is None:
+            raise TaskNotFound(f"no task {task_id!r}")
+        return task
+
+    async def revoke(self, task_id: str) -> TaskState | None:
+        """Revoke a task: a pending one is REVOKED at once; a running async one is cancelled by
+        its worker at its next lease renewal (a sync one is marked REVOKED when it returns).
+        Returns the state after the call, None for an unknown id."""
+        return await self.backend.revoke(task_id)
+
+    async def job_list(self) -> dict[str, dict[str, Any]]:
+        """Every known job: those declared here and those published by workers."""
+        jobs = await self.backend.jobs()
+        from ._job import registry
+
+        for name, job in registry().items():
+            jobs.setdefault(name, job.meta())
+        return jobs
+
+    async def counts(self) -> dict[str, int]:
+        """How many tasks are in each state."""
+        return await self.backend.counts()
+
+
+def _overlap_key(name: str, payload: str) -> str:
+    import hashlib
+
+    return f"{name}:{hashlib.sha1(payload.encode()).hexdigest()}"
+
+
+class SyncClient:
+    """The blocking twin of :class:`TaskClient` (same methods, no ``await``)."""
+
+    def __init__(self, url: str | Backend = "sqlite:///pulsar-tasks.db", **kwargs: Any) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="pulsar-tasks-client", daemon=True
+        )
+        self._thread.start()
+        kwargs.setdefault("set_default", False)
+        self.client = connect(url, **kwargs)
+
+    def _call(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    def queue_task(self, name: str, *args: Any, **kwargs: Any) -> Task:
+        """See :meth:`TaskClient.queue_task`."""
+        return self._call(self.client.queue_task(name, *args, **kwargs))
+
+    def get_task(self, task_id: str) -> Task | None:
+        """See :meth:`TaskClient.get_task`."""
+        return self._call(self.client.get_task(task_id))
+
+    def list_tasks(self, status: TaskState | str | None = None, limit: int = 100) -> list[Task]:
+        """See :meth:`TaskClient.list_tasks`."""
+        return self._call(self.client.list_tasks(status, limit))
+
+    def wait_for_task(self, task_id: str, timeout: float | None = None) -> Task:
+        """See :meth:`TaskClient.wait_for_task`."""
+        return self._call(self.client.wait_for_task(task_id, timeout))
+
+    def revoke(self, task_id: str) -> TaskState | None:
+        """See :meth:`TaskClient.revoke`."""
+        return self._call(self.client.revoke(task_id))
+
+    def job_list(self) -> dict[str, dict[str, Any]]:
+        """See :meth:`TaskClient.job_list`."""
+        return self._call(self.client.job_list())
+
+    def counts(self) -> dict[str, int]:
+        """See :meth:`TaskClient.counts`."""
+        return self._call(self.client.counts())
+
+    def close(self) -> None:
+        """Close the backend and stop the private loop thread."""
+        if self._thread.is_alive():
+            self._call(self.client.close())
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(5)
+            self._loop.close()
+
+    def __enter__(self) -> SyncClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

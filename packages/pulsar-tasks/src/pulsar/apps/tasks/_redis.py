@@ -1,0 +1,468 @@
+"""The Redis backend (redis-py's asyncio client): for workers on several machines.
+
+How it works
+------------
+Keys, under a prefix (``pulsar-tasks``, or ``?prefix=name`` in the URL):
+
+* ``{p}:t:<id>``: the task record, a hash of the :class:`Task` fields;
+* ``{p}:q:<queue>``: sorted set of pending task ids scored by their due time (eta);
+* ``{p}:leases``: sorted set of STARTED task ids scored by their lease expiry;
+* ``{p}:all``: sorted set of every task id scored by the time it was queued (listing);
+* ``{p}:ov:<key>``: the task holding an ``overlap=False`` key;
+* ``{p}:wake:<queue>``: a short list pushed on enqueue, BLPOP-ed by idle workers;
+* ``{p}:jobs``: hash of job descriptions; channel ``{p}:done:<id>``: published when final.
+
+Every state change is one Lua script, so it is atomic. Finished records get an EXPIRE of the
+result TTL. The client retries commands with exponential back-off on connection errors, so
+workers and producers carry on after a Redis restart (a task whose lease expired meanwhile is
+delivered again: at-least-once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import parse_qs, urlsplit, urlunsplit
+
+from ._backend import Backend, Claim
+from ._errors import BackendError, JobOverlap
+from ._state import FINAL, Task, TaskState
+
+__all__ = ["RedisBackend"]
+
+_FIELDS = tuple(Task.__dataclass_fields__)
+
+_LIB = """
+local p = ARGV[1]
+local function finalize(k, id, status, now, ttl)
+  redis.call('ZREM', p..':leases', id)
+  local ov = redis.call('HGET', k, 'overlap_key')
+  if ov and ov ~= '' and redis.call('GET', p..':ov:'..ov) == id then
+    redis.call('DEL', p..':ov:'..ov)
+  end
+  if tonumber(ttl) > 0 then redis.call('EXPIRE', k, math.ceil(tonumber(ttl))) end
+  redis.call('PUBLISH', p..':done:'..id, status)
+end
+"""
+
+# ARGV: prefix, id, unique, queue, eta, time_queued, overlap_key, field, value, ...
+_ENQUEUE = (
+    _LIB
+    + """
+local id = ARGV[2]
+local k = p..':t:'..id
+if ARGV[3] == '1' and redis.call('EXISTS', k) == 1 then return 0 end
+if ARGV[7] ~= '' then
+  local other = redis.call('GET', p..':ov:'..ARGV[7])
+  if other then
+    local st = redis.call('HGET', p..':t:'..other, 'status')
+    if st == 'QUEUED' or st == 'RETRY' or st == 'STARTED' then return other end
+  end
+  redis.call('SET', p..':ov:'..ARGV[7], id)
+end
+redis.call('DEL', k)
+for i = 8, #ARGV, 2 do redis.call('HSET', k, ARGV[i], ARGV[i + 1]) end
+redis.call('ZADD', p..':q:'..ARGV[4], ARGV[5], id)
+redis.call('ZADD', p..':all', ARGV[6], id)
+redis.call('RPUSH', p..':wake:'..ARGV[4], '1')
+redis.call('LTRIM', p..':wake:'..ARGV[4], -64, -1)
+return 1
+"""
+)
+
+# ARGV: prefix, now, lease, limit, worker, token_base, ttl, queue...
+_CLAIM = (
+    _LIB
+    + """
+local now = tonumber(ARGV[2])
+local lease = tonumber(ARGV[3])
+local limit = tonumber(ARGV[4])
+local ttl = ARGV[7]
+local lost = redis.call('ZRANGEBYSCORE', p..':leases', '-inf', now, 'LIMIT', 0, 1000)
+for _, id in ipairs(lost) do
+  local k = p..':t:'..id
+  redis.call('ZREM', p..':leases', id)
+  if redis.call('HGET', k, 'status') == 'STARTED' then
+    local att = tonumber(redis.call('HGET', k, 'attempts') or '0') or 0
+    local mr = tonumber(redis.call('HGET', k, 'max_retries') or '0') or 0
+    if att > mr then
+      redis.call('HSET', k, 'status', 'FAILURE', 'time_finished', now, 'token', '',
+        'lease_expires', '', 'error',
+        'lost: the worker running it died or stopped answering ('..att..' attempts)')
+      finalize(k, id, 'FAILURE', now, ttl)
+    else
+      local q = redis.call('HGET', k, 'queue') or 'default'
+      redis.call('HSET', k, 'status', 'QUEUED', 'token', '', 'worker', '', 'lease_expires', '',
+        'eta', now)
+      redis.call('ZADD', p..':q:'..q, now, id)
+    end
+  end
+end
+local out = {}
+local nxt = nil
+for i = 8, #ARGV do
+  local qk = p..':q:'..ARGV[i]
+  if #out < limit then
+    local ids = redis.call('ZRANGEBYSCORE', qk, '-inf', now, 'LIMIT', 0, limit - #out)
+    for _, id in ipairs(ids) do
+      redis.call('ZREM', qk, id)
+      local k = p..':t:'..id
+      local st = redis.call('HGET', k, 'status')
+      if st == 'QUEUED' or st == 'RETRY' then
+        local exp = tonumber(redis.call('HGET', k, 'expires') or '')
+        if exp and exp < now then
+          redis.call('HSET', k, 'status', 'REVOKED', 'error', 'expired', 'time_finished', now)
+          finalize(k, id, 'REVOKED', now, ttl)
+        else
+          local att = redis.call('HINCRBY', k, 'attempts', 1)
+          redis.call('HSET', k, 'status', 'STARTED', 'worker', ARGV[5],
+            'token', ARGV[6]..':'..att, 'time_started', now, 'lease_expires', now + lease,
+            'revoke', '0')
+          redis.call('ZADD', p..':leases', now + lease, id)
+          table.insert(out, redis.call('HGETALL', k))
+        end
+      end
+    end
+  end
+  local first = redis.call('ZRANGE', qk, 0, 0, 'WITHSCORES')
+  if first[2] and (nxt == nil or tonumber(first[2]) < nxt) then nxt = tonumber(first[2]) end
+end
+return {out, tostring(nxt or '')}
+"""
+)
+
+# ARGV: prefix, now, lease, id, token, id, token, ...
+_RENEW = """
+local p = ARGV[1]
+local now = tonumber(ARGV[2])
+local lease = tonumber(ARGV[3])
+local out = {}
+for i = 4, #ARGV, 2 do
+  local id, token = ARGV[i], ARGV[i + 1]
+  local k = p..':t:'..id
+  local v = redis.call('HMGET', k, 'token', 'status', 'revoke')
+  if v[1] ~= token or v[2] ~= 'STARTED' then
+    table.insert(out, id); table.insert(out, 'lost')
+  else
+    if v[3] == '1' then table.insert(out, id); table.insert(out, 'revoked') end
+    redis.call('HSET', k, 'lease_expires', now + lease)
+    redis.call('ZADD', p..':leases', now + lease, id)
+  end
+end
+return out
+"""
+
+# ARGV: prefix, id, token, status, now, ttl, result, error, traceback
+_COMPLETE = (
+    _LIB
+    + """
+local id = ARGV[2]
+local k = p..':t:'..id
+local v = redis.call('HMGET', k, 'token', 'status')
+if v[1] ~= ARGV[3] or v[2] ~= 'STARTED' then return 0 end
+redis.call('HSET', k, 'status', ARGV[4], 'result', ARGV[7], 'error', ARGV[8],
+  'traceback', ARGV[9], 'time_finished', ARGV[5], 'token', '', 'lease_expires', '')
+finalize(k, id, ARGV[4], tonumber(ARGV[5]), ARGV[6])
+return 1
+"""
+)
+
+# ARGV: prefix, id, token, eta, error, traceback
+_RETRY = """
+local p = ARGV[1]
+local id = ARGV[2]
+local k = p..':t:'..id
+local v = redis.call('HMGET', k, 'token', 'status', 'queue')
+if v[1] ~= ARGV[3] or v[2] ~= 'STARTED' then return 0 end
+redis.call('HSET', k, 'status', 'RETRY', 'eta', ARGV[4], 'error', ARGV[5], 'traceback', ARGV[6],
+  'token', '', 'lease_expires', '')
+redis.call('ZREM', p..':leases', id)
+redis.call('ZADD', p..':q:'..v[3], ARGV[4], id)
+redis.call('RPUSH', p..':wake:'..v[3], '1')
+redis.call('LTRIM', p..':wake:'..v[3], -64, -1)
+return 1
+"""
+
+# ARGV: prefix, id, token, now
+_RELEASE = """
+local p = ARGV[1]
+local id = ARGV[2]
+local k = p..':t:'..id
+local v = redis.call('HMGET', k, 'token', 'status', 'queue', 'attempts')
+if v[1] ~= ARGV[3] or v[2] ~= 'STARTED' then return 0 end
+local att = math.max(0, (tonumber(v[4]) or 1) - 1)
+redis.call('HSET', k, 'status', 'QUEUED', 'token', '', 'worker', '', 'lease_expires', '',
+  'eta', ARGV[4], 'attempts', att)
+redis.call('ZREM', p..':leases', id)
+redis.call('ZADD', p..':q:'..v[3], ARGV[4], id)
+redis.call('RPUSH', p..':wake:'..v[3], '1')
+redis.call('LTRIM', p..':wake:'..v[3], -64, -1)
+return 1
+"""
+
+# ARGV: prefix, id, now, ttl
+_REVOKE = (
+    _LIB
+    + """
+local id = ARGV[2]
+local k = p..':t:'..id
+local v = redis.call('HMGET', k, 'status', 'queue')
+if not v[1] then return false end
+if v[1] == 'QUEUED' or v[1] == 'RETRY' then
+  redis.call('ZREM', p..':q:'..v[2], id)
+  redis.call('HSET', k, 'status', 'REVOKED', 'error', 'revoked', 'time_finished', ARGV[3],
+    'token', '')
+  finalize(k, id, 'REVOKED', tonumber(ARGV[3]), ARGV[4])
+  return 'REVOKED'
+end
+if v[1] == 'STARTED' then redis.call('HSET', k, 'revoke', '1') end
+return v[1]
+"""
+)
+
+
+def _split_url(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    prefix = query.pop("prefix", ["pulsar-tasks"])[0]
+    rest = "&".join(f"{k}={v[0]}" for k, v in query.items())
+    return urlunsplit(parts._replace(query=rest)), prefix
+
+
+class RedisBackend(Backend):
+    """Tasks in Redis (``redis://host:port/db``; ``?prefix=name`` namespaces the keys)."""
+
+    scheme = "redis"
+
+    def __init__(self, url: str, **kwargs: Any) -> None:
+        super().__init__(url, **kwargs)
+        try:
+            import redis.asyncio  # noqa: F401
+        except ImportError:  # pragma: no cover - depends on the environment
+            raise BackendError(
+                "the redis backend needs redis-py: pip install 'pulsar-tasks[redis]'"
+            ) from None
+        self.redis_url, self.prefix = _split_url(url)
+        self._client: Any = None
+        self._scripts: dict[str, Any] = {}
+
+    @property
+    def client(self) -> Any:
+        """The ``redis.asyncio.Redis`` client (created on first use, on the running loop)."""
+        if self._client is None:
+            from redis.asyncio import Redis
+            from redis.asyncio.retry import Retry
+            from redis.backoff import ExponentialBackoff
+            from redis.exceptions import ConnectionError, TimeoutError
+
+            self._client = Redis.from_url(
+                self.redis_url,
+                retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 8),
+                retry_on_error=[ConnectionError, TimeoutError, OSError],
+                health_check_interval=10,
+                socket_connect_timeout=2.0,
+                decode_responses=True,
+            )
+            for name, source in (
+                ("enqueue", _ENQUEUE),
+                ("claim", _CLAIM),
+                ("renew", _RENEW),
+                ("complete", _COMPLETE),
+                ("retry", _RETRY),
+                ("release", _RELEASE),
+                ("revoke", _REVOKE),
+            ):
+                self._scripts[name] = self._client.register_script(source)
+        return self._client
+
+    def _script(self, name: str, *args: Any) -> Any:
+        client = self.client
+        return self._scripts[name](args=[self.prefix, *args], client=client)
+
+    def _key(self, *parts: str) -> str:
+        return ":".join((self.prefix, *parts))
+
+    async def close(self) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.aclose()
+
+    # -- producers -----------------------------------------------------------------------------
+    async def enqueue(self, task: Task, *, unique: bool = False) -> bool:
+        row = task.to_row()
+        flat: list[Any] = []
+        for key in _FIELDS:
+            if row[key] is not None:
+                flat += [key, row[key]]
+        result = await self._script(
+            "enqueue",
+            task.id,
+            "1" if unique else "0",
+            task.queue,
+            task.eta,
+            task.time_queued,
+            task.overlap_key or "",
+            *flat,
+        )
+        if isinstance(result, str):
+            raise JobOverlap(
+                f"job {task.name!r} already has task {result} with the same arguments queued or "
+                f"running (overlap=False)"
+            )
+        return bool(result)
+
+    async def get(self, task_id: str) -> Task | None:
+        row = await self.client.hgetall(self._key("t", task_id))
+        return Task.from_row(row) if row else None
+
+    async def list(self, status: TaskState | str | None = None, limit: int = 100) -> list[Task]:
+        wanted = None if status is None else TaskState(status)
+        out: list[Task] = []
+        start = 0
+        batch = max(100, int(limit))
+        while len(out) < limit:
+            ids = await self.client.zrevrange(self._key("all"), start, start + batch - 1)
+            if not ids:
+                break
+            start += batch
+            pipe = self.client.pipeline(transaction=False)
+            for task_id in ids:
+                pipe.hgetall(self._key("t", task_id))
+            rows = await pipe.execute()
+            gone = []
+            for task_id, row in zip(ids, rows, strict=True):
+                if not row:
+                    gone.append(task_id)
+                    continue
+                try:
+                    task = Task.from_row(row)
+                except (ValueError, KeyError):
+                    continue
+                if wanted is None or task.status == wanted:
+                    out.append(task)
+                    if len(out) >= limit:
+                        break
+            if gone:  # expired results: drop them from the index
+                await self.client.zrem(self._key("all"), *gone)
+        return out
+
+    async def revoke(self, task_id: str) -> TaskState | None:
+        result = await self._script("revoke", task_id, self.now(), self.result_ttl)
+        return TaskState(result) if result else None
+
+    async def wait(self, task_id: str, timeout: float | None) -> Task | None:
+        loop = asyncio.get_running_loop()
+        end = None if timeout is None else loop.time() + timeout
+        pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+        try:
+            await pubsub.subscribe(self._key("done", task_id))
+            while True:
+                task = await self.get(task_id)
+                if task is None or task.done:
+                    return task
+                remaining = 1.0 if end is None else min(1.0, end - loop.time())
+                if remaining <= 0:
+                    raise TimeoutError(f"task {task_id} not done after {timeout}s")
+                # a message, or a re-check every second (a message lost to a reconnection)
+                await pubsub.get_message(timeout=remaining)
+        finally:
+            try:
+                await pubsub.aclose()
+            except Exception:  # the connection may be gone: nothing to clean
+                pass
+
+    async def counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for task in await self.list(limit=10**9):
+            counts[task.status] = counts.get(task.status, 0) + 1
+        return counts
+
+    # -- workers -------------------------------------------------------------------------------
+    async def claim(self, queues: Sequence[str], worker: str, lease: float, limit: int) -> Claim:
+        rows, nxt = await self._script(
+            "claim",
+            self.now(),
+            lease,
+            limit,
+            worker,
+            os.urandom(8).hex(),
+            self.result_ttl,
+            *queues,
+        )
+        tasks = [dict(zip(r[::2], r[1::2], strict=True)) for r in rows]
+        return Claim(tasks, float(nxt) if nxt else None)
+
+    async def renew(self, leases: dict[str, str], lease: float) -> dict[str, str]:
+        if not leases:
+            return {}
+        flat: list[str] = []
+        for task_id, token in leases.items():
+            flat += [task_id, token]
+        out = await self._script("renew", self.now(), lease, *flat)
+        return dict(zip(out[::2], out[1::2], strict=True))
+
+    async def complete(
+        self,
+        task_id: str,
+        token: str,
+        status: TaskState,
+        *,
+        result: str | None = None,
+        error: str | None = None,
+        traceback: str | None = None,
+    ) -> bool:
+        if status not in FINAL:
+            raise ValueError(f"complete() needs a final state, not {status}")
+        done = await self._script(
+            "complete",
+            task_id,
+            token,
+            str(status),
+            self.now(),
+            self.result_ttl,
+            result or "",
+            error or "",
+            traceback or "",
+        )
+        return bool(done)
+
+    async def retry(
+        self, task_id: str, token: str, eta: float, *, error: str, traceback: str | None
+    ) -> bool:
+        return bool(await self._script("retry", task_id, token, eta, error, traceback or ""))
+
+    async def release(self, task_id: str, token: str) -> bool:
+        return bool(await self._script("release", task_id, token, self.now()))
+
+    async def wait_for_work(self, queues: Sequence[str], timeout: float) -> None:
+        keys = [self._key("wake", q) for q in queues]
+        await self.client.blpop(keys, timeout=max(0.01, round(timeout, 2)))
+
+    # -- jobs and maintenance ------------------------------------------------------------------
+    async def register_jobs(self, metas: dict[str, dict[str, Any]]) -> None:
+        if metas:
+            await self.client.hset(
+                self._key("jobs"), mapping={k: json.dumps(v) for k, v in metas.items()}
+            )
+
+    async def jobs(self) -> dict[str, dict[str, Any]]:
+        raw = await self.client.hgetall(self._key("jobs"))
+        return {k: json.loads(v) for k, v in raw.items()}
+
+    async def put_raw(self, row: dict[str, Any]) -> None:
+        task_id = str(row["id"])
+        key = self._key("t", task_id)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.delete(key)
+        pipe.hset(key, mapping={k: "" if v is None else v for k, v in row.items()})
+        pipe.zadd(self._key("q", str(row.get("queue") or "default")), {task_id: 0})
+        pipe.zadd(self._key("all"), {task_id: self.now()})
+        await pipe.execute()
+
+    async def flush(self) -> None:
+        keys = [k async for k in self.client.scan_iter(match=f"{self.prefix}:*", count=1000)]
+        for i in range(0, len(keys), 500):
+            await self.client.delete(*keys[i : i + 500])

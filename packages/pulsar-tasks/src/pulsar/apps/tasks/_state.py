@@ -1,0 +1,171 @@
+"""Task states and the task record.
+
+State machine (the only transitions backends perform)::
+
+    QUEUED  --claim-->  STARTED  --success-->  SUCCESS
+    RETRY   --claim-->  STARTED  --error, retries left-->  RETRY (queued again at a later eta)
+                        STARTED  --error, no retry / timeout-->  FAILURE
+                        STARTED  --lease expired, retries left-->  QUEUED (redelivered)
+                        STARTED  --lease expired, no retries left-->  FAILURE ('lost')
+                        STARTED  --graceful stop hands it back-->  QUEUED
+    QUEUED/RETRY/STARTED  --revoke, or expired before it started-->  REVOKED
+
+SUCCESS, FAILURE and REVOKED are final: nothing leaves them (results then expire after the TTL).
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ._errors import TaskFailed
+
+__all__ = ["FINAL", "PENDING", "TRANSITIONS", "Task", "TaskState"]
+
+
+class TaskState(enum.StrEnum):
+    """The status of a task."""
+
+    QUEUED = "QUEUED"
+    STARTED = "STARTED"
+    RETRY = "RETRY"
+    SUCCESS = "SUCCESS"
+    FAILURE = "FAILURE"
+    REVOKED = "REVOKED"
+
+
+#: the states a task can go to from each state (see the module docstring)
+TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
+    TaskState.QUEUED: frozenset({TaskState.STARTED, TaskState.REVOKED}),
+    TaskState.RETRY: frozenset({TaskState.STARTED, TaskState.REVOKED}),
+    TaskState.STARTED: frozenset(
+        {
+            TaskState.SUCCESS,
+            TaskState.FAILURE,
+            TaskState.RETRY,
+            TaskState.QUEUED,
+            TaskState.REVOKED,
+        }
+    ),
+    TaskState.SUCCESS: frozenset(),
+    TaskState.FAILURE: frozenset(),
+    TaskState.REVOKED: frozenset(),
+}
+#: states a worker may claim
+PENDING = frozenset({TaskState.QUEUED, TaskState.RETRY})
+#: states nothing leaves
+FINAL = frozenset({TaskState.SUCCESS, TaskState.FAILURE, TaskState.REVOKED})
+
+_INT = ("attempts", "max_retries", "revoke")
+_FLOAT = ("time_queued", "time_started", "time_finished", "eta", "expires", "lease_expires")
+
+
+@dataclass(slots=True)
+class Task:
+    """One run of a job: the record a backend keeps (times are UNIX seconds).
+
+    ``payload`` is the JSON text of ``{"args": [...], "kwargs": {...}}`` and ``result`` the JSON
+    text of the return value; :attr:`args`, :attr:`kwargs` and :attr:`value` decode them.
+    ``token`` is the lease token of the current attempt (None when no worker holds it).
+    """
+
+    id: str
+    name: str
+    queue: str = "default"
+    status: TaskState = TaskState.QUEUED
+    payload: str = '{"args": [], "kwargs": {}}'
+    result: str | None = None
+    error: str | None = None
+    traceback: str | None = None
+    attempts: int = 0
+    max_retries: int = 0
+    worker: str | None = None
+    token: str | None = None
+    time_queued: float = field(default_factory=time.time)
+    time_started: float | None = None
+    time_finished: float | None = None
+    eta: float = 0.0
+    expires: float | None = None
+    lease_expires: float | None = None
+    revoke: int = 0
+    overlap_key: str | None = None
+
+    # -- decoding --------------------------------------------------------------------------------
+    @property
+    def args(self) -> list[Any]:
+        """The positional arguments (decoded from the payload)."""
+        return list(json.loads(self.payload).get("args", []))
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        """The keyword arguments (decoded from the payload)."""
+        return dict(json.loads(self.payload).get("kwargs", {}))
+
+    @property
+    def value(self) -> Any:
+        """The decoded result (None until SUCCESS)."""
+        return None if self.result is None else json.loads(self.result)
+
+    @property
+    def done(self) -> bool:
+        """True once the task is in a final state."""
+        return self.status in FINAL
+
+    def result_or_raise(self) -> Any:
+        """The decoded result; raises :class:`TaskFailed` for FAILURE/REVOKED."""
+        if self.status in (TaskState.FAILURE, TaskState.REVOKED):
+            raise TaskFailed(f"task {self.id} ({self.name}) {self.status}: {self.error}")
+        return self.value
+
+    # -- conversions ---------------------------------------------------------------------------
+    def to_row(self) -> dict[str, Any]:
+        """A flat dict of strings/numbers/None (a SQLite row or a Redis hash)."""
+        row = asdict(self)
+        row["status"] = str(self.status)
+        return row
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Task:
+        """Build a task from a backend row; numbers may arrive as strings, empty means None.
+
+        Raises ValueError/KeyError on a row that is not a task record.
+        """
+        data: dict[str, Any] = {}
+        for key in cls.__dataclass_fields__:
+            if key not in row:
+                continue
+            value = row[key]
+            if isinstance(value, bytes):
+                value = value.decode()
+            if value == "" and key not in ("payload", "name", "id"):
+                value = None
+            if value is not None:
+                if key in _INT:
+                    value = int(float(value))
+                elif key in _FLOAT:
+                    value = float(value)
+            data[key] = value
+        data["status"] = TaskState(data.get("status") or "QUEUED")
+        if not data.get("id") or not data.get("name"):
+            raise ValueError("a task record needs an id and a name")
+        if data.get("payload") is None:
+            data["payload"] = ""
+        return cls(**data)
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-friendly view for users (RPC, CLI): decoded args, kwargs and result."""
+        out = self.to_row()
+        for key in ("payload", "token", "revoke", "overlap_key"):
+            out.pop(key, None)
+        try:
+            out["args"], out["kwargs"] = self.args, self.kwargs
+        except (ValueError, AttributeError):
+            out["args"], out["kwargs"] = None, None
+        try:
+            out["result"] = self.value
+        except ValueError:
+            out["result"] = self.result
+        return out

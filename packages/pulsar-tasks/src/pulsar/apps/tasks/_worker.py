@@ -1,0 +1,305 @@
+"""The consumer: the loop of a TaskQueue worker that claims tasks and runs them.
+
+How it works
+------------
+The consumer claims due tasks in batches of at most its free slots (``concurrent_tasks`` minus
+the tasks running), and runs each in its own asyncio task: ``async`` jobs on the worker's loop,
+sync jobs in the actor's thread pool. While tasks run, a renewer extends their leases every
+``lease / 3`` seconds; a task reported ``revoked`` is cancelled (REVOKED), one reported ``lost``
+(its lease went to another worker) is cancelled without recording anything. When idle, the
+consumer waits on the backend's wake-up (Redis BLPOP, SQLite change polling) until the next due
+time at most. Each attempt ends with exactly one of complete/retry/release, keyed by its lease
+token; those calls are retried through backend outages for as long as the lease could still be
+ours. :meth:`Consumer.stop` stops claiming, lets running tasks finish within a grace period and
+hands the rest back (QUEUED again, attempt not counted).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import traceback
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from ._backend import Backend
+from ._errors import TaskTimeout
+from ._job import get_job
+from ._state import Task, TaskState
+
+__all__ = ["Consumer"]
+
+logger = logging.getLogger("pulsar.tasks")
+
+RunSync = Callable[..., Awaitable[Any]]
+
+
+class _Running:
+    __slots__ = ("job_task", "reason", "task_id", "token")
+
+    def __init__(self, task_id: str, token: str) -> None:
+        self.task_id = task_id
+        self.token = token
+        self.job_task: asyncio.Task[Any] | None = None
+        self.reason: str | None = None  # 'revoked' | 'lost' | 'stopping'
+
+
+class Consumer:
+    """Claims and runs tasks from ``backend`` (see the module docstring).
+
+    ``run_sync(fn, *args)`` runs a blocking callable and returns an awaitable (the actor's
+    ``run_in_executor``; a default thread pool when None).
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        worker_id: str,
+        queues: Sequence[str] = ("default",),
+        concurrent_tasks: int = 10,
+        lease: float = 30.0,
+        run_sync: RunSync | None = None,
+        max_idle: float = 1.0,
+    ) -> None:
+        self.backend = backend
+        self.worker_id = worker_id
+        self.queues = list(queues)
+        self.concurrent_tasks = max(1, int(concurrent_tasks))
+        self.lease = float(lease)
+        self.max_idle = max_idle
+        self._run_sync = run_sync
+        self.running: dict[str, _Running] = {}
+        self.counters = {"claimed": 0, "processed": 0, "succeeded": 0, "failed": 0, "retried": 0,
+            "revoked": 0}
+        self.queued = 0
+        self._stopping = False
+        self._main: asyncio.Task[None] | None = None
+        self._renewer: asyncio.Task[None] | None = None
+        self._wake: asyncio.Event | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # -- life ----------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start claiming on the running loop."""
+        self._wake = asyncio.Event()
+        self._main = asyncio.get_running_loop().create_task(self._run())
+        self._renewer = asyncio.get_running_loop().create_task(self._renew_loop())
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Stop claiming; wait up to ``grace`` seconds for running tasks, then hand the others
+        back to the queue."""
+        self._stopping = True
+        if self._wake is not None:
+            self._wake.set()
+        if self._main is not None:
+            self._main.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._main
+        pending = {r.job_task for r in self.running.values() if r.job_task is not None}
+        if pending:
+            await asyncio.wait(pending, timeout=grace)
+        for run in list(self.running.values()):
+            run.reason = "stopping"
+            if run.job_task is not None:
+                run.job_task.cancel()
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=5.0)
+        if self._renewer is not None:
+            self._renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._renewer
+
+    def info(self) -> dict[str, Any]:
+        """Counters for the worker's ``info``: queued (whole backend, refreshed every few
+        seconds), running, processed, failed..."""
+        return {
+            "queued": self.queued,
+            "running": len(self.running),
+            **self.counters,
+            "concurrent_tasks": self.concurrent_tasks,
+            "queues": list(self.queues),
+        }
+
+    # -- claiming ------------------------------------------------------------------------------
+    async def _run(self) -> None:
+        assert self._wake is not None
+        failures = 0
+        last_stats = 0.0
+        while not self._stopping:
+            now = time.monotonic()
+            if now - last_stats > 2.0:
+                last_stats = now
+                with contextlib.suppress(Exception):
+                    counts = await self.backend.counts()
+                    self.queued = counts.get("QUEUED", 0) + counts.get("RETRY", 0)
+            free = self.concurrent_tasks - len(self.running)
+            if free <= 0:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            try:
+                claim = await self.backend.claim(self.queues, self.worker_id, self.lease, free)
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                failures += 1
+                delay = min(2.0, 0.05 * 2**failures)
+                logger.warning("task backend unavailable (%s), retrying in %.2fs", exc, delay)
+                await asyncio.sleep(delay)
+                continue
+            for row in claim.tasks:
+                self._start(row)
+            if claim.tasks:
+                continue
+            timeout = self.max_idle
+            if claim.next_eta is not None:
+                timeout = max(0.001, min(timeout, claim.next_eta - time.time()))
+            self._wake.clear()
+            waiter = asyncio.ensure_future(self.backend.wait_for_work(self.queues, timeout))
+            woken = asyncio.ensure_future(self._wake.wait())
+            try:
+                done, _ = await asyncio.wait(
+                    {waiter, woken}, return_when=asyncio.FIRST_COMPLETED
+                )
+                if waiter in done and waiter.exception() is not None:
+                    await asyncio.sleep(min(2.0, 0.05 * 2 ** (failures + 1)))
+            finally:
+                for fut in (waiter, woken):
+                    fut.cancel()
+                with contextlib.suppress(BaseException):
+                    await waiter
+
+    def _start(self, row: dict[str, Any]) -> None:
+        task_id = str(row.get("id") or "")
+        token = str(row.get("token") or "")
+        self.counters["claimed"] += 1
+        run = _Running(task_id, token)
+        self.running[task_id] = run
+        task = asyncio.get_running_loop().create_task(self._execute(row, run))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- running -------------------------------------------------------------------------------
+    async def _execute(self, row: dict[str, Any], run: _Running) -> None:
+        try:
+            try:
+                task = Task.from_row(row)
+                job = get_job(task.name)
+                if job is None:
+                    raise LookupError(f"unknown job {task.name!r} (not loaded by this worker)")
+                args, kwargs = task.args, task.kwargs
+            except Exception as exc:
+                logger.error("task %s: invalid record: %s", run.task_id, exc)
+                self.counters["failed"] += 1
+                await self._end(
+                    "complete", run, TaskState.FAILURE, error=f"invalid task: {exc}"
+                )
+                return
+            if job.is_async:
+                work: Awaitable[Any] = job.run(*args, **kwargs)
+            else:
+                work = self._sync(job.run, *args, **kwargs)
+            # the job runs in its own task: cancelling it (revoke, lost lease, stop) leaves this
+            # one free to record the outcome
+            run.job_task = asyncio.ensure_future(asyncio.wait_for(work, job.timeout))
+            try:
+                result = await run.job_task
+                text = json.dumps(result, allow_nan=False)
+            except asyncio.CancelledError:
+                if run.reason is None:  # this task itself was cancelled (worker shutting down)
+                    run.job_task.cancel()
+                    raise
+                if run.reason == "revoked":
+                    self.counters["revoked"] += 1
+                    await self._end("complete", run, TaskState.REVOKED, error="revoked")
+                    return
+                if run.reason == "stopping":
+                    await self._end("release", run)
+                    return
+                return  # lost: the lease went to another worker, which records the outcome
+            except Exception as exc:
+                await self._failed(task, job, run, exc)
+                return
+            self.counters["succeeded"] += 1
+            await self._end("complete", run, TaskState.SUCCESS, result=text)
+        finally:
+            self.running.pop(run.task_id, None)
+            self.counters["processed"] += 1
+            if self._wake is not None:
+                self._wake.set()
+
+    def _sync(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Awaitable[Any]:
+        def call() -> Any:
+            return fn(*args, **kwargs)
+
+        if self._run_sync is not None:
+            return self._run_sync(call)
+        return asyncio.get_running_loop().run_in_executor(None, call)
+
+    async def _failed(self, task: Task, job: Any, run: _Running, exc: Exception) -> None:
+        if isinstance(exc, TimeoutError | asyncio.TimeoutError):
+            exc = TaskTimeout(f"timeout: ran longer than {job.timeout}s")
+            error = "timeout"
+            tb = None
+        elif isinstance(exc, TypeError | ValueError) and "JSON" in str(exc):
+            error = f"result is not JSON serializable: {exc}"
+            tb = traceback.format_exc()
+        else:
+            error = f"{type(exc).__name__}: {exc}"
+            tb = traceback.format_exc()
+        if job.should_retry(exc, task.attempts):
+            delay = job.retry_delay_for(task.attempts)
+            self.counters["retried"] += 1
+            await self._end("retry", run, eta=time.time() + delay, error=error, traceback=tb)
+            return
+        self.counters["failed"] += 1
+        await self._end("complete", run, TaskState.FAILURE, error=error, traceback=tb)
+
+    async def _end(self, op: str, run: _Running, *args: Any, **kwargs: Any) -> None:
+        """Record the end of an attempt, retrying through backend outages while the lease may
+        still be ours (afterwards another worker has it)."""
+        deadline = time.monotonic() + max(self.lease * 2, 5.0)
+        delay = 0.05
+        while True:
+            try:
+                method = getattr(self.backend, op)
+                await method(run.task_id, run.token, *args, **kwargs)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if time.monotonic() > deadline:
+                    logger.error("task %s: could not record %s: %s", run.task_id, op, exc)
+                    return
+                await asyncio.sleep(delay)
+                delay = min(1.0, delay * 2)
+
+    # -- leases --------------------------------------------------------------------------------
+    async def _renew_loop(self) -> None:
+        interval = max(0.05, min(self.lease / 3.0, 5.0))
+        last_purge = time.monotonic()
+        while True:
+            await asyncio.sleep(interval)
+            leases = {r.task_id: r.token for r in self.running.values() if r.reason is None}
+            if leases:
+                try:
+                    lost = await self.backend.renew(leases, self.lease)
+                except Exception as exc:
+                    logger.warning("cannot renew task leases: %s", exc)
+                    continue
+                for task_id, reason in lost.items():
+                    run = self.running.get(task_id)
+                    if run is not None and run.reason is None:
+                        run.reason = reason
+                        if run.job_task is not None:
+                            run.job_task.cancel()
+            purge = getattr(self.backend, "purge", None)
+            if purge is not None and time.monotonic() - last_purge > 60:
+                last_purge = time.monotonic()
+                with contextlib.suppress(Exception):
+                    await purge()

@@ -1,0 +1,90 @@
+"""Fixtures of pulsar-tasks' tests: one ``backend_url`` parametrized over SQLite and Redis.
+
+Redis tests use database 13 and flush only it; without a Redis server they are skipped with a
+reason, except when ``CI=true`` (then they run and fail).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE not in sys.path:  # helper modules (jobs) importable by name, also in child processes
+    sys.path.insert(0, HERE)
+
+REDIS_URL = os.environ.get("PULSAR_TASKS_TEST_REDIS", "redis://127.0.0.1:6379/13")
+
+
+def redis_available() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=0.5) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def require_redis() -> None:
+    """Skip (visibly) without a Redis server, unless CI=true."""
+    if os.environ.get("CI", "").lower() == "true":
+        return
+    if not redis_available():
+        pytest.skip("no Redis server answers on 127.0.0.1:6379")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+def backend_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
+    """A fresh backend URL: a SQLite file in tmp_path, or Redis db 13 (flushed)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/tasks.db"
+        return
+    require_redis()
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    client.flushdb()
+    yield REDIS_URL
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+async def client(backend_url: str) -> AsyncIterator[object]:
+    from pulsar.apps import tasks
+
+    c = tasks.connect(backend_url, set_default=True)
+    yield c
+    await c.close()
+
+
+def _stray_children() -> list[str]:
+    import psutil
+
+    out = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            cmd = " ".join(child.cmdline())
+            if "multiprocessing.forkserver" in cmd or "resource_tracker" in cmd:
+                continue
+            if child.status() == psutil.STATUS_ZOMBIE:
+                continue
+            out.append(f"{child.pid} {cmd}")
+        except psutil.Error:
+            continue
+    return out
+
+
+@pytest.fixture(autouse=True)
+def no_orphans() -> Iterator[None]:
+    """Every test leaves no child process behind."""
+    yield
+    import tq_helpers
+
+    tq_helpers.kill_running()
+    stray = _stray_children()
+    assert not stray, f"child processes left behind: {stray}"

@@ -1,0 +1,373 @@
+"""The conformance suite: every backend passes the same tests (parametrized by ``backend_url``).
+
+These run in-process (a Consumer on the test loop, no actors); the real-process faults are in
+test_faults.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+import tq_jobs  # noqa: F401  (declares the jobs)
+
+from pulsar.apps import tasks
+from pulsar.apps.tasks import TaskState
+
+
+@contextlib.asynccontextmanager
+async def consuming(
+    url: str, *, lease: float = 5.0, concurrent: int = 10, queues=("default", "other")
+) -> AsyncIterator[tasks.Consumer]:
+    """A consumer with its own backend object (as a worker process would have)."""
+    backend = tasks.create_backend(url)
+    consumer = tasks.Consumer(
+        backend, worker_id="w-test", queues=queues, lease=lease, concurrent_tasks=concurrent
+    )
+    consumer.start()
+    try:
+        yield consumer
+    finally:
+        await consumer.stop(grace=1.0)
+        await backend.close()
+
+
+def new_task(name: str = "add", **fields) -> tasks.Task:
+    import uuid
+
+    return tasks.Task(id=uuid.uuid4().hex, name=name, payload='{"args": [1, 2], "kwargs": {}}',
+                      **fields)
+
+
+# -- the backend interface -------------------------------------------------------------------
+
+
+async def test_enqueue_get_list_counts(client) -> None:
+    b = client.backend
+    t = new_task()
+    assert await b.enqueue(t)
+    got = await b.get(t.id)
+    assert got is not None and got.status == TaskState.QUEUED and got.args == [1, 2]
+    assert [x.id for x in await b.list()] == [t.id]
+    assert await b.list(status="SUCCESS") == []
+    assert (await b.counts()) == {"QUEUED": 1}
+    assert await b.get("nope") is None
+
+
+async def test_unique_enqueue_is_idempotent(client) -> None:
+    b = client.backend
+    t = new_task()
+    assert await b.enqueue(t, unique=True)
+    assert not await b.enqueue(t, unique=True)
+    assert len(await b.list()) == 1
+
+
+async def test_claim_leases_and_token_keyed_completion(client) -> None:
+    b = client.backend
+    t = new_task()
+    await b.enqueue(t)
+    claim = await b.claim(["default"], "w1", 10.0, 5)
+    assert len(claim.tasks) == 1
+    row = tasks.Task.from_row(claim.tasks[0])
+    assert row.status == TaskState.STARTED and row.attempts == 1 and row.worker == "w1"
+    assert row.token and row.lease_expires and row.lease_expires > time.time() + 5
+    # nothing left to claim
+    assert (await b.claim(["default"], "w2", 10.0, 5)).tasks == []
+    # a wrong token changes nothing; the right one completes once
+    assert not await b.complete(t.id, "bogus", TaskState.SUCCESS, result="1")
+    assert await b.complete(t.id, row.token, TaskState.SUCCESS, result="3")
+    assert not await b.complete(t.id, row.token, TaskState.FAILURE, error="late")
+    done = await b.get(t.id)
+    assert done.status == TaskState.SUCCESS and done.value == 3 and done.token is None
+
+
+async def test_expired_lease_is_redelivered_then_lost(client) -> None:
+    b = client.backend
+    t = new_task(max_retries=1)
+    await b.enqueue(t)
+    first = (await b.claim(["default"], "w1", 0.05, 1)).tasks[0]
+    await asyncio.sleep(0.1)
+    second = (await b.claim(["default"], "w2", 0.05, 1)).tasks[0]
+    assert second["worker"] == "w2" and int(second["attempts"]) == 2
+    assert second["token"] != first["token"]
+    # the first worker's late result is refused: the result is recorded once
+    assert not await b.complete(t.id, first["token"], TaskState.SUCCESS, result="1")
+    assert (await b.renew({t.id: first["token"]}, 5.0)) == {t.id: "lost"}
+    await asyncio.sleep(0.1)
+    assert (await b.claim(["default"], "w3", 0.05, 1)).tasks == []  # out of retries
+    lost = await b.get(t.id)
+    assert lost.status == TaskState.FAILURE and lost.error.startswith("lost")
+
+
+async def test_renew_keeps_the_lease(client) -> None:
+    b = client.backend
+    t = new_task(max_retries=0)
+    await b.enqueue(t)
+    row = (await b.claim(["default"], "w1", 0.2, 1)).tasks[0]
+    for _ in range(4):
+        await asyncio.sleep(0.1)
+        assert await b.renew({t.id: row["token"]}, 0.2) == {}
+    assert (await b.claim(["default"], "w2", 0.2, 1)).tasks == []
+    assert await b.complete(t.id, row["token"], TaskState.SUCCESS, result="null")
+
+
+async def test_retry_release_and_eta(client) -> None:
+    b = client.backend
+    t = new_task()
+    await b.enqueue(t)
+    row = (await b.claim(["default"], "w1", 5.0, 1)).tasks[0]
+    eta = time.time() + 0.3
+    assert await b.retry(t.id, row["token"], eta, error="E: x", traceback="tb")
+    got = await b.get(t.id)
+    assert got.status == TaskState.RETRY and got.error == "E: x"
+    claim = await b.claim(["default"], "w1", 5.0, 1)
+    assert claim.tasks == [] and claim.next_eta == pytest.approx(eta, abs=0.01)
+    await asyncio.sleep(0.35)
+    row = (await b.claim(["default"], "w1", 5.0, 1)).tasks[0]
+    assert int(row["attempts"]) == 2
+    assert await b.release(t.id, row["token"])
+    got = await b.get(t.id)
+    assert got.status == TaskState.QUEUED and got.attempts == 1
+
+
+async def test_queues_are_separate(client) -> None:
+    b = client.backend
+    t = new_task(queue="other")
+    await b.enqueue(t)
+    assert (await b.claim(["default"], "w1", 5.0, 5)).tasks == []
+    assert len((await b.claim(["other"], "w1", 5.0, 5)).tasks) == 1
+
+
+async def test_revoke_pending_and_running(client) -> None:
+    b = client.backend
+    a, r = new_task(), new_task()
+    await b.enqueue(a)
+    assert await b.revoke(a.id) == TaskState.REVOKED
+    assert (await b.get(a.id)).status == TaskState.REVOKED
+    await b.enqueue(r)
+    row = (await b.claim(["default"], "w1", 5.0, 5)).tasks[0]
+    assert await b.revoke(r.id) == TaskState.STARTED
+    assert await b.renew({r.id: row["token"]}, 5.0) == {r.id: "revoked"}
+    assert await b.revoke("unknown") is None
+
+
+async def test_expires_revokes_unstarted(client) -> None:
+    b = client.backend
+    t = new_task(expires=time.time() - 1)
+    await b.enqueue(t)
+    assert (await b.claim(["default"], "w1", 5.0, 5)).tasks == []
+    got = await b.get(t.id)
+    assert got.status == TaskState.REVOKED and got.error == "expired"
+
+
+async def test_result_ttl(backend_url) -> None:
+    b = tasks.create_backend(backend_url, result_ttl=1)
+    try:
+        t = new_task()
+        await b.enqueue(t)
+        row = (await b.claim(["default"], "w1", 5.0, 1)).tasks[0]
+        await b.complete(t.id, row["token"], TaskState.SUCCESS, result="3")
+        assert (await b.get(t.id)) is not None
+        await asyncio.sleep(2.1)
+        assert (await b.get(t.id)) is None
+        assert await b.list() == []
+    finally:
+        await b.close()
+
+
+async def test_jobs_registry_roundtrip(client) -> None:
+    await client.backend.register_jobs({"x": {"name": "x", "queue": "q"}})
+    assert (await client.backend.jobs())["x"]["queue"] == "q"
+
+
+# -- producers and the consumer --------------------------------------------------------------
+
+
+async def test_queue_and_wait_async_and_sync_jobs(client, backend_url) -> None:
+    async with consuming(backend_url):
+        t1 = await client.queue_task("add", 1, 2)
+        t2 = await tq_jobs.aadd.queue(a=2, b=3)
+        t3 = await client.queue_task("multiply", 4, 5)
+        t4 = await client.queue_task("elsewhere")
+        results = [await client.wait_for_task(t.id, timeout=5) for t in (t1, t2, t3, t4)]
+    assert [r.value for r in results] == [3, 5, 20, "other"]
+    assert all(r.status == TaskState.SUCCESS and r.attempts == 1 for r in results)
+    r = results[0]
+    assert r.worker == "w-test" and r.time_queued <= r.time_started <= r.time_finished
+    assert r.args == [1, 2] and r.kwargs == {} and results[1].kwargs == {"a": 2, "b": 3}
+
+
+async def test_bad_input_rejected_at_queue_time(client) -> None:
+    with pytest.raises(tasks.UnknownJob, match="nope"):
+        await client.queue_task("nope", 1)
+    with pytest.raises(tasks.TaskSerializationError, match="JSON"):
+        await client.queue_task("add", object(), 2)
+    with pytest.raises(tasks.TaskSerializationError):
+        await client.queue_task("add", float("nan"), 2)
+    assert await client.list_tasks() == []
+
+
+async def test_job_known_only_from_the_backend(client, backend_url) -> None:
+    await client.backend.register_jobs({"remote": {"name": "remote", "queue": "far"}})
+    other = tasks.connect(backend_url, set_default=False)
+    try:
+        t = await other.queue_task("remote", 1)
+        assert t.queue == "far"
+    finally:
+        await other.close()
+
+
+async def test_failure_has_traceback(client, backend_url) -> None:
+    async with consuming(backend_url):
+        t = await client.queue_task("boom", "bad thing")
+        r = await client.wait_for_task(t.id, timeout=5)
+    assert r.status == TaskState.FAILURE and r.error == "ValueError: bad thing"
+    assert "Traceback" in r.traceback and "tq_jobs.py" in r.traceback
+    with pytest.raises(tasks.TaskFailed, match="bad thing"):
+        r.result_or_raise()
+
+
+async def test_retries_with_observed_backoff(client, backend_url, tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(tq_jobs, "MARKS", str(tmp_path / "marks"))
+    async with consuming(backend_url):
+        t = await client.queue_task("flaky", "x")
+        r = await client.wait_for_task(t.id, timeout=10)
+    assert r.status == TaskState.SUCCESS and r.attempts == 3
+    times = [float(line.split()[2]) for line in (tmp_path / "marks").read_text().splitlines()]
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    # retry_delay 0.2 doubled each time (no jitter): ~0.2 s then ~0.4 s
+    assert 0.18 <= gaps[0] < 0.35 and 0.38 <= gaps[1] < 0.6, gaps
+
+
+async def test_timeout_cancels_async_job(client, backend_url) -> None:
+    async with consuming(backend_url):
+        t = await client.queue_task("too_slow")
+        r = await client.wait_for_task(t.id, timeout=5)
+    assert r.status == TaskState.FAILURE and r.error == "timeout"
+    assert r.time_finished - r.time_started < 2
+
+
+async def test_revoke_cancels_running_async_task(client, backend_url) -> None:
+    async with consuming(backend_url, lease=0.3) as consumer:
+        t = await client.queue_task("sleeper", 30)
+        for _ in range(100):
+            if (await client.get_task(t.id)).status == TaskState.STARTED:
+                break
+            await asyncio.sleep(0.02)
+        assert await client.revoke(t.id) == TaskState.STARTED
+        r = await client.wait_for_task(t.id, timeout=3)
+        assert r.status == TaskState.REVOKED
+        assert consumer.counters["revoked"] == 1
+
+
+async def test_wait_timeout_and_unknown(client) -> None:
+    t = await client.queue_task("add", 1, 1)
+    start = time.monotonic()
+    with pytest.raises(tasks.TaskTimeout):
+        await client.wait_for_task(t.id, timeout=0.2)
+    assert time.monotonic() - start < 1.5
+    with pytest.raises(tasks.TaskNotFound):
+        await client.wait_for_task("nope", timeout=1)
+
+
+async def test_countdown_eta_expires(client, backend_url) -> None:
+    t = await client.queue_task("add", 1, 1, countdown=0.4)
+    e = await client.queue_task("add", 2, 2, expires=0.05)
+    await asyncio.sleep(0.1)
+    async with consuming(backend_url):
+        r = await client.wait_for_task(t.id, timeout=5)
+        x = await client.wait_for_task(e.id, timeout=5)
+    assert r.status == TaskState.SUCCESS and r.time_started >= t.time_queued + 0.38
+    assert x.status == TaskState.REVOKED and x.error == "expired"
+
+
+async def test_overlap_refused_while_pending(client, backend_url) -> None:
+    t = await client.queue_task("exclusive", "k", 0.2)
+    with pytest.raises(tasks.JobOverlap):
+        await client.queue_task("exclusive", "k", 0.2)
+    other = await client.queue_task("exclusive", "other-key", 0.2)
+    async with consuming(backend_url):
+        await client.wait_for_task(t.id, timeout=5)
+        await client.wait_for_task(other.id, timeout=5)
+    again = await client.queue_task("exclusive", "k", 0.2)  # finished: allowed again
+    assert again.id != t.id
+
+
+async def test_unserializable_result_fails_clearly(client, backend_url) -> None:
+    async with consuming(backend_url):
+        t = await client.queue_task("unserializable_result")
+        r = await client.wait_for_task(t.id, timeout=5)
+    assert r.status == TaskState.FAILURE and "not JSON serializable" in r.error
+
+
+async def test_corrupt_and_unknown_payloads_fail_alone(client, backend_url) -> None:
+    b = client.backend
+    now = time.time()
+    base = {"status": "QUEUED", "queue": "default", "eta": now, "time_queued": now,
+            "attempts": 0, "max_retries": 0}
+    await b.put_raw({**base, "id": "corrupt", "name": "add", "payload": "{not json"})
+    await b.put_raw({**base, "id": "unknown", "name": "no_such_job", "payload": "{}"})
+    await b.put_raw({**base, "id": "noname", "payload": "[]"})
+    good = await client.queue_task("add", 2, 2)
+    async with consuming(backend_url) as consumer:
+        assert (await client.wait_for_task(good.id, timeout=5)).value == 4
+        corrupt = await client.wait_for_task("corrupt", timeout=5)
+        unknown = await client.wait_for_task("unknown", timeout=5)
+        assert consumer._main is not None and not consumer._main.done()  # the worker lives
+        assert (await client.wait_for_task((await client.queue_task("add", 1, 1)).id,
+                                           timeout=5)).value == 2
+    assert corrupt.status == TaskState.FAILURE and "invalid task" in corrupt.error
+    assert unknown.status == TaskState.FAILURE and "unknown job" in unknown.error
+
+
+async def test_concurrency_limit(client, backend_url) -> None:
+    async with consuming(backend_url, concurrent=3) as consumer:
+        ids = [(await client.queue_task("sleeper", 0.3, str(i))).id for i in range(6)]
+        await asyncio.sleep(0.15)
+        assert len(consumer.running) == 3
+        for i in ids:
+            assert (await client.wait_for_task(i, timeout=5)).status == TaskState.SUCCESS
+        assert consumer.info()["succeeded"] == 6
+
+
+async def test_graceful_stop_hands_back(client, backend_url) -> None:
+    async with consuming(backend_url) as consumer:
+        t = await client.queue_task("sleeper", 30)
+        for _ in range(100):
+            if consumer.running:
+                break
+            await asyncio.sleep(0.02)
+        await consumer.stop(grace=0.1)
+    got = await client.get_task(t.id)
+    assert got.status == TaskState.QUEUED and got.attempts == 0 and got.token is None
+
+
+async def test_two_schedulers_queue_each_run_once(client) -> None:
+    s1 = tasks.Scheduler(client.backend, [tq_jobs.tick])
+    s2 = tasks.Scheduler(tasks.create_backend(client.backend.url), [tq_jobs.tick])
+    try:
+        s1.start()
+        s2.start()
+        due = s1.next_scheduled()["tick"]
+        now = due + 2.5
+        created = await s1.run_due(now) + await s2.run_due(now)
+        assert len(created) == 3 and len(set(created)) == 3
+        assert created == [tasks.periodic_task_id(tq_jobs.tick, due + i) for i in range(3)]
+        assert len(await client.list_tasks()) == 3
+    finally:
+        await s1.stop()
+        await s2.stop()
+        await s2.backend.close()
+
+
+async def test_sync_client(backend_url) -> None:
+    with tasks.connect_sync(backend_url) as c:
+        t = c.queue_task("add", 1, 2)
+        assert c.get_task(t.id).status == TaskState.QUEUED
+        assert [x.id for x in c.list_tasks(status="QUEUED")] == [t.id]
+        assert "add" in c.job_list()
+        assert c.revoke(t.id) == TaskState.REVOKED
+        assert c.wait_for_task(t.id, timeout=1).status == TaskState.REVOKED

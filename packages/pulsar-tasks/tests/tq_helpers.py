@@ -1,0 +1,88 @@
+"""Process helpers of pulsar-tasks' tests (scripts run as real processes)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from typing import Any
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SCRIPTS = os.path.join(HERE, "scripts")
+RUNNING: list[Run] = []
+
+
+class Run:
+    """A script run as a real process in its own session; killed (with its children) at the end
+    of the test."""
+
+    def __init__(self, script: str, *args: str, env: dict[str, str] | None = None) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, os.path.join(SCRIPTS, script), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": HERE, **(env or {})},
+        )
+        RUNNING.append(self)
+
+    def wait_ready(self, timeout: float = 30) -> dict[str, Any]:
+        """The JSON of the next ``READY`` line on stdout."""
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            if line.startswith("READY "):
+                return json.loads(line[6:])  # type: ignore[no-any-return]
+        self.kill()
+        raise AssertionError(f"never ready: {self.proc.communicate()[1][-3000:]}")
+
+    def finish(self, timeout: float = 30) -> tuple[int, str, str]:
+        out, err = self.proc.communicate(timeout=timeout)
+        return self.proc.returncode, out, err
+
+    def kill(self) -> None:
+        import psutil
+
+        try:
+            children = psutil.Process(self.proc.pid).children(recursive=True)
+        except psutil.Error:
+            children = []
+        for child in children:
+            try:
+                child.kill()
+            except psutil.Error:
+                pass
+        self.proc.kill()
+        self.proc.communicate()
+
+
+def kill_running() -> None:
+    while RUNNING:
+        run = RUNNING.pop()
+        if run.proc.poll() is None:
+            run.kill()
+
+
+def marks(path: str, prefix: str = "") -> list[str]:
+    try:
+        with open(path) as f:
+            return [line.split()[0] for line in f if line.startswith(prefix)]
+    except FileNotFoundError:
+        return []
+
+
+def wait_for(predicate: Any, timeout: float = 10, interval: float = 0.05) -> Any:
+    """Poll ``predicate()`` until truthy; returns its value or raises AssertionError."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(interval)

@@ -1,0 +1,109 @@
+"""Jobs used by the tests (imported by name in worker processes)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import time
+
+from pulsar.apps import tasks
+
+MARKS = os.environ.get("TQ_MARKS")
+
+
+def mark(name: str) -> None:
+    """Append a line to the marks file (every run of a job leaves a trace)."""
+    if MARKS:
+        with open(MARKS, "a") as f:
+            f.write(f"{name} {os.getpid()} {time.time()}\n")
+
+
+@tasks.job()
+def add(a: int, b: int) -> int:
+    """Add two numbers."""
+    return a + b
+
+
+@tasks.job()
+async def aadd(a: int, b: int) -> int:
+    """Add two numbers, asynchronously."""
+    await asyncio.sleep(0)
+    return a + b
+
+
+@tasks.job(max_retries=0)
+async def sleeper(seconds: float, tag: str = "") -> str:
+    """Sleep, then leave a mark."""
+    await asyncio.sleep(seconds)
+    mark(f"sleeper:{tag}")
+    return tag
+
+
+@tasks.job(max_retries=2)
+def sync_sleeper(seconds: float, tag: str = "") -> str:
+    time.sleep(seconds)
+    mark(f"sync_sleeper:{tag}")
+    return tag
+
+
+@tasks.job(max_retries=0)
+def boom(message: str) -> None:
+    raise ValueError(message)
+
+
+@tasks.job(max_retries=3, retry_on=(ConnectionError,), retry_delay=0.2, retry_jitter=0.0)
+def flaky(tag: str) -> str:
+    """Fails with ConnectionError until it ran three times."""
+    mark(f"flaky:{tag}")
+    runs = 0
+    if MARKS and os.path.exists(MARKS):
+        with open(MARKS) as f:
+            runs = sum(1 for line in f if line.startswith(f"flaky:{tag} "))
+    if runs < 3:
+        raise ConnectionError(f"run {runs}")
+    return "ok"
+
+
+@tasks.job(timeout=0.3, max_retries=0)
+async def too_slow() -> None:
+    await asyncio.sleep(30)
+
+
+@tasks.job(max_retries=2)
+def poison() -> None:
+    """Kills its worker process every time."""
+    mark("poison")
+    os._exit(9)
+
+
+@tasks.job(overlap=False)
+async def exclusive(key: str, seconds: float = 0.5) -> str:
+    await asyncio.sleep(seconds)
+    return key
+
+
+@tasks.job()
+def unserializable_result() -> object:
+    return object()
+
+
+@tasks.job(queue="other")
+def elsewhere() -> str:
+    return "other"
+
+
+@tasks.job(run_every=dt.timedelta(seconds=1), max_retries=0)
+def tick() -> float:
+    mark("tick")
+    return time.time()
+
+
+class Multiply(tasks.Job):
+    """A class-declared job."""
+
+    name = "multiply"
+    queue = "default"
+
+    async def run(self, a: int, b: int) -> int:
+        return a * b
