@@ -166,6 +166,7 @@ class AsyncConsole(code.InteractiveConsole):
         self._thread: threading.Thread | None = None
         self._task: asyncio.Task[Any] | None = None
         self._interrupted = False  # the READING thread was woken by Ctrl-C
+        self._cancel_pending = False  # Ctrl-C before the statement reached the loop
         self._swallow_sigint = 0  # SIGINTs already delivered as KeyboardInterrupt
         self._saved_stdin: int | None = None
         self._wake_master, self._wake_slave = _spare_terminal()
@@ -219,8 +220,11 @@ class AsyncConsole(code.InteractiveConsole):
             if self._swallow_sigint:
                 self._swallow_sigint -= 1
                 return
-            if self.state is ConsoleState.RUNNING and self._task is not None:
-                self._task.cancel()
+            if self.state is ConsoleState.RUNNING:
+                if self._task is not None:
+                    self._task.cancel()
+                else:  # the statement has not started yet: it will not
+                    self._cancel_pending = True
             elif self.state is ConsoleState.READING and not self._interrupted:
                 self._interrupted = True
                 self._wake_reader()
@@ -275,6 +279,7 @@ class AsyncConsole(code.InteractiveConsole):
             if self.state is ConsoleState.CLOSED:
                 return
             self.state = ConsoleState.RUNNING
+            self._cancel_pending = False
         try:
             self.loop.call_soon_threadsafe(self._execute, code, outcome)
         except RuntimeError:  # the loop is closed
@@ -300,6 +305,9 @@ class AsyncConsole(code.InteractiveConsole):
     # loop thread: running a statement
     # ============================================================================================
     def _execute(self, code: types.CodeType, outcome: _Outcome) -> None:
+        if self._cancel_pending:
+            outcome.finish(KeyboardInterrupt())
+            return
         func = types.FunctionType(code, self.locals)  # type: ignore[arg-type]
         try:
             with self._sigint_raises():
@@ -312,7 +320,7 @@ class AsyncConsole(code.InteractiveConsole):
             return
         task = self.loop.create_task(_run_coroutine(result, outcome))
         with self._lock:
-            if self.state is ConsoleState.CLOSED:
+            if self.state is ConsoleState.CLOSED or self._cancel_pending:
                 task.cancel()
             self._task = task
 
