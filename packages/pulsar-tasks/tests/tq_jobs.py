@@ -32,7 +32,7 @@ async def aadd(a: int, b: int) -> int:
     return a + b
 
 
-@tasks.job(max_retries=0)
+@tasks.job()
 async def sleeper(seconds: float, tag: str = "") -> str:
     """Sleep, then leave a mark."""
     await asyncio.sleep(seconds)

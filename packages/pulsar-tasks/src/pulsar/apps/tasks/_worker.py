@@ -27,7 +27,7 @@ from typing import Any
 
 from ._backend import Backend
 from ._errors import TaskTimeout
-from ._job import get_job
+from ._job import get_job, registry
 from ._state import Task, TaskState
 
 __all__ = ["Consumer"]
@@ -282,7 +282,7 @@ class Consumer:
     # -- leases --------------------------------------------------------------------------------
     async def _renew_loop(self) -> None:
         interval = max(0.05, min(self.lease / 3.0, 5.0))
-        last_purge = time.monotonic()
+        last_purge = last_publish = time.monotonic()
         while True:
             await asyncio.sleep(interval)
             leases = {r.task_id: r.token for r in self.running.values() if r.reason is None}
@@ -298,8 +298,12 @@ class Consumer:
                         run.reason = reason
                         if run.job_task is not None:
                             run.job_task.cancel()
+            if time.monotonic() - last_publish > 30:
+                last_publish = time.monotonic()
+                with contextlib.suppress(Exception):  # a backend that lost its data gets them
+                    await self.backend.register_jobs({n: j.meta() for n, j in registry().items()})
             purge = getattr(self.backend, "purge", None)
             if purge is not None and time.monotonic() - last_purge > 60:
-                last_purge = time.monotonic()
+                last_purge = last_publish = time.monotonic()
                 with contextlib.suppress(Exception):
                     await purge()
