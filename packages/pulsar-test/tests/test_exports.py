@@ -8,7 +8,13 @@ import pulsar.apps.test.plugin as plugin
 
 def test_public_names() -> None:
     assert sorted(pt.__all__) == sorted(
-        ["__version__", "format_task_stacks", "format_thread_stacks", "unused_tcp_port"]
+        [
+            "__version__",
+            "format_task_stacks",
+            "format_thread_stacks",
+            "start_server",
+            "unused_tcp_port",
+        ]
     )
     for name in pt.__all__:
         assert getattr(pt, name) is not None
@@ -17,7 +23,10 @@ def test_public_names() -> None:
 def test_plugin_module_names() -> None:
     assert sorted(plugin.__all__) == sorted(
         [
+            "arbiter",
             "pulsar_loop",
+            "run_server",
+            "spawn",
             "pytest_addoption",
             "pytest_configure",
             "pytest_unconfigure",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from ._fixtures import start_server
 from ._ports import unused_tcp_port
 from ._stacks import format_task_stacks, format_thread_stacks
 
@@ -22,5 +23,6 @@ __all__ = [
     "__version__",
     "format_task_stacks",
     "format_thread_stacks",
+    "start_server",
     "unused_tcp_port",
 ]

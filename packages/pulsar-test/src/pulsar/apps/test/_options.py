@@ -7,6 +7,7 @@ for ``--pulsar-io``); the command line wins over the ini file.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 
 import pytest
@@ -16,11 +17,15 @@ from pulsar._loop import IO_CHOICES, resolve_io
 
 __all__ = [
     "DEFAULT_PROFILE_FILE",
+    "DEFAULT_START_METHOD",
+    "START_METHODS",
     "DEFAULT_TIMEOUT",
     "LOOP_SCOPES",
     "MARKERS",
+    "SETTINGS_KEY",
     "Settings",
     "add_options",
+    "parse_workers",
 ]
 
 #: Loop scopes: one loop for the whole session, or a fresh loop for every test.
@@ -29,6 +34,10 @@ LOOP_SCOPES = ("session", "function")
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_BENCH_RUNS = 10
 DEFAULT_PROFILE_FILE = "pulsar-profile.txt"
+#: Start methods of the process actors the ``arbiter`` / ``spawn`` fixtures start.
+START_METHODS = ("auto", "fork", "forkserver", "spawn")
+#: fork on Linux (fast, nothing to pickle); elsewhere pulsar's own choice (spawn on macOS).
+DEFAULT_START_METHOD = "fork" if sys.platform.startswith("linux") else "auto"
 
 #: Markers registered by the plugin (name and signature, help).
 MARKERS = {
@@ -41,6 +50,10 @@ MARKERS = {
         "errors reported to the loop"
     ),
     "bench": "pulsar: a benchmark; run --pulsar-bench-runs times and timed with --pulsar-bench",
+    "arbiter_settings(**settings)": (
+        "pulsar: settings of the arbiter the 'arbiter' fixture starts for this test "
+        "(e.g. log_level='info', timeout=5)"
+    ),
 }
 
 
@@ -96,9 +109,27 @@ def add_options(parser: pytest.Parser) -> None:
         help=f"profile the whole run with cProfile and write a report sorted by cumulative time "
         f"to FILE (default {DEFAULT_PROFILE_FILE}); write --pulsar-profile=FILE",
     )
+    group.addoption(
+        "--pulsar-start-method",
+        dest="pulsar_start_method",
+        default=None,
+        choices=START_METHODS,
+        help=f"start method of the process actors of the arbiter/spawn fixtures "
+        f"(default {DEFAULT_START_METHOD})",
+    )
+    group.addoption(
+        "--pulsar-workers",
+        dest="pulsar_workers",
+        default=None,
+        metavar="N",
+        help="run the test files on N pulsar worker processes ('auto': one per CPU); 0 = off",
+    )
     parser.addini("pulsar_io", "default of --pulsar-io", default="asyncio")
     parser.addini("pulsar_loop_scope", "default of --pulsar-loop-scope", default="session")
     parser.addini("pulsar_timeout", "default of --pulsar-timeout", default=str(DEFAULT_TIMEOUT))
+    parser.addini(
+        "pulsar_start_method", "default of --pulsar-start-method", default=DEFAULT_START_METHOD
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +142,8 @@ class Settings:
     bench: bool = False
     bench_runs: int = DEFAULT_BENCH_RUNS
     profile: str | None = None
+    start_method: str = DEFAULT_START_METHOD
+    workers: int = 0
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
@@ -143,6 +176,12 @@ class Settings:
                 f"pulsar: --pulsar-profile took {profile!r} as its report file, which looks like "
                 f"a test path; write --pulsar-profile=FILE, or put --pulsar-profile last"
             )
+        start_method = value("pulsar_start_method").lower()
+        if start_method not in START_METHODS:
+            raise pytest.UsageError(
+                f"pulsar: --pulsar-start-method / pulsar_start_method: invalid value "
+                f"{start_method!r} (expected one of {', '.join(START_METHODS)})"
+            )
         return cls(
             io=io,
             loop_scope=loop_scope,
@@ -150,6 +189,8 @@ class Settings:
             bench=bool(config.getoption("pulsar_bench", False)),
             bench_runs=runs,
             profile=profile,
+            start_method=start_method,
+            workers=parse_workers(config.getoption("pulsar_workers", None)),
         )
 
 
@@ -162,3 +203,25 @@ def parse_timeout(raw: object, where: str) -> float:
     if timeout < 0 or timeout != timeout:
         raise pytest.UsageError(f"pulsar: {where}: must be 0 (no limit) or more, got {raw!r}")
     return timeout
+
+
+def parse_workers(raw: object) -> int:
+    """The number of ``--pulsar-workers``: a count, ``auto`` (one per CPU) or None (0, off)."""
+    if raw is None:
+        return 0
+    text = str(raw).strip().lower()
+    if text == "auto":
+        return max(1, os.cpu_count() or 1)
+    try:
+        workers = int(text)
+    except ValueError:
+        raise pytest.UsageError(
+            f"pulsar: --pulsar-workers: expected a number of workers or 'auto', got {raw!r}"
+        ) from None
+    if workers < 0:
+        raise pytest.UsageError(f"pulsar: --pulsar-workers must be 0 (off) or more, got {raw!r}")
+    return workers
+
+
+#: Where ``pytest_configure`` keeps the run's :class:`Settings` (``config.stash[SETTINGS_KEY]``).
+SETTINGS_KEY = pytest.StashKey[Settings]()

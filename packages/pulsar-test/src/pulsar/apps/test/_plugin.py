@@ -42,7 +42,8 @@ from _pytest.runner import runtestprotocol
 
 from ._bench import BenchResult, format_bench_report
 from ._dirt import describe_unawaited, format_dirt, is_unawaited_warning
-from ._options import MARKERS, Settings, add_options, parse_timeout
+from ._dist import DistSession, check_usable
+from ._options import MARKERS, SETTINGS_KEY, Settings, add_options, parse_timeout
 from ._ports import unused_tcp_port as _unused_tcp_port
 from ._profile import RunProfiler
 from ._runner import OWNER, LoopError, LoopRunner, TimeoutExpired
@@ -109,15 +110,22 @@ def pytest_configure(config: pytest.Config) -> None:
     for name, text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
     settings = Settings.from_config(config)
+    config.stash[SETTINGS_KEY] = settings
     if _asyncio_mode(config) == "auto":
         raise pytest.UsageError(
             "pulsar-test and pytest-asyncio (asyncio_mode=auto) would both run every async "
             "test. Pick one: keep pulsar-test with '-p no:asyncio', or keep pytest-asyncio with "
             "'-p no:pulsar'."
         )
+    if settings.workers and not config.getoption("collectonly", False):
+        check_usable(config)
     plugin = PulsarPlugin(config, settings)
     config.stash[_PLUGIN_KEY] = plugin
     config.pluginmanager.register(plugin, "pulsar-test-run")
+    if settings.workers:
+        config.pluginmanager.register(
+            DistSession(config, settings.workers, io=settings.io), "pulsar-test-dist"
+        )
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

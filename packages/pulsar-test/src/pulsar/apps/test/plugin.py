@@ -6,6 +6,7 @@ The implementation lives in :mod:`pulsar.apps.test._plugin`; see the package REA
 
 from __future__ import annotations
 
+from ._fixtures import arbiter, run_server, spawn
 from ._plugin import (
     pulsar_loop,
     pytest_addoption,
@@ -16,7 +17,10 @@ from ._plugin import (
 )
 
 __all__ = [
+    "arbiter",
     "pulsar_loop",
+    "run_server",
+    "spawn",
     "pytest_addoption",
     "pytest_configure",
     "pytest_unconfigure",
