@@ -353,7 +353,10 @@ class ActorBase:
                 logger.error("%s: unknown command %r (fire-and-forget)", self, env.command)
             return
         try:
-            args, kwargs = mb.loads(env.body)
+            if env.body == _EMPTY_BODY:
+                args, kwargs = (), {}
+            else:
+                args, kwargs = mb.loads(env.body)
         except Exception as exc:
             if env.flag:
                 err = SerializationError(
@@ -369,7 +372,7 @@ class ActorBase:
             if not isinstance(exc, Exception):
                 raise
             return
-        if inspect.isawaitable(result):
+        if cmd.is_async or inspect.isawaitable(result):
             task = asyncio.ensure_future(result)
             self._command_tasks.add(task)
             task.add_done_callback(lambda t: self._command_task_done(env, t))

@@ -203,7 +203,8 @@ class Application:
     def add_to(self, arbiter: Arbiter) -> Monitor | None:
         """Add this application to ``arbiter`` (a monitor, or in the arbiter for ``workers=0``)."""
         if int(self.cfg.get("workers") or 0) == 0:
-            arbiter.start_callbacks.append(self._start_in)
+            # before the user's start callbacks: they may rely on the application running
+            arbiter.start_callbacks.insert(0, self._start_in)
             arbiter.stop_callbacks.append(self._stop_in)
             return None
         self.monitor = arbiter.add_monitor(

@@ -41,6 +41,7 @@ class Command:
     fn: Callable[..., Any]
     ack: bool
     doc: str
+    is_async: bool = False
 
 
 _registry: dict[str, Command] = {}
@@ -62,7 +63,9 @@ def command(
         old = _registry.get(cname)
         if old is not None and old.fn.__module__ == __name__ and f.__module__ != __name__:
             raise CommandError(f"cannot replace the built-in command {cname!r}")
-        _registry[cname] = Command(cname, f, ack, inspect.getdoc(f) or "")
+        _registry[cname] = Command(
+            cname, f, ack, inspect.getdoc(f) or "", inspect.iscoroutinefunction(f)
+        )
         return f
 
     if fn is not None:

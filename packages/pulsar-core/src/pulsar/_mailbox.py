@@ -19,11 +19,17 @@ Wire format: every frame is a 4-byte big-endian length followed by that many byt
 
    Frames are limited to 128 bytes until the peer is authenticated, so nothing large is buffered
    and **not a single byte is unpickled before the HMAC check passes**.
-2. Messages: the payload is a pickled :class:`Envelope` tuple ``(kind, id, sender, target, command,
-   flag, body)``. ``body`` is itself a pickle (the arguments of a request, the result of a reply),
-   so the arbiter routes a message by reading the small envelope and forwarding the frame unchanged,
-   without unpickling user objects, and a body that cannot be unpickled gets an error reply that
-   still carries the request id.
+2. Messages: the payload is a small binary envelope header — kind, id, flag and the lengths of
+   ``sender``, ``target`` and ``command`` (``struct`` ``!BQBBBB``), those three ASCII strings —
+   followed by the ``body``, a pickle (the arguments of a request, the result of a reply). The
+   arbiter routes a message by reading the header and forwards the frame bytes unchanged: it never
+   unpickles user objects, and a body that cannot be unpickled in the target still gets an error
+   reply carrying the request id.
+
+Speed: :meth:`Connection.feed` parses every complete frame of a read in one pass, and
+:class:`MailboxProtocol` coalesces the frames written while it handles one read into a single
+``write`` per destination connection (flushed before ``data_received`` returns, so nothing waits
+for another loop iteration).
 
 A frame over ``max_frame_size``, a bad handshake or bytes that do not decode raise
 :class:`~pulsar.ProtocolError` / :class:`~pulsar.AuthenticationError`; the adapter closes that one
@@ -42,6 +48,7 @@ import pickle
 import secrets
 import struct
 import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -54,6 +61,11 @@ __all__ = [
     "Role",
     "ConnState",
     "Envelope",
+    "Frame",
+    "decode_envelope",
+    "encode_frame",
+    "dumps",
+    "loads",
     "Authenticated",
     "Connection",
     "MailboxProtocol",
@@ -123,12 +135,50 @@ class Authenticated:
     """Event: the peer proved it knows the secret; messages may flow."""
 
 
-@dataclass(frozen=True, slots=True)
-class Frame:
-    """Event: one message frame (``payload`` is the raw pickled envelope, kept for forwarding)."""
+class Frame(NamedTuple):
+    """Event: one message frame; ``payload`` is the whole frame (length prefix included), kept to
+    forward it unchanged."""
 
     envelope: Envelope
     payload: bytes
+
+
+_ENV = struct.Struct("!BQBBBB")
+_ENV_SIZE = _ENV.size
+_KINDS = frozenset((1, 2, 3))
+
+
+def encode_frame(envelope: Envelope | tuple[Any, ...]) -> bytes:
+    """One framed message: length prefix, binary envelope header, body."""
+    kind, mid, sender, target, command, flag, body = envelope
+    s = sender.encode()
+    t = target.encode()
+    c = command.encode()
+    if len(s) > 255 or len(t) > 255 or len(c) > 255:
+        raise ProtocolError("actor ids and command names are limited to 255 bytes")
+    size = _ENV_SIZE + len(s) + len(t) + len(c) + len(body)
+    return b"".join(
+        (_HEADER.pack(size), _ENV.pack(kind, mid, flag, len(s), len(t), len(c)), s, t, c, body)
+    )
+
+
+def decode_envelope(frame: bytes, offset: int = 4) -> Envelope:
+    """Decode the envelope of a frame (``offset`` skips the length prefix)."""
+    kind, mid, flag, ls, lt, lc = _ENV.unpack_from(frame, offset)
+    if kind not in _KINDS:
+        raise ValueError(f"unknown message kind {kind}")
+    o = offset + _ENV_SIZE
+    end = o + ls + lt + lc
+    names = frame[o:end].decode("ascii")
+    return Envelope(
+        kind,
+        mid,
+        names[:ls],
+        names[ls : ls + lt],
+        names[ls + lt :],
+        flag == 1,
+        frame[end:],
+    )
 
 
 def new_secret() -> bytes:
@@ -243,28 +293,93 @@ class Connection:
         end = 4 + size
         if len(buffer) < end:
             return None
-        payload = bytes(buffer[4:end])
-        del buffer[:end]
         if self.state is not ConnState.OPEN:
+            payload = bytes(buffer[4:end])
+            del buffer[:end]
             return self._handshake(payload)
+        frame = bytes(buffer[:end])
+        del buffer[:end]
         try:
-            envelope = Envelope(*pickle.loads(payload))
+            return Frame(decode_envelope(frame), frame)
         except Exception as exc:
             raise self._fail(ProtocolError(f"undecodable frame: {exc!r}"))
-        return Frame(envelope, payload)
+
+    def feed(self, data: bytes) -> list[Frame]:
+        """Open connections: add ``data`` and return every complete frame, parsed in one pass.
+
+        Raises :class:`ProtocolError` for an oversized or undecodable frame (then CLOSED).
+        """
+        if self.state is not ConnState.OPEN:
+            raise ProtocolError("feed() is for open connections")
+        buffer = self._buffer
+        if not buffer and len(data) >= 4:  # fast path: exactly one whole frame
+            (size,) = _HEADER.unpack_from(data)
+            if size + 4 == len(data) and size <= self.max_frame_size:
+                try:
+                    return [Frame(decode_envelope(data), data)]
+                except Exception as exc:
+                    raise self._fail(ProtocolError(f"undecodable frame: {exc!r}"))
+        if buffer:
+            buffer += data
+            data = bytes(buffer)
+            buffer.clear()
+        n = len(data)
+        off = 0
+        limit = self.max_frame_size
+        frames: list[Frame] = []
+        append = frames.append
+        unpack = _HEADER.unpack_from
+        try:
+            while n - off >= 4:
+                (size,) = unpack(data, off)
+                if size > limit:
+                    raise self._fail(
+                        ProtocolError(f"frame of {size} bytes exceeds the limit of {limit}")
+                    )
+                end = off + 4 + size
+                if end > n:
+                    break
+                frame = data[off:end] if (off or end != n) else data
+                append(Frame(decode_envelope(frame), frame))
+                off = end
+        except ProtocolError:
+            raise
+        except Exception as exc:
+            raise self._fail(ProtocolError(f"undecodable frame: {exc!r}"))
+        if off < n:
+            buffer += data[off:] if off else data
+        return frames
 
     # -- sending ---------------------------------------------------------------------------------
     def send(self, envelope: Envelope | tuple[Any, ...]) -> bytes:
         """Serialize one envelope into bytes to write."""
         if self.state is not ConnState.OPEN:
             raise ProtocolError("connection is not open")
-        return _frame(pickle.dumps(tuple(envelope), _PICKLE_PROTOCOL))
+        return encode_frame(envelope)
 
-    def forward(self, payload: bytes) -> bytes:
-        """Frame an already serialized envelope (routing without re-pickling)."""
+    def forward(self, frame: bytes) -> bytes:
+        """A received frame, to write unchanged to another connection (routing)."""
         if self.state is not ConnState.OPEN:
             raise ProtocolError("connection is not open")
-        return _frame(payload)
+        return frame
+
+
+class _Batch(threading.local):
+    """Per-thread list of protocols with coalesced writes pending (None outside a read)."""
+
+    writers: list[MailboxProtocol] | None = None
+
+
+_batch = _Batch()
+
+
+def _reset_batch() -> None:
+    # a child forked while the parent handled a read must not inherit its pending batch
+    _batch.writers = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_batch)
 
 
 def dumps(obj: Any) -> bytes:
@@ -303,6 +418,7 @@ class MailboxProtocol(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.closed = False
+        self._wbuf: list[bytes] = []
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -318,27 +434,53 @@ class MailboxProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         conn = self.connection
-        conn.receive_data(data)
+        if conn.state is ConnState.OPEN:
+            try:
+                frames = conn.feed(data)
+            except ProtocolError as exc:
+                self.abort(exc)
+                return
+            if frames:
+                self._dispatch(frames)
+            return
+        self._handshake_data(data)
+
+    def _dispatch(self, frames: list[Frame]) -> None:
         on_message = self._on_message
+        batch = _batch.writers
+        outer = batch is None
+        if outer:
+            batch = _batch.writers = []
+        try:
+            for frame in frames:
+                on_message(self, frame)
+                if self.closed:
+                    return
+        finally:
+            if outer:
+                _batch.writers = None
+                for proto in batch or ():
+                    proto._flush()
+
+    def _handshake_data(self, data: bytes) -> None:
+        conn = self.connection
+        conn.receive_data(data)
         while True:
             try:
                 event = conn.next_event()
             except (ProtocolError, AuthenticationError) as exc:
                 self.abort(exc)
                 return
-            if type(event) is Frame:
-                on_message(self, event)
-                if self.closed:
-                    return
-                continue
-            if not conn.is_open or event is not None:
-                out = conn.data_to_send()
-                if out and self.transport is not None:
-                    self.transport.write(out)
+            out = conn.data_to_send()
+            if out and self.transport is not None:
+                self.transport.write(out)
             if event is None:
                 if len(conn._buffer) < 4 or conn.is_open:
                     return
                 continue  # more handshake frames may be buffered
+            if type(event) is Frame:  # pragma: no cover - feed() takes over once open
+                self._dispatch([event])
+                continue
             # Authenticated
             if self._timer is not None:
                 self._timer.cancel()
@@ -347,18 +489,42 @@ class MailboxProtocol(asyncio.Protocol):
                 self.opened.set_result(None)
             if self._on_open is not None:
                 self._on_open(self)
+            if conn._buffer:  # messages right behind the handshake
+                try:
+                    frames = conn.feed(b"")
+                except ProtocolError as exc:
+                    self.abort(exc)
+                    return
+                if frames:
+                    self._dispatch(frames)
+            return
+
+    def _write(self, data: bytes) -> None:
+        if self.transport is None or self.closed:
+            raise ConnectionError("mailbox connection is closed")
+        batch = _batch.writers
+        if batch is None:
+            self.transport.write(data)
+        else:
+            if not self._wbuf:
+                batch.append(self)
+            self._wbuf.append(data)
+
+    def _flush(self) -> None:
+        buf = self._wbuf
+        if buf:
+            data = buf[0] if len(buf) == 1 else b"".join(buf)
+            buf.clear()
+            if self.transport is not None and not self.closed:
+                self.transport.write(data)
 
     def write_envelope(self, envelope: Envelope | tuple[Any, ...]) -> None:
         """Serialize and write one envelope."""
-        if self.transport is None or self.closed:
-            raise ConnectionError("mailbox connection is closed")
-        self.transport.write(self.connection.send(envelope))
+        self._write(self.connection.send(envelope))
 
-    def forward(self, payload: bytes) -> None:
-        """Write an already serialized envelope."""
-        if self.transport is None or self.closed:
-            raise ConnectionError("mailbox connection is closed")
-        self.transport.write(self.connection.forward(payload))
+    def forward(self, frame: bytes) -> None:
+        """Write a received frame unchanged (routing)."""
+        self._write(frame)
 
     def abort(self, exc: BaseException) -> None:
         """Close this connection because of ``exc`` (logged)."""
