@@ -21,7 +21,7 @@ import importlib
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pulsar
@@ -32,7 +32,7 @@ from ._console import AsyncConsole, format_exception
 from ._remote import AttachError, Guest, find_mailbox, read_secret
 from ._script import run_script
 
-__all__ = ["PulsarShell", "import_modules", "loop_name", "main"]
+__all__ = ["PulsarShell", "import_modules", "loop_name", "main", "split_script_argv"]
 
 #: the names every shell starts with, in the order the banner lists them
 SCOPE_NAMES = ("pulsar", "arbiter", "spawn", "send", "get_actor", "asyncio")
@@ -64,6 +64,32 @@ def import_modules(names: Sequence[str], scope: dict[str, Any]) -> list[str]:
         if top not in bound:
             bound.append(top)
     return bound
+
+
+def split_script_argv(
+    parser: argparse.ArgumentParser, argv: Sequence[str]
+) -> tuple[list[str], list[str] | None]:
+    """Split ``argv`` after the script name: ``(shell arguments + script, script arguments)``.
+
+    The script is the first argument that is neither an option nor an option's value (or the
+    one after ``--``); everything after it, options included, goes to the script. ``None`` when
+    there is no script.
+    """
+    argv = list(argv)
+    actions = parser._option_string_actions
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if token == "--":
+            return argv[: i + 2], argv[i + 2 :] if i + 1 < len(argv) else None
+        if token.startswith("-") and token != "-":
+            action = actions.get(token)
+            if action is not None and action.nargs != 0:
+                i += 1  # its value
+            i += 1
+            continue
+        return argv[: i + 1], argv[i + 1 :]
+    return argv, None
 
 
 class PulsarShell(Application):
@@ -110,6 +136,16 @@ class PulsarShell(Application):
         parser.add_argument(
             "script_args", nargs=argparse.REMAINDER, metavar="args", help="the script's arguments"
         )
+
+    def load_config(
+        self, argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
+    ) -> None:
+        """Load the configuration; the arguments after the script belong to the script."""
+        argv = list(sys.argv[1:] if argv is None else argv)
+        head, rest = split_script_argv(self.cfg.parser(), argv)
+        super().load_config(head, environ)
+        if self.script and rest is not None:
+            self.script_args = rest
 
     def apply_arguments(self, args: Any) -> None:
         """Keep the script and its arguments from the command line."""
