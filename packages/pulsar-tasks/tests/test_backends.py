@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
 from collections.abc import AsyncIterator
 
 import pytest
-import tq_jobs  # noqa: F401  (declares the jobs)
+import tq_jobs
 
 from pulsar.apps import tasks
 from pulsar.apps.tasks import TaskState
@@ -38,8 +39,9 @@ async def consuming(
 def new_task(name: str = "add", **fields) -> tasks.Task:
     import uuid
 
-    return tasks.Task(id=uuid.uuid4().hex, name=name, payload='{"args": [1, 2], "kwargs": {}}',
-                      **fields)
+    return tasks.Task(
+        id=uuid.uuid4().hex, name=name, payload='{"args": [1, 2], "kwargs": {}}', **fields
+    )
 
 
 # -- the backend interface -------------------------------------------------------------------
@@ -237,7 +239,7 @@ async def test_retries_with_observed_backoff(client, backend_url, tmp_path, monk
         r = await client.wait_for_task(t.id, timeout=10)
     assert r.status == TaskState.SUCCESS and r.attempts == 3
     times = [float(line.split()[2]) for line in (tmp_path / "marks").read_text().splitlines()]
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     # retry_delay 0.2 doubled each time (no jitter): ~0.2 s then ~0.4 s
     assert 0.18 <= gaps[0] < 0.35 and 0.38 <= gaps[1] < 0.6, gaps
 
@@ -306,8 +308,14 @@ async def test_unserializable_result_fails_clearly(client, backend_url) -> None:
 async def test_corrupt_and_unknown_payloads_fail_alone(client, backend_url) -> None:
     b = client.backend
     now = time.time()
-    base = {"status": "QUEUED", "queue": "default", "eta": now, "time_queued": now,
-            "attempts": 0, "max_retries": 0}
+    base = {
+        "status": "QUEUED",
+        "queue": "default",
+        "eta": now,
+        "time_queued": now,
+        "attempts": 0,
+        "max_retries": 0,
+    }
     await b.put_raw({**base, "id": "corrupt", "name": "add", "payload": "{not json"})
     await b.put_raw({**base, "id": "unknown", "name": "no_such_job", "payload": "{}"})
     await b.put_raw({**base, "id": "noname", "payload": "[]"})
@@ -317,8 +325,9 @@ async def test_corrupt_and_unknown_payloads_fail_alone(client, backend_url) -> N
         corrupt = await client.wait_for_task("corrupt", timeout=5)
         unknown = await client.wait_for_task("unknown", timeout=5)
         assert consumer._main is not None and not consumer._main.done()  # the worker lives
-        assert (await client.wait_for_task((await client.queue_task("add", 1, 1)).id,
-                                           timeout=5)).value == 2
+        assert (
+            await client.wait_for_task((await client.queue_task("add", 1, 1)).id, timeout=5)
+        ).value == 2
     assert corrupt.status == TaskState.FAILURE and "invalid task" in corrupt.error
     assert unknown.status == TaskState.FAILURE and "unknown job" in unknown.error
 

@@ -3,6 +3,7 @@ Redis restarted, two schedulers. Short leases set by each test."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import threading
@@ -30,8 +31,16 @@ def stop(run: h.Run) -> None:
 
 def test_worker_sigkilled_with_20_in_flight_loses_nothing(backend_url, tmp_path) -> None:
     marks = str(tmp_path / "marks")
-    run = app(backend_url, "--workers", "2", "--concurrent-tasks", "10", "--task-lease", "1",
-              env={"TQ_MARKS": marks})
+    run = app(
+        backend_url,
+        "--workers",
+        "2",
+        "--concurrent-tasks",
+        "10",
+        "--task-lease",
+        "1",
+        env={"TQ_MARKS": marks},
+    )
     ready = run.wait_ready()
     with tasks.connect_sync(backend_url) as c:
         ids = [c.queue_task("sleeper", 1.5, str(i)).id for i in range(20)]
@@ -65,8 +74,16 @@ def test_poison_task_fails_after_max_retries_others_drain(backend_url, tmp_path)
 def test_arbiter_killed_and_restarted_queued_tasks_survive(tmp_path) -> None:
     url = f"sqlite:///{tmp_path}/tasks.db"
     marks = str(tmp_path / "marks")
-    run = app(url, "--workers", "1", "--task-lease", "1", "--concurrent-tasks", "2",
-              env={"TQ_MARKS": marks})
+    run = app(
+        url,
+        "--workers",
+        "1",
+        "--task-lease",
+        "1",
+        "--concurrent-tasks",
+        "2",
+        env={"TQ_MARKS": marks},
+    )
     run.wait_ready()
     with tasks.connect_sync(url) as c:
         ids = [c.queue_task("sleeper", 0.3, str(i)).id for i in range(8)]
@@ -74,8 +91,16 @@ def test_arbiter_killed_and_restarted_queued_tasks_survive(tmp_path) -> None:
         run.kill()  # SIGKILL the arbiter and its workers: nothing graceful
         left = [t for t in c.list_tasks() if t.status != TaskState.SUCCESS]
         assert left, "everything finished before the kill: the test proves nothing"
-        run2 = app(url, "--workers", "1", "--task-lease", "1", "--concurrent-tasks", "2",
-                   env={"TQ_MARKS": marks})
+        run2 = app(
+            url,
+            "--workers",
+            "1",
+            "--task-lease",
+            "1",
+            "--concurrent-tasks",
+            "2",
+            env={"TQ_MARKS": marks},
+        )
         run2.wait_ready()
         results = [c.wait_for_task(i, timeout=30) for i in ids]
     assert all(r.status == TaskState.SUCCESS for r in results)
@@ -106,10 +131,24 @@ def test_info_shows_task_counters(backend_url) -> None:
 
 def test_two_taskqueue_apps_schedule_each_periodic_run_once(backend_url, tmp_path) -> None:
     marks = str(tmp_path / "marks")
-    run = h.Run("tq_app.py", "--apps", "2", "--a-modules", "tq_jobs", "--b-modules", "tq_jobs",
-                "--a-backend", backend_url,
-                "--b-backend", backend_url, "--a-workers", "1", "--b-workers", "1",
-                env={"TQ_MARKS": marks})
+    run = h.Run(
+        "tq_app.py",
+        "--apps",
+        "2",
+        "--a-modules",
+        "tq_jobs",
+        "--b-modules",
+        "tq_jobs",
+        "--a-backend",
+        backend_url,
+        "--b-backend",
+        backend_url,
+        "--a-workers",
+        "1",
+        "--b-workers",
+        "1",
+        env={"TQ_MARKS": marks},
+    )
     run.wait_ready()
     with tasks.connect_sync(backend_url) as c:
         h.wait_for(lambda: len(c.list_tasks(status="SUCCESS")) >= 3, timeout=15)
@@ -118,7 +157,7 @@ def test_two_taskqueue_apps_schedule_each_periodic_run_once(backend_url, tmp_pat
     ids = [t.id for t in ticks]
     assert len(ids) == len(set(ids))
     dues = sorted(t.eta for t in ticks)
-    assert all(b - a == pytest.approx(1.0) for a, b in zip(dues, dues[1:], strict=False))
+    assert all(b - a == pytest.approx(1.0) for a, b in itertools.pairwise(dues))
     runs = h.marks(marks, "tick")
     assert len(runs) == len([t for t in ticks if t.status == TaskState.SUCCESS])
 
@@ -138,16 +177,30 @@ def test_redis_restarted_mid_run(tmp_path) -> None:
 
     def start_redis() -> subprocess.Popen:
         proc = subprocess.Popen(
-            ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no",
-             "--dir", str(tmp_path), "--bind", "127.0.0.1"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                "redis-server",
+                "--port",
+                str(port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(tmp_path),
+                "--bind",
+                "127.0.0.1",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
+
         def up() -> bool:
             try:
                 with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                     return True
             except OSError:
                 return False
+
         h.wait_for(up, timeout=10)
         return proc
 

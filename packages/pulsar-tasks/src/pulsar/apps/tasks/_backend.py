@@ -97,9 +97,7 @@ class Backend(abc.ABC):
 
     # -- workers -------------------------------------------------------------------------------
     @abc.abstractmethod
-    async def claim(
-        self, queues: Sequence[str], worker: str, lease: float, limit: int
-    ) -> Claim:
+    async def claim(self, queues: Sequence[str], worker: str, lease: float, limit: int) -> Claim:
         """Take up to ``limit`` due tasks (see the module docstring)."""
 
     @abc.abstractmethod
@@ -152,7 +150,7 @@ class Backend(abc.ABC):
     async def flush(self) -> None:
         """Delete everything this backend stores (tests)."""
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 - optional for a backend
         """Release connections."""
 
     # -- helpers -------------------------------------------------------------------------------

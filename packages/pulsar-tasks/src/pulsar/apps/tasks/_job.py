@@ -149,8 +149,10 @@ class Job:
     # -- retries -------------------------------------------------------------------------------
     def should_retry(self, exc: BaseException, attempts: int) -> bool:
         """True when an attempt that raised ``exc`` is retried (``attempts`` done so far)."""
-        return bool(self.retry_on) and isinstance(exc, self.retry_on) and (
-            attempts <= self.max_retries
+        return (
+            bool(self.retry_on)
+            and isinstance(exc, self.retry_on)
+            and (attempts <= self.max_retries)
         )
 
     def retry_delay_for(self, attempts: int) -> float:
@@ -285,3 +287,16 @@ def job(fn: Callable[..., Any] | None = None, **options: Any) -> Any:
 def is_coroutine_result(value: Any) -> bool:
     """True for awaitables returned by a sync-declared run()."""
     return inspect.isawaitable(value) or asyncio.isfuture(value)
+
+
+def next_due_from_meta(meta: dict[str, Any], after: float) -> float | None:
+    """:meth:`Job.next_due` computed from a published job description."""
+    every = meta.get("run_every")
+    if every:
+        return (int(after // float(every)) + 1) * float(every)
+    if meta.get("cron"):
+        from croniter import croniter
+
+        start = dt.datetime.fromtimestamp(after, dt.UTC)
+        return float(croniter(meta["cron"], start).get_next(float))
+    return None

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from pulsar import Setting
 
-try:  # the validators are public helpers of pulsar-core's config module
-    from pulsar._config import (
-        validate_bool,
-        validate_list_of_strings,
-        validate_non_negative_number,
-        validate_positive_int,
-        validate_positive_number,
-        validate_string,
-    )
-except ImportError:  # pragma: no cover
-    raise
+# the validators live in pulsar-core's config module (not re-exported by ``pulsar``)
+from pulsar._config import (
+    validate_bool,
+    validate_list_of_strings,
+    validate_non_negative_number,
+    validate_positive_int,
+    validate_positive_number,
+    validate_string,
+)
 
 __all__ = ["TASKS"]
 
@@ -38,7 +36,7 @@ class TaskModules(Setting):
     section = TASKS
     flags = ["--modules"]
     meta = "MODULES"
-    default: list[str] = []
+    default = []  # type: ignore[var-annotated]
     validator = validate_list_of_strings
     desc = "Comma-separated modules declaring the jobs; workers import them."
 
@@ -60,7 +58,7 @@ class TaskQueues(Setting):
     section = TASKS
     flags = ["--queues"]
     meta = "QUEUES"
-    default: list[str] = []
+    default = []  # type: ignore[var-annotated]
     validator = validate_list_of_strings
     desc = "Queues the workers consume; empty: 'default' and every queue of the loaded jobs."
 

@@ -73,8 +73,14 @@ class Consumer:
         self.max_idle = max_idle
         self._run_sync = run_sync
         self.running: dict[str, _Running] = {}
-        self.counters = {"claimed": 0, "processed": 0, "succeeded": 0, "failed": 0, "retried": 0,
-            "revoked": 0}
+        self.counters = {
+            "claimed": 0,
+            "processed": 0,
+            "succeeded": 0,
+            "failed": 0,
+            "retried": 0,
+            "revoked": 0,
+        }
         self.queued = 0
         self._stopping = False
         self._main: asyncio.Task[None] | None = None
@@ -163,9 +169,7 @@ class Consumer:
             waiter = asyncio.ensure_future(self.backend.wait_for_work(self.queues, timeout))
             woken = asyncio.ensure_future(self._wake.wait())
             try:
-                done, _ = await asyncio.wait(
-                    {waiter, woken}, return_when=asyncio.FIRST_COMPLETED
-                )
+                done, _ = await asyncio.wait({waiter, woken}, return_when=asyncio.FIRST_COMPLETED)
                 if waiter in done and waiter.exception() is not None:
                     await asyncio.sleep(min(2.0, 0.05 * 2 ** (failures + 1)))
             finally:
@@ -196,9 +200,7 @@ class Consumer:
             except Exception as exc:
                 logger.error("task %s: invalid record: %s", run.task_id, exc)
                 self.counters["failed"] += 1
-                await self._end(
-                    "complete", run, TaskState.FAILURE, error=f"invalid task: {exc}"
-                )
+                await self._end("complete", run, TaskState.FAILURE, error=f"invalid task: {exc}")
                 return
             if job.is_async:
                 work: Awaitable[Any] = job.run(*args, **kwargs)

@@ -1,0 +1,172 @@
+"""The ``pulsar-tasks`` command line.
+
+* ``pulsar-tasks worker --backend URL --modules pkg.jobs [pulsar options]``: run a TaskQueue;
+* ``pulsar-tasks queue JOB key=value... [--wait SECONDS]``: queue a task (values are JSON when
+  they parse as JSON, strings otherwise; ``--arg VALUE`` adds a positional argument);
+* ``pulsar-tasks status [ID] [--status S] [--limit N]``: a table of recent tasks, or one task;
+* ``pulsar-tasks jobs``: the jobs known to the backend.
+
+The backend comes from ``--backend`` or the ``PULSAR_BACKEND`` environment variable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from ._client import SyncClient
+from ._errors import TaskError
+from ._job import import_modules
+from ._state import Task
+
+__all__ = ["main"]
+
+DEFAULT_BACKEND = "sqlite:///pulsar-tasks.db"
+
+
+def _value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _when(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    return dt.datetime.fromtimestamp(ts).strftime("%H:%M:%S.%f")[:-3]
+
+
+def format_table(rows: Sequence[Task]) -> str:
+    """Tasks as an aligned text table."""
+    headers = ("ID", "JOB", "STATUS", "TRIES", "QUEUED", "FINISHED", "RESULT / ERROR")
+    lines = []
+    for t in rows:
+        outcome = t.error if t.error else (t.result or "")
+        lines.append(
+            (
+                t.id,
+                t.name,
+                str(t.status),
+                str(t.attempts),
+                _when(t.time_queued),
+                _when(t.time_finished),
+                (outcome[:47] + "...") if len(outcome) > 50 else outcome,
+            )
+        )
+    widths = [max(len(h), *(len(r[i]) for r in lines)) for i, h in enumerate(headers)]
+    out = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    out += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in lines]
+    return "\n".join(out)
+
+
+def format_task(task: Task) -> str:
+    """One task, field by field."""
+    data = task.as_dict()
+    width = max(len(k) for k in data)
+    lines = []
+    for key, value in data.items():
+        if key.startswith("time_") or key in ("eta", "expires", "lease_expires"):
+            value = _when(value) if value is not None else "-"
+        if key == "traceback" and value:
+            lines.append(f"{key.ljust(width)}  |")
+            lines.extend("    " + line for line in str(value).rstrip().splitlines())
+            continue
+        shown = json.dumps(value) if key in ("args", "kwargs", "result") else value
+        lines.append(f"{key.ljust(width)}  {shown}")
+    return "\n".join(lines)
+
+
+def _client_parser(name: str, help: str, sub: Any) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = sub.add_parser(name, help=help)
+    parser.add_argument(
+        "--backend", default=os.environ.get("PULSAR_BACKEND", DEFAULT_BACKEND), help="backend URL"
+    )
+    parser.add_argument("--modules", default="", help="comma-separated modules declaring jobs")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list and args_list[0] == "worker":
+        from ._app import TaskQueue
+
+        return int(TaskQueue().start(args_list[1:], exit=False) or 0)
+    parser = argparse.ArgumentParser(prog="pulsar-tasks", description="pulsar task queue")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("worker", help="run a TaskQueue (pulsar-tasks worker --help)")
+    queue = _client_parser("queue", "queue a task: JOB key=value...", sub)
+    queue.add_argument("job")
+    queue.add_argument("params", nargs="*", metavar="key=value")
+    queue.add_argument("--arg", action="append", default=[], help="a positional argument")
+    queue.add_argument("--countdown", type=float, default=None)
+    queue.add_argument("--queue", default=None)
+    queue.add_argument(
+        "--wait",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="wait for the result and print it",
+    )
+    status = _client_parser("status", "show recent tasks, or one task", sub)
+    status.add_argument("id", nargs="?")
+    status.add_argument("--status", default=None)
+    status.add_argument("--limit", type=int, default=20)
+    _client_parser("jobs", "list the known jobs", sub)
+    ns = parser.parse_args(args_list)
+    try:
+        import_modules([m for m in ns.modules.split(",") if m.strip()])
+        with SyncClient(ns.backend) as client:
+            return _run(ns, client)
+    except (TaskError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(ns: argparse.Namespace, client: SyncClient) -> int:
+    if ns.command == "queue":
+        kwargs = {}
+        for item in ns.params:
+            key, sep, value = item.partition("=")
+            if not sep or not key:
+                raise ValueError(f"expected key=value, got {item!r}")
+            kwargs[key] = _value(value)
+        task = client.queue_task(
+            ns.job,
+            *[_value(a) for a in ns.arg],
+            countdown=ns.countdown,
+            queue=ns.queue,
+            **kwargs,
+        )
+        if ns.wait is None:
+            print(task.id)
+            return 0
+        done = client.wait_for_task(task.id, timeout=ns.wait)
+        print(format_task(done))
+        return 0 if done.status == "SUCCESS" else 1
+    if ns.command == "status":
+        if ns.id:
+            found = client.get_task(ns.id)
+            if found is None:
+                print(f"error: no task {ns.id!r}", file=sys.stderr)
+                return 1
+            print(format_task(found))
+            return 0
+        print(format_table(client.list_tasks(ns.status, ns.limit)))
+        return 0
+    jobs = client.job_list()
+    for name, meta in sorted(jobs.items()):
+        extra = f" every {meta['run_every']}s" if meta.get("run_every") else ""
+        extra += f" cron {meta['cron']!r}" if meta.get("cron") else ""
+        print(f"{name:<24} queue={meta.get('queue')}{extra}  {meta.get('doc') or ''}".rstrip())
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

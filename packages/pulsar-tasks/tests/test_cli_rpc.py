@@ -1,0 +1,103 @@
+"""The ``pulsar-tasks`` command line (a real process) and the TaskQueueRpc mixin."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+
+import tq_helpers as h
+import tq_jobs  # noqa: F401
+
+from pulsar.apps import rpc, tasks
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "pulsar.apps.tasks", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": h.HERE},
+    )
+
+
+def test_cli_queue_status_jobs_and_worker(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path}/t.db"
+    out = cli("queue", "add", "a=1", "b=41", "--backend", url, "--modules", "tq_jobs")
+    assert out.returncode == 0, out.stderr
+    task_id = out.stdout.strip()
+    bad = cli("queue", "nope", "--backend", url, "--modules", "tq_jobs")
+    assert bad.returncode == 2 and "unknown job 'nope'" in bad.stderr
+    bad = cli("queue", "add", "oops", "--backend", url, "--modules", "tq_jobs")
+    assert bad.returncode == 2 and "key=value" in bad.stderr
+    table = cli("status", "--backend", url)
+    assert table.returncode == 0
+    lines = table.stdout.splitlines()
+    assert lines[0].split()[:3] == ["ID", "JOB", "STATUS"]
+    assert task_id in lines[1] and "QUEUED" in lines[1]
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pulsar.apps.tasks",
+            "worker",
+            "--backend",
+            url,
+            "--modules",
+            "tq_jobs",
+            "--workers",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": h.HERE},
+    )
+    try:
+        with tasks.connect_sync(url) as c:
+            assert c.wait_for_task(task_id, timeout=20).value == 42
+        one = cli("status", task_id, "--backend", url)
+        assert "SUCCESS" in one.stdout and "42" in one.stdout
+        jobs = cli("jobs", "--backend", url)
+        assert "tick" in jobs.stdout and "every 1.0s" in jobs.stdout
+        waited = cli("queue", "boom", "--arg", '"kaput"', "--backend", url, "--wait", "20")
+        assert waited.returncode == 1 and "ValueError: kaput" in waited.stdout
+    finally:
+        worker.terminate()
+        worker.communicate(timeout=30)
+
+
+class Api(tasks.TaskQueueRpc, rpc.JSONRPC):
+    """Tasks over JSON-RPC."""
+
+
+def call(handler, method, **params):
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).encode()
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "CONTENT_TYPE": "application/json",
+        "CONTENT_LENGTH": str(len(body)),
+        "wsgi.input": io.BytesIO(body),
+    }
+    return json.loads(b"".join(handler(environ, lambda *a: None)))
+
+
+def test_rpc_mixin(backend_url) -> None:
+    api = Api(task_backend=backend_url)
+    queued = call(api, "queue_task", jobname="add", args=[1, 2])["result"]
+    assert queued["status"] == "QUEUED" and queued["args"] == [1, 2]
+    assert call(api, "get_task", id=queued["id"])["result"]["id"] == queued["id"]
+    assert [t["id"] for t in call(api, "list_tasks", status="QUEUED")["result"]] == [queued["id"]]
+    err = call(api, "queue_task", jobname="nope")["error"]
+    assert err["code"] == -32602 and "unknown job" in err["message"]
+    err = call(api, "queue_task", jobname="add", args="x")["error"]
+    assert err["code"] == -32602
+    assert "add" in call(api, "job_list")["result"]
+    assert "tick" in call(api, "next_scheduled")["result"]
+    timeout = call(api, "wait_for_task", id=queued["id"], timeout=0.1)["error"]
+    assert "not done" in timeout["message"]
+    assert call(api, "revoke_task", id=queued["id"])["result"] == "REVOKED"
+    assert call(api, "wait_for_task", id=queued["id"], timeout=1)["result"]["status"] == "REVOKED"
