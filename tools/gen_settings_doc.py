@@ -23,6 +23,7 @@ TARGET = ROOT / "docs" / "settings.md"
 #: application name -> module declaring its settings (imported before rendering)
 APPS: dict[str, str] = {
     "shell": "pulsar.apps.shell._settings",
+    "tasks": "pulsar.apps.tasks._settings",
 }
 
 
