@@ -81,6 +81,11 @@ def test_ctrl_c_at_the_prompt_discards_the_line(start_shell) -> None:
     shell.sendintr()
     assert "KeyboardInterrupt" in shell.prompt()
     assert "NameError" in shell.run("half_typed")
+    # the terminal is back in its normal (canonical, echoing) modes while a statement runs
+    shell.run("import termios; lflag = termios.tcgetattr(0)[3]")
+    assert shell.run("bool(lflag & termios.ECHO), bool(lflag & termios.ICANON)").strip() == (
+        "(True, True)"
+    )
     # line editing still works after the interrupted read (the terminal modes are right)
     shell.send("'abcX")
     shell.expect_exact("'abcX")
