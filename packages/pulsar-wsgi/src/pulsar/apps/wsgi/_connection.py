@@ -57,7 +57,8 @@ __all__ = ["HttpConnection", "Limits", "RecvState", "SendState", "http_date"]
 #: response header names and values we refuse to send (RFC 9110 token / no CR, LF, NUL)
 _TOKEN_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _BAD_VALUE_RE = re.compile(r"[\x00\r\n]")
-_METHOD_RE = re.compile(rb"\s*[!#$%&'*+.^_`|~0-9A-Za-z-]+ ")
+#: the start of a request whose method is well formed (possibly incomplete), but unknown
+_METHOD_RE = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+( .*)?", re.DOTALL)
 #: hop-by-hop headers the server frames itself (an application's values are dropped)
 _FRAMING = frozenset({"transfer-encoding", "connection", "keep-alive"})
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -171,6 +172,7 @@ class HttpConnection:
         #: requests whose response has not ended (the head of the queue is being answered)
         self.unanswered = 0
         self._reject: _Reject | None = None
+        self._start = b""  # the first bytes of the request (to tell 501 from 400)
         # the request being received
         self._url: list[bytes] = []
         self._url_size = 0
@@ -198,6 +200,10 @@ class HttpConnection:
             self.recv_state = RecvState.CLOSED
             self._events.append(ConnectionClosed())
             return
+        if state is RecvState.IDLE:
+            self._start = data[:64]
+        elif state is RecvState.HEAD and not self._url and len(self._start) < 64:
+            self._start += data[:64]
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -210,7 +216,7 @@ class HttpConnection:
             self._error(reject.status, reject.reason)
         except httptools.HttpParserInvalidMethodError as exc:
             # a well-formed but unknown method is "not implemented"; garbage is a bad request
-            unknown = state is RecvState.IDLE and _METHOD_RE.match(data) is not None
+            unknown = _METHOD_RE.fullmatch(self._start.lstrip(b"\r\n")) is not None
             self._error(501 if unknown else 400, str(exc) or "Invalid method")
         except httptools.HttpParserError as exc:
             if self.recv_state is not RecvState.DONE:  # else: bytes after a final request
@@ -278,6 +284,8 @@ class HttpConnection:
             if lname == b"content-length":
                 content_length = int(value)  # llhttp validated it (digits, no duplicate)
             elif lname == b"transfer-encoding":
+                if chunked:
+                    self._fail(400, "Transfer-Encoding repeated")
                 if value.strip().lower() != b"chunked":
                     self._fail(501, "Unsupported transfer coding")
                 chunked = True

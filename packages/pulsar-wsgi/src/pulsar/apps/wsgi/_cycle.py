@@ -336,7 +336,7 @@ class RequestCycle:
     def write_chunk(self, chunk: bytes) -> None:
         """Send a body chunk (the head first, with it, when not sent yet). Event loop only."""
         protocol = self.protocol
-        if protocol.disconnected:
+        if protocol.disconnected or protocol.transport.is_closing():
             raise ClientDisconnected()
         if not isinstance(chunk, bytes | bytearray | memoryview):
             raise TypeError(f"response chunks must be bytes, not {type(chunk).__name__}")

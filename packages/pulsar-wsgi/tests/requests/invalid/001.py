@@ -1,0 +1,1 @@
+status = 400  # malformed request line (no space after the method)

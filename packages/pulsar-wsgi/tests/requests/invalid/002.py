@@ -1,0 +1,1 @@
+status = 400  # invalid header value byte

@@ -1,0 +1,1 @@
+status = 400  # invalid byte (space) in a header name

@@ -1,0 +1,1 @@
+status = 400  # request smuggling: Content-Length and Transfer-Encoding

@@ -1,0 +1,1 @@
+status = 400  # request smuggling, the other order

@@ -1,0 +1,1 @@
+status = 400  # chunk shorter than its size

@@ -1,0 +1,1 @@
+status = 400  # duplicate Content-Length

@@ -1,0 +1,1 @@
+status = 501  # a transfer coding we do not implement

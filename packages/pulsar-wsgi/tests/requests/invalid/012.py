@@ -1,0 +1,1 @@
+status = 501  # unknown method

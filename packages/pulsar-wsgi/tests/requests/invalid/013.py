@@ -1,0 +1,1 @@
+status = 505  # HTTP version not supported

@@ -1,0 +1,1 @@
+status = 417  # an expectation we cannot meet

@@ -1,0 +1,1 @@
+status = 400  # NUL in the request target

@@ -1,0 +1,1 @@
+status = 413  # declared body above max_body_size

@@ -1,0 +1,1 @@
+status = 400  # Transfer-Encoding repeated: chunked applied twice
