@@ -321,6 +321,31 @@ def test_keep_alive_closes_idle_connections_and_serves_others() -> None:
     serve(app, main)
 
 
+def test_worker_server_keep_alive_override() -> None:
+    """A subclass may turn the socket layer's idle timer off whatever the setting says."""
+
+    class NoIdle(SocketServer):
+        def create_worker_server(self, worker: Any) -> ps.WorkerServer:
+            return ps.WorkerServer(
+                str(self.name), worker, self.listeners, self.protocol_factory(worker), self.cfg,
+                keep_alive=0,
+            )  # fmt: skip
+
+    app = NoIdle(callable=sh.EchoProtocol, name="noidle", bind="127.0.0.1:0", workers=0,
+                 keep_alive=0.2)  # fmt: skip
+
+    async def main(arbiter: Any, app: Any) -> None:
+        reader, writer = await sh.open_connection(app.addresses[0])
+        await asyncio.sleep(0.6)
+        writer.write(b"alive")
+        assert await reader.readexactly(5) == b"alive"
+        (info,) = await server_infos(arbiter, app)
+        assert info["idle_closed"] == 0 and info["keep_alive"] == 0
+        writer.close()
+
+    serve(app, main)
+
+
 def test_counters_in_info() -> None:
     app = echo_app(workers=1)
 
@@ -356,7 +381,9 @@ def test_counters_in_info() -> None:
 def test_max_requests_recycles_without_dropping_capacity() -> None:
     """After max_requests connections the worker asks to be recycled: its replacement starts
     before it stops, and no connection is refused meanwhile."""
-    app = echo_app(workers=1, max_requests=4, graceful_timeout=5)
+    # forkserver: a worker forked from this process (where the test's clients run) would inherit
+    # the client ends of open connections and keep them open after the client closes them
+    app = echo_app(workers=1, max_requests=4, graceful_timeout=5, start_method="forkserver")
 
     async def main(arbiter: Any, app: Any) -> None:
         monitor = arbiter.monitors[app.name]

@@ -10,7 +10,9 @@ returns in a :class:`ServerConnection`, a thin adapter that
   recognises as TCP; without it a request/response exchange stalls on delayed ACKs);
 * keeps the worker's connection counters (open, accepted, closed for idleness, aborted);
 * closes a connection that received nothing for ``keep_alive`` seconds (one timer per
-  connection, re-armed lazily: ``data_received`` only records the time);
+  connection, re-armed lazily: ``data_received`` only records the time). Only received bytes
+  count: a request/response protocol whose answers may take longer than that keeps its own
+  deadlines and passes ``keep_alive=0`` to :class:`WorkerServer` (the WSGI server does);
 * forwards everything else to the user's protocol; where it keeps no books (``eof_received``,
   flow control, and ``data_received`` when ``keep_alive`` is 0) the user's bound methods are used
   directly, so the adapter costs nothing per chunk of data.
@@ -171,6 +173,9 @@ class WorkerServer:
         ssl_context: serve TLS with it (None: plain TCP).
         count_connections: each connection counts as a request toward ``max_requests``
             (False: the protocol calls :meth:`request_done` per request).
+        keep_alive: the idle timeout in seconds, overriding the ``keep_alive`` setting; 0 turns
+            the socket layer's idle timer off (an HTTP server, whose requests may take longer
+            than the idle timeout while the client sends nothing, keeps its own deadlines).
     """
 
     def __init__(
@@ -183,6 +188,7 @@ class WorkerServer:
         *,
         ssl_context: ssl.SSLContext | None = None,
         count_connections: bool = True,
+        keep_alive: float | None = None,
     ) -> None:
         self.name = name
         self.worker = worker
@@ -192,7 +198,7 @@ class WorkerServer:
         self.ssl_context = ssl_context
         self.count_connections = count_connections
         self.backlog = int(cfg.get("backlog") or 2048)
-        self.keep_alive = float(cfg.get("keep_alive") or 0)
+        self.keep_alive = float(cfg.get("keep_alive") or 0) if keep_alive is None else keep_alive
         self.graceful_timeout = float(cfg.get("graceful_timeout") or 0)
         max_requests = int(cfg.get("max_requests") or 0)
         if max_requests and getattr(worker, "monitor_aid", None) is None:
