@@ -7,6 +7,7 @@ __path__ = __import__("pkgutil").extend_path(__path__, __name__)
 
 __version__ = "0.1.0"
 
+from . import _settings  # noqa: F401  (core settings register before any app's)
 from ._actor import (
     Actor,
     ActorBase,

@@ -20,6 +20,7 @@ methods), so its ``callable`` must then be importable by name.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import os
@@ -203,9 +204,14 @@ class Application:
     def add_to(self, arbiter: Arbiter) -> Monitor | None:
         """Add this application to ``arbiter`` (a monitor, or in the arbiter for ``workers=0``)."""
         if int(self.cfg.get("workers") or 0) == 0:
-            # before the user's start callbacks: they may rely on the application running
-            arbiter.start_callbacks.insert(0, self._start_in)
             arbiter.stop_callbacks.append(self._stop_in)
+            if arbiter.state >= 1 and arbiter.loop is not None:  # already started: start now
+                task = asyncio.ensure_future(self._start_in(arbiter))
+                arbiter.extra.setdefault("applications", set()).add(task)
+                task.add_done_callback(arbiter.extra["applications"].discard)
+            else:
+                # before the user's start callbacks: they may rely on the application running
+                arbiter.start_callbacks.insert(0, self._start_in)
             return None
         self.monitor = arbiter.add_monitor(
             str(self.name),
