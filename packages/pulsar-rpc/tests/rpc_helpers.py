@@ -3,9 +3,8 @@
 Handlers, WSGI environs, and a real HTTP server.
 
 ``serve(app)`` runs a WSGI application on 127.0.0.1, port 0, in a background thread and returns
-its URL. The server is chosen by :data:`SERVER` (``wsgiref``: the standard library's, one thread
-per request). The real-socket tests only use ``serve``, so switching them to another WSGI server
-is a change here.
+its URL. The server is chosen by :data:`SERVER`: the real-socket tests only use ``serve``, so
+switching them to another WSGI server is a change here.
 """
 
 from __future__ import annotations
@@ -13,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
 import socketserver
 import threading
 import time
@@ -22,7 +22,9 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from pulsar.apps import rpc
 
-SERVER = "wsgiref"
+#: the server of the real-socket tests: ``pulsar`` (pulsar-wsgi's HTTP/1.1 protocol on an event
+#: loop in a background thread, the stack of ``WSGIServer``'s workers) or ``wsgiref``
+SERVER = os.environ.get("PULSAR_RPC_TEST_SERVER", "pulsar")
 
 
 class Calculator(rpc.JSONRPC):
@@ -195,6 +197,48 @@ def serve_wsgiref(app: Callable[..., Any]) -> tuple[str, Callable[[], None]]:
     return f"http://{host}:{port}/", stop
 
 
+def serve_pulsar(app: Callable[..., Any], **settings: Any) -> tuple[str, Callable[[], None]]:
+    """pulsar-wsgi's protocol factory on ``loop.create_server`` in a background thread."""
+    from pulsar.apps.wsgi import create_protocol_factory
+
+    settings.setdefault("access_log", False)
+    settings.setdefault("thread_workers", 8)
+    factory = create_protocol_factory(app, **settings)
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    servers: list[asyncio.Server] = []
+
+    async def start() -> None:
+        servers.append(await loop.create_server(factory, "127.0.0.1", 0))
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(start())
+        ready.set()
+        loop.run_forever()
+
+    thread = threading.Thread(target=run, name="rpc-test-server", daemon=True)
+    thread.start()
+    if not ready.wait(10):
+        raise RuntimeError("the test server did not start")
+    port = servers[0].sockets[0].getsockname()[1]
+
+    def stop() -> None:
+        async def close() -> None:
+            servers[0].close()
+            await factory.state.shutdown(1.0)
+            await servers[0].wait_closed()
+
+        asyncio.run_coroutine_threadsafe(close(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()
+
+    return f"http://127.0.0.1:{port}/", stop
+
+
 def serve(app: Callable[..., Any]) -> tuple[str, Callable[[], None]]:
     """Run ``app`` on a real HTTP server chosen by :data:`SERVER`: ``(url, stop)``."""
-    return serve_wsgiref(app)
+    if SERVER == "wsgiref":
+        return serve_wsgiref(app)
+    return serve_pulsar(app)

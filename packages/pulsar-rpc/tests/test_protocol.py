@@ -74,7 +74,7 @@ def test_parse_errors(body: str) -> None:
     assert isinstance(p.error, ParseError) and p.error.code == -32700 and not p.items
 
 
-@pytest.mark.parametrize("body", [b"\xff\xfe{}", b'{"a": "\xe9"}', "\"é\"".encode("utf-16")])
+@pytest.mark.parametrize("body", [b"\xff\xfe{}", b'{"a": "\xe9"}', '"é"'.encode("utf-16")])
 def test_non_utf8_is_a_parse_error(body: bytes) -> None:
     p = parse(body)
     assert isinstance(p.error, ParseError)

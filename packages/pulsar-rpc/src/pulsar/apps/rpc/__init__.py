@@ -32,6 +32,7 @@ from ._errors import (
 from ._handler import JSONRPC, RpcRequest
 from ._methods import RpcFunction, RpcMethod, rpc_method
 from ._openrpc import OPENRPC_VERSION
+from ._server import RpcServer
 
 try:
     __version__ = version("pulsar-rpc")
@@ -49,6 +50,7 @@ __all__ = [
     "RpcFunction",
     "RpcMethod",
     "RpcRequest",
+    "RpcServer",
     "rpc_method",
     # client
     "Batch",

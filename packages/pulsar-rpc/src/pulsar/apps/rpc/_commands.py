@@ -26,6 +26,7 @@ from ._handler import JSONRPC, RpcRequest
 __all__ = ["PulsarServerCommands"]
 
 _STARTED = time.time()
+_BACKGROUND: set[asyncio.Future[Any]] = set()
 
 
 async def _actor_send(actor: Any, target: str, action: str, *args: Any) -> Any:
@@ -103,9 +104,17 @@ class PulsarServerCommands(JSONRPC):
             aid: the id of the actor to stop.
 
         Returns:
-            What the arbiter's ``kill_actor`` command returns.
+            True once the actor stopped, False when no such actor runs. When ``aid`` is the
+            worker serving the call, True at once (it stops after answering).
         """
         actor = request.actor
         if actor is None:
             raise _no_actor()
+        if aid == actor.aid:
+            # the actor serving this call: its graceful stop waits for this very response, so
+            # answer first and let the arbiter stop it afterwards
+            task = asyncio.ensure_future(_actor_send(actor, "arbiter", "kill_actor", aid))
+            _BACKGROUND.add(task)
+            task.add_done_callback(_BACKGROUND.discard)
+            return True
         return await _actor_send(actor, "arbiter", "kill_actor", aid)

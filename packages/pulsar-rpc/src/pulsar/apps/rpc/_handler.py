@@ -259,7 +259,8 @@ class JSONRPC:
             wrapped = rpc_method(request=request)(func)
         if request is not None:
             wrapped.request = request
-        name = name or wrapped.name or getattr(wrapped.func, "__name__", "")
+        if name is None:
+            name = wrapped.name or getattr(wrapped.func, "__name__", "")
         if not name or "." in name or name.startswith("rpc."):
             raise ValueError(f"invalid rpc method name {name!r}")
         self._added.append((name, wrapped.func, wrapped.request))

@@ -202,7 +202,9 @@ def document(
 ) -> dict[str, Any]:
     """The OpenRPC document of ``methods`` (``(full name, RpcMethod)`` pairs)."""
     info: dict[str, Any] = {"title": title, "version": version}
-    text = type(doc).__dict__.get("__doc__") if doc is not None else None
+    text = None
+    if doc is not None and not type(doc).__module__.startswith("pulsar.apps.rpc."):
+        text = type(doc).__dict__.get("__doc__")  # the user's class, not ours
     if text:
         info["description"] = " ".join(inspect.cleandoc(text).split("\n\n")[0].split())
     return {
