@@ -338,3 +338,21 @@ def test_guest_connection_knows_the_secret() -> None:
         return True
 
     assert h.run_arbiter(main)
+
+
+def test_monitor_added_to_a_running_arbiter_reports_start_failure() -> None:
+    async def main(arbiter):
+        good = arbiter.add_monitor("good", start=h.noop_start, workers=1)
+        await good.started
+        bad = arbiter.add_monitor("bad", workers=1, monitor_start=_failing_monitor_start)
+        with pytest.raises(RuntimeError, match="cannot bind"):
+            await bad.started
+        await pulsar.async_while(5, lambda: "bad" in arbiter.monitors)
+        assert "bad" not in arbiter.monitors and "good" in arbiter.monitors
+        return True
+
+    assert h.run_arbiter(main)
+
+
+def _failing_monitor_start(monitor):
+    raise RuntimeError("cannot bind")

@@ -787,6 +787,12 @@ def run_actor(spec: ActorSpec, *, in_process: bool = True) -> int:
         finally:
             asyncio.set_event_loop(None)
             loop.close()
+            if in_process:  # a late signal must not write to the closed loop's wake-up fd
+                try:
+                    signal.set_wakeup_fd(-1)
+                    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                except (ValueError, OSError):  # pragma: no cover
+                    pass
 
 
 def _setup_child_logging(cfg: Any) -> None:

@@ -747,10 +747,20 @@ class Arbiter(SignalsMixin, ActorBase):
         self._local[monitor.aid] = monitor
         monitor.loop = self.loop
         if self.state == ActorState.RUNNING:
-            task = asyncio.ensure_future(monitor.start())
-            self._command_tasks.add(task)
-            task.add_done_callback(self._command_tasks.discard)
+            # added to a running arbiter: ``await monitor.started`` tells whether it could start
+            monitor.started = asyncio.ensure_future(monitor.start())
+            monitor.started.add_done_callback(lambda f: self._monitor_started(monitor, f))
         return monitor
+
+    def _monitor_started(self, monitor: Monitor, fut: asyncio.Future[None]) -> None:
+        if fut.cancelled() or fut.exception() is None:
+            return
+        logger.error("%s: could not start: %s", monitor.name, fut.exception())
+        self.monitors.pop(monitor.name, None)
+        self._local.pop(monitor.aid, None)
+        task = asyncio.ensure_future(monitor.close(graceful=False))
+        self._command_tasks.add(task)
+        task.add_done_callback(self._command_tasks.discard)
 
     def on_monitor_failed(self, monitor: Monitor) -> None:
         """A monitor gave up (crash loop): stop the arbiter with ``ExitCode.APP_FAILED``."""

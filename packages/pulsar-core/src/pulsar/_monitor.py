@@ -85,6 +85,8 @@ class Monitor(ActorBase):
         self.restarts = 0
         self.failed_reason: str | None = None
         self._respawn: asyncio.TimerHandle | None = None
+        #: the task starting a monitor added to an already running arbiter (None otherwise)
+        self.started: asyncio.Future[None] | None = None
         self._target = int(cfg.get("workers") or 0)
 
     # -- messaging goes through the arbiter ------------------------------------------------------
