@@ -24,6 +24,7 @@ TARGET = ROOT / "docs" / "settings.md"
 APPS: dict[str, str] = {
     "shell": "pulsar.apps.shell._settings",
     "tasks": "pulsar.apps.tasks._settings",
+    "wsgi": "pulsar.apps.wsgi._settings",
 }
 
 

@@ -364,6 +364,24 @@ def test_body_stall_timeout(server: ServerThread) -> None:
 # -- many connections -------------------------------------------------------------------------
 
 
+@pytest.fixture
+def many_fds() -> Iterator[None]:
+    """Room for 1,000 connections on both sides (raise the soft limit up to the hard one)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 2200
+    if soft < wanted:
+        if hard != resource.RLIM_INFINITY and hard < wanted:
+            pytest.skip(f"needs {wanted} file descriptors, the hard limit is {hard}")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+@pytest.mark.usefixtures("many_fds")
 def test_thousand_idle_connections_dropped(thread_workers: int) -> None:
     process = psutil.Process()
     with ServerThread(hello, thread_workers=thread_workers) as srv:

@@ -26,13 +26,17 @@ from ._events import (
 )
 from ._input import RequestBody
 from ._protocol import (
+    MAX_PIPELINE,
     FlowControl,
     HttpServerProtocol,
     ProtocolFactory,
     ServerState,
+    Timer,
     create_protocol_factory,
 )
+from ._router import Router
 from ._server import WsgiProtocolFactory, WSGIServer, load_callable, main
+from ._static import GZipMiddleware, StaticFiles
 
 try:
     __version__ = version("pulsar-wsgi")
@@ -51,6 +55,8 @@ __all__ = [
     "ProtocolFactory",
     "ServerState",
     "FlowControl",
+    "Timer",
+    "MAX_PIPELINE",
     "load_callable",
     "main",
     # sans-IO HTTP/1.1
@@ -72,6 +78,10 @@ __all__ = [
     "ErrorStream",
     "FileWrapper",
     "AccessLogger",
+    # helpers
+    "Router",
+    "StaticFiles",
+    "GZipMiddleware",
     # errors
     "HttpError",
     "RemoteProtocolError",

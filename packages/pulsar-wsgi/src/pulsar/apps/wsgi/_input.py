@@ -56,6 +56,7 @@ class RequestBody:
         "_error",
         "_on_demand",
         "_waiter",
+        "_waiting",
         "received",
     )
 
@@ -74,6 +75,7 @@ class RequestBody:
         self._cond = threading.Condition(threading.Lock())
         self._on_demand = on_demand
         self._demanded = False
+        self._waiting = False
         self._discard = False
         self._waiter: asyncio.Future[None] | None = None
         #: body bytes received so far
@@ -148,27 +150,41 @@ class RequestBody:
 
     # -- reader side ------------------------------------------------------------------------------
     def _wait(self) -> None:
-        """Block until more bytes arrive, the body ends or fails (lock held)."""
+        """Block until more bytes arrive, the body ends or fails (lock held).
+
+        Every wait tells the loop (``on_demand``): the first sends ``100 Continue``, and a
+        waiting reader makes the loop read the socket even above the high-water mark (a
+        ``read()`` of the whole body needs all of it).
+        """
         if self._error is not None:
             raise self._error
-        if not self._demanded:
-            self._demanded = True
+        if not self._blocking:
+            raise HttpError("wsgi.input: the body is not complete and reads may not block here")
+        self._demanded = True
+        self._waiting = True
+        try:
             if self._on_demand is not None:
+                size = len(self._buf)
                 self._cond.release()
                 try:
                     self._on_demand()
                 finally:
                     self._cond.acquire()
-            if self._buf or self._complete:
-                return
-        if not self._blocking:
-            raise HttpError("wsgi.input: the body is not complete and reads may not block here")
-        while not self._cond.wait(1.0):
-            if self._alive is not None and not self._alive():
-                self._error = self._error or disconnected()
-                break
+                if len(self._buf) != size or self._complete or self._error is not None:
+                    return  # something happened while the lock was released
+            while not self._cond.wait(1.0):
+                if self._alive is not None and not self._alive():
+                    self._error = self._error or disconnected()
+                    break
+        finally:
+            self._waiting = False
         if self._error is not None and not self._buf:
             raise self._error
+
+    @property
+    def waiting(self) -> bool:
+        """A reader is blocked waiting for more bytes."""
+        return self._waiting
 
     def _take(self, size: int) -> bytes:
         buf = self._buf

@@ -409,7 +409,7 @@ class HttpServerProtocol(asyncio.Protocol):
             running = bool(self._pipeline) and self._pipeline[0] is receiving
             if self.state.threaded or not running:
                 limit = BODY_LOW_WATER if self.flow.read_paused else BODY_HIGH_WATER
-                pause = buffered > limit
+                pause = buffered > limit and not receiving.body.waiting
         if pause:
             self.flow.pause_reading()
             if self._timer_kind is not Timer.IDLE:

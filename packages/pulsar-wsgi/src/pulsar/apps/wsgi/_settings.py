@@ -73,7 +73,8 @@ class ThreadWorkers(Setting):
         callable runs in a pool of this many threads per worker and the worker's loop stays free
         to read and write other connections. With `0` the callable runs on the event loop
         itself: fastest, for applications that never block (the request body is then read
-        completely before the callable is called).
+        completely before the callable is called). This is the `wsgi` application's version of
+        the core setting (whose default, 4, applies to the other applications).
         """
 
 

@@ -1,0 +1,148 @@
+"""WSGIServer end to end: the seed's hello world run as a real process (arbiter + workers on
+pulsar's SocketServer), the ``pulsar-wsgi`` launcher, and the access log."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+HELLO = """
+from pulsar.apps import wsgi
+
+
+def hello(environ, start_response):
+    data = b"Hello World!\\n"
+    start_response("200 OK", [("Content-type", "text/plain"), ("Content-Length", str(len(data)))])
+    return [data]
+
+
+if __name__ == "__main__":
+    wsgi.WSGIServer(callable=hello).start()
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 20.0) -> httpx.Response:
+    deadline = time.monotonic() + timeout
+    while True:
+        assert proc.poll() is None, proc.communicate()[0].decode(errors="replace")
+        try:
+            return httpx.get(url, timeout=2)
+        except httpx.TransportError:
+            assert time.monotonic() < deadline, "server did not answer"
+            time.sleep(0.1)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> str:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        out, _ = proc.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+    return out.decode(errors="replace")
+
+
+@pytest.fixture
+def hello_module(tmp_path: Path) -> Path:
+    path = tmp_path / "hello.py"
+    path.write_text(HELLO)
+    return path
+
+
+def run(args: list[str], cwd: Path) -> subprocess.Popen[bytes]:
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.Popen(
+        args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+
+
+@pytest.mark.parametrize("thread_workers", ["0", "4"])
+def test_hello_world_script(hello_module: Path, thread_workers: str) -> None:
+    port = free_port()
+    proc = run(
+        [
+            sys.executable,
+            str(hello_module),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "2",
+            "--thread-workers",
+            thread_workers,
+            "--graceful-timeout",
+            "3",
+        ],
+        hello_module.parent,
+    )
+    try:
+        response = wait_http(f"http://127.0.0.1:{port}/", proc)
+        assert response.status_code == 200 and response.text == "Hello World!\n"
+        with httpx.Client() as client:
+            for _ in range(20):
+                assert client.get(f"http://127.0.0.1:{port}/x").status_code == 200
+    finally:
+        output = stop(proc)
+    assert proc.returncode == 0, output
+    assert '"GET /x HTTP/1.1" 200 13' in output  # the access log
+
+
+def test_module_launcher(hello_module: Path) -> None:
+    port = free_port()
+    proc = run(
+        [
+            sys.executable,
+            "-m",
+            "pulsar.apps.wsgi",
+            "hello:hello",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "1",
+            "--no-access-log",
+        ],
+        hello_module.parent,
+    )
+    try:
+        assert wait_http(f"http://127.0.0.1:{port}/", proc).text == "Hello World!\n"
+    finally:
+        output = stop(proc)
+    assert proc.returncode == 0, output
+    assert "pulsar.wsgi.access" not in output
+
+
+def test_launcher_bad_callable(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "pulsar.apps.wsgi", "nosuchmodule:app"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert "cannot load 'nosuchmodule:app'" in result.stderr
+
+
+def test_help_lists_wsgi_settings() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "pulsar.apps.wsgi", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0
+    for flag in ("--thread-workers", "--max-body-size", "--header-timeout", "MODULE:CALLABLE"):
+        assert flag in result.stdout
