@@ -1450,6 +1450,9 @@ def settings_reference(apps: Iterable[str] | None = None, *, include_core: bool 
     """
     apps = tuple(apps or ())
     classes = list(_collect(apps, core=include_core).values())
+    # deterministic whatever the import order: core first, then each app in the order given
+    order = {app: i for i, app in enumerate(apps)}
+    classes.sort(key=lambda cls: -1 if cls.app is None else order.get(cls.app, len(order)))
     if not include_core:
         classes = [cls for cls in classes if cls.app is not None]
     sections: dict[str, list[builtins.type[Setting]]] = {}
