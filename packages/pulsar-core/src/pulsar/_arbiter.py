@@ -680,7 +680,7 @@ class Arbiter(SignalsMixin, ActorBase):
             handle.signal(signal.SIGTERM if graceful else signal.SIGQUIT)
         elif handle.proto is not None:
             try:
-                self.send(handle.aid, "stop")
+                _ignore_reply(self.send(handle.aid, "stop"))
             except Exception:  # pragma: no cover
                 pass
         grace = float(self.cfg.get("graceful_timeout") or 0) if graceful else 2.0
@@ -831,7 +831,7 @@ class Arbiter(SignalsMixin, ActorBase):
         else:
             _log_thread_stacks(handle)
             try:
-                self.send(handle.aid, "stop")
+                _ignore_reply(self.send(handle.aid, "stop"))
             except Exception:  # pragma: no cover
                 pass
             handle.timers.append(self.loop.call_later(2.0, self._force_kill, handle))
@@ -885,3 +885,9 @@ def _log_thread_stacks(handle: ActorHandle) -> None:
     if thread is not None and thread.ident in frames:
         lines.extend(traceback.format_stack(frames[thread.ident]))
     logger.error("".join(lines))
+
+
+def _ignore_reply(fut: Any) -> None:
+    """Retrieve a reply nobody waits for (a stop sent to an actor that may exit first)."""
+    if isinstance(fut, asyncio.Future):
+        fut.add_done_callback(lambda f: f.cancelled() or f.exception())
