@@ -146,3 +146,13 @@ def test_help_lists_wsgi_settings() -> None:
     assert result.returncode == 0
     for flag in ("--thread-workers", "--max-body-size", "--header-timeout", "MODULE:CALLABLE"):
         assert flag in result.stdout
+
+
+def test_console_script() -> None:
+    import shutil
+
+    script = shutil.which("pulsar-wsgi")
+    if script is None:
+        pytest.skip("the pulsar-wsgi script is not installed in this environment")
+    result = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0 and "MODULE:CALLABLE" in result.stdout
