@@ -25,6 +25,7 @@ APPS: dict[str, str] = {
     "shell": "pulsar.apps.shell._settings",
     "tasks": "pulsar.apps.tasks._settings",
     "wsgi": "pulsar.apps.wsgi._settings",
+    "rpc": "pulsar.apps.rpc._settings",
 }
 
 
