@@ -158,3 +158,20 @@ def test_many_clients_at_once(server: tuple[str, httpx.Client]) -> None:
 
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         assert list(pool.map(one, range(40))) == [i + 1 for i in range(40)]
+
+
+def test_mounted_on_a_router_path(serve: Callable[[Any], str]) -> None:
+    from pulsar.apps.wsgi import Router
+
+    handler = h.make_root()
+    router = Router()
+    router.add("/api/rpc", handler, methods=["POST"])
+    url = serve(router) + "api/rpc"
+    with rpc.SyncJsonProxy(url) as proxy:
+        assert proxy.calc.add(1, 2) == 3
+        with proxy.batch() as batch:
+            pong = batch.ping()
+        assert pong.result() == "pong"
+    with httpx.Client() as client:
+        assert client.post(url.replace("/api/rpc", "/nope"), json={}).status_code == 404
+    handler.close()
