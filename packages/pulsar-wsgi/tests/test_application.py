@@ -156,3 +156,123 @@ def test_console_script() -> None:
         pytest.skip("the pulsar-wsgi script is not installed in this environment")
     result = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=30)
     assert result.returncode == 0 and "MODULE:CALLABLE" in result.stdout
+
+
+def make_cert(directory: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for localhost/127.0.0.1 made with the openssl CLI."""
+    import shutil
+
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl CLI is not available")
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost",
+            "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+@pytest.mark.parametrize("thread_workers", ["0", "8"])
+def test_tls(hello_module: Path, thread_workers: str) -> None:
+    """``--cert-file``/``--key-file``: HTTPS served by the worker processes; a plain-text client
+    gets no HTTP answer and the server keeps serving."""
+    import ssl
+
+    cert, key = make_cert(hello_module.parent)
+    port = free_port()
+    proc = run(
+        [
+            sys.executable,
+            str(hello_module),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "2",
+            "--thread-workers",
+            thread_workers,
+            "--cert-file",
+            str(cert),
+            "--key-file",
+            str(key),
+            "--graceful-timeout",
+            "3",
+        ],
+        hello_module.parent,
+    )
+    context = ssl.create_default_context(cafile=str(cert))
+    try:
+        deadline = time.monotonic() + 20
+        with httpx.Client(verify=context, timeout=5) as client:
+            while True:
+                assert proc.poll() is None
+                try:
+                    response = client.get(f"https://127.0.0.1:{port}/")
+                    break
+                except httpx.ConnectError as exc:
+                    assert time.monotonic() < deadline, f"no TLS answer: {exc}"
+                    time.sleep(0.1)
+            assert response.status_code == 200 and response.text == "Hello World!\n"
+            for _ in range(20):  # keep-alive over TLS
+                assert client.post(f"https://127.0.0.1:{port}/", content=b"x" * 70_000).text == (
+                    "Hello World!\n"
+                )
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as plain:
+                plain.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                try:
+                    answer = plain.recv(1024)
+                except OSError:
+                    answer = b""
+                assert not answer.startswith(b"HTTP/1.1 200")
+            assert client.get(f"https://localhost:{port}/").status_code == 200
+        with pytest.raises(httpx.ConnectError):  # an untrusted certificate is refused
+            httpx.get(f"https://127.0.0.1:{port}/", timeout=5)
+    finally:
+        output = stop(proc)
+    assert proc.returncode == 0, output
+
+
+@pytest.mark.parametrize("thread_workers", ["0", "8"])
+def test_unix_socket(hello_module: Path, thread_workers: str) -> None:
+    """``--bind unix:/path``: served over a unix domain socket; the file is removed on stop."""
+    path = hello_module.parent / "hello.sock"
+    proc = run(
+        [
+            sys.executable,
+            str(hello_module),
+            "--bind",
+            f"unix:{path}",
+            "--workers",
+            "2",
+            "--thread-workers",
+            thread_workers,
+            "--graceful-timeout",
+            "3",
+        ],
+        hello_module.parent,
+    )
+    transport = httpx.HTTPTransport(uds=str(path))
+    try:
+        deadline = time.monotonic() + 20
+        with httpx.Client(transport=transport, timeout=5) as client:
+            while True:
+                assert proc.poll() is None
+                try:
+                    response = client.get("http://localhost/unix")
+                    break
+                except httpx.TransportError:
+                    assert time.monotonic() < deadline, "no answer on the unix socket"
+                    time.sleep(0.1)
+            assert response.status_code == 200 and response.text == "Hello World!\n"
+            for _ in range(20):
+                assert client.get("http://localhost/").text == "Hello World!\n"
+            assert client.post("http://localhost/", content=b"y" * 100_000).status_code == 200
+    finally:
+        output = stop(proc)
+    assert proc.returncode == 0, output
+    assert not path.exists()
+    assert '"GET /unix HTTP/1.1" 200 13' in output
