@@ -1,0 +1,579 @@
+#!/usr/bin/env python3
+"""HTTP req/s and p99: pulsar-wsgi (inline, thread pool) vs gunicorn, waitress, granian, uvicorn.
+
+How it works
+------------
+The same hello-world application (the seed's, plus a ``POST`` that echoes its body) is served on
+127.0.0.1 by each server in turn, each in its own process group (ended by PID/group at the end
+of its turn, whatever happens):
+
+* ``pulsar inline``: ``pulsar-wsgi benchapp:app --thread-workers 0`` (the callable on the loop);
+* ``pulsar threads``: the same with the default thread pool (``--thread-workers 8``);
+* ``gunicorn sync`` / ``gunicorn gthread`` (``--threads 8``);
+* ``waitress`` (one process only: it has no worker processes);
+* ``granian`` (``--interface wsgi``);
+* ``uvicorn`` (``--loop uvloop --http httptools``) with the equivalent ASGI application.
+
+Access logs are off everywhere. The load comes from `wrk <https://github.com/wg/wrk>`_ (installed
+with ``apt-get install -y wrk`` when missing and allowed), ``--connections`` connections for
+``--seconds`` per cell after a one-second warm-up, in four cells:
+
+* ``1 worker, keep-alive`` and ``2 workers, keep-alive``: ``GET /``;
+* ``1 worker, Connection: close``: a new connection per request;
+* ``1 worker, 64 KiB POST echo``: the body read through ``wsgi.input`` and sent back.
+
+Each server is checked to answer the right bytes (GET and POST) before it is measured. With
+``--rounds N`` everything is measured N times and the best req/s of each cell is kept (with its
+p99). The table gives req/s, p50 and p99 latency, and the ratio to uvicorn; then the targets,
+per cell: pulsar inline >= 1.0x uvicorn and >= 5x gunicorn sync, pulsar threads >= 2x gunicorn
+gthread, pulsar inline p99 <= uvicorn's. Exit code 1 when a target is missed, 2 when the run
+fails.
+
+The peers live in their own virtual environment (``tools/bench/.venv-peers``, created with uv by
+:class:`_common.PeerEnv`); nothing is installed into the workspace environment. Pulsar runs from
+the workspace's interpreter.
+
+Note: ``run.py`` imports this module under the name ``http`` (it shadows the standard library's
+package of that name while the benchmark runs), so it must not import ``http.*``, ``urllib`` or
+anything that does; the HTTP checks below use raw sockets.
+
+    hatch run bench http [--seconds 5] [--rounds 1] [--connections 64] [--only pulsar,uvicorn]
+                         [--cells ka1,ka2,close,post] [--no-peers] [--markdown]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from _common import (
+    BenchError,
+    PeerEnv,
+    Target,
+    free_port,
+    machine_info,
+    managed_process,
+    render_table,
+    wait_for_port,
+)
+
+__all__ = ["CELLS", "SERVERS", "main", "parse_wrk"]
+
+#: requirement strings of the peers (installed into the peer venv only)
+PEER_REQUIREMENTS = (
+    "gunicorn>=22.0",
+    "waitress>=3.0",
+    "granian>=1.6",
+    "uvicorn>=0.30",
+    "httptools>=0.6",
+    "uvloop>=0.19",
+)
+
+HELLO = b"Hello World!\n"
+POST_SIZE = 64 * 1024
+
+APP = '''
+"""The benchmark application: the seed's hello world (WSGI and ASGI); POST echoes its body."""
+
+
+def app(environ, start_response):
+    if environ["REQUEST_METHOD"] == "POST":
+        data = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        start_response(
+            "200 OK",
+            [("Content-type", "application/octet-stream"), ("Content-Length", str(len(data)))],
+        )
+        return [data]
+    data = b"Hello World!\\n"
+    start_response("200 OK", [("Content-type", "text/plain"), ("Content-Length", str(len(data)))])
+    return [data]
+
+
+async def asgi_app(scope, receive, send):
+    assert scope["type"] == "http"
+    if scope["method"] == "POST":
+        chunks = []
+        more = True
+        while more:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        data = b"".join(chunks)
+        content_type = b"application/octet-stream"
+    else:
+        data = b"Hello World!\\n"
+        content_type = b"text/plain"
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", content_type), (b"content-length", b"%d" % len(data))],
+        }
+    )
+    await send({"type": "http.response.body", "body": data})
+'''
+
+POST_LUA = f"""
+wrk.method = "POST"
+wrk.body = string.rep("x", {POST_SIZE})
+wrk.headers["Content-Type"] = "application/octet-stream"
+"""
+
+
+# ------------------------------------------------------------------------------------- servers
+
+
+@dataclass(frozen=True)
+class Server:
+    """One server under test: ``argv(port, workers)`` is its command line (run in the app dir)."""
+
+    name: str
+    argv: Callable[[int, int], list[str]]
+    peer: bool = True
+    multi_worker: bool = True
+
+
+def _servers(peers: PeerEnv | None) -> list[Server]:
+    py = sys.executable
+
+    def pulsar(threads: int) -> Callable[[int, int], list[str]]:
+        def argv(port: int, workers: int) -> list[str]:
+            return [
+                py, "-m", "pulsar.apps.wsgi", "benchapp:app",
+                "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
+                "--thread-workers", str(threads), "--no-access-log", "--log-level", "warning",
+            ]  # fmt: skip
+
+        return argv
+
+    servers = [
+        Server("pulsar inline", pulsar(0), peer=False),
+        Server("pulsar threads", pulsar(8), peer=False),
+    ]
+    if peers is None:
+        return servers
+
+    def gunicorn(*extra: str) -> Callable[[int, int], list[str]]:
+        def argv(port: int, workers: int) -> list[str]:
+            return peers.command(
+                "gunicorn", "benchapp:app", "--bind", f"127.0.0.1:{port}",
+                "--workers", str(workers), "--log-level", "warning", *extra,
+            )  # fmt: skip
+
+        return argv
+
+    def waitress(port: int, workers: int) -> list[str]:
+        return peers.command(
+            "-m", "waitress", f"--listen=127.0.0.1:{port}", "--threads=8", "benchapp:app"
+        )
+
+    def granian(port: int, workers: int) -> list[str]:
+        return peers.command(
+            "granian", "--interface", "wsgi", "--host", "127.0.0.1", "--port", str(port),
+            "--workers", str(workers), "--no-access-log", "--log-level", "warning",
+            "benchapp:app",
+        )  # fmt: skip
+
+    def uvicorn(port: int, workers: int) -> list[str]:
+        return peers.command(
+            "uvicorn", "benchapp:asgi_app", "--host", "127.0.0.1", "--port", str(port),
+            "--workers", str(workers), "--loop", "uvloop", "--http", "httptools",
+            "--lifespan", "off", "--no-access-log", "--log-level", "warning",
+        )  # fmt: skip
+
+    return [
+        *servers,
+        Server("gunicorn sync", gunicorn()),
+        Server("gunicorn gthread", gunicorn("--worker-class", "gthread", "--threads", "8")),
+        Server("waitress", waitress, multi_worker=False),
+        Server("granian", granian),
+        Server("uvicorn", uvicorn),
+    ]
+
+
+SERVERS = (
+    "pulsar inline",
+    "pulsar threads",
+    "gunicorn sync",
+    "gunicorn gthread",
+    "waitress",
+    "granian",
+    "uvicorn",
+)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One measurement setting."""
+
+    key: str
+    title: str
+    workers: int
+    wrk_args: tuple[str, ...] = ()
+    post: bool = False
+
+
+CELLS = (
+    Cell("ka1", "1 worker, keep-alive", 1),
+    Cell("ka2", "2 workers, keep-alive", 2),
+    Cell("close", "1 worker, Connection: close", 1, ("-H", "Connection: close")),
+    Cell("post", "1 worker, 64 KiB POST echo", 1, post=True),
+)
+
+
+# ----------------------------------------------------------------------------------------- wrk
+
+
+def ensure_wrk() -> str:
+    """The ``wrk`` executable; installed from Debian (``apt-get install -y wrk``) if missing."""
+    found = shutil.which("wrk")
+    if found:
+        return found
+    apt = shutil.which("apt-get")
+    if apt is None or (hasattr(os, "geteuid") and os.geteuid() != 0):
+        raise BenchError("wrk is not installed (apt-get install wrk, brew install wrk)")
+    print("installing wrk (apt-get install -y wrk) ...", flush=True)
+    for step in ([apt, "install", "-y", "wrk"], [apt, "update"], [apt, "install", "-y", "wrk"]):
+        result = subprocess.run(step, capture_output=True, text=True, check=False)
+        if step[1] == "install" and result.returncode == 0:
+            break
+    found = shutil.which("wrk")
+    if not found:
+        raise BenchError("could not install wrk with apt-get")
+    return found
+
+
+@dataclass
+class WrkResult:
+    """What one wrk run measured."""
+
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    errors: int = 0
+    detail: str = ""
+
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
+
+
+def _ms(text: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text.strip())
+    if not match:
+        raise ValueError(f"unexpected wrk latency {text!r}")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def parse_wrk(output: str) -> WrkResult:
+    """Parse ``wrk --latency`` output: req/s, p50/p99 (ms), requests, errors (non-2xx/3xx and
+    connect/write/timeout socket errors; read errors are the peer closing, expected with
+    ``Connection: close``)."""
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    p50 = re.search(r"^\s+50%\s+(\S+)", output, re.M)
+    p99 = re.search(r"^\s+99%\s+(\S+)", output, re.M)
+    total = re.search(r"(\d+) requests in", output)
+    if not (rps and p50 and p99 and total):
+        raise BenchError(f"cannot parse wrk output:\n{output}")
+    errors = 0
+    detail = []
+    sock = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    )
+    if sock:
+        connect, read, write, timeout = (int(x) for x in sock.groups())
+        errors += connect + write + timeout
+        if connect + read + write + timeout:
+            detail.append(f"sock c{connect}/r{read}/w{write}/t{timeout}")
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    if non2xx:
+        errors += int(non2xx.group(1))
+        detail.append(f"non-2xx {non2xx.group(1)}")
+    return WrkResult(
+        float(rps.group(1)),
+        _ms(p50.group(1)),
+        _ms(p99.group(1)),
+        int(total.group(1)),
+        errors,
+        ", ".join(detail),
+    )
+
+
+def run_wrk(
+    wrk: str, port: int, cell: Cell, *, seconds: float, connections: int, threads: int, lua: str
+) -> WrkResult:
+    args = [
+        wrk, f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "5s", "--latency",
+        *cell.wrk_args,
+    ]  # fmt: skip
+    if cell.post:
+        args += ["-s", lua]
+    args.append(f"http://127.0.0.1:{port}/")
+    result = subprocess.run(args, capture_output=True, text=True, timeout=seconds + 30, check=False)
+    if result.returncode:
+        raise BenchError(f"wrk failed ({result.returncode}): {result.stderr.strip()}")
+    return parse_wrk(result.stdout)
+
+
+# -------------------------------------------------------------------------------- raw checks
+
+
+def _http(port: int, request: bytes, timeout: float = 5.0) -> tuple[int, bytes]:
+    """One request on a new connection (``Connection: close``): ``(status, body)``."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(request)
+        chunks = []
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                break
+            chunks.append(data)
+    raw = b"".join(chunks)
+    head, _, body = raw.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1]) if head.startswith(b"HTTP/") else 0
+    return status, body
+
+
+def check_server(port: int, timeout: float = 20.0) -> None:
+    """Wait until the server answers GET with the hello world and echoes a 64 KiB POST."""
+    get = b"GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
+    body = bytes(range(256)) * (POST_SIZE // 256)
+    post = (
+        b"POST / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n"
+        b"Content-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n" % len(body)
+    ) + body
+    end = time.monotonic() + timeout
+    while True:
+        try:
+            answers = _http(port, get), _http(port, post)
+        except OSError:
+            answers = None
+        if answers == ((200, HELLO), (200, body)):
+            return
+        if time.monotonic() > end:
+            raise BenchError(f"127.0.0.1:{port} answered wrongly: {str(answers)[:200]}")
+        time.sleep(0.1)
+
+
+# --------------------------------------------------------------------------------------- run
+
+
+@dataclass
+class Results:
+    """Best result per (cell key, server name)."""
+
+    best: dict[tuple[str, str], WrkResult] = field(default_factory=dict)
+
+    def add(self, cell: str, server: str, result: WrkResult) -> None:
+        old = self.best.get((cell, server))
+        if old is None or result.rps > old.rps:
+            self.best[(cell, server)] = result
+
+    def get(self, cell: str, server: str) -> WrkResult | None:
+        return self.best.get((cell, server))
+
+
+@contextlib.contextmanager
+def serving(server: Server, workers: int, appdir: Path, log: Path) -> Iterator[int]:
+    """Start ``server`` with ``workers`` on a free port (its whole process group is ended on
+    exit) and yield the port once it answers correctly."""
+    port = free_port()
+    with (
+        open(log, "ab") as err,
+        managed_process(server.argv(port, workers), cwd=appdir, stderr=err, grace=5.0) as proc,
+    ):
+        try:
+            wait_for_port(port, timeout=30)
+            check_server(port)
+        except BenchError as exc:
+            if proc.poll() is not None:
+                raise BenchError(f"{server.name} exited ({proc.returncode}); see {log}") from exc
+            raise
+        time.sleep(0.5 if workers > 1 else 0.1)  # every worker up (pre-fork peers)
+        yield port
+
+
+def measure(
+    servers: Sequence[Server],
+    cells: Sequence[Cell],
+    *,
+    seconds: float,
+    rounds: int,
+    connections: int,
+    threads: int,
+    wrk: str,
+    appdir: Path,
+    results: Results,
+    progress: Callable[[str], None] = print,
+) -> None:
+    """Measure every (server, cell) ``rounds`` times into ``results``."""
+    lua = str(appdir / "post.lua")
+    for rnd in range(rounds):
+        for workers in sorted({c.workers for c in cells}):
+            group = [c for c in cells if c.workers == workers]
+            for server in servers:
+                if workers > 1 and not server.multi_worker:
+                    continue
+                log = appdir / f"{server.name.replace(' ', '-')}.log"
+                with serving(server, workers, appdir, log) as port:
+                    for cell in group:
+                        run_wrk(wrk, port, cell, seconds=1, connections=connections,
+                                threads=threads, lua=lua)  # fmt: skip
+                        result = run_wrk(
+                            wrk, port, cell, seconds=seconds, connections=connections,
+                            threads=threads, lua=lua,
+                        )  # fmt: skip
+                        results.add(cell.key, server.name, result)
+                        progress(
+                            f"  round {rnd + 1} {cell.key:<5} {server.name:<16} "
+                            f"{result.rps:>10,.0f} req/s  p99 {result.p99_ms:7.2f} ms"
+                            + (f"  errors {result.errors} ({result.detail})"
+                               if result.errors else "")
+                        )  # fmt: skip
+
+
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}x" if b else "-"
+
+
+def report(
+    results: Results, servers: Sequence[str], cells: Sequence[Cell], *, markdown: bool
+) -> tuple[str, list[Target]]:
+    """The table and the targets."""
+    rows: list[Any] = []
+    for cell in cells:
+        rows.append(cell.title)
+        base = results.get(cell.key, "uvicorn")
+        for name in servers:
+            r = results.get(cell.key, name)
+            if r is None:
+                if name == "waitress" and cell.workers > 1:
+                    rows.append([name, "(one process only)", "", "", "", ""])
+                continue
+            rows.append(
+                [
+                    name,
+                    f"{r.rps:,.0f}",
+                    f"{r.p50_ms:.2f} ms",
+                    f"{r.p99_ms:.2f} ms",
+                    _ratio(r.rps, base.rps) if base else "-",
+                    str(r.errors) if r.errors else "",
+                ]
+            )
+    table = render_table(
+        ["server", "req/s", "p50", "p99", "vs uvicorn", "errors"], rows, markdown=markdown
+    )
+    targets: list[Target] = []
+    for cell in cells:
+        inline = results.get(cell.key, "pulsar inline")
+        threads = results.get(cell.key, "pulsar threads")
+        uvicorn = results.get(cell.key, "uvicorn")
+        sync = results.get(cell.key, "gunicorn sync")
+        gthread = results.get(cell.key, "gunicorn gthread")
+        tag = f"[{cell.key}]"
+        if inline and uvicorn:
+            targets.append(
+                Target(f"{tag} pulsar inline / uvicorn req/s", inline.rps / uvicorn.rps, 1.0, False)
+            )
+        if inline and sync:
+            targets.append(
+                Target(f"{tag} pulsar inline / gunicorn sync req/s", inline.rps / sync.rps, 5.0,
+                       False)
+            )  # fmt: skip
+        if threads and gthread:
+            targets.append(
+                Target(f"{tag} pulsar threads / gunicorn gthread req/s", threads.rps / gthread.rps,
+                       2.0, False)
+            )  # fmt: skip
+        if inline and uvicorn:
+            targets.append(
+                Target(
+                    f"{tag} pulsar inline p99 / uvicorn p99",
+                    inline.p99_ms / uvicorn.p99_ms,
+                    1.0,
+                    True,
+                    f"{inline.p99_ms:.2f} ms vs {uvicorn.p99_ms:.2f} ms",
+                )
+            )
+    return table, targets
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``hatch run bench http [options]``; returns 0, 1 (a target missed) or 2 (failure)."""
+    parser = argparse.ArgumentParser(prog="bench http", description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5.0, help="per cell (default 5)")
+    parser.add_argument("--rounds", type=int, default=1, help="repeat; keep the best per cell")
+    parser.add_argument("--connections", type=int, default=64, help="wrk connections (64)")
+    parser.add_argument("--threads", type=int, default=1, help="wrk threads (1)")
+    parser.add_argument("--only", default="", help="comma-separated server name prefixes")
+    parser.add_argument("--cells", default="", help="comma-separated: ka1,ka2,close,post")
+    parser.add_argument("--no-peers", action="store_true", help="pulsar only")
+    parser.add_argument("--markdown", action="store_true", help="a markdown table")
+    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+
+    cells = [c for c in CELLS if not args.cells or c.key in args.cells.split(",")]
+    try:
+        wrk = ensure_wrk()
+        peers: PeerEnv | None = None
+        if not args.no_peers:
+            print("peers: installing into tools/bench/.venv-peers (uv) ...", flush=True)
+            peers = PeerEnv().install(*PEER_REQUIREMENTS)
+        servers = _servers(peers)
+        if args.only:
+            wanted = [w.strip() for w in args.only.split(",") if w.strip()]
+            servers = [s for s in servers if any(s.name.startswith(w) for w in wanted)]
+        info = machine_info()
+        load = os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0)
+        print(
+            f"{info['date']}  {info['cpu']}  {info['nproc']} cores  {info['python']}  "
+            f"{info['os']}  load {load[0]:.2f}"
+        )
+        print(
+            f"wrk -t{args.threads} -c{args.connections} -d{args.seconds:g}s per cell, "
+            f"{args.rounds} round(s), best kept\n",
+            flush=True,
+        )
+        results = Results()
+        with tempfile.TemporaryDirectory(prefix="pulsar-bench-http-") as tmp:
+            appdir = Path(tmp)
+            (appdir / "benchapp.py").write_text(APP, encoding="utf-8")
+            (appdir / "post.lua").write_text(POST_LUA, encoding="utf-8")
+            measure(
+                servers,
+                cells,
+                seconds=args.seconds,
+                rounds=args.rounds,
+                connections=args.connections,
+                threads=args.threads,
+                wrk=wrk,
+                appdir=appdir,
+                results=results,
+            )
+    except BenchError as exc:
+        print(f"bench http: {exc}", file=sys.stderr)
+        return 2
+    table, targets = report(results, [s.name for s in servers], cells, markdown=args.markdown)
+    print()
+    print(table)
+    print()
+    for target in targets:
+        print(target)
+    return 0 if all(t.ok for t in targets) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
