@@ -36,10 +36,10 @@ def _redis() -> str:
         if os.environ.get("CI", "").lower() == "true":
             raise
         pytest.skip("no Redis server answers on 127.0.0.1:6379")
-    import redis
+    import uuid
 
-    redis.Redis(db=13).flushdb()
-    return "redis://127.0.0.1:6379/13"
+    # a key prefix of its own in database 13: concurrent runs do not collide
+    return f"redis://127.0.0.1:6379/13?prefix=example-{uuid.uuid4().hex[:12]}"
 
 
 @pytest.mark.parametrize("store", ["sqlite", pytest.param("redis", marks=pytest.mark.redis)])

@@ -44,13 +44,28 @@ def backend_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
         yield f"sqlite:///{tmp_path}/tasks.db"
         return
     require_redis()
-    import redis
+    # a key prefix of its own: concurrent runs of this suite share database 13 safely, and
+    # only this prefix is deleted afterwards
+    import uuid
 
-    client = redis.Redis.from_url(REDIS_URL)
-    client.flushdb()
-    yield REDIS_URL
-    client.flushdb()
-    client.close()
+    url = f"{REDIS_URL}?prefix=pt-{uuid.uuid4().hex[:12]}"
+    yield url
+    _flush_prefix(url)
+
+
+def _flush_prefix(url: str) -> None:
+    import asyncio
+
+    from pulsar.apps import tasks
+
+    async def flush() -> None:
+        backend = tasks.create_backend(url)
+        try:
+            await backend.flush()
+        finally:
+            await backend.close()
+
+    asyncio.run(flush())
 
 
 @pytest.fixture

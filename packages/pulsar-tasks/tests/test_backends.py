@@ -334,9 +334,12 @@ async def test_corrupt_and_unknown_payloads_fail_alone(client, backend_url) -> N
 
 async def test_concurrency_limit(client, backend_url) -> None:
     async with consuming(backend_url, concurrent=3) as consumer:
-        ids = [(await client.queue_task("sleeper", 0.3, str(i))).id for i in range(6)]
-        await asyncio.sleep(0.15)
-        assert len(consumer.running) == 3
+        ids = [(await client.queue_task("sleeper", 0.5, str(i))).id for i in range(6)]
+        seen = []
+        for _ in range(150):  # never more than 3 at once; 3 at some point
+            seen.append(len(consumer.running))
+            await asyncio.sleep(0.01)
+        assert max(seen) == 3, seen
         for i in ids:
             assert (await client.wait_for_task(i, timeout=5)).status == TaskState.SUCCESS
         assert consumer.info()["succeeded"] == 6
