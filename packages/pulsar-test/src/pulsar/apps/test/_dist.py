@@ -281,6 +281,7 @@ class DistSession:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._logdir: str | None = None
         self._last_progress = 0.0
+        self._last_files = 0
         self._side: _WorkerSide | None = None  # set in a worker only
 
     # ----------------------------------------------------------------- pytest hooks (main)
@@ -355,18 +356,27 @@ class DistSession:
     # ----------------------------------------------------------------- main process
 
     def _write_line(self, line: str) -> None:
+        """A line of its own in the terminal, even in the middle of a line of dots."""
         terminal = self.config.pluginmanager.get_plugin("terminalreporter")
         if terminal is not None:
-            terminal.ensure_newline()
+            writer = getattr(terminal, "_tw", None)  # pytest keeps no public handle on it
+            if getattr(writer, "width_of_current_line", 0):
+                terminal.write("\n")
             terminal.write_line(line)
 
-    def _progress(self, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self._last_progress < _PROGRESS_EVERY:
-            return
-        self._last_progress = now
+    def _progress(self) -> None:
+        """The progress line, when files were finished since the last one: at the start of a
+        line (after a row of dots) at most every second, or breaking a row after 10 s."""
         s = self.scheduler
         assert s is not None
+        now = time.monotonic()
+        if s.files_done == self._last_files or now - self._last_progress < _PROGRESS_EVERY:
+            return
+        terminal = self.config.pluginmanager.get_plugin("terminalreporter")
+        writer = getattr(terminal, "_tw", None)
+        if getattr(writer, "width_of_current_line", 0) and now - self._last_progress < 10:
+            return
+        self._last_progress, self._last_files = now, s.files_done
         live = sum(1 for w in self.workers.values() if not w.done)
         self._write_line(
             f"[pulsar] {s.files_done}/{s.total_files} files, {_plural(live, 'worker')}"
