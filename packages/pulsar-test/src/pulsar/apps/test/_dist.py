@@ -616,6 +616,12 @@ class DistSession:
                 with _outside_actor(actor):
                     self.session._setupstate.teardown_exact(None)
                 break
+        # pytest_sessionfinish does not run in a worker: close the session loop of the async
+        # tests here (what is left is cancelled, async generators and the executor shut down)
+        plugin = self.config.pluginmanager.get_plugin("pulsar-test-run")
+        if plugin is not None:
+            with _outside_actor(actor):
+                plugin.close()
         await actor.send("arbiter", "pulsar_test_done", name)
         actor.stop()
 
