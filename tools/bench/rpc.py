@@ -91,8 +91,19 @@ def app(environ, start_response):
 # ------------------------------------------------------------------------------------- servers
 
 
+def _unshadow() -> None:
+    """Take this directory off ``sys.path``: it holds benchmarks named like standard modules
+    (``http.py``) that would shadow them for httpx and friends in the server process."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != here]
+    module = sys.modules.get("http")
+    if module is not None and os.path.dirname(os.path.abspath(module.__file__ or "")) == here:
+        del sys.modules["http"]
+
+
 def serve(kind: str, port: int, workers: int) -> int:
     """Run pulsar's server ``kind`` (``pulsar`` / ``pulsar-async``) until SIGTERM (a child)."""
+    _unshadow()
     from pulsar.apps import rpc
 
     class Bench(rpc.JSONRPC):
