@@ -206,3 +206,15 @@ async def _send_from_pool(actor):
         return pulsar.send("arbiter", "ping").result(5)
 
     return await actor.run_in_executor(blocking)
+
+
+def test_forked_child_has_no_arbiter() -> None:
+    async def main(arbiter):
+        proxy = await pulsar.spawn(name="child")
+        return await pulsar.send(proxy, "run", _child_arbiter)
+
+    assert h.run_arbiter(main) == (None, "ActorProxy")
+
+
+def _child_arbiter(actor):
+    return pulsar.get_arbiter(), type(pulsar.arbiter()).__name__

@@ -201,12 +201,6 @@ def test_spawn_stops_its_actors_at_teardown(pytester: pytest.Pytester) -> None:
     assert not [pid for _, pid in pids if _alive(pid)]
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="pulsar-core: Arbiter.stop_actor() sends 'stop' to a thread actor and drops the reply "
-    "future; when the thread exits first, its ActorStopped is never retrieved (the dirty-loop "
-    "check reports it). Passes when the reply wins the race.",
-)
 def test_spawn_thread_actor(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         test_thread="""

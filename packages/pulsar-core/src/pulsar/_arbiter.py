@@ -891,3 +891,13 @@ def _ignore_reply(fut: Any) -> None:
     """Retrieve a reply nobody waits for (a stop sent to an actor that may exit first)."""
     if isinstance(fut, asyncio.Future):
         fut.add_done_callback(lambda f: f.cancelled() or f.exception())
+
+
+def _forget_arbiter_in_child() -> None:
+    # a forked child is not the arbiter: pulsar.arbiter()/get_arbiter() must not return a copy
+    global _arbiter
+    _arbiter = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_arbiter_in_child)
