@@ -62,6 +62,12 @@ _METHOD_RE = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+( .*)?", re.DOTALL)
 #: hop-by-hop headers the server frames itself (an application's values are dropped)
 _FRAMING = frozenset({"transfer-encoding", "connection", "keep-alive"})
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+#: validated response header lines: (name, value) -> (lower-case name, b"Name: value\r\n");
+#: applications send the same few headers over and over (bounded: cleared when full)
+_HEADER_CACHE: dict[tuple[str, str], tuple[str, bytes]] = {}
+_HEADER_CACHE_SIZE = 4096
+#: status lines: (status, reason) -> b"HTTP/1.1 200 OK\r\n" (bounded the same way)
+_STATUS_CACHE: dict[tuple[int, str | None], bytes] = {}
 
 
 class RecvState(enum.Enum):
@@ -76,6 +82,7 @@ class RecvState(enum.Enum):
 
 
 _TERMINAL = frozenset({RecvState.DONE, RecvState.ERROR, RecvState.CLOSED})
+_METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")}
 
 
 class SendState(enum.Enum):
@@ -117,20 +124,32 @@ class Limits:
 
 
 class _DateCache:
-    """``Date`` header value, formatted at most once a second."""
+    """``Date`` header value (and its header line), formatted at most once a second."""
 
-    __slots__ = ("second", "value")
+    __slots__ = ("line", "second", "value")
 
     def __init__(self) -> None:
         self.second = -1
         self.value = b""
+        self.line = b""
 
     def get(self) -> bytes:
         now = int(time.time())
         if now != self.second:
-            self.second = now
-            self.value = formatdate(now, usegmt=True).encode("ascii")
+            self._update(now)
         return self.value
+
+    def get_line(self) -> bytes:
+        """``Date: ...\r\n``."""
+        now = int(time.time())
+        if now != self.second:
+            self._update(now)
+        return self.line
+
+    def _update(self, now: int) -> None:
+        self.second = now
+        self.value = formatdate(now, usegmt=True).encode("ascii")
+        self.line = b"Date: " + self.value + b"\r\n"
 
 
 _DATE = _DateCache()
@@ -139,6 +158,52 @@ _DATE = _DateCache()
 def http_date() -> bytes:
     """The current time as an HTTP ``Date`` value (cached for the current second)."""
     return _DATE.get()
+
+
+def _status_line(status: int, reason: str | None) -> bytes:
+    """Validate and serialize a status line (cached by :meth:`HttpConnection.send_response`)."""
+    if not 100 <= status <= 999 or 100 <= status < 200:
+        raise LocalProtocolError(f"invalid final status code {status}")
+    key = (status, reason)
+    if reason is None:
+        try:
+            reason = HTTPStatus(status).phrase
+        except ValueError:
+            reason = ""
+    if _BAD_VALUE_RE.search(reason):
+        raise LocalProtocolError("invalid reason phrase")
+    try:
+        line = f"HTTP/1.1 {status} {reason}\r\n".encode("latin-1")
+    except UnicodeEncodeError:
+        raise LocalProtocolError("invalid reason phrase") from None
+    if len(_STATUS_CACHE) >= 512:
+        _STATUS_CACHE.clear()
+    _STATUS_CACHE[key] = line
+    return line
+
+
+def _header_line(name: str, value: str) -> tuple[str, bytes]:
+    """Validate and serialize one response header (cached by ``send_response``).
+
+    Raises:
+        LocalProtocolError: not a token name, a value with CR/LF/NUL, or not latin-1.
+    """
+    if (
+        not isinstance(name, str)
+        or not isinstance(value, str)
+        or not _TOKEN_RE.fullmatch(name)
+        or _BAD_VALUE_RE.search(value)
+    ):
+        raise LocalProtocolError(f"invalid response header {name!r}")
+    try:
+        line = f"{name}: {value}\r\n".encode("latin-1")
+    except UnicodeEncodeError:
+        raise LocalProtocolError(f"response header {name!r} is not latin-1") from None
+    result = (name.lower(), line)
+    if len(_HEADER_CACHE) >= _HEADER_CACHE_SIZE:
+        _HEADER_CACHE.clear()
+    _HEADER_CACHE[(name, value)] = result
+    return result
 
 
 class _Reject(Exception):
@@ -201,9 +266,9 @@ class HttpConnection:
             self._events.append(ConnectionClosed())
             return
         if state is RecvState.IDLE:
-            self._start = data[:64]
+            self._start = data  # a reference: its first 64 bytes tell 501 from 400
         elif state is RecvState.HEAD and not self._url and len(self._start) < 64:
-            self._start += data[:64]
+            self._start = self._start[:64] + data[:64]
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -216,7 +281,7 @@ class HttpConnection:
             self._error(reject.status, reject.reason)
         except httptools.HttpParserInvalidMethodError as exc:
             # a well-formed but unknown method is "not implemented"; garbage is a bad request
-            unknown = _METHOD_RE.fullmatch(self._start.lstrip(b"\r\n")) is not None
+            unknown = _METHOD_RE.fullmatch(self._start[:64].lstrip(b"\r\n")) is not None
             self._error(501 if unknown else 400, str(exc) or "Invalid method")
         except httptools.HttpParserError as exc:
             if self.recv_state is not RecvState.DONE:  # else: bytes after a final request
@@ -302,16 +367,18 @@ class HttpConnection:
         self._keep_alive_request = keep_alive
         self.recv_state = RecvState.BODY
         self.unanswered += 1
+        url = self._url
+        method = parser.get_method()
         self._events.append(
-            Request(
-                method=parser.get_method().decode("ascii"),
-                target=b"".join(self._url),
-                http_version=version,
-                headers=tuple(self._headers),
-                keep_alive=keep_alive,
-                expect_continue=expect and bool(content_length or chunked),
-                content_length=content_length,
-                chunked=chunked,
+            Request._make(
+                _METHODS.get(method) or method.decode("ascii"),
+                url[0] if len(url) == 1 else b"".join(url),
+                version,
+                tuple(self._headers),
+                keep_alive,
+                expect and bool(content_length or chunked),
+                content_length,
+                chunked,
             )
         )
 
@@ -338,9 +405,13 @@ class HttpConnection:
         headers: list[tuple[str, str]],
         *,
         reason: str | None = None,
+        length: int | None = None,
     ) -> bytes:
         """Serialize the head of the response to ``request`` (None: an error response to a request
         that could not be parsed); returns the bytes to send.
+
+        ``length`` is the size of the body when the server knows it: a ``Content-Length`` with
+        it is added unless the headers have one (or the status is 204/304).
 
         Adds ``Date``, ``Server``, the framing headers (``Transfer-Encoding: chunked`` on HTTP/1.1
         when there is no ``Content-Length``) and ``Connection``; drops the application's own
@@ -353,15 +424,9 @@ class HttpConnection:
         """
         if self.send_state is not SendState.IDLE:
             raise LocalProtocolError(f"cannot start a response in state {self.send_state.name}")
-        if not 100 <= status <= 999 or 100 <= status < 200:
-            raise LocalProtocolError(f"invalid final status code {status}")
-        if reason is None:
-            try:
-                reason = HTTPStatus(status).phrase
-            except ValueError:
-                reason = ""
-        if _BAD_VALUE_RE.search(reason):
-            raise LocalProtocolError("invalid reason phrase")
+        status_line = _STATUS_CACHE.get((status, reason))
+        if status_line is None:
+            status_line = _status_line(status, reason)
         method = request.method if request is not None else "GET"
         close = (
             request is None
@@ -372,17 +437,24 @@ class HttpConnection:
         no_body = method == "HEAD" or status in (204, 304)
         content_length: int | None = None
         has_date = has_server = False
-        out = [f"HTTP/1.1 {status} {reason}\r\n".encode("latin-1")]
+        out = [status_line]
         append = out.append
-        for name, value in headers:
-            if not _TOKEN_RE.fullmatch(name) or _BAD_VALUE_RE.search(value):
-                raise LocalProtocolError(f"invalid response header {name!r}")
-            lname = name.lower()
+        cache = _HEADER_CACHE
+        for header in headers:
+            try:
+                cached = cache.get(header)  # type: ignore[call-overload]
+            except TypeError:  # not a tuple: validated (and refused) below
+                cached = None
+            if cached is None:
+                cached = _header_line(*header)
+            lname, line = cached
             if lname in _FRAMING:
+                value = header[1]
                 if lname == "connection" and "close" in value.lower():
                     close = True
                 continue
             if lname == "content-length":
+                value = header[1]
                 try:
                     content_length = int(value)
                 except ValueError:
@@ -395,12 +467,12 @@ class HttpConnection:
                 has_date = True
             elif lname == "server":
                 has_server = True
-            try:
-                append(f"{name}: {value}\r\n".encode("latin-1"))
-            except UnicodeEncodeError:
-                raise LocalProtocolError(f"response header {name!r} is not latin-1") from None
+            append(line)
+        if content_length is None and length is not None and status != 204 and status != 304:
+            content_length = length
+            append(b"Content-Length: %d\r\n" % length)
         if not has_date:
-            append(b"Date: " + _DATE.get() + b"\r\n")
+            append(_DATE.get_line())
         if not has_server and self._server:
             append(self._server)
         chunked = False

@@ -23,6 +23,7 @@ response). The iterable's ``close()`` is always called.
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import logging
 import time
@@ -33,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from ._environ import FileWrapper
 from ._errors import ClientDisconnected, HttpError, LocalProtocolError, RemoteProtocolError
 from ._events import Request
-from ._input import RequestBody
+from ._input import EMPTY_BODY, RequestBody
 
 if TYPE_CHECKING:
     from ._protocol import HttpServerProtocol
@@ -43,6 +44,9 @@ __all__ = ["RequestCycle"]
 logger = logging.getLogger("pulsar.wsgi.error")
 
 _NO_BODY_STATUS = (204, 304)
+_BYTES = (bytes, bytearray, memoryview)
+#: status line -> (code, reason); bounded, cleared when full
+_STATUS: dict[str, tuple[int, str]] = {}
 
 
 def _close(result: Any) -> None:
@@ -76,6 +80,7 @@ class RequestCycle:
         "request",
         "started",
         "status",
+        "task",
     )
 
     def __init__(
@@ -90,14 +95,15 @@ class RequestCycle:
         self.error = error
         self.body: RequestBody | None = None
         if request is not None:
-            threaded = protocol.state.threaded
-            self.body = RequestBody(
-                blocking=threaded,
-                on_demand=self._on_demand if threaded else None,
-                alive=protocol.loop.is_running if threaded else None,
-            )
-            if not request.has_body:
-                self.body.end()
+            if not (request.chunked or request.content_length):
+                self.body = EMPTY_BODY  # complete and stateless: shared
+            else:
+                threaded = protocol.state.threaded
+                self.body = RequestBody(
+                    blocking=threaded,
+                    on_demand=self._on_demand if threaded else None,
+                    alive=protocol.loop.is_running if threaded else None,
+                )
         self.status: str | None = None
         self.headers: list[tuple[str, str]] = []
         self.headers_sent = False
@@ -105,101 +111,165 @@ class RequestCycle:
         self.body_bytes = 0
         self.environ: dict[str, Any] | None = None
         self.started = time.monotonic()
+        self.task: asyncio.Task[None] | None = None  # a response that continues in a task
 
     def __repr__(self) -> str:
         target = self.request.target if self.request else b"<error>"
         return f"<RequestCycle {target!r} status={self.status!r}>"
 
     # -- running ----------------------------------------------------------------------------------
-    async def run(self) -> None:
-        """Answer the request; the protocol's ``cycle_done`` runs at the end whatever happens."""
-        protocol = self.protocol
-        try:
-            if self.request is None:
+    def start(self) -> None:
+        """Answer the request. The protocol's ``cycle_done`` runs exactly once at the end,
+        whatever happens, possibly before this returns: an inline application returning a
+        list/tuple is answered synchronously, with no task and no loop iteration; a streaming
+        or file response continues in a task; a thread-pool application calls back into the
+        loop when its thread is done."""
+        if self.request is None:
+            try:
                 status, reason = self.error or (400, "Bad Request")
                 self.send_error(status, reason)
-                return
-            state = protocol.state
-            body = self.body
-            assert body is not None
-            if state.threaded:
-                await self._run_threaded()
-                return
-            if not body.complete:
-                if self.request.expect_continue:
-                    self.send_continue()
-                try:
-                    await body.wait_complete()
-                except HttpError as exc:
-                    self._failed(exc, log=False)
-                    return
-            await self._run_inline()
-        except Exception as exc:  # a bug of ours: never leave the connection half-answered
-            logger.exception("Internal error answering %r", self)
-            self._failed(exc, log=False)
-        finally:
-            protocol.cycle_done(self)
+            except Exception as exc:  # a bug of ours: never leave the connection half-answered
+                self._internal_error(exc)
+            finally:
+                self.protocol.cycle_done(self)
+            return
+        if self.protocol.state.threaded:
+            self._start_threaded()
+            return
+        body = self.body
+        assert body is not None
+        if body.complete:
+            self._run_inline()
+        else:
+            self.task = self.protocol.loop.create_task(self._wait_body())
+
+    def _internal_error(self, exc: BaseException) -> None:
+        logger.exception("Internal error answering %r", self, exc_info=exc)
+        self._failed(exc, log=False)
 
     def _build_environ(self) -> dict[str, Any]:
         protocol = self.protocol
         assert self.request is not None
-        environ = protocol.state.environ.build(
-            self.request,
-            self.body,
-            peer=protocol.peer,
-            sockname=protocol.sockname,
-            scheme=protocol.scheme,
-        )
+        environ = protocol.state.environ.build(self.request, self.body, base=protocol.environ_base)
         self.environ = environ
         return environ
 
-    async def _run_inline(self) -> None:
-        environ = self._build_environ()
-        result: Any = None
+    async def _wait_body(self) -> None:
+        """Inline mode: receive the whole body (``100 Continue`` first when the client waits for
+        it), then run the application."""
+        body = self.body
+        assert body is not None and self.request is not None
         try:
+            if self.request.expect_continue:
+                self.send_continue()
+            await body.wait_complete()
+        except HttpError as exc:
+            self._failed(exc, log=False)
+        except Exception as exc:
+            self._internal_error(exc)
+        else:
+            self._run_inline()
+            return
+        self.protocol.cycle_done(self)
+
+    def _run_inline(self) -> None:
+        """Call the application on the loop; a list/tuple response is sent at once, anything
+        else continues in :meth:`_stream` (a task, which then owns the iterable)."""
+        pending = False
+        try:
+            environ = self._build_environ()
+            result: Any = None
             try:
                 result = self.protocol.state.app(environ, self.start_response)
                 if isinstance(result, list | tuple):
                     self._send_list(result)
-                    return
-                if isinstance(result, FileWrapper):
-                    await self._send_file(result)
-                    return
-                for chunk in result:
-                    if chunk:
-                        self.write_chunk(chunk)
-                        if self.protocol.flow.write_paused:
-                            await self.protocol.flow.drain()
-                    if self.protocol.disconnected:
-                        raise ClientDisconnected()
-                self.finish()
+                else:
+                    self.task = self.protocol.loop.create_task(self._stream(result))
+                    pending = True
             except Exception as exc:
                 self._failed(exc)
+            finally:
+                if not pending:
+                    _close(result)
+        except Exception as exc:
+            self._internal_error(exc)
         finally:
-            _close(result)
+            if not pending:
+                self.protocol.cycle_done(self)
 
-    async def _run_threaded(self) -> None:
-        protocol = self.protocol
-        environ = self._build_environ()
+    async def _stream(self, result: Any) -> None:
+        """Send a streaming or ``wsgi.file_wrapper`` response (event loop), then close it."""
         try:
-            kind, result = await protocol.loop.run_in_executor(
-                protocol.state.executor, self._call_in_thread, environ
-            )
-        except Exception as exc:
-            self._failed(exc)
-            return
-        try:
-            if kind == "list":
-                self._send_list(result)
-            elif kind == "file":
-                await self._send_file(result)
-            else:
-                self.finish()
-        except Exception as exc:
-            self._failed(exc)
-        finally:
-            if kind != "done":
+            try:
+                if isinstance(result, FileWrapper):
+                    await self._send_file(result)
+                else:
+                    flow = self.protocol.flow
+                    for chunk in result:
+                        if chunk:
+                            self.write_chunk(chunk)
+                            if flow.write_paused:
+                                await flow.drain()
+                        if self.protocol.disconnected:
+                            raise ClientDisconnected()
+                    self.finish()
+            except Exception as exc:
+                self._failed(exc)
+            finally:
                 _close(result)
+        except Exception as exc:
+            self._internal_error(exc)
+        finally:
+            self.protocol.cycle_done(self)
+
+    def _start_threaded(self) -> None:
+        """Run the application in the thread pool; :meth:`_threaded_result` follows on the loop."""
+        try:
+            environ = self._build_environ()
+            future = self.protocol.state.executor.submit(self._call_in_thread, environ)
+        except Exception as exc:  # the pool is shut down...
+            self._failed(exc)
+            self.protocol.cycle_done(self)
+            return
+        future.add_done_callback(self._thread_finished)
+
+    def _thread_finished(self, future: concurrent.futures.Future[tuple[str, Any]]) -> None:
+        """Worker thread (or the loop, when cancelled): hand the outcome to the loop."""
+        try:
+            self.protocol.loop.call_soon_threadsafe(self._threaded_result, future)
+        except RuntimeError:  # the loop is closed: nobody is left to answer
+            pass
+
+    def _threaded_result(self, future: concurrent.futures.Future[tuple[str, Any]]) -> None:
+        """Event loop: send what the application's thread produced."""
+        pending = False
+        try:
+            try:
+                kind, result = future.result()
+            except concurrent.futures.CancelledError:  # the pool shut down
+                self.conn.abort()
+                return
+            except Exception as exc:
+                self._failed(exc)
+                return
+            try:
+                if kind == "list":
+                    self._send_list(result)
+                elif kind == "file":
+                    self.task = self.protocol.loop.create_task(self._stream(result))
+                    pending = True
+                else:
+                    self.finish()
+            except Exception as exc:
+                self._failed(exc)
+            finally:
+                if kind == "list":
+                    _close(result)
+        except Exception as exc:
+            self._internal_error(exc)
+        finally:
+            if not pending:
+                self.protocol.cycle_done(self)
 
     def _call_in_thread(self, environ: dict[str, Any]) -> tuple[str, Any]:
         """Worker thread: call the application, consume a streaming iterable."""
@@ -246,11 +316,12 @@ class RequestCycle:
         if not isinstance(headers, list):
             raise TypeError(f"headers must be a list, not {type(headers).__name__}")
         for header in headers:
-            if (
-                not isinstance(header, tuple)
-                or len(header) != 2
-                or not isinstance(header[0], str)
-                or not isinstance(header[1], str)
+            # exact types first (the usual case), isinstance() for subclasses
+            if (type(header) is not tuple and not isinstance(header, tuple)) or len(header) != 2:
+                raise TypeError(f"invalid header {header!r}: expected a (str, str) tuple")
+            name, value = header
+            if (type(name) is not str and not isinstance(name, str)) or (
+                type(value) is not str and not isinstance(value, str)
             ):
                 raise TypeError(f"invalid header {header!r}: expected a (str, str) tuple")
         self.status = status
@@ -309,8 +380,11 @@ class RequestCycle:
             self.continue_sent = True
             self.protocol.transport.write(self.conn.send_continue())
 
-    def _head(self, extra: list[tuple[str, str]] | None = None) -> bytes:
-        if self.status is None:
+    def _head(self, length: int | None = None) -> bytes:
+        """The response head; ``length``: the body size when known (a ``Content-Length`` is
+        added when the application gave none)."""
+        status = self.status
+        if status is None:
             raise LocalProtocolError("the application did not call start_response()")
         headers = self.headers
         request = self.request
@@ -323,13 +397,14 @@ class RequestCycle:
             and not self.continue_sent
         ):
             # the client may or may not send the body it announced: do not reuse the connection
-            extra = [*(extra or ()), ("Connection", "close")]
-        if extra:
-            headers = [*headers, *extra]
-        status = self.status
-        head = self.conn.send_response(
-            request, int(status[:3]), headers, reason=status[4:] if len(status) > 4 else ""
-        )
+            headers = [*headers, ("Connection", "close")]
+        split = _STATUS.get(status)
+        if split is None:
+            split = (int(status[:3]), status[4:] if len(status) > 4 else "")
+            if len(_STATUS) >= 256:
+                _STATUS.clear()
+            _STATUS[status] = split
+        head = self.conn.send_response(request, split[0], headers, reason=split[1], length=length)
         self.headers_sent = True
         return head
 
@@ -338,7 +413,7 @@ class RequestCycle:
         protocol = self.protocol
         if protocol.disconnected or protocol.transport.is_closing():
             raise ClientDisconnected()
-        if not isinstance(chunk, bytes | bytearray | memoryview):
+        if not isinstance(chunk, _BYTES):
             raise TypeError(f"response chunks must be bytes, not {type(chunk).__name__}")
         if self.headers_sent:
             data = self.conn.send_data(bytes(chunk))
@@ -349,34 +424,23 @@ class RequestCycle:
 
     def _send_list(self, chunks: list[Any] | tuple[Any, ...]) -> None:
         """Send a list/tuple body in one write (with a computed Content-Length if none)."""
-        if self.protocol.disconnected:
+        protocol = self.protocol
+        if protocol.disconnected:
             raise ClientDisconnected()
-        out = []
-        extra: list[tuple[str, str]] | None = None
-        if not self.headers_sent:
-            if self.status is None:
-                raise LocalProtocolError("the application did not call start_response()")
-            if int(self.status[:3]) not in _NO_BODY_STATUS and not any(
-                name.lower() == "content-length" for name, _ in self.headers
-            ):
-                size = 0
-                for chunk in chunks:
-                    if not isinstance(chunk, bytes | bytearray | memoryview):
-                        raise TypeError(
-                            f"response chunks must be bytes, not {type(chunk).__name__}"
-                        )
-                    size += len(chunk)
-                extra = [("Content-Length", str(size))]
-            out.append(self._head(extra))
-        send_data = self.conn.send_data
+        size = 0
         for chunk in chunks:
-            if not isinstance(chunk, bytes | bytearray | memoryview):
+            if not isinstance(chunk, _BYTES):
                 raise TypeError(f"response chunks must be bytes, not {type(chunk).__name__}")
+            size += len(chunk)
+        conn = self.conn
+        out = [b""] if self.headers_sent else [self._head(size)]
+        send_data = conn.send_data
+        for chunk in chunks:
             if chunk:
-                out.append(send_data(bytes(chunk)))
-                self.body_bytes += len(chunk)
-        out.append(self.conn.send_end())
-        self.protocol.transport.write(b"".join(out))
+                out.append(send_data(chunk if type(chunk) is bytes else bytes(chunk)))
+        self.body_bytes += size
+        out.append(conn.send_end())
+        protocol.transport.write(b"".join(out))
         self._log()
 
     async def _send_file(self, wrapper: FileWrapper) -> None:
@@ -392,16 +456,12 @@ class RequestCycle:
             await self._send_iterable(wrapper)
             return
         offset, count = remaining
-        extra = None
         declared = next(
             (value for name, value in self.headers if name.lower() == "content-length"), None
         )
-        if declared is None:
-            if int(self.status[:3]) not in _NO_BODY_STATUS:
-                extra = [("Content-Length", str(count))]
-        elif declared.strip().isdigit():
+        if declared is not None and declared.strip().isdigit():
             count = min(count, int(declared))
-        head = self._head(extra)
+        head = self._head(count)  # the file's size when the application declared none
         protocol.transport.write(head)
         if self.conn.body_expected and count:
             try:
@@ -429,15 +489,8 @@ class RequestCycle:
             raise ClientDisconnected()
         out = b""
         if not self.headers_sent:
-            extra = None
-            if (
-                self.status is not None
-                and int(self.status[:3]) not in _NO_BODY_STATUS
-                and (self.request is None or self.request.method != "HEAD")
-                and not any(name.lower() == "content-length" for name, _ in self.headers)
-            ):
-                extra = [("Content-Length", "0")]
-            out = self._head(extra)
+            head = self.request is not None and self.request.method == "HEAD"
+            out = self._head(None if head else 0)
         out += self.conn.send_end()
         if out:
             self.protocol.transport.write(out)

@@ -33,6 +33,30 @@ __all__ = ["EnvironBuilder", "ErrorStream", "FileWrapper"]
 error_logger = logging.getLogger("pulsar.wsgi.error")
 
 _SPECIAL = {b"content-type": "CONTENT_TYPE", b"content-length": "CONTENT_LENGTH"}
+_PROTOCOLS = {"1.1": "HTTP/1.1", "1.0": "HTTP/1.0"}
+#: environ keys that need a second look: the Host header, the proxy headers
+_NOTABLE = {
+    "HTTP_HOST": b"host",
+    "HTTP_FORWARDED": b"forwarded",
+    "HTTP_X_FORWARDED_FOR": b"x-forwarded-for",
+    "HTTP_X_FORWARDED_PROTO": b"x-forwarded-proto",
+}
+#: raw header name -> environ key ("" for names with "_", dropped); bounded, cleared when full
+_HEADER_KEYS: dict[bytes, str] = {}
+
+
+def _header_key(name: bytes) -> str:
+    """The environ key of a request header name (``b"X-Id"`` -> ``"HTTP_X_ID"``), cached."""
+    if b"_" in name:
+        key = ""
+    else:
+        key = _SPECIAL.get(name.lower()) or "HTTP_" + name.decode("latin-1").upper().replace(
+            "-", "_"
+        )
+    if len(_HEADER_KEYS) >= 2048:
+        _HEADER_KEYS.clear()
+    _HEADER_KEYS[name] = key
+    return key
 
 
 class ErrorStream:
@@ -185,76 +209,95 @@ class EnvironBuilder:
                 self._trust_cache[address] = cached
         return cached
 
+    def connection_base(self, *, peer: Any, sockname: Any, scheme: str) -> dict[str, Any]:
+        """The keys every request of one connection shares (the server's, the addresses and
+        the scheme); :meth:`build` copies it. ``peer``/``sockname`` are the transport's
+        addresses (a tuple for TCP, a string or None for unix sockets)."""
+        base = dict(self.base)
+        if isinstance(sockname, tuple):
+            base["SERVER_NAME"] = str(sockname[0])
+            base["SERVER_PORT"] = str(sockname[1])
+        if isinstance(peer, tuple):
+            base["REMOTE_ADDR"] = str(peer[0])
+            base["REMOTE_PORT"] = str(peer[1])
+        else:
+            base["REMOTE_ADDR"] = "127.0.0.1" if peer is None else str(peer or "127.0.0.1")
+        base["wsgi.url_scheme"] = scheme
+        return base
+
     def build(
         self,
         request: Request,
         body: Any,
         *,
-        peer: Any,
-        sockname: Any,
-        scheme: str,
+        peer: Any = None,
+        sockname: Any = None,
+        scheme: str = "http",
+        base: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """The environ of ``request`` (``body`` becomes ``wsgi.input``).
 
         ``peer``/``sockname`` are the transport's addresses (a tuple for TCP, a string or None
-        for unix sockets); ``scheme`` is ``http`` or ``https``.
+        for unix sockets); ``scheme`` is ``http`` or ``https``. ``base``, the connection's
+        :meth:`connection_base`, replaces the three (the protocol computes it once).
         """
-        environ = dict(self.base)
+        if base is None:
+            base = self.connection_base(peer=peer, sockname=sockname, scheme=scheme)
+        environ = base.copy()
         target = request.target
-        path, _, query = target.partition(b"?")
-        path = path.partition(b"#")[0]
-        if path.startswith(b"http://") or path.startswith(b"https://"):  # absolute-form
-            path = b"/" + path.split(b"/", 3)[3] if path.count(b"/") >= 3 else b"/"
-        path_info = (
-            unquote_to_bytes(path).decode("latin-1") if b"%" in path else path.decode("latin-1")
-        )
+        raw_uri = target.decode("latin-1")
+        path, sep, query = target.partition(b"?")
+        if b"#" in path:
+            path = path.partition(b"#")[0]
+        if path[:1] != b"/" and (path.startswith(b"http://") or path.startswith(b"https://")):
+            path = b"/" + path.split(b"/", 3)[3] if path.count(b"/") >= 3 else b"/"  # absolute
+        if b"%" in path:
+            path_info = unquote_to_bytes(path).decode("latin-1")
+        elif path is target:  # the common case: the target is a plain path
+            path_info = raw_uri
+        else:
+            path_info = path.decode("latin-1")
         root = self.root_path
         if root and (path_info == root or path_info.startswith(root + "/")):
             path_info = path_info[len(root) :]
         environ["REQUEST_METHOD"] = request.method
         environ["PATH_INFO"] = path_info
-        environ["QUERY_STRING"] = query.partition(b"#")[0].decode("latin-1")
-        environ["RAW_URI"] = target.decode("latin-1")
-        environ["SERVER_PROTOCOL"] = "HTTP/" + request.http_version
+        environ["QUERY_STRING"] = query.partition(b"#")[0].decode("latin-1") if sep else ""
+        environ["RAW_URI"] = raw_uri
+        environ["SERVER_PROTOCOL"] = _PROTOCOLS.get(request.http_version) or (
+            "HTTP/" + request.http_version
+        )
         environ["wsgi.input"] = body
         environ["wsgi.errors"] = ErrorStream()
-        default_port = "443" if scheme == "https" else "80"
         host_header: str | None = None
-        forwarded: list[tuple[bytes, str]] = []
+        forwarded: list[tuple[bytes, str]] | None = None
+        keys = _HEADER_KEYS
         for name, raw in request.headers:
-            if b"_" in name:
-                continue
-            lname = name.lower()
+            key = keys.get(name)
+            if key is None:
+                key = _header_key(name)
+            if not key:
+                continue  # a name with "_"
             value = raw.decode("latin-1")
-            special = _SPECIAL.get(lname)
-            if special is not None:
-                key = special
-            else:
-                key = "HTTP_" + name.decode("latin-1").upper().replace("-", "_")
-                if lname == b"host":
-                    host_header = value
-                elif lname in (b"forwarded", b"x-forwarded-for", b"x-forwarded-proto"):
-                    forwarded.append((lname, value))
             if key in environ:
-                sep = "; " if lname == b"cookie" else ","
-                environ[key] = environ[key] + sep + value
+                sep_ = "; " if key == "HTTP_COOKIE" else ","
+                environ[key] = environ[key] + sep_ + value
             else:
                 environ[key] = value
+            if key in _NOTABLE:
+                if key == "HTTP_HOST":
+                    host_header = value
+                else:
+                    if forwarded is None:
+                        forwarded = []
+                    forwarded.append((_NOTABLE[key], value))
         if request.chunked:
             environ.pop("CONTENT_LENGTH", None)
-        if isinstance(sockname, tuple):
-            environ["SERVER_NAME"] = str(sockname[0])
-            environ["SERVER_PORT"] = str(sockname[1])
-        else:
+        if "SERVER_NAME" not in environ:  # a unix socket: the Host header tells
+            default_port = "443" if environ["wsgi.url_scheme"] == "https" else "80"
             host, port = _split_hostport(host_header or "localhost", default_port)
             environ["SERVER_NAME"] = host
             environ["SERVER_PORT"] = port
-        if isinstance(peer, tuple):
-            environ["REMOTE_ADDR"] = str(peer[0])
-            environ["REMOTE_PORT"] = str(peer[1])
-        else:
-            environ["REMOTE_ADDR"] = "127.0.0.1" if peer is None else str(peer or "127.0.0.1")
-        environ["wsgi.url_scheme"] = scheme
         if forwarded and self.trusted(environ["REMOTE_ADDR"]):
             self._apply_forwarded(environ, dict(forwarded))
         return environ

@@ -24,12 +24,39 @@ from collections.abc import Callable, Iterator
 
 from ._errors import ClientDisconnected, HttpError
 
-__all__ = ["BODY_HIGH_WATER", "BODY_LOW_WATER", "RequestBody"]
+__all__ = ["BODY_HIGH_WATER", "BODY_LOW_WATER", "EMPTY_BODY", "RequestBody"]
 
 #: the protocol stops reading the socket while this many body bytes wait for the application
 BODY_HIGH_WATER = 256 * 1024
 #: ... and reads again once the application has consumed the buffer below this
 BODY_LOW_WATER = 64 * 1024
+
+
+class _NoLock:
+    """The parts of :class:`threading.Condition` a non-blocking body uses, doing nothing."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> bool:
+        return True
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def notify_all(self) -> None:
+        pass
+
+    def acquire(self) -> bool:
+        return True
+
+    def release(self) -> None:
+        pass
+
+    def wait(self, timeout: float | None = None) -> bool:  # pragma: no cover - never waits
+        return True
+
+
+_NO_LOCK = _NoLock()
 
 
 class RequestBody:
@@ -72,7 +99,10 @@ class RequestBody:
         self._buf = bytearray()
         self._complete = False
         self._error: BaseException | None = None
-        self._cond = threading.Condition(threading.Lock())
+        # a body read on the loop only (inline mode) needs no lock
+        self._cond: threading.Condition | _NoLock = (
+            threading.Condition(threading.Lock()) if blocking else _NO_LOCK
+        )
         self._on_demand = on_demand
         self._demanded = False
         self._waiting = False
@@ -278,3 +308,8 @@ class RequestBody:
 def disconnected() -> ClientDisconnected:
     """The error readers get when the client goes away mid-body."""
     return ClientDisconnected("client disconnected before the request body was complete")
+
+
+#: ``wsgi.input`` of the requests without a body: complete and stateless, so one is shared
+EMPTY_BODY = RequestBody(blocking=False)
+EMPTY_BODY.end()

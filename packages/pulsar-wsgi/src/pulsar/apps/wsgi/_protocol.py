@@ -261,12 +261,17 @@ class HttpServerProtocol(asyncio.Protocol):
         self.peer: Any = None
         self.sockname: Any = None
         self.scheme = "http"
+        self.environ_base: dict[str, Any] = {}
         self.disconnected = False
         self._pipeline: deque[RequestCycle] = deque()
         self._receiving: RequestCycle | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        self._active: RequestCycle | None = None  # the cycle answering (head of the pipeline)
+        self._starting = False  # _run_pipeline is on the stack
+        # the deadline in force (kind, loop time) and the one timer callback checking it
         self._timer_kind = Timer.NONE
+        self._deadline = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
         self._eof = False
 
     # -- asyncio callbacks ------------------------------------------------------------------------
@@ -284,6 +289,9 @@ class HttpServerProtocol(asyncio.Protocol):
         self.sockname = transport.get_extra_info("sockname")
         if transport.get_extra_info("sslcontext") is not None:
             self.scheme = "https"
+        self.environ_base = state.environ.connection_base(
+            peer=self.peer, sockname=self.sockname, scheme=self.scheme
+        )
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             try:
@@ -309,7 +317,7 @@ class HttpServerProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.disconnected = True
-        self._cancel_timer()
+        self._stop_timer()
         if self.flow is not None:
             self.flow.connection_lost()
         receiving = self._receiving
@@ -340,7 +348,7 @@ class HttpServerProtocol(asyncio.Protocol):
             elif kind is Request:
                 cycle = RequestCycle(self, event)  # type: ignore[arg-type]
                 self._receiving = cycle if event.has_body else None  # type: ignore[union-attr]
-                self._queue(cycle)
+                self._pipeline.append(cycle)  # started below, once the bytes are parsed
             elif kind is EndOfMessage:
                 if self._receiving is not None and self._receiving.body is not None:
                     self._receiving.body.end()
@@ -352,30 +360,47 @@ class HttpServerProtocol(asyncio.Protocol):
                     receiving.body.fail(error)  # that request's cycle answers the error
                     self._receiving = None
                 else:
-                    self._queue(RequestCycle(self, None, (error.status, str(error))))
+                    self._pipeline.append(RequestCycle(self, None, (error.status, str(error))))
             elif kind is ConnectionClosed:
                 if self._receiving is not None and self._receiving.body is not None:
                     self._receiving.body.fail(ClientDisconnected())
                 self._receiving = None
-        self._update_timer()
-        self._update_reading()
+        self._run_pipeline()
 
     def _queue(self, cycle: RequestCycle) -> None:
         self._pipeline.append(cycle)
-        if self._task is None:
-            self._start_next()
+        self._run_pipeline()
 
-    def _start_next(self) -> None:
-        if self._timer_kind is Timer.IDLE:
-            self._cancel_timer()
-        cycle = self._pipeline[0]
-        self._task = self.loop.create_task(cycle.run())
+    def _run_pipeline(self) -> None:
+        """Start the cycle at the head of the pipeline unless one is answering; go on with the
+        next while cycles finish synchronously (inline applications returning a list), then
+        update the deadline and read pausing. A loop, not recursion: hundreds of pipelined
+        requests may arrive in one read."""
+        if self._starting:
+            return  # the loop below, further up the stack, goes on
+        self._starting = True
+        try:
+            pipeline = self._pipeline
+            while self._active is None and pipeline:
+                if self.disconnected or self.transport.is_closing():
+                    return
+                cycle = self._active = pipeline[0]
+                cycle.start()  # may call cycle_done() before returning
+        finally:
+            self._starting = False
+        if self.disconnected or self.transport.is_closing():
+            return
+        if self._eof and not self._pipeline:
+            self._close()
+            return
+        self._update_timer()
+        self._update_reading()
 
     def cycle_done(self, cycle: RequestCycle) -> None:
         """Called by a cycle when its response is complete (or given up)."""
         if self._pipeline and self._pipeline[0] is cycle:
             self._pipeline.popleft()
-        self._task = None
+        self._active = None
         if cycle.request is not None:
             self.state.request_done()
         if cycle.body is not None and not cycle.body.complete:
@@ -385,13 +410,7 @@ class HttpServerProtocol(asyncio.Protocol):
         if self.conn.must_close or (self.state.stopping and not self._pipeline):
             self._close()
             return
-        if self._pipeline:
-            self._start_next()
-        elif self._eof:
-            self._close()
-            return
-        self._update_timer()
-        self._update_reading()
+        self._run_pipeline()
 
     def body_demand(self, cycle: RequestCycle) -> None:
         """The application waits for body bytes (or consumed a lot of them)."""
@@ -430,24 +449,48 @@ class HttpServerProtocol(asyncio.Protocol):
         elif self._pipeline:
             if self._timer_kind is not Timer.NONE:
                 self._cancel_timer()
-        elif recv is RecvState.IDLE and self._timer_kind is not Timer.IDLE:
-            self._set_timer(Timer.IDLE, state.keep_alive)
+        elif recv is RecvState.IDLE:
+            self._set_timer(Timer.IDLE, state.keep_alive)  # (re)starts the idle period
 
+    # The deadline in force is (_timer_kind, _deadline); one timer callback checks it and is
+    # re-armed lazily: moving a deadline later (every request on a keep-alive connection does)
+    # only stores a float, a timer handle is created when the callback finds it early.
     def _set_timer(self, kind: Timer, delay: float) -> None:
-        self._cancel_timer()
-        if delay > 0:
-            self._timer = self.loop.call_later(delay, self._timeout, kind)
-            self._timer_kind = kind
+        if delay <= 0:
+            self._timer_kind = Timer.NONE
+            return
+        deadline = self.loop.time() + delay
+        self._timer_kind = kind
+        self._deadline = deadline
+        timer = self._timer
+        if timer is None or self._timer_at > deadline:
+            if timer is not None:
+                timer.cancel()
+            self._timer = self.loop.call_at(deadline, self._on_timer)
+            self._timer_at = deadline
 
     def _cancel_timer(self) -> None:
+        self._timer_kind = Timer.NONE  # the callback, if armed, finds nothing to do
+
+    def _stop_timer(self) -> None:
+        self._timer_kind = Timer.NONE
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        kind = self._timer_kind
+        if kind is Timer.NONE or self.disconnected:
+            return
+        if self.loop.time() + 0.001 < self._deadline:  # the deadline moved: wait again
+            self._timer = self.loop.call_at(self._deadline, self._on_timer)
+            self._timer_at = self._deadline
+            return
         self._timer_kind = Timer.NONE
+        self._timeout(kind)
 
     def _timeout(self, kind: Timer) -> None:
-        self._timer = None
-        self._timer_kind = Timer.NONE
         if self.disconnected:
             return
         if kind is Timer.IDLE:
@@ -472,7 +515,7 @@ class HttpServerProtocol(asyncio.Protocol):
 
     # -- closing ----------------------------------------------------------------------------------
     def _close(self) -> None:
-        self._cancel_timer()
+        self._stop_timer()
         if not self.transport.is_closing():
             self.transport.close()
 
@@ -490,7 +533,7 @@ class HttpServerProtocol(asyncio.Protocol):
 
     def abort(self) -> None:
         """Close the connection now, dropping unsent data."""
-        self._cancel_timer()
+        self._stop_timer()
         if self.transport is not None:
             self.transport.abort()
 
