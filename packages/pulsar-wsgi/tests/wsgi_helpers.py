@@ -173,6 +173,10 @@ class FakeTransport:
         assert not self.closed, "write after close"
         self.buffer += data
 
+    def writelines(self, lines: Any) -> None:
+        for data in lines:
+            self.write(data)
+
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return self.extra.get(name, default)
 

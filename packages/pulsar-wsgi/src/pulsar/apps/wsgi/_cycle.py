@@ -224,34 +224,60 @@ class RequestCycle:
 
     def _start_threaded(self) -> None:
         """Run the application in the thread pool; :meth:`_threaded_result` follows on the loop."""
+        state = self.protocol.state
         try:
             environ = self._build_environ()
-            future = self.protocol.state.executor.submit(self._call_in_thread, environ)
+            pool = state.pool
+            if pool is not None:
+                pool.submit(self._thread_main, environ)
+                return
+            future = state.executor.submit(self._call_in_thread, environ)
         except Exception as exc:  # the pool is shut down...
             self._failed(exc)
             self.protocol.cycle_done(self)
             return
         future.add_done_callback(self._thread_finished)
 
-    def _thread_finished(self, future: concurrent.futures.Future[tuple[str, Any]]) -> None:
-        """Worker thread (or the loop, when cancelled): hand the outcome to the loop."""
+    def _thread_main(self, environ: dict[str, Any]) -> None:
+        """Worker thread (:class:`~._pool.CallPool`): run the application, hand the outcome
+        to the loop."""
+        outcome: tuple[str, Any]
         try:
-            self.protocol.loop.call_soon_threadsafe(self._threaded_result, future)
+            outcome = ("ok", self._call_in_thread(environ))
+        except BaseException as exc:
+            outcome = ("error", exc)
+        try:
+            self.protocol.loop.call_soon_threadsafe(self._threaded_result, outcome)
         except RuntimeError:  # the loop is closed: nobody is left to answer
             pass
 
-    def _threaded_result(self, future: concurrent.futures.Future[tuple[str, Any]]) -> None:
+    def _thread_finished(self, future: concurrent.futures.Future[tuple[str, Any]]) -> None:
+        """Worker thread (or the loop, when cancelled) of a given executor: hand the outcome to
+        the loop."""
+        outcome: tuple[str, Any]
+        if future.cancelled():
+            outcome = ("cancelled", None)
+        elif future.exception() is not None:
+            outcome = ("error", future.exception())
+        else:
+            outcome = ("ok", future.result())
+        try:
+            self.protocol.loop.call_soon_threadsafe(self._threaded_result, outcome)
+        except RuntimeError:  # the loop is closed: nobody is left to answer
+            pass
+
+    def _threaded_result(self, outcome: tuple[str, Any]) -> None:
         """Event loop: send what the application's thread produced."""
         pending = False
         try:
-            try:
-                kind, result = future.result()
-            except concurrent.futures.CancelledError:  # the pool shut down
+            how, value = outcome
+            if how == "cancelled":  # the executor shut down
                 self.conn.abort()
                 return
-            except Exception as exc:
-                self._failed(exc)
+            if how == "error":
+                self._failed(value)
                 return
+            kind, result = value
             try:
                 if kind == "list":
                     self._send_list(result)
@@ -440,7 +466,10 @@ class RequestCycle:
                 out.append(send_data(chunk if type(chunk) is bytes else bytes(chunk)))
         self.body_bytes += size
         out.append(conn.send_end())
-        protocol.transport.write(b"".join(out))
+        if size < 16384:
+            protocol.transport.write(b"".join(out))
+        else:  # no copy of a large body (uvloop writes the pieces with one writev)
+            protocol.transport.writelines(out)
         self._log()
 
     async def _send_file(self, wrapper: FileWrapper) -> None:

@@ -219,8 +219,13 @@ class RequestBody:
     def _take(self, size: int) -> bytes:
         buf = self._buf
         before = len(buf)
-        data = bytes(buf[:size])
-        del buf[:size]
+        if size >= before:  # all of it: one copy
+            data = bytes(buf)
+            buf.clear()
+        else:
+            with memoryview(buf) as view:
+                data = bytes(view[:size])  # one copy (a bytearray slice would make two)
+            del buf[:size]
         if (
             before >= BODY_LOW_WATER > len(buf)
             and self._on_demand is not None

@@ -34,6 +34,7 @@ from ._environ import EnvironBuilder, server_software
 from ._errors import ClientDisconnected, RemoteProtocolError
 from ._events import NEED_DATA, ConnectionClosed, Data, EndOfMessage, Request, RequestError
 from ._input import BODY_HIGH_WATER, BODY_LOW_WATER
+from ._pool import CallPool
 
 __all__ = [
     "MAX_PIPELINE",
@@ -68,8 +69,8 @@ class ServerState:
     Args:
         app: the WSGI callable.
         cfg: a :class:`pulsar.Config` with the ``wsgi`` settings (None: defaults).
-        executor: the thread pool running the callable; by default the running pulsar actor's
-            executor, else a pool of ``thread_workers`` threads owned (and shut down) here.
+        executor: an executor running the callable instead of the server's own pool (a
+            :class:`~._pool.CallPool` of ``thread_workers`` threads, shut down by :meth:`close`).
         on_request: called after each response (e.g. the ``max_requests`` count of a worker).
     """
 
@@ -107,10 +108,16 @@ class ServerState:
         self.total_connections = 0
         self._executor = executor
         self._own_executor: concurrent.futures.ThreadPoolExecutor | None = None
+        #: the pool running the callable (None: ``executor`` does, or inline mode)
+        self.pool: CallPool | None = (
+            CallPool(self.thread_workers) if self.threaded and executor is None else None
+        )
 
     @property
     def executor(self) -> concurrent.futures.Executor:
-        """The thread pool running the WSGI callable (created on first use)."""
+        """The executor given to the constructor, else a thread pool for blocking work besides
+        the callable (the running pulsar actor's executor, or one owned here; created on first
+        use). The callable itself runs on :attr:`pool` unless an executor was given."""
         if self._executor is None:
             import pulsar
 
@@ -162,6 +169,8 @@ class ServerState:
             self._own_executor.shutdown(wait=False, cancel_futures=True)
             self._own_executor = None
             self._executor = None
+        if self.pool is not None:
+            self.pool.shutdown()
 
 
 class FlowControl:
