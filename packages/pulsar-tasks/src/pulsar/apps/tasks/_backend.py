@@ -95,6 +95,12 @@ class Backend(abc.ABC):
     async def counts(self) -> dict[str, int]:
         """How many tasks are in each state (only states with tasks appear)."""
 
+    async def pending(self, queues: Sequence[str]) -> int:
+        """How many tasks wait (QUEUED or RETRY) in ``queues``; cheap, unlike :meth:`counts`
+        (workers call it every few seconds)."""
+        counts = await self.counts()
+        return counts.get("QUEUED", 0) + counts.get("RETRY", 0)
+
     # -- workers -------------------------------------------------------------------------------
     @abc.abstractmethod
     async def claim(self, queues: Sequence[str], worker: str, lease: float, limit: int) -> Claim:

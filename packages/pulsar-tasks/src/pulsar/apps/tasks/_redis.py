@@ -33,6 +33,8 @@ from ._state import FINAL, Task, TaskState
 
 __all__ = ["RedisBackend"]
 
+_COUNT_CHUNK = 5000
+
 _FIELDS = tuple(Task.__dataclass_fields__)
 
 _LIB = """
@@ -224,6 +226,26 @@ return v[1]
 )
 
 
+# ARGV: prefix, start, stop -> {ids seen, ids gone, status, count, ...}; records gone
+# (expired results) are dropped from the index
+_COUNTS = """
+local p = ARGV[1]
+local ids = redis.call('ZRANGE', p..':all', ARGV[2], ARGV[3])
+local tally = {}
+local gone = {}
+for _, id in ipairs(ids) do
+  local st = redis.call('HGET', p..':t:'..id, 'status')
+  if st then tally[st] = (tally[st] or 0) + 1 else table.insert(gone, id) end
+end
+for i = 1, #gone, 1000 do
+  redis.call('ZREM', p..':all', unpack(gone, i, math.min(i + 999, #gone)))
+end
+local out = {#ids, #gone}
+for st, n in pairs(tally) do table.insert(out, st); table.insert(out, n) end
+return out
+"""
+
+
 def _split_url(url: str) -> tuple[str, str]:
     parts = urlsplit(url)
     query = parse_qs(parts.query)
@@ -274,6 +296,7 @@ class RedisBackend(Backend):
                 ("retry", _RETRY),
                 ("release", _RELEASE),
                 ("revoke", _REVOKE),
+                ("counts", _COUNTS),
             ):
                 self._scripts[name] = self._client.register_script(source)
         return self._client
@@ -356,9 +379,17 @@ class RedisBackend(Backend):
     async def wait(self, task_id: str, timeout: float | None) -> Task | None:
         loop = asyncio.get_running_loop()
         end = None if timeout is None else loop.time() + timeout
-        pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+        pubsub = self.client.pubsub()
         try:
+            # SUBSCRIBE only sends the command: wait for Redis to confirm it before reading the
+            # task, or a PUBLISH between the read and the subscription would be missed
             await pubsub.subscribe(self._key("done", task_id))
+            while True:
+                msg = await pubsub.get_message(timeout=1.0 if end is None else end - loop.time())
+                if msg is not None and msg["type"] == "subscribe":
+                    break
+                if end is not None and loop.time() >= end:
+                    raise TimeoutError(f"task {task_id} not done after {timeout}s")
             while True:
                 task = await self.get(task_id)
                 if task is None or task.done:
@@ -375,10 +406,23 @@ class RedisBackend(Backend):
                 pass
 
     async def counts(self) -> dict[str, int]:
+        # tallied inside Redis, a chunk of ids per call: no record crosses the network
         counts: dict[str, int] = {}
-        for task in await self.list(limit=10**9):
-            counts[task.status] = counts.get(task.status, 0) + 1
+        start = 0
+        while True:
+            out = await self._script("counts", start, start + _COUNT_CHUNK - 1)
+            for status, n in zip(out[2::2], out[3::2], strict=True):
+                counts[status] = counts.get(status, 0) + int(n)
+            if not out[0]:
+                break
+            start += int(out[0]) - int(out[1])  # the gone ones left the index
         return counts
+
+    async def pending(self, queues: Sequence[str]) -> int:
+        pipe = self.client.pipeline(transaction=False)
+        for queue in queues:
+            pipe.zcard(self._key("q", queue))
+        return sum(int(n) for n in await pipe.execute())
 
     # -- workers -------------------------------------------------------------------------------
     async def claim(self, queues: Sequence[str], worker: str, lease: float, limit: int) -> Claim:

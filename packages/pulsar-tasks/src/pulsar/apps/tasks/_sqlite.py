@@ -256,6 +256,19 @@ class SQLiteBackend(Backend):
 
         return await self._run(op)
 
+    async def pending(self, queues: Sequence[str]) -> int:
+        qmarks = ", ".join("?" for _ in queues)
+
+        def op(conn: sqlite3.Connection) -> int:
+            row = conn.execute(
+                f"SELECT COUNT(*) FROM tasks WHERE status IN {_PENDING_SQL} "
+                f"AND queue IN ({qmarks})",
+                tuple(queues),
+            ).fetchone()
+            return int(row[0])
+
+        return await self._run(op)
+
     # -- workers -------------------------------------------------------------------------------
     async def claim(self, queues: Sequence[str], worker: str, lease: float, limit: int) -> Claim:
         now = self.now()

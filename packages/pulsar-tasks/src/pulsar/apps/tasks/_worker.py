@@ -120,8 +120,8 @@ class Consumer:
                 await self._renewer
 
     def info(self) -> dict[str, Any]:
-        """Counters for the worker's ``info``: queued (whole backend, refreshed every few
-        seconds), running, processed, failed..."""
+        """Counters for the worker's ``info``: queued (pending in its queues, refreshed every
+        few seconds), running, processed, failed..."""
         return {
             "queued": self.queued,
             "running": len(self.running),
@@ -134,14 +134,9 @@ class Consumer:
     async def _run(self) -> None:
         assert self._wake is not None
         failures = 0
-        last_stats = 0.0
         while not self._stopping:
-            now = time.monotonic()
-            if now - last_stats > 2.0:
-                last_stats = now
-                with contextlib.suppress(Exception):
-                    counts = await self.backend.counts()
-                    self.queued = counts.get("QUEUED", 0) + counts.get("RETRY", 0)
+            # nothing else is awaited in this loop: a claim waits for no bookkeeping (the
+            # ``queued`` statistic is refreshed by the renewer)
             free = self.concurrent_tasks - len(self.running)
             if free <= 0:
                 self._wake.clear()
@@ -285,8 +280,13 @@ class Consumer:
     async def _renew_loop(self) -> None:
         interval = max(0.05, min(self.lease / 3.0, 5.0))
         last_purge = last_publish = time.monotonic()
+        last_stats = 0.0
         while True:
             await asyncio.sleep(interval)
+            if time.monotonic() - last_stats > 2.0:
+                last_stats = time.monotonic()
+                with contextlib.suppress(Exception):
+                    self.queued = await self.backend.pending(self.queues)
             leases = {r.task_id: r.token for r in self.running.values() if r.reason is None}
             if leases:
                 try:
