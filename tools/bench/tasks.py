@@ -1,6 +1,7 @@
-"""Task queues: pulsar-tasks (Redis, SQLite) vs RQ and arq — throughput, latency, reliability.
+"""Task queues: pulsar-tasks (Redis, SQLite) vs Celery, RQ, Dramatiq and arq.
 
-    hatch run bench tasks [--n 20000] [--latency 500] [--reliability 200] [--peers rq,arq]
+    hatch run bench tasks [--n 20000] [--latency 500] [--reliability 200]
+                          [--peers celery,rq,dramatiq,arq] [--budget 1800]
 
 Every system runs 2 worker processes on the local Redis (database 14, flushed before each run;
 nothing else is touched); pulsar-tasks also runs on SQLite. Peers are installed in a separate
@@ -10,7 +11,14 @@ virtual environment (tools/bench/.venv-peers), never in the workspace environmen
 (b) latency: sequential queue-and-wait round trips, p50/p99;
 (c) reliability: tasks of 50 ms, every worker SIGKILLed midway and restarted; each run of a
     task appends its id to a file: completed once / duplicated / lost.
-Celery and Dramatiq are not measured yet (see the pulsar-tasks README).
+
+Each system runs with its defaults except: Celery ``-c 2`` (prefork) with a Redis result
+backend; Dramatiq ``--processes 2 --threads 8`` with the Results middleware, and its Redis
+broker's ``heartbeat_timeout`` at 10 s and ``maintenance_chance`` raised (by default the messages
+of a dead worker come back only after a minute and at a random maintenance run, past the settle
+window); arq ``max_jobs=50``/``poll_delay=10 ms``; pulsar-tasks ``--concurrent-tasks 50``,
+``--task-lease 2``. Every process started is ended by its PID (its process group) and the whole
+run has a time budget (``--budget``).
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ from typing import Any
 
 from _common import (
     BenchError,
+    Deadline,
     Latency,
     PeerEnv,
     machine_info,
@@ -37,7 +46,14 @@ from _common import (
     render_table,
 )
 
-REDIS_DB = 14
+REDIS_DB = 14  # dedicated to this benchmark: flushed before and after each system
+
+PEER_REQUIREMENTS = {
+    "celery": "celery[redis]>=5.3",
+    "rq": "rq>=1.16",
+    "dramatiq": "dramatiq[redis]>=1.16",
+    "arq": "arq>=0.26",
+}
 REDIS = f"redis://127.0.0.1:6379/{REDIS_DB}"
 
 PULSAR_JOBS = """
@@ -84,6 +100,49 @@ class WorkerSettings:
     redis_settings = RedisSettings(database=%d)
     max_jobs = 50
     poll_delay = 0.01
+""".replace("%d", str(REDIS_DB))
+
+CELERY_JOBS = """
+import os, time
+from celery import Celery
+
+URL = "redis://127.0.0.1:6379/%d"
+app = Celery("bench_jobs", broker=URL, backend=URL)
+app.conf.update(worker_hijack_root_logger=False, broker_connection_retry_on_startup=True)
+
+@app.task
+def noop():
+    return None
+
+@app.task
+def work(i):
+    time.sleep(0.05)
+    with open(os.environ["BENCH_RUNS"], "a") as f:
+        f.write(f"{i}\\n")
+""".replace("%d", str(REDIS_DB))
+
+DRAMATIQ_JOBS = """
+import os, time
+import dramatiq
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.results import Results
+from dramatiq.results.backends import RedisBackend
+
+URL = "redis://127.0.0.1:6379/%d"
+broker = RedisBroker(url=URL, heartbeat_timeout=10000, maintenance_chance=100000)
+results = RedisBackend(url=URL)
+broker.add_middleware(Results(backend=results))
+dramatiq.set_broker(broker)
+
+@dramatiq.actor(store_results=True)
+def noop():
+    return None
+
+@dramatiq.actor
+def work(i):
+    time.sleep(0.05)
+    with open(os.environ["BENCH_RUNS"], "a") as f:
+        f.write(f"{i}\\n")
 """.replace("%d", str(REDIS_DB))
 
 # driver scripts: run by the system's own Python, print one JSON line
@@ -188,6 +247,76 @@ asyncio.run(main())
 """.replace("%d", str(REDIS_DB))
 
 
+CELERY_DRIVER = """
+import json, sys, time
+sys.path.insert(0, sys.argv[1])
+from redis import Redis
+import bench_jobs
+url, mode, n = sys.argv[2], sys.argv[3], int(sys.argv[4])
+r = Redis.from_url(url)
+if mode == "throughput":
+    t0 = time.perf_counter()
+    keys = ["celery-task-meta-" + bench_jobs.noop.delay().id for _ in range(n)]
+    while keys:
+        found = []
+        for k in range(0, len(keys), 1000):
+            found += r.mget(keys[k : k + 1000])
+        keys = [key for key, v in zip(keys, found) if v is None]
+        if keys:
+            time.sleep(0.01)
+    print(json.dumps({"seconds": time.perf_counter() - t0}))
+elif mode == "latency":
+    out = []
+    for _ in range(n):
+        t0 = time.perf_counter_ns()
+        bench_jobs.noop.delay().get(timeout=30)
+        out.append(time.perf_counter_ns() - t0)
+    print(json.dumps({"samples": out}))
+else:
+    for i in range(n):
+        bench_jobs.work.delay(i)
+    print(json.dumps({}))
+"""
+
+DRAMATIQ_DRIVER = """
+import json, sys, time
+sys.path.insert(0, sys.argv[1])
+from redis import Redis
+import bench_jobs
+url, mode, n = sys.argv[2], sys.argv[3], int(sys.argv[4])
+r = Redis.from_url(url)
+if mode == "throughput":
+    t0 = time.perf_counter()
+    msgs = [bench_jobs.noop.send() for _ in range(n)]
+    keys = [bench_jobs.results.build_message_key(m) for m in msgs]
+    while keys:
+        found = []
+        for k in range(0, len(keys), 1000):
+            pipe = r.pipeline(transaction=False)
+            for key in keys[k : k + 1000]:
+                pipe.exists(key)
+            found += pipe.execute()
+        keys = [key for key, v in zip(keys, found) if not v]
+        if keys:
+            time.sleep(0.01)
+    print(json.dumps({"seconds": time.perf_counter() - t0}))
+elif mode == "latency":
+    out = []
+    for _ in range(n):
+        t0 = time.perf_counter_ns()
+        bench_jobs.noop.send().get_result(block=True, timeout=30000)
+        out.append(time.perf_counter_ns() - t0)
+    print(json.dumps({"samples": out}))
+else:
+    for i in range(n):
+        bench_jobs.work.send(i)
+    print(json.dumps({}))
+"""
+
+
+BUDGET = Deadline(3600.0)
+
+
 class System:
     """One queue under test: how to start its 2 workers and drive it."""
 
@@ -210,11 +339,12 @@ class System:
         raise NotImplementedError
 
     def drive(self, mode: str, n: int, env: dict[str, str]) -> dict[str, Any]:
+        BUDGET.check(f"{self.name} {mode}")
         out = subprocess.run(
             [self.python, str(self.dir / "driver.py"), str(self.dir), self.url, mode, str(n)],
             capture_output=True,
             text=True,
-            timeout=900,
+            timeout=max(1.0, min(900.0, BUDGET.remaining())),
             env=env,
             cwd=self.dir,
         )
@@ -268,6 +398,19 @@ class Rq(System):
     def worker_cmds(self) -> list[list[str]]:
         rq = str(Path(self.python).parent / "rq")
         return [[rq, "worker", "-q", "--url", self.url, "bench"] for _ in range(2)]
+
+
+class Celery(System):
+    def worker_cmds(self) -> list[list[str]]:
+        celery = str(Path(self.python).parent / "celery")
+        opts = ["-c", "2", "-P", "prefork", "-l", "WARNING", "--without-gossip", "--without-mingle"]
+        return [[celery, "-A", "bench_jobs", "worker", *opts, "--without-heartbeat"]]
+
+
+class Dramatiq(System):
+    def worker_cmds(self) -> list[list[str]]:
+        dramatiq = str(Path(self.python).parent / "dramatiq")
+        return [[dramatiq, "bench_jobs", "--processes", "2", "--threads", "8"]]
 
 
 class Arq(System):
@@ -342,20 +485,23 @@ def bench(system: System, args: argparse.Namespace, tmp: Path) -> dict[str, Any]
     env["BENCH_RUNS"] = str(runs)
     system.drive("reliability", args.reliability, env)
     running = start_workers(system, env)
-    deadline = time.monotonic() + 30
-    while len(runs.read_text().split()) < args.reliability // 2 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    kill_workers(running)
-    for ctx, _ in running:
-        ctx.__exit__(None, None, None)
+    try:
+        deadline = time.monotonic() + 30
+        while len(runs.read_text().split()) < args.reliability // 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        kill_workers(running)  # SIGKILL: every worker and its children, by PID
+    finally:
+        stop_workers(running)
     running = start_workers(system, env)
-    deadline = time.monotonic() + args.settle
-    while time.monotonic() < deadline:
-        if len(set(runs.read_text().split())) >= args.reliability:
-            break
-        time.sleep(0.1)
-    time.sleep(1.0)
-    stop_workers(running)
+    try:
+        deadline = time.monotonic() + min(args.settle, BUDGET.remaining())
+        while time.monotonic() < deadline:
+            if len(set(runs.read_text().split())) >= args.reliability:
+                break
+            time.sleep(0.1)
+        time.sleep(1.0)
+    finally:
+        stop_workers(running)
     seen = runs.read_text().split()
     counts = {i: seen.count(str(i)) for i in range(args.reliability)}
     row["once"] = sum(1 for c in counts.values() if c == 1)
@@ -376,26 +522,37 @@ def main(argv: list[str]) -> int:
         default=30.0,
         help="seconds to wait for redeliveries after the restart",
     )
-    parser.add_argument("--peers", default="rq,arq")
+    parser.add_argument("--peers", default="celery,rq,dramatiq,arq")
+    parser.add_argument("--pulsar", default="redis,sqlite", help="pulsar-tasks backends to run")
+    parser.add_argument(
+        "--budget", type=float, default=3600.0, help="seconds for the whole run (then it stops)"
+    )
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args(argv)
+    global BUDGET
+    BUDGET = Deadline(args.budget)
     flush()
     tmp = Path(tempfile.mkdtemp(prefix="pulsar-bench-tasks-"))
+    backends = {
+        "redis": REDIS,
+        "sqlite": f"sqlite:///{tmp}/pulsar.db",
+    }
     systems: list[System] = [
-        Pulsar("pulsar-tasks (redis)", sys.executable, PULSAR_JOBS, PULSAR_DRIVER, REDIS),
-        Pulsar(
-            "pulsar-tasks (sqlite)",
-            sys.executable,
-            PULSAR_JOBS,
-            PULSAR_DRIVER,
-            f"sqlite:///{tmp}/pulsar.db",
-        ),
+        Pulsar(f"pulsar-tasks ({b})", sys.executable, PULSAR_JOBS, PULSAR_DRIVER, backends[b])
+        for b in args.pulsar.split(",")
+        if b
     ]
     peers = [p for p in args.peers.split(",") if p]
     if peers:
-        env = PeerEnv().install(*[{"rq": "rq>=1.16", "arq": "arq>=0.26"}[p] for p in peers])
+        env = PeerEnv().install(*[PEER_REQUIREMENTS[p] for p in peers])
+        if "celery" in peers:
+            systems.append(Celery("celery", str(env.python), CELERY_JOBS, CELERY_DRIVER, REDIS))
         if "rq" in peers:
             systems.append(Rq("rq", str(env.python), RQ_JOBS, RQ_DRIVER, REDIS))
+        if "dramatiq" in peers:
+            systems.append(
+                Dramatiq("dramatiq", str(env.python), DRAMATIQ_JOBS, DRAMATIQ_DRIVER, REDIS)
+            )
         if "arq" in peers:
             systems.append(Arq("arq", str(env.python), ARQ_JOBS, ARQ_DRIVER, REDIS))
     rows = []
@@ -403,7 +560,11 @@ def main(argv: list[str]) -> int:
     for system in systems:
         system.prepare(tmp)
         print(f"running {system.name}...", file=sys.stderr, flush=True)
-        results[system.name] = bench(system, args, tmp)
+        try:
+            results[system.name] = bench(system, args, tmp)
+        except (BenchError, subprocess.TimeoutExpired) as exc:
+            print(f"{system.name} failed: {exc}", file=sys.stderr, flush=True)
+        print(f"  {system.name}: {results.get(system.name)}", file=sys.stderr, flush=True)
     best_peer_tp = max(
         (r["throughput"] for n, r in results.items() if "pulsar" not in n), default=0
     )
