@@ -550,13 +550,7 @@ class Arbiter(SignalsMixin, ActorBase):
             raise SpawnError("the arbiter is stopping")
         if self.address is None:
             raise SpawnError("the arbiter is not running")
-        cfg = (cfg if cfg is not None else self.cfg).copy()
-        extra: dict[str, Any] = {}
-        for key, value in params.items():
-            if key in cfg.settings:
-                cfg.set(key, value)
-            else:
-                extra[key] = value
+        cfg, extra = self._settings_and_params(cfg, params)
         concurrency = concurrency or cfg.get("concurrency") or "process"
         if concurrency not in ("process", "thread"):
             raise ConfigError(
@@ -596,6 +590,18 @@ class Arbiter(SignalsMixin, ActorBase):
         timeout = float(cfg.get("spawn_timeout") or 10)
         handle.timers.append(self.loop.call_later(timeout, self._spawn_timed_out, handle, timeout))
         return handle
+
+    def _settings_and_params(self, cfg: Any, params: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        """A copy of ``cfg`` (default: the arbiter's) with the settings found in ``params`` set,
+        and the params that are not settings."""
+        cfg = (cfg if cfg is not None else self.cfg).copy()
+        extra: dict[str, Any] = {}
+        for key, value in params.items():
+            if key in cfg.settings:
+                cfg.set(key, value)
+            else:
+                extra[key] = value
+        return cfg, extra
 
     def _spawn_timed_out(self, handle: ActorHandle, timeout: float) -> None:
         if handle.spawned.done() or not handle.alive:
@@ -733,13 +739,7 @@ class Arbiter(SignalsMixin, ActorBase):
         """
         if name in self.monitors:
             raise PulsarError(f"a monitor named {name!r} already exists")
-        cfg = (cfg if cfg is not None else self.cfg).copy()
-        extra: dict[str, Any] = {}
-        for key, value in params.items():
-            if key in cfg.settings:
-                cfg.set(key, value)
-            else:
-                extra[key] = value
+        cfg, extra = self._settings_and_params(cfg, params)
         monitor = Monitor(
             self, name, cfg, worker_start=start, app=app, params=extra, application=application
         )
