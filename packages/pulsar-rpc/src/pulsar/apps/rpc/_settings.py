@@ -11,10 +11,13 @@ the config file or ``PULSAR_RPC_*`` environment variables.
 from __future__ import annotations
 
 import argparse
-import math
-from typing import Any
 
 from pulsar import Setting
+from pulsar.validators import (
+    validate_bool,
+    validate_non_negative_number,
+    validate_positive_int,
+)
 
 __all__ = [
     "RPC",
@@ -23,58 +26,12 @@ __all__ = [
     "RpcMaxBody",
     "RpcThreadWorkers",
     "RpcTimeout",
-    "validate_flag",
+    "validate_bool",
     "validate_positive_int",
-    "validate_seconds",
+    "validate_non_negative_number",
 ]
 
 RPC = "JSON-RPC"
-
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
-
-
-def validate_seconds(value: Any) -> float:
-    """A finite number of seconds >= 0 (``"2.5"`` is accepted); 0 means "no limit"."""
-    if isinstance(value, bool):
-        raise ValueError("expected a non-negative number of seconds")
-    if isinstance(value, str):
-        try:
-            value = float(value.strip())
-        except ValueError:
-            raise ValueError("expected a non-negative number of seconds") from None
-    if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-        raise ValueError("expected a non-negative number of seconds")
-    return float(value)
-
-
-def validate_positive_int(value: Any) -> int:
-    """An integer >= 1 (a string of digits is accepted)."""
-    if isinstance(value, bool):
-        raise ValueError("expected a positive integer")
-    if isinstance(value, str):
-        try:
-            value = int(value.strip())
-        except ValueError:
-            raise ValueError("expected a positive integer") from None
-    if not isinstance(value, int) or value < 1:
-        raise ValueError("expected a positive integer")
-    return value
-
-
-def validate_flag(value: Any) -> bool:
-    """A boolean: ``True``/``False``, 0/1 or (any case) 1/true/yes/on, 0/false/no/off."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str):
-        text = value.strip().lower()
-        if text in _TRUE:
-            return True
-        if text in _FALSE:
-            return False
-    raise ValueError("expected a boolean: 1/true/yes/on or 0/false/no/off")
 
 
 class RpcTimeout(Setting):
@@ -84,7 +41,7 @@ class RpcTimeout(Setting):
     flags = ["--rpc-timeout"]
     meta = "SECONDS"
     default = 30.0
-    validator = validate_seconds
+    validator = validate_non_negative_number
     desc = "Seconds one JSON-RPC call may run before its caller gets an error; 0: no limit."
     doc = """
         Past the limit the call's response is the error -32000 "Call timed out" and the other
@@ -140,5 +97,5 @@ class RpcErrorDetails(Setting):
     flags = ["--rpc-error-details"]
     action = argparse.BooleanOptionalAction
     default = False
-    validator = validate_flag
+    validator = validate_bool
     desc = "Put the exception type and text in the data of -32603 errors (off: logged only)."

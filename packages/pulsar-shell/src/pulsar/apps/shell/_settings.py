@@ -10,6 +10,7 @@ from typing import Any
 
 import pulsar._settings  # noqa: F401 - the core settings register first (--help, docs order)
 from pulsar import Setting
+from pulsar.validators import validate_non_negative_int, validate_path_or_none
 
 __all__ = [
     "SHELL",
@@ -18,9 +19,9 @@ __all__ = [
     "HistoryLength",
     "Imports",
     "default_history_file",
-    "validate_history_length",
+    "validate_non_negative_int",
     "validate_modules",
-    "validate_optional_path",
+    "validate_path_or_none",
 ]
 
 SHELL = "Shell"
@@ -44,32 +45,6 @@ def validate_modules(value: Any) -> list[str]:
                 raise ValueError(f"{name!r} is not a module name")
             names.append(name)
     return names
-
-
-def validate_optional_path(value: Any) -> str | None:
-    """A path (``~`` expanded) or ``None``; the empty string means ``None``."""
-    if value is None:
-        return None
-    if isinstance(value, os.PathLike):
-        value = os.fspath(value)
-    if not isinstance(value, str):
-        raise ValueError("expected a path")
-    value = value.strip()
-    return os.path.expanduser(value) if value else None
-
-
-def validate_history_length(value: Any) -> int:
-    """A non-negative integer (a string of digits from the command line is accepted)."""
-    if isinstance(value, bool):
-        raise ValueError("expected a non-negative integer")
-    if isinstance(value, str):
-        try:
-            value = int(value.strip())
-        except ValueError:
-            raise ValueError("expected a non-negative integer") from None
-    if not isinstance(value, int) or value < 0:
-        raise ValueError("expected a non-negative integer")
-    return value
 
 
 def default_history_file() -> str:
@@ -104,7 +79,7 @@ class HistoryFile(Setting):
     section = SHELL
     flags = ["--history-file"]
     meta = "FILE"
-    validator = validate_optional_path
+    validator = validate_path_or_none
     default_doc = "$XDG_DATA_HOME/pulsar/shell_history"
     desc = "Where the shell keeps its line history between sessions."
     doc = """
@@ -121,7 +96,7 @@ class HistoryLength(Setting):
     flags = ["--history-length"]
     meta = "INT"
     default = 1000
-    validator = validate_history_length
+    validator = validate_non_negative_int
     desc = "Lines of history kept in the history file; 0 keeps no history file."
 
 
@@ -131,7 +106,7 @@ class Attach(Setting):
     section = SHELL
     flags = ["--attach"]
     meta = "PIDFILE|SOCKET"
-    validator = validate_optional_path
+    validator = validate_path_or_none
     desc = "Attach to a running application (its pid file or mailbox socket) as a guest."
     doc = """
         Instead of starting an arbiter, connect to the mailbox of one already running: give
