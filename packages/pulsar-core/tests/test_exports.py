@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import pulsar
 
 EXPECTED = {
@@ -77,3 +79,14 @@ def test_errors_share_one_base_and_pickle() -> None:
         assert type(again) is type(err) and str(again) == str(err)
     halt = pickle.loads(pickle.dumps(pulsar.HaltServer("bye", 3)))
     assert halt.exit_code == 3 and not isinstance(halt, Exception)
+
+
+def test_validators_module() -> None:
+    from pulsar import validators
+
+    assert len(validators.__all__) == 18
+    for name in validators.__all__:
+        assert callable(getattr(validators, name)), name
+    assert validators.validate_positive_int("3") == 3
+    with pytest.raises(ValueError, match="positive integer"):
+        validators.validate_positive_int(0)
