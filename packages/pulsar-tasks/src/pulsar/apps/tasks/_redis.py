@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
@@ -50,30 +50,41 @@ local function finalize(k, id, status, now, ttl)
 end
 """
 
-# ARGV: prefix, id, unique, queue, eta, time_queued, overlap_key, field, value, ...
-_ENQUEUE = (
-    _LIB
-    + """
-local id = ARGV[2]
-local k = p..':t:'..id
-if ARGV[3] == '1' and redis.call('EXISTS', k) == 1 then return 0 end
-if ARGV[7] ~= '' then
-  local other = redis.call('GET', p..':ov:'..ARGV[7])
-  if other then
-    local st = redis.call('HGET', p..':t:'..other, 'status')
-    if st == 'QUEUED' or st == 'RETRY' or st == 'STARTED' then return other end
+# ARGV: prefix, then per task: id, unique, queue, eta, time_queued, overlap_key, n, n x
+# (field, value); returns per task 1 (stored), 0 (unique and exists) or the overlapping task id
+_ENQUEUE = """
+local p = ARGV[1]
+local out = {}
+local i = 2
+while i <= #ARGV do
+  local id, unique, queue, eta, tq, ov = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
+    ARGV[i + 4], ARGV[i + 5]
+  local n = tonumber(ARGV[i + 6])
+  local first = i + 7
+  i = first + 2 * n
+  local k = p..':t:'..id
+  local res = 1
+  if unique == '1' and redis.call('EXISTS', k) == 1 then res = 0 end
+  if res == 1 and ov ~= '' then
+    local other = redis.call('GET', p..':ov:'..ov)
+    if other then
+      local st = redis.call('HGET', p..':t:'..other, 'status')
+      if st == 'QUEUED' or st == 'RETRY' or st == 'STARTED' then res = other end
+    end
+    if res == 1 then redis.call('SET', p..':ov:'..ov, id) end
   end
-  redis.call('SET', p..':ov:'..ARGV[7], id)
+  if res == 1 then
+    redis.call('DEL', k)
+    redis.call('HSET', k, unpack(ARGV, first, i - 1))
+    redis.call('ZADD', p..':q:'..queue, eta, id)
+    redis.call('ZADD', p..':all', tq, id)
+    redis.call('RPUSH', p..':wake:'..queue, '1')
+    redis.call('LTRIM', p..':wake:'..queue, -64, -1)
+  end
+  table.insert(out, res)
 end
-redis.call('DEL', k)
-for i = 8, #ARGV, 2 do redis.call('HSET', k, ARGV[i], ARGV[i + 1]) end
-redis.call('ZADD', p..':q:'..ARGV[4], ARGV[5], id)
-redis.call('ZADD', p..':all', ARGV[6], id)
-redis.call('RPUSH', p..':wake:'..ARGV[4], '1')
-redis.call('LTRIM', p..':wake:'..ARGV[4], -64, -1)
-return 1
+return out
 """
-)
 
 # ARGV: prefix, now, lease, limit, worker, token_base, ttl, queue...
 _CLAIM = (
@@ -124,7 +135,12 @@ for i = 8, #ARGV do
             'token', ARGV[6]..':'..att, 'time_started', now, 'lease_expires', now + lease,
             'revoke', '0')
           redis.call('ZADD', p..':leases', now + lease, id)
-          table.insert(out, redis.call('HGETALL', k))
+          -- one JSON string per task: decoded in C, not as 40 RESP items in Python
+          local flat = redis.call('HGETALL', k)
+          local row = {}
+          for j = 1, #flat, 2 do row[flat[j]] = flat[j + 1] end
+          table.insert(out, id)
+          table.insert(out, cjson.encode(row))
         end
       end
     end
@@ -157,18 +173,26 @@ end
 return out
 """
 
-# ARGV: prefix, id, token, status, now, ttl, result, error, traceback
+# ARGV: prefix, now, ttl, then (id, token, status, result, error, traceback) per task
 _COMPLETE = (
     _LIB
     + """
-local id = ARGV[2]
-local k = p..':t:'..id
-local v = redis.call('HMGET', k, 'token', 'status')
-if v[1] ~= ARGV[3] or v[2] ~= 'STARTED' then return 0 end
-redis.call('HSET', k, 'status', ARGV[4], 'result', ARGV[7], 'error', ARGV[8],
-  'traceback', ARGV[9], 'time_finished', ARGV[5], 'token', '', 'lease_expires', '')
-finalize(k, id, ARGV[4], tonumber(ARGV[5]), ARGV[6])
-return 1
+local now = tonumber(ARGV[2])
+local out = {}
+for i = 4, #ARGV, 6 do
+  local id = ARGV[i]
+  local k = p..':t:'..id
+  local v = redis.call('HMGET', k, 'token', 'status')
+  if v[1] ~= ARGV[i + 1] or v[2] ~= 'STARTED' then
+    table.insert(out, 0)
+  else
+    redis.call('HSET', k, 'status', ARGV[i + 2], 'result', ARGV[i + 3], 'error', ARGV[i + 4],
+      'traceback', ARGV[i + 5], 'time_finished', now, 'token', '', 'lease_expires', '')
+    finalize(k, id, ARGV[i + 2], now, ARGV[3])
+    table.insert(out, 1)
+  end
+end
+return out
 """
 )
 
@@ -254,6 +278,51 @@ def _split_url(url: str) -> tuple[str, str]:
     return urlunsplit(parts._replace(query=rest)), prefix
 
 
+class _Batcher:
+    """Calls made while a batch is in flight go together in the next one (no added delay: a
+    lone call is sent at once). ``send(items)`` returns one result per item."""
+
+    def __init__(
+        self, send: Callable[[list[Any]], Awaitable[Sequence[Any]]], limit: int = 500
+    ) -> None:
+        self.send = send
+        self.limit = limit
+        self.pending: list[tuple[asyncio.Future[Any], Any]] = []
+        self.sending = False
+        self.task: asyncio.Future[None] | None = None
+
+    async def __call__(self, item: Any) -> Any:
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.pending.append((fut, item))
+        if not self.sending:
+            self.sending = True
+            self.task = asyncio.ensure_future(self._run())
+        return await fut
+
+    async def _run(self) -> None:
+        try:
+            while self.pending:
+                batch, self.pending = self.pending[: self.limit], self.pending[self.limit :]
+                try:
+                    results = await self.send([item for _, item in batch])
+                except BaseException as exc:
+                    for fut, _ in batch:
+                        if not fut.done():
+                            fut.set_exception(exc)
+                    if not isinstance(exc, Exception):
+                        raise
+                    continue
+                for (fut, _), result in zip(batch, results, strict=True):
+                    if not fut.done():
+                        fut.set_result(result)
+        finally:
+            self.sending = False
+            for fut, _ in self.pending:  # cancelled meanwhile: nobody will send them
+                if not fut.done():
+                    fut.set_exception(RuntimeError("batch sender stopped"))
+            self.pending = []
+
+
 class RedisBackend(Backend):
     """Tasks in Redis (``redis://host:port/db``; ``?prefix=name`` namespaces the keys)."""
 
@@ -270,6 +339,11 @@ class RedisBackend(Backend):
         self.redis_url, self.prefix = _split_url(url)
         self._client: Any = None
         self._scripts: dict[str, Any] = {}
+        # concurrent calls share round trips: those made while a batch is in flight go
+        # together in the next one
+        self._completer = _Batcher(self._complete_many)
+        self._enqueuer = _Batcher(self._enqueue_many)
+        self._getter = _Batcher(self._get_many)
 
     @property
     def client(self) -> Any:
@@ -320,16 +394,17 @@ class RedisBackend(Backend):
         for key in _FIELDS:
             if row[key] is not None:
                 flat += [key, row[key]]
-        result = await self._script(
-            "enqueue",
+        item = [
             task.id,
             "1" if unique else "0",
             task.queue,
             task.eta,
             task.time_queued,
             task.overlap_key or "",
+            len(flat) // 2,
             *flat,
-        )
+        ]
+        result = await self._enqueuer(item)
         if isinstance(result, str):
             raise JobOverlap(
                 f"job {task.name!r} already has task {result} with the same arguments queued or "
@@ -337,9 +412,20 @@ class RedisBackend(Backend):
             )
         return bool(result)
 
+    async def _enqueue_many(self, items: Sequence[Sequence[Any]]) -> Sequence[Any]:
+        return list(await self._script("enqueue", *[arg for item in items for arg in item]))
+
     async def get(self, task_id: str) -> Task | None:
-        row = await self.client.hgetall(self._key("t", task_id))
+        row = await self._getter(task_id)
         return Task.from_row(row) if row else None
+
+    async def _get_many(self, ids: Sequence[str]) -> Sequence[Any]:
+        if len(ids) == 1:
+            return [await self.client.hgetall(self._key("t", ids[0]))]
+        pipe = self.client.pipeline(transaction=False)
+        for task_id in ids:
+            pipe.hgetall(self._key("t", task_id))
+        return list(await pipe.execute())
 
     async def list(self, status: TaskState | str | None = None, limit: int = 100) -> list[Task]:
         wanted = None if status is None else TaskState(status)
@@ -436,7 +522,13 @@ class RedisBackend(Backend):
             self.result_ttl,
             *queues,
         )
-        tasks = [dict(zip(r[::2], r[1::2], strict=True)) for r in rows]
+        tasks = []
+        for task_id, text in zip(rows[::2], rows[1::2], strict=True):
+            try:
+                row = json.loads(text)
+            except ValueError:  # not JSON: the worker fails the task as an invalid record
+                row = {"id": task_id, "token": ""}
+            tasks.append(row)
         return Claim(tasks, float(nxt) if nxt else None)
 
     async def renew(self, leases: dict[str, str], lease: float) -> dict[str, str]:
@@ -460,18 +552,15 @@ class RedisBackend(Backend):
     ) -> bool:
         if status not in FINAL:
             raise ValueError(f"complete() needs a final state, not {status}")
-        done = await self._script(
-            "complete",
-            task_id,
-            token,
-            str(status),
-            self.now(),
-            self.result_ttl,
-            result or "",
-            error or "",
-            traceback or "",
+        return bool(
+            await self._completer(
+                (task_id, token, str(status), result or "", error or "", traceback or "")
+            )
         )
-        return bool(done)
+
+    async def _complete_many(self, items: Sequence[tuple[str, ...]]) -> Sequence[Any]:
+        args = [field for item in items for field in item]
+        return list(await self._script("complete", self.now(), self.result_ttl, *args))
 
     async def retry(
         self, task_id: str, token: str, eta: float, *, error: str, traceback: str | None

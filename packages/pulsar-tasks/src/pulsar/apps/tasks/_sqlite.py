@@ -22,6 +22,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -88,7 +89,16 @@ class SQLiteBackend(Backend):
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA busy_timeout = 10000")
             if self.path != ":memory:":
-                conn.execute("PRAGMA journal_mode = WAL")
+                # switching a new database to WAL needs an exclusive lock that the busy
+                # timeout does not wait for: two processes opening it at once retry
+                for attempt in range(100):
+                    try:
+                        conn.execute("PRAGMA journal_mode = WAL")
+                        break
+                    except sqlite3.OperationalError as exc:
+                        if "locked" not in str(exc) or attempt == 99:
+                            raise
+                        time.sleep(0.02)
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.executescript(_SCHEMA)
             self._conn = conn
