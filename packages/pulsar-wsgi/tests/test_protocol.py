@@ -33,6 +33,23 @@ async def test_pipelined_answers_in_order() -> None:
     protocol.connection_lost(None)
 
 
+async def test_many_pipelined_requests_in_one_read_inline() -> None:
+    """Inline responses are sent synchronously, one after the other, without recursion."""
+    protocol, transport = fake_connection(hello, thread_workers=0)
+    protocol.data_received(GET * 2000)
+    responses = parse_responses(transport.take())
+    assert len(responses) == 2000 and all(r.status == 200 for r in responses)
+    assert not transport.closed
+    protocol.connection_lost(None)
+
+
+async def test_inline_list_response_needs_no_loop_iteration() -> None:
+    protocol, transport = fake_connection(hello, thread_workers=0)
+    protocol.data_received(GET + b"POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc")
+    assert transport.buffer.count(b"HTTP/1.1 200") == 2  # answered before any await
+    protocol.connection_lost(None)
+
+
 async def test_pipeline_backlog_pauses_reading() -> None:
     release = threading.Event()
 

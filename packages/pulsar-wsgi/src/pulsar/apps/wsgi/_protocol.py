@@ -69,8 +69,9 @@ class ServerState:
     Args:
         app: the WSGI callable.
         cfg: a :class:`pulsar.Config` with the ``wsgi`` settings (None: defaults).
-        executor: an executor running the callable instead of the server's own pool (a
-            :class:`~._pool.CallPool` of ``thread_workers`` threads, shut down by :meth:`close`).
+        executor: an executor running the callable; by default the running pulsar actor's
+            executor (its threads know their actor: ``pulsar.get_actor()``), else a
+            :class:`~._pool.CallPool` of ``thread_workers`` threads owned (and shut down) here.
         on_request: called after each response (e.g. the ``max_requests`` count of a worker).
     """
 
@@ -101,6 +102,8 @@ class ServerState:
             bool(cfg.get("access_log", True)), str(cfg.get("access_log_format", ""))
         )
         self.on_request = on_request
+        #: turn TCP_NODELAY on for each connection (off when the socket layer does it already)
+        self.set_nodelay = True
         self.connections: set[HttpServerProtocol] = set()
         self.stopping = False
         #: counters (see :meth:`statistics`)
@@ -108,10 +111,11 @@ class ServerState:
         self.total_connections = 0
         self._executor = executor
         self._own_executor: concurrent.futures.ThreadPoolExecutor | None = None
-        #: the pool running the callable (None: ``executor`` does, or inline mode)
-        self.pool: CallPool | None = (
-            CallPool(self.thread_workers) if self.threaded and executor is None else None
-        )
+        #: an executor given to the constructor (the callable's result comes back as a future)
+        self.custom_executor = executor is not None
+        #: the pool this server owns when it runs outside a pulsar actor (created on first use)
+        self.pool: CallPool | None = None
+        self._submit: Callable[[Callable[[Any], Any], Any], Any] | None = None
 
     @property
     def executor(self) -> concurrent.futures.Executor:
@@ -130,6 +134,26 @@ class ServerState:
                 )
                 self._executor = self._own_executor
         return self._executor
+
+    def submit(self, fn: Callable[[Any], Any], arg: Any) -> None:
+        """Run ``fn(arg)`` in the thread pool; ``fn`` reports its outcome itself (no future is
+        waited for). Inside a pulsar actor the actor's executor runs it, else :attr:`pool`.
+
+        Raises:
+            RuntimeError: the pool is shut down.
+        """
+        submit = self._submit
+        if submit is None:
+            import pulsar
+
+            actor = pulsar.get_actor()
+            if self._executor is not None or actor is not None:
+                submit = self.executor.submit
+            else:
+                self.pool = CallPool(self.thread_workers)
+                submit = self.pool.submit
+            self._submit = submit
+        submit(fn, arg)
 
     def statistics(self) -> dict[str, Any]:
         """Counters: open connections, connections served, requests served."""
@@ -171,6 +195,8 @@ class ServerState:
             self._executor = None
         if self.pool is not None:
             self.pool.shutdown()
+            self.pool = None
+            self._submit = None
 
 
 class FlowControl:
@@ -301,12 +327,13 @@ class HttpServerProtocol(asyncio.Protocol):
         self.environ_base = state.environ.connection_base(
             peer=self.peer, sockname=self.sockname, scheme=self.scheme
         )
-        sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:  # pragma: no cover - platform dependent
-                pass
+        if state.set_nodelay:
+            sock = transport.get_extra_info("socket")
+            if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+                try:
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                except OSError:  # pragma: no cover - platform dependent
+                    pass
         state.connections.add(self)
         state.total_connections += 1
         self._set_timer(Timer.HEAD, state.header_timeout)

@@ -165,6 +165,7 @@ class WSGIServer(_Base):
             count_connections=False,
         )
         factory.configure(self.cfg, server.request_done)
+        factory.state.set_nodelay = False  # pulsar's ServerConnection sets TCP_NODELAY already
         return server
 
     async def worker_start(self, worker: Any) -> None:
