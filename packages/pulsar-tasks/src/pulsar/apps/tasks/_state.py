@@ -18,7 +18,7 @@ from __future__ import annotations
 import enum
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from ._errors import TaskFailed
@@ -123,7 +123,7 @@ class Task:
     # -- conversions ---------------------------------------------------------------------------
     def to_row(self) -> dict[str, Any]:
         """A flat dict of strings/numbers/None (a SQLite row or a Redis hash)."""
-        row = asdict(self)
+        row = {key: getattr(self, key) for key in _FIELD_NAMES}  # flat: no deep copy needed
         row["status"] = str(self.status)
         return row
 
@@ -169,3 +169,6 @@ class Task:
         except ValueError:
             out["result"] = self.result
         return out
+
+
+_FIELD_NAMES = tuple(Task.__dataclass_fields__)
