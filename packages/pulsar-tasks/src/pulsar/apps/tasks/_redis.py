@@ -10,7 +10,8 @@ Keys, under a prefix (``pulsar-tasks``, or ``?prefix=name`` in the URL):
 * ``{p}:all``: sorted set of every task id scored by the time it was queued (listing);
 * ``{p}:ov:<key>``: the task holding an ``overlap=False`` key;
 * ``{p}:wake:<queue>``: a short list pushed on enqueue, BLPOP-ed by idle workers;
-* ``{p}:jobs``: hash of job descriptions; channel ``{p}:done:<id>``: published when final.
+* ``{p}:jobs``: hash of job descriptions; channel ``{p}:done:<id>``: the final record (JSON),
+  published when the task ends.
 
 Every state change is one Lua script, so it is atomic. Finished records get an EXPIRE of the
 result TTL. The client retries commands with exponential back-off on connection errors, so
@@ -21,6 +22,7 @@ delivered again: at-least-once).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 from collections.abc import Awaitable, Callable, Sequence
@@ -45,7 +47,11 @@ local function finalize(k, id, status, now, ttl)
     redis.call('DEL', p..':ov:'..ov)
   end
   if tonumber(ttl) > 0 then redis.call('EXPIRE', k, math.ceil(tonumber(ttl))) end
-  redis.call('PUBLISH', p..':done:'..id, status)
+  -- the final record itself: a waiter needs no read after the message
+  local flat = redis.call('HGETALL', k)
+  local row = {}
+  for j = 1, #flat, 2 do row[flat[j]] = flat[j + 1] end
+  redis.call('PUBLISH', p..':done:'..id, cjson.encode(row))
 end
 """
 
@@ -490,7 +496,12 @@ class RedisBackend(Backend):
                 if remaining <= 0:
                     raise TimeoutError(f"task {task_id} not done after {timeout}s")
                 # a message, or a re-check every second (a message lost to a reconnection)
-                await pubsub.get_message(timeout=remaining)
+                msg = await pubsub.get_message(timeout=remaining)
+                if msg is not None and msg["type"] == "message":
+                    with contextlib.suppress(ValueError, KeyError, TypeError):
+                        task = Task.from_row(json.loads(msg["data"]))  # the final record
+                        if task.done:
+                            return task
         finally:
             try:
                 await pubsub.aclose()
