@@ -1,6 +1,8 @@
 """Tests for pulsar._deferred: Twisted chain semantics, the asyncio bridge and the helpers.
 
-Async tests are plain functions running a coroutine with ``asyncio.run`` (no plugin needed).
+Async tests are ``async def`` functions run on the pulsar loop by the pulsar-test plugin. The
+tests about behaviour without a running loop stay sync, and so does the one that needs a loop of
+its own that is not running (``Deferred(loop=...)``).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import concurrent.futures
 import gc
 import logging
 import time
-from collections.abc import Coroutine, Generator
+from collections.abc import Generator
 from typing import Any
 
 import pytest
@@ -24,10 +26,6 @@ from pulsar._deferred import (
     maybe_async,
     multi_async,
 )
-
-
-def run(coro: Coroutine[Any, Any, Any]) -> Any:
-    return asyncio.run(coro)
 
 
 async def value_later(value: Any, delay: float = 0) -> Any:
@@ -464,61 +462,49 @@ def test_error_after_retrieval_is_logged_again(caplog: pytest.LogCaptureFixture)
 # ---------------------------------------------------------------------- awaitables in the chain
 
 
-def test_callback_returning_coroutine_pauses_until_it_succeeds() -> None:
-    async def main() -> Any:
-        d = fired(2)
-        d.add_callback(lambda r: value_later(r * 2, 0.001))
-        d.add_callback(lambda r: r + 1)
-        assert not d.done()
-        return await d
-
-    assert run(main()) == 5
+async def test_callback_returning_coroutine_pauses_until_it_succeeds() -> None:
+    d = fired(2)
+    d.add_callback(lambda r: value_later(r * 2, 0.001))
+    d.add_callback(lambda r: r + 1)
+    assert not d.done()
+    assert await d == 5
 
 
-def test_callback_returning_coroutine_that_fails() -> None:
-    async def main() -> Any:
-        d = fired(None)
-        d.add_callback(lambda r: fail_later(ValueError("async boom")))
-        d.add_callback(lambda r: pytest.fail("skipped"))
-        d.add_errback(lambda exc: f"caught {exc}")
-        return await d
-
-    assert run(main()) == "caught async boom"
+async def test_callback_returning_coroutine_that_fails() -> None:
+    d = fired(None)
+    d.add_callback(lambda r: fail_later(ValueError("async boom")))
+    d.add_callback(lambda r: pytest.fail("skipped"))
+    d.add_errback(lambda exc: f"caught {exc}")
+    assert await d == "caught async boom"
 
 
-def test_callback_returning_futures() -> None:
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
-        done_fut = loop.create_future()
-        done_fut.set_result("now")
-        d = fired(None).add_callback(lambda r: done_fut)
-        assert d.result() == "now"  # a done future is read synchronously
+async def test_callback_returning_futures() -> None:
+    loop = asyncio.get_running_loop()
+    done_fut = loop.create_future()
+    done_fut.set_result("now")
+    d = fired(None).add_callback(lambda r: done_fut)
+    assert d.result() == "now"  # a done future is read synchronously
 
-        pending = loop.create_future()
-        e = fired(None).add_callback(lambda r: pending)
-        assert not e.done()
-        loop.call_soon(pending.set_exception, KeyError("later"))
-        with pytest.raises(KeyError):
-            await e
+    pending = loop.create_future()
+    e = fired(None).add_callback(lambda r: pending)
+    assert not e.done()
+    loop.call_soon(pending.set_exception, KeyError("later"))
+    with pytest.raises(KeyError):
+        await e
 
-        cancelled = loop.create_future()
-        cancelled.cancel("gone")
-        f = fired(None).add_callback(lambda r: cancelled)
-        assert f.cancelled()
-
-    run(main())
+    cancelled = loop.create_future()
+    cancelled.cancel("gone")
+    f = fired(None).add_callback(lambda r: cancelled)
+    assert f.cancelled()
 
 
-def test_callback_returning_custom_awaitable() -> None:
+async def test_callback_returning_custom_awaitable() -> None:
     class Ready:
         def __await__(self) -> Generator[Any, None, str]:
             yield from asyncio.sleep(0).__await__()
             return "custom"
 
-    async def main() -> Any:
-        return await fired(None).add_callback(lambda r: Ready())
-
-    assert run(main()) == "custom"
+    assert await fired(None).add_callback(lambda r: Ready()) == "custom"
 
 
 def test_coroutine_in_chain_without_loop_is_an_error() -> None:
@@ -529,6 +515,8 @@ def test_coroutine_in_chain_without_loop_is_an_error() -> None:
 
 
 def test_deferred_with_loop_schedules_coroutines_on_it() -> None:
+    # Stays sync with a loop of its own: the callback must fire while no loop runs, so the
+    # coroutine can only be scheduled on the ``loop=`` given to the Deferred.
     loop = asyncio.new_event_loop()
     try:
         d: Deferred[Any] = Deferred(loop=loop)
@@ -540,122 +528,101 @@ def test_deferred_with_loop_schedules_coroutines_on_it() -> None:
         loop.close()
 
 
-def test_cancel_while_paused_cancels_the_task() -> None:
-    async def main() -> None:
-        inner_saw: list[Any] = []
+async def test_cancel_while_paused_cancels_the_task() -> None:
+    inner_saw: list[Any] = []
 
-        async def slow() -> None:
-            try:
-                await asyncio.sleep(10)
-            except asyncio.CancelledError:
-                inner_saw.append("cancelled")
-                raise
+    async def slow() -> None:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            inner_saw.append("cancelled")
+            raise
 
-        d = fired(None)
-        d.add_callback(lambda r: slow())
-        await asyncio.sleep(0)  # let the task start
-        assert d.cancel("enough") is True
-        with pytest.raises(asyncio.CancelledError):
-            await d
-        assert inner_saw == ["cancelled"]
-        assert d.cancelled()
-
-    run(main())
+    d = fired(None)
+    d.add_callback(lambda r: slow())
+    await asyncio.sleep(0)  # let the task start
+    assert d.cancel("enough") is True
+    with pytest.raises(asyncio.CancelledError):
+        await d
+    assert inner_saw == ["cancelled"]
+    assert d.cancelled()
 
 
 # ---------------------------------------------------------------------- asyncio bridge
 
 
-def test_await_done_and_pending_deferreds() -> None:
-    async def main() -> None:
-        assert await fired(7) == 7
-        with pytest.raises(ValueError):
-            await failed(ValueError("x"))
-        d: Deferred[Any] = Deferred()
-        asyncio.get_running_loop().call_soon(d.callback, "later")
-        assert await d == "later"
-        assert await d == "later"  # awaiting does not consume the result
-        assert d.result() == "later"
-
-    run(main())
+async def test_await_done_and_pending_deferreds() -> None:
+    assert await fired(7) == 7
+    with pytest.raises(ValueError):
+        await failed(ValueError("x"))
+    d: Deferred[Any] = Deferred()
+    asyncio.get_running_loop().call_soon(d.callback, "later")
+    assert await d == "later"
+    assert await d == "later"  # awaiting does not consume the result
+    assert d.result() == "later"
 
 
-def test_cancelling_the_awaiting_task_cancels_the_deferred() -> None:
-    async def main() -> None:
-        d: Deferred[Any] = Deferred()
-        task = asyncio.ensure_future(d)
-        await asyncio.sleep(0)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        assert d.cancelled()
-
-    run(main())
+async def test_cancelling_the_awaiting_task_cancels_the_deferred() -> None:
+    d: Deferred[Any] = Deferred()
+    task = asyncio.ensure_future(d)
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert d.cancelled()
 
 
-def test_gather_and_ensure_future_of_deferreds() -> None:
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
-        ds: list[Deferred[Any]] = [Deferred() for _ in range(3)]
-        for i, d in enumerate(reversed(ds)):
-            loop.call_soon(d.callback, i)
-        assert await asyncio.gather(*ds, fired("x")) == [2, 1, 0, "x"]
-        task = asyncio.ensure_future(fired(1).add_callback(lambda r: value_later(r + 1)))
-        assert await task == 2
-
-    run(main())
+async def test_gather_and_ensure_future_of_deferreds() -> None:
+    loop = asyncio.get_running_loop()
+    ds: list[Deferred[Any]] = [Deferred() for _ in range(3)]
+    for i, d in enumerate(reversed(ds)):
+        loop.call_soon(d.callback, i)
+    assert await asyncio.gather(*ds, fired("x")) == [2, 1, 0, "x"]
+    task = asyncio.ensure_future(fired(1).add_callback(lambda r: value_later(r + 1)))
+    assert await task == 2
 
 
-def test_as_future_mirrors_value_error_and_cancellation() -> None:
-    async def main() -> None:
-        d: Deferred[Any] = Deferred()
-        fut = d.as_future()
-        d.add_callback(lambda r: r * 2)  # added after: does not affect the future
-        d.callback(21)
-        assert await fut == 21
-        assert d.result() == 42
+async def test_as_future_mirrors_value_error_and_cancellation() -> None:
+    d: Deferred[Any] = Deferred()
+    fut = d.as_future()
+    d.add_callback(lambda r: r * 2)  # added after: does not affect the future
+    d.callback(21)
+    assert await fut == 21
+    assert d.result() == 42
 
-        e = failed(KeyError("k"))
-        with pytest.raises(KeyError):
-            await e.as_future()
+    e = failed(KeyError("k"))
+    with pytest.raises(KeyError):
+        await e.as_future()
 
-        c: Deferred[Any] = Deferred()
-        cf = c.as_future()
-        c.cancel("why")
-        assert cf.cancelled()
-        with pytest.raises(asyncio.CancelledError, match="why"):
-            await cf
+    c: Deferred[Any] = Deferred()
+    cf = c.as_future()
+    c.cancel("why")
+    assert cf.cancelled()
+    with pytest.raises(asyncio.CancelledError, match="why"):
+        await cf
 
-        s = failed(StopIteration())
-        with pytest.raises(RuntimeError, match="StopIteration"):
-            await s.as_future()
-
-    run(main())
+    s = failed(StopIteration())
+    with pytest.raises(RuntimeError, match="StopIteration"):
+        await s.as_future()
 
 
-def test_cancelling_the_future_cancels_the_deferred() -> None:
-    async def main() -> None:
-        d: Deferred[Any] = Deferred()
-        fut = d.as_future()
-        fut.cancel("from future")
-        await asyncio.sleep(0)
-        assert d.cancelled()
-        with pytest.raises(asyncio.CancelledError, match="from future"):
-            d.result()
-
-    run(main())
+async def test_cancelling_the_future_cancels_the_deferred() -> None:
+    d: Deferred[Any] = Deferred()
+    fut = d.as_future()
+    fut.cancel("from future")
+    await asyncio.sleep(0)
+    assert d.cancelled()
+    with pytest.raises(asyncio.CancelledError, match="from future"):
+        d.result()
 
 
-def test_chain_cancelling_its_future_is_not_cancelled_again() -> None:
-    async def main() -> None:
-        d: Deferred[Any] = Deferred()
-        fut = d.as_future()
-        d.add_errback(lambda exc: value_later("recovered", 0.001))
-        d.cancel()  # mirrors a cancellation into fut, then the chain recovers asynchronously
-        assert fut.cancelled()
-        assert await d == "recovered"
-
-    run(main())
+async def test_chain_cancelling_its_future_is_not_cancelled_again() -> None:
+    d: Deferred[Any] = Deferred()
+    fut = d.as_future()
+    d.add_errback(lambda exc: value_later("recovered", 0.001))
+    d.cancel()  # mirrors a cancellation into fut, then the chain recovers asynchronously
+    assert fut.cancelled()
+    assert await d == "recovered"
 
 
 def test_as_future_needs_a_loop() -> None:
@@ -663,58 +630,52 @@ def test_as_future_needs_a_loop() -> None:
         Deferred().as_future()
 
 
-def test_from_future_value_error_and_cancel() -> None:
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
-        fut = loop.create_future()
-        d = Deferred.from_future(fut)
-        assert not d.called
-        fut.set_result(3)
-        await asyncio.sleep(0)
-        assert d.result() == 3
+async def test_from_future_value_error_and_cancel() -> None:
+    loop = asyncio.get_running_loop()
+    fut = loop.create_future()
+    d = Deferred.from_future(fut)
+    assert not d.called
+    fut.set_result(3)
+    await asyncio.sleep(0)
+    assert d.result() == 3
 
-        done = loop.create_future()
-        done.set_exception(ValueError("sync"))
-        assert isinstance(Deferred.from_future(done).exception(), ValueError)
+    done = loop.create_future()
+    done.set_exception(ValueError("sync"))
+    assert isinstance(Deferred.from_future(done).exception(), ValueError)
 
-        cancelled = loop.create_future()
-        dc = Deferred.from_future(cancelled)
-        cancelled.cancel()
-        await asyncio.sleep(0)
-        assert dc.cancelled()
+    cancelled = loop.create_future()
+    dc = Deferred.from_future(cancelled)
+    cancelled.cancel()
+    await asyncio.sleep(0)
+    assert dc.cancelled()
 
-        assert await Deferred.from_future(value_later("coro")) == "coro"
-        with pytest.raises(ValueError):
-            await Deferred.from_future(fail_later(ValueError("coro failed")))
+    assert await Deferred.from_future(value_later("coro")) == "coro"
+    with pytest.raises(ValueError):
+        await Deferred.from_future(fail_later(ValueError("coro failed")))
 
-        existing = fired(1)
-        assert Deferred.from_future(existing) is existing
+    existing = fired(1)
+    assert Deferred.from_future(existing) is existing
 
-        with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            assert await Deferred.from_future(pool.submit(lambda: "thread")) == "thread"
-
-    run(main())
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        assert await Deferred.from_future(pool.submit(lambda: "thread")) == "thread"
 
 
-def test_cancelling_from_future_deferred_cancels_the_task() -> None:
-    async def main() -> None:
-        started = asyncio.Event()
+async def test_cancelling_from_future_deferred_cancels_the_task() -> None:
+    started = asyncio.Event()
 
-        async def slow() -> None:
-            started.set()
-            await asyncio.sleep(10)
+    async def slow() -> None:
+        started.set()
+        await asyncio.sleep(10)
 
-        task = asyncio.ensure_future(slow())
-        d = Deferred.from_future(task)
-        await started.wait()
-        assert d.cancel() is True
-        assert d.cancelled()  # fires at once, like Twisted
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        await asyncio.sleep(0)  # the task's done-callback is dropped, no AlreadyCalledError
-        assert d.cancelled()
-
-    run(main())
+    task = asyncio.ensure_future(slow())
+    d = Deferred.from_future(task)
+    await started.wait()
+    assert d.cancel() is True
+    assert d.cancelled()  # fires at once, like Twisted
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await asyncio.sleep(0)  # the task's done-callback is dropped, no AlreadyCalledError
+    assert d.cancelled()
 
 
 def test_from_future_coroutine_without_loop() -> None:
@@ -725,28 +686,25 @@ def test_from_future_coroutine_without_loop() -> None:
 # ---------------------------------------------------------------------- maybe_async
 
 
-def test_maybe_async_on_every_kind() -> None:
+async def test_maybe_async_on_every_kind() -> None:
     class Custom:
         def __await__(self) -> Generator[Any, None, str]:
             return (yield from value_later("custom").__await__())
 
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
-        plain = maybe_async(5)
-        assert asyncio.isfuture(plain) and plain.done() and plain.result() == 5
-        err = ValueError("a value, not an error")
-        assert maybe_async(err).result() is err
-        fut = loop.create_future()
-        assert maybe_async(fut) is fut
-        task = maybe_async(value_later("coro"))
-        assert isinstance(task, asyncio.Task)
-        assert await task == "coro"
-        assert await maybe_async(fired("deferred")) == "deferred"
-        assert await maybe_async(Custom()) == "custom"
-        with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            assert await maybe_async(pool.submit(lambda: "cf")) == "cf"
-
-    run(main())
+    loop = asyncio.get_running_loop()
+    plain = maybe_async(5)
+    assert asyncio.isfuture(plain) and plain.done() and plain.result() == 5
+    err = ValueError("a value, not an error")
+    assert maybe_async(err).result() is err
+    fut = loop.create_future()
+    assert maybe_async(fut) is fut
+    task = maybe_async(value_later("coro"))
+    assert isinstance(task, asyncio.Task)
+    assert await task == "coro"
+    assert await maybe_async(fired("deferred")) == "deferred"
+    assert await maybe_async(Custom()) == "custom"
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        assert await maybe_async(pool.submit(lambda: "cf")) == "cf"
 
 
 def test_maybe_async_needs_a_loop() -> None:
@@ -766,253 +724,214 @@ def test_maybe_async_needs_a_loop() -> None:
 Point = collections.namedtuple("Point", "x y")
 
 
-def test_multi_async_preserves_shapes() -> None:
-    async def main() -> None:
-        assert await multi_async([value_later(1), 2, fired(3)]) == [1, 2, 3]
-        result = await multi_async((value_later("a", 0.002), value_later("b")))
-        assert result == ("a", "b") and type(result) is tuple
-        mapping = await multi_async({"z": value_later(1), "a": 2, "m": value_later(3)})
-        assert mapping == {"z": 1, "a": 2, "m": 3}
-        assert list(mapping) == ["z", "a", "m"]
-        assert await multi_async({value_later(1), 2}) == {1, 2}
-        assert await multi_async(frozenset([value_later(1)])) == frozenset([1])
-        point = await multi_async(Point(value_later(1), 2))
-        assert point == Point(1, 2) and type(point) is Point
-        ordered = await multi_async(collections.OrderedDict(b=value_later(1), a=2))
-        assert type(ordered) is collections.OrderedDict and list(ordered.items()) == [
-            ("b", 1),
-            ("a", 2),
-        ]
-        default = collections.defaultdict(list, {"k": value_later(1)})
-        got = await multi_async(default)
-        assert type(got) is collections.defaultdict and got["missing"] == []
-
-    run(main())
+async def test_multi_async_preserves_shapes() -> None:
+    assert await multi_async([value_later(1), 2, fired(3)]) == [1, 2, 3]
+    result = await multi_async((value_later("a", 0.002), value_later("b")))
+    assert result == ("a", "b") and type(result) is tuple
+    mapping = await multi_async({"z": value_later(1), "a": 2, "m": value_later(3)})
+    assert mapping == {"z": 1, "a": 2, "m": 3}
+    assert list(mapping) == ["z", "a", "m"]
+    assert await multi_async({value_later(1), 2}) == {1, 2}
+    assert await multi_async(frozenset([value_later(1)])) == frozenset([1])
+    point = await multi_async(Point(value_later(1), 2))
+    assert point == Point(1, 2) and type(point) is Point
+    ordered = await multi_async(collections.OrderedDict(b=value_later(1), a=2))
+    assert type(ordered) is collections.OrderedDict and list(ordered.items()) == [
+        ("b", 1),
+        ("a", 2),
+    ]
+    default = collections.defaultdict(list, {"k": value_later(1)})
+    got = await multi_async(default)
+    assert type(got) is collections.defaultdict and got["missing"] == []
 
 
-def test_multi_async_nested_and_edge_cases() -> None:
-    async def main() -> None:
-        nested = {"a": [value_later(1), (value_later(2), {"b": value_later(3)})], "c": "s"}
-        assert await multi_async(nested) == {"a": [1, (2, {"b": 3})], "c": "s"}
-        plain = [1, [2, 3], {"x": 4}]
-        assert await multi_async(plain) == plain
-        assert await multi_async([]) == []
-        assert await multi_async(value_later("leaf")) == "leaf"
-        assert await multi_async("string") == "string"
-        coro = value_later("shared")
-        assert await multi_async([coro, coro]) == ["shared", "shared"]
-
-    run(main())
+async def test_multi_async_nested_and_edge_cases() -> None:
+    nested = {"a": [value_later(1), (value_later(2), {"b": value_later(3)})], "c": "s"}
+    assert await multi_async(nested) == {"a": [1, (2, {"b": 3})], "c": "s"}
+    plain = [1, [2, 3], {"x": 4}]
+    assert await multi_async(plain) == plain
+    assert await multi_async([]) == []
+    assert await multi_async(value_later("leaf")) == "leaf"
+    assert await multi_async("string") == "string"
+    coro = value_later("shared")
+    assert await multi_async([coro, coro]) == ["shared", "shared"]
 
 
-def test_multi_async_is_concurrent() -> None:
-    async def main() -> float:
-        start = time.perf_counter()
-        await multi_async([asyncio.sleep(0.05) for _ in range(10)])
-        return time.perf_counter() - start
-
-    assert run(main()) < 0.4
+async def test_multi_async_is_concurrent() -> None:
+    start = time.perf_counter()
+    await multi_async([asyncio.sleep(0.05) for _ in range(10)])
+    assert time.perf_counter() - start < 0.4
 
 
-def test_multi_async_errors_first_cancels_the_rest() -> None:
-    async def main() -> None:
-        cancelled: list[str] = []
+async def test_multi_async_errors_first_cancels_the_rest() -> None:
+    cancelled: list[str] = []
 
-        async def slow() -> None:
-            try:
-                await asyncio.sleep(10)
-            except asyncio.CancelledError:
-                cancelled.append("slow")
-                raise
+    async def slow() -> None:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            cancelled.append("slow")
+            raise
 
-        with pytest.raises(KeyError, match="first"):
-            await multi_async(
-                [slow(), fail_later(KeyError("first")), fail_later(ValueError("second"), 0.01)]
-            )
-        assert cancelled == ["slow"]
-        with pytest.raises(KeyError):
-            await multi_async({"a": fail_later(KeyError("x"))}, raise_on_error=True)
-
-    run(main())
-
-
-def test_multi_async_errors_group() -> None:
-    async def main() -> None:
-        with pytest.raises(ExceptionGroup) as info:
-            await multi_async(
-                [fail_later(KeyError("a"), 0.002), 1, value_later(2), fail_later(ValueError("b"))],
-                errors="group",
-            )
-        assert [type(e) for e in info.value.exceptions] == [KeyError, ValueError]
-        assert "2 of 3" in str(info.value)
-        assert await multi_async([value_later(1)], errors="group") == [1]
-
-        loop = asyncio.get_running_loop()
-        fut = loop.create_future()
-        fut.cancel()
-        with pytest.raises(BaseExceptionGroup) as binfo:
-            await multi_async([fut, fail_later(KeyError())], errors="group")
-        assert not isinstance(binfo.value, ExceptionGroup)
-
-    run(main())
-
-
-def test_multi_async_errors_return() -> None:
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
-        fut = loop.create_future()
-        fut.cancel()
-        result = await multi_async(
-            {"ok": value_later(1), "bad": fail_later(KeyError("k")), "gone": fut},
-            errors="return",
+    with pytest.raises(KeyError, match="first"):
+        await multi_async(
+            [slow(), fail_later(KeyError("first")), fail_later(ValueError("second"), 0.01)]
         )
-        assert result["ok"] == 1
-        assert isinstance(result["bad"], KeyError)
-        assert isinstance(result["gone"], asyncio.CancelledError)
-        same = await multi_async([fail_later(ValueError())], raise_on_error=False)
-        assert isinstance(same[0], ValueError)
-
-    run(main())
+    assert cancelled == ["slow"]
+    with pytest.raises(KeyError):
+        await multi_async({"a": fail_later(KeyError("x"))}, raise_on_error=True)
 
 
-def test_multi_async_argument_errors() -> None:
-    async def main() -> None:
-        with pytest.raises(TypeError):
-            await multi_async([], errors="first", raise_on_error=True)
-        with pytest.raises(ValueError):
-            await multi_async([], errors="all")  # type: ignore[arg-type]
+async def test_multi_async_errors_group() -> None:
+    with pytest.raises(ExceptionGroup) as info:
+        await multi_async(
+            [fail_later(KeyError("a"), 0.002), 1, value_later(2), fail_later(ValueError("b"))],
+            errors="group",
+        )
+    assert [type(e) for e in info.value.exceptions] == [KeyError, ValueError]
+    assert "2 of 3" in str(info.value)
+    assert await multi_async([value_later(1)], errors="group") == [1]
 
-    run(main())
+    loop = asyncio.get_running_loop()
+    fut = loop.create_future()
+    fut.cancel()
+    with pytest.raises(BaseExceptionGroup) as binfo:
+        await multi_async([fut, fail_later(KeyError())], errors="group")
+    assert not isinstance(binfo.value, ExceptionGroup)
 
 
-def test_cancelling_multi_async_cancels_children() -> None:
-    async def main() -> None:
-        cancelled: list[int] = []
+async def test_multi_async_errors_return() -> None:
+    loop = asyncio.get_running_loop()
+    fut = loop.create_future()
+    fut.cancel()
+    result = await multi_async(
+        {"ok": value_later(1), "bad": fail_later(KeyError("k")), "gone": fut},
+        errors="return",
+    )
+    assert result["ok"] == 1
+    assert isinstance(result["bad"], KeyError)
+    assert isinstance(result["gone"], asyncio.CancelledError)
+    same = await multi_async([fail_later(ValueError())], raise_on_error=False)
+    assert isinstance(same[0], ValueError)
 
-        async def slow(i: int) -> None:
-            try:
-                await asyncio.sleep(10)
-            except asyncio.CancelledError:
-                cancelled.append(i)
-                raise
 
-        task = asyncio.ensure_future(multi_async([slow(1), slow(2)]))
-        await asyncio.sleep(0.001)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        await asyncio.sleep(0)
-        assert sorted(cancelled) == [1, 2]
+async def test_multi_async_argument_errors() -> None:
+    with pytest.raises(TypeError):
+        await multi_async([], errors="first", raise_on_error=True)
+    with pytest.raises(ValueError):
+        await multi_async([], errors="all")  # type: ignore[arg-type]
 
-    run(main())
+
+async def test_cancelling_multi_async_cancels_children() -> None:
+    cancelled: list[int] = []
+
+    async def slow(i: int) -> None:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            cancelled.append(i)
+            raise
+
+    task = asyncio.ensure_future(multi_async([slow(1), slow(2)]))
+    await asyncio.sleep(0.001)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await asyncio.sleep(0)
+    assert sorted(cancelled) == [1, 2]
 
 
 # ---------------------------------------------------------------------- async_while
 
 
-def test_async_while_until_falsy() -> None:
-    async def main() -> None:
-        counter = iter([3, 2, 1, 0])
-        calls: list[Any] = []
+async def test_async_while_until_falsy() -> None:
+    counter = iter([3, 2, 1, 0])
+    calls: list[Any] = []
 
-        def predicate(tag: str) -> int:
-            calls.append(tag)
-            return next(counter)
+    def predicate(tag: str) -> int:
+        calls.append(tag)
+        return next(counter)
 
-        assert await async_while(1.0, predicate, "t", interval=0) == 0
-        assert calls == ["t"] * 4
+    assert await async_while(1.0, predicate, "t", interval=0) == 0
+    assert calls == ["t"] * 4
 
-        remaining = [2]
+    remaining = [2]
 
-        async def apredicate() -> list[int]:
-            remaining[0] -= 1
-            return [remaining[0]] if remaining[0] else []
+    async def apredicate() -> list[int]:
+        remaining[0] -= 1
+        return [remaining[0]] if remaining[0] else []
 
-        assert await async_while(None, apredicate, interval=0.001) == []
-
-    run(main())
+    assert await async_while(None, apredicate, interval=0.001) == []
 
 
-def test_async_while_timeout_returns_last_truthy_value() -> None:
-    async def main() -> tuple[Any, float, int]:
-        calls = []
+async def test_async_while_timeout_returns_last_truthy_value() -> None:
+    calls = []
 
-        def predicate() -> str:
-            calls.append(1)
-            return "still busy"
+    def predicate() -> str:
+        calls.append(1)
+        return "still busy"
 
-        start = time.perf_counter()
-        value = await async_while(0.05, predicate, interval=0.01)
-        return value, time.perf_counter() - start, len(calls)
-
-    value, elapsed, calls = run(main())
+    start = time.perf_counter()
+    value = await async_while(0.05, predicate, interval=0.01)
+    elapsed = time.perf_counter() - start
     assert value == "still busy"
     assert 0.045 <= elapsed < 0.5
-    assert calls >= 3
+    assert len(calls) >= 3
 
 
-def test_async_while_zero_timeout_and_errors() -> None:
-    async def main() -> None:
-        calls: list[int] = []
-        assert await async_while(0, lambda: calls.append(1) or True) is True
-        assert calls == [1]
-        with pytest.raises(ValueError):
-            await async_while(1, bool, interval=-1)
-        with pytest.raises(ZeroDivisionError):
-            await async_while(1, lambda: 1 / 0)
-
-    run(main())
+async def test_async_while_zero_timeout_and_errors() -> None:
+    calls: list[int] = []
+    assert await async_while(0, lambda: calls.append(1) or True) is True
+    assert calls == [1]
+    with pytest.raises(ValueError):
+        await async_while(1, bool, interval=-1)
+    with pytest.raises(ZeroDivisionError):
+        await async_while(1, lambda: 1 / 0)
 
 
 # ---------------------------------------------------------------------- chain_future
 
 
-def test_chain_future_transforms_into_new_future() -> None:
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
-        src = loop.create_future()
-        nxt = chain_future(src, callback=lambda r: r + 1)
-        assert asyncio.isfuture(nxt) and nxt is not src
-        src.set_result(1)
-        assert await nxt == 2
+async def test_chain_future_transforms_into_new_future() -> None:
+    loop = asyncio.get_running_loop()
+    src = loop.create_future()
+    nxt = chain_future(src, callback=lambda r: r + 1)
+    assert asyncio.isfuture(nxt) and nxt is not src
+    src.set_result(1)
+    assert await nxt == 2
 
-        assert await chain_future(value_later(2), lambda r: value_later(r * 5)) == 10
-        plain = chain_future(fail_later(KeyError("e")))
-        with pytest.raises(KeyError):
-            await plain
-        recovered = chain_future(fail_later(KeyError("e")), errback=lambda exc: "fixed")
-        assert await recovered == "fixed"
+    assert await chain_future(value_later(2), lambda r: value_later(r * 5)) == 10
+    plain = chain_future(fail_later(KeyError("e")))
+    with pytest.raises(KeyError):
+        await plain
+    recovered = chain_future(fail_later(KeyError("e")), errback=lambda exc: "fixed")
+    assert await recovered == "fixed"
 
-        def bad(r: Any) -> None:
-            raise ValueError("in callback")
+    def bad(r: Any) -> None:
+        raise ValueError("in callback")
 
-        with pytest.raises(ValueError, match="in callback"):
-            await chain_future(value_later(1), callback=bad)
-
-    run(main())
+    with pytest.raises(ValueError, match="in callback"):
+        await chain_future(value_later(1), callback=bad)
 
 
-def test_chain_future_into_given_next() -> None:
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
-        target: Deferred[Any] = Deferred()
-        assert chain_future(value_later("v"), callback=str.upper, next=target) is target
-        assert await target == "V"
+async def test_chain_future_into_given_next() -> None:
+    loop = asyncio.get_running_loop()
+    target: Deferred[Any] = Deferred()
+    assert chain_future(value_later("v"), callback=str.upper, next=target) is target
+    assert await target == "V"
 
-        fut = loop.create_future()
-        assert chain_future(fired(3), next=fut) is fut
-        assert await fut == 3
+    fut = loop.create_future()
+    assert chain_future(fired(3), next=fut) is fut
+    assert await fut == 3
 
-        done = loop.create_future()
-        done.set_result("kept")
-        chain_future(value_later("ignored"), next=done)
-        await asyncio.sleep(0.001)
-        assert done.result() == "kept"
+    done = loop.create_future()
+    done.set_result("kept")
+    chain_future(value_later("ignored"), next=done)
+    await asyncio.sleep(0.001)
+    assert done.result() == "kept"
 
-        with pytest.raises(TypeError):
-            chain_future(fired(1), next=object())
-
-    run(main())
+    with pytest.raises(TypeError):
+        chain_future(fired(1), next=object())
 
 
 def test_chain_future_from_deferred_source() -> None:
@@ -1028,32 +947,29 @@ def test_chain_future_from_deferred_source() -> None:
     assert isinstance(nxt2.exception(), KeyError)
 
 
-def test_chain_future_cancelling_next_cancels_source() -> None:
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
-        src = loop.create_future()
-        nxt = chain_future(src)
-        nxt.cancel()
-        await asyncio.sleep(0)
-        assert src.cancelled()
+async def test_chain_future_cancelling_next_cancels_source() -> None:
+    loop = asyncio.get_running_loop()
+    src = loop.create_future()
+    nxt = chain_future(src)
+    nxt.cancel()
+    await asyncio.sleep(0)
+    assert src.cancelled()
 
-        dsrc: Deferred[Any] = Deferred()
-        dnext = chain_future(dsrc)
-        dnext.cancel()
-        assert dsrc.cancelled() and dnext.cancelled()
+    dsrc: Deferred[Any] = Deferred()
+    dnext = chain_future(dsrc)
+    dnext.cancel()
+    assert dsrc.cancelled() and dnext.cancelled()
 
-        started = asyncio.Event()
+    started = asyncio.Event()
 
-        async def slow_transform(r: Any) -> None:
-            started.set()
-            await asyncio.sleep(10)
+    async def slow_transform(r: Any) -> None:
+        started.set()
+        await asyncio.sleep(10)
 
-        src2 = loop.create_future()
-        src2.set_result(1)
-        nxt2 = chain_future(src2, callback=slow_transform)
-        await started.wait()
-        nxt2.cancel()
-        await asyncio.sleep(0.001)
-        assert nxt2.cancelled()
-
-    run(main())
+    src2 = loop.create_future()
+    src2.set_result(1)
+    nxt2 = chain_future(src2, callback=slow_transform)
+    await started.wait()
+    nxt2.cancel()
+    await asyncio.sleep(0.001)
+    assert nxt2.cancelled()

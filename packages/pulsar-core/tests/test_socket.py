@@ -603,23 +603,21 @@ def test_cli_malformed_address_is_a_config_error() -> None:
     assert line.startswith("error: ") and "bind" in line and "99999 out of range" in line
 
 
-def test_sigterm_finishes_in_flight_connections() -> None:
+async def test_sigterm_finishes_in_flight_connections() -> None:
     run = Run("--bind", "127.0.0.1:0", "--workers", "2", "--graceful-timeout", "10")
     try:
         (address,) = run.listening()
 
-        async def client() -> tuple[bytes, float]:
-            await asyncio.sleep(0.5)  # let the workers start
-            reader, writer = await sh.open_connection(address)
-            writer.write(b"sleep:1.5")
-            await asyncio.sleep(0.3)
-            start = time.monotonic()
-            run.proc.send_signal(signal.SIGTERM)
-            data = await asyncio.wait_for(reader.readline(), 10)
-            writer.close()
-            return data, time.monotonic() - start
-
-        data, elapsed = asyncio.run(client())
+        await asyncio.sleep(0.5)  # let the workers start
+        reader, writer = await sh.open_connection(address)
+        writer.write(b"sleep:1.5")
+        await asyncio.sleep(0.3)
+        start = time.monotonic()
+        run.proc.send_signal(signal.SIGTERM)
+        data = await asyncio.wait_for(reader.readline(), 10)
+        writer.close()
+        elapsed = time.monotonic() - start
+        await writer.wait_closed()  # closed before run.finish() blocks the loop
         assert data == b"slept\n"
         assert 0.8 < elapsed < 5
         code, err = run.finish(timeout=15)
@@ -630,23 +628,21 @@ def test_sigterm_finishes_in_flight_connections() -> None:
             run.kill()
 
 
-def test_sigterm_closes_connections_still_open_after_graceful_timeout() -> None:
+async def test_sigterm_closes_connections_still_open_after_graceful_timeout() -> None:
     run = Run("--bind", "127.0.0.1:0", "--workers", "1", "--graceful-timeout", "2")
     try:
         (address,) = run.listening()
 
-        async def client() -> tuple[bytes, float]:
-            await asyncio.sleep(0.5)
-            reader, writer = await sh.open_connection(address)
-            writer.write(b"sleep:60")
-            await asyncio.sleep(0.3)
-            start = time.monotonic()
-            run.proc.send_signal(signal.SIGTERM)
-            data = await asyncio.wait_for(reader.read(), 10)
-            writer.close()
-            return data, time.monotonic() - start
-
-        data, elapsed = asyncio.run(client())
+        await asyncio.sleep(0.5)
+        reader, writer = await sh.open_connection(address)
+        writer.write(b"sleep:60")
+        await asyncio.sleep(0.3)
+        start = time.monotonic()
+        run.proc.send_signal(signal.SIGTERM)
+        data = await asyncio.wait_for(reader.read(), 10)
+        writer.close()
+        elapsed = time.monotonic() - start
+        await writer.wait_closed()  # closed before run.finish() blocks the loop
         assert data == b""  # closed by the server
         assert 1.0 < elapsed < 2.5, elapsed
         code, err = run.finish(timeout=15)

@@ -38,7 +38,7 @@ def require_redis() -> None:
 
 
 @pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
-def backend_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
+async def backend_url(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[str]:
     """A fresh backend URL: a SQLite file in tmp_path, or Redis db 13 (flushed)."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/tasks.db"
@@ -50,22 +50,17 @@ def backend_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
 
     url = f"{REDIS_URL}?prefix=pt-{uuid.uuid4().hex[:12]}"
     yield url
-    _flush_prefix(url)
+    await _flush_prefix(url)
 
 
-def _flush_prefix(url: str) -> None:
-    import asyncio
-
+async def _flush_prefix(url: str) -> None:
     from pulsar.apps import tasks
 
-    async def flush() -> None:
-        backend = tasks.create_backend(url)
-        try:
-            await backend.flush()
-        finally:
-            await backend.close()
-
-    asyncio.run(flush())
+    backend = tasks.create_backend(url)
+    try:
+        await backend.flush()
+    finally:
+        await backend.close()
 
 
 @pytest.fixture

@@ -3,29 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 
 import pulsar.apps.test as pt
 from pulsar.apps.test._stacks import await_chain, creation_stack, format_origin
 
 
-def test_await_chain_follows_awaits() -> None:
+async def test_await_chain_follows_awaits() -> None:
     async def leaf() -> None:
         await asyncio.sleep(3600)
 
     async def middle() -> None:
         await leaf()
 
-    async def main() -> list[str]:
-        task = asyncio.create_task(middle())
-        await asyncio.sleep(0)
-        names = [frame.f_code.co_name for frame in await_chain(task.get_coro())]
-        text = pt.format_task_stacks([task])
-        task.cancel()
-        assert "in leaf" in text and "in middle" in text
-        return names
-
-    assert asyncio.run(main()) == ["middle", "leaf", "sleep"]
+    task = asyncio.create_task(middle())
+    await asyncio.sleep(0)
+    names = [frame.f_code.co_name for frame in await_chain(task.get_coro())]
+    text = pt.format_task_stacks([task])
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert "in leaf" in text and "in middle" in text
+    assert names == ["middle", "leaf", "sleep"]
 
 
 def test_creation_stack_skips_noise() -> None:
