@@ -163,8 +163,11 @@ class Monitor(ActorBase):
     def on_worker_exit(self, handle: ActorHandle, info: ExitInfo) -> None:
         """Called by the arbiter when one of this monitor's workers exited."""
         self.workers.pop(handle.aid, None)
-        if self.monitor_state is not MonitorState.RUNNING:
-            return
+        if (
+            self.monitor_state is not MonitorState.RUNNING
+            or self.arbiter.state >= ActorState.STOPPING
+        ):
+            return  # shutting down (a TERM sent to the whole process group reaches workers too)
         if handle.stop_requested:
             self.manage()
             return
