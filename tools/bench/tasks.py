@@ -1,7 +1,7 @@
 """Task queues: pulsar-tasks (Redis, SQLite) vs Celery, RQ, Dramatiq and arq.
 
     hatch run bench tasks [--n 20000] [--latency 500] [--reliability 200]
-                          [--peers celery,rq,dramatiq,arq] [--budget 1800]
+                          [--peers celery,rq,dramatiq,arq] [--budget 3600]
 
 Every system runs 2 worker processes on the local Redis (database 14, flushed before each run;
 nothing else is touched); pulsar-tasks also runs on SQLite. Peers are installed in a separate
@@ -40,6 +40,7 @@ from _common import (
     Deadline,
     Latency,
     PeerEnv,
+    Target,
     machine_info,
     managed_process,
     ratio,
@@ -595,4 +596,14 @@ def main(argv: list[str]) -> int:
             markdown=args.markdown,
         )
     )
+    peers_done = {n: r for n, r in results.items() if "pulsar" not in n}
+    if peers_done:
+        best_p50 = min(r["latency"].p50 for r in peers_done.values())
+        for name, r in results.items():
+            if "pulsar" not in name:
+                continue
+            tp = r["throughput"] / best_peer_tp
+            print(Target(f"{name} throughput vs best peer", tp, 2, False))
+            print(Target(f"{name} p50 vs best peer", r["latency"].p50 / best_p50, 0.5, True))
+            print(f"{'PASS' if r['lost'] == 0 else 'MISS'}  {name} lost: {r['lost']}")
     return 0
