@@ -68,6 +68,10 @@ _HEADER_CACHE: dict[tuple[str, str], tuple[str, bytes]] = {}
 _HEADER_CACHE_SIZE = 4096
 #: status lines: (status, reason) -> b"HTTP/1.1 200 OK\r\n" (bounded the same way)
 _STATUS_CACHE: dict[tuple[int, str | None], bytes] = {}
+#: whole response heads: (status, reason, *headers, length, no body, version, close, server) ->
+#: (bytes before the Date line, bytes after it or None when the application sent a Date,
+#: Content-Length, chunked, close); bounded the same way
+_HEAD_CACHE: dict[tuple[object, ...], tuple[bytes, bytes | None, int | None, bool, bool]] = {}
 
 
 class RecvState(enum.Enum):
@@ -81,7 +85,9 @@ class RecvState(enum.Enum):
     CLOSED = "closed"
 
 
-_TERMINAL = frozenset({RecvState.DONE, RecvState.ERROR, RecvState.CLOSED})
+_END = EndOfMessage()  # stateless: one for every request
+#: a tuple, not a set: ``in`` compares identities, where a set would call Enum.__hash__ (Python)
+_TERMINAL = (RecvState.DONE, RecvState.ERROR, RecvState.CLOSED)
 _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")}
 
 
@@ -232,6 +238,8 @@ class HttpConnection:
         self._server = f"Server: {server}\r\n".encode("latin-1") if server else b""
         self._parser = httptools.HttpRequestParser(self)
         self._events: deque[Event] = deque()
+        #: the events not read yet (what :meth:`next_event` pops; a server may pop them itself)
+        self.events = self._events
         self.recv_state = RecvState.IDLE
         self.send_state = SendState.IDLE
         #: requests whose response has not ended (the head of the queue is being answered)
@@ -390,7 +398,7 @@ class HttpConnection:
         self._events.append(Data(body))
 
     def on_message_complete(self) -> None:
-        self._events.append(EndOfMessage())
+        self._events.append(_END)
         self.recv_state = RecvState.IDLE if self._keep_alive_request else RecvState.DONE
 
     # -- sending ----------------------------------------------------------------------------------
@@ -424,17 +432,32 @@ class HttpConnection:
         """
         if self.send_state is not SendState.IDLE:
             raise LocalProtocolError(f"cannot start a response in state {self.send_state.name}")
-        status_line = _STATUS_CACHE.get((status, reason))
-        if status_line is None:
-            status_line = _status_line(status, reason)
-        method = request.method if request is not None else "GET"
         close = (
             request is None
             or not request.keep_alive
             or not self.keep_alive
             or (self.recv_state in _TERMINAL and self.unanswered <= 1)
         )
-        no_body = method == "HEAD" or status in (204, 304)
+        no_body = (request is not None and request.method == "HEAD") or status in (204, 304)
+        version = request.http_version if request is not None else None
+        # the head of a response like a previous one is the same bytes around the Date line
+        key: tuple[object, ...] | None
+        try:
+            key = (status, reason, *headers, length, no_body, version, close, self._server)
+            head = _HEAD_CACHE.get(key)
+        except TypeError:  # an unhashable header: validated (and refused) below
+            key = head = None
+        if head is not None:
+            before, after, cached_length, self._chunked, self._close_after = head
+            self._no_body = no_body
+            self._remaining = cached_length if not no_body else None
+            self.send_state = SendState.BODY
+            if after is None:  # the application sent its own Date
+                return before
+            return before + _DATE.get_line() + after
+        status_line = _STATUS_CACHE.get((status, reason))
+        if status_line is None:
+            status_line = _status_line(status, reason)
         content_length: int | None = None
         has_date = has_server = False
         out = [status_line]
@@ -471,22 +494,37 @@ class HttpConnection:
         if content_length is None and length is not None and status != 204 and status != 304:
             content_length = length
             append(b"Content-Length: %d\r\n" % length)
+        date_at = -1
         if not has_date:
+            date_at = len(out)
             append(_DATE.get_line())
         if not has_server and self._server:
             append(self._server)
         chunked = False
         if not no_body and content_length is None:
-            if request is not None and request.http_version == "1.1":
+            if version == "1.1":
                 chunked = True
                 append(b"Transfer-Encoding: chunked\r\n")
             else:
                 close = True  # HTTP/1.0 without a length: the end of the body is the close
         if close:
             append(b"Connection: close\r\n")
-        elif request is not None and request.http_version == "1.0":
+        elif version == "1.0":
             append(b"Connection: keep-alive\r\n")
         append(b"\r\n")
+        if key is not None:
+            if len(_HEAD_CACHE) >= 1024:
+                _HEAD_CACHE.clear()
+            if date_at < 0:
+                _HEAD_CACHE[key] = (b"".join(out), None, content_length, chunked, close)
+            else:
+                _HEAD_CACHE[key] = (
+                    b"".join(out[:date_at]),
+                    b"".join(out[date_at + 1 :]),
+                    content_length,
+                    chunked,
+                    close,
+                )
         self._no_body = no_body
         self._chunked = chunked
         self._remaining = content_length if not no_body else None

@@ -110,7 +110,8 @@ class RequestCycle:
         self.continue_sent = False
         self.body_bytes = 0
         self.environ: dict[str, Any] | None = None
-        self.started = time.monotonic()
+        # the start time is for the access log only
+        self.started = time.monotonic() if protocol.state.access.enabled else 0.0
         self.task: asyncio.Task[None] | None = None  # a response that continues in a task
 
     def __repr__(self) -> str:
@@ -341,7 +342,14 @@ class RequestCycle:
         if not isinstance(headers, list):
             raise TypeError(f"headers must be a list, not {type(headers).__name__}")
         for header in headers:
-            # exact types first (the usual case), isinstance() for subclasses
+            if (
+                type(header) is tuple
+                and len(header) == 2
+                and type(header[0]) is str
+                and type(header[1]) is str
+            ):
+                continue  # the usual case
+            # isinstance() for subclasses
             if (type(header) is not tuple and not isinstance(header, tuple)) or len(header) != 2:
                 raise TypeError(f"invalid header {header!r}: expected a (str, str) tuple")
             name, value = header
@@ -452,12 +460,26 @@ class RequestCycle:
         protocol = self.protocol
         if protocol.disconnected:
             raise ClientDisconnected()
+        conn = self.conn
+        if len(chunks) == 1 and not self.headers_sent:  # the usual hello world
+            chunk = chunks[0]
+            if type(chunk) is not bytes:
+                if not isinstance(chunk, _BYTES):
+                    raise TypeError(f"response chunks must be bytes, not {type(chunk).__name__}")
+                chunk = bytes(chunk)
+            size = len(chunk)
+            head = self._head(size)
+            data = conn.send_data(chunk)
+            self.body_bytes += size
+            protocol.transport.write(head + data + conn.send_end())
+            if protocol.state.access.active:
+                self._log()
+            return
         size = 0
         for chunk in chunks:
             if not isinstance(chunk, _BYTES):
                 raise TypeError(f"response chunks must be bytes, not {type(chunk).__name__}")
             size += len(chunk)
-        conn = self.conn
         out = [b""] if self.headers_sent else [self._head(size)]
         send_data = conn.send_data
         for chunk in chunks:

@@ -223,6 +223,7 @@ class EnvironBuilder:
         else:
             base["REMOTE_ADDR"] = "127.0.0.1" if peer is None else str(peer or "127.0.0.1")
         base["wsgi.url_scheme"] = scheme
+        base["wsgi.errors"] = ErrorStream()  # one per connection (its requests run in turn)
         return base
 
     def build(
@@ -268,7 +269,6 @@ class EnvironBuilder:
             "HTTP/" + request.http_version
         )
         environ["wsgi.input"] = body
-        environ["wsgi.errors"] = ErrorStream()
         host_header: str | None = None
         forwarded: list[tuple[bytes, str]] | None = None
         keys = _HEADER_KEYS

@@ -28,12 +28,12 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from ._accesslog import AccessLogger
-from ._connection import HttpConnection, Limits, RecvState
+from ._connection import HttpConnection, Limits, RecvState, SendState
 from ._cycle import RequestCycle
 from ._environ import EnvironBuilder, server_software
 from ._errors import ClientDisconnected, RemoteProtocolError
-from ._events import NEED_DATA, ConnectionClosed, Data, EndOfMessage, Request, RequestError
-from ._input import BODY_HIGH_WATER, BODY_LOW_WATER
+from ._events import ConnectionClosed, Data, EndOfMessage, Request, RequestError
+from ._input import BODY_HIGH_WATER, BODY_LOW_WATER, EMPTY_BODY
 from ._pool import CallPool
 
 __all__ = [
@@ -372,23 +372,24 @@ class HttpServerProtocol(asyncio.Protocol):
 
     # -- events -----------------------------------------------------------------------------------
     def _handle_events(self) -> None:
-        conn = self.conn
-        while True:
-            event = conn.next_event()
-            if event is NEED_DATA:
-                break
+        events = self.conn.events
+        pipeline = self._pipeline
+        while events:
+            event = events.popleft()
             kind = type(event)
-            if kind is Data:
+            if kind is Request:
+                cycle = RequestCycle(self, event)  # type: ignore[arg-type]
+                self._receiving = cycle if cycle.body is not EMPTY_BODY else None
+                pipeline.append(cycle)  # started below, once the bytes are parsed
+            elif kind is EndOfMessage:
+                receiving = self._receiving
+                if receiving is not None:
+                    self._receiving = None
+                    if receiving.body is not None:
+                        receiving.body.end()
+            elif kind is Data:
                 if self._receiving is not None and self._receiving.body is not None:
                     self._receiving.body.feed(event.data)  # type: ignore[union-attr]
-            elif kind is Request:
-                cycle = RequestCycle(self, event)  # type: ignore[arg-type]
-                self._receiving = cycle if event.has_body else None  # type: ignore[union-attr]
-                self._pipeline.append(cycle)  # started below, once the bytes are parsed
-            elif kind is EndOfMessage:
-                if self._receiving is not None and self._receiving.body is not None:
-                    self._receiving.body.end()
-                self._receiving = None
             elif kind is RequestError:
                 receiving = self._receiving
                 error = RemoteProtocolError(event.reason, event.status)  # type: ignore[union-attr]
@@ -396,12 +397,19 @@ class HttpServerProtocol(asyncio.Protocol):
                     receiving.body.fail(error)  # that request's cycle answers the error
                     self._receiving = None
                 else:
-                    self._pipeline.append(RequestCycle(self, None, (error.status, str(error))))
+                    pipeline.append(RequestCycle(self, None, (error.status, str(error))))
             elif kind is ConnectionClosed:
                 if self._receiving is not None and self._receiving.body is not None:
                     self._receiving.body.fail(ClientDisconnected())
                 self._receiving = None
-        self._run_pipeline()
+        if pipeline:
+            self._run_pipeline()
+        elif not self.disconnected and not self.transport.is_closing():
+            if self._eof:
+                self._close()
+                return
+            self._update_timer()
+            self._update_reading()
 
     def _queue(self, cycle: RequestCycle) -> None:
         self._pipeline.append(cycle)
@@ -415,18 +423,19 @@ class HttpServerProtocol(asyncio.Protocol):
         if self._starting:
             return  # the loop below, further up the stack, goes on
         self._starting = True
+        transport = self.transport
         try:
             pipeline = self._pipeline
             while self._active is None and pipeline:
-                if self.disconnected or self.transport.is_closing():
+                if self.disconnected or transport.is_closing():
                     return
                 cycle = self._active = pipeline[0]
                 cycle.start()  # may call cycle_done() before returning
         finally:
             self._starting = False
-        if self.disconnected or self.transport.is_closing():
+        if self.disconnected or transport.is_closing():
             return
-        if self._eof and not self._pipeline:
+        if self._eof and not pipeline:
             self._close()
             return
         self._update_timer()
@@ -434,19 +443,25 @@ class HttpServerProtocol(asyncio.Protocol):
 
     def cycle_done(self, cycle: RequestCycle) -> None:
         """Called by a cycle when its response is complete (or given up)."""
-        if self._pipeline and self._pipeline[0] is cycle:
-            self._pipeline.popleft()
+        pipeline = self._pipeline
+        if pipeline and pipeline[0] is cycle:
+            pipeline.popleft()
         self._active = None
+        state = self.state
         if cycle.request is not None:
-            self.state.request_done()
-        if cycle.body is not None and not cycle.body.complete:
-            cycle.body.discard()  # what is left of the body is read and dropped
+            state.requests += 1  # state.request_done(), inlined
+            if state.on_request is not None:
+                state.on_request()
+        body = cycle.body
+        if body is not None and body is not EMPTY_BODY and not body.complete:
+            body.discard()  # what is left of the body is read and dropped
         if self.disconnected:
             return
-        if self.conn.must_close or (self.state.stopping and not self._pipeline):
+        if self.conn.send_state is SendState.CLOSED or (state.stopping and not pipeline):
             self._close()
             return
-        self._run_pipeline()
+        if not self._starting:  # else the loop of _run_pipeline goes on
+            self._run_pipeline()
 
     def body_demand(self, cycle: RequestCycle) -> None:
         """The application waits for body bytes (or consumed a lot of them)."""
@@ -458,6 +473,10 @@ class HttpServerProtocol(asyncio.Protocol):
         if self.disconnected:
             return
         receiving = self._receiving
+        if receiving is None and len(self._pipeline) <= MAX_PIPELINE:  # the usual case
+            if self.flow.read_paused:
+                self.flow.resume_reading()
+            return
         pause = len(self._pipeline) > MAX_PIPELINE
         if not pause and receiving is not None and receiving.body is not None:
             buffered = receiving.body.buffered
@@ -475,8 +494,11 @@ class HttpServerProtocol(asyncio.Protocol):
     def _update_timer(self) -> None:
         if self.disconnected:
             return
-        state = self.state
         recv = self.conn.recv_state
+        if recv is RecvState.IDLE and not self._pipeline:  # between keep-alive requests
+            self._set_timer(Timer.IDLE, self.state.keep_alive)  # (re)starts the idle period
+            return
+        state = self.state
         if recv is RecvState.HEAD:
             if self._timer_kind is not Timer.HEAD:
                 self._set_timer(Timer.HEAD, state.header_timeout)
