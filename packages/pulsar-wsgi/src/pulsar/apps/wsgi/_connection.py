@@ -588,7 +588,8 @@ class HttpConnection:
         """
         if self.send_state is not SendState.BODY:
             raise LocalProtocolError("send_end() without a response in progress")
-        self.unanswered = max(0, self.unanswered - 1)
+        if self.unanswered > 0:
+            self.unanswered -= 1
         if self._remaining:
             self.send_state = SendState.CLOSED
             raise LocalProtocolError("response body shorter than its Content-Length")

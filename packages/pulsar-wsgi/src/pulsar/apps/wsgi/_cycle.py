@@ -45,11 +45,14 @@ logger = logging.getLogger("pulsar.wsgi.error")
 
 _NO_BODY_STATUS = (204, 304)
 _BYTES = (bytes, bytearray, memoryview)
+_SEQUENCES = (list, tuple)
 #: status line -> (code, reason); bounded, cleared when full
 _STATUS: dict[str, tuple[int, str]] = {}
 
 
 def _close(result: Any) -> None:
+    if type(result) is list or type(result) is tuple:
+        return  # no close(); looking for one would cost an AttributeError
     close = getattr(result, "close", None)
     if close is not None:
         try:
@@ -134,12 +137,13 @@ class RequestCycle:
             finally:
                 self.protocol.cycle_done(self)
             return
-        if self.protocol.state.threaded:
+        protocol = self.protocol
+        if protocol.state.threaded:
             self._start_threaded()
             return
         body = self.body
         assert body is not None
-        if body.complete:
+        if body is EMPTY_BODY or body.complete:
             self._run_inline()
         else:
             self.task = self.protocol.loop.create_task(self._wait_body())
@@ -177,15 +181,20 @@ class RequestCycle:
         """Call the application on the loop; a list/tuple response is sent at once, anything
         else continues in :meth:`_stream` (a task, which then owns the iterable)."""
         pending = False
+        protocol = self.protocol
         try:
-            environ = self._build_environ()
+            state = protocol.state
+            assert self.request is not None
+            environ = self.environ = state.environ.build(
+                self.request, self.body, base=protocol.environ_base
+            )
             result: Any = None
             try:
-                result = self.protocol.state.app(environ, self.start_response)
-                if isinstance(result, list | tuple):
+                result = state.app(environ, self.start_response)
+                if type(result) is list or isinstance(result, _SEQUENCES):
                     self._send_list(result)
                 else:
-                    self.task = self.protocol.loop.create_task(self._stream(result))
+                    self.task = protocol.loop.create_task(self._stream(result))
                     pending = True
             except Exception as exc:
                 self._failed(exc)
@@ -196,7 +205,7 @@ class RequestCycle:
             self._internal_error(exc)
         finally:
             if not pending:
-                self.protocol.cycle_done(self)
+                protocol.cycle_done(self)
 
     async def _stream(self, result: Any) -> None:
         """Send a streaming or ``wsgi.file_wrapper`` response (event loop), then close it."""
@@ -300,7 +309,7 @@ class RequestCycle:
     def _call_in_thread(self, environ: dict[str, Any]) -> tuple[str, Any]:
         """Worker thread: call the application, consume a streaming iterable."""
         result = self.protocol.state.app(environ, self.start_response)
-        if isinstance(result, list | tuple):
+        if isinstance(result, _SEQUENCES):
             return "list", result
         if isinstance(result, FileWrapper):
             return "file", result
