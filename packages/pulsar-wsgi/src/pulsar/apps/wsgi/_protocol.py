@@ -435,9 +435,16 @@ class HttpServerProtocol(asyncio.Protocol):
             self._starting = False
         if self.disconnected or transport.is_closing():
             return
-        if self._eof and not pipeline:
-            self._close()
-            return
+        if not pipeline:
+            if self._eof:
+                self._close()
+                return
+            if self._receiving is None and self.conn.recv_state is RecvState.IDLE:
+                # between keep-alive requests, the usual case of _update_timer/_update_reading
+                self._set_timer(Timer.IDLE, self.state.keep_alive)
+                if self.flow.read_paused:
+                    self.flow.resume_reading()
+                return
         self._update_timer()
         self._update_reading()
 
