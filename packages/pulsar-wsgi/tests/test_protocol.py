@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from wsgi_helpers import echo, fake_connection, hello, parse_responses, settle
+from wsgi_helpers import FakeTransport, echo, fake_connection, hello, parse_responses, settle
 
 from pulsar.apps.wsgi import MAX_PIPELINE, HttpServerProtocol, Timer
 
@@ -190,6 +190,26 @@ async def test_keep_alive_timer() -> None:
     await settle(lambda: protocol._timer_kind is Timer.IDLE)
     await settle(lambda: transport.closed)
     assert parse_responses(transport.take())[0].status == 200
+
+
+async def test_deadlines_share_one_timer_per_tick() -> None:
+    """Connections whose deadlines fall in one tick share its timer; one that closed (its
+    deadline cancelled) is not called, the others time out."""
+    protocol, transport = fake_connection(hello, thread_workers=0, keep_alive=0.05)
+    state = protocol.state
+    other = HttpServerProtocol(state=state)
+    other_transport = FakeTransport(other)
+    other.connection_made(other_transport)  # type: ignore[arg-type]
+    gone = HttpServerProtocol(state=state)
+    gone.connection_made(FakeTransport(gone))  # type: ignore[arg-type]
+    for conn in (protocol, other, gone):
+        conn.data_received(GET)
+    assert protocol._timer is not None and gone._timer is not None
+    gone.connection_lost(None)
+    assert gone._timer is None
+    assert all(gone not in members for members in state._ticks.values())
+    await settle(lambda: transport.closed and other_transport.closed)
+    assert not state._ticks or all(not members for members in state._ticks.values())
 
 
 async def test_keep_alive_zero_closes_after_each_response() -> None:

@@ -32,6 +32,7 @@ Send side (:class:`SendState`)::
 from __future__ import annotations
 
 import enum
+import functools
 import re
 import time
 from collections import deque
@@ -221,6 +222,11 @@ class _Reject(Exception):
         self.reason = reason
 
 
+@functools.lru_cache(maxsize=16)
+def _server_line(server: str) -> bytes:
+    return f"Server: {server}\r\n".encode("latin-1") if server else b""
+
+
 class HttpConnection:
     """One server-side HTTP/1.1 connection: bytes in, events out; responses in, bytes out.
 
@@ -235,7 +241,7 @@ class HttpConnection:
     ) -> None:
         self.limits = limits or Limits()
         self.keep_alive = keep_alive
-        self._server = f"Server: {server}\r\n".encode("latin-1") if server else b""
+        self._server = _server_line(server)
         self._parser = httptools.HttpRequestParser(self)
         self._events: deque[Event] = deque()
         #: the events not read yet (what :meth:`next_event` pops; a server may pop them itself)

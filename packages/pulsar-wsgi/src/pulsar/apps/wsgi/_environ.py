@@ -182,6 +182,8 @@ class EnvironBuilder:
             cfg.get("forwarded_allow_ips", "127.0.0.1,::1") or ""
         )
         self._trust_cache: dict[str, bool] = {}
+        #: connection_base's server keys by (sockname, scheme): copies of ``base``, on first use
+        self._server_bases: dict[tuple[Any, str], dict[str, Any]] = {}
         self.base: dict[str, Any] = {
             "wsgi.version": (1, 0),
             "wsgi.multithread": bool(cfg.get("thread_workers", 0)),
@@ -213,16 +215,23 @@ class EnvironBuilder:
         """The keys every request of one connection shares (the server's, the addresses and
         the scheme); :meth:`build` copies it. ``peer``/``sockname`` are the transport's
         addresses (a tuple for TCP, a string or None for unix sockets)."""
-        base = dict(self.base)
-        if isinstance(sockname, tuple):
-            base["SERVER_NAME"] = str(sockname[0])
-            base["SERVER_PORT"] = str(sockname[1])
+        key = (sockname, scheme)
+        server = self._server_bases.get(key)
+        if server is None:  # the server's keys, per listening address
+            server = dict(self.base)
+            if isinstance(sockname, tuple):
+                server["SERVER_NAME"] = str(sockname[0])
+                server["SERVER_PORT"] = str(sockname[1])
+            server["wsgi.url_scheme"] = scheme
+            if len(self._server_bases) > 64:
+                self._server_bases.clear()
+            self._server_bases[key] = server
+        base = server.copy()
         if isinstance(peer, tuple):
             base["REMOTE_ADDR"] = str(peer[0])
             base["REMOTE_PORT"] = str(peer[1])
         else:
             base["REMOTE_ADDR"] = "127.0.0.1" if peer is None else str(peer or "127.0.0.1")
-        base["wsgi.url_scheme"] = scheme
         base["wsgi.errors"] = ErrorStream()  # one per connection (its requests run in turn)
         return base
 

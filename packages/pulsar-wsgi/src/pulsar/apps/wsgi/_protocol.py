@@ -7,10 +7,12 @@ a :class:`~._cycle.RequestCycle` queued behind the ones in progress (pipelined r
 answered in order, one cycle running at a time), body bytes go to the cycle receiving them, a
 protocol error queues an error response. :class:`FlowControl` pauses reading while too many
 requests are queued or too many body bytes wait for the application, and makes writers wait
-while the transport's buffer is above its high-water mark. One timer per connection enforces the
-deadlines (:class:`Timer`): the head of a request must arrive within ``header_timeout`` of its
-first byte, a body may not stall for more than ``body_timeout``, an idle keep-alive connection
-closes after ``keep_alive`` seconds.
+while the transport's buffer is above its high-water mark. One deadline per connection is enforced
+(:class:`Timer`): the head of a request must arrive within ``header_timeout`` of its first byte,
+a body may not stall for more than ``body_timeout``, an idle keep-alive connection closes after
+``keep_alive`` seconds. The connections share the timers checking them
+(:meth:`ServerState.schedule`: one timer handle per 1/64 s tick in use, so a connection costs a
+set insertion, not a timer handle of its own).
 
 :class:`ServerState` is shared by the connections of one server (one worker): configuration
 values read once, the thread pool, the access logger, the open connections and counters.
@@ -50,6 +52,8 @@ logger = logging.getLogger("pulsar.wsgi")
 
 #: reading pauses while this many requests of one connection wait to be answered
 MAX_PIPELINE = 16
+#: the resolution of the connections' deadlines (see :meth:`ServerState.schedule`)
+TICKS_PER_SECOND = 64
 
 
 def _config(cfg: Any, settings: dict[str, Any]) -> Any:
@@ -116,6 +120,39 @@ class ServerState:
         #: the pool this server owns when it runs outside a pulsar actor (created on first use)
         self.pool: CallPool | None = None
         self._submit: Callable[[Callable[[Any], Any], Any], Any] | None = None
+        # the connections' deadlines, by tick (1/TICKS_PER_SECOND s): one timer per tick in use
+        self._ticks: dict[int, set[HttpServerProtocol]] = {}
+        self._ticks_loop: asyncio.AbstractEventLoop | None = None
+
+    def schedule(self, protocol: HttpServerProtocol, deadline: float) -> int:
+        """Call ``protocol._on_timer()`` at ``deadline`` (loop time; up to one tick late) and
+        return the tick to give :meth:`unschedule`. The connections share one timer handle per
+        tick, so arming and cancelling a deadline is a set operation (a connection that sends
+        one request then closes costs no timer handle of its own)."""
+        tick = int(deadline * TICKS_PER_SECOND) + 1
+        ticks = self._ticks
+        members = ticks.get(tick)
+        if members is None:
+            loop = protocol.loop
+            if self._ticks_loop is not loop:  # a new loop: the old one's timers are gone
+                self._ticks_loop = loop
+                ticks.clear()
+            members = ticks[tick] = set()
+            loop.call_at(tick / TICKS_PER_SECOND, self._on_tick, tick)
+        members.add(protocol)
+        return tick
+
+    def unschedule(self, protocol: HttpServerProtocol, tick: int) -> None:
+        """Cancel what :meth:`schedule` returned ``tick`` for."""
+        members = self._ticks.get(tick)
+        if members is not None:
+            members.discard(protocol)
+
+    def _on_tick(self, tick: int) -> None:
+        members = self._ticks.pop(tick, None)
+        if members:
+            for protocol in members:
+                protocol._on_timer()
 
     @property
     def executor(self) -> concurrent.futures.Executor:
@@ -231,7 +268,8 @@ class FlowControl:
     def connection_lost(self) -> None:
         self.disconnected = True
         self.write_paused = False
-        self._wake(ClientDisconnected())
+        if self._waiters:
+            self._wake(ClientDisconnected())
 
     def _wake(self, exc: BaseException | None) -> None:
         waiters, self._waiters = self._waiters, []
@@ -281,6 +319,22 @@ class HttpServerProtocol(asyncio.Protocol):
         state: the shared :class:`ServerState` (a factory passes it to every connection).
     """
 
+    # Defaults as class attributes: a connection stores only what it changes (one request per
+    # connection is a common case: each attribute stored costs).
+    loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
+    transport: asyncio.Transport = None  # type: ignore[assignment]
+    conn: HttpConnection = None  # type: ignore[assignment]
+    flow: FlowControl = None  # type: ignore[assignment]
+    peer: Any = None
+    sockname: Any = None
+    _receiving: RequestCycle | None = None
+    _active: RequestCycle | None = None  # the cycle answering (head of the pipeline)
+    _starting = False  # _run_pipeline is on the stack
+    # the deadline in force (kind, loop time) and the tick of ServerState.schedule, when armed
+    _timer_kind = Timer.NONE
+    _deadline = 0.0
+    _timer: int | None = None
+
     def __init__(
         self, app: Callable[..., Any] | None = None, cfg: Any = None, *, state: Any = None
     ) -> None:
@@ -289,24 +343,11 @@ class HttpServerProtocol(asyncio.Protocol):
                 raise TypeError("HttpServerProtocol needs a WSGI callable or a ServerState")
             state = ServerState(app, cfg)
         self.state: ServerState = state
-        self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
-        self.transport: asyncio.Transport = None  # type: ignore[assignment]
-        self.conn: HttpConnection = None  # type: ignore[assignment]
-        self.flow: FlowControl = None  # type: ignore[assignment]
-        self.peer: Any = None
-        self.sockname: Any = None
-        self.scheme = "http"
         self.environ_base: dict[str, Any] = {}
-        self.disconnected = False
         self._pipeline: deque[RequestCycle] = deque()
-        self._receiving: RequestCycle | None = None
-        self._active: RequestCycle | None = None  # the cycle answering (head of the pipeline)
-        self._starting = False  # _run_pipeline is on the stack
-        # the deadline in force (kind, loop time) and the one timer callback checking it
-        self._timer_kind = Timer.NONE
-        self._deadline = 0.0
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at = 0.0
+        # read on every request: instance attributes (Python 3.11 specializes those)
+        self.scheme = "http"
+        self.disconnected = False
         self._eof = False
 
     # -- asyncio callbacks ------------------------------------------------------------------------
@@ -528,11 +569,11 @@ class HttpServerProtocol(asyncio.Protocol):
         self._timer_kind = kind
         self._deadline = deadline
         timer = self._timer
-        if timer is None or self._timer_at > deadline:
+        if timer is None or timer > deadline * TICKS_PER_SECOND + 1:
+            state = self.state
             if timer is not None:
-                timer.cancel()
-            self._timer = self.loop.call_at(deadline, self._on_timer)
-            self._timer_at = deadline
+                state.unschedule(self, timer)
+            self._timer = state.schedule(self, deadline)
 
     def _cancel_timer(self) -> None:
         self._timer_kind = Timer.NONE  # the callback, if armed, finds nothing to do
@@ -540,7 +581,7 @@ class HttpServerProtocol(asyncio.Protocol):
     def _stop_timer(self) -> None:
         self._timer_kind = Timer.NONE
         if self._timer is not None:
-            self._timer.cancel()
+            self.state.unschedule(self, self._timer)
             self._timer = None
 
     def _on_timer(self) -> None:
@@ -549,8 +590,7 @@ class HttpServerProtocol(asyncio.Protocol):
         if kind is Timer.NONE or self.disconnected:
             return
         if self.loop.time() + 0.001 < self._deadline:  # the deadline moved: wait again
-            self._timer = self.loop.call_at(self._deadline, self._on_timer)
-            self._timer_at = self._deadline
+            self._timer = self.state.schedule(self, self._deadline)
             return
         self._timer_kind = Timer.NONE
         self._timeout(kind)
