@@ -237,7 +237,8 @@ def test_daemon(tmp_path) -> None:
     assert out.returncode == 0  # the launcher returns at once
     pid = int(h.wait_for(lambda: pidfile.exists() and pidfile.read_text().strip()))
     proc = psutil.Process(pid)
-    assert proc.ppid() == 1 or proc.ppid() != os.getpid()  # detached
+    assert os.getsid(pid) != os.getsid(0)  # detached: a session of its own (setsid)
+    assert psutil.Process(pid).terminal() is None
     address = (tmp_path / "d.pid.mailbox").read_text().strip()
     info = h.wait_for(
         lambda: (i := h.guest_call(address, "info"))["monitors"]["demo"]["workers"] and i

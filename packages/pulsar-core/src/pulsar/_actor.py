@@ -48,6 +48,7 @@ from ._exceptions import (
     RemoteError,
     SerializationError,
 )
+from ._loop import loop_name
 from ._system import system_info
 
 __all__ = [
@@ -479,7 +480,7 @@ class ActorBase:
             "running_commands": len(self._command_tasks),
         }
         if self.loop is not None:
-            info["loop"] = mb_loop_name(self.loop)
+            info["loop"] = loop_name(self.loop)
         system = system_info()
         if system is not None:
             info["system"] = system
@@ -502,12 +503,6 @@ class ActorBase:
 
 
 _EMPTY_BODY = mb.dumps(_EMPTY_ARGS)
-
-
-def mb_loop_name(loop: Any) -> str:
-    from ._loop import loop_name
-
-    return loop_name(loop)
 
 
 async def _await(actor: ActorBase, target: Any, action: str, args: Any, kwargs: Any) -> Any:

@@ -27,15 +27,12 @@ from ._actor import ActorSpec, ExitInfo, run_actor
 
 __all__ = [
     "ActorHandle",
-    "START_METHODS",
     "resolve_start_method",
     "start_process",
     "start_thread",
     "register_fork_fd",
     "unregister_fork_fd",
 ]
-
-START_METHODS = ("auto", "fork", "forkserver", "spawn")
 
 # mailbox sockets of this process, closed in every forked child
 _fork_fds: set[int] = set()
