@@ -424,3 +424,106 @@ async def test_sync_client(backend_url) -> None:
         assert "add" in c.job_list()
         assert c.revoke(t.id) == TaskState.REVOKED
         assert c.wait_for_task(t.id, timeout=1).status == TaskState.REVOKED
+
+
+async def test_wait_and_claim_takes_work_queued_during_the_wait(client) -> None:
+    """What an idle worker does: one call that waits for work and claims it (Redis: the claim
+    runs right behind BLPOP, on the server's clock)."""
+    b = client.backend
+    t0 = time.monotonic()
+    claim = await b.wait_and_claim(["default"], "w1", 5.0, 10, 0.2)
+    assert claim.tasks == [] and claim.next_eta is None
+    assert time.monotonic() - t0 >= 0.15  # it did wait
+    later = new_task(eta=time.time() + 60)
+    assert await b.enqueue(later)  # wakes the waiter, but is not due
+    claim = await b.wait_and_claim(["default"], "w1", 5.0, 10, 5.0)
+    assert claim.tasks == [] and claim.next_eta == pytest.approx(later.eta, abs=0.01)
+    task = new_task()
+
+    async def enqueue_soon() -> None:
+        await asyncio.sleep(0.2)
+        await b.enqueue(task)
+
+    bg = asyncio.ensure_future(enqueue_soon())
+    t0 = time.monotonic()
+    claim = await b.wait_and_claim(["default"], "w1", 5.0, 10, 5.0)
+    elapsed = time.monotonic() - t0
+    await bg
+    assert [row["id"] for row in claim.tasks] == [task.id]
+    assert elapsed < 4.0, f"woke after {elapsed:.2f} s, not on the enqueue"
+    row = claim.tasks[0]
+    assert row["status"] == "STARTED" and row["worker"] == "w1"
+    assert float(row["lease_expires"]) == pytest.approx(time.time() + 5.0, abs=1.0)
+
+
+# -- Redis: replies to the client that queued a task -------------------------------------------
+
+
+def _reply_channel(client) -> str:
+    return client.backend._replies.channel
+
+
+@pytest.mark.parametrize("backend_url", ["redis"], indirect=True)
+async def test_own_tasks_are_answered_on_the_reply_channel(client, backend_url) -> None:
+    """The final record of a task reaches the client that queued it on that client's channel:
+    waiting needs no subscription and no read; other clients still wait through done:<id>."""
+    other = tasks.connect(backend_url, set_default=False)
+    try:
+        async with consuming(backend_url):
+            t = await client.queue_task("add", 1, 2)
+            replies = client.backend._replies
+            assert t.id in replies.expected
+            assert (await client.wait_for_task(t.id, timeout=10)).value == 3
+            assert t.id in replies.arrived and t.id not in replies.expected
+            assert (await other.wait_for_task(t.id, timeout=5)).value == 3
+            assert other.backend._replies is None  # it queued nothing: no channel
+            # a reply that arrives before anyone waits is kept for the wait
+            t2 = await client.queue_task("add", 2, 2)
+            for _ in range(200):
+                if t2.id in replies.arrived:
+                    break
+                await asyncio.sleep(0.025)
+            assert t2.id in replies.arrived
+            assert (await client.wait_for_task(t2.id, timeout=5)).value == 4
+            # the record is stored without the channel leaking into the task's fields
+            assert (await client.get_task(t2.id)).status == TaskState.SUCCESS
+    finally:
+        await other.close()
+
+
+@pytest.mark.parametrize("backend_url", ["redis"], indirect=True)
+async def test_a_lost_reply_costs_a_reread_not_a_hang(client, backend_url) -> None:
+    t = await client.queue_task("add", 1, 2)
+    b = client.backend
+    # the reply goes to a channel nobody listens to: the waiter must find the result anyway
+    await b.client.hset(b._key("t", t.id), "reply_to", b._key("reply", "nobody"))
+    waiter = asyncio.ensure_future(client.wait_for_task(t.id, timeout=10))
+    async with consuming(backend_url):
+        t0 = time.monotonic()
+        assert (await waiter).value == 3
+        elapsed = time.monotonic() - t0
+    assert t.id not in b._replies.arrived  # it came from the once-a-second re-read
+    assert elapsed < 5.0, f"the lost reply cost {elapsed:.2f} s"
+
+
+@pytest.mark.parametrize("backend_url", ["redis"], indirect=True)
+async def test_reply_channel_survives_a_killed_connection(client, backend_url) -> None:
+    t = await client.queue_task("add", 1, 2)
+    b = client.backend
+    channel = _reply_channel(client)
+    host, port = b._replies.pubsub.connection._writer.get_extra_info("sockname")[:2]
+    admin = tasks.create_backend(backend_url)
+    try:
+        assert await admin.client.client_kill(f"{host}:{port}")
+        async with consuming(backend_url):
+            assert (await client.wait_for_task(t.id, timeout=10)).value == 3
+            # redis-py reconnects the reader and subscribes again; later replies arrive there
+            for _ in range(200):
+                if dict(await admin.client.pubsub_numsub(channel)).get(channel) == 1:
+                    break
+                await asyncio.sleep(0.025)
+            t2 = await client.queue_task("add", 5, 5)
+            assert (await client.wait_for_task(t2.id, timeout=10)).value == 10
+            assert t2.id in b._replies.arrived
+    finally:
+        await admin.close()

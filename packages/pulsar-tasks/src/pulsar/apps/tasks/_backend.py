@@ -66,10 +66,12 @@ class Backend(abc.ABC):
 
     # -- producers -----------------------------------------------------------------------------
     @abc.abstractmethod
-    async def enqueue(self, task: Task, *, unique: bool = False) -> bool:
+    async def enqueue(self, task: Task, *, unique: bool = False, reply: bool = False) -> bool:
         """Store a new task (QUEUED, due at ``task.eta``) and wake a worker of its queue.
 
         With ``unique``, nothing happens when a task with this id exists (returns False).
+        With ``reply``, the backend may arrange for the final record to be sent back to this
+        backend object, so that :meth:`wait` needs no subscription or read (Redis does).
         Raises :class:`JobOverlap` when ``task.overlap_key`` is held by a pending task.
         """
 
@@ -138,6 +140,14 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     async def wait_for_work(self, queues: Sequence[str], timeout: float) -> None:
         """Return when new work may be due in ``queues`` or after ``timeout`` seconds."""
+
+    async def wait_and_claim(
+        self, queues: Sequence[str], worker: str, lease: float, limit: int, timeout: float
+    ) -> Claim:
+        """:meth:`wait_for_work`, then :meth:`claim`: what an idle worker does. A backend may
+        do both in one round trip (Redis pipelines the claim behind its blocking wait)."""
+        await self.wait_for_work(queues, timeout)
+        return await self.claim(queues, worker, lease, limit)
 
     # -- jobs, scheduling and maintenance ------------------------------------------------------
     @abc.abstractmethod

@@ -137,7 +137,7 @@ class TaskClient:
             expires=exp_at,
             overlap_key=overlap_key,
         )
-        await self.backend.enqueue(task)
+        await self.backend.enqueue(task, reply=True)
         return task
 
     async def get_task(self, task_id: str) -> Task | None:

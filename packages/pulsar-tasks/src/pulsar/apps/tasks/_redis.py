@@ -11,7 +11,11 @@ Keys, under a prefix (``pulsar-tasks``, or ``?prefix=name`` in the URL):
 * ``{p}:ov:<key>``: the task holding an ``overlap=False`` key;
 * ``{p}:wake:<queue>``: a short list pushed on enqueue, BLPOP-ed by idle workers;
 * ``{p}:jobs``: hash of job descriptions; channel ``{p}:done:<id>``: the final record (JSON),
-  published when the task ends.
+  published when the task ends;
+* channel ``{p}:reply:<client>``: ``"<id> <final record>"`` for every task that client queued
+  (the record's ``reply_to``). Each client subscribes once, before its first enqueue, so waiting
+  for a task it queued itself costs no subscribe and no read: the reply is already on its way
+  (or arrived). Other waiters subscribe to ``{p}:done:<id>`` and then read the record.
 
 Every state change is one Lua script, so it is atomic. Finished records get an EXPIRE of the
 result TTL. The client retries commands with exponential back-off on connection errors, so
@@ -24,7 +28,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
+import uuid
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 from urllib.parse import parse_qs, urlsplit, urlunsplit
@@ -36,6 +43,12 @@ from ._state import FINAL, Task, TaskState
 __all__ = ["RedisBackend"]
 
 _COUNT_CHUNK = 5000
+#: replies kept for tasks this client queued and nobody waits for yet (older ones: read back)
+_REPLY_CACHE = 4096
+#: tasks queued here whose reply is awaited on the reply channel (older ones: subscribe + read)
+_EXPECTED = 65536
+
+logger = logging.getLogger("pulsar.tasks")
 
 
 _LIB = """
@@ -51,7 +64,11 @@ local function finalize(k, id, status, now, ttl)
   local flat = redis.call('HGETALL', k)
   local row = {}
   for j = 1, #flat, 2 do row[flat[j]] = flat[j + 1] end
-  redis.call('PUBLISH', p..':done:'..id, cjson.encode(row))
+  local msg = cjson.encode(row)
+  redis.call('PUBLISH', p..':done:'..id, msg)
+  -- and to the reply channel of the client that queued it: "<id> <record>"
+  local rt = row['reply_to']
+  if rt and rt ~= '' then redis.call('PUBLISH', rt, id..' '..msg) end
 end
 """
 
@@ -105,11 +122,17 @@ end
 return out
 """
 
-# ARGV: prefix, now, lease, limit, worker, token_base, ttl, queue...
+# ARGV: prefix, now ('' for the server's clock), lease, limit, worker, token_base, ttl, queue...
 _CLAIM = (
     _LIB
     + """
 local now = tonumber(ARGV[2])
+if not now then
+  -- queued behind a blocking wait: the time it runs, not the time it was sent
+  if redis.replicate_commands then redis.replicate_commands() end
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
 local lease = tonumber(ARGV[3])
 local limit = tonumber(ARGV[4])
 local ttl = ARGV[7]
@@ -289,6 +312,15 @@ return out
 """
 
 
+def _final(record: str) -> Task | None:
+    """The task of a reply or done message if it is a readable final record."""
+    try:
+        task = Task.from_row(json.loads(record))
+    except (ValueError, KeyError, TypeError):
+        return None
+    return task if task.done else None
+
+
 def _split_url(url: str) -> tuple[str, str]:
     parts = urlsplit(url)
     query = parse_qs(parts.query)
@@ -311,11 +343,19 @@ class _Batcher:
         self.task: asyncio.Future[None] | None = None
 
     async def __call__(self, item: Any) -> Any:
+        if not self.sending:
+            # nothing in flight: send this one directly (no future, no task); calls made
+            # meanwhile queue up and go together once it returns
+            self.sending = True
+            try:
+                return (await self.send([item]))[0]
+            finally:
+                if self.pending:
+                    self.task = asyncio.ensure_future(self._run())
+                else:
+                    self.sending = False
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self.pending.append((fut, item))
-        if not self.sending:
-            self.sending = True
-            self.task = asyncio.ensure_future(self._run())
         return await fut
 
     async def _run(self) -> None:
@@ -342,6 +382,126 @@ class _Batcher:
             self.pending = []
 
 
+class _Replies:
+    """A client's reply channel: one subscription and one reader task for every task the
+    client queued (see the module docstring).
+
+    A waiter for such a task finds its final record in ``arrived`` or gets it through a future;
+    it still re-reads the record every second (and at once after a reconnection, when replies
+    published meanwhile are lost), so a lost message delays it, never blocks it.
+    """
+
+    def __init__(self, backend: RedisBackend) -> None:
+        self.backend = backend
+        self.channel = backend._key("reply", uuid.uuid4().hex)
+        self.ready: asyncio.Future[None] | None = None
+        self.pubsub: Any = None
+        self.reader: asyncio.Task[None] | None = None
+        self.expected: OrderedDict[str, None] = OrderedDict()
+        self.arrived: OrderedDict[str, str] = OrderedDict()
+        self.waiters: dict[str, list[asyncio.Future[str | None]]] = {}
+
+    async def subscribe(self) -> None:
+        """Subscribe (once) and wait for Redis to confirm: a reply published before that would
+        be lost."""
+        if self.ready is None:
+            loop = asyncio.get_running_loop()
+            ready = self.ready = loop.create_future()
+            try:
+                self.pubsub = self.backend.client.pubsub()
+                await self.pubsub.subscribe(self.channel)
+            except BaseException:
+                self.ready = None
+                pubsub, self.pubsub = self.pubsub, None
+                if pubsub is not None:
+                    with contextlib.suppress(Exception):
+                        await pubsub.aclose()
+                ready.cancel()
+                raise
+            self.reader = loop.create_task(self._read(), name="pulsar-tasks-replies")
+        if not self.ready.done():
+            await asyncio.shield(self.ready)
+
+    def expect(self, task_id: str) -> None:
+        self.expected[task_id] = None
+        if len(self.expected) > _EXPECTED:
+            self.expected.popitem(last=False)
+
+    def take(self, task_id: str) -> str | None:
+        """The final record of ``task_id`` if its reply arrived."""
+        return self.arrived.get(task_id)
+
+    def waiting(self, task_id: str) -> asyncio.Future[str | None] | None:
+        """A future for the reply of ``task_id`` (a record, or None: re-read now), or None when
+        no reply is coming on this channel."""
+        if task_id not in self.expected or self.ready is None or not self.ready.done():
+            return None
+        fut: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        self.waiters.setdefault(task_id, []).append(fut)
+        return fut
+
+    def forget(self, task_id: str, fut: asyncio.Future[str | None]) -> None:
+        futs = self.waiters.get(task_id)
+        if futs is not None:
+            with contextlib.suppress(ValueError):
+                futs.remove(fut)
+            if not futs:
+                del self.waiters[task_id]
+
+    def _recheck(self) -> None:
+        waiters, self.waiters = self.waiters, {}
+        for futs in waiters.values():
+            for fut in futs:
+                if not fut.done():
+                    fut.set_result(None)
+
+    async def _read(self) -> None:
+        assert self.ready is not None
+        failures = 0
+        while True:
+            try:
+                msg = await self.pubsub.get_message(timeout=None)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Redis gone: redis-py reconnects and resubscribes
+                failures += 1
+                logger.debug("task reply channel: %s", exc)
+                self._recheck()
+                await asyncio.sleep(min(1.0, 0.05 * 2**failures))
+                continue
+            failures = 0
+            if msg is None:
+                continue
+            kind = msg["type"]
+            if kind == "message":
+                task_id, _, record = msg["data"].partition(" ")
+                self.expected.pop(task_id, None)
+                self.arrived[task_id] = record
+                if len(self.arrived) > _REPLY_CACHE:
+                    self.arrived.popitem(last=False)
+                for fut in self.waiters.pop(task_id, ()):
+                    if not fut.done():
+                        fut.set_result(record)
+            elif kind == "subscribe":
+                if not self.ready.done():
+                    self.ready.set_result(None)
+                else:  # subscribed again after a reconnection: replies may have been lost
+                    self._recheck()
+
+    async def close(self) -> None:
+        reader, self.reader = self.reader, None
+        if reader is not None:
+            reader.cancel()
+            with contextlib.suppress(BaseException):
+                await reader
+        pubsub, self.pubsub = self.pubsub, None
+        if pubsub is not None:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()
+        self.ready = None
+        self._recheck()
+
+
 class RedisBackend(Backend):
     """Tasks in Redis (``redis://host:port/db``; ``?prefix=name`` namespaces the keys)."""
 
@@ -363,6 +523,7 @@ class RedisBackend(Backend):
         self._completer = _Batcher(self._complete_many)
         self._enqueuer = _Batcher(self._enqueue_many)
         self._getter = _Batcher(self._get_many)
+        self._replies: _Replies | None = None
 
     @property
     def client(self) -> Any:
@@ -403,14 +564,25 @@ class RedisBackend(Backend):
         return ":".join((self.prefix, *parts))
 
     async def close(self) -> None:
+        if self._replies is not None:
+            replies, self._replies = self._replies, None
+            await replies.close()
         if self._client is not None:
             client, self._client = self._client, None
             await client.aclose()
 
     # -- producers -----------------------------------------------------------------------------
-    async def enqueue(self, task: Task, *, unique: bool = False) -> bool:
-        row = task.to_row()
-        record = json.dumps({k: str(v) for k, v in row.items() if v is not None})
+    async def enqueue(self, task: Task, *, unique: bool = False, reply: bool = False) -> bool:
+        row = {k: str(v) for k, v in task.to_row().items() if v is not None}
+        replies = None
+        if reply:
+            if self._replies is None:
+                self._replies = _Replies(self)
+            replies = self._replies
+            await replies.subscribe()
+            row["reply_to"] = replies.channel
+            replies.expect(task.id)
+        record = json.dumps(row)
         item = (
             task.id,
             "1" if unique else "0",
@@ -420,7 +592,14 @@ class RedisBackend(Backend):
             task.overlap_key or "",
             record,
         )
-        result = await self._enqueuer(item)
+        try:
+            result = await self._enqueuer(item)
+        except BaseException:
+            if replies is not None:
+                replies.expected.pop(task.id, None)
+            raise
+        if replies is not None and result != 1:
+            replies.expected.pop(task.id, None)
         if isinstance(result, str):
             raise JobOverlap(
                 f"job {task.name!r} already has task {result} with the same arguments queued or "
@@ -477,6 +656,14 @@ class RedisBackend(Backend):
     async def wait(self, task_id: str, timeout: float | None) -> Task | None:
         loop = asyncio.get_running_loop()
         end = None if timeout is None else loop.time() + timeout
+        replies = self._replies
+        if replies is not None:
+            record = replies.take(task_id)
+            if record is not None:
+                return _final(record) or await self.get(task_id)
+            fut = replies.waiting(task_id)
+            if fut is not None:  # queued by this client: the reply comes on its channel
+                return await self._wait_reply(replies, task_id, fut, end, timeout)
         pubsub = self.client.pubsub()
         try:
             # SUBSCRIBE only sends the command: wait for Redis to confirm it before reading the
@@ -507,6 +694,39 @@ class RedisBackend(Backend):
                 await pubsub.aclose()
             except Exception:  # the connection may be gone: nothing to clean
                 pass
+
+    async def _wait_reply(
+        self,
+        replies: _Replies,
+        task_id: str,
+        fut: asyncio.Future[str | None],
+        end: float | None,
+        timeout: float | None,
+    ) -> Task | None:
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                remaining = 1.0 if end is None else min(1.0, end - loop.time())
+                if remaining <= 0:
+                    raise TimeoutError(f"task {task_id} not done after {timeout}s")
+                await asyncio.wait((fut,), timeout=remaining)
+                record = fut.result() if fut.done() else None
+                if record is not None:
+                    task = _final(record)
+                    if task is not None:
+                        return task
+                # no reply within a second, a reconnection, or an unreadable reply: re-read
+                task = await self.get(task_id)
+                if task is None or task.done:
+                    return task
+                if fut.done():
+                    replies.forget(task_id, fut)
+                    new = replies.waiting(task_id)
+                    if new is None:  # the reply channel is down: wait the other way
+                        return await self.wait(task_id, None if end is None else end - loop.time())
+                    fut = new
+        finally:
+            replies.forget(task_id, fut)
 
     async def counts(self) -> dict[str, int]:
         # tallied inside Redis, a chunk of ids per call: no record crosses the network
@@ -539,6 +759,10 @@ class RedisBackend(Backend):
             self.result_ttl,
             *queues,
         )
+        return self._claimed(rows, nxt)
+
+    @staticmethod
+    def _claimed(rows: Sequence[str], nxt: str) -> Claim:
         tasks = []
         for task_id, text in zip(rows[::2], rows[1::2], strict=True):
             try:
@@ -590,6 +814,25 @@ class RedisBackend(Backend):
     async def wait_for_work(self, queues: Sequence[str], timeout: float) -> None:
         keys = [self._key("wake", q) for q in queues]
         await self.client.blpop(keys, timeout=max(0.01, round(timeout, 2)))
+
+    async def wait_and_claim(
+        self, queues: Sequence[str], worker: str, lease: float, limit: int, timeout: float
+    ) -> Claim:
+        # one round trip: Redis runs the claim as soon as BLPOP returns (commands of a
+        # connection run in order), with its own clock since ``now`` would be stale by then
+        from redis.exceptions import NoScriptError
+
+        client = self.client
+        keys = [self._key("wake", q) for q in queues]
+        pipe = client.pipeline(transaction=False)
+        pipe.blpop(keys, timeout=max(0.01, round(timeout, 2)))
+        args = (self.prefix, "", lease, limit, worker, os.urandom(8).hex(), self.result_ttl)
+        pipe.evalsha(self._scripts["claim"].sha, 0, *args, *queues)
+        try:
+            _, (rows, nxt) = await pipe.execute()
+        except NoScriptError:  # Redis restarted and lost its scripts: the plain call loads it
+            return await self.claim(queues, worker, lease, limit)
+        return self._claimed(rows, nxt)
 
     # -- jobs and maintenance ------------------------------------------------------------------
     async def register_jobs(self, metas: dict[str, dict[str, Any]]) -> None:

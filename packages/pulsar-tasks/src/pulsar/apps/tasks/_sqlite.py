@@ -168,7 +168,7 @@ class SQLiteBackend(Backend):
             executor.shutdown(wait=False)
 
     # -- producers -----------------------------------------------------------------------------
-    async def enqueue(self, task: Task, *, unique: bool = False) -> bool:
+    async def enqueue(self, task: Task, *, unique: bool = False, reply: bool = False) -> bool:
         row = task.to_row()
 
         def op(conn: sqlite3.Connection) -> bool:

@@ -37,6 +37,15 @@ logger = logging.getLogger("pulsar.tasks")
 RunSync = Callable[..., Awaitable[Any]]
 
 
+async def _timed(work: Awaitable[Any], timeout: float | None) -> Any:
+    """``work`` under ``timeout`` (TimeoutError), in the calling task: one task per run, where
+    ``asyncio.wait_for`` would add a second."""
+    if timeout is None:
+        return await work
+    async with asyncio.timeout(timeout):
+        return await work
+
+
 class _Running:
     __slots__ = ("job_task", "reason", "task_id", "token")
 
@@ -102,6 +111,9 @@ class Consumer:
         if self._wake is not None:
             self._wake.set()
         if self._main is not None:
+            # an idle wait ends within max_idle; tasks it claimed are then run (or handed back)
+            # below, where cancelling it could leave them claimed until their lease expires
+            await asyncio.wait({self._main}, timeout=self.max_idle + 0.5)
             self._main.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._main
@@ -134,6 +146,7 @@ class Consumer:
     async def _run(self) -> None:
         assert self._wake is not None
         failures = 0
+        idle: float | None = None  # how long to wait for work before the next claim
         while not self._stopping:
             # nothing else is awaited in this loop: a claim waits for no bookkeeping (the
             # ``queued`` statistic is refreshed by the renewer)
@@ -143,12 +156,20 @@ class Consumer:
                 await self._wake.wait()
                 continue
             try:
-                claim = await self.backend.claim(self.queues, self.worker_id, self.lease, free)
+                if idle is None:
+                    claim = await self.backend.claim(self.queues, self.worker_id, self.lease, free)
+                else:
+                    # a task ending meanwhile does not interrupt this: it frees a slot, it
+                    # does not make work due (stop() waits for this call to return)
+                    claim = await self.backend.wait_and_claim(
+                        self.queues, self.worker_id, self.lease, free, idle
+                    )
                 failures = 0
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 failures += 1
+                idle = None
                 delay = min(2.0, 0.05 * 2**failures)
                 logger.warning("task backend unavailable (%s), retrying in %.2fs", exc, delay)
                 await asyncio.sleep(delay)
@@ -156,22 +177,11 @@ class Consumer:
             for row in claim.tasks:
                 self._start(row)
             if claim.tasks:
+                idle = None
                 continue
-            timeout = self.max_idle
+            idle = self.max_idle
             if claim.next_eta is not None:
-                timeout = max(0.001, min(timeout, claim.next_eta - time.time()))
-            self._wake.clear()
-            waiter = asyncio.ensure_future(self.backend.wait_for_work(self.queues, timeout))
-            woken = asyncio.ensure_future(self._wake.wait())
-            try:
-                done, _ = await asyncio.wait({waiter, woken}, return_when=asyncio.FIRST_COMPLETED)
-                if waiter in done and waiter.exception() is not None:
-                    await asyncio.sleep(min(2.0, 0.05 * 2 ** (failures + 1)))
-            finally:
-                for fut in (waiter, woken):
-                    fut.cancel()
-                with contextlib.suppress(BaseException):
-                    await waiter
+                idle = max(0.001, min(idle, claim.next_eta - time.time()))
 
     def _start(self, row: dict[str, Any]) -> None:
         task_id = str(row.get("id") or "")
@@ -203,7 +213,7 @@ class Consumer:
                 work = self._sync(job.run, *args, **kwargs)
             # the job runs in its own task: cancelling it (revoke, lost lease, stop) leaves this
             # one free to record the outcome
-            run.job_task = asyncio.ensure_future(asyncio.wait_for(work, job.timeout))
+            run.job_task = asyncio.ensure_future(_timed(work, job.timeout))
             try:
                 result = await run.job_task
                 text = json.dumps(result, allow_nan=False)
