@@ -12,7 +12,12 @@ of its turn, whatever happens):
 * ``gunicorn sync`` / ``gunicorn gthread`` (``--threads 8``);
 * ``waitress`` (one process only: it has no worker processes);
 * ``granian`` (``--interface wsgi``);
-* ``uvicorn`` (``--loop uvloop --http httptools``) with the equivalent ASGI application.
+* ``uvicorn`` (``--loop uvloop --http httptools``) with the equivalent ASGI application;
+* ``bare uvloop``: the ceiling reference, not a server (see ``BARE``): a minimal
+  ``asyncio.Protocol`` on uvloop answering canned bytes, no parsing beyond finding the end of the
+  head (a POST reads ``Content-Length`` bytes and echoes them). What no Python server on uvloop
+  can beat; its ratio to gunicorn sync is printed per cell (``CEIL`` lines), so a 5x target
+  that even it misses is known to be out of reach by construction.
 
 Access logs are off everywhere. The load comes from `wrk <https://github.com/wg/wrk>`_ (installed
 with ``apt-get install -y wrk`` when missing and allowed), ``--connections`` connections for
@@ -27,7 +32,8 @@ Each server is checked to answer the right bytes (GET and POST) before it is mea
 p99). The table gives req/s, p50 and p99 latency, and the ratio to uvicorn; then the targets,
 per cell: pulsar inline >= 1.0x uvicorn and >= 5x gunicorn sync, pulsar threads >= 2x gunicorn
 gthread, pulsar inline p99 <= uvicorn's. Exit code 1 when a target is missed, 2 when the run
-fails.
+fails. SIGTERM/SIGHUP (``timeout``, a closed terminal) end the run like Ctrl-C does: the server
+being measured and its whole process group are stopped first.
 
 The peers live in their own virtual environment (``tools/bench/.venv-peers``, created with uv by
 :class:`_common.PeerEnv`); nothing is installed into the workspace environment. Pulsar runs from
@@ -48,6 +54,7 @@ import contextlib
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -127,6 +134,94 @@ async def asgi_app(scope, receive, send):
     await send({"type": "http.response.body", "body": data})
 '''
 
+BARE = '''
+"""The ceiling reference, not a server: a minimal asyncio.Protocol on uvloop that answers every
+request with a canned hello world (no parsing beyond finding the end of the head and the
+Content-Length; a POST gets its body back). ``python bare.py PORT WORKERS``: the first process
+binds, forks WORKERS - 1 more, and all accept on the shared socket."""
+
+import asyncio
+import os
+import socket
+import sys
+
+import uvloop
+
+HELLO = b"Hello World!\\n"
+HEAD = b"HTTP/1.1 200 OK\\r\\nContent-Type: %s\\r\\nContent-Length: %d\\r\\n%s\\r\\n"
+CLOSE = b"Connection: close\\r\\n"
+GET_KA = HEAD % (b"text/plain", len(HELLO), b"") + HELLO
+GET_CLOSE = HEAD % (b"text/plain", len(HELLO), CLOSE) + HELLO
+
+
+class Bare(asyncio.Protocol):
+    def connection_made(self, transport):
+        self.transport = transport
+        self.buf = b""
+        self.need = -1  # body bytes still to come; -1: reading a head
+        self.body = []
+        self.close = False
+
+    def data_received(self, data):
+        if self.buf:
+            data, self.buf = self.buf + data, b""
+        while data:
+            if self.need < 0:
+                end = data.find(b"\\r\\n\\r\\n")
+                if end < 0:
+                    self.buf = data
+                    return
+                head = data[:end].lower()
+                data = data[end + 4 :]
+                self.close = b"\\r\\nconnection: close" in head
+                at = head.find(b"\\r\\ncontent-length:")
+                if at < 0:
+                    self.transport.write(GET_CLOSE if self.close else GET_KA)
+                    if self.close:
+                        self.transport.close()
+                        return
+                    continue
+                stop = head.find(b"\\r\\n", at + 2)
+                self.need = int(head[at + 17 : stop if stop >= 0 else None])
+                self.body = []
+            take = data[: self.need]
+            self.body.append(take)
+            self.need -= len(take)
+            data = data[len(take) :]
+            if self.need == 0:
+                self.need = -1
+                body = b"".join(self.body)
+                self.body = []
+                extra = CLOSE if self.close else b""
+                self.transport.write(
+                    HEAD % (b"application/octet-stream", len(body), extra) + body
+                )
+                if self.close:
+                    self.transport.close()
+                    return
+
+
+def serve(sock):
+    async def main():
+        server = await asyncio.get_running_loop().create_server(Bare, sock=sock, backlog=2048)
+        await server.serve_forever()
+
+    uvloop.run(main())
+
+
+if __name__ == "__main__":
+    port, workers = int(sys.argv[1]), int(sys.argv[2])
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    sock.listen(2048)
+    sock.setblocking(False)
+    for _ in range(workers - 1):
+        if os.fork() == 0:
+            break
+    serve(sock)
+'''
+
 POST_LUA = f"""
 wrk.method = "POST"
 wrk.body = string.rep("x", {POST_SIZE})
@@ -160,9 +255,13 @@ def _servers(peers: PeerEnv | None) -> list[Server]:
 
         return argv
 
+    def bare(port: int, workers: int) -> list[str]:
+        return [py, "bare.py", str(port), str(workers)]
+
     servers = [
         Server("pulsar inline", pulsar(0), peer=False),
         Server("pulsar threads", pulsar(8), peer=False),
+        Server(BARE_NAME, bare, peer=False),
     ]
     if peers is None:
         return servers
@@ -205,9 +304,13 @@ def _servers(peers: PeerEnv | None) -> list[Server]:
     ]
 
 
+#: the ceiling reference (see ``BARE``): not a server, an upper bound for any Python server
+BARE_NAME = "bare uvloop"
+
 SERVERS = (
     "pulsar inline",
     "pulsar threads",
+    BARE_NAME,
     "gunicorn sync",
     "gunicorn gthread",
     "waitress",
@@ -512,8 +615,36 @@ def report(
     return table, targets
 
 
+def ceilings(results: Results, cells: Sequence[Cell]) -> list[str]:
+    """One line per cell measured with the bare uvloop reference: its req/s over gunicorn
+    sync's (the most any Python server on uvloop could reach in the 5x target) and pulsar
+    inline's share of it. Informational: not a target."""
+    lines = []
+    for cell in cells:
+        bare = results.get(cell.key, BARE_NAME)
+        sync = results.get(cell.key, "gunicorn sync")
+        inline = results.get(cell.key, "pulsar inline")
+        if bare is None or sync is None:
+            continue
+        line = f"CEIL  [{cell.key}] {BARE_NAME} / gunicorn sync req/s: {bare.rps / sync.rps:.2f}x"
+        if bare.rps / sync.rps < 5.0:
+            line += " (< 5x: the 5x target is out of reach by construction in this cell)"
+        if inline is not None:
+            line += f"; pulsar inline = {inline.rps / bare.rps:.2f}x {BARE_NAME}"
+        lines.append(line)
+    return lines
+
+
+def _exit_on_signal(signum: int, frame: Any) -> None:
+    # the default action of SIGTERM ends Python without unwinding: the servers (each in a
+    # session of its own) would outlive the run; raising runs managed_process's cleanup
+    raise SystemExit(128 + signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``hatch run bench http [options]``; returns 0, 1 (a target missed) or 2 (failure)."""
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _exit_on_signal)
     parser = argparse.ArgumentParser(prog="bench http", description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="per cell (default 5)")
     parser.add_argument("--rounds", type=int, default=1, help="repeat; keep the best per cell")
@@ -552,6 +683,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             appdir = Path(tmp)
             (appdir / "benchapp.py").write_text(APP, encoding="utf-8")
             (appdir / "post.lua").write_text(POST_LUA, encoding="utf-8")
+            (appdir / "bare.py").write_text(BARE, encoding="utf-8")
             measure(
                 servers,
                 cells,
@@ -572,6 +704,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     for target in targets:
         print(target)
+    for line in ceilings(results, cells):
+        print(line)
     return 0 if all(t.ok for t in targets) else 1
 
 

@@ -652,3 +652,29 @@ async def test_sigterm_closes_connections_still_open_after_graceful_timeout() ->
     finally:
         if run.proc.poll() is None:
             run.kill()
+
+
+def test_nodelay_left_to_uvloop() -> None:
+    """uvloop turns TCP_NODELAY on for every TCP transport it makes: the worker does not ask
+    again (three system calls per connection); other transports get it from the worker."""
+    from pulsar.apps.socket._worker import _wants_nodelay
+
+    uvloop = pytest.importorskip("uvloop")
+    loop = uvloop.new_event_loop()
+    try:
+
+        async def transport_types() -> list[type]:
+            server = await loop.create_server(asyncio.Protocol, "127.0.0.1", 0)
+            port = server.sockets[0].getsockname()[1]
+            transport, _ = await loop.create_connection(asyncio.Protocol, "127.0.0.1", port)
+            sock = transport.get_extra_info("socket")
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+            transport.close()
+            server.close()
+            return [type(transport)]
+
+        (tcp,) = loop.run_until_complete(transport_types())
+    finally:
+        loop.close()
+    assert not _wants_nodelay(tcp)
+    assert _wants_nodelay(asyncio.Transport)

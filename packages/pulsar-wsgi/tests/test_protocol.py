@@ -252,3 +252,89 @@ def test_protocol_needs_an_app() -> None:
 
     with pytest.raises(TypeError):
         HttpServerProtocol()
+
+
+# -- per-connection costs -------------------------------------------------------------------------
+
+
+async def test_closed_connection_leaves_no_cyclic_garbage() -> None:
+    """A connection's objects are freed by reference counting once it closes (the parser, whose
+    callbacks reference the HttpConnection, is dropped), not by a garbage collection later."""
+    import gc
+    import weakref
+
+    protocol, transport = fake_connection(hello, thread_workers=0)
+    protocol.data_received(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+    assert parse_responses(transport.take())[0].status == 200
+    await settle()  # the transport's close calls connection_lost soon
+    assert protocol.disconnected
+    conn = weakref.ref(protocol.conn)
+    assert protocol.conn._parser is None
+    protocol.conn.receive_data(b"GET / HTTP/1.1\r\n\r\n")  # ignored: the peer is gone
+    assert not protocol.conn.events
+    gc.disable()
+    try:
+        transport.protocol = None  # type: ignore[assignment]  # as asyncio's transports do
+        del protocol, transport
+        assert conn() is None
+    finally:
+        gc.enable()
+
+
+def _post(body: bytes) -> bytes:
+    return b"POST / HTTP/1.1\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+
+
+async def test_body_read_whole_is_not_copied() -> None:
+    """Inline, a body that arrived in one chunk is handed to the application as is, several
+    chunks joined once; a large echo is written head then body (no join) and arrives intact."""
+    seen: list[bytes] = []
+
+    def app(environ: Environ, start_response: Callable[..., Any]) -> list[bytes]:
+        data = environ["wsgi.input"].read()
+        seen.append(data)
+        start_response("200 OK", [("Content-Length", str(len(data)))])
+        return [data]
+
+    protocol, transport = fake_connection(app, thread_workers=0)
+    body = bytes(range(256)) * 256  # 64 KiB
+    protocol.data_received(_post(body))
+    protocol.data_received(_post(body)[:1000])
+    protocol.data_received(_post(body)[1000:])
+    await settle(lambda: len(parse_responses(bytes(transport.buffer))) == 2)
+    responses = parse_responses(transport.take())
+    assert [r.body for r in responses] == [body, body] and seen == [body, body]
+    protocol.connection_lost(None)
+
+
+def test_request_body_chunks() -> None:
+    """Chunks fed as bytes: a whole read returns the one chunk itself; partial reads, readline
+    and reads across chunks see the bytes in order."""
+    from pulsar.apps.wsgi._input import RequestBody
+
+    body = RequestBody(blocking=False)
+    chunk = b"abc\ndef"
+    body.feed(chunk)
+    body.feed(bytearray(b"\ngh"))
+    body.feed(b"")
+    body.end()
+    assert body.buffered == 10
+    assert body.read(2) == b"ab"
+    assert body.readline() == b"c\n"
+    assert body.buffered == 6
+    body.feed(b"ij")  # after a partial read: appended behind what is left
+    assert body.read() == b"def\nghij"
+    assert body.read() == b"" and body.buffered == 0
+
+    single = RequestBody(blocking=False)
+    single.feed(chunk)
+    single.end()
+    assert single.read() is chunk
+
+    several = RequestBody(blocking=False)
+    for part in (b"12", b"34", b"5"):
+        several.feed(part)
+    several.end()
+    assert several.read(100) == b"12345"
+    several.discard()
+    assert several.buffered == 0

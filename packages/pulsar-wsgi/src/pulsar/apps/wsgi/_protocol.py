@@ -123,6 +123,17 @@ class ServerState:
         # the connections' deadlines, by tick (1/TICKS_PER_SECOND s): one timer per tick in use
         self._ticks: dict[int, set[HttpServerProtocol]] = {}
         self._ticks_loop: asyncio.AbstractEventLoop | None = None
+        # the loop of the connections (asyncio.get_running_loop() makes a getpid() system call
+        # each time; see running_loop)
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def running_loop(self) -> asyncio.AbstractEventLoop:
+        """The running event loop (call from a loop callback), cached: the connections of one
+        server run on one loop at a time (a loop that stopped is replaced by the running one)."""
+        loop = self._loop
+        if loop is None or not loop.is_running():
+            loop = self._loop = asyncio.get_running_loop()
+        return loop
 
     def schedule(self, protocol: HttpServerProtocol, deadline: float) -> int:
         """Call ``protocol._on_timer()`` at ``deadline`` (loop time; up to one tick late) and
@@ -355,7 +366,7 @@ class HttpServerProtocol(asyncio.Protocol):
         # uvloop's transports do not derive from asyncio.Transport: no isinstance check
         transport = cast(asyncio.Transport, transport)
         state = self.state
-        self.loop = asyncio.get_running_loop()
+        self.loop = state.running_loop()
         self.transport = transport
         self.flow = FlowControl(transport)
         self.conn = HttpConnection(
@@ -397,6 +408,8 @@ class HttpServerProtocol(asyncio.Protocol):
         self._stop_timer()
         if self.flow is not None:
             self.flow.connection_lost()
+        if self.conn is not None:
+            self.conn.connection_lost()  # frees its parser now rather than in a GC pass
         receiving = self._receiving
         if receiving is not None and receiving.body is not None:
             receiving.body.fail(ClientDisconnected())
