@@ -487,7 +487,11 @@ class PeerEnv:
         done = self.installed()
         missing = [r for r in requirements if r not in done]
         if missing:
-            self._uv("pip", "install", "--quiet", "--python", str(self.python), *missing)
+            # everything asked for so far, resolved together: installing only the missing ones
+            # lets a later peer downgrade a library an earlier one needs (arq pinned redis-py
+            # below what Celery's kombu requires)
+            wanted = sorted(done | set(missing))
+            self._uv("pip", "install", "--quiet", "--python", str(self.python), *wanted)
             self._stamp.write_text(json.dumps(sorted(done | set(missing))), encoding="utf-8")
         return self
 

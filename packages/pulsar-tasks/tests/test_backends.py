@@ -473,12 +473,16 @@ async def test_own_tasks_are_answered_on_the_reply_channel(client, backend_url) 
             t = await client.queue_task("add", 1, 2)
             replies = client.backend._replies
             assert t.id in replies.expected
+            # queued before the channel was subscribed: read back once after subscribing
+            assert not replies.covers(t.id)
             assert (await client.wait_for_task(t.id, timeout=10)).value == 3
-            assert t.id in replies.arrived and t.id not in replies.expected
+            assert replies.live and t.id not in replies.expected
             assert (await other.wait_for_task(t.id, timeout=5)).value == 3
             assert other.backend._replies is None  # it queued nothing: no channel
-            # a reply that arrives before anyone waits is kept for the wait
+            # queued while subscribed: its reply cannot be missed, and one that arrives before
+            # anyone waits is kept for the wait
             t2 = await client.queue_task("add", 2, 2)
+            assert replies.covers(t2.id)
             for _ in range(200):
                 if t2.id in replies.arrived:
                     break
@@ -492,8 +496,27 @@ async def test_own_tasks_are_answered_on_the_reply_channel(client, backend_url) 
 
 
 @pytest.mark.parametrize("backend_url", ["redis"], indirect=True)
+async def test_a_client_that_never_waits_receives_no_replies(client, backend_url) -> None:
+    async with consuming(backend_url):
+        ids = [(await client.queue_task("add", i, i)).id for i in range(20)]
+        for _ in range(400):
+            if all(t.done for t in await asyncio.gather(*map(client.get_task, ids))):
+                break
+            await asyncio.sleep(0.025)
+    replies = client.backend._replies
+    assert replies.pubsub is None and not replies.arrived
+    assert dict(await client.backend.client.pubsub_numsub(replies.channel))[replies.channel] == 0
+    # a late wait still finds each result (read back after subscribing)
+    assert (await client.wait_for_task(ids[-1], timeout=5)).value == 38
+
+
+@pytest.mark.parametrize("backend_url", ["redis"], indirect=True)
 async def test_a_lost_reply_costs_a_reread_not_a_hang(client, backend_url) -> None:
+    async with consuming(backend_url):  # subscribed: the wait below expects a reply
+        first = await client.queue_task("add", 0, 0)
+        assert (await client.wait_for_task(first.id, timeout=10)).value == 0
     t = await client.queue_task("add", 1, 2)
+    assert client.backend._replies.covers(t.id)
     b = client.backend
     # the reply goes to a channel nobody listens to: the waiter must find the result anyway
     await b.client.hset(b._key("t", t.id), "reply_to", b._key("reply", "nobody"))
@@ -508,6 +531,9 @@ async def test_a_lost_reply_costs_a_reread_not_a_hang(client, backend_url) -> No
 
 @pytest.mark.parametrize("backend_url", ["redis"], indirect=True)
 async def test_reply_channel_survives_a_killed_connection(client, backend_url) -> None:
+    async with consuming(backend_url):  # a first wait subscribes the channel
+        t0 = await client.queue_task("add", 0, 0)
+        assert (await client.wait_for_task(t0.id, timeout=10)).value == 0
     t = await client.queue_task("add", 1, 2)
     b = client.backend
     channel = _reply_channel(client)

@@ -81,8 +81,8 @@ class TaskClient:
 
     async def _job_meta(self, name: str) -> tuple[Job | None, dict[str, Any]]:
         job = get_job(name)
-        if job is not None:
-            return job, job.meta()
+        if job is not None:  # its options are read from the job itself
+            return job, {}
         if name not in self._remote_jobs:
             self._remote_jobs = await self.backend.jobs()
         meta = self._remote_jobs.get(name)
@@ -117,21 +117,26 @@ class TaskClient:
         payload = dumps_payload(args, kwargs)
         now = time.time()
         when = now + float(countdown) if countdown is not None else _timestamp(eta) or now
-        exp = expires if expires is not None else meta.get("expires")
+        default_queue: str | None
+        max_retries: int | None
+        if job is not None:
+            default_expires, default_queue = job.expires, job.default_queue
+            max_retries = job.max_retries
+            overlap_key = job.overlap_key(payload)
+        else:
+            default_expires, default_queue = meta.get("expires"), meta.get("queue")
+            max_retries = meta.get("max_retries")
+            overlap_key = None if meta.get("overlap", True) else _overlap_key(name, payload)
+        exp = expires if expires is not None else default_expires
         exp_at = _timestamp(exp)
         if exp_at is not None and exp_at < 1e9:
             exp_at = now + exp_at
-        overlap_key = (
-            job.overlap_key(payload)
-            if job is not None
-            else (None if meta.get("overlap", True) else _overlap_key(name, payload))
-        )
         task = Task(
             id=task_id or uuid.uuid4().hex,
             name=name,
-            queue=queue or meta.get("queue") or "default",
+            queue=queue or default_queue or "default",
             payload=payload,
-            max_retries=int(meta.get("max_retries") or 0),
+            max_retries=int(max_retries or 0),
             time_queued=now,
             eta=when,
             expires=exp_at,

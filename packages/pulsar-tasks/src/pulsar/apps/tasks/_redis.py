@@ -13,9 +13,10 @@ Keys, under a prefix (``pulsar-tasks``, or ``?prefix=name`` in the URL):
 * ``{p}:jobs``: hash of job descriptions; channel ``{p}:done:<id>``: the final record (JSON),
   published when the task ends;
 * channel ``{p}:reply:<client>``: ``"<id> <final record>"`` for every task that client queued
-  (the record's ``reply_to``). Each client subscribes once, before its first enqueue, so waiting
-  for a task it queued itself costs no subscribe and no read: the reply is already on its way
-  (or arrived). Other waiters subscribe to ``{p}:done:<id>`` and then read the record.
+  (the record's ``reply_to``). A client subscribes once, at its first wait, and stays
+  subscribed: waiting for a task it queued after that costs no subscribe and no read, the reply
+  is already on its way (or arrived). Other waiters subscribe to ``{p}:done:<id>`` and then read
+  the record.
 
 Every state change is one Lua script, so it is atomic. Finished records get an EXPIRE of the
 result TTL. The client retries commands with exponential back-off on connection errors, so
@@ -72,15 +73,16 @@ local function finalize(k, id, status, now, ttl)
 end
 """
 
-# ARGV: prefix, then per task: id, unique, queue, eta, time_queued, overlap_key, the record as
-# a JSON object of strings; returns per task 1 (stored), 0 (unique and exists) or the id of the
-# task holding its overlap key
+# ARGV: prefix, then a JSON array with per task [id, unique, queue, eta, time_queued,
+# overlap_key, the record as an object of strings] (one argument for the whole batch: packing
+# seven per task cost more in redis-py than the rest of the call); returns per task 1 (stored),
+# 0 (unique and exists) or the id of the task holding its overlap key
 _ENQUEUE = """
 local p = ARGV[1]
 local out = {}
-for i = 2, #ARGV, 7 do
-  local id, unique, queue, eta, tq, ov = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
-    ARGV[i + 4], ARGV[i + 5]
+local woken = {}
+for _, item in ipairs(cjson.decode(ARGV[2])) do
+  local id, unique, queue, eta, tq, ov = item[1], item[2], item[3], item[4], item[5], item[6]
   local k = p..':t:'..id
   local res = 1
   if unique == '1' and redis.call('EXISTS', k) == 1 then res = 0 end
@@ -94,17 +96,20 @@ for i = 2, #ARGV, 7 do
   end
   if res == 1 then
     local flat = {}
-    for f, v in pairs(cjson.decode(ARGV[i + 6])) do
+    for f, v in pairs(item[7]) do
       table.insert(flat, f); table.insert(flat, v)
     end
     redis.call('DEL', k)
     redis.call('HSET', k, unpack(flat))
     redis.call('ZADD', p..':q:'..queue, eta, id)
     redis.call('ZADD', p..':all', tq, id)
-    redis.call('RPUSH', p..':wake:'..queue, '1')
-    redis.call('LTRIM', p..':wake:'..queue, -64, -1)
+    woken[queue] = true
   end
   table.insert(out, res)
+end
+for queue in pairs(woken) do  -- one wake-up per queue and batch
+  redis.call('RPUSH', p..':wake:'..queue, '1')
+  redis.call('LTRIM', p..':wake:'..queue, -64, -1)
 end
 return out
 """
@@ -215,22 +220,22 @@ end
 return out
 """
 
-# ARGV: prefix, now, ttl, then (id, token, status, result, error, traceback) per task
+# ARGV: prefix, now, ttl, a JSON array of [id, token, status, result, error, traceback]
 _COMPLETE = (
     _LIB
     + """
 local now = tonumber(ARGV[2])
 local out = {}
-for i = 4, #ARGV, 6 do
-  local id = ARGV[i]
+for _, item in ipairs(cjson.decode(ARGV[4])) do
+  local id = item[1]
   local k = p..':t:'..id
   local v = redis.call('HMGET', k, 'token', 'status')
-  if v[1] ~= ARGV[i + 1] or v[2] ~= 'STARTED' then
+  if v[1] ~= item[2] or v[2] ~= 'STARTED' then
     table.insert(out, 0)
   else
-    redis.call('HSET', k, 'status', ARGV[i + 2], 'result', ARGV[i + 3], 'error', ARGV[i + 4],
-      'traceback', ARGV[i + 5], 'time_finished', now, 'token', '', 'lease_expires', '')
-    finalize(k, id, ARGV[i + 2], now, ARGV[3])
+    redis.call('HSET', k, 'status', item[3], 'result', item[4], 'error', item[5],
+      'traceback', item[6], 'time_finished', now, 'token', '', 'lease_expires', '')
+    finalize(k, id, item[3], now, ARGV[3])
     table.insert(out, 1)
   end
 end
@@ -383,12 +388,15 @@ class _Batcher:
 
 
 class _Replies:
-    """A client's reply channel: one subscription and one reader task for every task the
-    client queued (see the module docstring).
+    """A client's reply channel: one subscription and one reader task for the tasks the client
+    queued (see the module docstring).
 
-    A waiter for such a task finds its final record in ``arrived`` or gets it through a future;
-    it still re-reads the record every second (and at once after a reconnection, when replies
-    published meanwhile are lost), so a lost message delays it, never blocks it.
+    The channel is named at the first enqueue but subscribed only at the first wait, so a
+    client that never waits receives nothing (a PUBLISH to nobody costs Redis next to nothing).
+    A task queued while the subscription was live (same ``generation``: no reconnection since)
+    needs no read: its reply cannot be missed. Any other is read once after subscribing.
+    Waiters still re-read every second, and at once after a reconnection (replies published
+    meanwhile are lost), so a lost message delays a waiter, never blocks it.
     """
 
     def __init__(self, backend: RedisBackend) -> None:
@@ -397,13 +405,26 @@ class _Replies:
         self.ready: asyncio.Future[None] | None = None
         self.pubsub: Any = None
         self.reader: asyncio.Task[None] | None = None
-        self.expected: OrderedDict[str, None] = OrderedDict()
+        #: +1 at every confirmed (re)subscription; 0: never subscribed
+        self.generation = 0
+        self.live = False
+        #: task queued here -> the generation it was queued in (0: not live then)
+        self.expected: OrderedDict[str, int] = OrderedDict()
         self.arrived: OrderedDict[str, str] = OrderedDict()
         self.waiters: dict[str, list[asyncio.Future[str | None]]] = {}
 
+    def expect(self, task_id: str) -> None:
+        self.expected[task_id] = self.generation if self.live else 0
+        if len(self.expected) > _EXPECTED:
+            self.expected.popitem(last=False)
+
+    def covers(self, task_id: str) -> bool:
+        """True when the reply of ``task_id`` comes (or came) on this channel for sure."""
+        gen = self.expected.get(task_id)
+        return self.live and gen is not None and gen == self.generation
+
     async def subscribe(self) -> None:
-        """Subscribe (once) and wait for Redis to confirm: a reply published before that would
-        be lost."""
+        """Subscribe (once) and wait for Redis to confirm."""
         if self.ready is None:
             loop = asyncio.get_running_loop()
             ready = self.ready = loop.create_future()
@@ -422,22 +443,14 @@ class _Replies:
         if not self.ready.done():
             await asyncio.shield(self.ready)
 
-    def expect(self, task_id: str) -> None:
-        self.expected[task_id] = None
-        if len(self.expected) > _EXPECTED:
-            self.expected.popitem(last=False)
-
-    def take(self, task_id: str) -> str | None:
-        """The final record of ``task_id`` if its reply arrived."""
-        return self.arrived.get(task_id)
-
-    def waiting(self, task_id: str) -> asyncio.Future[str | None] | None:
-        """A future for the reply of ``task_id`` (a record, or None: re-read now), or None when
-        no reply is coming on this channel."""
-        if task_id not in self.expected or self.ready is None or not self.ready.done():
-            return None
+    def listen(self, task_id: str) -> asyncio.Future[str | None]:
+        """A future for the reply of ``task_id``: its final record, or None (re-read now)."""
         fut: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
-        self.waiters.setdefault(task_id, []).append(fut)
+        record = self.arrived.get(task_id)
+        if record is not None:
+            fut.set_result(record)
+        else:
+            self.waiters.setdefault(task_id, []).append(fut)
         return fut
 
     def forget(self, task_id: str, fut: asyncio.Future[str | None]) -> None:
@@ -465,6 +478,7 @@ class _Replies:
                 raise
             except Exception as exc:  # Redis gone: redis-py reconnects and resubscribes
                 failures += 1
+                self.live = False
                 logger.debug("task reply channel: %s", exc)
                 self._recheck()
                 await asyncio.sleep(min(1.0, 0.05 * 2**failures))
@@ -483,6 +497,8 @@ class _Replies:
                     if not fut.done():
                         fut.set_result(record)
             elif kind == "subscribe":
+                self.generation += 1
+                self.live = True
                 if not self.ready.done():
                     self.ready.set_result(None)
                 else:  # subscribed again after a reconnection: replies may have been lost
@@ -499,6 +515,7 @@ class _Replies:
             with contextlib.suppress(Exception):
                 await pubsub.aclose()
         self.ready = None
+        self.live = False
         self._recheck()
 
 
@@ -579,18 +596,16 @@ class RedisBackend(Backend):
             if self._replies is None:
                 self._replies = _Replies(self)
             replies = self._replies
-            await replies.subscribe()
             row["reply_to"] = replies.channel
             replies.expect(task.id)
-        record = json.dumps(row)
         item = (
             task.id,
             "1" if unique else "0",
             task.queue,
-            task.eta,
-            task.time_queued,
+            repr(task.eta),
+            repr(task.time_queued),
             task.overlap_key or "",
-            record,
+            row,
         )
         try:
             result = await self._enqueuer(item)
@@ -608,7 +623,7 @@ class RedisBackend(Backend):
         return bool(result)
 
     async def _enqueue_many(self, items: Sequence[Sequence[Any]]) -> Sequence[Any]:
-        return list(await self._script("enqueue", *[arg for item in items for arg in item]))
+        return list(await self._script("enqueue", json.dumps(items)))
 
     async def get(self, task_id: str) -> Task | None:
         row = await self._getter(task_id)
@@ -657,13 +672,9 @@ class RedisBackend(Backend):
         loop = asyncio.get_running_loop()
         end = None if timeout is None else loop.time() + timeout
         replies = self._replies
-        if replies is not None:
-            record = replies.take(task_id)
-            if record is not None:
-                return _final(record) or await self.get(task_id)
-            fut = replies.waiting(task_id)
-            if fut is not None:  # queued by this client: the reply comes on its channel
-                return await self._wait_reply(replies, task_id, fut, end, timeout)
+        if replies is not None and (task_id in replies.expected or task_id in replies.arrived):
+            # queued by this client: the reply comes on its channel
+            return await self._wait_reply(replies, task_id, end, timeout)
         pubsub = self.client.pubsub()
         try:
             # SUBSCRIBE only sends the command: wait for Redis to confirm it before reading the
@@ -696,15 +707,17 @@ class RedisBackend(Backend):
                 pass
 
     async def _wait_reply(
-        self,
-        replies: _Replies,
-        task_id: str,
-        fut: asyncio.Future[str | None],
-        end: float | None,
-        timeout: float | None,
+        self, replies: _Replies, task_id: str, end: float | None, timeout: float | None
     ) -> Task | None:
         loop = asyncio.get_running_loop()
+        covered = replies.covers(task_id)
+        await replies.subscribe()
+        fut = replies.listen(task_id)
         try:
+            if not covered and not fut.done():  # queued before the channel was live
+                task = await self.get(task_id)
+                if task is None or task.done:
+                    return task
             while True:
                 remaining = 1.0 if end is None else min(1.0, end - loop.time())
                 if remaining <= 0:
@@ -715,16 +728,15 @@ class RedisBackend(Backend):
                     task = _final(record)
                     if task is not None:
                         return task
+                    replies.arrived.pop(task_id, None)  # unreadable: not to be served again
                 # no reply within a second, a reconnection, or an unreadable reply: re-read
                 task = await self.get(task_id)
                 if task is None or task.done:
                     return task
                 if fut.done():
                     replies.forget(task_id, fut)
-                    new = replies.waiting(task_id)
-                    if new is None:  # the reply channel is down: wait the other way
-                        return await self.wait(task_id, None if end is None else end - loop.time())
-                    fut = new
+                    await replies.subscribe()
+                    fut = replies.listen(task_id)
         finally:
             replies.forget(task_id, fut)
 
@@ -800,8 +812,7 @@ class RedisBackend(Backend):
         )
 
     async def _complete_many(self, items: Sequence[tuple[str, ...]]) -> Sequence[Any]:
-        args = [field for item in items for field in item]
-        return list(await self._script("complete", self.now(), self.result_ttl, *args))
+        return list(await self._script("complete", self.now(), self.result_ttl, json.dumps(items)))
 
     async def retry(
         self, task_id: str, token: str, eta: float, *, error: str, traceback: str | None

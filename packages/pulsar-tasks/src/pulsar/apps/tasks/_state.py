@@ -97,12 +97,17 @@ class Task:
     @property
     def args(self) -> list[Any]:
         """The positional arguments (decoded from the payload)."""
-        return list(json.loads(self.payload).get("args", []))
+        return self.arguments()[0]
 
     @property
     def kwargs(self) -> dict[str, Any]:
         """The keyword arguments (decoded from the payload)."""
-        return dict(json.loads(self.payload).get("kwargs", {}))
+        return self.arguments()[1]
+
+    def arguments(self) -> tuple[list[Any], dict[str, Any]]:
+        """``(args, kwargs)``, decoding the payload once."""
+        data = json.loads(self.payload)
+        return list(data.get("args", [])), dict(data.get("kwargs", {}))
 
     @property
     def value(self) -> Any:
@@ -134,19 +139,17 @@ class Task:
         Raises ValueError/KeyError on a row that is not a task record.
         """
         data: dict[str, Any] = {}
-        for key in cls.__dataclass_fields__:
-            if key not in row:
+        convert = _CONVERT
+        for key, value in row.items():
+            conv = convert.get(key)
+            if conv is None:  # not a field
                 continue
-            value = row[key]
-            if isinstance(value, bytes):
+            if value.__class__ is bytes:
                 value = value.decode()
-            if value == "" and key not in ("payload", "name", "id"):
+            if value == "" and key not in _KEEP_EMPTY:
                 value = None
-            if value is not None:
-                if key in _INT:
-                    value = int(float(value))
-                elif key in _FLOAT:
-                    value = float(value)
+            elif value is not None and conv is not str:
+                value = conv(value)
             data[key] = value
         data["status"] = TaskState(data.get("status") or "QUEUED")
         if not data.get("id") or not data.get("name"):
@@ -172,3 +175,14 @@ class Task:
 
 
 _FIELD_NAMES = tuple(Task.__dataclass_fields__)
+_KEEP_EMPTY = frozenset({"payload", "name", "id"})
+
+
+def _to_int(value: Any) -> int:
+    return int(float(value))
+
+
+#: per field, how a stored value becomes the field's (strings stay as they are)
+_CONVERT: dict[str, Any] = {
+    key: _to_int if key in _INT else float if key in _FLOAT else str for key in _FIELD_NAMES
+}

@@ -176,9 +176,11 @@ class Consumer:
                 continue
             for row in claim.tasks:
                 self._start(row)
-            if claim.tasks:
+            if len(claim.tasks) >= free:  # there may be more due: claim again at once
                 idle = None
                 continue
+            # fewer than asked for: nothing else is due now, so the next claim waits for work
+            # (an enqueue wakes it) or for the next due time
             idle = self.max_idle
             if claim.next_eta is not None:
                 idle = max(0.001, min(idle, claim.next_eta - time.time()))
@@ -201,7 +203,7 @@ class Consumer:
                 job = get_job(task.name)
                 if job is None:
                     raise LookupError(f"unknown job {task.name!r} (not loaded by this worker)")
-                args, kwargs = task.args, task.kwargs
+                args, kwargs = task.arguments()
             except Exception as exc:
                 logger.error("task %s: invalid record: %s", run.task_id, exc)
                 self.counters["failed"] += 1
