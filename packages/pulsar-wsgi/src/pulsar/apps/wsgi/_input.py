@@ -128,16 +128,25 @@ class RequestBody:
             return
         if type(data) is not bytes:
             data = bytes(data)  # kept as is: never a view of a buffer that may change
-        with self._cond:
+        cond = self._cond
+        if cond is _NO_LOCK:  # read on the loop: no lock, nobody to wake (the usual inline case)
             self._chunks.append(data)
             self._size += len(data)
-            self._cond.notify_all()
+            return
+        with cond:
+            self._chunks.append(data)
+            self._size += len(data)
+            cond.notify_all()
 
     def end(self) -> None:
         """The body is complete (event loop)."""
-        with self._cond:
+        cond = self._cond
+        if cond is _NO_LOCK:
             self._complete = True
-            self._cond.notify_all()
+        else:
+            with cond:
+                self._complete = True
+                cond.notify_all()
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -272,6 +281,10 @@ class RequestBody:
 
     def read(self, size: int | None = -1) -> bytes:
         """Read up to ``size`` bytes (all the rest when negative or None); ``b""`` at the end."""
+        if self._complete and self._cond is _NO_LOCK:  # inline: no lock, never waits
+            if size is None or size < 0 or size >= self._size:
+                return self._take(self._size)
+            return self._take(size) if size else b""
         with self._cond:
             if size is None or size < 0:
                 while not self._complete:
