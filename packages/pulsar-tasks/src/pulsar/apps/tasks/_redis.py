@@ -440,6 +440,9 @@ class _Replies:
                 ready.cancel()
                 raise
             self.reader = loop.create_task(self._read(), name="pulsar-tasks-replies")
+            # a client never closed (one per loop of an RPC handler, say) leaves this reader
+            # pending when its loop dies with the process: nothing is lost, nothing to report
+            self.reader._log_destroy_pending = False  # type: ignore[attr-defined]
         if not self.ready.done():
             await asyncio.shield(self.ready)
 
