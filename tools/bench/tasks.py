@@ -372,25 +372,6 @@ class Pulsar(System):
                 "50",
                 "--task-lease",
                 "2",
-                "--schedule-periodic",
-                "false",
-            ]
-            if False
-            else [
-                self.python,
-                "-m",
-                "pulsar.apps.tasks",
-                "worker",
-                "--backend",
-                self.url,
-                "--modules",
-                "bench_jobs",
-                "--workers",
-                "2",
-                "--concurrent-tasks",
-                "50",
-                "--task-lease",
-                "2",
             ]
         ]
 
