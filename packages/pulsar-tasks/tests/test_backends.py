@@ -335,6 +335,23 @@ async def test_overlap_refused_while_pending(client, backend_url) -> None:
     assert again.id != t.id
 
 
+async def test_concurrent_writes_share_round_trips_and_fail_alone(client, backend_url) -> None:
+    """Writes made at once go together (one Lua call, one SQLite transaction): a refused one
+    (an overlap) fails alone, the others are stored, and reads made at once agree."""
+    keys = [f"k{i % 10}" for i in range(60)]  # 10 keys, 6 tasks each: 1 accepted, 5 refused
+    results = await asyncio.gather(
+        *(client.queue_task("exclusive", key, 0.1) for key in keys), return_exceptions=True
+    )
+    stored = [r for r in results if isinstance(r, tasks.Task)]
+    refused = [r for r in results if isinstance(r, tasks.JobOverlap)]
+    assert len(stored) == 10 and len(refused) == 50, results
+    assert sorted(t.args[0] for t in stored) == sorted(set(keys))
+    got = await asyncio.gather(*(client.get_task(t.id) for t in stored), client.get_task("nope"))
+    assert [g.id for g in got[:-1]] == [t.id for t in stored] and got[-1] is None
+    assert all(g.status == TaskState.QUEUED for g in got[:-1])
+    assert (await client.counts()) == {"QUEUED": 10}
+
+
 async def test_unserializable_result_fails_clearly(client, backend_url) -> None:
     async with consuming(backend_url):
         t = await client.queue_task("unserializable_result")

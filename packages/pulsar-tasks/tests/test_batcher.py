@@ -1,4 +1,4 @@
-"""The Redis backend's batcher: concurrent calls share round trips, a lone call goes at once."""
+"""The backends' batcher: concurrent calls share round trips, a lone call goes at once."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from pulsar.apps.tasks._redis import _Batcher
+from pulsar.apps.tasks._batch import Batcher
 
 
 class Sender:
@@ -24,7 +24,7 @@ class Sender:
 
 async def test_lone_call_is_sent_directly() -> None:
     send = Sender()
-    batch = _Batcher(send)
+    batch = Batcher(send)
     assert await batch(1) == 10
     assert await batch(2) == 20
     assert send.batches == [[1], [2]]
@@ -33,7 +33,7 @@ async def test_lone_call_is_sent_directly() -> None:
 
 async def test_calls_made_in_flight_go_together() -> None:
     send = Sender()
-    batch = _Batcher(send, limit=3)
+    batch = Batcher(send, limit=3)
     results = await asyncio.gather(*(batch(i) for i in range(8)))
     assert results == [i * 10 for i in range(8)]
     assert send.batches == [[0], [1, 2, 3], [4, 5, 6], [7]]
@@ -42,7 +42,7 @@ async def test_calls_made_in_flight_go_together() -> None:
 
 async def test_errors_reach_every_caller_of_the_batch() -> None:
     send = Sender(fail=True)
-    batch = _Batcher(send)
+    batch = Batcher(send)
     results = await asyncio.gather(*(batch(i) for i in range(4)), return_exceptions=True)
     assert all(isinstance(r, ConnectionError) for r in results)
     assert not batch.sending
@@ -52,7 +52,7 @@ async def test_errors_reach_every_caller_of_the_batch() -> None:
 
 async def test_a_cancelled_direct_caller_still_sends_the_others() -> None:
     send = Sender()
-    batch = _Batcher(send)
+    batch = Batcher(send)
     first = asyncio.ensure_future(batch(1))
     await asyncio.sleep(0)
     second = asyncio.ensure_future(batch(2))

@@ -33,11 +33,12 @@ import logging
 import os
 import uuid
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from ._backend import Backend, Claim
+from ._batch import Batcher
 from ._errors import BackendError, JobOverlap
 from ._state import FINAL, Task, TaskState
 
@@ -334,59 +335,6 @@ def _split_url(url: str) -> tuple[str, str]:
     return urlunsplit(parts._replace(query=rest)), prefix
 
 
-class _Batcher:
-    """Calls made while a batch is in flight go together in the next one (no added delay: a
-    lone call is sent at once). ``send(items)`` returns one result per item."""
-
-    def __init__(
-        self, send: Callable[[list[Any]], Awaitable[Sequence[Any]]], limit: int = 500
-    ) -> None:
-        self.send = send
-        self.limit = limit
-        self.pending: list[tuple[asyncio.Future[Any], Any]] = []
-        self.sending = False
-        self.task: asyncio.Future[None] | None = None
-
-    async def __call__(self, item: Any) -> Any:
-        if not self.sending:
-            # nothing in flight: send this one directly (no future, no task); calls made
-            # meanwhile queue up and go together once it returns
-            self.sending = True
-            try:
-                return (await self.send([item]))[0]
-            finally:
-                if self.pending:
-                    self.task = asyncio.ensure_future(self._run())
-                else:
-                    self.sending = False
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self.pending.append((fut, item))
-        return await fut
-
-    async def _run(self) -> None:
-        try:
-            while self.pending:
-                batch, self.pending = self.pending[: self.limit], self.pending[self.limit :]
-                try:
-                    results = await self.send([item for _, item in batch])
-                except BaseException as exc:
-                    for fut, _ in batch:
-                        if not fut.done():
-                            fut.set_exception(exc)
-                    if not isinstance(exc, Exception):
-                        raise
-                    continue
-                for (fut, _), result in zip(batch, results, strict=True):
-                    if not fut.done():
-                        fut.set_result(result)
-        finally:
-            self.sending = False
-            for fut, _ in self.pending:  # cancelled meanwhile: nobody will send them
-                if not fut.done():
-                    fut.set_exception(RuntimeError("batch sender stopped"))
-            self.pending = []
-
-
 class _Replies:
     """A client's reply channel: one subscription and one reader task for the tasks the client
     queued (see the module docstring).
@@ -540,9 +488,9 @@ class RedisBackend(Backend):
         self._scripts: dict[str, Any] = {}
         # concurrent calls share round trips: those made while a batch is in flight go
         # together in the next one
-        self._completer = _Batcher(self._complete_many)
-        self._enqueuer = _Batcher(self._enqueue_many)
-        self._getter = _Batcher(self._get_many)
+        self._completer = Batcher(self._complete_many)
+        self._enqueuer = Batcher(self._enqueue_many)
+        self._getter = Batcher(self._get_many)
         self._replies: _Replies | None = None
 
     @property

@@ -5,8 +5,10 @@ How it works
 One connection per backend object runs on a private single-thread executor (SQLite calls never
 block the event loop). The database is in WAL mode (readers do not block the writer) with
 ``synchronous=NORMAL`` (a committed task survives a process crash; the last transactions may be
-lost on power failure) and a 10 s busy timeout. Every state change is one ``BEGIN IMMEDIATE``
-transaction, so two workers never claim the same task.
+lost on power failure) and a 10 s busy timeout. Every state change runs in a ``BEGIN IMMEDIATE``
+transaction, so two workers never claim the same task; changes made while a transaction is in
+flight share the next one, each in a savepoint of its own (one that fails is undone alone), and
+reads of single tasks made meanwhile share one query.
 
 Notifications: a change made through this backend object wakes its own waiters at once. A
 change made by another process is noticed by polling ``PRAGMA data_version`` (a counter SQLite
@@ -28,6 +30,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from ._backend import Backend, Claim
+from ._batch import Batcher
 from ._errors import BackendError, JobOverlap
 from ._state import FINAL, Task, TaskState
 
@@ -76,6 +79,10 @@ class SQLiteBackend(Backend):
         self._lock = threading.Lock()
         self._version = -1
         self._changed: set[asyncio.Event] = set()
+        # writes made while a transaction is in flight share the next one (each in a savepoint
+        # of its own), reads of single tasks share one query
+        self._writer = Batcher(self._write_many)
+        self._getter = Batcher(self._get_many)
 
     # -- plumbing ------------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -125,6 +132,18 @@ class SQLiteBackend(Backend):
             raise
         conn.execute("COMMIT")
         return result
+
+    async def _write_op(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        result = await self._writer(op)
+        if isinstance(result, _Failed):
+            raise result.exc
+        return result  # type: ignore[no-any-return]
+
+    async def _write_many(self, ops: Sequence[Callable[[sqlite3.Connection], Any]]) -> list[Any]:
+        return await self._run(self._write, _apply_each, ops)
+
+    async def _get_many(self, ids: Sequence[str]) -> list[dict[str, Any] | None]:
+        return await self._run(_get_rows, ids, self.now())
 
     def _notify(self) -> None:
         for event in self._changed:
@@ -191,12 +210,12 @@ class SQLiteBackend(Backend):
             )
             return cur.rowcount > 0
 
-        added = await self._run(self._write, op)
+        added = await self._write_op(op)
         self._notify()
         return added
 
     async def get(self, task_id: str) -> Task | None:
-        row = await self._run(_get_row, task_id, self.now())
+        row = await self._getter(task_id)
         return None if row is None else Task.from_row(row)
 
     async def list(self, status: TaskState | str | None = None, limit: int = 100) -> list[Task]:
@@ -238,7 +257,7 @@ class SQLiteBackend(Backend):
                 conn.execute("UPDATE tasks SET revoke = 1 WHERE id = ?", (task_id,))
             return status
 
-        result = await self._run(self._write, op)
+        result = await self._write_op(op)
         self._notify()
         return result
 
@@ -338,7 +357,7 @@ class SQLiteBackend(Backend):
             ).fetchone()[0]
             return Claim(rows, nxt)
 
-        claim = await self._run(self._write, op)
+        claim = await self._write_op(op)
         if claim.tasks:
             self._notify()
         return claim
@@ -362,7 +381,7 @@ class SQLiteBackend(Backend):
                 )
             return out
 
-        return await self._run(self._write, op)
+        return await self._write_op(op)
 
     async def complete(
         self,
@@ -388,7 +407,7 @@ class SQLiteBackend(Backend):
             )
             return cur.rowcount > 0
 
-        done = await self._run(self._write, op)
+        done = await self._write_op(op)
         if done:
             self._notify()
         return done
@@ -405,7 +424,7 @@ class SQLiteBackend(Backend):
             )
             return cur.rowcount > 0
 
-        done = await self._run(self._write, op)
+        done = await self._write_op(op)
         self._notify()
         return done
 
@@ -421,7 +440,7 @@ class SQLiteBackend(Backend):
             )
             return cur.rowcount > 0
 
-        done = await self._run(self._write, op)
+        done = await self._write_op(op)
         self._notify()
         return done
 
@@ -439,7 +458,7 @@ class SQLiteBackend(Backend):
                 [(name, json.dumps(meta)) for name, meta in metas.items()],
             )
 
-        await self._run(self._write, op)
+        await self._write_op(op)
 
     async def jobs(self) -> dict[str, dict[str, Any]]:
         def op(conn: sqlite3.Connection) -> dict[str, dict[str, Any]]:
@@ -456,7 +475,7 @@ class SQLiteBackend(Backend):
                 [row[c] for c in cols],
             )
 
-        await self._run(self._write, op)
+        await self._write_op(op)
         self._notify()
 
     async def flush(self) -> None:
@@ -464,7 +483,7 @@ class SQLiteBackend(Backend):
             conn.execute("DELETE FROM tasks")
             conn.execute("DELETE FROM jobs")
 
-        await self._run(self._write, op)
+        await self._write_op(op)
 
     async def purge(self) -> int:
         """Delete the records whose result TTL passed; returns how many."""
@@ -473,14 +492,54 @@ class SQLiteBackend(Backend):
         def op(conn: sqlite3.Connection) -> int:
             return conn.execute("DELETE FROM tasks WHERE purge_at <= ?", (now,)).rowcount
 
-        return await self._run(self._write, op)
+        return await self._write_op(op)
 
 
-def _get_row(conn: sqlite3.Connection, task_id: str, now: float) -> dict[str, Any] | None:
-    row = conn.execute(
-        "SELECT * FROM tasks WHERE id = ? AND (purge_at IS NULL OR purge_at > ?)", (task_id, now)
-    ).fetchone()
-    return None if row is None else dict(row)
+def _get_rows(
+    conn: sqlite3.Connection, ids: Sequence[str], now: float
+) -> list[dict[str, Any] | None]:
+    found: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(ids), 500):  # below SQLite's limit of host parameters
+        chunk = ids[start : start + 500]
+        for row in conn.execute(
+            f"SELECT * FROM tasks WHERE id IN ({', '.join('?' for _ in chunk)}) "
+            f"AND (purge_at IS NULL OR purge_at > ?)",
+            (*chunk, now),
+        ):
+            found[row["id"]] = dict(row)
+    return [found.get(task_id) for task_id in ids]
+
+
+class _Failed:
+    """The exception of one write of a batch (the others commit)."""
+
+    __slots__ = ("exc",)
+
+    def __init__(self, exc: Exception) -> None:
+        self.exc = exc
+
+
+def _apply_each(
+    conn: sqlite3.Connection, ops: Sequence[Callable[[sqlite3.Connection], Any]]
+) -> list[Any]:
+    """Run each write in a savepoint of its own: one that raises is undone alone."""
+    if len(ops) == 1:  # the transaction is the savepoint
+        try:
+            return [ops[0](conn)]
+        except Exception as exc:
+            conn.execute("ROLLBACK")
+            conn.execute("BEGIN IMMEDIATE")
+            return [_Failed(exc)]
+    out: list[Any] = []
+    for op in ops:
+        conn.execute("SAVEPOINT op")
+        try:
+            out.append(op(conn))
+        except Exception as exc:
+            conn.execute("ROLLBACK TO op")
+            out.append(_Failed(exc))
+        conn.execute("RELEASE op")
+    return out
 
 
 def _data_version(conn: sqlite3.Connection) -> int:
