@@ -62,15 +62,20 @@ local function finalize(k, id, status, now, ttl)
     redis.call('DEL', p..':ov:'..ov)
   end
   if tonumber(ttl) > 0 then redis.call('EXPIRE', k, math.ceil(tonumber(ttl))) end
-  -- the final record itself: a waiter needs no read after the message
+  -- the final record itself (a waiter needs no read after the message), on the task's channel
+  -- and on the reply channel of the client that queued it ("<id> <record>"); read and encoded
+  -- only when someone listens (a waiter reads the record after subscribing: nothing is missed)
+  local done = p..':done:'..id
+  local rt = redis.call('HGET', k, 'reply_to')
+  if rt == '' then rt = false end
+  local subs = rt and redis.call('PUBSUB', 'NUMSUB', done, rt) or redis.call('PUBSUB', 'NUMSUB', done)
+  if subs[2] == 0 and (subs[4] or 0) == 0 then return end
   local flat = redis.call('HGETALL', k)
   local row = {}
   for j = 1, #flat, 2 do row[flat[j]] = flat[j + 1] end
   local msg = cjson.encode(row)
-  redis.call('PUBLISH', p..':done:'..id, msg)
-  -- and to the reply channel of the client that queued it: "<id> <record>"
-  local rt = row['reply_to']
-  if rt and rt ~= '' then redis.call('PUBLISH', rt, id..' '..msg) end
+  if subs[2] > 0 then redis.call('PUBLISH', done, msg) end
+  if (subs[4] or 0) > 0 then redis.call('PUBLISH', rt, id..' '..msg) end
 end
 """
 
