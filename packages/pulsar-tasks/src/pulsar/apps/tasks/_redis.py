@@ -68,7 +68,9 @@ local function finalize(k, id, status, now, ttl)
   local done = p..':done:'..id
   local rt = redis.call('HGET', k, 'reply_to')
   if rt == '' then rt = false end
-  local subs = rt and redis.call('PUBSUB', 'NUMSUB', done, rt) or redis.call('PUBSUB', 'NUMSUB', done)
+  local subs
+  if rt then subs = redis.call('PUBSUB', 'NUMSUB', done, rt)
+  else subs = redis.call('PUBSUB', 'NUMSUB', done) end
   if subs[2] == 0 and (subs[4] or 0) == 0 then return end
   local flat = redis.call('HGETALL', k)
   local row = {}
