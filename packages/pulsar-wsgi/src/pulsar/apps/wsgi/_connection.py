@@ -236,28 +236,6 @@ class HttpConnection:
         server: the ``Server`` header value added to responses that have none (empty: none).
     """
 
-    # Defaults as class attributes: a connection stores only what it changes (a server creates
-    # one per accepted connection, often for a single request).
-    recv_state = RecvState.IDLE
-    send_state = SendState.IDLE
-    #: requests whose response has not ended (the head of the queue is being answered)
-    unanswered = 0
-    _reject: _Reject | None = None
-    _start = b""  # the first bytes of the request (to tell 501 from 400)
-    # the request being received (on_message_begin sets the lists)
-    _url: list[bytes] = ()  # type: ignore[assignment]  # a list from on_message_begin on
-    _url_size = 0
-    _headers: list[tuple[bytes, bytes]] = ()  # type: ignore[assignment]  # likewise
-    _head_size = 0
-    _body_size = 0
-    _trailers = 0
-    _keep_alive_request = True
-    # the response being sent
-    _no_body = False
-    _chunked = False
-    _remaining: int | None = None
-    _close_after = False
-
     def __init__(
         self, *, limits: Limits | None = None, keep_alive: bool = True, server: str = "pulsar"
     ) -> None:
@@ -268,6 +246,27 @@ class HttpConnection:
         self._events: deque[Event] = deque()
         #: the events not read yet (what :meth:`next_event` pops; a server may pop them itself)
         self.events = self._events
+        # Instance attributes, all set here (class-level defaults would make each instance's
+        # attributes appear in a different order, which costs every attribute access later)
+        self.recv_state = RecvState.IDLE
+        self.send_state = SendState.IDLE
+        #: requests whose response has not ended (the head of the queue is being answered)
+        self.unanswered = 0
+        self._reject: _Reject | None = None
+        self._start = b""  # the first bytes of the request (to tell 501 from 400)
+        # the request being received
+        self._url: list[bytes] = []
+        self._url_size = 0
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._head_size = 0
+        self._body_size = 0
+        self._trailers = 0
+        self._keep_alive_request = True
+        # the response being sent
+        self._no_body = False
+        self._chunked = False
+        self._remaining: int | None = None
+        self._close_after = False
 
     def connection_lost(self) -> None:
         """The transport is gone: nothing more is received. Drops the parser, whose callbacks
