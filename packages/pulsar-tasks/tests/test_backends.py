@@ -570,3 +570,57 @@ async def test_reply_channel_survives_a_killed_connection(client, backend_url) -
             assert t2.id in b._replies.arrived
     finally:
         await admin.close()
+
+
+# -- SQLite: wake-ups across processes ---------------------------------------------------------
+
+
+async def test_sqlite_wakeups_reach_other_waiters_and_clean_up(tmp_path) -> None:
+    """Each waiting SQLite backend binds a datagram socket for its database; a committed change
+    wakes the others; a socket left by a dead process is removed by the next sender; the last
+    one to close leaves no directory behind."""
+    import os
+    import socket
+
+    from pulsar.apps.tasks._sqlite import _Wake
+
+    path = str(tmp_path / "w.db")
+    loop = asyncio.get_running_loop()
+    woken = asyncio.Event()
+    listener, sender = _Wake(path), _Wake(path)
+    assert listener.dir == sender.dir
+    try:
+        listener.listen(loop, woken.set)
+        assert listener.name is not None and os.path.exists(listener.name)
+        dead = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        dead_name = os.path.join(listener.dir, "1-dead")
+        dead.bind(dead_name)
+        dead.close()  # bound and gone, as after a SIGKILL
+        sender.send()
+        await asyncio.wait_for(woken.wait(), 5)
+        assert not os.path.exists(dead_name)  # refused, so removed
+        woken.clear()
+        listener.send()  # a backend does not wake itself through the socket
+        await asyncio.sleep(0.05)
+        assert not woken.is_set()
+    finally:
+        listener.close()
+        sender.close()
+    assert not os.path.exists(listener.dir)
+
+
+async def test_sqlite_wait_for_work_is_woken_by_another_backend(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path}/w.db"
+    worker, producer = tasks.create_backend(url), tasks.create_backend(url)
+    try:
+        await producer.counts()  # the database exists
+        waiting = asyncio.ensure_future(worker.wait_for_work(["default"], 30.0))
+        await asyncio.sleep(0.3)  # the worker polls less often by now
+        assert not waiting.done()
+        assert worker._wake.sock is not None  # waiting: its socket is bound
+        await producer.enqueue(new_task())
+        assert worker._wake.name in producer._wake.peers  # and the commit was sent to it
+        await asyncio.wait_for(waiting, 5)
+    finally:
+        await worker.close()
+        await producer.close()

@@ -10,19 +10,28 @@ transaction, so two workers never claim the same task; changes made while a tran
 flight share the next one, each in a savepoint of its own (one that fails is undone alone), and
 reads of single tasks made meanwhile share one query.
 
-Notifications: a change made through this backend object wakes its own waiters at once. A
-change made by another process is noticed by polling ``PRAGMA data_version`` (a counter SQLite
-bumps on every commit by another connection; reading it costs no disk I/O) every 0.5 ms, backing
-off to 50 ms when nothing changes; only then is the task table queried again.
+Notifications: a change made through this backend object wakes its own waiters at once. Other
+processes are woken by a datagram: each backend object that waits binds a unix datagram socket
+in a directory of its own for the database (``<tmp>/pulsar-tasks-<hash of its path>``), and
+every committed change sends one byte to each socket there (a socket nobody reads any more, its
+process gone, is removed by the first sender that finds it refused). Independently of that, a
+waiter polls ``PRAGMA data_version`` (a counter SQLite bumps on every commit by another
+connection; reading it costs no disk I/O) every 0.5 ms, backing off to 50 ms when nothing
+changes, so a lost datagram (or a platform without unix sockets) only costs latency.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
+import hashlib
 import json
 import os
+import secrets
+import socket
 import sqlite3
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -83,6 +92,7 @@ class SQLiteBackend(Backend):
         # of its own), reads of single tasks share one query
         self._writer = Batcher(self._write_many)
         self._getter = Batcher(self._get_many)
+        self._wake = _Wake(self.path) if _Wake.supported(self.path) else None
 
     # -- plumbing ------------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -145,9 +155,11 @@ class SQLiteBackend(Backend):
     async def _get_many(self, ids: Sequence[str]) -> list[dict[str, Any] | None]:
         return await self._run(_get_rows, ids, self.now())
 
-    def _notify(self) -> None:
+    def _notify(self, broadcast: bool = True) -> None:
         for event in self._changed:
             event.set()
+        if broadcast and self._wake is not None:
+            self._wake.send()
 
     async def _wait_change(self, timeout: float, poll: list[float]) -> None:
         """Sleep until this object changed the database, another connection committed, or
@@ -155,6 +167,8 @@ class SQLiteBackend(Backend):
         event = asyncio.Event()
         self._changed.add(event)
         loop = asyncio.get_running_loop()
+        if self._wake is not None:
+            self._wake.listen(loop, self._notify_local)
         end = loop.time() + timeout
         try:
             while True:
@@ -178,7 +192,12 @@ class SQLiteBackend(Backend):
         finally:
             self._changed.discard(event)
 
+    def _notify_local(self) -> None:
+        self._notify(broadcast=False)
+
     async def close(self) -> None:
+        if self._wake is not None:
+            self._wake.close()
         if self._executor is not None:
             executor, self._executor = self._executor, None
             conn, self._conn = self._conn, None
@@ -359,7 +378,9 @@ class SQLiteBackend(Backend):
 
         claim = await self._write_op(op)
         if claim.tasks:
-            self._notify()
+            # no wake-up for other processes: nothing became due or final for them (a task
+            # failed here as lost is seen by its waiters' polling)
+            self._notify(broadcast=False)
         return claim
 
     async def renew(self, leases: dict[str, str], lease: float) -> dict[str, str]:
@@ -508,6 +529,113 @@ def _get_rows(
         ):
             found[row["id"]] = dict(row)
     return [found.get(task_id) for task_id in ids]
+
+
+class _Wake:
+    """Cross-process wake-ups for one database file (see the module docstring)."""
+
+    def __init__(self, path: str) -> None:
+        key = hashlib.sha1(os.path.realpath(path).encode()).hexdigest()[:16]
+        self.dir = os.path.join(tempfile.gettempdir(), f"pulsar-tasks-{key}")
+        self.pid = os.getpid()
+        self.sock: socket.socket | None = None  # ours, bound, read on the loop
+        self.name: str | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.sender: socket.socket | None = None
+        self.peers: list[str] = []
+        self.peers_stamp = -1
+
+    @staticmethod
+    def supported(path: str) -> bool:
+        return path != ":memory:" and hasattr(socket, "AF_UNIX")
+
+    def listen(self, loop: asyncio.AbstractEventLoop, wake: Callable[[], None]) -> None:
+        """Bind this process's socket (once) and call ``wake`` when a datagram arrives."""
+        if self.pid != os.getpid():  # forked: the parent's sockets are not ours
+            self.pid = os.getpid()
+            self.reset()
+        if self.sock is not None:
+            return
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        name = os.path.join(self.dir, f"{os.getpid()}-{secrets.token_hex(4)}")
+        for _ in range(2):  # the directory may be removed by its last user meanwhile
+            try:
+                os.makedirs(self.dir, mode=0o700, exist_ok=True)
+                sock.bind(name)
+                break
+            except FileNotFoundError:
+                continue
+            except OSError:
+                break
+        else:
+            sock.close()
+            return
+        if sock.getsockname() != name:  # no wake-ups here (polling still works)
+            sock.close()
+            return
+        sock.setblocking(False)
+
+        def readable() -> None:
+            with contextlib.suppress(OSError):
+                while sock.recv(64):
+                    pass
+            wake()
+
+        loop.add_reader(sock.fileno(), readable)
+        self.sock, self.name, self.loop = sock, name, loop
+
+    def reset(self) -> None:
+        self.sock = self.name = self.loop = self.sender = None
+        self.peers, self.peers_stamp = [], -1
+
+    def send(self) -> None:
+        """Wake every other waiter of this database."""
+        if self.pid != os.getpid():  # forked: the parent's sockets are not ours
+            self.pid = os.getpid()
+            self.reset()
+        try:
+            stamp = os.stat(self.dir).st_mtime_ns
+        except OSError:
+            return
+        if stamp != self.peers_stamp:
+            try:
+                names = os.listdir(self.dir)
+            except OSError:
+                return
+            self.peers = [os.path.join(self.dir, n) for n in names]
+            self.peers_stamp = stamp
+        if not self.peers:
+            return
+        if self.sender is None:
+            self.sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            self.sender.setblocking(False)
+        for peer in self.peers:
+            if peer == self.name:
+                continue
+            try:
+                self.sender.sendto(b"w", peer)
+            except ConnectionRefusedError:  # bound by a process that is gone
+                with contextlib.suppress(OSError):
+                    os.unlink(peer)
+                self.peers_stamp = -1
+            except OSError:  # full (wake-ups already pending) or gone meanwhile
+                pass
+
+    def close(self) -> None:
+        if self.pid == os.getpid():
+            if self.sock is not None:
+                if self.loop is not None and not self.loop.is_closed():
+                    with contextlib.suppress(Exception):
+                        self.loop.remove_reader(self.sock.fileno())
+                self.sock.close()
+            if self.name is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(self.name)
+                with contextlib.suppress(OSError):  # the last one leaves nothing behind
+                    os.rmdir(self.dir)
+            if self.sender is not None:
+                self.sender.close()
+        self.reset()
 
 
 class _Failed:
