@@ -98,3 +98,17 @@ def no_orphans() -> Iterator[None]:
     tq_helpers.kill_running()
     stray = _stray_children()
     assert not stray, f"child processes left behind: {stray}"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def no_stale_wakeup_sockets() -> Iterator[None]:
+    """Workers SIGKILLed by the fault tests leave their SQLite wake-up sockets behind (a later
+    process using the same database would remove them); remove those of dead processes."""
+    yield
+    import glob
+    import tempfile
+
+    from pulsar.apps.tasks._sqlite import _Wake
+
+    for directory in glob.glob(os.path.join(tempfile.gettempdir(), "pulsar-tasks-*")):
+        _Wake.sweep(directory)

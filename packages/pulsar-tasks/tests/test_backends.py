@@ -607,6 +607,19 @@ async def test_sqlite_wakeups_reach_other_waiters_and_clean_up(tmp_path) -> None
         listener.close()
         sender.close()
     assert not os.path.exists(listener.dir)
+    # a sweep removes what dead processes left and keeps the sockets of live ones
+    alive = _Wake(path)
+    alive.listen(loop, woken.set)
+    try:
+        gone = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        gone.bind(os.path.join(alive.dir, "2-gone"))
+        gone.close()
+        _Wake.sweep(alive.dir)
+        assert os.listdir(alive.dir) == [os.path.basename(alive.name)]
+    finally:
+        alive.close()
+    _Wake.sweep(alive.dir)  # nothing left: nothing to do
+    assert not os.path.exists(alive.dir)
 
 
 async def test_sqlite_wait_for_work_is_woken_by_another_backend(tmp_path) -> None:

@@ -621,6 +621,28 @@ class _Wake:
             except OSError:  # full (wake-ups already pending) or gone meanwhile
                 pass
 
+    @staticmethod
+    def sweep(directory: str) -> None:
+        """Remove the sockets of dead processes from ``directory``, and the directory if that
+        leaves it empty (what a sender does as it goes; for tools and tests)."""
+        try:
+            names = os.listdir(directory)
+        except OSError:
+            return
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as probe:
+            probe.setblocking(False)
+            for name in names:
+                path = os.path.join(directory, name)
+                try:
+                    probe.sendto(b"w", path)
+                except ConnectionRefusedError:
+                    with contextlib.suppress(OSError):
+                        os.unlink(path)
+                except OSError:
+                    pass
+        with contextlib.suppress(OSError):
+            os.rmdir(directory)
+
     def close(self) -> None:
         if self.pid == os.getpid():
             if self.sock is not None:
