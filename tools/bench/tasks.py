@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -564,6 +565,12 @@ def main(argv: list[str]) -> int:
             ]
         )
     flush()
+    # leave nothing behind: the systems' files, and the wake-up sockets of the SQLite workers
+    # SIGKILLed in (c)
+    from pulsar.apps.tasks._sqlite import _Wake
+
+    _Wake.sweep(_Wake(backends["sqlite"][len("sqlite:///") :]).dir)
+    shutil.rmtree(tmp, ignore_errors=True)
     info = machine_info()
     print(f"{info['date']} · {info['nproc']} cores · {info['python']} · {info['cpu']}")
     print(
