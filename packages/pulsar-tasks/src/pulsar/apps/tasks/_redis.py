@@ -565,14 +565,12 @@ class RedisBackend(Backend):
             task.overlap_key or "",
             row,
         )
+        result: Any = None
         try:
             result = await self._enqueuer(item)
-        except BaseException:
-            if replies is not None:
+        finally:
+            if replies is not None and result != 1:  # not stored: no reply will come
                 replies.expected.pop(task.id, None)
-            raise
-        if replies is not None and result != 1:
-            replies.expected.pop(task.id, None)
         if isinstance(result, str):
             raise JobOverlap(
                 f"job {task.name!r} already has task {result} with the same arguments queued or "
@@ -654,10 +652,9 @@ class RedisBackend(Backend):
                 # a message, or a re-check every second (a message lost to a reconnection)
                 msg = await pubsub.get_message(timeout=remaining)
                 if msg is not None and msg["type"] == "message":
-                    with contextlib.suppress(ValueError, KeyError, TypeError):
-                        task = Task.from_row(json.loads(msg["data"]))  # the final record
-                        if task.done:
-                            return task
+                    final = _final(msg["data"])  # the final record
+                    if final is not None:
+                        return final
         finally:
             try:
                 await pubsub.aclose()
@@ -720,16 +717,19 @@ class RedisBackend(Backend):
     # -- workers -------------------------------------------------------------------------------
     async def claim(self, queues: Sequence[str], worker: str, lease: float, limit: int) -> Claim:
         rows, nxt = await self._script(
-            "claim",
-            self.now(),
-            lease,
-            limit,
-            worker,
-            os.urandom(8).hex(),
-            self.result_ttl,
-            *queues,
+            "claim", *self._claim_args(self.now(), queues, worker, lease, limit)
         )
         return self._claimed(rows, nxt)
+
+    def _claim_args(
+        self, now: float | str, queues: Sequence[str], worker: str, lease: float, limit: int
+    ) -> tuple[Any, ...]:
+        """The claim script's arguments after the prefix (``now=''``: the server's clock)."""
+        return (now, lease, limit, worker, os.urandom(8).hex(), self.result_ttl, *queues)
+
+    def _blpop_args(self, queues: Sequence[str], timeout: float) -> tuple[tuple[str, ...], float]:
+        """BLPOP's keys and timeout for an idle wait on ``queues``."""
+        return tuple(self._key("wake", q) for q in queues), max(0.01, round(timeout, 2))
 
     @staticmethod
     def _claimed(rows: Sequence[str], nxt: str) -> Claim:
@@ -781,8 +781,8 @@ class RedisBackend(Backend):
         return bool(await self._script("release", task_id, token, self.now()))
 
     async def wait_for_work(self, queues: Sequence[str], timeout: float) -> None:
-        keys = [self._key("wake", q) for q in queues]
-        await self.client.blpop(keys, timeout=max(0.01, round(timeout, 2)))
+        keys, seconds = self._blpop_args(queues, timeout)
+        await self.client.blpop(keys, timeout=seconds)
 
     async def wait_and_claim(
         self, queues: Sequence[str], worker: str, lease: float, limit: int, timeout: float
@@ -791,12 +791,11 @@ class RedisBackend(Backend):
         # connection run in order), with its own clock since ``now`` would be stale by then
         from redis.exceptions import NoScriptError
 
-        client = self.client
-        keys = [self._key("wake", q) for q in queues]
-        pipe = client.pipeline(transaction=False)
-        pipe.blpop(keys, timeout=max(0.01, round(timeout, 2)))
-        args = (self.prefix, "", lease, limit, worker, os.urandom(8).hex(), self.result_ttl)
-        pipe.evalsha(self._scripts["claim"].sha, 0, *args, *queues)
+        keys, seconds = self._blpop_args(queues, timeout)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.blpop(keys, timeout=seconds)
+        args = self._claim_args("", queues, worker, lease, limit)
+        pipe.evalsha(self._scripts["claim"].sha, 0, self.prefix, *args)
         try:
             _, (rows, nxt) = await pipe.execute()
         except NoScriptError:  # Redis restarted and lost its scripts: the plain call loads it

@@ -531,6 +531,17 @@ def _get_rows(
     return [found.get(task_id) for task_id in ids]
 
 
+def _poke(sender: socket.socket, path: str) -> None:
+    """Send one wake-up byte to ``path``; a socket whose process is gone (refused) is removed."""
+    try:
+        sender.sendto(b"w", path)
+    except ConnectionRefusedError:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+    except OSError:  # full (wake-ups already pending) or gone meanwhile
+        pass
+
+
 class _Wake:
     """Cross-process wake-ups for one database file (see the module docstring)."""
 
@@ -549,28 +560,30 @@ class _Wake:
     def supported(path: str) -> bool:
         return path != ":memory:" and hasattr(socket, "AF_UNIX")
 
-    def listen(self, loop: asyncio.AbstractEventLoop, wake: Callable[[], None]) -> None:
-        """Bind this process's socket (once) and call ``wake`` when a datagram arrives."""
-        if self.pid != os.getpid():  # forked: the parent's sockets are not ours
+    def _own(self) -> None:
+        """After a fork, forget the parent's sockets (they are not this process's)."""
+        if self.pid != os.getpid():
             self.pid = os.getpid()
             self.reset()
+
+    def _bind(self, sock: socket.socket, name: str) -> None:
+        os.makedirs(self.dir, mode=0o700, exist_ok=True)
+        try:
+            sock.bind(name)
+        except FileNotFoundError:  # the directory's last user removed it meanwhile
+            os.makedirs(self.dir, mode=0o700, exist_ok=True)
+            sock.bind(name)
+
+    def listen(self, loop: asyncio.AbstractEventLoop, wake: Callable[[], None]) -> None:
+        """Bind this process's socket (once) and call ``wake`` when a datagram arrives."""
+        self._own()
         if self.sock is not None:
             return
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         name = os.path.join(self.dir, f"{os.getpid()}-{secrets.token_hex(4)}")
-        for _ in range(2):  # the directory may be removed by its last user meanwhile
-            try:
-                os.makedirs(self.dir, mode=0o700, exist_ok=True)
-                sock.bind(name)
-                break
-            except FileNotFoundError:
-                continue
-            except OSError:
-                break
-        else:
-            sock.close()
-            return
-        if sock.getsockname() != name:  # no wake-ups here (polling still works)
+        try:
+            self._bind(sock, name)
+        except OSError:  # no wake-ups here (polling still works)
             sock.close()
             return
         sock.setblocking(False)
@@ -590,19 +603,18 @@ class _Wake:
 
     def send(self) -> None:
         """Wake every other waiter of this database."""
-        if self.pid != os.getpid():  # forked: the parent's sockets are not ours
-            self.pid = os.getpid()
-            self.reset()
+        self._own()
         try:
             stamp = os.stat(self.dir).st_mtime_ns
         except OSError:
             return
-        if stamp != self.peers_stamp:
+        if stamp != self.peers_stamp:  # someone came or went: list the sockets again
             try:
                 names = os.listdir(self.dir)
             except OSError:
                 return
-            self.peers = [os.path.join(self.dir, n) for n in names]
+            peers = [os.path.join(self.dir, n) for n in names]
+            self.peers = [peer for peer in peers if peer != self.name]
             self.peers_stamp = stamp
         if not self.peers:
             return
@@ -610,16 +622,7 @@ class _Wake:
             self.sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
             self.sender.setblocking(False)
         for peer in self.peers:
-            if peer == self.name:
-                continue
-            try:
-                self.sender.sendto(b"w", peer)
-            except ConnectionRefusedError:  # bound by a process that is gone
-                with contextlib.suppress(OSError):
-                    os.unlink(peer)
-                self.peers_stamp = -1
-            except OSError:  # full (wake-ups already pending) or gone meanwhile
-                pass
+            _poke(self.sender, peer)
 
     @staticmethod
     def sweep(directory: str) -> None:
@@ -632,14 +635,7 @@ class _Wake:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as probe:
             probe.setblocking(False)
             for name in names:
-                path = os.path.join(directory, name)
-                try:
-                    probe.sendto(b"w", path)
-                except ConnectionRefusedError:
-                    with contextlib.suppress(OSError):
-                        os.unlink(path)
-                except OSError:
-                    pass
+                _poke(probe, os.path.join(directory, name))
         with contextlib.suppress(OSError):
             os.rmdir(directory)
 
