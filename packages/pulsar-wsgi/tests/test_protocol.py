@@ -285,9 +285,10 @@ def _post(body: bytes) -> bytes:
     return b"POST / HTTP/1.1\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
 
 
-async def test_body_read_whole_is_not_copied() -> None:
-    """Inline, a body that arrived in one chunk is handed to the application as is, several
-    chunks joined once; a large echo is written head then body (no join) and arrives intact."""
+async def test_large_body_in_one_or_several_chunks_echoes_intact() -> None:
+    """Inline, a 64 KiB body that arrived in one chunk or in several is read whole by the
+    application, and its echo (written head then body, no join) arrives intact. That a whole
+    read of one chunk returns the chunk itself is checked in test_request_body_chunks."""
     seen: list[bytes] = []
 
     def app(environ: Environ, start_response: Callable[..., Any]) -> list[bytes]:
