@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Release tooling for the pulsar monorepo: ``check``, ``bump``, ``build`` and ``smoke``.
+"""Release tooling for the pulsar monorepo: ``check``, ``bump``, ``build``, ``smoke``, ``publish``.
 
 How it works: every package lives in ``packages/<name>/`` with a static ``version`` in its
 ``pyproject.toml``. All packages share one version; pulsar-core also states it as
@@ -15,6 +15,11 @@ How it works: every package lives in ``packages/<name>/`` with a static ``versio
   runs ``twine check --strict`` and verifies each wheel's file list and metadata.
 * ``smoke`` installs the pulsar-core and pulsar-wsgi wheels into a fresh virtual environment in
   a temporary directory outside the workspace and imports them there.
+* ``publish`` uploads ``dist/`` with ``twine upload --repository-url`` (PyPI by default, with
+  trusted publishing in the release workflow), each package after the ones it requires. It
+  refuses a package whose CHANGELOG has no dated section for the version and a version the index
+  already has (versions are immutable), before uploading anything. ``tools/rehearsal.py`` runs
+  the same upload against a local index and installs every package from it by name.
 
 Every command works relative to ``--root`` (default: the repository holding this file), so tests
 can run it on a temporary copy of the tree. Only the standard library is used.
@@ -47,8 +52,14 @@ __all__ = [
     "bump",
     "check",
     "load_packages",
+    "index_versions",
     "main",
+    "publish",
+    "release_files",
+    "release_problems",
     "sdist_problems",
+    "twine_upload",
+    "upload_order",
     "wheel_problems",
 ]
 
@@ -777,6 +788,233 @@ def smoke(root: Path, *, keep: bool = False) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+# -------------------------------------------------------------------------------------- publish
+
+PYPI_UPLOAD_URL = "https://upload.pypi.org/legacy/"
+KNOWN_INDEXES = {
+    PYPI_UPLOAD_URL: "https://pypi.org/simple/",
+    "https://test.pypi.org/legacy/": "https://test.pypi.org/simple/",
+}
+DIST_FILE_RE = re.compile(r"^(?P<name>.+?)-(?P<version>\d[^-]*?)(?:-[^/]*\.whl|\.tar\.gz|\.zip)$")
+HREF_RE = re.compile(r"""<a\s[^>]*href=["']([^"']+)["']""", re.I)
+ALREADY_THERE_RE = re.compile(r"(already exists|409 Conflict|HTTPError: 409|\b409\b)", re.I)
+
+
+def release_problems(root: Path) -> list[str]:
+    """What stops the tree at ``root`` from being released (empty when it may be).
+
+    Everything :func:`check` reports, plus every package whose CHANGELOG.md has no dated
+    ``## X.Y.Z — YYYY-MM-DD`` section for the version being released (``bump`` writes it).
+    """
+    problems = check(root)
+    packages = load_packages(root)
+    version = tree_version(packages)
+    for p in packages:
+        try:
+            text = (p.path / "CHANGELOG.md").read_text(encoding="utf-8")
+        except OSError:
+            continue  # reported by check
+        sections = {m[1] for line in text.splitlines() if (m := RELEASE_HEADING_RE.match(line))}
+        if version not in sections:
+            problems.append(
+                f"{p.name}: CHANGELOG.md has no '## {version} {DASH} YYYY-MM-DD' section: "
+                f"refusing to release {version} (date the '{UNRELEASED}' section first, with "
+                "`hatch run bump X.Y.Z`)"
+            )
+    return problems
+
+
+def upload_order(packages: Sequence[Package]) -> list[Package]:
+    """The packages ordered so that each comes after every workspace package it requires."""
+    by_name = {p.name: p for p in packages}
+    needs: dict[str, set[str]] = {}
+    for p in packages:
+        deps = set()
+        for _, req in p.requirements():
+            m = REQUIREMENT_RE.match(req)
+            if m and normalize(m["name"]) in by_name and normalize(m["name"]) != p.name:
+                deps.add(normalize(m["name"]))
+        needs[p.name] = deps
+    ordered: list[Package] = []
+    done: set[str] = set()
+    while len(ordered) < len(packages):
+        ready = [n for n in by_name if n not in done and needs[n] <= done]
+        if not ready:
+            cycle = sorted(n for n in by_name if n not in done)
+            raise ReleaseError(f"the workspace packages require each other in a cycle: {cycle}")
+        # pulsar-core first, then alphabetical among the packages that are ready
+        name = min(ready, key=lambda n: (n != CORE, n))
+        ordered.append(by_name[name])
+        done.add(name)
+    return ordered
+
+
+def release_files(root: Path, dist: Path) -> list[tuple[Package, list[Path]]]:
+    """Each package (in :func:`upload_order`) with its wheel and sdist in ``dist``.
+
+    Raises:
+        ReleaseError: when a package lacks its wheel or sdist at the tree's version, or
+            ``dist`` holds a file of no package at that version.
+    """
+    packages = load_packages(root)
+    version = tree_version(packages)
+    if version is None:
+        raise ReleaseError("no package has a version")
+    files = sorted(f for f in dist.iterdir() if f.is_file()) if dist.is_dir() else []
+    taken: set[Path] = set()
+    result: list[tuple[Package, list[Path]]] = []
+    problems: list[str] = []
+    for p in upload_order(packages):
+        stem = _dist_stem(p, version)
+        wheels = [f for f in files if f.name.startswith(f"{stem}-") and f.suffix == ".whl"]
+        sdists = [f for f in files if f.name == f"{stem}.tar.gz"]
+        if len(wheels) != 1 or len(sdists) != 1:
+            problems.append(f"{p.name}: expected one {stem} wheel and one sdist in {dist}")
+            continue
+        result.append((p, [*wheels, *sdists]))
+        taken.update([*wheels, *sdists])
+    problems += [
+        f"{f.name} in {dist} is no {version} package file" for f in files if f not in taken
+    ]
+    if problems:
+        raise ReleaseError("cannot release:\n  " + "\n  ".join(problems))
+    return result
+
+
+def index_versions(index_url: str, name: str, *, timeout: float = 30.0) -> set[str]:
+    """The versions of ``name`` that a PEP 503 simple index at ``index_url`` has files for.
+
+    Raises:
+        ReleaseError: when the index cannot be read (a 404 means no version).
+    """
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    url = f"{index_url.rstrip('/')}/{normalize(name)}/"
+    request = urllib.request.Request(url, headers={"Accept": "text/html"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            page = response.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return set()
+        raise ReleaseError(f"cannot read {url}: HTTP {exc.code}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise ReleaseError(f"cannot read {url}: {exc}") from None
+    versions = set()
+    for href in HREF_RE.findall(page):
+        filename = urllib.parse.unquote(href.split("#", 1)[0].rstrip("/").rsplit("/", 1)[-1])
+        m = DIST_FILE_RE.match(filename)
+        if m and normalize(m["name"]) == normalize(name):
+            versions.add(m["version"])
+    return versions
+
+
+def _immutable(names: Sequence[str], version: str, where: str) -> ReleaseError:
+    return ReleaseError(
+        f"{', '.join(names)} {version} already on {where}: versions are immutable (an index "
+        f"never takes the same version twice); bump to a new version (`hatch run bump X.Y.Z`) "
+        "and release that"
+    )
+
+
+def publish(
+    root: Path,
+    dist: Path,
+    repository_url: str,
+    index_url: str | None = None,
+    *,
+    env: dict[str, str] | None = None,
+) -> list[Path]:
+    """Upload every package's wheel and sdist in ``dist`` with ``twine upload``.
+
+    The same steps against PyPI (trusted publishing: twine gets a token from the CI when no
+    password is set) and against the rehearsal's local index (``TWINE_USERNAME`` /
+    ``TWINE_PASSWORD`` in ``env``). Refuses, before uploading anything, a tree that fails
+    :func:`release_problems`, a ``dist`` that is not exactly the release's files, and a version
+    that the index (``index_url``, the simple API; PyPI's for PyPI) already has. Packages go up
+    in :func:`upload_order`. A refusal by the index of a file it has is reported as such.
+
+    Returns:
+        The uploaded files.
+
+    Raises:
+        ReleaseError: on any refusal or failed upload.
+    """
+    problems = release_problems(root)
+    if problems:
+        raise ReleaseError("refusing to release:\n  " + "\n  ".join(problems))
+    packages = load_packages(root)
+    version = tree_version(packages)
+    assert version is not None  # release_problems passed
+    files = release_files(root, dist)
+    index_url = index_url or KNOWN_INDEXES.get(repository_url)
+    if not index_url:
+        raise ReleaseError(f"no --index-url given to look {repository_url}'s versions up in")
+    there = [p.name for p, _ in files if version in index_versions(index_url, p.name)]
+    if there:
+        raise _immutable(there, version, index_url)
+    uploaded: list[Path] = []
+    for p, package_files in files:
+        twine_upload(p.name, version, package_files, repository_url, env=env)
+        uploaded.extend(package_files)
+    return uploaded
+
+
+def twine_upload(
+    name: str,
+    version: str,
+    files: Sequence[Path],
+    repository_url: str,
+    *,
+    env: dict[str, str] | None = None,
+) -> None:
+    """``twine upload --repository-url`` of one package's files, non-interactive.
+
+    Raises:
+        ReleaseError: naming immutability when the index refuses a file it already has
+            (HTTP 409, or PyPI's 400 "File already exists"), with twine's output otherwise.
+    """
+    cmd = [
+        sys.executable,
+        "-m",
+        "twine",
+        "upload",
+        "--non-interactive",
+        "--disable-progress-bar",
+        "--repository-url",
+        repository_url,
+        *map(str, files),
+    ]
+    shown = " ".join(f.name for f in files)
+    print(f"$ twine upload --repository-url {repository_url} {shown}", flush=True)
+    result = subprocess.run(
+        cmd,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "NO_COLOR": "1", **(env or {})},
+    )
+    output = (result.stdout + result.stderr).strip()
+    if result.returncode != 0:
+        if ALREADY_THERE_RE.search(output):
+            raise _immutable([name], version, repository_url)
+        raise ReleaseError(
+            f"twine upload of {name} failed with exit code {result.returncode}:\n{output}"
+        )
+
+
+def cmd_publish(root: Path, dist: Path, repository_url: str, index_url: str | None) -> int:
+    """Run :func:`publish` and print what was uploaded."""
+    uploaded = publish(root, dist, repository_url, index_url)
+    for f in uploaded:
+        print(f"publish: uploaded {f.name}")
+    print(f"publish: ok: {len(uploaded)} files to {repository_url}")
+    return 0
+
+
 # ----------------------------------------------------------------------------------------- main
 
 
@@ -798,6 +1036,22 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("build", help="build every sdist and wheel into dist/ and verify them")
     smoke_p = sub.add_parser("smoke", help="install core + wsgi wheels in a fresh venv, import")
     smoke_p.add_argument("--keep", action="store_true", help="keep the temporary venv")
+    publish_p = sub.add_parser(
+        "publish", help="upload dist/ with twine (changelog section and new version required)"
+    )
+    publish_p.add_argument(
+        "--repository-url",
+        default=PYPI_UPLOAD_URL,
+        help="the upload endpoint given to twine (default: %(default)s)",
+    )
+    publish_p.add_argument(
+        "--index-url",
+        default=None,
+        help="its simple index, to refuse versions already there (default: PyPI's for PyPI)",
+    )
+    publish_p.add_argument(
+        "--dist", type=Path, default=None, help="folder of the files (default: ROOT/dist)"
+    )
     return parser
 
 
@@ -812,6 +1066,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_bump(root, args.version, args.date)
         if args.command == "build":
             return cmd_build(root)
+        if args.command == "publish":
+            dist = args.dist.resolve() if args.dist else root / "dist"
+            return cmd_publish(root, dist, args.repository_url, args.index_url)
         smoke(root, keep=args.keep)
         return 0
     except ReleaseError as exc:
