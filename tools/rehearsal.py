@@ -207,9 +207,10 @@ def run(
     env: dict[str, str] | None = None,
     timeout: float = RUN_TIMEOUT,
     check: bool = True,
+    shown: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run ``cmd`` (no stdin, output captured, killed past ``timeout``)."""
-    shown = " ".join(shlex.quote(str(c)) for c in cmd)
+    shown = shown or " ".join(shlex.quote(str(c)) for c in cmd)
     print(f"$ {shown}", flush=True)
     with subprocess.Popen(
         [str(c) for c in cmd],
@@ -824,7 +825,12 @@ def install_and_check(
         for item in report.get("install", [])
     }
     module = "pulsar" if package.is_core else f"pulsar.apps.{package.app}"
-    probe = run([venv.python, "-I", "-c", PROBE, module], cwd=venv.work, env=venv.env)
+    probe = run(
+        [venv.python, "-I", "-c", PROBE, module],
+        cwd=venv.work,
+        env=venv.env,
+        shown=f"{venv.python} -I -c <import {module}, list the distributions>",
+    )
     facts = json.loads(probe.stdout.strip().splitlines()[-1])
     dists = {release.normalize(n): d for n, d in facts["dists"].items()}
     installed = {n for n in dists if is_pulsar(n)}
@@ -972,6 +978,8 @@ def rehearse(
                 f"twine upload --repository-url {index.upload_url}: {len(uploaded)} files"
             )
             check_immutable(copy, index, outcome)
+            for line in outcome.checked:
+                log(f"ok: {line}")
             workspace_requires = {
                 p.name: [r for where, r in p.requirements() if where == "dependencies"]
                 for p in packages

@@ -797,7 +797,10 @@ KNOWN_INDEXES = {
 }
 DIST_FILE_RE = re.compile(r"^(?P<name>.+?)-(?P<version>\d[^-]*?)(?:-[^/]*\.whl|\.tar\.gz|\.zip)$")
 HREF_RE = re.compile(r"""<a\s[^>]*href=["']([^"']+)["']""", re.I)
-ALREADY_THERE_RE = re.compile(r"(already exists|409 Conflict|HTTPError: 409|\b409\b)", re.I)
+# PyPI: "400 File already exists"; pypiserver: "Cannot upload ... since it already exists!";
+# other indexes: 409 Conflict.
+ALREADY_THERE_RE = re.compile(r"already exists|HTTPError: 409\b|409 Conflict", re.I)
+REFUSED_RE = re.compile(r"HTTPError: (401|403)\b")
 
 
 def release_problems(root: Path) -> list[str]:
@@ -983,6 +986,7 @@ def twine_upload(
         "upload",
         "--non-interactive",
         "--disable-progress-bar",
+        "--verbose",  # the index's own message, shown when it refuses a file
         "--repository-url",
         repository_url,
         *map(str, files),
@@ -1001,6 +1005,11 @@ def twine_upload(
     if result.returncode != 0:
         if ALREADY_THERE_RE.search(output):
             raise _immutable([name], version, repository_url)
+        if m := REFUSED_RE.search(output):
+            raise ReleaseError(
+                f"{repository_url} refused the credentials for {name} (HTTP {m[1]}): set "
+                "TWINE_USERNAME/TWINE_PASSWORD, or use trusted publishing on PyPI"
+            )
         raise ReleaseError(
             f"twine upload of {name} failed with exit code {result.returncode}:\n{output}"
         )
