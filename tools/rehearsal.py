@@ -581,14 +581,16 @@ def _quick_start_tasks(venv: Venv, section: str) -> list[str]:
     assert m is not None
     (venv.work / f"{m[1]}.py").write_text(code, encoding="utf-8")
     commands = []
+    env = venv.env
     for line in _one_block(section, "bash", "Quick start").splitlines():
         line = re.sub(r"\s+#.*$", "", line).strip()
-        if line:
+        if m := re.fullmatch(r"export (\w+)=(\S*)", line):
+            env[m[1]] = shlex.split(m[2])[0] if m[2] else ""  # as a shell would, for what follows
+        elif line:
             commands.append(shlex.split(line))
     workers = [c for c in commands if c[:2] == ["pulsar-tasks", "worker"]]
     _expect(len(workers) == 1, "README Quick start: expected one `pulsar-tasks worker` line")
     output = venv.work / "worker.log"
-    env = venv.env
     done: list[str] = []
     with background(workers[0], cwd=venv.work, env=env, output=output, what="worker") as proc:
         backend = workers[0][workers[0].index("--backend") + 1]
