@@ -894,22 +894,39 @@ def copy_tree(root: Path, dest: Path) -> Path:
     return dest
 
 
+def _has_section(changelog: Path, version: str) -> bool:
+    try:
+        text = changelog.read_text(encoding="utf-8")
+    except OSError:
+        return False
+    return any(
+        (m := release.RELEASE_HEADING_RE.match(line)) is not None and m[1] == version
+        for line in text.splitlines()
+    )
+
+
 def date_unreleased(root: Path, version: str, date: dt.date) -> list[str]:
-    """Date ``## Unreleased`` as ``## version — date`` where a changelog lacks that section.
+    """On an unreleased tree, date every ``## Unreleased`` as ``## version — date``.
+
+    An unreleased tree is one where no changelog has a section for ``version`` yet (a commit
+    before ``bump``): the rehearsal then releases what ``bump`` would. Where some changelog has
+    that section (a release commit) nothing is dated, so that a package lacking it is refused.
 
     Returns:
-        The packages whose changelog was dated.
+        The packages whose changelog was dated (all or none).
     """
+    packages = release.load_packages(root)
+    if any(_has_section(p.path / "CHANGELOG.md", version) for p in packages):
+        return []
     dated = []
-    for p in release.load_packages(root):
+    for p in packages:
         changelog = p.path / "CHANGELOG.md"
-        text = changelog.read_text(encoding="utf-8")
-        if any(
-            (m := release.RELEASE_HEADING_RE.match(line)) and m[1] == version
-            for line in text.splitlines()
-        ):
-            continue
-        changelog.write_text(release.bump_changelog(text, version, date), encoding="utf-8")
+        try:
+            text = changelog.read_text(encoding="utf-8")
+            dated_text = release.bump_changelog(text, version, date)
+        except (OSError, ReleaseError):
+            continue  # release_problems names it
+        changelog.write_text(dated_text, encoding="utf-8")
         dated.append(p.name)
     return dated
 
@@ -969,6 +986,9 @@ def rehearse(
         dated = date_unreleased(copy, version, dt.date.today())
         if dated:
             log(f"unreleased tree: dated '## Unreleased' as {version} in the copy for {dated}")
+        problems = release.release_problems(copy)
+        if problems:  # the same refusal as publish's, before spending time on builds
+            raise ReleaseError("refusing to release:\n  " + "\n  ".join(problems))
         started = time.monotonic()
         built = release.build(copy)
         log(f"built {len(built)} files in {time.monotonic() - started:.0f} s")

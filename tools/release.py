@@ -983,6 +983,7 @@ def twine_upload(
         sys.executable,
         "-m",
         "twine",
+        "--no-color",
         "upload",
         "--non-interactive",
         "--disable-progress-bar",
@@ -999,7 +1000,7 @@ def twine_upload(
         capture_output=True,
         text=True,
         check=False,
-        env={**os.environ, "NO_COLOR": "1", **(env or {})},
+        env={**os.environ, **(env or {})},
     )
     output = (result.stdout + result.stderr).strip()
     if result.returncode != 0:
