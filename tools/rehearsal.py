@@ -467,6 +467,7 @@ class Venv:
 
     root: Path
     work: Path  # a scratch folder outside the workspace, the examples' working directory
+    version: str = ""  # the released version
 
     @property
     def bin(self) -> Path:
@@ -531,7 +532,7 @@ def _quick_start_wsgi(venv: Venv, section: str) -> list[str]:
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
     output = venv.work / "hello.log"
-    cmd = [venv.python, "hello.py", "--bind", f"127.0.0.1:{port}"]
+    cmd: list[str | Path] = [venv.python, "hello.py", "--bind", f"127.0.0.1:{port}"]
     with background(cmd, cwd=venv.work, env=venv.env, output=output, what="hello.py") as proc:
         wait_until_serving(proc, url, "hello.py", output)
         status, headers, body = http_request(url)
@@ -561,7 +562,7 @@ def _quick_start_rpc(venv: Venv, section: str) -> list[str]:
     _expect(count > 0, "README Client: no `call  # result` line to check")
     (venv.work / "client.py").write_text(run_top_level_await(checked), encoding="utf-8")
     output = venv.work / "server.log"
-    cmd = [venv.python, "server.py", "--bind", f"127.0.0.1:{port}"]
+    cmd: list[str | Path] = [venv.python, "server.py", "--bind", f"127.0.0.1:{port}"]
     with background(cmd, cwd=venv.work, env=venv.env, output=output, what="server.py") as proc:
         wait_until_serving(proc, url, "server.py", output)
         result = run([venv.python, "client.py"], cwd=venv.work, env=venv.env, timeout=120)
@@ -610,12 +611,13 @@ def _quick_start_tasks(venv: Venv, section: str) -> list[str]:
                 "the worker published no job in time:\n" + _tail(output),
             )
             time.sleep(0.5)
-        task_id = None
+        task_id: str | None = None
         for cmd in commands:
             if cmd is workers[0]:
                 continue
             if "<ID>" in cmd:
-                _expect(task_id is not None, "README: `status <ID>` before any queued task")
+                if task_id is None:
+                    raise ReleaseError("README: `status <ID>` before any queued task")
                 cmd = [task_id if c == "<ID>" else c for c in cmd]
             result = run(cmd, cwd=venv.work, env=env)
             out = result.stdout
@@ -691,6 +693,84 @@ def _quick_start_shell(venv: Venv, section: str) -> list[str]:
     return done
 
 
+def _quick_start_console(venv: Venv, section: str) -> list[str]:
+    """The README's console session, typed into ``pulsar-shell`` in a pseudo-terminal."""
+    import pexpect
+
+    lines = _one_block(section, "console", "The console").splitlines()
+    _expect(bool(lines) and lines[0].startswith("$ "), "README console: no `$ ` command first")
+    command = shlex.split(re.sub(r"\s+#.*$", "", lines[0][2:]))
+    first = next((i for i, line in enumerate(lines) if line.startswith(">>> ")), len(lines))
+    banner = lines[1:first]
+    _expect(len(banner) >= 2, "README console: expected the banner, then `>>> ` statements")
+    version = venv.version
+    inputrc = venv.work / "inputrc"
+    inputrc.write_text("set enable-bracketed-paste off\nset bell-style none\n", encoding="utf-8")
+    env = {**venv.env, "XDG_DATA_HOME": str(venv.work / "data"), "INPUTRC": str(inputrc)}
+    env["TERM"] = "xterm"
+    print(f"$ {shlex.join(command)}  (in a pseudo-terminal)", flush=True)
+    child = pexpect.spawn(
+        command[0],
+        command[1:],
+        cwd=str(venv.work),
+        env=env,
+        encoding="utf-8",
+        timeout=START_TIMEOUT,
+        dimensions=(40, 200),
+    )
+    done = []
+    try:
+        child.expect_exact(">>> ")
+        got = [line.strip() for line in str(child.before).replace("\r", "").split("\n") if line]
+        shape = (
+            rf"pulsar-shell {re.escape(version)} \(pulsar {re.escape(version)}, "
+            r"Python \S+, loop: \w+\)"
+        )
+        got = got[-len(banner) :]
+        _expect(
+            len(got) == len(banner)
+            and re.fullmatch(shape, got[0]) is not None
+            and re.fullmatch(r"arbiter pid \d+, mailbox \S+", got[1]) is not None
+            and got[2:] == banner[2:],
+            f"pulsar-shell banner {got!r}, the README shows {banner!r}",
+        )
+        done.append(f"`{shlex.join(command)}` greets as the README shows: {got[0]!r}")
+        statements: list[tuple[str, list[str]]] = []
+        for line in lines[first:]:
+            if line.startswith(">>> "):
+                statements.append((line[4:], []))
+            else:
+                statements[-1][1].append(line)
+        timer_fired = False
+        for statement, expected in statements:
+            child.sendline(statement)
+            child.expect_exact(">>> ")
+            output = str(child.before).replace("\r", "").split("\n")[1:]  # past the echo
+            timer_fired |= "still running" in output
+            output = [line for line in output if line.strip() and line != "still running"]
+            _expect(
+                output == expected,
+                f"`>>> {statement}` printed {output!r}, the README shows {expected!r}",
+            )
+            done.append(f">>> {statement.split('#')[0].strip()} -> {expected or 'nothing'}")
+        if any("still running" in statement for statement, _ in statements):
+            if not timer_fired:
+                child.expect_exact("still running")  # the timer fires while the prompt waits
+            done.append("the call_later timer fired while the prompt waited")
+        child.sendeof()
+        child.expect(pexpect.EOF)
+        child.close()
+        _expect(
+            child.exitstatus == 0,
+            f"pulsar-shell exited with {child.exitstatus} after Ctrl-D, not 0",
+        )
+        done.append("Ctrl-D stopped the arbiter, exit status 0")
+    finally:
+        if child.isalive():
+            child.terminate(force=True)
+    return done
+
+
 def _quick_start_test(venv: Venv, section: str) -> list[str]:
     code = _one_block(section, "python", "Example")
     (venv.work / "test_example.py").write_text(code, encoding="utf-8")
@@ -713,13 +793,16 @@ def _quick_start_test(venv: Venv, section: str) -> list[str]:
     return [f"`pytest test_example.py`: {summary} (async tests and fixture, no mark)"]
 
 
-QUICK_STARTS: dict[str, QuickStart] = {
-    "pulsar-core": QuickStart("Example", _quick_start_core),
-    "pulsar-wsgi": QuickStart("Usage", _quick_start_wsgi),
-    "pulsar-rpc": QuickStart("Server", _quick_start_rpc),
-    "pulsar-tasks": QuickStart("Quick start", _quick_start_tasks),
-    "pulsar-shell": QuickStart("Asynchronous scripts", _quick_start_shell),
-    "pulsar-test": QuickStart("Example", _quick_start_test),
+QUICK_STARTS: dict[str, tuple[QuickStart, ...]] = {
+    "pulsar-core": (QuickStart("Example", _quick_start_core),),
+    "pulsar-wsgi": (QuickStart("Usage", _quick_start_wsgi),),
+    "pulsar-rpc": (QuickStart("Server", _quick_start_rpc),),
+    "pulsar-tasks": (QuickStart("Quick start", _quick_start_tasks),),
+    "pulsar-shell": (
+        QuickStart("The console", _quick_start_console),
+        QuickStart("Asynchronous scripts", _quick_start_shell),
+    ),
+    "pulsar-test": (QuickStart("Example", _quick_start_test),),
 }
 
 
@@ -744,7 +827,7 @@ print(json.dumps({
 
 def is_pulsar(name: str) -> bool:
     """True for the distributions of this project (``pulsar`` and ``pulsar-*``)."""
-    n = release.normalize(name)
+    n: str = release.normalize(name)
     return n == "pulsar" or n.startswith("pulsar-")
 
 
@@ -796,7 +879,7 @@ def install_and_check(
         What was checked, one line each.
     """
     workdir.mkdir(parents=True)
-    venv = Venv(workdir / "venv", workdir / "work")
+    venv = Venv(workdir / "venv", workdir / "work", version)
     venv.work.mkdir()
     _make_venv(venv.root)
     report_path = workdir / "pip-report.json"
@@ -869,17 +952,20 @@ def install_and_check(
     checked.append(f"all at {version} from the local index; pulsar.__version__ == {version!r}")
     readme = (package.path / "README.md").read_text(encoding="utf-8")
     (venv.work / "README.md").write_text(readme, encoding="utf-8")
-    quick = QUICK_STARTS.get(package.name)
-    if quick is None:
+    quick_starts = QUICK_STARTS.get(package.name)
+    if not quick_starts:
         raise ReleaseError(f"{package.name}: no quick start known to tools/rehearsal.py")
-    try:
-        section = readme_section(readme, quick.section)
-    except ReleaseError:
-        raise ReleaseError(f"{package.name}: README.md has no '{quick.section}' section") from None
-    try:
-        checked += quick.run(venv, section)
-    except ReleaseError as exc:
-        raise ReleaseError(f"{package.name}: README quick start ({quick.section}): {exc}") from None
+    for quick in quick_starts:
+        try:
+            section = readme_section(readme, quick.section)
+        except ReleaseError:
+            raise ReleaseError(
+                f"{package.name}: README.md has no '{quick.section}' section"
+            ) from None
+        try:
+            checked += quick.run(venv, section)
+        except ReleaseError as exc:
+            raise ReleaseError(f"{package.name}: README ({quick.section}): {exc}") from None
     return checked
 
 
