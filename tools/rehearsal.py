@@ -521,6 +521,28 @@ def _quick_start_core(venv: Venv, section: str) -> list[str]:
     return [f"`python example.py` printed {claims!r} and exited 0"]
 
 
+def _serve_hello(venv: Venv, cmd: Sequence[str | Path], port: int, body_expected: bytes) -> str:
+    """Start ``cmd`` serving the hello world on ``port``, GET /, check it, stop it by PID."""
+    url = f"http://127.0.0.1:{port}/"
+    shown = " ".join(Path(c).name if isinstance(c, Path) else c for c in cmd)
+    output = venv.work / "hello.log"
+    with background(cmd, cwd=venv.work, env=venv.env, output=output, what=shown) as proc:
+        wait_until_serving(proc, url, shown, output)
+        status, headers, body = http_request(url)
+        _expect(status == 200, f"`{shown}`: GET {url}: status {status}, not 200")
+        _expect(body == body_expected, f"GET {url}: body {body!r}, not {body_expected!r}")
+        _expect(
+            headers.get("content-type") == "text/plain",
+            f"GET {url}: Content-Type {headers.get('content-type')!r}, not 'text/plain'",
+        )
+        code_at_stop = stop_process(proc, shown)
+    _expect(
+        code_at_stop == 0,
+        f"`{shown}` exited with {code_at_stop} after SIGTERM, not 0\n" + _tail(output),
+    )
+    return f"`{shown}` answered GET / with 200 {body_expected!r} and exited 0 on SIGTERM"
+
+
 def _quick_start_wsgi(venv: Venv, section: str) -> list[str]:
     code = _one_block(section, "python", "Usage")
     m = re.search(r'^\s*data\s*=\s*(b"[^"\n]*")', code, re.M)
@@ -530,24 +552,15 @@ def _quick_start_wsgi(venv: Venv, section: str) -> list[str]:
     _expect("127.0.0.1:8060" in section, "README Usage no longer names 127.0.0.1:8060")
     (venv.work / "hello.py").write_text(code, encoding="utf-8")
     port = free_port()
-    url = f"http://127.0.0.1:{port}/"
-    output = venv.work / "hello.log"
-    cmd: list[str | Path] = [venv.python, "hello.py", "--bind", f"127.0.0.1:{port}"]
-    with background(cmd, cwd=venv.work, env=venv.env, output=output, what="hello.py") as proc:
-        wait_until_serving(proc, url, "hello.py", output)
-        status, headers, body = http_request(url)
-        _expect(status == 200, f"GET {url}: status {status}, not 200")
-        _expect(body == body_expected, f"GET {url}: body {body!r}, not {body_expected!r}")
-        _expect(
-            headers.get("content-type") == "text/plain",
-            f"GET {url}: Content-Type {headers.get('content-type')!r}, not 'text/plain'",
-        )
-        code_at_stop = stop_process(proc, "hello.py")
-    _expect(
-        code_at_stop == 0,
-        f"hello.py exited with {code_at_stop} after SIGTERM, not 0\n" + _tail(output),
-    )
-    return [f"`python hello.py` answered GET / with 200 {body_expected!r}, exited 0 on SIGTERM"]
+    bind = ["--bind", f"127.0.0.1:{port}"]
+    done = [_serve_hello(venv, [venv.python, "hello.py", *bind], port, body_expected)]
+    # the gunicorn-style launcher of the same section, on the same callable
+    launcher = _one_block(section, "bash", "Usage").splitlines()[0].split()
+    _expect(launcher[:1] == ["pulsar-wsgi"], "README Usage: the launcher line is not first")
+    port = free_port()
+    bind = ["--bind", f"127.0.0.1:{port}"]
+    done.append(_serve_hello(venv, ["pulsar-wsgi", "hello:hello", *bind], port, body_expected))
+    return done
 
 
 def _quick_start_rpc(venv: Venv, section: str) -> list[str]:
