@@ -45,6 +45,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -272,7 +273,9 @@ class LocalIndex:
 
     def _write_htpasswd(self) -> Path:
         try:
-            from passlib.apache import HtpasswdFile
+            with warnings.catch_warnings():  # passlib imports the deprecated crypt module
+                warnings.simplefilter("ignore", DeprecationWarning)
+                from passlib.apache import HtpasswdFile
         except ImportError:
             raise ReleaseError(
                 "passlib is missing (pypiserver[passlib]): run `hatch run release-rehearsal`"
