@@ -39,6 +39,10 @@ def _load_tool() -> ModuleType:
 
 
 rehearsal = _load_tool()
+# The rehearsal runs on POSIX (process groups, a pseudo-terminal for pulsar-shell), as CI does.
+posix_only = pytest.mark.skipif(
+    sys.platform == "win32", reason="the release rehearsal runs on POSIX"
+)
 release = rehearsal.release  # the release module the rehearsal itself uses
 ReleaseError = release.ReleaseError
 
@@ -168,6 +172,7 @@ def released_tree(tree: Path) -> Path:
     return tree
 
 
+@posix_only
 @pytest.mark.timeout(180)
 def test_publish_to_a_real_index_once_and_never_twice(released_tree: Path, tmp_path: Path) -> None:
     tree = released_tree
@@ -202,6 +207,7 @@ def test_publish_to_a_real_index_once_and_never_twice(released_tree: Path, tmp_p
     assert gone(pid)
 
 
+@posix_only
 def test_the_index_is_stopped_when_the_rehearsal_fails(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="boom"), rehearsal.LocalIndex(tmp_path) as index:
         pid = index.process.pid
@@ -334,6 +340,7 @@ def workspace_venv(tmp_path: Path) -> object:
     return rehearsal.Venv(Path(sys.prefix), work)
 
 
+@posix_only
 @pytest.mark.timeout(120)
 def test_a_quick_start_printing_otherwise_fails_with_what_it_printed(tmp_path: Path) -> None:
     readme = (REPO / "packages" / "pulsar-core" / "README.md").read_text(encoding="utf-8")
@@ -346,6 +353,7 @@ def test_a_quick_start_printing_otherwise_fails_with_what_it_printed(tmp_path: P
     assert "the README says 'hello nobody'" in str(exc.value)
 
 
+@posix_only
 @pytest.mark.timeout(120)
 def test_a_transcript_with_another_exit_status_fails(tmp_path: Path) -> None:
     section = (
