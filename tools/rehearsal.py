@@ -143,7 +143,7 @@ def http_request(
             return (
                 response.status,
                 {k.lower(): v for k, v in response.headers.items()},
-                (response.read()),
+                response.read(),
             )
     except urllib.error.HTTPError as exc:
         return exc.code, {k.lower(): v for k, v in exc.headers.items()}, exc.read()
@@ -326,6 +326,9 @@ class LocalIndex:
                 self.stop()
                 if in_use and attempt < 2:
                     continue  # another process took the port in between: take another one
+                raise
+            except BaseException:  # Ctrl-C while waiting: never leave the server behind
+                self.stop()
                 raise
             log(f"index: pypiserver (pid {self.process.pid}) serves {self.simple_url}")
             return
