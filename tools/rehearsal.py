@@ -809,7 +809,32 @@ def _quick_start_test(venv: Venv, section: str) -> list[str]:
         + result.stdout
         + result.stderr,
     )
-    return [f"`pytest test_example.py`: {summary} (async tests and fixture, no mark)"]
+    # "Installing it enables the plugin ...; `-p no:pulsar` disables it for one run"
+    off = run(
+        [
+            venv.python,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:pulsar",
+            "test_example.py",
+        ],
+        cwd=venv.work,
+        env=venv.env,
+        check=False,
+        timeout=120,
+    )
+    _expect(
+        re.search(rf"^{summary} in ", off.stdout, re.M) is None,
+        "the README Example passes with `-p no:pulsar` too: the plugin is not what runs it",
+    )
+    return [
+        f"`pytest test_example.py`: {summary} (async tests and fixture, no mark)",
+        "`pytest -p no:pulsar test_example.py` does not pass them: the plugin runs them",
+    ]
 
 
 QUICK_STARTS: dict[str, tuple[QuickStart, ...]] = {
