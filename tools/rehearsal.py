@@ -49,6 +49,7 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -61,6 +62,7 @@ __all__ = [
     "claims_to_checks",
     "code_blocks",
     "expected_pulsar_closure",
+    "installation_problems",
     "main",
     "readme_section",
     "rehearse",
@@ -900,6 +902,59 @@ def expected_pulsar_closure(name: str, requires: dict[str, list[str]]) -> set[st
     return closure
 
 
+def installation_problems(
+    name: str,
+    version: str,
+    facts: dict[str, Any],
+    origins: dict[str, str],
+    index_url: str,
+    workspace_requires: dict[str, list[str]],
+) -> list[str]:
+    """What is wrong with a venv where ``name`` was installed alone from the index.
+
+    ``facts`` is what the venv's probe printed (``dists``: name -> version and requires;
+    ``pulsar_version``, ``prefix``, ``module_file``), ``origins`` the URL pip downloaded each
+    distribution from (its ``--report``), ``workspace_requires`` each workspace package's
+    ``dependencies`` from its pyproject.toml. Wrong are: pulsar distributions other than ``name``
+    and those its metadata requires (recursively, no extras), metadata requiring other pulsar
+    packages than the pyproject declares, a pulsar distribution at another version or not from
+    ``index_url``, ``pulsar.__version__`` other than ``version``, an import from outside the venv.
+    """
+    dists = {release.normalize(n): d for n, d in facts["dists"].items()}
+    installed = {n for n in dists if is_pulsar(n)}
+    expected = expected_pulsar_closure(name, {n: d["requires"] for n, d in dists.items()})
+    declared = expected_pulsar_closure(name, workspace_requires)
+    problems = []
+    if installed != expected:
+        problems.append(
+            f"{name}: installed pulsar distributions {sorted(installed)}, but it and what it "
+            f"declares are {sorted(expected)}"
+        )
+    if expected != declared:
+        problems.append(
+            f"{name}: its metadata requires {sorted(expected)}, its pyproject.toml "
+            f"{sorted(declared)}"
+        )
+    wrong = {n: dists[n]["version"] for n in sorted(installed) if dists[n]["version"] != version}
+    if wrong:
+        problems.append(f"{name}: versions other than {version} installed: {wrong}")
+    foreign = {
+        n: origins.get(n, "")
+        for n in sorted(installed)
+        if not origins.get(n, "").startswith(index_url)
+    }
+    if foreign:
+        problems.append(f"{name}: not installed from the local index {index_url}: {foreign}")
+    if facts["pulsar_version"] != version:
+        problems.append(
+            f"{name}: pulsar.__version__ is {facts['pulsar_version']!r}, not {version!r}"
+        )
+    prefix = Path(facts["prefix"]).resolve()
+    if not Path(facts["module_file"]).resolve().is_relative_to(prefix):
+        problems.append(f"{name}: imported from {facts['module_file']}, outside the venv {prefix}")
+    return problems
+
+
 def _make_venv(path: Path) -> None:
     uv = shutil.which("uv")
     base = release._base_python()
@@ -961,38 +1016,13 @@ def install_and_check(
         shown=f"{venv.python} -I -c <import {module}, list the distributions>",
     )
     facts = json.loads(probe.stdout.strip().splitlines()[-1])
-    dists = {release.normalize(n): d for n, d in facts["dists"].items()}
-    installed = {n for n in dists if is_pulsar(n)}
-    expected = expected_pulsar_closure(package.name, {n: d["requires"] for n, d in dists.items()})
-    declared = expected_pulsar_closure(package.name, workspace_requires)
-    _expect(
-        installed == expected,
-        f"{package.name}: installed pulsar distributions {sorted(installed)}, but it and what it "
-        f"declares are {sorted(expected)}",
+    problems = installation_problems(
+        package.name, version, facts, origins, index.upload_url, workspace_requires
     )
-    _expect(
-        expected == declared,
-        f"{package.name}: its metadata requires {sorted(expected)}, its pyproject.toml "
-        f"{sorted(declared)}",
-    )
-    checked.append(f"pulsar distributions installed: exactly {sorted(installed)}")
-    wrong = {n: dists[n]["version"] for n in installed if dists[n]["version"] != version}
-    _expect(not wrong, f"{package.name}: versions other than {version} installed: {wrong}")
-    foreign = {
-        n: origins.get(n, "")
-        for n in installed
-        if not origins.get(n, "").startswith(index.upload_url)
-    }
-    _expect(not foreign, f"{package.name}: not from the local index: {foreign}")
-    _expect(
-        facts["pulsar_version"] == version,
-        f"{package.name}: pulsar.__version__ is {facts['pulsar_version']!r}, not {version!r}",
-    )
-    prefix = Path(facts["prefix"]).resolve()
-    _expect(
-        Path(facts["module_file"]).resolve().is_relative_to(prefix),
-        f"{package.name}: {module} imported from {facts['module_file']}, outside the venv",
-    )
+    if problems:
+        raise ReleaseError("; ".join(problems))
+    installed = sorted(n for n in map(release.normalize, facts["dists"]) if is_pulsar(n))
+    checked.append(f"pulsar distributions installed: exactly {installed}")
     checked.append(f"all at {version} from the local index; pulsar.__version__ == {version!r}")
     readme = (package.path / "README.md").read_text(encoding="utf-8")
     (venv.work / "README.md").write_text(readme, encoding="utf-8")

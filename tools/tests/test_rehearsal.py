@@ -276,6 +276,90 @@ def test_the_expected_pulsar_distributions_follow_requirements_not_extras() -> N
     assert rehearsal.expected_pulsar_closure("pulsar-core", never) == {"pulsar-core"}
 
 
+def facts_of(dists: dict[str, tuple[str, list[str]]], prefix: str = "/venv") -> dict[str, object]:
+    return {
+        "prefix": prefix,
+        "module_file": f"{prefix}/lib/python3/site-packages/pulsar/__init__.py",
+        "pulsar_version": "1.0.0",
+        "dists": {n: {"version": v, "requires": r} for n, (v, r) in dists.items()},
+    }
+
+
+WORKSPACE = {
+    "pulsar-core": [],
+    "pulsar-wsgi": ["pulsar-core==1.0.0", "httptools>=0.6"],
+    "pulsar-tasks": ["pulsar-core==1.0.0", "croniter>=2.0"],
+}
+INDEX = "http://127.0.0.1:5000/"
+
+
+def tasks_venv(**extra: tuple[str, list[str]]) -> dict[str, object]:
+    return facts_of(
+        {
+            "pulsar-tasks": ("1.0.0", ["pulsar-core==1.0.0", "croniter>=2.0"]),
+            "pulsar-core": ("1.0.0", []),
+            "croniter": ("2.0.1", []),
+            **extra,
+        }
+    )
+
+
+def origins(*names: str, index: str = INDEX) -> dict[str, str]:
+    return {n: f"{index}packages/{n}-1.0.0-py3-none-any.whl" for n in names}
+
+
+def test_a_venv_holding_exactly_the_package_and_its_requirements_passes() -> None:
+    facts = tasks_venv()
+    found = origins("pulsar-tasks", "pulsar-core")
+    assert (
+        rehearsal.installation_problems("pulsar-tasks", "1.0.0", facts, found, INDEX, WORKSPACE)
+        == []
+    )
+
+
+def test_a_venv_with_a_pulsar_distribution_nobody_required_fails() -> None:
+    facts = tasks_venv(**{"pulsar-wsgi": ("1.0.0", ["pulsar-core==1.0.0"])})
+    found = origins("pulsar-tasks", "pulsar-core", "pulsar-wsgi")
+    problems = rehearsal.installation_problems(
+        "pulsar-tasks", "1.0.0", facts, found, INDEX, WORKSPACE
+    )
+    assert problems == [
+        "pulsar-tasks: installed pulsar distributions ['pulsar-core', 'pulsar-tasks', "
+        "'pulsar-wsgi'], but it and what it declares are ['pulsar-core', 'pulsar-tasks']"
+    ]
+
+
+def test_metadata_requiring_what_the_pyproject_does_not_fails() -> None:
+    facts = tasks_venv()
+    found = origins("pulsar-tasks", "pulsar-core")
+    workspace = {**WORKSPACE, "pulsar-tasks": ["pulsar-core==1.0.0", "pulsar-wsgi==1.0.0"]}
+    problems = rehearsal.installation_problems(
+        "pulsar-tasks", "1.0.0", facts, found, INDEX, workspace
+    )
+    assert problems == [
+        "pulsar-tasks: its metadata requires ['pulsar-core', 'pulsar-tasks'], its pyproject.toml "
+        "['pulsar-core', 'pulsar-tasks', 'pulsar-wsgi']"
+    ]
+
+
+def test_another_version_another_index_or_outside_the_venv_fails() -> None:
+    facts = tasks_venv(**{"pulsar-core": ("9.0.0", [])})
+    facts["pulsar_version"] = "9.0.0"
+    facts["module_file"] = "/elsewhere/pulsar/__init__.py"
+    found = {**origins("pulsar-tasks"), **origins("pulsar-core", index="https://pypi.org/")}
+    problems = rehearsal.installation_problems(
+        "pulsar-tasks", "1.0.0", facts, found, INDEX, WORKSPACE
+    )
+    assert problems == [
+        "pulsar-tasks: versions other than 1.0.0 installed: {'pulsar-core': '9.0.0'}",
+        f"pulsar-tasks: not installed from the local index {INDEX}: "
+        "{'pulsar-core': 'https://pypi.org/packages/pulsar-core-1.0.0-py3-none-any.whl'}",
+        "pulsar-tasks: pulsar.__version__ is '9.0.0', not '1.0.0'",
+        f"pulsar-tasks: imported from /elsewhere/pulsar/__init__.py, outside the venv "
+        f"{Path('/venv').resolve()}",
+    ]
+
+
 # -------------------------------------------------------------------- README quick starts
 
 
