@@ -207,6 +207,17 @@ def test_publish_to_a_real_index_once_and_never_twice(released_tree: Path, tmp_p
     assert gone(pid)
 
 
+def test_publish_needs_an_index_to_look_versions_up_in(released_tree: Path) -> None:
+    dist = released_tree / "dist"
+    with pytest.raises(ReleaseError, match=r"no --index-url given to look http://127\.0\.0\.1:9/"):
+        release.publish(released_tree, dist, "http://127.0.0.1:9/")
+    # nothing listens on port 9: an index that cannot be read refuses the release
+    with pytest.raises(
+        ReleaseError, match=r"cannot read http://127\.0\.0\.1:9/simple/pulsar-core/"
+    ):
+        release.publish(released_tree, dist, "http://127.0.0.1:9/", "http://127.0.0.1:9/simple/")
+
+
 @posix_only
 def test_the_index_is_stopped_when_the_rehearsal_fails(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="boom"), rehearsal.LocalIndex(tmp_path) as index:
