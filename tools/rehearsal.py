@@ -489,8 +489,14 @@ class Venv:
 
     @property
     def env(self) -> dict[str, str]:
-        """The environment of a shell with the venv activated (no PYTHONPATH)."""
+        """The environment of a shell with the venv activated (no PYTHONPATH).
+
+        ``TMPDIR`` is a folder of the rehearsal's own (mailbox folders, sockets), removed with it.
+        """
         env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "PYTHONHOME"}}
+        tmp = self.work / "tmp"
+        tmp.mkdir(exist_ok=True)
+        env["TMPDIR"] = str(tmp)
         env["VIRTUAL_ENV"] = str(self.root)
         env["PATH"] = f"{self.bin}{os.pathsep}{env.get('PATH', '')}"
         env["PYTHONUNBUFFERED"] = "1"
@@ -787,8 +793,12 @@ def _quick_start_console(venv: Venv, section: str) -> list[str]:
         )
         done.append("Ctrl-D stopped the arbiter, exit status 0")
     finally:
-        if child.isalive():
-            child.terminate(force=True)
+        if child.isalive():  # a failed check: leave as a user would (Ctrl-D), then force
+            with contextlib.suppress(pexpect.ExceptionPexpect):
+                child.sendeof()
+                child.expect(pexpect.EOF, timeout=STOP_TIMEOUT)
+            if child.isalive():
+                child.terminate(force=True)
     return done
 
 

@@ -462,3 +462,23 @@ def test_a_transcript_with_another_exit_status_fails(tmp_path: Path) -> None:
     assert rehearsal._quick_start_shell(workspace_venv(tmp_path / "ok"), ok) == [
         f"`{sys.executable} script.py` printed ['hi'] and exited 2"
     ]
+
+
+@posix_only
+@pytest.mark.timeout(120)
+def test_a_console_session_printing_otherwise_fails_and_leaves_the_shell_cleanly(
+    tmp_path: Path,
+) -> None:
+    readme = (REPO / "packages" / "pulsar-shell" / "README.md").read_text(encoding="utf-8")
+    section = rehearsal.readme_section(readme, "The console")
+    assert "'pong'" in section
+    venv = workspace_venv(tmp_path)
+    venv.version = version_of(REPO)
+    with pytest.raises(ReleaseError) as exc:
+        rehearsal._quick_start_console(venv, section.replace("'pong'", "'pang'"))
+    message = str(exc.value)
+    assert "printed [\"'pong'\"], the README shows [\"'pang'\"]" in message
+    # the shell was left with Ctrl-D, not killed: its arbiter removed its mailbox folder
+    assert list((venv.work / "tmp").iterdir()) == []
+    lines = rehearsal._quick_start_console(venv, section)
+    assert "Ctrl-D stopped the arbiter, exit status 0" in lines
