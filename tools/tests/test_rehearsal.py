@@ -152,6 +152,13 @@ def test_rehearsal_refuses_a_release_commit_missing_one_section(tree: Path) -> N
     assert "pypiserver" not in result.stdout  # refused before building or starting an index
 
 
+def test_rehearsal_names_an_unknown_package(tree: Path) -> None:
+    result = run_tool(TOOL, "--root", str(tree), "--only", "pulsar-nosuch")
+    assert result.returncode == 1
+    assert "rehearsal: error: no such package: pulsar-nosuch" in result.stderr
+    assert "pypiserver" not in result.stdout
+
+
 def test_an_unreleased_tree_is_dated_as_bump_would(tree: Path) -> None:
     version = version_of(tree)
     assert release.release_problems(tree)  # nothing dated yet
