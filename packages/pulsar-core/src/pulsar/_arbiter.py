@@ -144,6 +144,7 @@ class Arbiter(SignalsMixin, ActorBase):
         self._stop_future: asyncio.Future[None] | None = None
         self._stopping_task: asyncio.Task[None] | None = None
         self._graceful = True
+        self._killing = False
         self._signal_queue: list[int] = []
         self._signals_installed: list[int] = []
         self._previous_handlers: dict[int, Any] = {}
@@ -267,7 +268,10 @@ class Arbiter(SignalsMixin, ActorBase):
             self.loop.call_soon_threadsafe(self.stop, exit_code, graceful)
             return
         if self.state >= ActorState.STOPPING:
-            if not graceful and self._graceful:
+            # a fast stop (INT/QUIT) asked while already stopping, whatever the first stop was
+            # (a second Ctrl-C): kill every actor at once
+            if not graceful and not self._killing:
+                self._killing = True
                 self._graceful = False
                 logger.warning("arbiter: fast stop requested, killing actors")
                 for handle in list(self.handles.values()):
@@ -625,6 +629,8 @@ class Arbiter(SignalsMixin, ActorBase):
             except ValueError:
                 signame = str(-code)
             reason = f"killed by {signame}"
+        elif code is None:
+            reason = "exit code unknown"
         elif code == 0:
             reason = "normal"
         else:

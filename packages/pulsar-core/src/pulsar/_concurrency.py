@@ -32,6 +32,8 @@ __all__ = [
     "start_thread",
     "register_fork_fd",
     "unregister_fork_fd",
+    "pid_gone",
+    "watch_foreign_exit",
 ]
 
 # mailbox sockets of this process, closed in every forked child
@@ -176,6 +178,12 @@ def start_process(
             loop.call_later(0.005, reap)
             return
         process.close()
+        if method == "forkserver" and code == _FORKSERVER_LOST and handle.pid is not None:
+            # The forkserver (the child's real parent, which reaps it and reports its status)
+            # died, typically of a TERM sent to the whole process group: multiprocessing then
+            # reports 255 while the child may still run. Report the exit only once it is gone.
+            watch_foreign_exit(handle.pid, lambda: on_exit(handle, None))
+            return
         on_exit(handle, code)
 
     def ended() -> None:
@@ -183,6 +191,57 @@ def start_process(
         reap()
 
     loop.add_reader(sentinel, ended)
+
+
+#: the exit code multiprocessing reports for a forkserver child when the forkserver is gone
+_FORKSERVER_LOST = 255
+
+
+def pid_gone(pid: int) -> bool:
+    """True when no process ``pid`` exists any more (not even a zombie)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # pragma: no cover - reused by another user's process
+        return True
+    return False
+
+
+def watch_foreign_exit(pid: int, done: Callable[[], None], interval: float = 0.02) -> None:
+    """Call ``done()`` on the running loop once process ``pid`` (not a child of this process,
+    so it cannot be waited for) has exited and been reaped by its parent.
+
+    Linux: a pidfd becomes readable when the process exits, then a short poll until its new
+    parent (init or a subreaper) has reaped it. Elsewhere: poll ``kill(pid, 0)``.
+    """
+    loop = asyncio.get_running_loop()
+
+    def poll() -> None:
+        if pid_gone(pid):
+            done()
+        else:
+            loop.call_later(interval, poll)
+
+    pidfd_open = getattr(os, "pidfd_open", None)
+    if pidfd_open is None:  # pragma: no cover - macOS
+        poll()
+        return
+    try:
+        pidfd = pidfd_open(pid)
+    except ProcessLookupError:
+        done()
+        return
+    except OSError:  # pragma: no cover - old kernel, no pidfd support
+        poll()
+        return
+
+    def exited() -> None:
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
+        poll()
+
+    loop.add_reader(pidfd, exited)
 
 
 def start_thread(handle: ActorHandle, on_exit: Callable[[ActorHandle, int | None], None]) -> None:
