@@ -135,9 +135,9 @@ def assert_exits_after_reaping(g: Group, pids: list[int]) -> None:
         if any(line.strip() == f"SYNC START {pid}" for line in g.err) and done:
             assert exits[0] > done[0], f"exit of {pid} logged before it finished:\n{text[-3000:]}"
     stopped = max(i for i, line in enumerate(g.err) if "arbiter stopped" in line)
-    assert all(
-        "exited" not in line for line in g.err[stopped + 1 :] if "pulsar.arbiter" in line
-    ), text[-3000:]
+    assert all("exited" not in line for line in g.err[stopped + 1 :] if "pulsar.arbiter" in line), (
+        text[-3000:]
+    )
 
 
 def test_group_term_busy_async_workers(groups) -> None:
