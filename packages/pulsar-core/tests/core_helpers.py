@@ -128,43 +128,10 @@ def guest_call(
     **kwargs: Any,
 ) -> Any:
     """Call ``action`` on a running arbiter from outside, as an authenticated guest."""
-    from pulsar import _mailbox as mb
 
     async def call() -> Any:
-        with open(os.path.join(os.path.dirname(address), "secret"), "rb") as f:
-            secret = f.read()
-        conn = mb.Connection(mb.Role.CLIENT, secret)
-        reader, writer = await asyncio.open_unix_connection(address)
-        try:
-            while not conn.is_open:
-                data = await reader.read(4096)
-                if not data:
-                    raise ConnectionError("closed during handshake")
-                conn.receive_data(data)
-                while conn.next_event() is not None:
-                    pass
-                writer.write(conn.data_to_send())
-            aid = f"test-{os.getpid()}"
-            hello = mb.dumps({"guest": True, "name": "test-guest", "pid": os.getpid()})
-            writer.write(conn.send(mb.Envelope(mb.HELLO, 0, aid, "arbiter", "hello", False, hello)))
-            body = mb.dumps((args, kwargs))
-            writer.write(conn.send(mb.Envelope(mb.REQUEST, 1, aid, target, action, True, body)))
-            while True:
-                event = conn.next_event()
-                if event is None:
-                    data = await reader.read(65536)
-                    if not data:
-                        raise ConnectionError("closed before the reply")
-                    conn.receive_data(data)
-                    continue
-                env = event.envelope
-                if env.kind == mb.REPLY and env.id == 1:
-                    value = mb.loads(env.body)
-                    if not env.flag:
-                        raise value
-                    return value
-        finally:
-            writer.close()
+        async with await pulsar.connect(address, name="test-guest", timeout=timeout) as client:
+            return await client.send(target, action, *args, **kwargs)
 
     return asyncio.run(asyncio.wait_for(call(), timeout))
 

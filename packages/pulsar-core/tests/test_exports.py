@@ -27,7 +27,10 @@ EXPECTED = {
     "get_arbiter",
     "link",
     "send",
+    "send_threadsafe",
     "spawn",
+    "connect",
+    "Client",
     # config
     "Config",
     "Setting",
@@ -47,6 +50,7 @@ EXPECTED = {
     "CommandError",
     "CommandNotFound",
     "ConfigError",
+    "ConnectError",
     "HaltServer",
     "MailboxError",
     "ProtocolError",

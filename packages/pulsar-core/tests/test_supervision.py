@@ -305,36 +305,28 @@ def test_recycle_starts_the_new_worker_before_stopping_the_old() -> None:
 
 
 def test_guest_connection_knows_the_secret() -> None:
-    from pulsar import _mailbox as mb
-
     async def main(arbiter):
         secret_file = os.path.join(os.path.dirname(arbiter.address), "secret")
         assert oct(os.stat(secret_file).st_mode & 0o777) == "0o600"
-        with open(secret_file, "rb") as f:
-            secret = f.read()
-        conn = mb.Connection(mb.Role.CLIENT, secret)
-        reader, writer = await asyncio.open_unix_connection(arbiter.address)
-        while not conn.is_open:
-            conn.receive_data(await reader.read(1024))
-            while conn.next_event() is not None:
-                pass
-            writer.write(conn.data_to_send())
-        hello = mb.dumps({"guest": True, "name": "console", "pid": os.getpid()})
-        writer.write(
-            conn.send(mb.Envelope(mb.HELLO, 0, "guest1", "arbiter", "hello", False, hello))
-        )
-        body = mb.dumps(((), {}))
-        writer.write(conn.send(mb.Envelope(mb.REQUEST, 1, "guest1", "arbiter", "ping", True, body)))
-        event = None
-        while event is None:
-            conn.receive_data(await reader.read(1024))
-            event = conn.next_event()
-        assert event.envelope.kind == mb.REPLY and mb.loads(event.envelope.body) == "pong"
+        client = await pulsar.connect(arbiter.address, name="console")
+        assert isinstance(client, pulsar.Client)
+        assert await client.send("arbiter", "ping") == "pong"
+        proxy = await pulsar.spawn(name="target", start=h.noop_start)
+        assert await client.send(proxy, "echo", message=3) == 3  # routed to a child
         info = await pulsar.send("arbiter", "info")
         assert "console" in [a["name"] for a in info["actors"]]
-        writer.close()
-        await pulsar.async_while(5, lambda: "guest1" in arbiter.handles)
-        assert "guest1" not in arbiter.handles
+        assert any(a["kind"] == "guest" for a in info["actors"])
+        await client.aclose()
+        await pulsar.async_while(5, lambda: client.aid in arbiter.handles)
+        assert client.aid not in arbiter.handles
+        # the wrong secret, nothing listening: a clear error
+        with pytest.raises(pulsar.ConnectError, match="authentication failed"):
+            await pulsar.connect(arbiter.address, secret=b"wrong" * 8, timeout=5)
+        with pytest.raises(pulsar.ConnectError, match="no application listens"):
+            await pulsar.connect(arbiter.address + ".nothing", secret=b"x" * 32)
+        with pytest.raises(pulsar.ConnectError, match="needs the secret"):
+            await pulsar.connect(("127.0.0.1", 1))
+        assert await pulsar.send(proxy, "ping") == "pong"  # the arbiter kept serving
         return True
 
     assert h.run_arbiter(main)

@@ -17,10 +17,12 @@ from ._actor import (
     get_actor,
     link,
     send,
+    send_threadsafe,
     spawn,
 )
 from ._application import Application, MultiApp
 from ._arbiter import Arbiter, ExitCode, arbiter, get_arbiter
+from ._client import Client, ConnectError, connect
 from ._commands import Request, command
 from ._config import Config, Setting, parse_address
 from ._deferred import (
@@ -70,7 +72,10 @@ __all__ = [
     "get_arbiter",
     "link",
     "send",
+    "send_threadsafe",
     "spawn",
+    "connect",
+    "Client",
     # config
     "Config",
     "Setting",
@@ -90,6 +95,7 @@ __all__ = [
     "CommandError",
     "CommandNotFound",
     "ConfigError",
+    "ConnectError",
     "HaltServer",
     "MailboxError",
     "ProtocolError",

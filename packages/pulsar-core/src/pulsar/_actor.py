@@ -61,6 +61,7 @@ __all__ = [
     "get_actor",
     "set_actor",
     "send",
+    "send_threadsafe",
     "spawn",
     "link",
     "new_aid",
@@ -124,7 +125,7 @@ class ActorProxy:
     def __reduce__(self) -> Any:
         return (ActorProxy, (self.aid, self.name))
 
-    def send(self, action: str, *args: Any, **kwargs: Any) -> Awaitable[Any]:
+    def send(self, action: str, /, *args: Any, **kwargs: Any) -> Awaitable[Any]:
         """Send ``action`` to this actor from the current actor."""
         return send(self, action, *args, **kwargs)
 
@@ -269,19 +270,45 @@ class ActorBase:
             return target
         raise ActorNotFound(f"invalid target {target!r}")
 
-    def send(self, target: Any, action: str, *args: Any, **kwargs: Any) -> Any:
-        """Send command ``action`` to ``target``; returns an awaitable of the reply.
+    def send(self, target: Any, action: str, /, *args: Any, **kwargs: Any) -> Awaitable[Any]:
+        """Send command ``action`` to ``target``; returns an awaitable of the reply, always
+        bound to the caller's running loop.
 
-        Fire-and-forget commands (registered with ``ack=False``) resolve to None at once. Called
-        from a thread other than the actor's loop thread, returns a
-        :class:`concurrent.futures.Future` instead.
+        ``target`` and ``action`` are positional-only, so every keyword goes to the command
+        (``send(actor, 'config', action='get')``). Fire-and-forget commands (registered with
+        ``ack=False``) resolve to None at once. From a thread running another event loop the
+        reply is an asyncio future of that loop; from a thread without a loop (a thread pool)
+        this raises :class:`~pulsar.PulsarError`: use :meth:`send_threadsafe` there.
         """
         if self.loop is None or self.state >= ActorState.CLOSED:
             raise MailboxError(f"{self} is not running")
         if not self._on_loop_thread():
-            return asyncio.run_coroutine_threadsafe(
-                _await(self, target, action, args, kwargs), self.loop
+            try:
+                caller = asyncio.get_running_loop()
+            except RuntimeError:
+                raise PulsarError(
+                    f"send({action!r}) called from a thread without a running event loop: use "
+                    "pulsar.send_threadsafe(), which returns a concurrent.futures.Future"
+                ) from None
+            return asyncio.wrap_future(
+                self.send_threadsafe(target, action, *args, **kwargs), loop=caller
             )
+        return self._send(target, action, args, kwargs)
+
+    def send_threadsafe(
+        self, target: Any, action: str, /, *args: Any, **kwargs: Any
+    ) -> concurrent.futures.Future[Any]:
+        """Send from any thread; returns a :class:`concurrent.futures.Future` of the reply (for
+        threads without an event loop: ``send_threadsafe(...).result(timeout)``). Never block on
+        it in the actor's own loop thread."""
+        loop = self.loop
+        if loop is None or loop.is_closed() or self.state >= ActorState.CLOSED:
+            raise MailboxError(f"{self} is not running")
+        return asyncio.run_coroutine_threadsafe(_await(self, target, action, args, kwargs), loop)
+
+    def _send(
+        self, target: Any, action: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> asyncio.Future[Any]:
         cmd = get_command(action)
         ack = cmd.ack if cmd is not None else True
         target_aid = self.resolve_target(target)
@@ -506,7 +533,7 @@ _EMPTY_BODY = mb.dumps(_EMPTY_ARGS)
 
 
 async def _await(actor: ActorBase, target: Any, action: str, args: Any, kwargs: Any) -> Any:
-    return await actor.send(target, action, *args, **kwargs)
+    return await actor._send(target, action, args, kwargs)
 
 
 def _current() -> ActorBase:
@@ -516,15 +543,26 @@ def _current() -> ActorBase:
     return actor
 
 
-def send(target: Any, action: str, *args: Any, **kwargs: Any) -> Any:
+def send(target: Any, action: str, /, *args: Any, **kwargs: Any) -> Awaitable[Any]:
     """Send command ``action`` from the current actor to ``target`` (aid, ActorProxy,
-    ``'arbiter'`` or ``'monitor'``); returns an awaitable of the reply.
+    ``'arbiter'`` or ``'monitor'``); returns an awaitable of the reply bound to the caller's
+    running loop. ``target`` and ``action`` are positional-only: every other argument, keywords
+    included (``send(actor, 'config', action='get')``), goes to the command.
 
-    Raises :class:`~pulsar.PulsarError` when no actor runs in this thread. The awaitable raises
-    the command's exception, :class:`~pulsar.CommandNotFound`, :class:`~pulsar.ActorNotFound`
-    (unknown target) or :class:`~pulsar.ActorStopped` (the target died before replying).
+    Raises :class:`~pulsar.PulsarError` when no actor runs in this thread, or when this thread
+    runs no event loop (use :func:`send_threadsafe`). The awaitable raises the command's
+    exception, :class:`~pulsar.CommandNotFound`, :class:`~pulsar.ActorNotFound` (unknown
+    target) or :class:`~pulsar.ActorStopped` (the target died before replying).
     """
     return _current().send(target, action, *args, **kwargs)
+
+
+def send_threadsafe(
+    target: Any, action: str, /, *args: Any, **kwargs: Any
+) -> concurrent.futures.Future[Any]:
+    """:func:`send` for threads without an event loop (an actor's thread pool): returns a
+    :class:`concurrent.futures.Future` of the reply."""
+    return _current().send_threadsafe(target, action, *args, **kwargs)
 
 
 async def spawn(**params: Any) -> ActorProxy:
