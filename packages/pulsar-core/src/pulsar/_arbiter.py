@@ -48,7 +48,6 @@ from ._actor import (
     set_actor,
 )
 from ._concurrency import (
-    ActorHandle,
     register_fork_fd,
     resolve_start_method,
     start_process,
@@ -66,6 +65,7 @@ from ._exceptions import (
 from ._monitor import Monitor, MonitorState
 from ._operations import PidFile, SourceWatcher, configure_logging, daemonize
 from ._signals import SignalsMixin
+from ._supervision import ActorHandle, PeerKind, Supervisor
 from ._system import process_title, set_process_title
 
 __all__ = ["Arbiter", "ExitCode", "arbiter", "get_arbiter"]
@@ -133,8 +133,9 @@ class Arbiter(SignalsMixin, ActorBase):
         self.address: Any = None
         self.socket_dir: str | None = None
         self.monitors: dict[str, Monitor] = {}
-        self.handles: dict[str, ActorHandle] = {}
-        self.exited: dict[str, ExitInfo] = {}
+        #: one record per child, their states and exits (:mod:`pulsar._supervision`)
+        self.supervisor = Supervisor()
+        self.supervisor.on_reaped.append(self._child_reaped)
         self._local: dict[str, ActorBase] = {self.aid: self}
         self._inflight: dict[str, dict[tuple[str, int], str]] = {}
         self._watchers: dict[str, set[str]] = {}
@@ -160,6 +161,16 @@ class Arbiter(SignalsMixin, ActorBase):
     @property
     def is_arbiter(self) -> bool:
         return True
+
+    @property
+    def handles(self) -> dict[str, ActorHandle]:
+        """The live children by aid (the supervisor's records)."""
+        return self.supervisor.children
+
+    @property
+    def exited(self) -> dict[str, ExitInfo]:
+        """The exit records of recent children by aid."""
+        return self.supervisor.exits
 
     # ============================================================================================
     # running
@@ -414,6 +425,7 @@ class Arbiter(SignalsMixin, ActorBase):
             return
         proto.aid = handle.aid
         handle.proto = proto
+        self.supervisor.connected(handle)
         handle.last_notify = time.monotonic()
         if isinstance(hello, dict):
             handle.pid = hello.get("pid", handle.pid)
@@ -435,7 +447,7 @@ class Arbiter(SignalsMixin, ActorBase):
         if proto.aid is None:
             return
         handle = self.handles.get(proto.aid)
-        if handle is not None and handle.kind == "guest":
+        if handle is not None and handle.peer is PeerKind.GUEST:
             self._on_actor_exit(handle, 0)
             return
         if handle is not None and handle.proto is proto:
@@ -465,9 +477,9 @@ class Arbiter(SignalsMixin, ActorBase):
             address=None,
             secret=b"",
         )
-        handle = ActorHandle(spec)
+        handle = ActorHandle(spec, peer=PeerKind.GUEST)
         handle.pid = hello.get("pid")
-        self.handles[aid] = handle
+        self.supervisor.add(handle)
         logger.info("guest %s (pid %s) attached", handle.name, handle.pid)
         return handle
 
@@ -581,7 +593,7 @@ class Arbiter(SignalsMixin, ActorBase):
             title=process_title(app_name, role, cfg.get("process_name")),
         )
         handle = ActorHandle(spec, monitor)
-        self.handles[aid] = handle
+        self.supervisor.add(handle)
         try:
             if concurrency == "thread":
                 start_thread(handle, self._on_actor_exit)
@@ -589,7 +601,7 @@ class Arbiter(SignalsMixin, ActorBase):
                 method = resolve_start_method(cfg.get("start_method"))
                 start_process(handle, method, self._on_actor_exit)
         except Exception as exc:
-            self.handles.pop(aid, None)
+            self.supervisor.discard(handle)
             raise SpawnError(f"cannot start actor {name!r}: {exc}") from exc
         timeout = float(cfg.get("spawn_timeout") or 10)
         handle.timers.append(self.loop.call_later(timeout, self._spawn_timed_out, handle, timeout))
@@ -613,37 +625,20 @@ class Arbiter(SignalsMixin, ActorBase):
         handle.spawned.set_exception(
             SpawnError(f"actor {handle.name} ({handle.aid}) did not handshake within {timeout:g}s")
         )
-        handle.stop_requested = handle.monitor is None
+        if handle.monitor is None:  # a worker that cannot start is a start failure of its pool
+            self.supervisor.stopping(handle)
         handle.timed_out = True
         if not handle.signal(signal.SIGKILL) and handle.concurrency == "thread":
             logger.error("thread actor %s never handshook; abandoning its thread", handle.name)
 
     def _on_actor_exit(self, handle: ActorHandle, code: int | None) -> None:
-        if not handle.alive:
-            return
-        handle.cancel_timers()
-        self.handles.pop(handle.aid, None)
-        if code is not None and code < 0:
-            try:
-                signame = signal.Signals(-code).name
-            except ValueError:
-                signame = str(-code)
-            reason = f"killed by {signame}"
-        elif code is None:
-            reason = "exit code unknown"
-        elif code == 0:
-            reason = "normal"
-        else:
-            reason = f"exit code {code}"
-        if handle.timed_out:
-            reason = f"timeout ({reason})"
-        info = ExitInfo(handle.aid, handle.name, code, reason)
-        handle.exit_info = info
-        self.exited[handle.aid] = info
-        if len(self.exited) > 1000:
-            self.exited.pop(next(iter(self.exited)))
-        log = logger.info if (handle.stop_requested or code == 0) else logger.warning
-        log("actor %s (%s, pid %s) exited: %s", handle.name, handle.aid, handle.pid, reason)
+        """A child is gone (its process reaped, its thread ended, a guest left)."""
+        self.supervisor.reaped(handle, code)
+
+    def _child_reaped(self, handle: ActorHandle, info: ExitInfo) -> None:
+        """The arbiter's part once the supervisor closed a child's record: answer what waited
+        for it, tell its linked actors and its monitor."""
+        reason = info.reason
         if handle.proto is not None:
             handle.proto.close()
             handle.proto = None
@@ -681,8 +676,8 @@ class Arbiter(SignalsMixin, ActorBase):
         threads; SIGKILL after ``graceful_timeout`` (or 2 s for a fast stop)."""
         if not handle.alive:
             return
-        handle.stop_requested = True
-        if handle.kind == "guest":
+        self.supervisor.stopping(handle)
+        if handle.peer is PeerKind.GUEST:
             if handle.proto is not None:
                 handle.proto.close()
             else:
@@ -798,7 +793,7 @@ class Arbiter(SignalsMixin, ActorBase):
             handle.last_notify = time.monotonic()
             handle.info = info
             if info.get("ready"):
-                handle.ready = True
+                self.supervisor.ready(handle)
 
     def _supervise(self) -> None:
         if self.state != ActorState.RUNNING:
@@ -806,7 +801,7 @@ class Arbiter(SignalsMixin, ActorBase):
         now = time.monotonic()
         try:
             for handle in list(self.handles.values()):
-                if handle.kind == "guest":
+                if handle.peer is PeerKind.GUEST:
                     continue
                 timeout = float(handle.spec.cfg.get("timeout") or 0)
                 if (
@@ -862,7 +857,7 @@ class Arbiter(SignalsMixin, ActorBase):
 
         async def one(handle: ActorHandle) -> dict[str, Any]:
             summary = handle.summary()
-            if not handle.running or handle.kind == "guest":
+            if not handle.running or handle.peer is PeerKind.GUEST:
                 return summary
             try:
                 return await asyncio.wait_for(self.send(handle.aid, "info"), timeout)  # type: ignore[no-any-return]

@@ -19,11 +19,11 @@ import os
 import signal
 import sys
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
-from ._actor import ActorSpec, ExitInfo, run_actor
+from ._actor import ActorSpec, run_actor
+from ._supervision import ActorHandle
 
 __all__ = [
     "ActorHandle",
@@ -80,74 +80,6 @@ def resolve_start_method(method: str | None) -> str:
     if sys.platform.startswith("linux"):
         return "fork" if threading.active_count() == 1 else "forkserver"
     return "spawn"
-
-
-class ActorHandle:
-    """The arbiter's record of one child actor."""
-
-    def __init__(self, spec: ActorSpec, monitor: Any = None) -> None:
-        self.spec = spec
-        self.aid = spec.aid
-        self.name = spec.name
-        self.kind = spec.kind
-        self.concurrency = spec.concurrency
-        self.monitor = monitor
-        self.process: Any = None
-        self.thread: threading.Thread | None = None
-        self.thread_actor: Any = None
-        self.proto: Any = None
-        self.spawned_at = time.monotonic()
-        self.last_notify = self.spawned_at
-        self.info: dict[str, Any] = {}
-        self.pid: int | None = None
-        self.stop_requested = False
-        self.timed_out = False
-        #: the actor told it is up and serving (its ``start`` returned)
-        self.ready = False
-        self.exit_info: ExitInfo | None = None
-        self.backlog: list[Any] = []
-        self.timers: list[asyncio.TimerHandle] = []
-        loop = asyncio.get_running_loop()
-        self.spawned: asyncio.Future[Any] = loop.create_future()
-        self.exited: asyncio.Future[ExitInfo] = loop.create_future()
-
-    def __repr__(self) -> str:
-        return f"<ActorHandle {self.name} aid={self.aid} pid={self.pid}>"
-
-    @property
-    def alive(self) -> bool:
-        return self.exit_info is None
-
-    @property
-    def running(self) -> bool:
-        return self.alive and self.proto is not None and self.spawned.done()
-
-    def signal(self, sig: int) -> bool:
-        """Send ``sig`` to a process actor. False when not a process or already gone."""
-        if self.process is None or self.pid is None or not self.alive:
-            return False
-        try:
-            os.kill(self.pid, sig)
-        except ProcessLookupError:
-            return False
-        return True
-
-    def cancel_timers(self) -> None:
-        for timer in self.timers:
-            timer.cancel()
-        self.timers.clear()
-
-    def summary(self) -> dict[str, Any]:
-        """What the arbiter knows without asking the actor."""
-        return {
-            "aid": self.aid,
-            "name": self.name,
-            "kind": self.kind,
-            "pid": self.pid,
-            "concurrency": self.concurrency,
-            "state": "RUNNING" if self.running else ("CLOSED" if not self.alive else "STARTING"),
-            "last_notify": round(time.monotonic() - self.last_notify, 3),
-        }
 
 
 def _process_main(spec: ActorSpec) -> None:  # pragma: no cover - runs in the child

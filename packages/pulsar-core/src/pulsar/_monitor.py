@@ -36,7 +36,7 @@ from . import _mailbox as mb
 from ._actor import ActorBase, ActorProxy, ActorState, ExitInfo
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ._concurrency import ActorHandle
+    from ._supervision import ActorHandle
 
 __all__ = ["Monitor", "MonitorState"]
 
@@ -229,12 +229,14 @@ class Monitor(ActorBase):
             return False
         if self.monitor_state is not MonitorState.RUNNING:
             return False
-        old.stop_requested = True  # from now on it does not count in the pool
+        supervisor = self.arbiter.supervisor
+        if not supervisor.retire(old):  # from now on it does not count in the pool
+            return False
         new = self.spawn_worker()
 
         def replaced(fut: asyncio.Future[Any]) -> None:
             if fut.cancelled() or fut.exception() is not None:
-                old.stop_requested = False  # keep serving with the old one
+                supervisor.keep(old)  # keep serving with the old one
                 return
             self.arbiter.stop_actor(old, graceful=True)
 
