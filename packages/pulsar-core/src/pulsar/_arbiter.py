@@ -55,8 +55,6 @@ from ._concurrency import (
     unregister_fork_fd,
 )
 from ._exceptions import (
-    ActorNotFound,
-    ActorStopped,
     ConfigError,
     ExitCode,
     PulsarError,
@@ -64,6 +62,7 @@ from ._exceptions import (
 )
 from ._monitor import Monitor, MonitorState
 from ._operations import PidFile, SourceWatcher, configure_logging, daemonize
+from ._routing import Decision, Deliver, Forward, MessageRouter
 from ._signals import SignalsMixin
 from ._supervision import ActorHandle, PeerKind, Supervisor
 from ._system import process_title, set_process_title
@@ -136,8 +135,11 @@ class Arbiter(SignalsMixin, ActorBase):
         #: one record per child, their states and exits (:mod:`pulsar._supervision`)
         self.supervisor = Supervisor()
         self.supervisor.on_reaped.append(self._child_reaped)
+        #: actors living in this process (the arbiter, its monitors), by aid
         self._local: dict[str, ActorBase] = {self.aid: self}
-        self._inflight: dict[str, dict[tuple[str, int], str]] = {}
+        #: where envelopes go and the one table of requests in flight (:mod:`pulsar._routing`)
+        self.router = MessageRouter()
+        self.router.add_local(self.aid)
         self._watchers: dict[str, set[str]] = {}
         self._server: asyncio.AbstractServer | None = None
         self._protocols: set[mb.MailboxProtocol] = set()
@@ -432,9 +434,7 @@ class Arbiter(SignalsMixin, ActorBase):
         for timer in handle.timers:
             timer.cancel()
         handle.timers.clear()
-        backlog, handle.backlog = handle.backlog, []
-        for queued in backlog:
-            self.route(queued)
+        self._execute(self.router.connected(handle.aid))
         if not handle.spawned.done():
             handle.spawned.set_result(ActorProxy(handle.aid, handle.name))
 
@@ -452,6 +452,7 @@ class Arbiter(SignalsMixin, ActorBase):
             return
         if handle is not None and handle.proto is proto:
             handle.proto = None
+            self.router.disconnected(handle.aid)
             # the exit (with its reason) normally follows at once and answers open requests;
             # if the actor lingers without a connection, answer them anyway
             handle.timers.append(
@@ -480,65 +481,47 @@ class Arbiter(SignalsMixin, ActorBase):
         handle = ActorHandle(spec, peer=PeerKind.GUEST)
         handle.pid = hello.get("pid")
         self.supervisor.add(handle)
+        self.router.add_peer(aid)
         logger.info("guest %s (pid %s) attached", handle.name, handle.pid)
         return handle
 
     def route(self, env: mb.Envelope, payload: bytes | None = None) -> None:
         """Deliver an envelope: to a local actor (arbiter, monitors) or a child's connection."""
-        target = env.target
-        if env.kind == mb.REPLY:
-            inflight = self._inflight.get(env.sender)
-            if inflight is not None:
-                inflight.pop((target, env.id), None)
-        local = self._local.get(target)
-        if local is not None:
-            if env.sender in self._local:
-                self.loop.call_soon(local.handle_envelope, env)
+        self._execute(self.router.route(env, payload))
+
+    def _execute(self, decisions: list[Decision]) -> None:
+        """Carry out the router's decisions (the I/O half of routing)."""
+        for decision in decisions:
+            if type(decision) is Forward:
+                target = decision.target
+                handle = self.handles.get(target)
+                proto = handle.proto if handle is not None else None
+                if proto is None:  # pragma: no cover - the router thought it connected
+                    self.router.disconnected(target)
+                    self._execute(self.router.route(decision.envelope, decision.payload))
+                    continue
+                try:
+                    if decision.payload is not None:
+                        proto.forward(decision.payload)
+                    else:
+                        proto.write_envelope(decision.envelope)
+                except ConnectionError:
+                    self._fail_inflight(target, "lost its mailbox connection")
+            elif type(decision) is Deliver:
+                local = self._local[decision.target]
+                if decision.deferred:
+                    self.loop.call_soon(local.handle_envelope, decision.envelope)
+                else:
+                    local.handle_envelope(decision.envelope)
             else:
-                local.handle_envelope(env)
-            return
-        handle = self.handles.get(target)
-        if handle is None or not handle.alive:
-            if env.kind == mb.REQUEST and env.flag:
-                info = self.exited.get(target)
-                err: Exception = (
-                    ActorStopped(
-                        f"actor {target} exited ({info.reason}); cannot run {env.command!r}"
-                    )
-                    if info is not None
-                    else ActorNotFound(f"no actor with aid {target!r}")
-                )
-                self.route(
-                    mb.Envelope(
-                        mb.REPLY, env.id, target, env.sender, env.command, False, mb.dumps(err)
-                    )
-                )
-            elif env.kind == mb.REQUEST:
-                logger.warning("dropped %r for unknown actor %s", env.command, target)
-            return
-        if handle.proto is None:
-            handle.backlog.append(env)
-            return
-        if env.kind == mb.REQUEST and env.flag:
-            self._inflight.setdefault(target, {})[(env.sender, env.id)] = env.command
-        try:
-            if payload is not None:
-                handle.proto.forward(payload)
-            else:
-                handle.proto.write_envelope(env)
-        except ConnectionError:
-            self._fail_inflight(target, "lost its mailbox connection")
+                env = decision.envelope
+                logger.warning("dropped %r for unknown actor %s", env.command, env.target)
 
     def _post(self, envelope: mb.Envelope) -> None:
         self.route(envelope)
 
     def _fail_inflight(self, aid: str, why: str) -> None:
-        inflight = self._inflight.pop(aid, None)
-        if not inflight:
-            return
-        for (sender, mid), command in inflight.items():
-            err = ActorStopped(f"actor {aid} {why} before replying to {command!r}")
-            self.route(mb.Envelope(mb.REPLY, mid, aid, sender, command, False, mb.dumps(err)))
+        self._execute(self.router.fail_inflight(aid, why))
 
     # ============================================================================================
     # spawning and stopping actors
@@ -594,6 +577,7 @@ class Arbiter(SignalsMixin, ActorBase):
         )
         handle = ActorHandle(spec, monitor)
         self.supervisor.add(handle)
+        self.router.add_peer(aid)
         try:
             if concurrency == "thread":
                 start_thread(handle, self._on_actor_exit)
@@ -602,6 +586,7 @@ class Arbiter(SignalsMixin, ActorBase):
                 start_process(handle, method, self._on_actor_exit)
         except Exception as exc:
             self.supervisor.discard(handle)
+            self.router.exited(aid, "could not start")
             raise SpawnError(f"cannot start actor {name!r}: {exc}") from exc
         timeout = float(cfg.get("spawn_timeout") or 10)
         handle.timers.append(self.loop.call_later(timeout, self._spawn_timed_out, handle, timeout))
@@ -642,16 +627,7 @@ class Arbiter(SignalsMixin, ActorBase):
         if handle.proto is not None:
             handle.proto.close()
             handle.proto = None
-        self._fail_inflight(handle.aid, f"exited ({reason})")
-        for env in handle.backlog:
-            if env.kind == mb.REQUEST and env.flag:
-                err = ActorStopped(f"actor {handle.aid} exited ({reason})")
-                self.route(
-                    mb.Envelope(
-                        mb.REPLY, env.id, handle.aid, env.sender, env.command, False, mb.dumps(err)
-                    )
-                )
-        handle.backlog.clear()
+        self._execute(self.router.exited(handle.aid, reason))
         if not handle.spawned.done():
             handle.spawned.set_exception(
                 SpawnError(f"actor {handle.name} exited before its handshake: {reason}")
@@ -746,6 +722,7 @@ class Arbiter(SignalsMixin, ActorBase):
         )
         self.monitors[name] = monitor
         self._local[monitor.aid] = monitor
+        self.router.add_local(monitor.aid)
         monitor.loop = self.loop
         if self.state == ActorState.RUNNING:
             # added to a running arbiter: ``await monitor.started`` tells whether it could start
@@ -759,6 +736,7 @@ class Arbiter(SignalsMixin, ActorBase):
         logger.error("%s: could not start: %s", monitor.name, fut.exception())
         self.monitors.pop(monitor.name, None)
         self._local.pop(monitor.aid, None)
+        self.router.remove_local(monitor.aid)
         task = asyncio.ensure_future(monitor.close(graceful=False))
         self._command_tasks.add(task)
         task.add_done_callback(self._command_tasks.discard)

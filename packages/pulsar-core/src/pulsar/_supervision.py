@@ -138,8 +138,6 @@ class ActorHandle:
         self.timed_out = False
         self.exit_info: ExitInfo | None = None
         self.timers: list[asyncio.TimerHandle] = []
-        #: envelopes for it that arrived before its HELLO
-        self.backlog: list[Any] = []
         #: once EXITED: whether it was stopping on purpose when it went
         self.exit_requested = False
         self._retired_from: ChildState | None = None
