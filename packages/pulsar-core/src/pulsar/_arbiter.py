@@ -60,7 +60,16 @@ from ._exceptions import (
     PulsarError,
     SpawnError,
 )
-from ._monitor import Monitor, MonitorState
+from ._monitor import (
+    GiveUp,
+    Monitor,
+    MonitorState,
+    PoolDecision,
+    RecycleWorker,
+    RespawnAfter,
+    SpawnWorkers,
+    StopWorker,
+)
 from ._operations import PidFile, SourceWatcher, configure_logging, daemonize
 from ._routing import Decision, Deliver, Forward, MessageRouter
 from ._signals import SignalsMixin
@@ -152,6 +161,8 @@ class Arbiter(SignalsMixin, ActorBase):
         self._signals_installed: list[int] = []
         self._previous_handlers: dict[int, Any] = {}
         self._supervisor: asyncio.TimerHandle | None = None
+        #: a pending back-off respawn per monitor name
+        self._pool_timers: dict[str, asyncio.TimerHandle] = {}
         self.signal_hooks: dict[str, Callable[[], Any]] = {}
         self.stop_callbacks: list[Callable[..., Any]] = []
         self._starting: asyncio.Future[None] | None = None
@@ -308,6 +319,9 @@ class Arbiter(SignalsMixin, ActorBase):
         self.state = ActorState.STOPPING
         if self._supervisor is not None:
             self._supervisor.cancel()
+        for timer in self._pool_timers.values():
+            timer.cancel()
+        self._pool_timers.clear()
         if self._starting is not None and not self._starting.done():
             self._starting.cancel()
         if self._watch_timer is not None:
@@ -644,8 +658,12 @@ class Arbiter(SignalsMixin, ActorBase):
                     self.send(watcher, "actor_exited", info)
                 except Exception:  # pragma: no cover
                     pass
-        if handle.monitor is not None:
-            handle.monitor.on_worker_exit(handle, info)
+        monitor = handle.monitor
+        if monitor is not None:  # where a monitor learns one of its workers was reaped
+            if self.state == ActorState.RUNNING:
+                self.execute_pool(monitor, monitor.worker_exited(handle, info))
+            else:  # the whole application stops (a group TERM reaches the workers too)
+                monitor.forget(handle)
 
     def stop_actor(self, handle: ActorHandle, graceful: bool = True) -> None:
         """Ask one child to stop: SIGTERM (graceful) or SIGQUIT for processes, ``stop`` for
@@ -718,7 +736,14 @@ class Arbiter(SignalsMixin, ActorBase):
             raise PulsarError(f"a monitor named {name!r} already exists")
         cfg, extra = self._settings_and_params(cfg, params)
         monitor = Monitor(
-            self, name, cfg, worker_start=start, app=app, params=extra, application=application
+            self,
+            name,
+            cfg,
+            arbiter_aid=self.aid,
+            worker_start=start,
+            app=app,
+            params=extra,
+            application=application,
         )
         self.monitors[name] = monitor
         self._local[monitor.aid] = monitor
@@ -744,6 +769,54 @@ class Arbiter(SignalsMixin, ActorBase):
     def on_monitor_failed(self, monitor: Monitor) -> None:
         """A monitor gave up (crash loop): stop the arbiter with ``ExitCode.APP_FAILED``."""
         self.stop(int(ExitCode.APP_FAILED))
+
+    def execute_pool(self, monitor: Monitor, decisions: list[PoolDecision]) -> None:
+        """Carry out a monitor's decisions (the arbiter is the only one spawning and stopping)."""
+        for decision in decisions:
+            if type(decision) is SpawnWorkers:
+                for _ in range(decision.n):
+                    monitor.adopt(self.spawn_handle(monitor=monitor, **monitor.worker_params()))
+            elif type(decision) is StopWorker:
+                handle = monitor.workers.get(decision.aid)
+                if handle is not None:
+                    self.stop_actor(handle, graceful=decision.graceful)
+            elif type(decision) is RecycleWorker:
+                self._recycle(monitor, decision.aid)
+            elif type(decision) is RespawnAfter:
+                previous = self._pool_timers.pop(monitor.name, None)
+                if previous is not None:
+                    previous.cancel()
+                timer = self.loop.call_later(decision.delay, self._respawn, monitor)
+                self._pool_timers[monitor.name] = timer
+            elif type(decision) is GiveUp:
+                self.on_monitor_failed(monitor)
+
+    def _respawn(self, monitor: Monitor) -> None:
+        self._pool_timers.pop(monitor.name, None)
+        if self.state == ActorState.RUNNING:
+            self.execute_pool(monitor, monitor.respawn_due())
+
+    def _recycle(self, monitor: Monitor, aid: str) -> None:
+        """Start a new worker first; stop ``aid`` once the new one runs (capacity never drops);
+        if the new one fails, ``aid`` serves on."""
+        old = monitor.workers.get(aid)
+        if old is None or not self.supervisor.retire(old):  # it no longer counts in the pool
+            return
+        try:
+            new = self.spawn_handle(monitor=monitor, **monitor.worker_params())
+        except SpawnError as exc:
+            logger.error("%s: cannot replace worker %s: %s", monitor.name, aid, exc)
+            self.supervisor.keep(old)
+            return
+        monitor.adopt(new)
+
+        def replaced(fut: asyncio.Future[Any]) -> None:
+            if fut.cancelled() or fut.exception() is not None:
+                self.supervisor.keep(old)  # keep serving with the old one
+                return
+            self.stop_actor(old, graceful=True)
+
+        new.spawned.add_done_callback(replaced)
 
     # ============================================================================================
     # links, heartbeats, supervision
@@ -790,8 +863,8 @@ class Arbiter(SignalsMixin, ActorBase):
                     and now - handle.last_notify > timeout
                 ):
                     self._timeout_actor(handle, now - handle.last_notify)
-            for monitor in self.monitors.values():
-                monitor.manage()
+            for monitor in list(self.monitors.values()):
+                self.execute_pool(monitor, monitor.decide())
         finally:
             self._supervisor = self.loop.call_later(SUPERVISE_INTERVAL, self._supervise)
 
