@@ -261,3 +261,32 @@ def test_forked_child_has_no_arbiter() -> None:
 
 def _child_arbiter(actor):
     return pulsar.get_arbiter(), type(pulsar.arbiter()).__name__
+
+
+def test_commands_are_registered_per_role() -> None:
+    async def main(arbiter):
+        proxy = await pulsar.spawn(name="plain")
+        worker_cmds = await pulsar.send(proxy, "commands")
+        arbiter_cmds = await pulsar.send("arbiter", "commands")
+        assert "recycle" not in worker_cmds and "link" not in worker_cmds
+        assert {"link", "notify", "ping"} <= set(arbiter_cmds) and "recycle" not in arbiter_cmds
+        with pytest.raises(pulsar.CommandError, match="link is an arbiter command"):
+            await pulsar.send(proxy, "link", "x")
+        with pytest.raises(pulsar.CommandError, match="recycle is a monitor command"):
+            await pulsar.send("arbiter", "recycle")
+        assert await pulsar.send(proxy, "ping") == "pong"  # still serving
+        return True
+
+    assert h.run_arbiter(main)
+
+
+def test_command_role_registration() -> None:
+    from pulsar._commands import get_command
+
+    @pulsar.command(role=pulsar.CommandRole.MONITOR)
+    def only_monitors(request: pulsar.Request) -> str:
+        return "monitor"
+
+    cmd = get_command("only_monitors")
+    assert cmd is not None and cmd.role is pulsar.CommandRole.MONITOR
+    assert get_command("ping").role is pulsar.CommandRole.ANY  # type: ignore[union-attr]

@@ -23,6 +23,7 @@ EXPECTED = {
     "Request",
     "arbiter",
     "command",
+    "CommandRole",
     "get_actor",
     "get_arbiter",
     "link",

@@ -23,7 +23,7 @@ from ._actor import (
 from ._application import Application, MultiApp
 from ._arbiter import Arbiter, ExitCode, arbiter, get_arbiter
 from ._client import Client, ConnectError, connect
-from ._commands import Request, command
+from ._commands import CommandRole, Request, command
 from ._config import Config, Setting, parse_address
 from ._deferred import (
     AlreadyCalledError,
@@ -68,6 +68,7 @@ __all__ = [
     "Request",
     "arbiter",
     "command",
+    "CommandRole",
     "get_actor",
     "get_arbiter",
     "link",

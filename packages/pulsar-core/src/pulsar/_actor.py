@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import _mailbox as mb
-from ._commands import Request, get_command
+from ._commands import CommandRole, Request, get_command, role_error
 from ._exceptions import (
     ActorNotFound,
     CommandNotFound,
@@ -180,6 +180,8 @@ class ActorBase:
     """What every actor shares: identity, state, config, messaging and commands."""
 
     kind = "actor"
+    #: the roles whose commands this actor runs (see :mod:`pulsar._commands`)
+    roles: frozenset[CommandRole] = frozenset({CommandRole.ANY})
 
     def __init__(
         self,
@@ -380,6 +382,12 @@ class ActorBase:
             else:
                 logger.error("%s: unknown command %r (fire-and-forget)", self, env.command)
             return
+        if cmd.role not in self.roles:
+            if env.flag:
+                self._reply(env, False, mb.dumps(role_error(cmd, self.name)))
+            else:
+                logger.error("%s: %s", self, role_error(cmd, self.name))
+            return
         try:
             if env.body == _EMPTY_BODY:
                 args, kwargs = (), {}
@@ -477,9 +485,6 @@ class ActorBase:
             if not fut.done():
                 fut.set_result(exit_info)
 
-    def on_notify(self, caller: str, info: dict[str, Any]) -> None:
-        """A heartbeat reached this actor (only the arbiter and monitors track them)."""
-
     # -- commands that need the arbiter ----------------------------------------------------------
     async def spawn(self, **params: Any) -> ActorProxy:
         """Spawn a new actor through the arbiter."""
@@ -487,9 +492,6 @@ class ActorBase:
 
     async def kill_actor(self, aid: str, graceful: bool = True) -> bool:
         return await self.send("arbiter", "kill_actor", aid, graceful=graceful)  # type: ignore[no-any-return]
-
-    def add_link(self, caller: str, aid: str) -> Any:
-        raise PulsarError("only the arbiter tracks links")
 
     # -- info ------------------------------------------------------------------------------------
     def info_dict(self) -> dict[str, Any]:

@@ -47,6 +47,7 @@ from ._actor import (
     new_aid,
     set_actor,
 )
+from ._commands import CommandRole
 from ._concurrency import (
     register_fork_fd,
     resolve_start_method,
@@ -129,6 +130,7 @@ class Arbiter(SignalsMixin, ActorBase):
     """The root actor: owns the mailbox server, the monitors and every child actor."""
 
     kind = "arbiter"
+    roles = frozenset({CommandRole.ANY, CommandRole.ARBITER})
 
     def __init__(
         self, *, cfg: Any = None, start: Callable[..., Any] | None = None, **params: Any

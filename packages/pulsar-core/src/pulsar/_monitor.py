@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from . import _mailbox as mb
 from ._actor import ActorBase, ActorProxy, ActorState, ExitInfo
+from ._commands import CommandRole
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._supervision import ActorHandle
@@ -129,6 +130,7 @@ class Monitor(ActorBase):
     """The policy of a pool of worker actors for one application."""
 
     kind = "monitor"
+    roles = frozenset({CommandRole.ANY, CommandRole.MONITOR})
 
     def __init__(
         self,
