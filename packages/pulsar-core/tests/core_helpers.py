@@ -207,3 +207,48 @@ def wait_for(predicate: Any, timeout: float = 10, interval: float = 0.05) -> Any
             return value
         time.sleep(interval)
     raise AssertionError("condition not met in time")
+
+
+@pulsar.command()
+async def burst(
+    request: pulsar.Request, target: str, n: int, wait_link: bool = False
+) -> dict[str, Any]:
+    """Send ``n`` fire-and-forget ``count`` then ``get_count`` to ``target``, yielding to the
+    loop now and then (so a link can open mid-stream); with ``wait_link`` first wait until the
+    direct link to ``target`` is ready. Returns the count and the links (the count proves
+    per-pair ordering across the switch to a direct link)."""
+    actor = request.actor
+    if wait_link:
+        await pulsar.send(target, "count")
+        await pulsar.send(target, "count")
+        await pulsar.async_while(10, lambda: target not in actor.links.info()["out"])
+    for i in range(n):
+        await pulsar.send(target, "count")
+        if i % 7 == 0:
+            await asyncio.sleep(0)
+    got = await pulsar.send(target, "get_count")
+    links = actor.links.info() if getattr(actor, "links", None) is not None else None
+    return {"count": got, "links": links}
+
+
+@pulsar.command()
+async def ping_many(request: pulsar.Request, target: str, n: int) -> list[Any]:
+    """``n`` acked pings to ``target``; each result or the exception's class name."""
+    out: list[Any] = []
+    for _ in range(n):
+        try:
+            out.append(await pulsar.send(target, "ping"))
+        except Exception as exc:
+            out.append(type(exc).__name__)
+    return out
+
+
+@pulsar.command()
+def drop_links(request: pulsar.Request) -> int:
+    """Close every direct link of this actor, incoming and outgoing (the fallback path)."""
+    links = request.actor.links
+    n = 0
+    for incoming in list(links._in.values()):
+        incoming.proto.close()
+        n += 1
+    return n

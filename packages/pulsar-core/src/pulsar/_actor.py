@@ -48,6 +48,7 @@ from ._exceptions import (
     RemoteError,
     SerializationError,
 )
+from ._links import LINK_BARRIER, LINK_PROBE, LinkManager
 from ._loop import loop_name
 from ._system import system_info
 
@@ -532,6 +533,7 @@ class ActorBase:
 
 
 _EMPTY_BODY = mb.dumps(_EMPTY_ARGS)
+_NONE = mb.dumps(None)
 
 
 async def _await(actor: ActorBase, target: Any, action: str, args: Any, kwargs: Any) -> Any:
@@ -610,11 +612,57 @@ class Actor(ActorBase):
         #: True once the ``start`` callable returned: the actor is up and serving (its monitor
         #: then counts a later death as a crash of a serving worker, not as a crash loop)
         self.ready = False
+        #: direct links to other actors (None: everything goes through the arbiter)
+        self.links: LinkManager | None = None
 
     def _post(self, envelope: mb.Envelope) -> None:
+        if self.links is not None:
+            self.links.post(envelope)
+        else:
+            self._post_mailbox(envelope)
+
+    def _post_mailbox(self, envelope: mb.Envelope) -> None:
         if self.mailbox is None or self.mailbox.closed:
             raise MailboxError(f"{self}: the connection to the arbiter is closed")
         self.mailbox.write_envelope(envelope)
+
+    def _receive(self, env: mb.Envelope) -> None:
+        """An envelope for this actor, from the mailbox or a direct link."""
+        if env.kind == mb.REPLY and self.links is not None:
+            self.links.replied(env)
+        self.handle_envelope(env)
+
+    def _fail_pending(self, mid: int, exc: BaseException) -> None:
+        fut = self._pending.pop(mid, None)
+        if fut is not None and not fut.done():
+            fut.set_exception(exc)
+
+    async def _listen_links(self) -> None:
+        """Direct links (:mod:`pulsar._links`): process actors with a unix mailbox listen."""
+        if self.concurrency != "process" or not isinstance(self.spec.address, str):
+            return
+        links = LinkManager(
+            self.aid,
+            self.spec.secret,
+            self.spec.address,
+            deliver=self._receive,
+            send_via_arbiter=self._post_mailbox,
+            fail=self._fail_pending,
+            no_link=frozenset(a for a in (self.arbiter_aid, self.monitor_aid) if a),
+            max_frame_size=self.cfg.get("max_frame_size"),
+        )
+        try:
+            await links.listen()
+        except OSError as exc:  # pragma: no cover - e.g. a path too long for a unix socket
+            logger.warning("%s: no direct links: %s", self, exc)
+            return
+        self.links = links
+
+    def info_dict(self) -> dict[str, Any]:
+        info = super().info_dict()
+        if self.links is not None:
+            info["links"] = self.links.info()
+        return info
 
     def add_stop_callback(self, fn: Callable[..., Any]) -> None:
         """Run ``fn(actor)`` (sync or async) when the actor stops, before its mailbox closes."""
@@ -641,6 +689,7 @@ class Actor(ActorBase):
             _, proto = await loop.create_connection(factory, *address)
         self.mailbox = proto
         await proto.opened
+        await self._listen_links()  # before HELLO: once spawned, others may link to it
         hello = {"pid": os.getpid(), "name": self.name, "kind": self.kind}
         proto.write_envelope(
             mb.Envelope(mb.HELLO, 0, self.aid, self.arbiter_aid, "hello", False, mb.dumps(hello))
@@ -651,7 +700,19 @@ class Actor(ActorBase):
         if env.target != self.aid:
             logger.error("%s: message for %s delivered here, dropped", self, env.target)
             return
-        self.handle_envelope(env)
+        if env.command == LINK_BARRIER and env.kind == mb.REQUEST:
+            if self.links is not None:
+                self.links.barrier(env.sender)
+            return
+        if env.command == LINK_PROBE:
+            if env.kind == mb.REQUEST:  # answer: this actor runs
+                self._post_mailbox(
+                    mb.Envelope(mb.REPLY, 0, self.aid, env.sender, LINK_PROBE, True, _NONE)
+                )
+            elif self.links is not None:
+                self.links.probe_answered(env)
+            return
+        self._receive(env)
 
     def _on_mailbox_lost(self, proto: mb.MailboxProtocol, exc: BaseException | None) -> None:
         for fut in self._pending.values():
@@ -752,6 +813,8 @@ class Actor(ActorBase):
             for task in pending:
                 task.cancel()
         self.state = ActorState.CLOSED
+        if self.links is not None:
+            self.links.close()
         if self.mailbox is not None:
             self.mailbox.close()
         current = asyncio.current_task()
