@@ -95,9 +95,16 @@ class SlowToStart:
         return (_slow, (self.delay,))
 
 
+#: settings every :func:`run_arbiter` uses unless the test gives them (the second run of the
+#: actor tests sets ``start_method='spawn'`` here, with a TCP mailbox)
+RUN_DEFAULTS: dict[str, Any] = {}
+
+
 def run_arbiter(main: Any, **params: Any) -> Any:
     """Run an arbiter in this process; ``await main(arbiter)`` then stop. Returns main's value."""
     result: dict[str, Any] = {}
+    for key, value in RUN_DEFAULTS.items():
+        params.setdefault(key, value)
 
     async def start(arbiter: Any) -> None:
         async def go() -> None:

@@ -24,6 +24,7 @@ import asyncio
 import concurrent.futures
 import enum
 import faulthandler
+import importlib
 import inspect
 import itertools
 import logging
@@ -162,6 +163,8 @@ class ActorSpec:
     params: dict[str, Any] = field(default_factory=dict)
     app: str | None = None
     title: str | None = None
+    #: modules registering commands in the arbiter, imported by the child (spawn/forkserver)
+    command_modules: tuple[str, ...] = ()
 
 
 _EMPTY_ARGS: tuple[tuple[Any, ...], dict[str, Any]] = ((), {})
@@ -876,6 +879,12 @@ def run_actor(spec: ActorSpec, *, in_process: bool = True) -> int:
     from ._loop import new_event_loop
     from ._system import set_process_title
 
+    for module in spec.command_modules:  # already there after a fork; imported after a spawn
+        if module not in sys.modules:
+            try:
+                importlib.import_module(module)
+            except Exception as exc:
+                logger.debug("%s: cannot import command module %s: %s", spec.name, module, exc)
     loop = new_event_loop(spec.cfg.get("io") or "auto")
     asyncio.set_event_loop(loop)
     actor = Actor(spec)

@@ -36,6 +36,7 @@ __all__ = [
     "Request",
     "CommandRole",
     "command",
+    "command_modules",
     "get_command",
     "registered_commands",
     "role_error",
@@ -127,6 +128,14 @@ def get_command(name: str) -> Command | None:
 def registered_commands() -> dict[str, Command]:
     """A copy of the registry."""
     return dict(_registry)
+
+
+def command_modules() -> tuple[str, ...]:
+    """The modules that registered commands in this process (built-ins and ``__main__`` aside):
+    a child started with ``spawn`` or ``forkserver`` imports them, so it knows the same commands
+    as a forked one."""
+    names = {cmd.fn.__module__ for cmd in _registry.values()}
+    return tuple(sorted(n for n in names if n not in (__name__, "__main__", "__mp_main__")))
 
 
 def role_error(cmd: Command, actor_name: str) -> CommandError:

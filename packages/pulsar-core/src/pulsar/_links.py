@@ -194,6 +194,10 @@ class LinkManager:
             if talks >= LINK_AFTER:
                 self._open(target)
 
+    def forbid(self, target: str) -> None:
+        """Never open a link to ``target`` (its messages keep going through the arbiter)."""
+        self._no_link.add(target)
+
     def replied(self, env: mb.Envelope) -> None:
         """A reply from ``env.sender`` arrived (by any path): it is no longer pending."""
         out = self._out.get(env.sender)
