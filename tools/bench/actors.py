@@ -546,7 +546,8 @@ async def _suite(
     a = await step(pulsar.spawn(name="bench-a"))
     b = await step(pulsar.spawn(name="bench-b"))
     c = await step(pulsar.spawn(name="bench-c"))  # A -> C stays on the arbiter route
-    await step(pulsar.send(a, "run", _forbid_link, c.aid))
+    await step(pulsar.send(a, "run", _forbid_link, c.aid))  # both ways: C's replies too
+    await step(pulsar.send(c, "run", _forbid_link, a.aid))
     assert base.pipe is not None
     pipe = base.pipe
     clients = {

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from . import _mailbox as mb
 from ._exceptions import ActorNotFound, ActorStopped
@@ -42,8 +43,7 @@ __all__ = ["Decision", "Deliver", "Dropped", "Forward", "MessageRouter"]
 MAX_GONE = 1000
 
 
-@dataclass(frozen=True, slots=True)
-class Forward:
+class Forward(NamedTuple):
     """Write ``envelope`` (its raw ``payload`` frame when known) to peer ``target``."""
 
     target: str
@@ -51,8 +51,7 @@ class Forward:
     payload: bytes | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Deliver:
+class Deliver(NamedTuple):
     """Hand ``envelope`` to the local actor ``target``; ``deferred``: on the next loop turn."""
 
     target: str
@@ -60,14 +59,14 @@ class Deliver:
     deferred: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Dropped:
+class Dropped(NamedTuple):
     """A fire-and-forget request for an actor that does not exist (log it)."""
 
     envelope: mb.Envelope
     reason: str
 
 
+#: decisions are named tuples: immutable values, and cheap to build on the hot path
 Decision = Forward | Deliver | Dropped
 
 
