@@ -36,8 +36,8 @@ messages); A and a third actor C are kept on the arbiter route (the star) for co
 Targets (issue 15): acked A-to-B throughput at least 0.8x the raw pipelined echo; the actor to
 actor round trip p50 within 2x the raw one, actor to arbiter within 1.6x; fire-and-forget A to B
 not slower than before the links (through the arbiter, measured in the same run: >= 0.95x).
-The exit code is 1 when a target is missed. ``--profile DIR`` then runs each pulsar path once more under cProfile
-(arbiter, A and B) and prints where the time goes.
+The exit code is 1 when a target is missed. ``--profile DIR`` then runs each pulsar path once
+more under cProfile (arbiter, A and B) and prints where the time goes.
 
 Only unix sockets are used (the baselines' and the arbiter's private mailbox). Every process
 started is ended before the run returns (the actors and baseline servers also exit on their own

@@ -3,22 +3,26 @@
 How it works
 ------------
 The arbiter runs the main event loop, listens on the mailbox (a unix socket in a private 0700
-directory; TCP on 127.0.0.1 where unix sockets are missing), starts every child actor, routes
-messages between them (star topology) and supervises them:
+directory; TCP on 127.0.0.1 where unix sockets are missing), starts every child actor and is the
+I/O half of supervision. The decisions are taken elsewhere, each in one module:
 
-* every child has an :class:`~pulsar._concurrency.ActorHandle`; a process child is watched through
-  its sentinel fd, a thread child through its thread's end;
-* a request routed to a child is remembered until its reply passes back, so when the child dies
-  the arbiter answers every open request with :class:`~pulsar.ActorStopped` (nothing waits
-  forever);
-* a supervision tick checks heartbeats: a child silent for longer than ``timeout`` gets its stacks
-  dumped (SIGUSR1 → faulthandler + asyncio tasks), then SIGTERM, then SIGKILL;
-* signals follow the gunicorn pattern: the handler only queues the signal, the loop dispatches it
-  to ``handle_<name>()``: INT/QUIT fast stop, TERM graceful stop within ``graceful_timeout``,
-  HUP reload and roll workers, TTIN/TTOU one worker more/less (in :mod:`pulsar._signals`).
+* where a message goes: :class:`~pulsar._routing.MessageRouter` (sans-IO; it owns the one table
+  of requests in flight, so when a child dies every open request to it is answered with
+  :class:`~pulsar.ActorStopped`); :meth:`Arbiter.route` feeds it and executes its decisions;
+* what state each child is in: :class:`~pulsar._supervision.Supervisor` (one record per child, a
+  ``ChildState`` table); :meth:`Supervisor.reaped` is the single place an exit lands, called
+  only once the process is gone (a process child is watched through its sentinel fd, or a pidfd
+  when its forkserver died; a thread child through its thread's end);
+* what a pool needs: each :class:`~pulsar._monitor.Monitor` returns decisions that
+  :meth:`Arbiter.execute_pool` carries out (spawn, stop, recycle, respawn after a back-off,
+  give up).
 
-Size: past the usual ~800 lines because spawning, routing, exits and supervision all work on the
-one table of handles and the in-flight requests; splitting them would spread that state.
+The arbiter itself: a supervision tick checks heartbeats (a child silent for longer than
+``timeout`` gets its stacks dumped with SIGUSR1, then SIGTERM, then SIGKILL) and asks every
+monitor for decisions; signals follow the gunicorn pattern: the handler only queues the signal,
+the loop dispatches it to ``handle_<name>()``: INT/QUIT fast stop (a second one SIGKILLs every
+actor), TERM graceful stop within ``graceful_timeout``, HUP reload and roll workers, TTIN/TTOU one
+worker more/less (in :mod:`pulsar._signals`). It never exits before every child is reaped.
 """
 
 from __future__ import annotations
