@@ -97,3 +97,22 @@ def test_link_socket_needs_the_secret() -> None:
         return True
 
     assert h.run_arbiter(main)
+
+
+def test_request_in_flight_when_a_link_drops_gets_an_error_not_a_hang() -> None:
+    async def main(arbiter):
+        a = await pulsar.spawn(name="a")
+        b = await pulsar.spawn(name="b")
+        assert await pulsar.send(a, "ping_many", b.aid, 5) == ["pong"] * 5
+        slow = asyncio.ensure_future(pulsar.send(a, "relay", b.aid, "sleep", 5))
+        for _ in range(500):  # until b runs it (info itself is one running command)
+            if (await pulsar.send(b, "info"))["running_commands"] >= 2:
+                break
+            await asyncio.sleep(0.01)
+        assert await pulsar.send(b, "drop_links") == 1  # b is alive: only the link drops
+        with pytest.raises(pulsar.MailboxError, match="may have run"):
+            await asyncio.wait_for(slow, 10)
+        assert await pulsar.send(a, "ping_many", b.aid, 3) == ["pong"] * 3  # arbiter route
+        return True
+
+    assert h.run_arbiter(main)
