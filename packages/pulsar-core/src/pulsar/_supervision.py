@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import os
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -169,8 +170,6 @@ class ActorHandle:
 
     def signal(self, sig: int) -> bool:
         """Send ``sig`` to a process actor. False when not a process or already gone."""
-        import os
-
         if self.process is None or self.pid is None or not self.alive:
             return False
         try:
