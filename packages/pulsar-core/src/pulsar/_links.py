@@ -205,6 +205,7 @@ class LinkManager:
             out.pending.discard(env.id)
 
     def _open(self, target: str) -> None:
+        self._talks.pop(target, None)
         path = link_path(self._address, target)
         if path is None or not os.path.exists(path):
             self._no_link.add(target)  # not a process actor (arbiter, monitor, guest, thread)
