@@ -435,6 +435,11 @@ class Arbiter(SignalsMixin, ActorBase):
         if env.sender != proto.aid:
             proto.abort(PulsarError(f"sender {env.sender!r} does not match connection"))
             return
+        if env.target == self.aid and env.kind == mb.REQUEST:
+            # a command for the arbiter itself: what the router would decide (Deliver, at once;
+            # nothing to track), without building the decision
+            self.handle_envelope(env)
+            return
         self.route(env, frame.payload)
 
     def _on_hello(self, proto: mb.MailboxProtocol, env: mb.Envelope) -> None:
