@@ -95,9 +95,16 @@ class SlowToStart:
         return (_slow, (self.delay,))
 
 
+#: settings every :func:`run_arbiter` uses unless the test gives them (the second run of the
+#: actor tests sets ``start_method='spawn'`` here, with a TCP mailbox)
+RUN_DEFAULTS: dict[str, Any] = {}
+
+
 def run_arbiter(main: Any, **params: Any) -> Any:
     """Run an arbiter in this process; ``await main(arbiter)`` then stop. Returns main's value."""
     result: dict[str, Any] = {}
+    for key, value in RUN_DEFAULTS.items():
+        params.setdefault(key, value)
 
     async def start(arbiter: Any) -> None:
         async def go() -> None:
@@ -128,43 +135,10 @@ def guest_call(
     **kwargs: Any,
 ) -> Any:
     """Call ``action`` on a running arbiter from outside, as an authenticated guest."""
-    from pulsar import _mailbox as mb
 
     async def call() -> Any:
-        with open(os.path.join(os.path.dirname(address), "secret"), "rb") as f:
-            secret = f.read()
-        conn = mb.Connection(mb.Role.CLIENT, secret)
-        reader, writer = await asyncio.open_unix_connection(address)
-        try:
-            while not conn.is_open:
-                data = await reader.read(4096)
-                if not data:
-                    raise ConnectionError("closed during handshake")
-                conn.receive_data(data)
-                while conn.next_event() is not None:
-                    pass
-                writer.write(conn.data_to_send())
-            aid = f"test-{os.getpid()}"
-            hello = mb.dumps({"guest": True, "name": "test-guest", "pid": os.getpid()})
-            writer.write(conn.send(mb.Envelope(mb.HELLO, 0, aid, "arbiter", "hello", False, hello)))
-            body = mb.dumps((args, kwargs))
-            writer.write(conn.send(mb.Envelope(mb.REQUEST, 1, aid, target, action, True, body)))
-            while True:
-                event = conn.next_event()
-                if event is None:
-                    data = await reader.read(65536)
-                    if not data:
-                        raise ConnectionError("closed before the reply")
-                    conn.receive_data(data)
-                    continue
-                env = event.envelope
-                if env.kind == mb.REPLY and env.id == 1:
-                    value = mb.loads(env.body)
-                    if not env.flag:
-                        raise value
-                    return value
-        finally:
-            writer.close()
+        async with await pulsar.connect(address, name="test-guest", timeout=timeout) as client:
+            return await client.send(target, action, *args, **kwargs)
 
     return asyncio.run(asyncio.wait_for(call(), timeout))
 
@@ -240,3 +214,48 @@ def wait_for(predicate: Any, timeout: float = 10, interval: float = 0.05) -> Any
             return value
         time.sleep(interval)
     raise AssertionError("condition not met in time")
+
+
+@pulsar.command()
+async def burst(
+    request: pulsar.Request, target: str, n: int, wait_link: bool = False
+) -> dict[str, Any]:
+    """Send ``n`` fire-and-forget ``count`` then ``get_count`` to ``target``, yielding to the
+    loop now and then (so a link can open mid-stream); with ``wait_link`` first wait until the
+    direct link to ``target`` is ready. Returns the count and the links (the count proves
+    per-pair ordering across the switch to a direct link)."""
+    actor = request.actor
+    if wait_link:
+        await pulsar.send(target, "count")
+        await pulsar.send(target, "count")
+        await pulsar.async_while(10, lambda: target not in actor.links.info()["out"])
+    for i in range(n):
+        await pulsar.send(target, "count")
+        if i % 7 == 0:
+            await asyncio.sleep(0)
+    got = await pulsar.send(target, "get_count")
+    links = actor.links.info() if getattr(actor, "links", None) is not None else None
+    return {"count": got, "links": links}
+
+
+@pulsar.command()
+async def ping_many(request: pulsar.Request, target: str, n: int) -> list[Any]:
+    """``n`` acked pings to ``target``; each result or the exception's class name."""
+    out: list[Any] = []
+    for _ in range(n):
+        try:
+            out.append(await pulsar.send(target, "ping"))
+        except Exception as exc:
+            out.append(type(exc).__name__)
+    return out
+
+
+@pulsar.command()
+def drop_links(request: pulsar.Request) -> int:
+    """Close every direct link of this actor, incoming and outgoing (the fallback path)."""
+    links = request.actor.links
+    n = 0
+    for incoming in list(links._in.values()):
+        incoming.proto.close()
+        n += 1
+    return n

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import signal
 
@@ -203,9 +204,51 @@ def test_send_from_the_actor_thread_pool() -> None:
 async def _send_from_pool(actor):
     def blocking():
         assert pulsar.get_actor() is actor
-        return pulsar.send("arbiter", "ping").result(5)
+        with pytest.raises(pulsar.PulsarError, match="send_threadsafe"):
+            pulsar.send("arbiter", "ping")  # no loop in this thread: nothing to bind to
+        reply = pulsar.send_threadsafe("arbiter", "ping")
+        assert isinstance(reply, concurrent.futures.Future)
+        return reply.result(5)
 
     return await actor.run_in_executor(blocking)
+
+
+def test_send_from_a_thread_with_its_own_loop_is_bound_to_that_loop() -> None:
+    async def main(arbiter):
+        proxy = await pulsar.spawn(name="other-loop")
+        return await pulsar.send(proxy, "run", _send_from_other_loop)
+
+    assert h.run_arbiter(main) == ["pong", 5]
+
+
+async def _send_from_other_loop(actor):
+    def in_thread():
+        from pulsar._actor import set_actor
+
+        set_actor(actor)
+
+        async def main():
+            reply = pulsar.send("arbiter", "ping")
+            assert isinstance(reply, asyncio.Future)
+            assert reply.get_loop() is asyncio.get_running_loop()
+            return [await reply, await pulsar.send(actor.proxy, "add", 2, 3)]
+
+        return asyncio.run(main())
+
+    return await actor.loop.run_in_executor(None, in_thread)
+
+
+def test_send_keywords_named_like_its_own_parameters() -> None:
+    """``target`` and ``action`` are positional-only: ``action=`` goes to the command."""
+
+    async def main(arbiter):
+        proxy = await pulsar.spawn(name="kw", timeout=7)
+        got = await pulsar.send(proxy, "config", action="get", name="timeout")
+        via_proxy = await proxy.send("config", action="get", name="timeout")
+        echoed = await pulsar.send(proxy, "echo", message={"target": 1})
+        return got, via_proxy, echoed
+
+    assert h.run_arbiter(main) == (7, 7, {"target": 1})
 
 
 def test_forked_child_has_no_arbiter() -> None:
@@ -218,3 +261,32 @@ def test_forked_child_has_no_arbiter() -> None:
 
 def _child_arbiter(actor):
     return pulsar.get_arbiter(), type(pulsar.arbiter()).__name__
+
+
+def test_commands_are_registered_per_role() -> None:
+    async def main(arbiter):
+        proxy = await pulsar.spawn(name="plain")
+        worker_cmds = await pulsar.send(proxy, "commands")
+        arbiter_cmds = await pulsar.send("arbiter", "commands")
+        assert "recycle" not in worker_cmds and "link" not in worker_cmds
+        assert {"link", "notify", "ping"} <= set(arbiter_cmds) and "recycle" not in arbiter_cmds
+        with pytest.raises(pulsar.CommandError, match="link is an arbiter command"):
+            await pulsar.send(proxy, "link", "x")
+        with pytest.raises(pulsar.CommandError, match="recycle is a monitor command"):
+            await pulsar.send("arbiter", "recycle")
+        assert await pulsar.send(proxy, "ping") == "pong"  # still serving
+        return True
+
+    assert h.run_arbiter(main)
+
+
+def test_command_role_registration() -> None:
+    from pulsar._commands import get_command
+
+    @pulsar.command(role=pulsar.CommandRole.MONITOR)
+    def only_monitors(request: pulsar.Request) -> str:
+        return "monitor"
+
+    cmd = get_command("only_monitors")
+    assert cmd is not None and cmd.role is pulsar.CommandRole.MONITOR
+    assert get_command("ping").role is pulsar.CommandRole.ANY  # type: ignore[union-attr]

@@ -305,36 +305,28 @@ def test_recycle_starts_the_new_worker_before_stopping_the_old() -> None:
 
 
 def test_guest_connection_knows_the_secret() -> None:
-    from pulsar import _mailbox as mb
-
     async def main(arbiter):
         secret_file = os.path.join(os.path.dirname(arbiter.address), "secret")
         assert oct(os.stat(secret_file).st_mode & 0o777) == "0o600"
-        with open(secret_file, "rb") as f:
-            secret = f.read()
-        conn = mb.Connection(mb.Role.CLIENT, secret)
-        reader, writer = await asyncio.open_unix_connection(arbiter.address)
-        while not conn.is_open:
-            conn.receive_data(await reader.read(1024))
-            while conn.next_event() is not None:
-                pass
-            writer.write(conn.data_to_send())
-        hello = mb.dumps({"guest": True, "name": "console", "pid": os.getpid()})
-        writer.write(
-            conn.send(mb.Envelope(mb.HELLO, 0, "guest1", "arbiter", "hello", False, hello))
-        )
-        body = mb.dumps(((), {}))
-        writer.write(conn.send(mb.Envelope(mb.REQUEST, 1, "guest1", "arbiter", "ping", True, body)))
-        event = None
-        while event is None:
-            conn.receive_data(await reader.read(1024))
-            event = conn.next_event()
-        assert event.envelope.kind == mb.REPLY and mb.loads(event.envelope.body) == "pong"
+        client = await pulsar.connect(arbiter.address, name="console")
+        assert isinstance(client, pulsar.Client)
+        assert await client.send("arbiter", "ping") == "pong"
+        proxy = await pulsar.spawn(name="target", start=h.noop_start)
+        assert await client.send(proxy, "echo", message=3) == 3  # routed to a child
         info = await pulsar.send("arbiter", "info")
         assert "console" in [a["name"] for a in info["actors"]]
-        writer.close()
-        await pulsar.async_while(5, lambda: "guest1" in arbiter.handles)
-        assert "guest1" not in arbiter.handles
+        assert any(a["kind"] == "guest" for a in info["actors"])
+        await client.aclose()
+        await pulsar.async_while(5, lambda: client.aid in arbiter.handles)
+        assert client.aid not in arbiter.handles
+        # the wrong secret, nothing listening: a clear error
+        with pytest.raises(pulsar.ConnectError, match="authentication failed"):
+            await pulsar.connect(arbiter.address, secret=b"wrong" * 8, timeout=5)
+        with pytest.raises(pulsar.ConnectError, match="no application listens"):
+            await pulsar.connect(arbiter.address + ".nothing", secret=b"x" * 32)
+        with pytest.raises(pulsar.ConnectError, match="needs the secret"):
+            await pulsar.connect(("127.0.0.1", 1))
+        assert await pulsar.send(proxy, "ping") == "pong"  # the arbiter kept serving
         return True
 
     assert h.run_arbiter(main)
@@ -356,3 +348,61 @@ def test_monitor_added_to_a_running_arbiter_reports_start_failure() -> None:
 
 def _failing_monitor_start(monitor):
     raise RuntimeError("cannot bind")
+
+
+def test_crash_loop_brake_ignores_workers_that_were_serving() -> None:
+    """A worker that was up and serving and then dies is replaced without counting towards
+    ``max_restarts``: killing it three times with ``max_restarts=1`` never trips the brake."""
+
+    async def main(arbiter):
+        monitor = arbiter.add_monitor(
+            "pool", start=h.noop_start, workers=2, max_restarts=1, restart_window=60
+        )
+
+        def ready() -> list:
+            return [w for w in monitor.live_workers() if w.ready and w.running]
+
+        killed = []
+        for _ in range(3):
+            await pulsar.async_while(10, lambda: len(ready()) < 2)
+            victim = ready()[0]
+            killed.append(victim.aid)
+            os.kill(victim.pid, signal.SIGKILL)
+            await asyncio.shield(victim.exited)
+        await pulsar.async_while(10, lambda: len(ready()) < 2)
+        assert monitor.monitor_state is pulsar.MonitorState.RUNNING
+        assert not set(killed) & set(monitor.workers)
+        info = await pulsar.send("arbiter", "info")
+        pool = info["monitors"]["pool"]
+        assert pool["restarts"] == 3 and pool["crashes"] == 3 and pool["recent_failures"] == 0
+        return arbiter.exit_code
+
+    assert h.run_arbiter(main) == 0
+
+
+def _die_before_ready(actor):
+    async def later():
+        await asyncio.sleep(0.05)
+        os._exit(7)
+
+    return later()  # the start callable has not returned when the worker dies
+
+
+def test_crash_loop_brake_still_trips_for_workers_dying_before_ready() -> None:
+    monitors = []
+
+    async def main(arbiter):
+        monitor = arbiter.add_monitor(
+            "pool", start=_die_before_ready, workers=1, max_restarts=2, restart_window=60
+        )
+        monitors.append(monitor)
+        await asyncio.shield(arbiter._stop_future)  # the brake stops the arbiter
+        return True
+
+    code = pulsar.arbiter(start=lambda a: main(a), start_method="fork", log_level="warning").start(
+        install_signals=False
+    )
+    assert code == pulsar.ExitCode.APP_FAILED
+    (monitor,) = monitors
+    assert monitor.failed_reason is not None and "max_restarts=2" in monitor.failed_reason
+    assert monitor.restarts == 2 and monitor.crashes == 0

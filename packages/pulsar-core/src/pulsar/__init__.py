@@ -17,11 +17,13 @@ from ._actor import (
     get_actor,
     link,
     send,
+    send_threadsafe,
     spawn,
 )
 from ._application import Application, MultiApp
 from ._arbiter import Arbiter, ExitCode, arbiter, get_arbiter
-from ._commands import Request, command
+from ._client import Client, ConnectError, connect
+from ._commands import CommandRole, Request, command
 from ._config import Config, Setting, parse_address
 from ._deferred import (
     AlreadyCalledError,
@@ -66,11 +68,15 @@ __all__ = [
     "Request",
     "arbiter",
     "command",
+    "CommandRole",
     "get_actor",
     "get_arbiter",
     "link",
     "send",
+    "send_threadsafe",
     "spawn",
+    "connect",
+    "Client",
     # config
     "Config",
     "Setting",
@@ -90,6 +96,7 @@ __all__ = [
     "CommandError",
     "CommandNotFound",
     "ConfigError",
+    "ConnectError",
     "HaltServer",
     "MailboxError",
     "ProtocolError",

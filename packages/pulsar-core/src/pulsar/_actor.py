@@ -24,6 +24,7 @@ import asyncio
 import concurrent.futures
 import enum
 import faulthandler
+import importlib
 import inspect
 import itertools
 import logging
@@ -39,7 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import _mailbox as mb
-from ._commands import Request, get_command
+from ._commands import CommandRole, Request, get_command, role_error
 from ._exceptions import (
     ActorNotFound,
     CommandNotFound,
@@ -48,6 +49,7 @@ from ._exceptions import (
     RemoteError,
     SerializationError,
 )
+from ._links import LINK_BARRIER, LINK_PROBE, LinkManager
 from ._loop import loop_name
 from ._system import system_info
 
@@ -61,6 +63,7 @@ __all__ = [
     "get_actor",
     "set_actor",
     "send",
+    "send_threadsafe",
     "spawn",
     "link",
     "new_aid",
@@ -124,7 +127,7 @@ class ActorProxy:
     def __reduce__(self) -> Any:
         return (ActorProxy, (self.aid, self.name))
 
-    def send(self, action: str, *args: Any, **kwargs: Any) -> Awaitable[Any]:
+    def send(self, action: str, /, *args: Any, **kwargs: Any) -> Awaitable[Any]:
         """Send ``action`` to this actor from the current actor."""
         return send(self, action, *args, **kwargs)
 
@@ -160,6 +163,8 @@ class ActorSpec:
     params: dict[str, Any] = field(default_factory=dict)
     app: str | None = None
     title: str | None = None
+    #: modules registering commands in the arbiter, imported by the child (spawn/forkserver)
+    command_modules: tuple[str, ...] = ()
 
 
 _EMPTY_ARGS: tuple[tuple[Any, ...], dict[str, Any]] = ((), {})
@@ -179,6 +184,8 @@ class ActorBase:
     """What every actor shares: identity, state, config, messaging and commands."""
 
     kind = "actor"
+    #: the roles whose commands this actor runs (see :mod:`pulsar._commands`)
+    roles: frozenset[CommandRole] = frozenset({CommandRole.ANY})
 
     def __init__(
         self,
@@ -269,19 +276,45 @@ class ActorBase:
             return target
         raise ActorNotFound(f"invalid target {target!r}")
 
-    def send(self, target: Any, action: str, *args: Any, **kwargs: Any) -> Any:
-        """Send command ``action`` to ``target``; returns an awaitable of the reply.
+    def send(self, target: Any, action: str, /, *args: Any, **kwargs: Any) -> Awaitable[Any]:
+        """Send command ``action`` to ``target``; returns an awaitable of the reply, always
+        bound to the caller's running loop.
 
-        Fire-and-forget commands (registered with ``ack=False``) resolve to None at once. Called
-        from a thread other than the actor's loop thread, returns a
-        :class:`concurrent.futures.Future` instead.
+        ``target`` and ``action`` are positional-only, so every keyword goes to the command
+        (``send(actor, 'config', action='get')``). Fire-and-forget commands (registered with
+        ``ack=False``) resolve to None at once. From a thread running another event loop the
+        reply is an asyncio future of that loop; from a thread without a loop (a thread pool)
+        this raises :class:`~pulsar.PulsarError`: use :meth:`send_threadsafe` there.
         """
         if self.loop is None or self.state >= ActorState.CLOSED:
             raise MailboxError(f"{self} is not running")
         if not self._on_loop_thread():
-            return asyncio.run_coroutine_threadsafe(
-                _await(self, target, action, args, kwargs), self.loop
+            try:
+                caller = asyncio.get_running_loop()
+            except RuntimeError:
+                raise PulsarError(
+                    f"send({action!r}) called from a thread without a running event loop: use "
+                    "pulsar.send_threadsafe(), which returns a concurrent.futures.Future"
+                ) from None
+            return asyncio.wrap_future(
+                self.send_threadsafe(target, action, *args, **kwargs), loop=caller
             )
+        return self._send(target, action, args, kwargs)
+
+    def send_threadsafe(
+        self, target: Any, action: str, /, *args: Any, **kwargs: Any
+    ) -> concurrent.futures.Future[Any]:
+        """Send from any thread; returns a :class:`concurrent.futures.Future` of the reply (for
+        threads without an event loop: ``send_threadsafe(...).result(timeout)``). Never block on
+        it in the actor's own loop thread."""
+        loop = self.loop
+        if loop is None or loop.is_closed() or self.state >= ActorState.CLOSED:
+            raise MailboxError(f"{self} is not running")
+        return asyncio.run_coroutine_threadsafe(_await(self, target, action, args, kwargs), loop)
+
+    def _send(
+        self, target: Any, action: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> asyncio.Future[Any]:
         cmd = get_command(action)
         ack = cmd.ack if cmd is not None else True
         target_aid = self.resolve_target(target)
@@ -352,6 +385,12 @@ class ActorBase:
                 )
             else:
                 logger.error("%s: unknown command %r (fire-and-forget)", self, env.command)
+            return
+        if cmd.role not in self.roles:
+            if env.flag:
+                self._reply(env, False, mb.dumps(role_error(cmd, self.name)))
+            else:
+                logger.error("%s: %s", self, role_error(cmd, self.name))
             return
         try:
             if env.body == _EMPTY_BODY:
@@ -450,9 +489,6 @@ class ActorBase:
             if not fut.done():
                 fut.set_result(exit_info)
 
-    def on_notify(self, caller: str, info: dict[str, Any]) -> None:
-        """A heartbeat reached this actor (only the arbiter and monitors track them)."""
-
     # -- commands that need the arbiter ----------------------------------------------------------
     async def spawn(self, **params: Any) -> ActorProxy:
         """Spawn a new actor through the arbiter."""
@@ -460,9 +496,6 @@ class ActorBase:
 
     async def kill_actor(self, aid: str, graceful: bool = True) -> bool:
         return await self.send("arbiter", "kill_actor", aid, graceful=graceful)  # type: ignore[no-any-return]
-
-    def add_link(self, caller: str, aid: str) -> Any:
-        raise PulsarError("only the arbiter tracks links")
 
     # -- info ------------------------------------------------------------------------------------
     def info_dict(self) -> dict[str, Any]:
@@ -503,10 +536,11 @@ class ActorBase:
 
 
 _EMPTY_BODY = mb.dumps(_EMPTY_ARGS)
+_NONE = mb.dumps(None)
 
 
 async def _await(actor: ActorBase, target: Any, action: str, args: Any, kwargs: Any) -> Any:
-    return await actor.send(target, action, *args, **kwargs)
+    return await actor._send(target, action, args, kwargs)
 
 
 def _current() -> ActorBase:
@@ -516,15 +550,26 @@ def _current() -> ActorBase:
     return actor
 
 
-def send(target: Any, action: str, *args: Any, **kwargs: Any) -> Any:
+def send(target: Any, action: str, /, *args: Any, **kwargs: Any) -> Awaitable[Any]:
     """Send command ``action`` from the current actor to ``target`` (aid, ActorProxy,
-    ``'arbiter'`` or ``'monitor'``); returns an awaitable of the reply.
+    ``'arbiter'`` or ``'monitor'``); returns an awaitable of the reply bound to the caller's
+    running loop. ``target`` and ``action`` are positional-only: every other argument, keywords
+    included (``send(actor, 'config', action='get')``), goes to the command.
 
-    Raises :class:`~pulsar.PulsarError` when no actor runs in this thread. The awaitable raises
-    the command's exception, :class:`~pulsar.CommandNotFound`, :class:`~pulsar.ActorNotFound`
-    (unknown target) or :class:`~pulsar.ActorStopped` (the target died before replying).
+    Raises :class:`~pulsar.PulsarError` when no actor runs in this thread, or when this thread
+    runs no event loop (use :func:`send_threadsafe`). The awaitable raises the command's
+    exception, :class:`~pulsar.CommandNotFound`, :class:`~pulsar.ActorNotFound` (unknown
+    target) or :class:`~pulsar.ActorStopped` (the target died before replying).
     """
     return _current().send(target, action, *args, **kwargs)
+
+
+def send_threadsafe(
+    target: Any, action: str, /, *args: Any, **kwargs: Any
+) -> concurrent.futures.Future[Any]:
+    """:func:`send` for threads without an event loop (an actor's thread pool): returns a
+    :class:`concurrent.futures.Future` of the reply."""
+    return _current().send_threadsafe(target, action, *args, **kwargs)
 
 
 async def spawn(**params: Any) -> ActorProxy:
@@ -567,11 +612,60 @@ class Actor(ActorBase):
         self._stopping: asyncio.Future[None] | None = None
         self._stop_callbacks: list[Callable[..., Any]] = []
         self._heartbeat: asyncio.TimerHandle | None = None
+        #: True once the ``start`` callable returned: the actor is up and serving (its monitor
+        #: then counts a later death as a crash of a serving worker, not as a crash loop)
+        self.ready = False
+        #: direct links to other actors (None: everything goes through the arbiter)
+        self.links: LinkManager | None = None
 
     def _post(self, envelope: mb.Envelope) -> None:
+        if self.links is not None:
+            self.links.post(envelope)
+        else:
+            self._post_mailbox(envelope)
+
+    def _post_mailbox(self, envelope: mb.Envelope) -> None:
         if self.mailbox is None or self.mailbox.closed:
             raise MailboxError(f"{self}: the connection to the arbiter is closed")
         self.mailbox.write_envelope(envelope)
+
+    def _receive(self, env: mb.Envelope) -> None:
+        """An envelope for this actor, from the mailbox or a direct link."""
+        if env.kind == mb.REPLY and self.links is not None:
+            self.links.replied(env)
+        self.handle_envelope(env)
+
+    def _fail_pending(self, mid: int, exc: BaseException) -> None:
+        fut = self._pending.pop(mid, None)
+        if fut is not None and not fut.done():
+            fut.set_exception(exc)
+
+    async def _listen_links(self) -> None:
+        """Direct links (:mod:`pulsar._links`): process actors with a unix mailbox listen."""
+        if self.concurrency != "process" or not isinstance(self.spec.address, str):
+            return
+        links = LinkManager(
+            self.aid,
+            self.spec.secret,
+            self.spec.address,
+            deliver=self._receive,
+            send_via_arbiter=self._post_mailbox,
+            fail=self._fail_pending,
+            no_link=frozenset(a for a in (self.arbiter_aid, self.monitor_aid) if a),
+            max_frame_size=self.cfg.get("max_frame_size"),
+        )
+        try:
+            await links.listen()
+        except OSError as exc:  # pragma: no cover - e.g. a path too long for a unix socket
+            logger.warning("%s: no direct links: %s", self, exc)
+            return
+        self.links = links
+
+    def info_dict(self) -> dict[str, Any]:
+        info = super().info_dict()
+        if self.links is not None:
+            info["links"] = self.links.info()
+        return info
 
     def add_stop_callback(self, fn: Callable[..., Any]) -> None:
         """Run ``fn(actor)`` (sync or async) when the actor stops, before its mailbox closes."""
@@ -598,6 +692,7 @@ class Actor(ActorBase):
             _, proto = await loop.create_connection(factory, *address)
         self.mailbox = proto
         await proto.opened
+        await self._listen_links()  # before HELLO: once spawned, others may link to it
         hello = {"pid": os.getpid(), "name": self.name, "kind": self.kind}
         proto.write_envelope(
             mb.Envelope(mb.HELLO, 0, self.aid, self.arbiter_aid, "hello", False, mb.dumps(hello))
@@ -608,7 +703,19 @@ class Actor(ActorBase):
         if env.target != self.aid:
             logger.error("%s: message for %s delivered here, dropped", self, env.target)
             return
-        self.handle_envelope(env)
+        if env.command == LINK_BARRIER and env.kind == mb.REQUEST:
+            if self.links is not None:
+                self.links.barrier(env.sender)
+            return
+        if env.command == LINK_PROBE:
+            if env.kind == mb.REQUEST:  # answer: this actor runs
+                self._post_mailbox(
+                    mb.Envelope(mb.REPLY, 0, self.aid, env.sender, LINK_PROBE, True, _NONE)
+                )
+            elif self.links is not None:
+                self.links.probe_answered(env)
+            return
+        self._receive(env)
 
     def _on_mailbox_lost(self, proto: mb.MailboxProtocol, exc: BaseException | None) -> None:
         for fut in self._pending.values():
@@ -633,7 +740,12 @@ class Actor(ActorBase):
         self._schedule_heartbeat()
 
     def _notify_info(self) -> dict[str, Any]:
-        return {"state": self.state.name, "counters": dict(self.counters), "pid": os.getpid()}
+        return {
+            "state": self.state.name,
+            "counters": dict(self.counters),
+            "pid": os.getpid(),
+            "ready": self.ready,
+        }
 
     async def main(self) -> int:
         """Run the actor until it stops; returns its exit code."""
@@ -663,6 +775,13 @@ class Actor(ActorBase):
         except Exception:
             logger.exception("%s: start callable failed", self)
             self.stop(EXIT_ERROR)
+        else:
+            if self.state == ActorState.RUNNING:
+                self.ready = True
+                try:
+                    self.send("arbiter", "notify", self._notify_info())
+                except (MailboxError, ConnectionError):
+                    pass
         await self._stopping
         await self._shutdown()
         return self.exit_code
@@ -697,6 +816,8 @@ class Actor(ActorBase):
             for task in pending:
                 task.cancel()
         self.state = ActorState.CLOSED
+        if self.links is not None:
+            self.links.close()
         if self.mailbox is not None:
             self.mailbox.close()
         current = asyncio.current_task()
@@ -758,6 +879,12 @@ def run_actor(spec: ActorSpec, *, in_process: bool = True) -> int:
     from ._loop import new_event_loop
     from ._system import set_process_title
 
+    for module in spec.command_modules:  # already there after a fork; imported after a spawn
+        if module not in sys.modules:
+            try:
+                importlib.import_module(module)
+            except Exception as exc:
+                logger.debug("%s: cannot import command module %s: %s", spec.name, module, exc)
     loop = new_event_loop(spec.cfg.get("io") or "auto")
     asyncio.set_event_loop(loop)
     actor = Actor(spec)

@@ -3,22 +3,26 @@
 How it works
 ------------
 The arbiter runs the main event loop, listens on the mailbox (a unix socket in a private 0700
-directory; TCP on 127.0.0.1 where unix sockets are missing), starts every child actor, routes
-messages between them (star topology) and supervises them:
+directory; TCP on 127.0.0.1 where unix sockets are missing), starts every child actor and is the
+I/O half of supervision. The decisions are taken elsewhere, each in one module:
 
-* every child has an :class:`~pulsar._concurrency.ActorHandle`; a process child is watched through
-  its sentinel fd, a thread child through its thread's end;
-* a request routed to a child is remembered until its reply passes back, so when the child dies
-  the arbiter answers every open request with :class:`~pulsar.ActorStopped` (nothing waits
-  forever);
-* a supervision tick checks heartbeats: a child silent for longer than ``timeout`` gets its stacks
-  dumped (SIGUSR1 → faulthandler + asyncio tasks), then SIGTERM, then SIGKILL;
-* signals follow the gunicorn pattern: the handler only queues the signal, the loop dispatches it
-  to ``handle_<name>()``: INT/QUIT fast stop, TERM graceful stop within ``graceful_timeout``,
-  HUP reload and roll workers, TTIN/TTOU one worker more/less (in :mod:`pulsar._signals`).
+* where a message goes: :class:`~pulsar._routing.MessageRouter` (sans-IO; it owns the one table
+  of requests in flight, so when a child dies every open request to it is answered with
+  :class:`~pulsar.ActorStopped`); :meth:`Arbiter.route` feeds it and executes its decisions;
+* what state each child is in: :class:`~pulsar._supervision.Supervisor` (one record per child, a
+  ``ChildState`` table); :meth:`Supervisor.reaped` is the single place an exit lands, called
+  only once the process is gone (a process child is watched through its sentinel fd, or a pidfd
+  when its forkserver died; a thread child through its thread's end);
+* what a pool needs: each :class:`~pulsar._monitor.Monitor` returns decisions that
+  :meth:`Arbiter.execute_pool` carries out (spawn, stop, recycle, respawn after a back-off,
+  give up).
 
-Size: past the usual ~800 lines because spawning, routing, exits and supervision all work on the
-one table of handles and the in-flight requests; splitting them would spread that state.
+The arbiter itself: a supervision tick checks heartbeats (a child silent for longer than
+``timeout`` gets its stacks dumped with SIGUSR1, then SIGTERM, then SIGKILL) and asks every
+monitor for decisions; signals follow the gunicorn pattern: the handler only queues the signal,
+the loop dispatches it to ``handle_<name>()``: INT/QUIT fast stop (a second one SIGKILLs every
+actor), TERM graceful stop within ``graceful_timeout``, HUP reload and roll workers, TTIN/TTOU one
+worker more/less (in :mod:`pulsar._signals`). It never exits before every child is reaped.
 """
 
 from __future__ import annotations
@@ -47,8 +51,8 @@ from ._actor import (
     new_aid,
     set_actor,
 )
+from ._commands import CommandRole, command_modules
 from ._concurrency import (
-    ActorHandle,
     register_fork_fd,
     resolve_start_method,
     start_process,
@@ -56,16 +60,25 @@ from ._concurrency import (
     unregister_fork_fd,
 )
 from ._exceptions import (
-    ActorNotFound,
-    ActorStopped,
     ConfigError,
     ExitCode,
     PulsarError,
     SpawnError,
 )
-from ._monitor import Monitor, MonitorState
+from ._monitor import (
+    GiveUp,
+    Monitor,
+    MonitorState,
+    PoolDecision,
+    RecycleWorker,
+    RespawnAfter,
+    SpawnWorkers,
+    StopWorker,
+)
 from ._operations import PidFile, SourceWatcher, configure_logging, daemonize
+from ._routing import Decision, Deliver, Forward, MessageRouter
 from ._signals import SignalsMixin
+from ._supervision import ActorHandle, PeerKind, Supervisor
 from ._system import process_title, set_process_title
 
 __all__ = ["Arbiter", "ExitCode", "arbiter", "get_arbiter"]
@@ -121,6 +134,11 @@ class Arbiter(SignalsMixin, ActorBase):
     """The root actor: owns the mailbox server, the monitors and every child actor."""
 
     kind = "arbiter"
+    roles = frozenset({CommandRole.ANY, CommandRole.ARBITER})
+    #: the mailbox transport: ``"auto"`` (a unix socket where the platform has them, else TCP
+    #: on 127.0.0.1, as on Windows) or ``"tcp"`` (forced: how the tests run the Windows path on
+    #: Linux). With TCP there is no secret file (a guest passes ``secret``) and no direct links.
+    mailbox_transport = "auto"
 
     def __init__(
         self, *, cfg: Any = None, start: Callable[..., Any] | None = None, **params: Any
@@ -133,10 +151,14 @@ class Arbiter(SignalsMixin, ActorBase):
         self.address: Any = None
         self.socket_dir: str | None = None
         self.monitors: dict[str, Monitor] = {}
-        self.handles: dict[str, ActorHandle] = {}
-        self.exited: dict[str, ExitInfo] = {}
+        #: one record per child, their states and exits (:mod:`pulsar._supervision`)
+        self.supervisor = Supervisor()
+        self.supervisor.on_reaped.append(self._child_reaped)
+        #: actors living in this process (the arbiter, its monitors), by aid
         self._local: dict[str, ActorBase] = {self.aid: self}
-        self._inflight: dict[str, dict[tuple[str, int], str]] = {}
+        #: where envelopes go and the one table of requests in flight (:mod:`pulsar._routing`)
+        self.router = MessageRouter()
+        self.router.add_local(self.aid)
         self._watchers: dict[str, set[str]] = {}
         self._server: asyncio.AbstractServer | None = None
         self._protocols: set[mb.MailboxProtocol] = set()
@@ -144,10 +166,13 @@ class Arbiter(SignalsMixin, ActorBase):
         self._stop_future: asyncio.Future[None] | None = None
         self._stopping_task: asyncio.Task[None] | None = None
         self._graceful = True
+        self._killing = False
         self._signal_queue: list[int] = []
         self._signals_installed: list[int] = []
         self._previous_handlers: dict[int, Any] = {}
         self._supervisor: asyncio.TimerHandle | None = None
+        #: a pending back-off respawn per monitor name
+        self._pool_timers: dict[str, asyncio.TimerHandle] = {}
         self.signal_hooks: dict[str, Callable[[], Any]] = {}
         self.stop_callbacks: list[Callable[..., Any]] = []
         self._starting: asyncio.Future[None] | None = None
@@ -159,6 +184,16 @@ class Arbiter(SignalsMixin, ActorBase):
     @property
     def is_arbiter(self) -> bool:
         return True
+
+    @property
+    def handles(self) -> dict[str, ActorHandle]:
+        """The live children by aid (the supervisor's records)."""
+        return self.supervisor.children
+
+    @property
+    def exited(self) -> dict[str, ExitInfo]:
+        """The exit records of recent children by aid."""
+        return self.supervisor.exits
 
     # ============================================================================================
     # running
@@ -267,7 +302,10 @@ class Arbiter(SignalsMixin, ActorBase):
             self.loop.call_soon_threadsafe(self.stop, exit_code, graceful)
             return
         if self.state >= ActorState.STOPPING:
-            if not graceful and self._graceful:
+            # a fast stop (INT/QUIT) asked while already stopping, whatever the first stop was
+            # (a second Ctrl-C): kill every actor at once
+            if not graceful and not self._killing:
+                self._killing = True
                 self._graceful = False
                 logger.warning("arbiter: fast stop requested, killing actors")
                 for handle in list(self.handles.values()):
@@ -291,6 +329,9 @@ class Arbiter(SignalsMixin, ActorBase):
         self.state = ActorState.STOPPING
         if self._supervisor is not None:
             self._supervisor.cancel()
+        for timer in self._pool_timers.values():
+            timer.cancel()
+        self._pool_timers.clear()
         if self._starting is not None and not self._starting.done():
             self._starting.cancel()
         if self._watch_timer is not None:
@@ -357,7 +398,7 @@ class Arbiter(SignalsMixin, ActorBase):
             self._protocols.add(proto)
             return proto
 
-        if hasattr(socket, "AF_UNIX"):
+        if hasattr(socket, "AF_UNIX") and self.mailbox_transport != "tcp":
             self.socket_dir = mb.make_socket_dir()
             path = os.path.join(self.socket_dir, "arbiter.sock")
             self._server = await loop.create_unix_server(factory, path, backlog=1024)
@@ -367,7 +408,7 @@ class Arbiter(SignalsMixin, ActorBase):
             fd = os.open(secret_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as f:
                 f.write(self.secret)
-        else:  # pragma: no cover - Windows
+        else:  # Windows, or forced
             self._server = await loop.create_server(factory, "127.0.0.1", 0)
             self.address = self._server.sockets[0].getsockname()[:2]  # type: ignore[attr-defined]
         for sock in getattr(self._server, "sockets", None) or ():
@@ -394,6 +435,11 @@ class Arbiter(SignalsMixin, ActorBase):
         if env.sender != proto.aid:
             proto.abort(PulsarError(f"sender {env.sender!r} does not match connection"))
             return
+        if env.target == self.aid and env.kind == mb.REQUEST:
+            # a command for the arbiter itself: what the router would decide (Deliver, at once;
+            # nothing to track), without building the decision
+            self.handle_envelope(env)
+            return
         self.route(env, frame.payload)
 
     def _on_hello(self, proto: mb.MailboxProtocol, env: mb.Envelope) -> None:
@@ -410,15 +456,14 @@ class Arbiter(SignalsMixin, ActorBase):
             return
         proto.aid = handle.aid
         handle.proto = proto
+        self.supervisor.connected(handle)
         handle.last_notify = time.monotonic()
         if isinstance(hello, dict):
             handle.pid = hello.get("pid", handle.pid)
         for timer in handle.timers:
             timer.cancel()
         handle.timers.clear()
-        backlog, handle.backlog = handle.backlog, []
-        for queued in backlog:
-            self.route(queued)
+        self._execute(self.router.connected(handle.aid))
         if not handle.spawned.done():
             handle.spawned.set_result(ActorProxy(handle.aid, handle.name))
 
@@ -431,11 +476,12 @@ class Arbiter(SignalsMixin, ActorBase):
         if proto.aid is None:
             return
         handle = self.handles.get(proto.aid)
-        if handle is not None and handle.kind == "guest":
+        if handle is not None and handle.peer is PeerKind.GUEST:
             self._on_actor_exit(handle, 0)
             return
         if handle is not None and handle.proto is proto:
             handle.proto = None
+            self.router.disconnected(handle.aid)
             # the exit (with its reason) normally follows at once and answers open requests;
             # if the actor lingers without a connection, answer them anyway
             handle.timers.append(
@@ -461,68 +507,50 @@ class Arbiter(SignalsMixin, ActorBase):
             address=None,
             secret=b"",
         )
-        handle = ActorHandle(spec)
+        handle = ActorHandle(spec, peer=PeerKind.GUEST)
         handle.pid = hello.get("pid")
-        self.handles[aid] = handle
+        self.supervisor.add(handle)
+        self.router.add_peer(aid)
         logger.info("guest %s (pid %s) attached", handle.name, handle.pid)
         return handle
 
     def route(self, env: mb.Envelope, payload: bytes | None = None) -> None:
         """Deliver an envelope: to a local actor (arbiter, monitors) or a child's connection."""
-        target = env.target
-        if env.kind == mb.REPLY:
-            inflight = self._inflight.get(env.sender)
-            if inflight is not None:
-                inflight.pop((target, env.id), None)
-        local = self._local.get(target)
-        if local is not None:
-            if env.sender in self._local:
-                self.loop.call_soon(local.handle_envelope, env)
+        self._execute(self.router.route(env, payload))
+
+    def _execute(self, decisions: list[Decision]) -> None:
+        """Carry out the router's decisions (the I/O half of routing)."""
+        for decision in decisions:
+            if type(decision) is Forward:
+                target = decision.target
+                handle = self.handles.get(target)
+                proto = handle.proto if handle is not None else None
+                if proto is None:  # pragma: no cover - the router thought it connected
+                    self.router.disconnected(target)
+                    self._execute(self.router.route(decision.envelope, decision.payload))
+                    continue
+                try:
+                    if decision.payload is not None:
+                        proto.forward(decision.payload)
+                    else:
+                        proto.write_envelope(decision.envelope)
+                except ConnectionError:
+                    self._fail_inflight(target, "lost its mailbox connection")
+            elif type(decision) is Deliver:
+                local = self._local[decision.target]
+                if decision.deferred:
+                    self.loop.call_soon(local.handle_envelope, decision.envelope)
+                else:
+                    local.handle_envelope(decision.envelope)
             else:
-                local.handle_envelope(env)
-            return
-        handle = self.handles.get(target)
-        if handle is None or not handle.alive:
-            if env.kind == mb.REQUEST and env.flag:
-                info = self.exited.get(target)
-                err: Exception = (
-                    ActorStopped(
-                        f"actor {target} exited ({info.reason}); cannot run {env.command!r}"
-                    )
-                    if info is not None
-                    else ActorNotFound(f"no actor with aid {target!r}")
-                )
-                self.route(
-                    mb.Envelope(
-                        mb.REPLY, env.id, target, env.sender, env.command, False, mb.dumps(err)
-                    )
-                )
-            elif env.kind == mb.REQUEST:
-                logger.warning("dropped %r for unknown actor %s", env.command, target)
-            return
-        if handle.proto is None:
-            handle.backlog.append(env)
-            return
-        if env.kind == mb.REQUEST and env.flag:
-            self._inflight.setdefault(target, {})[(env.sender, env.id)] = env.command
-        try:
-            if payload is not None:
-                handle.proto.forward(payload)
-            else:
-                handle.proto.write_envelope(env)
-        except ConnectionError:
-            self._fail_inflight(target, "lost its mailbox connection")
+                env = decision.envelope
+                logger.warning("dropped %r for unknown actor %s", env.command, env.target)
 
     def _post(self, envelope: mb.Envelope) -> None:
         self.route(envelope)
 
     def _fail_inflight(self, aid: str, why: str) -> None:
-        inflight = self._inflight.pop(aid, None)
-        if not inflight:
-            return
-        for (sender, mid), command in inflight.items():
-            err = ActorStopped(f"actor {aid} {why} before replying to {command!r}")
-            self.route(mb.Envelope(mb.REPLY, mid, aid, sender, command, False, mb.dumps(err)))
+        self._execute(self.router.fail_inflight(aid, why))
 
     # ============================================================================================
     # spawning and stopping actors
@@ -575,9 +603,11 @@ class Arbiter(SignalsMixin, ActorBase):
             params=extra,
             app=app,
             title=process_title(app_name, role, cfg.get("process_name")),
+            command_modules=command_modules(),
         )
         handle = ActorHandle(spec, monitor)
-        self.handles[aid] = handle
+        self.supervisor.add(handle)
+        self.router.add_peer(aid)
         try:
             if concurrency == "thread":
                 start_thread(handle, self._on_actor_exit)
@@ -585,7 +615,8 @@ class Arbiter(SignalsMixin, ActorBase):
                 method = resolve_start_method(cfg.get("start_method"))
                 start_process(handle, method, self._on_actor_exit)
         except Exception as exc:
-            self.handles.pop(aid, None)
+            self.supervisor.discard(handle)
+            self.router.exited(aid, "could not start")
             raise SpawnError(f"cannot start actor {name!r}: {exc}") from exc
         timeout = float(cfg.get("spawn_timeout") or 10)
         handle.timers.append(self.loop.call_later(timeout, self._spawn_timed_out, handle, timeout))
@@ -609,48 +640,24 @@ class Arbiter(SignalsMixin, ActorBase):
         handle.spawned.set_exception(
             SpawnError(f"actor {handle.name} ({handle.aid}) did not handshake within {timeout:g}s")
         )
-        handle.stop_requested = handle.monitor is None
+        if handle.monitor is None:  # a worker that cannot start is a start failure of its pool
+            self.supervisor.stopping(handle)
         handle.timed_out = True
         if not handle.signal(signal.SIGKILL) and handle.concurrency == "thread":
             logger.error("thread actor %s never handshook; abandoning its thread", handle.name)
 
     def _on_actor_exit(self, handle: ActorHandle, code: int | None) -> None:
-        if not handle.alive:
-            return
-        handle.cancel_timers()
-        self.handles.pop(handle.aid, None)
-        if code is not None and code < 0:
-            try:
-                signame = signal.Signals(-code).name
-            except ValueError:
-                signame = str(-code)
-            reason = f"killed by {signame}"
-        elif code == 0:
-            reason = "normal"
-        else:
-            reason = f"exit code {code}"
-        if handle.timed_out:
-            reason = f"timeout ({reason})"
-        info = ExitInfo(handle.aid, handle.name, code, reason)
-        handle.exit_info = info
-        self.exited[handle.aid] = info
-        if len(self.exited) > 1000:
-            self.exited.pop(next(iter(self.exited)))
-        log = logger.info if (handle.stop_requested or code == 0) else logger.warning
-        log("actor %s (%s, pid %s) exited: %s", handle.name, handle.aid, handle.pid, reason)
+        """A child is gone (its process reaped, its thread ended, a guest left)."""
+        self.supervisor.reaped(handle, code)
+
+    def _child_reaped(self, handle: ActorHandle, info: ExitInfo) -> None:
+        """The arbiter's part once the supervisor closed a child's record: answer what waited
+        for it, tell its linked actors and its monitor."""
+        reason = info.reason
         if handle.proto is not None:
             handle.proto.close()
             handle.proto = None
-        self._fail_inflight(handle.aid, f"exited ({reason})")
-        for env in handle.backlog:
-            if env.kind == mb.REQUEST and env.flag:
-                err = ActorStopped(f"actor {handle.aid} exited ({reason})")
-                self.route(
-                    mb.Envelope(
-                        mb.REPLY, env.id, handle.aid, env.sender, env.command, False, mb.dumps(err)
-                    )
-                )
-        handle.backlog.clear()
+        self._execute(self.router.exited(handle.aid, reason))
         if not handle.spawned.done():
             handle.spawned.set_exception(
                 SpawnError(f"actor {handle.name} exited before its handshake: {reason}")
@@ -667,16 +674,20 @@ class Arbiter(SignalsMixin, ActorBase):
                     self.send(watcher, "actor_exited", info)
                 except Exception:  # pragma: no cover
                     pass
-        if handle.monitor is not None:
-            handle.monitor.on_worker_exit(handle, info)
+        monitor = handle.monitor
+        if monitor is not None:  # where a monitor learns one of its workers was reaped
+            if self.state == ActorState.RUNNING:
+                self.execute_pool(monitor, monitor.worker_exited(handle, info))
+            else:  # the whole application stops (a group TERM reaches the workers too)
+                monitor.forget(handle)
 
     def stop_actor(self, handle: ActorHandle, graceful: bool = True) -> None:
         """Ask one child to stop: SIGTERM (graceful) or SIGQUIT for processes, ``stop`` for
         threads; SIGKILL after ``graceful_timeout`` (or 2 s for a fast stop)."""
         if not handle.alive:
             return
-        handle.stop_requested = True
-        if handle.kind == "guest":
+        self.supervisor.stopping(handle)
+        if handle.peer is PeerKind.GUEST:
             if handle.proto is not None:
                 handle.proto.close()
             else:
@@ -741,10 +752,18 @@ class Arbiter(SignalsMixin, ActorBase):
             raise PulsarError(f"a monitor named {name!r} already exists")
         cfg, extra = self._settings_and_params(cfg, params)
         monitor = Monitor(
-            self, name, cfg, worker_start=start, app=app, params=extra, application=application
+            self,
+            name,
+            cfg,
+            arbiter_aid=self.aid,
+            worker_start=start,
+            app=app,
+            params=extra,
+            application=application,
         )
         self.monitors[name] = monitor
         self._local[monitor.aid] = monitor
+        self.router.add_local(monitor.aid)
         monitor.loop = self.loop
         if self.state == ActorState.RUNNING:
             # added to a running arbiter: ``await monitor.started`` tells whether it could start
@@ -758,6 +777,7 @@ class Arbiter(SignalsMixin, ActorBase):
         logger.error("%s: could not start: %s", monitor.name, fut.exception())
         self.monitors.pop(monitor.name, None)
         self._local.pop(monitor.aid, None)
+        self.router.remove_local(monitor.aid)
         task = asyncio.ensure_future(monitor.close(graceful=False))
         self._command_tasks.add(task)
         task.add_done_callback(self._command_tasks.discard)
@@ -765,6 +785,54 @@ class Arbiter(SignalsMixin, ActorBase):
     def on_monitor_failed(self, monitor: Monitor) -> None:
         """A monitor gave up (crash loop): stop the arbiter with ``ExitCode.APP_FAILED``."""
         self.stop(int(ExitCode.APP_FAILED))
+
+    def execute_pool(self, monitor: Monitor, decisions: list[PoolDecision]) -> None:
+        """Carry out a monitor's decisions (the arbiter is the only one spawning and stopping)."""
+        for decision in decisions:
+            if type(decision) is SpawnWorkers:
+                for _ in range(decision.n):
+                    monitor.adopt(self.spawn_handle(monitor=monitor, **monitor.worker_params()))
+            elif type(decision) is StopWorker:
+                handle = monitor.workers.get(decision.aid)
+                if handle is not None:
+                    self.stop_actor(handle, graceful=decision.graceful)
+            elif type(decision) is RecycleWorker:
+                self._recycle(monitor, decision.aid)
+            elif type(decision) is RespawnAfter:
+                previous = self._pool_timers.pop(monitor.name, None)
+                if previous is not None:
+                    previous.cancel()
+                timer = self.loop.call_later(decision.delay, self._respawn, monitor)
+                self._pool_timers[monitor.name] = timer
+            elif type(decision) is GiveUp:
+                self.on_monitor_failed(monitor)
+
+    def _respawn(self, monitor: Monitor) -> None:
+        self._pool_timers.pop(monitor.name, None)
+        if self.state == ActorState.RUNNING:
+            self.execute_pool(monitor, monitor.respawn_due())
+
+    def _recycle(self, monitor: Monitor, aid: str) -> None:
+        """Start a new worker first; stop ``aid`` once the new one runs (capacity never drops);
+        if the new one fails, ``aid`` serves on."""
+        old = monitor.workers.get(aid)
+        if old is None or not self.supervisor.retire(old):  # it no longer counts in the pool
+            return
+        try:
+            new = self.spawn_handle(monitor=monitor, **monitor.worker_params())
+        except SpawnError as exc:
+            logger.error("%s: cannot replace worker %s: %s", monitor.name, aid, exc)
+            self.supervisor.keep(old)
+            return
+        monitor.adopt(new)
+
+        def replaced(fut: asyncio.Future[Any]) -> None:
+            if fut.cancelled() or fut.exception() is not None:
+                self.supervisor.keep(old)  # keep serving with the old one
+                return
+            self.stop_actor(old, graceful=True)
+
+        new.spawned.add_done_callback(replaced)
 
     # ============================================================================================
     # links, heartbeats, supervision
@@ -791,6 +859,8 @@ class Arbiter(SignalsMixin, ActorBase):
         if handle is not None:
             handle.last_notify = time.monotonic()
             handle.info = info
+            if info.get("ready"):
+                self.supervisor.ready(handle)
 
     def _supervise(self) -> None:
         if self.state != ActorState.RUNNING:
@@ -798,7 +868,7 @@ class Arbiter(SignalsMixin, ActorBase):
         now = time.monotonic()
         try:
             for handle in list(self.handles.values()):
-                if handle.kind == "guest":
+                if handle.peer is PeerKind.GUEST:
                     continue
                 timeout = float(handle.spec.cfg.get("timeout") or 0)
                 if (
@@ -809,8 +879,8 @@ class Arbiter(SignalsMixin, ActorBase):
                     and now - handle.last_notify > timeout
                 ):
                     self._timeout_actor(handle, now - handle.last_notify)
-            for monitor in self.monitors.values():
-                monitor.manage()
+            for monitor in list(self.monitors.values()):
+                self.execute_pool(monitor, monitor.decide())
         finally:
             self._supervisor = self.loop.call_later(SUPERVISE_INTERVAL, self._supervise)
 
@@ -854,7 +924,7 @@ class Arbiter(SignalsMixin, ActorBase):
 
         async def one(handle: ActorHandle) -> dict[str, Any]:
             summary = handle.summary()
-            if not handle.running or handle.kind == "guest":
+            if not handle.running or handle.peer is PeerKind.GUEST:
                 return summary
             try:
                 return await asyncio.wait_for(self.send(handle.aid, "info"), timeout)  # type: ignore[no-any-return]

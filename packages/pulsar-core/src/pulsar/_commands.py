@@ -7,21 +7,62 @@ defining commands must be imported in the actor that runs them (the module of an
 callable always is).
 
 ``ack=False`` commands are fire-and-forget: the sender does not wait and no reply travels back.
+
+Commands are registered per **role** (:class:`CommandRole`): ``ANY`` actor runs them, or only a
+``MONITOR`` or the ``ARBITER``. An actor declares its roles (``actor.roles``); a command sent to
+an actor without its role is answered with a :class:`~pulsar.CommandError` naming where to send
+it, before the command runs. What a role's commands need from the actor is a Protocol
+(:class:`ArbiterRole`, :class:`MonitorRole`), so the built-in commands call typed methods, never
+``hasattr`` and never stubs.
 """
 
 from __future__ import annotations
 
+import enum
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from ._exceptions import CommandError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ._actor import ActorBase
+    from ._actor import ActorBase, ExitInfo
 
-__all__ = ["Command", "Request", "command", "get_command", "registered_commands"]
+__all__ = [
+    "ArbiterRole",
+    "Command",
+    "MonitorRole",
+    "Request",
+    "CommandRole",
+    "command",
+    "command_modules",
+    "get_command",
+    "registered_commands",
+    "role_error",
+]
+
+
+class CommandRole(enum.Enum):
+    """Which actors run a command."""
+
+    ANY = "any"
+    MONITOR = "monitor"
+    ARBITER = "arbiter"
+
+
+class ArbiterRole(Protocol):
+    """What the arbiter's commands call on it."""
+
+    def add_link(self, caller: str, aid: str) -> ExitInfo | None: ...
+
+    def on_notify(self, caller: str, info: dict[str, Any]) -> None: ...
+
+
+class MonitorRole(Protocol):
+    """What the monitors' commands call on them."""
+
+    def recycle(self, aid: str) -> bool: ...
 
 
 @dataclass(slots=True)
@@ -42,18 +83,24 @@ class Command:
     ack: bool
     doc: str
     is_async: bool = False
+    role: CommandRole = CommandRole.ANY
 
 
 _registry: dict[str, Command] = {}
 
 
 def command(
-    fn: Callable[..., Any] | None = None, *, name: str | None = None, ack: bool = True
+    fn: Callable[..., Any] | None = None,
+    *,
+    name: str | None = None,
+    ack: bool = True,
+    role: CommandRole = CommandRole.ANY,
 ) -> Any:
     """Register an actor command.
 
     Use as ``@pulsar.command()`` / ``@pulsar.command`` or ``@pulsar.command(ack=False)`` for a
-    fire-and-forget command. The command's name is the function name unless ``name`` is given.
+    fire-and-forget command; ``role=CommandRole.MONITOR`` / ``CommandRole.ARBITER`` for a
+    command only those run. The command's name is the function name unless ``name`` is given.
     Registering a different function under an existing name replaces it (so a module can be
     re-imported); built-in names cannot be replaced.
     """
@@ -64,7 +111,7 @@ def command(
         if old is not None and old.fn.__module__ == __name__ and f.__module__ != __name__:
             raise CommandError(f"cannot replace the built-in command {cname!r}")
         _registry[cname] = Command(
-            cname, f, ack, inspect.getdoc(f) or "", inspect.iscoroutinefunction(f)
+            cname, f, ack, inspect.getdoc(f) or "", inspect.iscoroutinefunction(f), role
         )
         return f
 
@@ -81,6 +128,23 @@ def get_command(name: str) -> Command | None:
 def registered_commands() -> dict[str, Command]:
     """A copy of the registry."""
     return dict(_registry)
+
+
+def command_modules() -> tuple[str, ...]:
+    """The modules that registered commands in this process (built-ins and ``__main__`` aside):
+    a child started with ``spawn`` or ``forkserver`` imports them, so it knows the same commands
+    as a forked one."""
+    names = {cmd.fn.__module__ for cmd in _registry.values()}
+    return tuple(sorted(n for n in names if n not in (__name__, "__main__", "__mp_main__")))
+
+
+def role_error(cmd: Command, actor_name: str) -> CommandError:
+    """The error answering ``cmd`` sent to an actor without its role."""
+    article = "an" if cmd.role is CommandRole.ARBITER else "a"
+    return CommandError(
+        f"{cmd.name} is {article} {cmd.role.value} command (sent to {actor_name}): "
+        f"send it to {cmd.role.value!r}"
+    )
 
 
 # -- built-in commands ---------------------------------------------------------------------------
@@ -144,10 +208,10 @@ def stop(request: Request, exit_code: int = 0) -> bool:
     return True
 
 
-@command(ack=False)
+@command(ack=False, role=CommandRole.ARBITER)
 def notify(request: Request, info: dict[str, Any] | None = None) -> None:
     """Heartbeat from an actor to the arbiter, carrying a short info dict."""
-    request.actor.on_notify(request.caller, info or {})
+    cast(ArbiterRole, request.actor).on_notify(request.caller, info or {})
 
 
 @command
@@ -162,11 +226,11 @@ async def kill_actor(request: Request, aid: str, graceful: bool = True) -> bool:
     return await request.actor.kill_actor(aid, graceful=graceful)
 
 
-@command
+@command(role=CommandRole.ARBITER)
 def link(request: Request, aid: str) -> Any:
     """Ask to be told when actor ``aid`` exits (arbiter). Returns None, or the exit record if the
     actor is already gone."""
-    return request.actor.add_link(request.caller, aid)
+    return cast(ArbiterRole, request.actor).add_link(request.caller, aid)
 
 
 @command(ack=False)
@@ -175,16 +239,14 @@ def actor_exited(request: Request, exit_info: Any) -> None:
     request.actor.on_linked_exit(exit_info)
 
 
-@command
+@command(role=CommandRole.MONITOR)
 def recycle(request: Request) -> bool:
     """Sent by a worker to its monitor: replace me (a new worker starts before I stop)."""
-    monitor = request.actor
-    if not hasattr(monitor, "recycle"):
-        raise CommandError("recycle is a monitor command: send it to 'monitor'")
-    return bool(monitor.recycle(request.caller))
+    return cast(MonitorRole, request.actor).recycle(request.caller)
 
 
 @command
 def commands(request: Request) -> list[str]:
-    """The names of the commands this actor knows."""
-    return sorted(_registry)
+    """The names of the commands this actor runs (those of its roles)."""
+    roles = request.actor.roles
+    return sorted(name for name, cmd in _registry.items() if cmd.role in roles)

@@ -19,11 +19,11 @@ import os
 import signal
 import sys
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
-from ._actor import ActorSpec, ExitInfo, run_actor
+from ._actor import ActorSpec, run_actor
+from ._supervision import ActorHandle
 
 __all__ = [
     "ActorHandle",
@@ -32,6 +32,8 @@ __all__ = [
     "start_thread",
     "register_fork_fd",
     "unregister_fork_fd",
+    "pid_gone",
+    "watch_foreign_exit",
 ]
 
 # mailbox sockets of this process, closed in every forked child
@@ -80,72 +82,6 @@ def resolve_start_method(method: str | None) -> str:
     return "spawn"
 
 
-class ActorHandle:
-    """The arbiter's record of one child actor."""
-
-    def __init__(self, spec: ActorSpec, monitor: Any = None) -> None:
-        self.spec = spec
-        self.aid = spec.aid
-        self.name = spec.name
-        self.kind = spec.kind
-        self.concurrency = spec.concurrency
-        self.monitor = monitor
-        self.process: Any = None
-        self.thread: threading.Thread | None = None
-        self.thread_actor: Any = None
-        self.proto: Any = None
-        self.spawned_at = time.monotonic()
-        self.last_notify = self.spawned_at
-        self.info: dict[str, Any] = {}
-        self.pid: int | None = None
-        self.stop_requested = False
-        self.timed_out = False
-        self.exit_info: ExitInfo | None = None
-        self.backlog: list[Any] = []
-        self.timers: list[asyncio.TimerHandle] = []
-        loop = asyncio.get_running_loop()
-        self.spawned: asyncio.Future[Any] = loop.create_future()
-        self.exited: asyncio.Future[ExitInfo] = loop.create_future()
-
-    def __repr__(self) -> str:
-        return f"<ActorHandle {self.name} aid={self.aid} pid={self.pid}>"
-
-    @property
-    def alive(self) -> bool:
-        return self.exit_info is None
-
-    @property
-    def running(self) -> bool:
-        return self.alive and self.proto is not None and self.spawned.done()
-
-    def signal(self, sig: int) -> bool:
-        """Send ``sig`` to a process actor. False when not a process or already gone."""
-        if self.process is None or self.pid is None or not self.alive:
-            return False
-        try:
-            os.kill(self.pid, sig)
-        except ProcessLookupError:
-            return False
-        return True
-
-    def cancel_timers(self) -> None:
-        for timer in self.timers:
-            timer.cancel()
-        self.timers.clear()
-
-    def summary(self) -> dict[str, Any]:
-        """What the arbiter knows without asking the actor."""
-        return {
-            "aid": self.aid,
-            "name": self.name,
-            "kind": self.kind,
-            "pid": self.pid,
-            "concurrency": self.concurrency,
-            "state": "RUNNING" if self.running else ("CLOSED" if not self.alive else "STARTING"),
-            "last_notify": round(time.monotonic() - self.last_notify, 3),
-        }
-
-
 def _process_main(spec: ActorSpec) -> None:  # pragma: no cover - runs in the child
     code = run_actor(spec, in_process=True)
     sys.stdout.flush()
@@ -176,6 +112,12 @@ def start_process(
             loop.call_later(0.005, reap)
             return
         process.close()
+        if method == "forkserver" and code == _FORKSERVER_LOST and handle.pid is not None:
+            # The forkserver (the child's real parent, which reaps it and reports its status)
+            # died, typically of a TERM sent to the whole process group: multiprocessing then
+            # reports 255 while the child may still run. Report the exit only once it is gone.
+            watch_foreign_exit(handle.pid, lambda: on_exit(handle, None))
+            return
         on_exit(handle, code)
 
     def ended() -> None:
@@ -183,6 +125,57 @@ def start_process(
         reap()
 
     loop.add_reader(sentinel, ended)
+
+
+#: the exit code multiprocessing reports for a forkserver child when the forkserver is gone
+_FORKSERVER_LOST = 255
+
+
+def pid_gone(pid: int) -> bool:
+    """True when no process ``pid`` exists any more (not even a zombie)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # pragma: no cover - reused by another user's process
+        return True
+    return False
+
+
+def watch_foreign_exit(pid: int, done: Callable[[], None], interval: float = 0.02) -> None:
+    """Call ``done()`` on the running loop once process ``pid`` (not a child of this process,
+    so it cannot be waited for) has exited and been reaped by its parent.
+
+    Linux: a pidfd becomes readable when the process exits, then a short poll until its new
+    parent (init or a subreaper) has reaped it. Elsewhere: poll ``kill(pid, 0)``.
+    """
+    loop = asyncio.get_running_loop()
+
+    def poll() -> None:
+        if pid_gone(pid):
+            done()
+        else:
+            loop.call_later(interval, poll)
+
+    pidfd_open = getattr(os, "pidfd_open", None)
+    if pidfd_open is None:  # pragma: no cover - macOS
+        poll()
+        return
+    try:
+        pidfd = pidfd_open(pid)
+    except ProcessLookupError:
+        done()
+        return
+    except OSError:  # pragma: no cover - old kernel, no pidfd support
+        poll()
+        return
+
+    def exited() -> None:
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
+        poll()
+
+    loop.add_reader(pidfd, exited)
 
 
 def start_thread(handle: ActorHandle, on_exit: Callable[[ActorHandle, int | None], None]) -> None:

@@ -1,17 +1,30 @@
-"""Monitors: supervisors of a pool of worker actors.
+"""Monitors: the pool policy of one application's worker actors.
 
 How it works
 ------------
 A :class:`Monitor` lives in the arbiter's process and shares its loop and mailbox (it has its own
-aid, so workers reach it with ``send('monitor', ...)``). It keeps ``workers`` actors alive:
+aid, so workers reach it with ``send('monitor', ...)``). It is the *policy* of one pool: given
+its records (the :class:`~pulsar._supervision.ActorHandle` of each worker) and its settings, it
+returns decisions — :class:`SpawnWorkers`, :class:`StopWorker`, :class:`RecycleWorker`,
+:class:`RespawnAfter`, :class:`GiveUp` — and its host (the arbiter, typed as :class:`PoolHost`)
+executes them: it never spawns, signals or stops a process itself. The arbiter asks for
+decisions on its supervision tick (:meth:`Monitor.decide`), when a worker is reaped
+(:meth:`Monitor.worker_exited`, the one place a monitor learns a worker is gone) and on
+commands (``recycle``) and signals (TTIN/TTOU/HUP). It keeps ``workers`` actors alive:
 
-* a worker that exits without being asked to (a crash, SIGKILL, an OOM kill) is a *failure*; the
-  monitor respawns it after an exponential back-off (0.1 s, 0.2 s, 0.4 s ... capped at 10 s);
-* more than ``max_restarts`` failures within ``restart_window`` seconds means a crash loop: the
-  monitor stops respawning, moves to FAILED, logs why and tells the arbiter (which stops with
-  :attr:`~pulsar.ExitCode.APP_FAILED`) instead of spinning;
+* a worker that exits *before it is ready* (its ``start`` did not return: it cannot start, a
+  crash at import, a bad configuration) is a *start failure*; the monitor respawns it after an
+  exponential back-off (0.1 s, 0.2 s, 0.4 s ... capped at 10 s);
+* more than ``max_restarts`` start failures within ``restart_window`` seconds is a crash loop
+  (the crash-loop brake): the monitor stops respawning, moves to FAILED, logs why and tells the
+  arbiter (which stops with :attr:`~pulsar.ExitCode.APP_FAILED`) instead of spinning;
+* a worker that dies *after it was ready* (up and serving: a SIGKILL, an OOM kill, a poison
+  request or task, a heartbeat timeout) is a *crash*: it is replaced after ``BACKOFF_BASE`` and
+  never counts towards ``max_restarts`` (gunicorn replaces such workers forever; Erlang's restart
+  intensity is meant for children that cannot start). The brake is for applications that cannot
+  run at all, not for one bad request that kills a worker now and then;
 * a worker silent (no ``notify``) for longer than ``timeout`` is dumped and killed by the arbiter's
-  supervision loop, then counts as a failure like any other unrequested exit;
+  supervision loop, then counts like any other unrequested exit (a crash when it was ready);
 * workers it stops itself (scale down, recycling, shutdown) are not failures.
 """
 
@@ -24,15 +37,27 @@ import inspect
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
 from . import _mailbox as mb
 from ._actor import ActorBase, ActorProxy, ActorState, ExitInfo
+from ._commands import CommandRole
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ._concurrency import ActorHandle
+    from ._supervision import ActorHandle
 
-__all__ = ["Monitor", "MonitorState"]
+__all__ = [
+    "GiveUp",
+    "Monitor",
+    "MonitorState",
+    "PoolDecision",
+    "PoolHost",
+    "RecycleWorker",
+    "RespawnAfter",
+    "SpawnWorkers",
+    "StopWorker",
+]
 
 logger = logging.getLogger("pulsar.monitor")
 
@@ -50,17 +75,70 @@ class MonitorState(enum.Enum):
     STOPPED = "stopped"
 
 
+# -- decisions (what the policy asks its host to do) ---------------------------------------------
+@dataclass(frozen=True, slots=True)
+class SpawnWorkers:
+    """Start ``n`` new workers for the pool."""
+
+    n: int
+
+
+@dataclass(frozen=True, slots=True)
+class StopWorker:
+    """Stop worker ``aid`` (scale down, shutdown)."""
+
+    aid: str
+    graceful: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class RecycleWorker:
+    """Replace worker ``aid``: start a new one first, stop ``aid`` once the new one runs."""
+
+    aid: str
+
+
+@dataclass(frozen=True, slots=True)
+class RespawnAfter:
+    """Ask again (:meth:`Monitor.respawn_due`) after ``delay`` seconds (back-off)."""
+
+    delay: float
+
+
+@dataclass(frozen=True, slots=True)
+class GiveUp:
+    """The pool cannot run (crash loop): stop the application with ``APP_FAILED``."""
+
+    reason: str
+
+
+PoolDecision = SpawnWorkers | StopWorker | RecycleWorker | RespawnAfter | GiveUp
+
+
+class PoolHost(Protocol):
+    """What a monitor needs from its host (the arbiter): a route for its messages, someone to
+    execute its decisions, and its workers' info."""
+
+    def route(self, env: mb.Envelope, payload: bytes | None = None) -> None: ...
+
+    def execute_pool(self, monitor: Monitor, decisions: list[PoolDecision]) -> None: ...
+
+    async def handles_info(self, handles: list[ActorHandle], timeout: float = 2.0) -> list[Any]: ...
+
+
 class Monitor(ActorBase):
-    """Supervises a pool of worker actors for one application."""
+    """The policy of a pool of worker actors for one application."""
 
     kind = "monitor"
+    roles = frozenset({CommandRole.ANY, CommandRole.MONITOR})
 
     def __init__(
         self,
-        arbiter: Any,
+        host: PoolHost,
         name: str,
         cfg: Any,
         *,
+        arbiter_aid: str = "arbiter",
         worker_start: Callable[..., Any] | None = None,
         app: str | None = None,
         params: dict[str, Any] | None = None,
@@ -71,42 +149,70 @@ class Monitor(ActorBase):
             name=name,
             cfg=cfg,
             concurrency="monitor",
-            arbiter_aid=arbiter.aid,
+            arbiter_aid=arbiter_aid,
             params=params,
         )
-        self.arbiter = arbiter
+        self.host = host
         self.app = app or name
         self.worker_start = worker_start
         #: the Application this monitor runs (its ``monitor_start``/``monitor_stopping`` hooks)
         self.application = application
         self.monitor_state = MonitorState.INITIAL
         self.workers: dict[str, ActorHandle] = {}
+        #: times of recent start failures (workers that died before they were ready)
         self.failures: collections.deque[float] = collections.deque()
         self.restarts = 0
+        #: deaths of workers that were up and serving (never a crash loop)
+        self.crashes = 0
         self.failed_reason: str | None = None
-        self._respawn: asyncio.TimerHandle | None = None
+        self._respawn_pending = False
         #: the task starting a monitor added to an already running arbiter (None otherwise)
         self.started: asyncio.Future[None] | None = None
         self._target = int(cfg.get("workers") or 0)
 
-    # -- messaging goes through the arbiter ------------------------------------------------------
+    # -- messaging goes through the host -----------------------------------------------------------
     def _post(self, envelope: mb.Envelope) -> None:
-        self.arbiter.route(envelope)
+        self.host.route(envelope)
 
     @property
     def num_workers(self) -> int:
-        """The number of workers this monitor keeps alive."""
+        """The number of workers this monitor keeps alive (setting it resizes the pool)."""
         return self._target
 
     @num_workers.setter
     def num_workers(self, value: int) -> None:
         self._target = max(0, int(value))
-        self.manage()
+        self.host.execute_pool(self, self.decide())
 
     def live_workers(self) -> list[ActorHandle]:
+        """Workers that count in the pool (alive, not on their way out)."""
         return [h for h in self.workers.values() if h.alive and not h.stop_requested]
 
-    # -- life cycle ------------------------------------------------------------------------------
+    def worker_params(self) -> dict[str, Any]:
+        """The spawn parameters of a new worker of this pool."""
+        params: dict[str, Any] = {
+            "name": f"{self.name}-worker",
+            "kind": "worker",
+            "start": self.worker_start,
+            "cfg": self.cfg,
+            "app": self.app,
+            **self.params,
+        }
+        if self.application is not None:
+            params["application"] = self.application
+        return params
+
+    def adopt(self, handle: ActorHandle) -> None:
+        """A worker the host spawned for this pool."""
+        self.workers[handle.aid] = handle
+
+        def spawned(fut: asyncio.Future[Any]) -> None:
+            if not fut.cancelled() and fut.exception() is not None:
+                logger.error("%s: worker failed to start: %s", self.name, fut.exception())
+
+        handle.spawned.add_done_callback(spawned)
+
+    # -- life cycle --------------------------------------------------------------------------------
     async def start(self) -> None:
         """Start supervising: run the ``monitor_start`` hook, then spawn the workers."""
         self.loop = asyncio.get_running_loop()
@@ -117,7 +223,7 @@ class Monitor(ActorBase):
             result = hook(self)
             if inspect.isawaitable(result):
                 await result
-        self.manage()
+        self.host.execute_pool(self, self.decide())
 
     def _hooks(self, name: str) -> list[Callable[..., Any]]:
         hooks = []
@@ -127,94 +233,88 @@ class Monitor(ActorBase):
             hooks.append(self.cfg.get(name))
         return hooks
 
-    def manage(self) -> None:
-        """Bring the pool to its target size (spawning or retiring workers)."""
-        if self.monitor_state is not MonitorState.RUNNING or self._respawn is not None:
-            return
+    # -- the policy --------------------------------------------------------------------------------
+    def decide(self) -> list[PoolDecision]:
+        """Bring the pool to its target size: spawn the missing workers or retire the oldest."""
+        if self.monitor_state is not MonitorState.RUNNING or self._respawn_pending:
+            return []
         live = self.live_workers()
         missing = self._target - len(live)
-        for _ in range(missing):
-            self.spawn_worker()
+        if missing > 0:
+            return [SpawnWorkers(missing)]
         if missing < 0:
-            for handle in sorted(live, key=lambda h: h.spawned_at)[:-missing]:
-                self.arbiter.stop_actor(handle, graceful=True)
+            oldest = sorted(live, key=lambda h: h.spawned_at)[:-missing]
+            return [StopWorker(h.aid) for h in oldest]
+        return []
 
-    def spawn_worker(self, **params: Any) -> ActorHandle:
-        """Spawn one worker (the arbiter starts it; this monitor supervises it)."""
-        handle: ActorHandle = self.arbiter.spawn_handle(
-            name=f"{self.name}-worker",
-            kind="worker",
-            monitor=self,
-            start=self.worker_start,
-            cfg=self.cfg,
-            app=self.app,
-            **{**self.params, **params},
-            **({"application": self.application} if self.application is not None else {}),
-        )
-        self.workers[handle.aid] = handle
+    def respawn_due(self) -> list[PoolDecision]:
+        """The back-off delay passed: respawn what is missing."""
+        self._respawn_pending = False
+        decisions = self.decide()
+        self.restarts += sum(d.n for d in decisions if isinstance(d, SpawnWorkers))
+        return decisions
 
-        def spawned(fut: asyncio.Future[Any]) -> None:
-            if not fut.cancelled() and fut.exception() is not None:
-                logger.error("%s: worker failed to start: %s", self.name, fut.exception())
-
-        handle.spawned.add_done_callback(spawned)
-        return handle
-
-    def on_worker_exit(self, handle: ActorHandle, info: ExitInfo) -> None:
-        """Called by the arbiter when one of this monitor's workers exited."""
+    def forget(self, handle: ActorHandle) -> None:
+        """A worker was reaped while the whole application stops: no policy, just bookkeeping."""
         self.workers.pop(handle.aid, None)
-        if (
-            self.monitor_state is not MonitorState.RUNNING
-            or self.arbiter.state >= ActorState.STOPPING
-        ):
-            return  # shutting down (a TERM sent to the whole process group reaches workers too)
+
+    def worker_exited(
+        self, handle: ActorHandle, info: ExitInfo, *, now: float | None = None
+    ) -> list[PoolDecision]:
+        """One of this pool's workers was reaped: what to do about it."""
+        self.workers.pop(handle.aid, None)
+        if self.monitor_state is not MonitorState.RUNNING:
+            return []
         if handle.stop_requested:
-            self.manage()
-            return
-        now = time.monotonic()
+            return self.decide()
+        if handle.ready:
+            # it was up and serving: replace it; not a crash loop (see the module docstring)
+            self.crashes += 1
+            logger.warning(
+                "%s: worker %s (pid %s) died while serving: %s; replacing it",
+                self.name,
+                handle.aid,
+                handle.pid,
+                info.reason,
+            )
+            return self._respawn_after(BACKOFF_BASE)
+        now = time.monotonic() if now is None else now
         window = float(self.cfg.get("restart_window") or 60)
         self.failures.append(now)
         while self.failures and now - self.failures[0] > window:
             self.failures.popleft()
         max_restarts = int(self.cfg.get("max_restarts") or 0)
         logger.warning(
-            "%s: worker %s (pid %s) exited: %s", self.name, handle.aid, handle.pid, info.reason
+            "%s: worker %s (pid %s) exited before it was ready: %s",
+            self.name,
+            handle.aid,
+            handle.pid,
+            info.reason,
         )
         if len(self.failures) > max_restarts:
-            self.fail(
-                f"{len(self.failures)} worker failures within {window:g}s "
+            return self.fail(
+                f"{len(self.failures)} workers failed to start within {window:g}s "
                 f"(max_restarts={max_restarts}); last: {info.reason}"
             )
-            return
-        delay = min(BACKOFF_BASE * 2 ** (len(self.failures) - 1), BACKOFF_MAX)
-        if self._respawn is None:
-            self._respawn = self.loop.call_later(delay, self._respawn_now)
+        return self._respawn_after(min(BACKOFF_BASE * 2 ** (len(self.failures) - 1), BACKOFF_MAX))
 
-    def _respawn_now(self) -> None:
-        self._respawn = None
-        before = len(self.live_workers())
-        self.manage()
-        self.restarts += max(0, len(self.live_workers()) - before)
+    def _respawn_after(self, delay: float) -> list[PoolDecision]:
+        if self._respawn_pending:
+            return []
+        self._respawn_pending = True
+        return [RespawnAfter(delay)]
 
     def recycle(self, aid: str) -> bool:
-        """Replace worker ``aid``: start a new worker first, stop the old one once the new one
-        runs, so serving capacity never drops (``max_requests`` recycling, rolling restarts)."""
+        """Replace worker ``aid`` (``max_requests`` recycling, rolling restarts): the host starts
+        a new worker first and stops the old one once the new one runs, so serving capacity
+        never drops. False when ``aid`` is not a live worker of this running pool."""
         old = self.workers.get(aid)
         if old is None or not old.alive or old.stop_requested:
             return False
         if self.monitor_state is not MonitorState.RUNNING:
             return False
-        old.stop_requested = True  # from now on it does not count in the pool
-        new = self.spawn_worker()
-
-        def replaced(fut: asyncio.Future[Any]) -> None:
-            if fut.cancelled() or fut.exception() is not None:
-                old.stop_requested = False  # keep serving with the old one
-                return
-            self.arbiter.stop_actor(old, graceful=True)
-
-        new.spawned.add_done_callback(replaced)
-        return True
+        self.host.execute_pool(self, [RecycleWorker(aid)])
+        return old.stop_requested  # the host retired it
 
     async def roll(self) -> None:
         """Replace every worker one by one, each new worker running before its old one stops."""
@@ -226,17 +326,15 @@ class Monitor(ActorBase):
             if self.recycle(handle.aid):
                 await asyncio.wait([asyncio.shield(handle.exited)], timeout=None)
 
-    def fail(self, reason: str) -> None:
-        """Give up supervising (crash loop): stop respawning and tell the arbiter."""
+    def fail(self, reason: str) -> list[PoolDecision]:
+        """Give up supervising (crash loop): stop respawning; the host stops the application."""
         if self.monitor_state is not MonitorState.RUNNING:
-            return
+            return []
         self.monitor_state = MonitorState.FAILED
         self.failed_reason = reason
-        if self._respawn is not None:
-            self._respawn.cancel()
-            self._respawn = None
+        self._respawn_pending = False
         logger.error("%s: giving up, the application failed: %s", self.name, reason)
-        self.arbiter.on_monitor_failed(self)
+        return [GiveUp(reason)]
 
     def stop(self, exit_code: int = 0) -> None:
         """Stop this monitor and its workers (the ``stop`` command sent to a monitor)."""
@@ -245,14 +343,13 @@ class Monitor(ActorBase):
         task.add_done_callback(self._command_tasks.discard)
 
     async def close(self, graceful: bool = True) -> None:
-        """Stop every worker (gracefully within ``graceful_timeout``, else at once)."""
+        """Stop every worker (gracefully within ``graceful_timeout``, else at once) and wait
+        until they are all reaped."""
         if self.monitor_state in (MonitorState.STOPPING, MonitorState.STOPPED):
             return
         self.monitor_state = MonitorState.STOPPING
         self.state = ActorState.STOPPING
-        if self._respawn is not None:
-            self._respawn.cancel()
-            self._respawn = None
+        self._respawn_pending = False
         for hook in self._hooks("monitor_stopping"):
             try:
                 result = hook(self)
@@ -261,14 +358,13 @@ class Monitor(ActorBase):
             except Exception:
                 logger.exception("%s: monitor_stopping hook failed", self.name)
         handles = [h for h in self.workers.values() if h.alive]
-        await self.arbiter.stop_actors(handles, graceful=graceful)
+        self.host.execute_pool(self, [StopWorker(h.aid, graceful) for h in handles])
+        if handles:
+            await asyncio.gather(*(asyncio.shield(h.exited) for h in handles))
         self.monitor_state = MonitorState.STOPPED
         self.state = ActorState.CLOSED
 
-    # -- info ------------------------------------------------------------------------------------
-    def on_notify(self, caller: str, info: dict[str, Any]) -> None:
-        self.arbiter.on_notify(caller, info)
-
+    # -- info --------------------------------------------------------------------------------------
     def proxies(self) -> list[ActorProxy]:
         return [ActorProxy(h.aid, h.name) for h in self.live_workers() if h.running]
 
@@ -278,7 +374,8 @@ class Monitor(ActorBase):
         info["workers_target"] = self._target
         info["restarts"] = self.restarts
         info["recent_failures"] = len(self.failures)
+        info["crashes"] = self.crashes
         if self.failed_reason:
             info["failed_reason"] = self.failed_reason
-        info["workers"] = await self.arbiter.handles_info(list(self.workers.values()))
+        info["workers"] = await self.host.handles_info(list(self.workers.values()))
         return info

@@ -17,6 +17,7 @@ from ._exceptions import ExitCode
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._monitor import Monitor
+    from ._supervision import Supervisor
 
 __all__ = ["SIGNALS", "SignalsMixin"]
 
@@ -30,7 +31,7 @@ class SignalsMixin:
 
     loop: asyncio.AbstractEventLoop
     monitors: dict[str, Monitor]
-    handles: dict[str, Any]
+    supervisor: Supervisor
     signal_hooks: dict[str, Callable[[], Any]]
     _signal_queue: list[int]
     _signals_installed: list[int]
@@ -126,4 +127,4 @@ class SignalsMixin:
 
     def handle_usr1(self) -> None:
         """SIGUSR1: log the arbiter's state (handy when debugging)."""
-        logger.info("arbiter: %d actors, %d monitors", len(self.handles), len(self.monitors))
+        logger.info("arbiter: %d actors, %d monitors", len(self.supervisor), len(self.monitors))

@@ -1,7 +1,10 @@
 """An arbiter with one monitor, run as a real process by the tests.
 
 usage: supervised.py MODE [settings as key=value ...]
-MODE: ok | crash | hang | busy
+MODE: ok | crash | hang | busy | sync
+(sync: each worker is busy in a long blocking call, ``sync_seconds`` long, like a task-queue
+worker running a sync task in its loop; it prints ``SYNC START <pid>`` and ``SYNC DONE <pid>``
+on stderr around it)
 Prints one JSON line ``READY {...}`` once the workers run (with their pids).
 """
 
@@ -29,7 +32,24 @@ def busy_start(actor):
     actor.extra["task"] = asyncio.ensure_future(work())
 
 
-START = {"ok": h.noop_start, "crash": h.crash_start, "hang": h.hang_start, "busy": busy_start}
+def sync_start(actor):
+    seconds = float(actor.params.get("sync_seconds", 3))
+
+    def blocking():
+        print(f"SYNC START {os.getpid()}", file=sys.stderr, flush=True)
+        time.sleep(seconds)  # a signal arriving now waits for the loop (PEP 475 retries)
+        print(f"SYNC DONE {os.getpid()}", file=sys.stderr, flush=True)
+
+    actor.loop.call_later(0.1, blocking)
+
+
+START = {
+    "ok": h.noop_start,
+    "crash": h.crash_start,
+    "hang": h.hang_start,
+    "busy": busy_start,
+    "sync": sync_start,
+}
 
 
 def main() -> int:
@@ -39,9 +59,10 @@ def main() -> int:
         key, value = arg.split("=", 1)
         settings[key] = json.loads(value)
     workers = settings.pop("workers", 2)
+    params = {"sync_seconds": settings.pop("sync_seconds")} if "sync_seconds" in settings else {}
 
     async def started(arbiter):
-        monitor = arbiter.add_monitor("app", start=START[mode], workers=workers)
+        monitor = arbiter.add_monitor("app", start=START[mode], workers=workers, **params)
         if mode == "crash":
             return
         deadline = time.monotonic() + 20

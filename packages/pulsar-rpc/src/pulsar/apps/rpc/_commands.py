@@ -10,7 +10,6 @@ mixin only where the callers are trusted, or remove it in a subclass with
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import os
 import platform
 import sys
@@ -30,12 +29,8 @@ _BACKGROUND: set[asyncio.Future[Any]] = set()
 
 
 async def _actor_send(actor: Any, target: str, action: str, *args: Any) -> Any:
-    """``actor.send(...)`` awaited from any loop: on the actor's own loop it is an asyncio
-    awaitable, from another thread a concurrent future."""
-    reply = actor.send(target, action, *args)
-    if isinstance(reply, concurrent.futures.Future):
-        return await asyncio.wrap_future(reply)
-    return await reply
+    """``actor.send(...)`` awaited from any loop (the reply is bound to the caller's loop)."""
+    return await actor.send(target, action, *args)
 
 
 def _no_actor() -> ServerError:

@@ -6,22 +6,18 @@ A running arbiter listens on a unix socket in a private (0700) directory that al
 ``secret`` (0600) with its per-arbiter HMAC secret. :func:`find_mailbox` turns what the user gave
 (the application's pid file, whose ``<pidfile>.mailbox`` holds the socket path, or the socket
 itself) into the socket path; :func:`read_secret` reads the secret next to it. :class:`Guest`
-connects with pulsar's sans-IO mailbox connection, proves it knows the secret (mutual HMAC
+is :func:`pulsar.connect`'s :class:`pulsar.Client`: it proves it knows the secret (mutual HMAC
 challenge, nothing is unpickled before), says HELLO as a *guest* and then sends requests like any
 actor: the arbiter lists it among its actors and forgets it when the connection closes.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import stat
-import threading
-import uuid
 from typing import Any
 
-from pulsar import ActorBase, ActorState, MailboxError, PulsarError
-from pulsar import _mailbox as mb  # the documented sans-IO client of the mailbox
+from pulsar import Client, ConnectError, PulsarError
 
 __all__ = ["AttachError", "Guest", "RemoteActor", "find_mailbox", "read_secret"]
 
@@ -80,116 +76,31 @@ def read_secret(address: str) -> bytes:
     Raises:
         AttachError: the file is missing, unreadable or empty.
     """
-    path = os.path.join(os.path.dirname(os.path.abspath(address)), "secret")
     try:
-        with open(path, "rb") as f:
-            secret = f.read(4096)
-    except PermissionError:
-        raise AttachError(
-            f"cannot read the mailbox secret {path}: permission denied (attach as the user "
-            "who started the application)"
-        ) from None
-    except OSError as exc:
-        raise AttachError(f"cannot read the mailbox secret {path}: {exc.strerror or exc}") from None
-    if not secret:
-        raise AttachError(f"the mailbox secret {path} is empty")
-    return secret
+        return Client.read_secret(address)
+    except ConnectError as exc:
+        raise AttachError(str(exc)) from None
 
 
-class Guest(ActorBase):
-    """This shell, seen by a remote arbiter: a guest actor talking through one connection.
+class Guest(Client):
+    """This shell, seen by a remote arbiter: the public guest client :class:`pulsar.Client`
+    (what :func:`pulsar.connect` returns) with the shell's configuration and errors.
 
     ``await guest.send(target, action, *args, **kwargs)`` works like :func:`pulsar.send`;
     ``guest.lost`` resolves when the connection closes (the application exited).
     """
 
-    kind = "guest"
-
     def __init__(self, address: str, secret: bytes, cfg: Any, *, name: str = "pulsar-shell"):
-        super().__init__(
-            aid=f"shell-{uuid.uuid4().hex[:8]}", name=name, cfg=cfg, concurrency="guest"
-        )
-        self.address = address
-        self._secret = secret
-        self.mailbox: mb.MailboxProtocol | None = None
-        self.lost: asyncio.Future[None] | None = None
+        super().__init__(address, secret, cfg, name=name)
 
     async def connect(self, timeout: float = 10.0) -> None:
         """Connect, authenticate and say hello; raises :class:`AttachError` on failure."""
-        loop = asyncio.get_running_loop()
-        self.loop = loop
-        self._loop_thread = threading.get_ident()
-        self.lost = loop.create_future()
-        conn = mb.Connection(
-            mb.Role.CLIENT, self._secret, max_frame_size=int(self.cfg.get("max_frame_size"))
-        )
-
-        def factory() -> mb.MailboxProtocol:
-            return mb.MailboxProtocol(
-                conn, on_message=self._on_frame, on_close=self._on_lost, handshake_timeout=timeout
-            )
-
-        where = self.address
         try:
-            _, proto = await asyncio.wait_for(loop.create_unix_connection(factory, where), timeout)
-        except (FileNotFoundError, ConnectionRefusedError):
-            raise AttachError(f"no application listens on {where} (it has exited?)") from None
-        except PermissionError:
-            raise AttachError(f"cannot connect to {where}: permission denied") from None
-        except (OSError, TimeoutError) as exc:
-            raise AttachError(f"cannot connect to {where}: {exc}") from None
-        self.mailbox = proto
-        try:
-            await asyncio.wait_for(asyncio.shield(proto.opened), timeout)
-        except TimeoutError:
-            proto.close()
-            raise AttachError(f"the arbiter at {where} did not complete the handshake") from None
-        except Exception as exc:
-            proto.close()
-            raise AttachError(
-                f"the arbiter at {where} refused the connection: authentication failed "
-                f"(wrong mailbox secret?) [{exc}]"
-            ) from None
-        self.state = ActorState.RUNNING
-        hello = {"guest": True, "name": self.name, "pid": os.getpid()}
-        proto.write_envelope(
-            mb.Envelope(mb.HELLO, 0, self.aid, self.arbiter_aid, "hello", False, mb.dumps(hello))
-        )
-        try:  # the arbiter drops a guest it does not accept: make sure we are in
-            await asyncio.wait_for(self.send(self.arbiter_aid, "ping"), timeout)
-        except (MailboxError, ConnectionError, TimeoutError) as exc:
-            self.close()
-            raise AttachError(f"the arbiter at {where} did not accept this guest: {exc}") from None
+            await super().connect(timeout)
+        except ConnectError as exc:
+            raise AttachError(str(exc)) from None
 
-    def _post(self, envelope: mb.Envelope) -> None:
-        if self.mailbox is None or self.mailbox.closed:
-            raise MailboxError(f"the connection to the arbiter at {self.address} is closed")
-        self.mailbox.write_envelope(envelope)
-
-    def _on_frame(self, proto: mb.MailboxProtocol, frame: mb.Frame) -> None:
-        if frame.envelope.target == self.aid:
-            self.handle_envelope(frame.envelope)
-
-    def _on_lost(self, proto: mb.MailboxProtocol, exc: BaseException | None) -> None:
-        for fut in self._pending.values():
-            if not fut.done():
-                fut.set_exception(MailboxError("the connection to the arbiter was lost"))
-        self._pending.clear()
-        self.state = ActorState.CLOSED
-        if self.lost is not None and not self.lost.done():
-            self.lost.set_result(None)
-
-    def stop(self, exit_code: int = 0) -> None:
-        """Leave: close the connection (the arbiter forgets this guest)."""
-        self.exit_code = exit_code
-        self.close()
-
-    def close(self) -> None:
-        """Close the connection to the arbiter."""
-        if self.mailbox is not None:
-            self.mailbox.close()
-
-    def proxy_of(self, target: Any) -> RemoteActor:
+    def proxy_of(self, target: Any) -> RemoteActor:  # type: ignore[override]
         """A handle on a remote actor whose ``send`` goes through this connection."""
         aid = self.resolve_target(target)
         return RemoteActor(self, aid, "arbiter" if aid == self.arbiter_aid else aid)
