@@ -181,7 +181,7 @@ async def main():
         print(json.dumps({"samples": out}))
     else:
         for i in range(n):
-            await c.queue_task("work", i)
+            await c.queue_task("work", [i])
         print(json.dumps({}))
     await c.close()
 asyncio.run(main())

@@ -58,7 +58,7 @@ def test_cli_queue_status_jobs_and_worker(tmp_path) -> None:
     )
     try:
         with tasks.connect_sync(url) as c:
-            assert c.wait_for_task(task_id, timeout=20).value == 42
+            assert c.wait_for_task(task_id, timeout=20).result == 42
         one = cli("status", task_id, "--backend", url)
         assert "SUCCESS" in one.stdout and "42" in one.stdout
         jobs = cli("jobs", "--backend", url)

@@ -107,3 +107,28 @@ class Multiply(tasks.Job):
 
     async def run(self, a: int, b: int) -> int:
         return a * b
+
+
+@tasks.job()
+def options_echo(queue: str, countdown: int, eta: str, expires: float, task_id: str) -> list:
+    """Job arguments named like task options."""
+    return [queue, countdown, eta, expires, task_id]
+
+
+def _me() -> dict:
+    task = tasks.current_task()
+    assert task is not None
+    return {"id": task.id, "attempts": task.attempts, "queue": task.queue, "name": task.name}
+
+
+@tasks.job(queue="other")
+def whoami() -> dict:
+    """The task running it, seen from a sync job."""
+    return _me()
+
+
+@tasks.job()
+async def awhoami() -> dict:
+    """The task running it, seen from an async job."""
+    await asyncio.sleep(0)
+    return _me()

@@ -107,7 +107,10 @@ class TaskQueue(pulsar.Application):
         else:
             self.load_jobs()
         backend = self.backend()
-        client: TaskClient = connect(backend)  # the default client of Job.queue() here
+        # the default client of Job.delay() here
+        client: TaskClient = connect(
+            backend, max_payload_size=int(self.cfg.get("max_payload_size") or 0)
+        )
         worker.extra["task_client"] = client
         self._consumer = Consumer(
             backend,

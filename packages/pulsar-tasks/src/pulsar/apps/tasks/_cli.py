@@ -47,7 +47,7 @@ def format_table(rows: Sequence[Task]) -> str:
     headers = ("ID", "JOB", "STATUS", "TRIES", "QUEUED", "FINISHED", "RESULT / ERROR")
     lines = []
     for t in rows:
-        outcome = t.error if t.error else (t.result or "")
+        outcome = t.error if t.error else (t.result_json or "")
         lines.append(
             (
                 t.id,
@@ -139,10 +139,10 @@ def _run(ns: argparse.Namespace, client: SyncClient) -> int:
             kwargs[key] = _value(value)
         task = client.queue_task(
             ns.job,
-            *[_value(a) for a in ns.arg],
+            [_value(a) for a in ns.arg],
+            kwargs,
             countdown=ns.countdown,
             queue=ns.queue,
-            **kwargs,
         )
         if ns.wait is None:
             print(task.id)

@@ -39,7 +39,7 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from ._backend import Backend, Claim
 from ._batch import Batcher
-from ._errors import BackendError, JobOverlap
+from ._errors import BackendError, DuplicateTask, JobOverlap
 from ._state import FINAL, Task, TaskState
 
 __all__ = ["RedisBackend"]
@@ -84,7 +84,8 @@ end
 # ARGV: prefix, then a JSON array with per task [id, unique, queue, eta, time_queued,
 # overlap_key, the record as an object of strings] (one argument for the whole batch: packing
 # seven per task cost more in redis-py than the rest of the call); returns per task 1 (stored),
-# 0 (unique and exists) or the id of the task holding its overlap key
+# 0 (unique and exists), -1 (not unique and exists) or the id of the task holding its overlap
+# key
 _ENQUEUE = """
 local p = ARGV[1]
 local out = {}
@@ -93,7 +94,9 @@ for _, item in ipairs(cjson.decode(ARGV[2])) do
   local id, unique, queue, eta, tq, ov = item[1], item[2], item[3], item[4], item[5], item[6]
   local k = p..':t:'..id
   local res = 1
-  if unique == '1' and redis.call('EXISTS', k) == 1 then res = 0 end
+  if redis.call('EXISTS', k) == 1 then
+    if unique == '1' then res = 0 else res = -1 end
+  end
   if res == 1 and ov ~= '' then
     local other = redis.call('GET', p..':ov:'..ov)
     if other then
@@ -241,7 +244,7 @@ for _, item in ipairs(cjson.decode(ARGV[4])) do
   if v[1] ~= item[2] or v[2] ~= 'STARTED' then
     table.insert(out, 0)
   else
-    redis.call('HSET', k, 'status', item[3], 'result', item[4], 'error', item[5],
+    redis.call('HSET', k, 'status', item[3], 'result_json', item[4], 'error', item[5],
       'traceback', item[6], 'time_finished', now, 'token', '', 'lease_expires', '')
     finalize(k, id, item[3], now, ARGV[3])
     table.insert(out, 1)
@@ -571,6 +574,8 @@ class RedisBackend(Backend):
         finally:
             if replies is not None and result != 1:  # not stored: no reply will come
                 replies.expected.pop(task.id, None)
+        if result == -1:
+            raise DuplicateTask(f"a task with id {task.id!r} exists already")
         if isinstance(result, str):
             raise JobOverlap(
                 f"job {task.name!r} already has task {result} with the same arguments queued or "

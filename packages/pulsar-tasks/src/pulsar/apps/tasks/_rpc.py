@@ -19,7 +19,15 @@ import time
 from typing import Any
 
 from ._client import TaskClient, connect
-from ._errors import JobOverlap, TaskNotFound, TaskSerializationError, TaskTimeout, UnknownJob
+from ._errors import (
+    DuplicateTask,
+    JobOverlap,
+    PayloadTooLarge,
+    TaskNotFound,
+    TaskSerializationError,
+    TaskTimeout,
+    UnknownJob,
+)
 from ._job import next_due_from_meta
 
 __all__ = ["TaskQueueRpc"]
@@ -75,14 +83,21 @@ class TaskQueueRpc:
         try:
             task = await self.task_client().queue_task(
                 jobname,
-                *(args or []),
+                args,
+                kwargs,
                 countdown=countdown,
                 eta=eta,
                 expires=expires,
                 queue=queue,
-                **(kwargs or {}),
             )
-        except (UnknownJob, TaskSerializationError, JobOverlap, TypeError) as exc:
+        except (
+            UnknownJob,
+            TaskSerializationError,
+            JobOverlap,
+            PayloadTooLarge,
+            DuplicateTask,
+            TypeError,
+        ) as exc:
             raise invalid(message=str(exc)) from None
         return task.as_dict()
 

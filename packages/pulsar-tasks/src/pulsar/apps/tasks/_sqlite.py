@@ -40,7 +40,7 @@ from urllib.parse import urlsplit
 
 from ._backend import Backend, Claim
 from ._batch import Batcher
-from ._errors import BackendError, JobOverlap
+from ._errors import BackendError, DuplicateTask, JobOverlap
 from ._state import FINAL, Task, TaskState
 
 __all__ = ["SQLiteBackend"]
@@ -208,6 +208,7 @@ class SQLiteBackend(Backend):
     # -- producers -----------------------------------------------------------------------------
     async def enqueue(self, task: Task, *, unique: bool = False, reply: bool = False) -> bool:
         row = task.to_row()
+        now = self.now()
 
         def op(conn: sqlite3.Connection) -> bool:
             if task.overlap_key is not None:
@@ -221,12 +222,17 @@ class SQLiteBackend(Backend):
                         f"job {task.name!r} already has task {other[0]} with the same "
                         f"arguments queued or running (overlap=False)"
                     )
+            # a record past its result TTL is gone (as on Redis): its id may be used again
+            conn.execute("DELETE FROM tasks WHERE id = ? AND purge_at <= ?", (task.id, now))
             verb = "INSERT OR IGNORE" if unique else "INSERT"
-            cur = conn.execute(
-                f"{verb} INTO tasks ({', '.join(_COLUMNS)}) VALUES "
-                f"({', '.join('?' for _ in _COLUMNS)})",
-                [row[c] for c in _COLUMNS],
-            )
+            try:
+                cur = conn.execute(
+                    f"{verb} INTO tasks ({', '.join(_COLUMNS)}) VALUES "
+                    f"({', '.join('?' for _ in _COLUMNS)})",
+                    [row[c] for c in _COLUMNS],
+                )
+            except sqlite3.IntegrityError:
+                raise DuplicateTask(f"a task with id {task.id!r} exists already") from None
             return cur.rowcount > 0
 
         added = await self._write_op(op)
@@ -421,7 +427,7 @@ class SQLiteBackend(Backend):
 
         def op(conn: sqlite3.Connection) -> bool:
             cur = conn.execute(
-                "UPDATE tasks SET status = ?, result = ?, error = ?, traceback = ?, "
+                "UPDATE tasks SET status = ?, result_json = ?, error = ?, traceback = ?, "
                 "time_finished = ?, token = NULL, lease_expires = NULL, purge_at = ? "
                 "WHERE id = ? AND token = ? AND status = 'STARTED'",
                 (str(status), result, error, traceback, now, _purge_at(now, ttl), task_id, token),

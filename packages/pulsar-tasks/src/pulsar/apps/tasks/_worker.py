@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import json
 import logging
 import time
@@ -27,7 +28,7 @@ from typing import Any
 
 from ._backend import Backend
 from ._errors import TaskTimeout
-from ._job import get_job, registry
+from ._job import _CURRENT, get_job, registry
 from ._state import Task, TaskState
 
 __all__ = ["Consumer"]
@@ -209,13 +210,18 @@ class Consumer:
                 self.counters["failed"] += 1
                 await self._end("complete", run, TaskState.FAILURE, error=f"invalid task: {exc}")
                 return
+            # the job sees its own task (tasks.current_task()) in the context of its run
+            context = contextvars.copy_context()
+            context.run(_CURRENT.set, task)
             if job.is_async:
                 work: Awaitable[Any] = job.run(*args, **kwargs)
             else:
-                work = self._sync(job.run, *args, **kwargs)
+                work = self._sync(context, job.run, *args, **kwargs)
             # the job runs in its own task: cancelling it (revoke, lost lease, stop) leaves this
             # one free to record the outcome
-            run.job_task = asyncio.ensure_future(_timed(work, job.timeout))
+            run.job_task = asyncio.get_running_loop().create_task(
+                _timed(work, job.timeout), context=context
+            )
             try:
                 result = await run.job_task
                 text = json.dumps(result, allow_nan=False)
@@ -242,9 +248,11 @@ class Consumer:
             if self._wake is not None:
                 self._wake.set()
 
-    def _sync(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Awaitable[Any]:
+    def _sync(
+        self, context: contextvars.Context, fn: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> Awaitable[Any]:
         def call() -> Any:
-            return fn(*args, **kwargs)
+            return context.copy().run(fn, *args, **kwargs)
 
         if self._run_sync is not None:
             return self._run_sync(call)
