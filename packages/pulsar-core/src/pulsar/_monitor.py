@@ -163,6 +163,7 @@ class Monitor(ActorBase):
     def on_worker_exit(self, handle: ActorHandle, info: ExitInfo) -> None:
         """Called by the arbiter when one of this monitor's workers exited."""
         self.workers.pop(handle.aid, None)
+        self._worker_exit_hook(handle.aid, info.exit_code)
         if (
             self.monitor_state is not MonitorState.RUNNING
             or self.arbiter.state >= ActorState.STOPPING
@@ -189,6 +190,28 @@ class Monitor(ActorBase):
         delay = min(BACKOFF_BASE * 2 ** (len(self.failures) - 1), BACKOFF_MAX)
         if self._respawn is None:
             self._respawn = self.loop.call_later(delay, self._respawn_now)
+
+    def _worker_exit_hook(self, aid: str, exit_code: int | None) -> None:
+        """Run the application's ``worker_exit`` hook (a coroutine as a task); never raises."""
+        hook = getattr(self.application, "worker_exit", None)
+        if hook is None:
+            return
+        try:
+            result = hook(self, aid, exit_code)
+        except Exception:
+            logger.exception("%s: worker_exit hook failed", self.name)
+            return
+        if inspect.isawaitable(result):
+
+            async def run() -> None:
+                try:
+                    await result
+                except Exception:
+                    logger.exception("%s: worker_exit hook failed", self.name)
+
+            task = asyncio.ensure_future(run())
+            self._command_tasks.add(task)
+            task.add_done_callback(self._command_tasks.discard)
 
     def _respawn_now(self) -> None:
         self._respawn = None

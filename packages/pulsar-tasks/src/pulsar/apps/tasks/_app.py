@@ -81,6 +81,25 @@ class TaskQueue(pulsar.Application):
         """Arbiter: stop the scheduler."""
         await self._stop_scheduler()
 
+    async def worker_exit(self, monitor: Any, aid: str, exit_code: int | None) -> None:
+        """Arbiter: worker ``aid`` exited; its tasks go back to the queue at once (or fail as
+        ``lost`` once out of retries) instead of waiting for their leases to expire."""
+        backend = self._backend
+        if backend is None:
+            return
+        try:
+            count = await backend.release_worker(str(aid))
+        except Exception as exc:  # the lease expiry still recovers them
+            logger.warning("could not release the tasks of worker %s: %s", aid, exc)
+            return
+        if count:
+            logger.warning(
+                "worker %s exited (code %s) holding %d task(s): released to the queue",
+                aid,
+                exit_code,
+                count,
+            )
+
     async def _start_scheduler(self) -> None:
         self.load_jobs()
         backend = self._backend = self.backend()

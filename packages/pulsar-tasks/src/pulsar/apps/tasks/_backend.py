@@ -137,6 +137,13 @@ class Backend(abc.ABC):
     async def release(self, task_id: str, token: str) -> bool:
         """Hand a claimed task back (graceful stop): QUEUED again, this attempt not counted."""
 
+    async def release_worker(self, worker: str) -> int:
+        """The worker ``worker`` is known to be dead (its monitor reaped it): its STARTED tasks
+        are treated at once as if their leases had expired (queued again, or FAILURE
+        ``'lost'`` once out of retries) and workers are woken. Returns how many. The lease
+        remains the fallback when a whole machine dies. Default: nothing (0)."""
+        return 0
+
     @abc.abstractmethod
     async def wait_for_work(self, queues: Sequence[str], timeout: float) -> None:
         """Return when new work may be due in ``queues`` or after ``timeout`` seconds."""

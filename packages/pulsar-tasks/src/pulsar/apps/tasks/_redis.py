@@ -79,6 +79,28 @@ local function finalize(k, id, status, now, ttl)
   if subs[2] > 0 then redis.call('PUBLISH', done, msg) end
   if (subs[4] or 0) > 0 then redis.call('PUBLISH', rt, id..' '..msg) end
 end
+-- a STARTED task whose worker died: queued again (and its queue woken), or FAILURE 'lost'
+-- once out of retries
+local function recover(id, now, ttl)
+  local k = p..':t:'..id
+  redis.call('ZREM', p..':leases', id)
+  if redis.call('HGET', k, 'status') ~= 'STARTED' then return end
+  local att = tonumber(redis.call('HGET', k, 'attempts') or '0') or 0
+  local mr = tonumber(redis.call('HGET', k, 'max_retries') or '0') or 0
+  if att > mr then
+    redis.call('HSET', k, 'status', 'FAILURE', 'time_finished', now, 'token', '',
+      'lease_expires', '', 'error',
+      'lost: the worker running it died or stopped answering ('..att..' attempts)')
+    finalize(k, id, 'FAILURE', now, ttl)
+  else
+    local q = redis.call('HGET', k, 'queue') or 'default'
+    redis.call('HSET', k, 'status', 'QUEUED', 'token', '', 'worker', '', 'lease_expires', '',
+      'eta', now)
+    redis.call('ZADD', p..':q:'..q, now, id)
+    redis.call('RPUSH', p..':wake:'..q, '1')
+    redis.call('LTRIM', p..':wake:'..q, -64, -1)
+  end
+end
 """
 
 # ARGV: prefix, then a JSON array with per task [id, unique, queue, eta, time_queued,
@@ -153,25 +175,7 @@ local lease = tonumber(ARGV[3])
 local limit = tonumber(ARGV[4])
 local ttl = ARGV[7]
 local lost = redis.call('ZRANGEBYSCORE', p..':leases', '-inf', now, 'LIMIT', 0, 1000)
-for _, id in ipairs(lost) do
-  local k = p..':t:'..id
-  redis.call('ZREM', p..':leases', id)
-  if redis.call('HGET', k, 'status') == 'STARTED' then
-    local att = tonumber(redis.call('HGET', k, 'attempts') or '0') or 0
-    local mr = tonumber(redis.call('HGET', k, 'max_retries') or '0') or 0
-    if att > mr then
-      redis.call('HSET', k, 'status', 'FAILURE', 'time_finished', now, 'token', '',
-        'lease_expires', '', 'error',
-        'lost: the worker running it died or stopped answering ('..att..' attempts)')
-      finalize(k, id, 'FAILURE', now, ttl)
-    else
-      local q = redis.call('HGET', k, 'queue') or 'default'
-      redis.call('HSET', k, 'status', 'QUEUED', 'token', '', 'worker', '', 'lease_expires', '',
-        'eta', now)
-      redis.call('ZADD', p..':q:'..q, now, id)
-    end
-  end
-end
+for _, id in ipairs(lost) do recover(id, now, ttl) end
 local out = {}
 local nxt = nil
 for i = 8, #ARGV do
@@ -207,6 +211,22 @@ for i = 8, #ARGV do
   if first[2] and (nxt == nil or tonumber(first[2]) < nxt) then nxt = tonumber(first[2]) end
 end
 return {out, tostring(nxt or '')}
+"""
+)
+
+# ARGV: prefix, now, ttl, worker -> how many of its tasks were recovered
+_RELEASE_WORKER = (
+    _LIB
+    + """
+local now = tonumber(ARGV[2])
+local n = 0
+for _, id in ipairs(redis.call('ZRANGE', p..':leases', 0, -1)) do
+  if redis.call('HGET', p..':t:'..id, 'worker') == ARGV[4] then
+    recover(id, now, ARGV[3])
+    n = n + 1
+  end
+end
+return n
 """
 )
 
@@ -530,6 +550,7 @@ class RedisBackend(Backend):
                 ("release", _RELEASE),
                 ("revoke", _REVOKE),
                 ("counts", _COUNTS),
+                ("release_worker", _RELEASE_WORKER),
             ):
                 self._scripts[name] = self._client.register_script(source)
         return self._client
@@ -746,6 +767,9 @@ class RedisBackend(Backend):
                 row = {"id": task_id, "token": ""}
             tasks.append(row)
         return Claim(tasks, float(nxt) if nxt else None)
+
+    async def release_worker(self, worker: str) -> int:
+        return int(await self._script("release_worker", self.now(), self.result_ttl, worker))
 
     async def renew(self, leases: dict[str, str], lease: float) -> dict[str, str]:
         if not leases:

@@ -336,19 +336,7 @@ class SQLiteBackend(Backend):
                 "WHERE status = 'STARTED' AND lease_expires < ?",
                 (now,),
             ).fetchall()
-            for task_id, attempts, max_retries in lost:
-                if (attempts or 0) > (max_retries or 0):
-                    conn.execute(
-                        "UPDATE tasks SET status = 'FAILURE', time_finished = ?, token = NULL, "
-                        "lease_expires = NULL, purge_at = ?, error = ? WHERE id = ?",
-                        (now, _purge_at(now, ttl), _lost_error(attempts), task_id),
-                    )
-                else:
-                    conn.execute(
-                        "UPDATE tasks SET status = 'QUEUED', token = NULL, worker = NULL, "
-                        "lease_expires = NULL, eta = ? WHERE id = ?",
-                        (now, task_id),
-                    )
+            _recover(conn, lost, now, ttl)
             # 2. pending tasks past their expiry time are revoked
             conn.execute(
                 f"UPDATE tasks SET status = 'REVOKED', error = 'expired', time_finished = ?, "
@@ -388,6 +376,24 @@ class SQLiteBackend(Backend):
             # failed here as lost is seen by its waiters' polling)
             self._notify(broadcast=False)
         return claim
+
+    async def release_worker(self, worker: str) -> int:
+        now = self.now()
+        ttl = self.result_ttl
+
+        def op(conn: sqlite3.Connection) -> int:
+            held = conn.execute(
+                "SELECT id, attempts, max_retries FROM tasks "
+                "WHERE status = 'STARTED' AND worker = ?",
+                (worker,),
+            ).fetchall()
+            _recover(conn, held, now, ttl)
+            return len(held)
+
+        count = await self._write_op(op)
+        if count:
+            self._notify()
+        return count
 
     async def renew(self, leases: dict[str, str], lease: float) -> dict[str, str]:
         now = self.now()
@@ -700,6 +706,24 @@ def _data_version(conn: sqlite3.Connection) -> int:
 
 def _purge_at(now: float, ttl: float) -> float | None:
     return now + ttl if ttl > 0 else None
+
+
+def _recover(conn: sqlite3.Connection, rows: Sequence[Any], now: float, ttl: float) -> None:
+    """Tasks ``(id, attempts, max_retries)`` whose worker died: queued again at once, or
+    FAILURE ``'lost'`` once they used up their retries (a poison task)."""
+    for task_id, attempts, max_retries in rows:
+        if (attempts or 0) > (max_retries or 0):
+            conn.execute(
+                "UPDATE tasks SET status = 'FAILURE', time_finished = ?, token = NULL, "
+                "lease_expires = NULL, purge_at = ?, error = ? WHERE id = ?",
+                (now, _purge_at(now, ttl), _lost_error(attempts), task_id),
+            )
+        else:
+            conn.execute(
+                "UPDATE tasks SET status = 'QUEUED', token = NULL, worker = NULL, "
+                "lease_expires = NULL, eta = ? WHERE id = ?",
+                (now, task_id),
+            )
 
 
 def _lost_error(attempts: int) -> str:
