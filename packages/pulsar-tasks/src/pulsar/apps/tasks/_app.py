@@ -133,7 +133,11 @@ class TaskQueue(pulsar.Application):
     async def _start_scheduler(self) -> None:
         self.load_jobs()
         backend = self._backend = self.backend()
-        metas = {name: job.meta() for name, job in registry().items()}
+        # with the TTL its workers keep results for (a client's revoke uses it too)
+        metas = {
+            name: {**job.meta(), "result_ttl": backend.result_ttl}
+            for name, job in registry().items()
+        }
         await wait_for_backend("publishing the jobs", lambda: backend.register_jobs(metas))
         if self.cfg.get("schedule_periodic"):
             self._scheduler = Scheduler(backend, registry().values())

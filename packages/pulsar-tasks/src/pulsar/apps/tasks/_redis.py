@@ -18,9 +18,11 @@ Keys, under a prefix (``pulsar-tasks``, or ``?prefix=name`` in the URL):
   is already on its way (or arrived). Other waiters subscribe to ``{p}:done:<id>`` and then read
   the record.
 
-Every state change is one Lua script, so it is atomic. Finished records get an EXPIRE of the
-result TTL. The client retries commands with exponential back-off on connection errors, so
-workers and producers carry on after a Redis restart (a task whose lease expired meanwhile is
+Every state change is one Lua script, so it is atomic. Finished records get a PEXPIRE of the
+result TTL (and its time in ``purge_at``); a revoke by a client uses the ``result_ttl`` the
+TaskQueue published with its jobs, so the TTL of a record is the workers' on every path. Calls
+retry with back-off through connection errors (see ``guarded``), so workers and producers
+carry on after a Redis restart (a task whose lease expired meanwhile is
 delivered again: at-least-once).
 """
 
@@ -61,7 +63,12 @@ local function finalize(k, id, status, now, ttl)
   if ov and ov ~= '' and redis.call('GET', p..':ov:'..ov) == id then
     redis.call('DEL', p..':ov:'..ov)
   end
-  if tonumber(ttl) > 0 then redis.call('EXPIRE', k, math.ceil(tonumber(ttl))) end
+  if tonumber(ttl) > 0 then
+    -- to the millisecond, and in the record: a reply or done message read after the TTL is
+    -- known to be gone (as on SQLite)
+    redis.call('HSET', k, 'purge_at', tostring(now + tonumber(ttl)))
+    redis.call('PEXPIRE', k, math.ceil(tonumber(ttl) * 1000))
+  end
   -- the final record itself (a waiter needs no read after the message), on the task's channel
   -- and on the reply channel of the client that queued it ("<id> <record>"); read and encoded
   -- only when someone listens (a waiter reads the record after subscribing: nothing is missed)
@@ -313,13 +320,22 @@ _REVOKE = (
     + """
 local id = ARGV[2]
 local k = p..':t:'..id
-local v = redis.call('HMGET', k, 'status', 'queue')
+local v = redis.call('HMGET', k, 'status', 'queue', 'name')
 if not v[1] then return false end
 if v[1] == 'QUEUED' or v[1] == 'RETRY' then
+  -- the TTL the workers of this job use (published with the job), else this client's
+  local ttl = ARGV[4]
+  local meta = v[3] and redis.call('HGET', p..':jobs', v[3])
+  if meta then
+    local ok, m = pcall(cjson.decode, meta)
+    if ok and type(m) == 'table' and type(m['result_ttl']) == 'number' then
+      ttl = tostring(m['result_ttl'])
+    end
+  end
   redis.call('ZREM', p..':q:'..v[2], id)
   redis.call('HSET', k, 'status', 'REVOKED', 'error', 'revoked', 'time_finished', ARGV[3],
     'token', '')
-  finalize(k, id, 'REVOKED', tonumber(ARGV[3]), ARGV[4])
+  finalize(k, id, 'REVOKED', tonumber(ARGV[3]), ttl)
   return 'REVOKED'
 end
 if v[1] == 'STARTED' then redis.call('HSET', k, 'revoke', '1') end
@@ -355,6 +371,15 @@ def _final(record: str) -> Task | None:
     except (ValueError, KeyError, TypeError):
         return None
     return task if task.done else None
+
+
+def _expired(record: str, now: float) -> bool:
+    """True when a final record's result TTL passed (the record is gone: TaskNotFound)."""
+    try:
+        purge_at = json.loads(record).get("purge_at")
+        return bool(purge_at) and float(purge_at) <= now
+    except (ValueError, TypeError, AttributeError):
+        return False
 
 
 #: connections a backend object opens at most by default (``?max_connections=N``)
@@ -855,6 +880,8 @@ class RedisBackend(Backend):
                 await asyncio.wait((fut,), timeout=remaining)
                 if fut.done():
                     record = fut.result()
+                    if record is not None and _expired(record, self.now()):
+                        return None
                     final = None if record is None else _final(record)
                     if final is not None:
                         return final
@@ -880,6 +907,9 @@ class RedisBackend(Backend):
                     raise TimeoutError(f"task {task_id} not done after {timeout}s")
                 await asyncio.wait((fut,), timeout=remaining)
                 record = fut.result() if fut.done() else None
+                if record is not None and _expired(record, self.now()):
+                    replies.arrived.pop(task_id, None)
+                    return None  # kept past its TTL in the reply cache: gone
                 if record is not None:
                     task = _final(record)
                     if task is not None:

@@ -331,15 +331,21 @@ class SQLiteBackend(Backend):
         ttl = self.result_ttl
 
         def op(conn: sqlite3.Connection) -> TaskState | None:
-            row = conn.execute("SELECT status FROM tasks WHERE id = ?", (task_id,)).fetchone()
+            row = conn.execute(
+                "SELECT status, name FROM tasks WHERE id = ? AND (purge_at IS NULL OR "
+                "purge_at > ?)",
+                (task_id, now),
+            ).fetchone()
             if row is None:
                 return None
             status = TaskState(row[0])
             if status in (TaskState.QUEUED, TaskState.RETRY):
+                # the TTL the workers of this job use (published with the job), else ours
+                kept = _published_ttl(conn, row[1])
                 conn.execute(
                     "UPDATE tasks SET status = 'REVOKED', error = 'revoked', time_finished = ?, "
                     "token = NULL, purge_at = ? WHERE id = ?",
-                    (now, _purge_at(now, ttl), task_id),
+                    (now, _purge_at(now, ttl if kept is None else kept), task_id),
                 )
                 return TaskState.REVOKED
             if status == TaskState.STARTED:
@@ -831,6 +837,17 @@ def _apply_each(
 
 def _data_version(conn: sqlite3.Connection) -> int:
     return int(conn.execute("PRAGMA data_version").fetchone()[0])
+
+
+def _published_ttl(conn: sqlite3.Connection, name: str) -> float | None:
+    row = conn.execute("SELECT meta FROM jobs WHERE name = ?", (name,)).fetchone()
+    if row is None:
+        return None
+    try:
+        value = json.loads(row[0]).get("result_ttl")
+    except (ValueError, AttributeError):
+        return None
+    return float(value) if isinstance(value, int | float) else None
 
 
 def _purge_at(now: float, ttl: float) -> float | None:
