@@ -56,15 +56,30 @@ CREATE TABLE IF NOT EXISTS tasks (
     {", ".join(c + (" TEXT PRIMARY KEY" if c == "id" else "") for c in _COLUMNS)},
     purge_at REAL
 );
-CREATE INDEX IF NOT EXISTS tasks_ready ON tasks (status, queue, eta);
+CREATE INDEX IF NOT EXISTS tasks_claim ON tasks (queue, eta) WHERE status IN ('QUEUED', 'RETRY');
+CREATE INDEX IF NOT EXISTS tasks_expiring ON tasks (expires)
+    WHERE status IN ('QUEUED', 'RETRY') AND expires IS NOT NULL;
 CREATE INDEX IF NOT EXISTS tasks_lease ON tasks (status, lease_expires);
 CREATE INDEX IF NOT EXISTS tasks_queued ON tasks (time_queued);
 CREATE INDEX IF NOT EXISTS tasks_overlap ON tasks (overlap_key);
 CREATE INDEX IF NOT EXISTS tasks_purge ON tasks (purge_at);
 CREATE TABLE IF NOT EXISTS jobs (name TEXT PRIMARY KEY, meta TEXT);
+DROP INDEX IF EXISTS tasks_ready;
 """
 _PENDING_SQL = "('QUEUED', 'RETRY')"
 _FINAL_NAMES = frozenset(str(s) for s in FINAL)
+#: the claim path: each uses a partial index (tests/test_sqlite_plan.py checks there is no sort)
+_CLAIM_SQL = (
+    f"SELECT id, eta FROM tasks WHERE status IN {_PENDING_SQL} AND queue = ? AND eta <= ? "
+    f"ORDER BY eta LIMIT ?"
+)
+_NEXT_SQL = f"SELECT MIN(eta) FROM tasks WHERE status IN {_PENDING_SQL} AND queue = ?"
+_EXPIRE_SQL = (
+    "UPDATE tasks INDEXED BY tasks_expiring SET status = 'REVOKED', error = 'expired', "
+    "time_finished = ?, purge_at = ? "
+    f"WHERE status IN {_PENDING_SQL} AND expires IS NOT NULL AND expires < ? "
+    "AND queue IN ({qmarks}) AND eta <= ?"
+)
 _MIN_POLL = 0.0005
 _MAX_POLL = 0.05
 
@@ -441,22 +456,19 @@ class SQLiteBackend(Backend):
                 (now,),
             ).fetchall()
             _recover(conn, lost, now, ttl)
-            # 2. pending tasks past their expiry time are revoked
+            # 2. pending tasks past their expiry time are revoked (found through the partial
+            # index of expiring pending tasks: the backlog is not scanned)
             conn.execute(
-                f"UPDATE tasks SET status = 'REVOKED', error = 'expired', time_finished = ?, "
-                f"purge_at = ? WHERE status IN {_PENDING_SQL} AND queue IN ({qmarks}) "
-                f"AND eta <= ? AND expires IS NOT NULL AND expires < ?",
-                (now, _purge_at(now, ttl), *queues, now, now),
+                _EXPIRE_SQL.format(qmarks=qmarks), (now, _purge_at(now, ttl), now, *queues, now)
             )
-            # 3. claim due tasks
-            ids = [
-                r[0]
-                for r in conn.execute(
-                    f"SELECT id FROM tasks WHERE status IN {_PENDING_SQL} AND queue IN ({qmarks}) "
-                    f"AND eta <= ? ORDER BY eta LIMIT ?",
-                    (*queues, now, limit),
-                )
-            ]
+            # 3. claim due tasks: per queue, the first ones of the partial index of pending
+            # tasks by (queue, eta) — no sort, whatever the backlog — merged by due time
+            due: list[tuple[float, str]] = []
+            for queue in queues:
+                due += [(r[1], r[0]) for r in conn.execute(_CLAIM_SQL, (queue, now, limit))]
+            if len(queues) > 1:
+                due.sort()
+            ids = [task_id for _, task_id in due[:limit]]
             rows = []
             for task_id in ids:
                 conn.execute(
@@ -467,11 +479,8 @@ class SQLiteBackend(Backend):
                 )
                 row = conn.execute("SELECT * FROM tasks WHERE id = ?", (task_id,)).fetchone()
                 rows.append(dict(row))
-            nxt = conn.execute(
-                f"SELECT MIN(eta) FROM tasks WHERE status IN {_PENDING_SQL} "
-                f"AND queue IN ({qmarks})",
-                tuple(queues),
-            ).fetchone()[0]
+            etas = [conn.execute(_NEXT_SQL, (queue,)).fetchone()[0] for queue in queues]
+            nxt = min((e for e in etas if e is not None), default=None)
             return Claim(rows, nxt)
 
         claim = await self._write_op(op)
