@@ -83,7 +83,7 @@ async def test_claim_leases_and_token_keyed_completion(client) -> None:
     assert await b.complete(t.id, row.token, TaskState.SUCCESS, result="3")
     assert not await b.complete(t.id, row.token, TaskState.FAILURE, error="late")
     done = await b.get(t.id)
-    assert done.status == TaskState.SUCCESS and done.value == 3 and done.token is None
+    assert done.status == TaskState.SUCCESS and done.result == 3 and done.token is None
 
 
 async def test_expired_lease_is_redelivered_then_lost(client) -> None:
@@ -190,12 +190,12 @@ async def test_jobs_registry_roundtrip(client) -> None:
 
 async def test_queue_and_wait_async_and_sync_jobs(client, backend_url) -> None:
     async with consuming(backend_url):
-        t1 = await client.queue_task("add", 1, 2)
-        t2 = await tq_jobs.aadd.queue(a=2, b=3)
-        t3 = await client.queue_task("multiply", 4, 5)
+        t1 = await client.queue_task("add", [1, 2])
+        t2 = await tq_jobs.aadd.delay(a=2, b=3)
+        t3 = await client.queue_task("multiply", [4, 5])
         t4 = await client.queue_task("elsewhere")
         results = [await client.wait_for_task(t.id, timeout=5) for t in (t1, t2, t3, t4)]
-    assert [r.value for r in results] == [3, 5, 20, "other"]
+    assert [r.result for r in results] == [3, 5, 20, "other"]
     assert all(r.status == TaskState.SUCCESS and r.attempts == 1 for r in results)
     r = results[0]
     assert r.worker == "w-test" and r.time_queued <= r.time_started <= r.time_finished
@@ -232,8 +232,8 @@ async def test_round_trips_never_wait_for_the_idle_poll(client, backend_url) -> 
     async with consuming(backend_url, lease=0.6):  # lease/3: bookkeeping every 0.2 s
         for _ in range(200):
             t0 = time.perf_counter()
-            task = await client.queue_task("add", 1, 2)
-            assert (await client.wait_for_task(task.id, timeout=10)).value == 3
+            task = await client.queue_task("add", [1, 2])
+            assert (await client.wait_for_task(task.id, timeout=10)).result == 3
             durations.append(time.perf_counter() - t0)
     slow = [round(d, 3) for d in durations if d > 0.5]
     assert not slow, f"{len(slow)} of 200 round trips took more than 0.5 s: {slow}"
@@ -241,11 +241,11 @@ async def test_round_trips_never_wait_for_the_idle_poll(client, backend_url) -> 
 
 async def test_bad_input_rejected_at_queue_time(client) -> None:
     with pytest.raises(tasks.UnknownJob, match="nope"):
-        await client.queue_task("nope", 1)
+        await client.queue_task("nope", [1])
     with pytest.raises(tasks.TaskSerializationError, match="JSON"):
-        await client.queue_task("add", object(), 2)
+        await client.queue_task("add", [object(), 2])
     with pytest.raises(tasks.TaskSerializationError):
-        await client.queue_task("add", float("nan"), 2)
+        await client.queue_task("add", [float("nan"), 2])
     assert await client.list_tasks() == []
 
 
@@ -253,7 +253,7 @@ async def test_job_known_only_from_the_backend(client, backend_url) -> None:
     await client.backend.register_jobs({"remote": {"name": "remote", "queue": "far"}})
     other = tasks.connect(backend_url, set_default=False)
     try:
-        t = await other.queue_task("remote", 1)
+        t = await other.queue_task("remote", [1])
         assert t.queue == "far"
     finally:
         await other.close()
@@ -261,7 +261,7 @@ async def test_job_known_only_from_the_backend(client, backend_url) -> None:
 
 async def test_failure_has_traceback(client, backend_url) -> None:
     async with consuming(backend_url):
-        t = await client.queue_task("boom", "bad thing")
+        t = await client.queue_task("boom", ["bad thing"])
         r = await client.wait_for_task(t.id, timeout=5)
     assert r.status == TaskState.FAILURE and r.error == "ValueError: bad thing"
     assert "Traceback" in r.traceback and "tq_jobs.py" in r.traceback
@@ -272,7 +272,7 @@ async def test_failure_has_traceback(client, backend_url) -> None:
 async def test_retries_with_observed_backoff(client, backend_url, tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(tq_jobs, "MARKS", str(tmp_path / "marks"))
     async with consuming(backend_url):
-        t = await client.queue_task("flaky", "x")
+        t = await client.queue_task("flaky", ["x"])
         r = await client.wait_for_task(t.id, timeout=10)
     assert r.status == TaskState.SUCCESS and r.attempts == 3
     times = [float(line.split()[2]) for line in (tmp_path / "marks").read_text().splitlines()]
@@ -291,7 +291,7 @@ async def test_timeout_cancels_async_job(client, backend_url) -> None:
 
 async def test_revoke_cancels_running_async_task(client, backend_url) -> None:
     async with consuming(backend_url, lease=0.3) as consumer:
-        t = await client.queue_task("sleeper", 30)
+        t = await client.queue_task("sleeper", [30])
         for _ in range(100):
             if (await client.get_task(t.id)).status == TaskState.STARTED:
                 break
@@ -303,7 +303,7 @@ async def test_revoke_cancels_running_async_task(client, backend_url) -> None:
 
 
 async def test_wait_timeout_and_unknown(client) -> None:
-    t = await client.queue_task("add", 1, 1)
+    t = await client.queue_task("add", [1, 1])
     start = time.monotonic()
     with pytest.raises(tasks.TaskTimeout):
         await client.wait_for_task(t.id, timeout=0.2)
@@ -313,8 +313,8 @@ async def test_wait_timeout_and_unknown(client) -> None:
 
 
 async def test_countdown_eta_expires(client, backend_url) -> None:
-    t = await client.queue_task("add", 1, 1, countdown=0.4)
-    e = await client.queue_task("add", 2, 2, expires=0.05)
+    t = await client.queue_task("add", [1, 1], countdown=0.4)
+    e = await client.queue_task("add", [2, 2], expires=0.05)
     await asyncio.sleep(0.1)
     async with consuming(backend_url):
         r = await client.wait_for_task(t.id, timeout=5)
@@ -324,14 +324,14 @@ async def test_countdown_eta_expires(client, backend_url) -> None:
 
 
 async def test_overlap_refused_while_pending(client, backend_url) -> None:
-    t = await client.queue_task("exclusive", "k", 0.2)
+    t = await client.queue_task("exclusive", ["k", 0.2])
     with pytest.raises(tasks.JobOverlap):
-        await client.queue_task("exclusive", "k", 0.2)
-    other = await client.queue_task("exclusive", "other-key", 0.2)
+        await client.queue_task("exclusive", ["k", 0.2])
+    other = await client.queue_task("exclusive", ["other-key", 0.2])
     async with consuming(backend_url):
         await client.wait_for_task(t.id, timeout=5)
         await client.wait_for_task(other.id, timeout=5)
-    again = await client.queue_task("exclusive", "k", 0.2)  # finished: allowed again
+    again = await client.queue_task("exclusive", ["k", 0.2])  # finished: allowed again
     assert again.id != t.id
 
 
@@ -340,7 +340,7 @@ async def test_concurrent_writes_share_round_trips_and_fail_alone(client, backen
     (an overlap) fails alone, the others are stored, and reads made at once agree."""
     keys = [f"k{i % 10}" for i in range(60)]  # 10 keys, 6 tasks each: 1 accepted, 5 refused
     results = await asyncio.gather(
-        *(client.queue_task("exclusive", key, 0.1) for key in keys), return_exceptions=True
+        *(client.queue_task("exclusive", [key, 0.1]) for key in keys), return_exceptions=True
     )
     stored = [r for r in results if isinstance(r, tasks.Task)]
     refused = [r for r in results if isinstance(r, tasks.JobOverlap)]
@@ -373,22 +373,22 @@ async def test_corrupt_and_unknown_payloads_fail_alone(client, backend_url) -> N
     await b.put_raw({**base, "id": "corrupt", "name": "add", "payload": "{not json"})
     await b.put_raw({**base, "id": "unknown", "name": "no_such_job", "payload": "{}"})
     await b.put_raw({**base, "id": "noname", "payload": "[]"})
-    good = await client.queue_task("add", 2, 2)
+    good = await client.queue_task("add", [2, 2])
     async with consuming(backend_url) as consumer:
-        assert (await client.wait_for_task(good.id, timeout=5)).value == 4
+        assert (await client.wait_for_task(good.id, timeout=5)).result == 4
         corrupt = await client.wait_for_task("corrupt", timeout=5)
         unknown = await client.wait_for_task("unknown", timeout=5)
         assert consumer._main is not None and not consumer._main.done()  # the worker lives
         assert (
-            await client.wait_for_task((await client.queue_task("add", 1, 1)).id, timeout=5)
-        ).value == 2
+            await client.wait_for_task((await client.queue_task("add", [1, 1])).id, timeout=5)
+        ).result == 2
     assert corrupt.status == TaskState.FAILURE and "invalid task" in corrupt.error
     assert unknown.status == TaskState.FAILURE and "unknown job" in unknown.error
 
 
 async def test_concurrency_limit(client, backend_url) -> None:
     async with consuming(backend_url, concurrent=3) as consumer:
-        ids = [(await client.queue_task("sleeper", 0.5, str(i))).id for i in range(6)]
+        ids = [(await client.queue_task("sleeper", [0.5, str(i)])).id for i in range(6)]
         seen = []
         for _ in range(150):  # never more than 3 at once; 3 at some point
             seen.append(len(consumer.running))
@@ -401,7 +401,7 @@ async def test_concurrency_limit(client, backend_url) -> None:
 
 async def test_graceful_stop_hands_back(client, backend_url) -> None:
     async with consuming(backend_url) as consumer:
-        t = await client.queue_task("sleeper", 30)
+        t = await client.queue_task("sleeper", [30])
         for _ in range(100):
             if consumer.running:
                 break
@@ -435,7 +435,7 @@ async def test_two_schedulers_queue_each_run_once(client) -> None:
 
 async def test_sync_client(backend_url) -> None:
     with tasks.connect_sync(backend_url) as c:
-        t = c.queue_task("add", 1, 2)
+        t = c.queue_task("add", [1, 2])
         assert c.get_task(t.id).status == TaskState.QUEUED
         assert [x.id for x in c.list_tasks(status="QUEUED")] == [t.id]
         assert "add" in c.job_list()
@@ -487,25 +487,25 @@ async def test_own_tasks_are_answered_on_the_reply_channel(client, backend_url) 
     other = tasks.connect(backend_url, set_default=False)
     try:
         async with consuming(backend_url):
-            t = await client.queue_task("add", 1, 2)
+            t = await client.queue_task("add", [1, 2])
             replies = client.backend._replies
             assert t.id in replies.expected
             # queued before the channel was subscribed: read back once after subscribing
             assert not replies.covers(t.id)
-            assert (await client.wait_for_task(t.id, timeout=10)).value == 3
+            assert (await client.wait_for_task(t.id, timeout=10)).result == 3
             assert replies.live and t.id not in replies.expected
-            assert (await other.wait_for_task(t.id, timeout=5)).value == 3
+            assert (await other.wait_for_task(t.id, timeout=5)).result == 3
             assert other.backend._replies is None  # it queued nothing: no channel
             # queued while subscribed: its reply cannot be missed, and one that arrives before
             # anyone waits is kept for the wait
-            t2 = await client.queue_task("add", 2, 2)
+            t2 = await client.queue_task("add", [2, 2])
             assert replies.covers(t2.id)
             for _ in range(200):
                 if t2.id in replies.arrived:
                     break
                 await asyncio.sleep(0.025)
             assert t2.id in replies.arrived
-            assert (await client.wait_for_task(t2.id, timeout=5)).value == 4
+            assert (await client.wait_for_task(t2.id, timeout=5)).result == 4
             # the record is stored without the channel leaking into the task's fields
             assert (await client.get_task(t2.id)).status == TaskState.SUCCESS
     finally:
@@ -515,7 +515,7 @@ async def test_own_tasks_are_answered_on_the_reply_channel(client, backend_url) 
 @pytest.mark.parametrize("backend_url", ["redis"], indirect=True)
 async def test_a_client_that_never_waits_receives_no_replies(client, backend_url) -> None:
     async with consuming(backend_url):
-        ids = [(await client.queue_task("add", i, i)).id for i in range(20)]
+        ids = [(await client.queue_task("add", [i, i])).id for i in range(20)]
         for _ in range(400):
             if all(t.done for t in await asyncio.gather(*map(client.get_task, ids))):
                 break
@@ -524,15 +524,15 @@ async def test_a_client_that_never_waits_receives_no_replies(client, backend_url
     assert replies.pubsub is None and not replies.arrived
     assert dict(await client.backend.client.pubsub_numsub(replies.channel))[replies.channel] == 0
     # a late wait still finds each result (read back after subscribing)
-    assert (await client.wait_for_task(ids[-1], timeout=5)).value == 38
+    assert (await client.wait_for_task(ids[-1], timeout=5)).result == 38
 
 
 @pytest.mark.parametrize("backend_url", ["redis"], indirect=True)
 async def test_a_lost_reply_costs_a_reread_not_a_hang(client, backend_url) -> None:
     async with consuming(backend_url):  # subscribed: the wait below expects a reply
-        first = await client.queue_task("add", 0, 0)
-        assert (await client.wait_for_task(first.id, timeout=10)).value == 0
-    t = await client.queue_task("add", 1, 2)
+        first = await client.queue_task("add", [0, 0])
+        assert (await client.wait_for_task(first.id, timeout=10)).result == 0
+    t = await client.queue_task("add", [1, 2])
     assert client.backend._replies.covers(t.id)
     b = client.backend
     # the reply goes to a channel nobody listens to: the waiter must find the result anyway
@@ -540,7 +540,7 @@ async def test_a_lost_reply_costs_a_reread_not_a_hang(client, backend_url) -> No
     waiter = asyncio.ensure_future(client.wait_for_task(t.id, timeout=10))
     async with consuming(backend_url):
         t0 = time.monotonic()
-        assert (await waiter).value == 3
+        assert (await waiter).result == 3
         elapsed = time.monotonic() - t0
     assert t.id not in b._replies.arrived  # it came from the once-a-second re-read
     assert elapsed < 5.0, f"the lost reply cost {elapsed:.2f} s"
@@ -549,9 +549,9 @@ async def test_a_lost_reply_costs_a_reread_not_a_hang(client, backend_url) -> No
 @pytest.mark.parametrize("backend_url", ["redis"], indirect=True)
 async def test_reply_channel_survives_a_killed_connection(client, backend_url) -> None:
     async with consuming(backend_url):  # a first wait subscribes the channel
-        t0 = await client.queue_task("add", 0, 0)
-        assert (await client.wait_for_task(t0.id, timeout=10)).value == 0
-    t = await client.queue_task("add", 1, 2)
+        t0 = await client.queue_task("add", [0, 0])
+        assert (await client.wait_for_task(t0.id, timeout=10)).result == 0
+    t = await client.queue_task("add", [1, 2])
     b = client.backend
     channel = _reply_channel(client)
     host, port = b._replies.pubsub.connection._writer.get_extra_info("sockname")[:2]
@@ -559,14 +559,14 @@ async def test_reply_channel_survives_a_killed_connection(client, backend_url) -
     try:
         assert await admin.client.client_kill(f"{host}:{port}")
         async with consuming(backend_url):
-            assert (await client.wait_for_task(t.id, timeout=10)).value == 3
+            assert (await client.wait_for_task(t.id, timeout=10)).result == 3
             # redis-py reconnects the reader and subscribes again; later replies arrive there
             for _ in range(200):
                 if dict(await admin.client.pubsub_numsub(channel)).get(channel) == 1:
                     break
                 await asyncio.sleep(0.025)
-            t2 = await client.queue_task("add", 5, 5)
-            assert (await client.wait_for_task(t2.id, timeout=10)).value == 10
+            t2 = await client.queue_task("add", [5, 5])
+            assert (await client.wait_for_task(t2.id, timeout=10)).result == 10
             assert t2.id in b._replies.arrived
     finally:
         await admin.close()

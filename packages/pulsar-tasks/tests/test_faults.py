@@ -43,13 +43,13 @@ def test_worker_sigkilled_with_20_in_flight_loses_nothing(backend_url, tmp_path)
     )
     ready = run.wait_ready()
     with tasks.connect_sync(backend_url) as c:
-        ids = [c.queue_task("sleeper", 1.5, str(i)).id for i in range(20)]
+        ids = [c.queue_task("sleeper", [1.5, str(i)]).id for i in range(20)]
         h.wait_for(lambda: len(c.list_tasks(status="STARTED")) == 20, timeout=10)
         victim = ready["workers"][0]
         os.kill(victim, signal.SIGKILL)
         results = [c.wait_for_task(i, timeout=30) for i in ids]
     assert all(r.status == TaskState.SUCCESS for r in results), [r.error for r in results]
-    assert sorted(r.value for r in results) == sorted(str(i) for i in range(20))
+    assert sorted(r.result for r in results) == sorted(str(i) for i in range(20))
     redelivered = [r for r in results if r.attempts == 2]
     assert 1 <= len(redelivered) <= 10  # the dead worker's tasks ran again elsewhere
     assert all(r.worker != str(victim) for r in redelivered)
@@ -62,12 +62,56 @@ def test_poison_task_fails_after_max_retries_others_drain(backend_url, tmp_path)
     run.wait_ready()
     with tasks.connect_sync(backend_url) as c:
         p = c.queue_task("poison")
-        ids = [c.queue_task("sleeper", 0.05, str(i)).id for i in range(10)]
+        ids = [c.queue_task("sleeper", [0.05, str(i)]).id for i in range(10)]
         bad = c.wait_for_task(p.id, timeout=40)
         good = [c.wait_for_task(i, timeout=30) for i in ids]
     assert bad.status == TaskState.FAILURE and bad.error.startswith("lost"), bad.error
     assert bad.attempts == 3 and h.marks(marks, "poison") == ["poison"] * 3  # 1 + max_retries
     assert all(r.status == TaskState.SUCCESS for r in good)
+    stop(run)
+
+
+def test_every_worker_sigkilled_tasks_done_within_2s_of_the_restart(backend_url) -> None:
+    """At the default 30 s lease: the monitor reaps the dead workers and the TaskQueue releases
+    their leases at once, so the replacements finish everything within 2 s of starting."""
+    run = app(backend_url, "--workers", "2", "--concurrent-tasks", "10")
+    ready = run.wait_ready()
+    with tasks.connect_sync(backend_url) as c:
+        ids = [c.queue_task("sleeper", [0.3, str(i)]).id for i in range(20)]
+        h.wait_for(lambda: len(c.list_tasks(status="STARTED")) == 20, timeout=10)
+        killed_at = time.time()
+        for pid in ready["workers"]:
+            os.kill(pid, signal.SIGKILL)
+        results = [c.wait_for_task(i, timeout=20) for i in ids]  # well before 30 s
+    assert all(r.status == TaskState.SUCCESS for r in results), [r.error for r in results]
+    assert all(r.attempts == 2 for r in results)
+    replacements = [
+        p for p in psutil.Process(ready["arbiter"]).children() if p.create_time() >= killed_at - 1
+    ]
+    assert replacements, "no replacement worker found"
+    started = min(p.create_time() for p in replacements)
+    last = max(r.time_finished for r in results)
+    assert last - started <= 2.0, f"done {last - started:.2f}s after the replacement started"
+    stop(run)
+
+
+def test_two_poison_tasks_end_lost_and_the_service_keeps_serving(backend_url, tmp_path) -> None:
+    """Two tasks that SIGKILL their worker (3 runs each) at default settings: each ends FAILURE
+    'lost' after 1 + max_retries runs, the other tasks are served, the arbiter keeps running."""
+    marks = str(tmp_path / "marks")
+    # one task at a time per worker: each run of a poison task is one kill (6 in all)
+    run = app(backend_url, "--workers", "2", "--concurrent-tasks", "1", env={"TQ_MARKS": marks})
+    run.wait_ready()
+    with tasks.connect_sync(backend_url) as c:
+        bad = [c.queue_task("poison").id for _ in range(2)]
+        ids = [c.queue_task("sleeper", [0.05, str(i)]).id for i in range(10)]
+        lost = [c.wait_for_task(i, timeout=40) for i in bad]
+        good = [c.wait_for_task(i, timeout=30) for i in ids]
+        after = c.wait_for_task(c.queue_task("add", [1, 2]).id, timeout=20)
+    assert all(t.status == TaskState.FAILURE and t.error.startswith("lost") for t in lost)
+    assert [t.attempts for t in lost] == [3, 3] and len(h.marks(marks, "poison")) == 6
+    assert all(r.status == TaskState.SUCCESS for r in good)
+    assert after.result == 3 and run.proc.poll() is None
     stop(run)
 
 
@@ -86,7 +130,7 @@ def test_arbiter_killed_and_restarted_queued_tasks_survive(tmp_path) -> None:
     )
     run.wait_ready()
     with tasks.connect_sync(url) as c:
-        ids = [c.queue_task("sleeper", 0.3, str(i)).id for i in range(8)]
+        ids = [c.queue_task("sleeper", [0.3, str(i)]).id for i in range(8)]
         h.wait_for(lambda: len(h.marks(marks)) >= 1, timeout=10)
         run.kill()  # SIGKILL the arbiter and its workers: nothing graceful
         left = [t for t in c.list_tasks() if t.status != TaskState.SUCCESS]
@@ -111,7 +155,7 @@ def test_graceful_stop_finishes_in_flight(backend_url) -> None:
     run = app(backend_url, "--workers", "1")
     run.wait_ready()
     with tasks.connect_sync(backend_url) as c:
-        t = c.queue_task("sleeper", 0.5, "g")
+        t = c.queue_task("sleeper", [0.5, "g"])
         h.wait_for(lambda: c.get_task(t.id).status == TaskState.STARTED, timeout=10)
         stop(run)
         assert c.get_task(t.id).status == TaskState.SUCCESS
@@ -122,8 +166,8 @@ def test_info_shows_task_counters(backend_url) -> None:
     run.wait_ready()
     with tasks.connect_sync(backend_url) as c:
         for i in range(3):
-            c.wait_for_task(c.queue_task("add", i, i).id, timeout=10)
-        c.wait_for_task(c.queue_task("boom", "x").id, timeout=10)
+            c.wait_for_task(c.queue_task("add", [i, i]).id, timeout=10)
+        c.wait_for_task(c.queue_task("boom", ["x"]).id, timeout=10)
     stop(run)
     # the counters are checked in-process by the consumer tests; here: info carries them
     # (READY waits for "tasks" in every worker's info)
@@ -211,8 +255,8 @@ def test_redis_restarted_mid_run(tmp_path) -> None:
         run = app(url, "--workers", "2", "--task-lease", "1")
         run.wait_ready()
         with tasks.connect_sync(url) as c:
-            first = [c.queue_task("add", i, 1).id for i in range(5)]
-            assert [c.wait_for_task(i, timeout=10).value for i in first] == [1, 2, 3, 4, 5]
+            first = [c.queue_task("add", [i, 1]).id for i in range(5)]
+            assert [c.wait_for_task(i, timeout=10).result for i in first] == [1, 2, 3, 4, 5]
             # Redis goes away (a restart without persistence: its data is gone); tasks queued
             # during the outage wait in the client's retries, workers reconnect afterwards
             redis_proc.kill()
@@ -223,7 +267,7 @@ def test_redis_restarted_mid_run(tmp_path) -> None:
                 import tq_jobs  # noqa: F401  (the producer knows the jobs: no backend lookup)
 
                 with tasks.connect_sync(url) as c2:
-                    after.extend(c2.queue_task("add", i, 10).id for i in range(5))
+                    after.extend(c2.queue_task("add", [i, 10]).id for i in range(5))
 
             producer = threading.Thread(target=produce)
             producer.start()
@@ -232,7 +276,7 @@ def test_redis_restarted_mid_run(tmp_path) -> None:
             producer.join(15)
             assert len(after) == 5
             results = [c.wait_for_task(i, timeout=20) for i in after]
-        assert [r.value for r in results] == [10, 11, 12, 13, 14]
+        assert [r.result for r in results] == [10, 11, 12, 13, 14]
         assert psutil.pid_exists(run.proc.pid) and run.proc.poll() is None
         stop(run)
     finally:

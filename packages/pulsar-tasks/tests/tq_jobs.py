@@ -107,3 +107,63 @@ class Multiply(tasks.Job):
 
     async def run(self, a: int, b: int) -> int:
         return a * b
+
+
+@tasks.job()
+def options_echo(queue: str, countdown: int, eta: str, expires: float, task_id: str) -> list:
+    """Job arguments named like task options."""
+    return [queue, countdown, eta, expires, task_id]
+
+
+def _me() -> dict:
+    task = tasks.current_task()
+    assert task is not None
+    return {"id": task.id, "attempts": task.attempts, "queue": task.queue, "name": task.name}
+
+
+@tasks.job(queue="other")
+def whoami() -> dict:
+    """The task running it, seen from a sync job."""
+    return _me()
+
+
+@tasks.job()
+async def awhoami() -> dict:
+    """The task running it, seen from an async job."""
+    await asyncio.sleep(0)
+    return _me()
+
+
+@tasks.job(timeout=0.5, max_retries=0)
+def sync_timed(seconds: float, tag: str) -> str:
+    """A sync job with a timeout: runs in a child process."""
+    time.sleep(seconds)
+    mark(f"sync_timed:{tag}")
+    return tag
+
+
+@tasks.job(timeout=60, max_retries=0)
+def sync_long(seconds: float, tag: str) -> dict:
+    """Sleeps, then leaves a mark (a revoke must stop it first)."""
+    me = tasks.current_task()
+    mark(f"sync_long-start:{tag}")
+    time.sleep(seconds)
+    mark(f"sync_long:{tag}")
+    return {"id": me.id if me else None, "pid": os.getpid()}
+
+
+@tasks.job(timeout=5, max_retries=1, retry_on=(KeyError,), retry_delay=0.05)
+def sync_boom(message: str) -> None:
+    raise KeyError(message)
+
+
+@tasks.job()
+def queue_another(a: int, b: int) -> str:
+    """A sync job queueing another task with the sync shortcut (the worker's client)."""
+    return add.delay(a, b).id
+
+
+@tasks.job(timeout=10)
+def queue_another_in_process(a: int, b: int) -> str:
+    """The same from a sync job in its own child process (it has a timeout)."""
+    return add.delay(a, b).id

@@ -130,6 +130,13 @@ class Application:
     def worker_start(self, worker: ActorBase) -> Any:
         """Worker: the worker runs (serve here)."""
 
+    def worker_exit(self, monitor: Monitor, aid: str, exit_code: int | None) -> Any:
+        """Arbiter process: worker ``aid`` of ``monitor`` exited (``exit_code`` None when
+        unknown), whatever the reason (a crash, SIGKILL, a requested stop), as soon as the
+        monitor learns it and before any replacement is spawned. Release what the worker held
+        here (a task queue frees its leases). A returned awaitable is run as a task; errors
+        are logged, never raised into the monitor."""
+
     def worker_stopping(self, worker: ActorBase) -> Any:
         """Worker: the worker stops (finish in-flight work here, within ``graceful_timeout``)."""
 

@@ -676,6 +676,9 @@ class Arbiter(SignalsMixin, ActorBase):
                     pass
         monitor = handle.monitor
         if monitor is not None:  # where a monitor learns one of its workers was reaped
+            # the application's worker_exit hook first (a task queue frees the dead worker's
+            # leases), before any replacement is spawned
+            monitor.worker_exit_hook(handle.aid, info.exit_code)
             if self.state == ActorState.RUNNING:
                 self.execute_pool(monitor, monitor.worker_exited(handle, info))
             else:  # the whole application stops (a group TERM reaches the workers too)

@@ -298,6 +298,29 @@ class Monitor(ActorBase):
             )
         return self._respawn_after(min(BACKOFF_BASE * 2 ** (len(self.failures) - 1), BACKOFF_MAX))
 
+    def worker_exit_hook(self, aid: str, exit_code: int | None) -> None:
+        """Run the application's ``worker_exit`` hook for a reaped worker (an awaitable result
+        runs as a task); its errors are logged, never raised into the host."""
+        hook = getattr(self.application, "worker_exit", None)
+        if hook is None:
+            return
+        try:
+            result = hook(self, aid, exit_code)
+        except Exception:
+            logger.exception("%s: worker_exit hook failed", self.name)
+            return
+        if inspect.isawaitable(result):
+
+            async def run() -> None:
+                try:
+                    await result
+                except Exception:
+                    logger.exception("%s: worker_exit hook failed", self.name)
+
+            task = asyncio.ensure_future(run())
+            self._command_tasks.add(task)
+            task.add_done_callback(self._command_tasks.discard)
+
     def _respawn_after(self, delay: float) -> list[PoolDecision]:
         if self._respawn_pending:
             return []

@@ -17,7 +17,9 @@ from ._backend import Backend, Claim, create_backend
 from ._client import SyncClient, TaskClient, connect, connect_sync, default_client
 from ._errors import (
     BackendError,
+    DuplicateTask,
     JobOverlap,
+    PayloadTooLarge,
     TaskError,
     TaskFailed,
     TaskNotFound,
@@ -25,7 +27,7 @@ from ._errors import (
     TaskTimeout,
     UnknownJob,
 )
-from ._job import Job, get_job, job, registry
+from ._job import Job, current_task, get_job, job, registry
 from ._rpc import TaskQueueRpc
 from ._scheduler import Scheduler, periodic_task_id
 from ._state import Task, TaskState
@@ -39,6 +41,7 @@ __all__ = [
     "job",
     "get_job",
     "registry",
+    "current_task",
     # tasks and producers
     "Task",
     "TaskState",
@@ -58,7 +61,9 @@ __all__ = [
     # errors
     "TaskError",
     "BackendError",
+    "DuplicateTask",
     "JobOverlap",
+    "PayloadTooLarge",
     "TaskFailed",
     "TaskNotFound",
     "TaskSerializationError",

@@ -7,6 +7,7 @@ runs a :class:`~._worker.Consumer`. With ``workers=0`` both run inside the arbit
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -15,6 +16,7 @@ import pulsar
 from . import _settings  # noqa: F401  (declares the settings)
 from ._backend import Backend, create_backend
 from ._client import TaskClient, connect
+from ._errors import BackendError
 from ._job import import_modules, registry
 from ._scheduler import Scheduler
 from ._worker import Consumer
@@ -22,6 +24,28 @@ from ._worker import Consumer
 __all__ = ["TaskQueue"]
 
 logger = logging.getLogger("pulsar.tasks")
+
+#: seconds a call of a TaskQueue's own backend retries before its caller logs and retries
+WORKER_RETRY_TIMEOUT = 2.0
+
+
+async def wait_for_backend(what: str, call: Any) -> None:
+    """Run ``call()`` until the backend answers, logging each failed try (a TaskQueue started
+    while its backend is down waits for it instead of exiting)."""
+    tries = 0
+    while True:
+        try:
+            await call()
+            if tries:
+                logger.warning("task backend reachable again: %s done", what)
+            return
+        except BackendError as exc:
+            tries += 1
+            delay = min(5.0, 0.5 * tries)
+            logger.warning(
+                "task backend unavailable (%s): %s, retry %d in %.1fs", what, exc, tries, delay
+            )
+            await asyncio.sleep(delay)
 
 
 class TaskQueue(pulsar.Application):
@@ -44,8 +68,14 @@ class TaskQueue(pulsar.Application):
 
     # -- helpers -------------------------------------------------------------------------------
     def backend(self) -> Backend:
-        """A new backend object for this process, from the ``backend`` setting."""
-        return create_backend(str(self.cfg.get("backend")), result_ttl=self.cfg.get("result_ttl"))
+        """A new backend object for this process, from the ``backend`` setting (its calls
+        retry through an outage for 2 s before failing: the worker's loops then log and
+        retry, so every retry shows in the log)."""
+        return create_backend(
+            str(self.cfg.get("backend")),
+            result_ttl=self.cfg.get("result_ttl"),
+            retry_timeout=WORKER_RETRY_TIMEOUT,
+        )
 
     def queues(self) -> list[str]:
         """The queues consumed: the ``task_queues`` setting, or default + the jobs' queues."""
@@ -81,11 +111,34 @@ class TaskQueue(pulsar.Application):
         """Arbiter: stop the scheduler."""
         await self._stop_scheduler()
 
+    async def worker_exit(self, monitor: Any, aid: str, exit_code: int | None) -> None:
+        """Arbiter: worker ``aid`` exited; its tasks go back to the queue at once (or fail as
+        ``lost`` once out of retries) instead of waiting for their leases to expire."""
+        backend = self._backend
+        if backend is None:
+            return
+        try:
+            count = await backend.release_worker(str(aid))
+        except Exception as exc:  # the lease expiry still recovers them
+            logger.warning("could not release the tasks of worker %s: %s", aid, exc)
+            return
+        if count:
+            logger.warning(
+                "worker %s exited (code %s) holding %d task(s): released to the queue",
+                aid,
+                exit_code,
+                count,
+            )
+
     async def _start_scheduler(self) -> None:
         self.load_jobs()
         backend = self._backend = self.backend()
-        metas = {name: job.meta() for name, job in registry().items()}
-        await backend.register_jobs(metas)
+        # with the TTL its workers keep results for (a client's revoke uses it too)
+        metas = {
+            name: {**job.meta(), "result_ttl": backend.result_ttl}
+            for name, job in registry().items()
+        }
+        await wait_for_backend("publishing the jobs", lambda: backend.register_jobs(metas))
         if self.cfg.get("schedule_periodic"):
             self._scheduler = Scheduler(backend, registry().values())
             self._scheduler.start()
@@ -107,7 +160,10 @@ class TaskQueue(pulsar.Application):
         else:
             self.load_jobs()
         backend = self.backend()
-        client: TaskClient = connect(backend)  # the default client of Job.queue() here
+        # the default client of Job.delay() here
+        client: TaskClient = connect(
+            backend, max_payload_size=int(self.cfg.get("max_payload_size") or 0)
+        )
         worker.extra["task_client"] = client
         self._consumer = Consumer(
             backend,
@@ -118,6 +174,13 @@ class TaskQueue(pulsar.Application):
             run_sync=worker.run_in_executor,
         )
         self._consumer.start()
+        logger.info(
+            "worker %s ready: backend %s, queues %s, concurrency %d",
+            worker.aid,
+            backend.url,
+            ", ".join(self._consumer.queues),
+            self._consumer.concurrent_tasks,
+        )
 
     async def worker_stopping(self, worker: Any) -> None:
         """Worker: stop claiming, finish in-flight tasks within ``graceful_timeout`` (minus a

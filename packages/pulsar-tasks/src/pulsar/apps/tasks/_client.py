@@ -8,47 +8,116 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import os
 import threading
 import time
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any, TypeVar
 
 from ._backend import DEFAULT_RESULT_TTL, Backend, create_backend
-from ._errors import TaskError, TaskNotFound, TaskTimeout, UnknownJob
+from ._errors import PayloadTooLarge, TaskError, TaskNotFound, TaskTimeout, UnknownJob
 from ._job import Job, dumps_payload, get_job
 from ._state import Task, TaskState
 
-__all__ = ["SyncClient", "TaskClient", "connect", "connect_sync", "default_client"]
+__all__ = [
+    "DEFAULT_MAX_PAYLOAD_SIZE",
+    "SyncClient",
+    "TaskClient",
+    "connect",
+    "connect_sync",
+    "default_client",
+    "queue_from_anywhere",
+]
 
 T = TypeVar("T")
 _DEFAULT: TaskClient | None = None
+_DEFAULT_SYNC: list[SyncClient] = []  # the open sync clients, the last one is the default
+
+#: bytes of JSON arguments a task may carry by default (``max_payload_size``)
+DEFAULT_MAX_PAYLOAD_SIZE = 4 * 1024 * 1024
 
 
 def default_client() -> TaskClient:
-    """The client ``Job.queue()`` uses: the last one :func:`connect` made in this process (in a
-    TaskQueue worker, the worker's own). Raises TaskError when there is none."""
+    """The client ``Job.delay()`` uses in async code: the last one :func:`connect` made in this
+    process (in a TaskQueue worker, the worker's own). Raises TaskError when there is none."""
     if _DEFAULT is None:
         raise TaskError("no task backend connected: call pulsar.apps.tasks.connect(url) first")
     return _DEFAULT
+
+
+def queue_from_anywhere(
+    name: str, args: Sequence[Any], kwargs: Mapping[str, Any], **options: Any
+) -> Any:
+    """What ``Job.delay()``/``Job.apply()`` do: with a running event loop, a coroutine queueing
+    the task with :func:`default_client`; in plain sync code, the queued :class:`Task`, through
+    the last open :func:`connect_sync` client, or else the default async client's loop when it
+    runs in another thread (a sync job inside a worker). Raises TaskError when neither exists.
+    """
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = None
+    if loop is not None:
+        return default_client().queue_task(name, args, kwargs, **options)
+    if _DEFAULT_SYNC and _DEFAULT_SYNC[-1].pid == os.getpid():
+        return _DEFAULT_SYNC[-1].queue_task(name, args, kwargs, **options)
+    client = _DEFAULT
+    if client is not None and client.pid != os.getpid():
+        # a forked child (a sync job in its own process): the parent's loop does not run
+        # here, so a sync client of the same backend serves this process
+        forked = SyncClient(client.backend.url, max_payload_size=client.max_payload_size)
+        return forked.queue_task(name, args, kwargs, **options)
+    if client is not None and client.loop is not None and client.loop.is_running():
+        coro = client.queue_task(name, args, kwargs, **options)
+        return asyncio.run_coroutine_threadsafe(coro, client.loop).result()
+    raise TaskError(
+        "no task backend connected: open one with pulsar.apps.tasks.connect_sync(url) "
+        "(sync code) or pulsar.apps.tasks.connect(url) (async code)"
+    )
 
 
 def connect(
     url: str | Backend = "sqlite:///pulsar-tasks.db",
     *,
     result_ttl: float = DEFAULT_RESULT_TTL,
+    max_payload_size: int = DEFAULT_MAX_PAYLOAD_SIZE,
     set_default: bool = True,
 ) -> TaskClient:
     """An async client of the backend at ``url`` (or an existing :class:`Backend`).
 
-    It becomes the default client of ``Job.queue()`` unless ``set_default=False``.
+    ``max_payload_size``: bytes of JSON arguments a task may carry (0: no limit); larger ones
+    are refused with :class:`PayloadTooLarge` before anything is stored. It becomes the default
+    client of ``Job.delay()`` unless ``set_default=False``.
     """
     global _DEFAULT
     backend = url if isinstance(url, Backend) else create_backend(url, result_ttl=result_ttl)
-    client = TaskClient(backend)
+    client = TaskClient(backend, max_payload_size=max_payload_size)
     if set_default:
         _DEFAULT = client
     return client
+
+
+def _check_arguments(
+    args: Sequence[Any] | None, kwargs: Mapping[str, Any] | None
+) -> tuple[list[Any], dict[str, Any]]:
+    if args is None:
+        args = ()
+    if isinstance(args, str | bytes) or not isinstance(args, list | tuple):
+        raise TypeError(
+            f"args must be a list or tuple of the job's positional arguments, not "
+            f"{type(args).__name__} (queue_task(name, args=[...], kwargs={{...}}, **options))"
+        )
+    if kwargs is None:
+        kwargs = {}
+    if not isinstance(kwargs, Mapping):
+        raise TypeError(
+            f"kwargs must be a dict of the job's keyword arguments, not {type(kwargs).__name__}"
+        )
+    bad = [k for k in kwargs if not isinstance(k, str)]
+    if bad:
+        raise TypeError(f"kwargs keys must be strings, got {bad[0]!r}")
+    return list(args), dict(kwargs)
 
 
 def connect_sync(url: str = "sqlite:///pulsar-tasks.db", **kwargs: Any) -> SyncClient:
@@ -68,9 +137,17 @@ def _timestamp(value: float | dt.datetime | None) -> float | None:
 class TaskClient:
     """Queue tasks, wait for them, look them up and revoke them (every method is async)."""
 
-    def __init__(self, backend: Backend) -> None:
+    def __init__(
+        self, backend: Backend, *, max_payload_size: int = DEFAULT_MAX_PAYLOAD_SIZE
+    ) -> None:
         self.backend = backend
+        self.max_payload_size = int(max_payload_size or 0)
+        self.pid = os.getpid()
         self._remote_jobs: dict[str, dict[str, Any]] = {}
+        try:  # where a sync caller in another thread can run this client's calls
+            self.loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            self.loop = None
 
     def __repr__(self) -> str:
         return f"TaskClient({self.backend.url!r})"
@@ -96,26 +173,46 @@ class TaskClient:
     async def queue_task(
         self,
         name: str,
-        *args: Any,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        *,
         countdown: float | None = None,
         eta: float | dt.datetime | None = None,
-        expires: float | dt.datetime | None = None,
+        expires: float | dt.timedelta | dt.datetime | None = None,
         queue: str | None = None,
         task_id: str | None = None,
-        **kwargs: Any,
     ) -> Task:
-        """Queue a task of job ``name`` with ``args``/``kwargs`` and return its record.
+        """Queue a task of job ``name`` called with ``*args, **kwargs`` and return its record.
 
-        ``countdown`` (seconds from now) or ``eta`` (UNIX time or datetime; naive means UTC)
-        delay it; ``expires`` (seconds from now, UNIX time beyond 1e9, or datetime) revokes it if
-        not started by then (default: the job's ``expires``); ``queue`` overrides the job's.
+        The job's arguments and the task's options have separate places (Celery's
+        ``send_task``/``apply_async`` split), so a job argument may have any name, ``queue`` or
+        ``eta`` included: ``queue_task("add", [1, 2])``, ``queue_task("send", kwargs={"queue":
+        "x"}, countdown=5)``.
 
-        Raises :class:`UnknownJob`, :class:`TaskSerializationError` (arguments not JSON) or
-        :class:`JobOverlap` (``overlap=False`` and the same arguments pending).
+        Options: ``countdown`` (seconds from now) or ``eta`` (UNIX time or datetime; naive means
+        UTC) delay it; ``expires`` (seconds from now — whatever its size —, a timedelta, or an
+        absolute datetime) revokes it if not started by then (default: the job's ``expires``);
+        ``queue`` overrides the job's; ``task_id`` names the task (default: a random id).
+
+        Raises :class:`UnknownJob`, :class:`TypeError` (``args`` not a list or tuple,
+        ``kwargs`` not a dict with string keys), :class:`TaskSerializationError` (arguments not
+        JSON), :class:`PayloadTooLarge` (arguments over ``max_payload_size`` bytes),
+        :class:`DuplicateTask` (``task_id`` already used), :class:`JobOverlap` (``overlap=False``
+        and the same arguments pending) or :class:`BackendError` (the backend is unreachable
+        after the bounded retries); nothing is stored then.
         """
+        args, kwargs = _check_arguments(args, kwargs)
         job, meta = await self._job_meta(name)
         payload = dumps_payload(args, kwargs)
+        if self.max_payload_size and len(payload) > self.max_payload_size:
+            raise PayloadTooLarge(
+                f"task arguments of {name!r} are {len(payload):,} bytes of JSON, over "
+                f"max_payload_size={self.max_payload_size:,}: store large data elsewhere and "
+                f"pass a reference"
+            )
         now = time.time()
+        if countdown is not None and eta is not None:
+            raise TypeError("give countdown or eta, not both")
         when = now + float(countdown) if countdown is not None else _timestamp(eta) or now
         default_queue: str | None
         max_retries: int | None
@@ -128,9 +225,15 @@ class TaskClient:
             max_retries = meta.get("max_retries")
             overlap_key = None if meta.get("overlap", True) else _overlap_key(name, payload)
         exp = expires if expires is not None else default_expires
-        exp_at = _timestamp(exp)
-        if exp_at is not None and exp_at < 1e9:
-            exp_at = now + exp_at
+        exp_at: float | None
+        if exp is None:
+            exp_at = None
+        elif isinstance(exp, dt.datetime):
+            exp_at = _timestamp(exp)
+        elif isinstance(exp, dt.timedelta):
+            exp_at = now + exp.total_seconds()
+        else:
+            exp_at = now + float(exp)
         task = Task(
             id=task_id or uuid.uuid4().hex,
             name=name,
@@ -207,13 +310,22 @@ class SyncClient:
         self._thread.start()
         kwargs.setdefault("set_default", False)
         self.client = connect(url, **kwargs)
+        self.client.loop = self._loop
+        self.pid = os.getpid()
+        _DEFAULT_SYNC.append(self)  # the default of Job.delay() in sync code while open
 
     def _call(self, coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
-    def queue_task(self, name: str, *args: Any, **kwargs: Any) -> Task:
+    def queue_task(
+        self,
+        name: str,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> Task:
         """See :meth:`TaskClient.queue_task`."""
-        return self._call(self.client.queue_task(name, *args, **kwargs))
+        return self._call(self.client.queue_task(name, args, kwargs, **options))
 
     def get_task(self, task_id: str) -> Task | None:
         """See :meth:`TaskClient.get_task`."""
@@ -241,6 +353,8 @@ class SyncClient:
 
     def close(self) -> None:
         """Close the backend and stop the private loop thread."""
+        if self in _DEFAULT_SYNC:
+            _DEFAULT_SYNC.remove(self)
         if self._thread.is_alive():
             self._call(self.client.close())
             self._loop.call_soon_threadsafe(self._loop.stop)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 __all__ = [
     "BackendError",
+    "DuplicateTask",
+    "PayloadTooLarge",
     "JobOverlap",
     "TaskError",
     "TaskFailed",
@@ -47,3 +49,11 @@ class TaskFailed(TaskError):
 
 class BackendError(TaskError):
     """The backend URL is invalid or the backend cannot be used."""
+
+
+class PayloadTooLarge(TaskError, ValueError):
+    """A task's JSON arguments are larger than the client's ``max_payload_size``."""
+
+
+class DuplicateTask(TaskError):
+    """``queue_task(..., task_id=...)`` named an id that a stored task already has."""

@@ -7,20 +7,26 @@ import the TaskQueue's ``modules`` so that every job they may be asked to run is
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import datetime as dt
 import functools
 import hashlib
 import importlib
 import inspect
 import json
+import os
 import random
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._errors import TaskError, TaskSerializationError
 
+if TYPE_CHECKING:  # pragma: no cover
+    from ._state import Task
+
 __all__ = [
     "Job",
+    "current_task",
     "dumps_payload",
     "get_job",
     "import_modules",
@@ -29,6 +35,18 @@ __all__ = [
 ]
 
 _REGISTRY: dict[str, Job] = {}
+#: where each registered job was declared ("module.qualname"), for duplicate-name errors
+_DECLARED: dict[str, tuple[str, str]] = {}
+_CURRENT: contextvars.ContextVar[Task | None] = contextvars.ContextVar(
+    "pulsar_tasks_current", default=None
+)
+
+
+def current_task() -> Task | None:
+    """The task being run, from inside a job (async or sync, in the worker's threads or in
+    the child process of a sync job with a timeout): its ``id``, ``attempts`` (1 on the first
+    run), ``queue``, ``name``, ``args``... as claimed. None outside a task run."""
+    return _CURRENT.get()
 
 
 def registry() -> dict[str, Job]:
@@ -74,8 +92,13 @@ class Job:
 
     - ``name``: the registry name (default: the function or class name);
     - ``queue``: the queue its tasks go to (``"default"``);
-    - ``timeout``: seconds a run may take; an async run is then cancelled and the task fails
-      with ``'timeout'`` (a sync run cannot be interrupted: its result is ignored);
+    - ``timeout``: seconds a run may take, counted from its start; the run is then stopped
+      and the task fails with ``'timeout'``: an async run is cancelled, a sync run (in a
+      child process, see ``process``) is killed;
+    - ``process``: for sync jobs, run each attempt in a child process that can be killed
+      (at the timeout, on revoke): None (default) when ``timeout`` is set, True always,
+      False in the worker's threads (a thread cannot be stopped: at the timeout the task
+      fails and the run's late result is ignored);
     - ``expires``: seconds after queueing; a task not started by then is REVOKED;
     - ``max_retries``: how many times a failed attempt runs again; an attempt fails when it
       raises one of ``retry_on`` or when its worker dies (lease expired);
@@ -101,6 +124,9 @@ class Job:
     retry_jitter: float = 0.1
     retry_on: tuple[type[BaseException], ...] = ()
     overlap: bool = True
+    #: sync jobs only: run each attempt in a child process that is killed at the timeout or
+    #: on revoke (None: when ``timeout`` is set), or in the worker's threads (False)
+    process: bool | None = None
     run_every: dt.timedelta | None = None
     cron: str | None = None
 
@@ -141,6 +167,13 @@ class Job:
     def is_async(self) -> bool:
         """True when :meth:`run` is a coroutine function (runs on the worker's loop)."""
         return inspect.iscoroutinefunction(self.run)
+
+    @property
+    def in_process(self) -> bool:
+        """True when a run of this (sync) job goes to a child process of its own."""
+        if self.is_async:
+            return False
+        return self.timeout is not None if self.process is None else bool(self.process)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Run the job in this process, now (no task, no queue)."""
@@ -191,9 +224,25 @@ class Job:
             return None
         return f"{self.name}:{hashlib.sha1(payload.encode()).hexdigest()}"
 
+    def own_doc(self) -> str:
+        """This job's own docstring (its ``run``'s, else its class's), never one inherited from
+        :class:`Job`."""
+        for cls in type(self).__mro__:
+            if cls is Job or cls is object:
+                break
+            run = cls.__dict__.get("run")
+            if run is not None and getattr(run, "__doc__", None):
+                return inspect.cleandoc(run.__doc__)
+        for cls in type(self).__mro__:
+            if cls is Job or cls is object:
+                break
+            if cls.__dict__.get("__doc__"):
+                return inspect.cleandoc(cls.__dict__["__doc__"])
+        return ""
+
     def meta(self) -> dict[str, Any]:
         """What workers publish about this job in the backend (for clients without the code)."""
-        doc = inspect.getdoc(self.run) or inspect.getdoc(type(self)) or ""
+        doc = self.own_doc()
         return {
             "name": self.name,
             "queue": self.default_queue,
@@ -207,19 +256,41 @@ class Job:
             "async": self.is_async,
         }
 
-    async def queue_task(self, *args: Any, **kwargs: Any) -> Any:
-        """Queue a task of this job with the default client (see :func:`connect`)."""
-        from ._client import default_client
+    def delay(self, *args: Any, **kwargs: Any) -> Any:
+        """Queue a task of this job called with ``*args, **kwargs`` (every keyword is the job's:
+        task options go to :meth:`apply`).
 
-        return await default_client().queue_task(self.name, *args, **kwargs)
+        In async code it returns a coroutine (``task = await add.delay(1, 2)``) using the
+        default client (:func:`connect`); in plain sync code it queues at once and returns the
+        :class:`Task`, through the last open :func:`connect_sync` client (``with
+        tasks.connect_sync(url): add.delay(1, 2)``). Raises TaskError without a client.
+        """
+        from ._client import queue_from_anywhere
+
+        return queue_from_anywhere(self.name, args, kwargs)
+
+    def apply(
+        self,
+        args: Iterable[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> Any:
+        """Queue a task with explicit ``args``/``kwargs`` and task options (``countdown``,
+        ``eta``, ``expires``, ``queue``, ``task_id``), as :meth:`TaskClient.queue_task`; async or
+        sync like :meth:`delay`. Celery's ``apply()`` runs locally: here, call the job
+        (``add(1, 2)``) for that."""
+        from ._client import queue_from_anywhere
+
+        return queue_from_anywhere(
+            self.name, tuple(args) if args is not None else (), kwargs or {}, **options
+        )
+
+    #: Celery's name of :meth:`apply`
+    apply_async = apply
 
     def queue(self, *args: Any, **kwargs: Any) -> Any:
-        """``await add.queue(1, 2)``: queue a task with the default client; returns the Task.
-
-        Task options (``countdown``, ``eta``, ``expires``, ``queue``) are accepted as keywords,
-        like :meth:`TaskClient.queue_task`.
-        """
-        return self.queue_task(*args, **kwargs)
+        """The same as :meth:`delay`."""
+        return self.delay(*args, **kwargs)
 
 
 def _job_by_name(name: str) -> Job:
@@ -229,11 +300,38 @@ def _job_by_name(name: str) -> Job:
     return found
 
 
+def _where(instance: Job) -> tuple[str, str]:
+    """(identity, description) of a declaration: its source file and qualified name (the same
+    for a module imported under two names), and ``module.qualname (file:line)``."""
+    target = getattr(instance, "fn", None) or type(instance)
+    qualname = getattr(target, "__qualname__", "?")
+    try:
+        path = os.path.realpath(inspect.getfile(target))
+    except (TypeError, OSError):
+        path = "?"
+    code = getattr(target, "__code__", None)
+    line = f":{code.co_firstlineno}" if code is not None else ""
+    return f"{path}:{qualname}", f"{target.__module__}.{qualname} ({path}{line})"
+
+
 def register(instance: Job) -> Job:
-    """Add ``instance`` to the registry (a later declaration with the same name replaces it)."""
+    """Add ``instance`` to the registry.
+
+    A second job with the same name raises TaskError naming both declarations (give one an
+    explicit ``name=``); declaring the same function again (a module imported twice, under two
+    names, or reloaded) replaces the first.
+    """
     if not instance.name:
         raise TaskError("a job needs a name")
+    where = _where(instance)
+    first = _DECLARED.get(instance.name)
+    if first is not None and first[0] != where[0] and instance.name in _REGISTRY:
+        raise TaskError(
+            f"two jobs are named {instance.name!r}: {first[1]} and {where[1]}; give one of "
+            f"them another name (@tasks.job(name=...) or a name class attribute)"
+        )
     _REGISTRY[instance.name] = instance
+    _DECLARED[instance.name] = where
     return instance
 
 
@@ -273,7 +371,9 @@ def job(fn: Callable[..., Any] | None = None, **options: Any) -> Any:
     """Declare a job from a plain or ``async def`` function: ``@tasks.job(max_retries=2)``.
 
     The decorated name becomes a :class:`Job`: calling it runs the function here and now;
-    ``await fn.queue(*args, **kwargs)`` queues a task. Options are those of :class:`Job`.
+    ``fn.delay(*args, **kwargs)`` queues a task (``await`` it in async code) and
+    ``fn.apply(args=[...], kwargs={...}, countdown=5)`` queues one with task options. Options
+    are those of :class:`Job`.
     """
 
     def decorate(f: Callable[..., Any]) -> Job:

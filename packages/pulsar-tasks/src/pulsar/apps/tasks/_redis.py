@@ -18,9 +18,11 @@ Keys, under a prefix (``pulsar-tasks``, or ``?prefix=name`` in the URL):
   is already on its way (or arrived). Other waiters subscribe to ``{p}:done:<id>`` and then read
   the record.
 
-Every state change is one Lua script, so it is atomic. Finished records get an EXPIRE of the
-result TTL. The client retries commands with exponential back-off on connection errors, so
-workers and producers carry on after a Redis restart (a task whose lease expired meanwhile is
+Every state change is one Lua script, so it is atomic. Finished records get a PEXPIRE of the
+result TTL (and its time in ``purge_at``); a revoke by a client uses the ``result_ttl`` the
+TaskQueue published with its jobs, so the TTL of a record is the workers' on every path. Calls
+retry with back-off through connection errors (see ``guarded``), so workers and producers
+carry on after a Redis restart (a task whose lease expired meanwhile is
 delivered again: at-least-once).
 """
 
@@ -37,9 +39,10 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
-from ._backend import Backend, Claim
+from ._backend import Backend, Claim, guarded
 from ._batch import Batcher
-from ._errors import BackendError, JobOverlap
+from ._errors import BackendError, DuplicateTask, JobOverlap
+from ._redis_scripts import SCRIPTS
 from ._state import FINAL, Task, TaskState
 
 __all__ = ["RedisBackend"]
@@ -53,278 +56,6 @@ _EXPECTED = 65536
 logger = logging.getLogger("pulsar.tasks")
 
 
-_LIB = """
-local p = ARGV[1]
-local function finalize(k, id, status, now, ttl)
-  redis.call('ZREM', p..':leases', id)
-  local ov = redis.call('HGET', k, 'overlap_key')
-  if ov and ov ~= '' and redis.call('GET', p..':ov:'..ov) == id then
-    redis.call('DEL', p..':ov:'..ov)
-  end
-  if tonumber(ttl) > 0 then redis.call('EXPIRE', k, math.ceil(tonumber(ttl))) end
-  -- the final record itself (a waiter needs no read after the message), on the task's channel
-  -- and on the reply channel of the client that queued it ("<id> <record>"); read and encoded
-  -- only when someone listens (a waiter reads the record after subscribing: nothing is missed)
-  local done = p..':done:'..id
-  local rt = redis.call('HGET', k, 'reply_to')
-  if rt == '' then rt = false end
-  local subs
-  if rt then subs = redis.call('PUBSUB', 'NUMSUB', done, rt)
-  else subs = redis.call('PUBSUB', 'NUMSUB', done) end
-  if subs[2] == 0 and (subs[4] or 0) == 0 then return end
-  local flat = redis.call('HGETALL', k)
-  local row = {}
-  for j = 1, #flat, 2 do row[flat[j]] = flat[j + 1] end
-  local msg = cjson.encode(row)
-  if subs[2] > 0 then redis.call('PUBLISH', done, msg) end
-  if (subs[4] or 0) > 0 then redis.call('PUBLISH', rt, id..' '..msg) end
-end
-"""
-
-# ARGV: prefix, then a JSON array with per task [id, unique, queue, eta, time_queued,
-# overlap_key, the record as an object of strings] (one argument for the whole batch: packing
-# seven per task cost more in redis-py than the rest of the call); returns per task 1 (stored),
-# 0 (unique and exists) or the id of the task holding its overlap key
-_ENQUEUE = """
-local p = ARGV[1]
-local out = {}
-local woken = {}
-for _, item in ipairs(cjson.decode(ARGV[2])) do
-  local id, unique, queue, eta, tq, ov = item[1], item[2], item[3], item[4], item[5], item[6]
-  local k = p..':t:'..id
-  local res = 1
-  if unique == '1' and redis.call('EXISTS', k) == 1 then res = 0 end
-  if res == 1 and ov ~= '' then
-    local other = redis.call('GET', p..':ov:'..ov)
-    if other then
-      local st = redis.call('HGET', p..':t:'..other, 'status')
-      if st == 'QUEUED' or st == 'RETRY' or st == 'STARTED' then res = other end
-    end
-    if res == 1 then redis.call('SET', p..':ov:'..ov, id) end
-  end
-  if res == 1 then
-    local flat = {}
-    for f, v in pairs(item[7]) do
-      table.insert(flat, f); table.insert(flat, v)
-    end
-    redis.call('DEL', k)
-    redis.call('HSET', k, unpack(flat))
-    redis.call('ZADD', p..':q:'..queue, eta, id)
-    redis.call('ZADD', p..':all', tq, id)
-    woken[queue] = true
-  end
-  table.insert(out, res)
-end
-for queue in pairs(woken) do  -- one wake-up per queue and batch
-  redis.call('RPUSH', p..':wake:'..queue, '1')
-  redis.call('LTRIM', p..':wake:'..queue, -64, -1)
-end
-return out
-"""
-
-# ARGV: prefix, id... -> per id the record as a JSON object ('{}' when there is none)
-_GET = """
-local p = ARGV[1]
-local out = {}
-for i = 2, #ARGV do
-  local flat = redis.call('HGETALL', p..':t:'..ARGV[i])
-  local row = {}
-  for j = 1, #flat, 2 do row[flat[j]] = flat[j + 1] end
-  table.insert(out, cjson.encode(row))
-end
-return out
-"""
-
-# ARGV: prefix, now ('' for the server's clock), lease, limit, worker, token_base, ttl, queue...
-_CLAIM = (
-    _LIB
-    + """
-local now = tonumber(ARGV[2])
-if not now then
-  -- queued behind a blocking wait: the time it runs, not the time it was sent
-  if redis.replicate_commands then redis.replicate_commands() end
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-end
-local lease = tonumber(ARGV[3])
-local limit = tonumber(ARGV[4])
-local ttl = ARGV[7]
-local lost = redis.call('ZRANGEBYSCORE', p..':leases', '-inf', now, 'LIMIT', 0, 1000)
-for _, id in ipairs(lost) do
-  local k = p..':t:'..id
-  redis.call('ZREM', p..':leases', id)
-  if redis.call('HGET', k, 'status') == 'STARTED' then
-    local att = tonumber(redis.call('HGET', k, 'attempts') or '0') or 0
-    local mr = tonumber(redis.call('HGET', k, 'max_retries') or '0') or 0
-    if att > mr then
-      redis.call('HSET', k, 'status', 'FAILURE', 'time_finished', now, 'token', '',
-        'lease_expires', '', 'error',
-        'lost: the worker running it died or stopped answering ('..att..' attempts)')
-      finalize(k, id, 'FAILURE', now, ttl)
-    else
-      local q = redis.call('HGET', k, 'queue') or 'default'
-      redis.call('HSET', k, 'status', 'QUEUED', 'token', '', 'worker', '', 'lease_expires', '',
-        'eta', now)
-      redis.call('ZADD', p..':q:'..q, now, id)
-    end
-  end
-end
-local out = {}
-local nxt = nil
-for i = 8, #ARGV do
-  local qk = p..':q:'..ARGV[i]
-  if #out < limit then
-    local ids = redis.call('ZRANGEBYSCORE', qk, '-inf', now, 'LIMIT', 0, limit - #out)
-    for _, id in ipairs(ids) do
-      redis.call('ZREM', qk, id)
-      local k = p..':t:'..id
-      local st = redis.call('HGET', k, 'status')
-      if st == 'QUEUED' or st == 'RETRY' then
-        local exp = tonumber(redis.call('HGET', k, 'expires') or '')
-        if exp and exp < now then
-          redis.call('HSET', k, 'status', 'REVOKED', 'error', 'expired', 'time_finished', now)
-          finalize(k, id, 'REVOKED', now, ttl)
-        else
-          local att = redis.call('HINCRBY', k, 'attempts', 1)
-          redis.call('HSET', k, 'status', 'STARTED', 'worker', ARGV[5],
-            'token', ARGV[6]..':'..att, 'time_started', now, 'lease_expires', now + lease,
-            'revoke', '0')
-          redis.call('ZADD', p..':leases', now + lease, id)
-          -- one JSON string per task: decoded in C, not as 40 RESP items in Python
-          local flat = redis.call('HGETALL', k)
-          local row = {}
-          for j = 1, #flat, 2 do row[flat[j]] = flat[j + 1] end
-          table.insert(out, id)
-          table.insert(out, cjson.encode(row))
-        end
-      end
-    end
-  end
-  local first = redis.call('ZRANGE', qk, 0, 0, 'WITHSCORES')
-  if first[2] and (nxt == nil or tonumber(first[2]) < nxt) then nxt = tonumber(first[2]) end
-end
-return {out, tostring(nxt or '')}
-"""
-)
-
-# ARGV: prefix, now, lease, id, token, id, token, ...
-_RENEW = """
-local p = ARGV[1]
-local now = tonumber(ARGV[2])
-local lease = tonumber(ARGV[3])
-local out = {}
-for i = 4, #ARGV, 2 do
-  local id, token = ARGV[i], ARGV[i + 1]
-  local k = p..':t:'..id
-  local v = redis.call('HMGET', k, 'token', 'status', 'revoke')
-  if v[1] ~= token or v[2] ~= 'STARTED' then
-    table.insert(out, id); table.insert(out, 'lost')
-  else
-    if v[3] == '1' then table.insert(out, id); table.insert(out, 'revoked') end
-    redis.call('HSET', k, 'lease_expires', now + lease)
-    redis.call('ZADD', p..':leases', now + lease, id)
-  end
-end
-return out
-"""
-
-# ARGV: prefix, now, ttl, a JSON array of [id, token, status, result, error, traceback]
-_COMPLETE = (
-    _LIB
-    + """
-local now = tonumber(ARGV[2])
-local out = {}
-for _, item in ipairs(cjson.decode(ARGV[4])) do
-  local id = item[1]
-  local k = p..':t:'..id
-  local v = redis.call('HMGET', k, 'token', 'status')
-  if v[1] ~= item[2] or v[2] ~= 'STARTED' then
-    table.insert(out, 0)
-  else
-    redis.call('HSET', k, 'status', item[3], 'result', item[4], 'error', item[5],
-      'traceback', item[6], 'time_finished', now, 'token', '', 'lease_expires', '')
-    finalize(k, id, item[3], now, ARGV[3])
-    table.insert(out, 1)
-  end
-end
-return out
-"""
-)
-
-# ARGV: prefix, id, token, eta, error, traceback
-_RETRY = """
-local p = ARGV[1]
-local id = ARGV[2]
-local k = p..':t:'..id
-local v = redis.call('HMGET', k, 'token', 'status', 'queue')
-if v[1] ~= ARGV[3] or v[2] ~= 'STARTED' then return 0 end
-redis.call('HSET', k, 'status', 'RETRY', 'eta', ARGV[4], 'error', ARGV[5], 'traceback', ARGV[6],
-  'token', '', 'lease_expires', '')
-redis.call('ZREM', p..':leases', id)
-redis.call('ZADD', p..':q:'..v[3], ARGV[4], id)
-redis.call('RPUSH', p..':wake:'..v[3], '1')
-redis.call('LTRIM', p..':wake:'..v[3], -64, -1)
-return 1
-"""
-
-# ARGV: prefix, id, token, now
-_RELEASE = """
-local p = ARGV[1]
-local id = ARGV[2]
-local k = p..':t:'..id
-local v = redis.call('HMGET', k, 'token', 'status', 'queue', 'attempts')
-if v[1] ~= ARGV[3] or v[2] ~= 'STARTED' then return 0 end
-local att = math.max(0, (tonumber(v[4]) or 1) - 1)
-redis.call('HSET', k, 'status', 'QUEUED', 'token', '', 'worker', '', 'lease_expires', '',
-  'eta', ARGV[4], 'attempts', att)
-redis.call('ZREM', p..':leases', id)
-redis.call('ZADD', p..':q:'..v[3], ARGV[4], id)
-redis.call('RPUSH', p..':wake:'..v[3], '1')
-redis.call('LTRIM', p..':wake:'..v[3], -64, -1)
-return 1
-"""
-
-# ARGV: prefix, id, now, ttl
-_REVOKE = (
-    _LIB
-    + """
-local id = ARGV[2]
-local k = p..':t:'..id
-local v = redis.call('HMGET', k, 'status', 'queue')
-if not v[1] then return false end
-if v[1] == 'QUEUED' or v[1] == 'RETRY' then
-  redis.call('ZREM', p..':q:'..v[2], id)
-  redis.call('HSET', k, 'status', 'REVOKED', 'error', 'revoked', 'time_finished', ARGV[3],
-    'token', '')
-  finalize(k, id, 'REVOKED', tonumber(ARGV[3]), ARGV[4])
-  return 'REVOKED'
-end
-if v[1] == 'STARTED' then redis.call('HSET', k, 'revoke', '1') end
-return v[1]
-"""
-)
-
-
-# ARGV: prefix, start, stop -> {ids seen, ids gone, status, count, ...}; records gone
-# (expired results) are dropped from the index
-_COUNTS = """
-local p = ARGV[1]
-local ids = redis.call('ZRANGE', p..':all', ARGV[2], ARGV[3])
-local tally = {}
-local gone = {}
-for _, id in ipairs(ids) do
-  local st = redis.call('HGET', p..':t:'..id, 'status')
-  if st then tally[st] = (tally[st] or 0) + 1 else table.insert(gone, id) end
-end
-for i = 1, #gone, 1000 do
-  redis.call('ZREM', p..':all', unpack(gone, i, math.min(i + 999, #gone)))
-end
-local out = {#ids, #gone}
-for st, n in pairs(tally) do table.insert(out, st); table.insert(out, n) end
-return out
-"""
-
-
 def _final(record: str) -> Task | None:
     """The task of a reply or done message if it is a readable final record."""
     try:
@@ -334,12 +65,31 @@ def _final(record: str) -> Task | None:
     return task if task.done else None
 
 
-def _split_url(url: str) -> tuple[str, str]:
+def _expired(record: str, now: float) -> bool:
+    """True when a final record's result TTL passed (the record is gone: TaskNotFound)."""
+    try:
+        purge_at = json.loads(record).get("purge_at")
+        return bool(purge_at) and float(purge_at) <= now
+    except (ValueError, TypeError, AttributeError):
+        return False
+
+
+#: connections a backend object opens at most by default (``?max_connections=N``)
+DEFAULT_MAX_CONNECTIONS = 50
+
+
+def _split_url(url: str) -> tuple[str, str, int]:
     parts = urlsplit(url)
     query = parse_qs(parts.query)
     prefix = query.pop("prefix", ["pulsar-tasks"])[0]
+    try:
+        most = int(query.pop("max_connections", [DEFAULT_MAX_CONNECTIONS])[0])
+    except ValueError:
+        raise BackendError(f"{url!r}: max_connections must be an integer") from None
+    if most < 2:
+        raise BackendError(f"{url!r}: max_connections must be at least 2")
     rest = "&".join(f"{k}={v[0]}" for k, v in query.items())
-    return urlunsplit(parts._replace(query=rest)), prefix
+    return urlunsplit(parts._replace(query=rest)), prefix, most
 
 
 class _Replies:
@@ -477,6 +227,148 @@ class _Replies:
         self._recheck()
 
 
+class _Watch:
+    """One subscription connection shared by every waiter of tasks this client did not queue:
+    each waited task's ``{p}:done:<id>`` channel is subscribed on it while someone waits (so
+    thousands of concurrent waits cost one connection, not one each).
+
+    :meth:`listen` returns once Redis confirmed the subscription (the caller then reads the
+    task: no completion can slip in between). A reconnection (redis-py subscribes again)
+    resolves every waiter with None: re-read now.
+    """
+
+    def __init__(self, backend: RedisBackend) -> None:
+        self.backend = backend
+        self.pubsub: Any = None
+        self.reader: asyncio.Task[None] | None = None
+        self.waiters: dict[str, list[asyncio.Future[str | None]]] = {}
+        self.confirmed: dict[str, asyncio.Future[None]] = {}
+        self._pending: set[asyncio.Task[Any]] = set()
+        # one SUBSCRIBE at a time (the first opens the connection: concurrent ones would each
+        # take a connection from the pool), those made meanwhile share the next one
+        self._subscriber = Batcher(self._subscribe_many)
+
+    async def _subscribe_many(self, channels: Sequence[str]) -> list[None]:
+        if self.pubsub is None:
+            self.pubsub = self.backend.client.pubsub()
+        await self.pubsub.subscribe(*channels)
+        return [None] * len(channels)
+
+    async def listen(self, task_id: str, timeout: float | None) -> asyncio.Future[str | None]:
+        """A future for the done message of ``task_id`` (its final record, or None: re-read),
+        returned once the subscription is confirmed; TimeoutError after ``timeout``."""
+        loop = asyncio.get_running_loop()
+        channel = self.backend._key("done", task_id)
+        fut: asyncio.Future[str | None] = loop.create_future()
+        futs = self.waiters.setdefault(channel, [])
+        futs.append(fut)
+        try:
+            confirmed = self.confirmed.get(channel)
+            if confirmed is None:
+                confirmed = self.confirmed[channel] = loop.create_future()
+                try:
+                    await self._subscriber(channel)
+                except BaseException as exc:  # every waiter of this channel gets the error
+                    if self.confirmed.get(channel) is confirmed:
+                        del self.confirmed[channel]
+                    if not confirmed.done():
+                        if isinstance(exc, Exception):
+                            confirmed.set_exception(exc)
+                            confirmed.exception()  # retrieved: this waiter raises it below
+                        else:
+                            confirmed.cancel()
+                    raise
+                if self.reader is None or self.reader.done():
+                    self.reader = loop.create_task(self._read(), name="pulsar-tasks-watch")
+                    self.reader._log_destroy_pending = False  # type: ignore[attr-defined]
+            await asyncio.wait_for(asyncio.shield(confirmed), timeout)
+        except BaseException:
+            self.forget(task_id, fut)
+            raise
+        return fut
+
+    def again(self, task_id: str, old: asyncio.Future[str | None]) -> asyncio.Future[str | None]:
+        """A fresh future for a waiter whose future resolved without a final record."""
+        channel = self.backend._key("done", task_id)
+        fut: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        futs = self.waiters.setdefault(channel, [])
+        with contextlib.suppress(ValueError):
+            futs.remove(old)
+        futs.append(fut)
+        return fut
+
+    def forget(self, task_id: str, fut: asyncio.Future[str | None]) -> None:
+        channel = self.backend._key("done", task_id)
+        futs = self.waiters.get(channel)
+        if futs is None:
+            return
+        with contextlib.suppress(ValueError):
+            futs.remove(fut)
+        if not futs:  # the last waiter of this task: unsubscribe
+            del self.waiters[channel]
+            self.confirmed.pop(channel, None)
+            if self.pubsub is not None:
+                task = asyncio.ensure_future(self._unsubscribe(channel))
+                self._pending.add(task)
+                task.add_done_callback(self._pending.discard)
+
+    async def _unsubscribe(self, channel: str) -> None:
+        with contextlib.suppress(Exception):
+            await self.pubsub.unsubscribe(channel)
+
+    async def _read(self) -> None:
+        failures = 0
+        while self.waiters or self.confirmed:
+            try:
+                msg = await self.pubsub.get_message(timeout=1.0)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Redis gone: redis-py reconnects and resubscribes
+                failures += 1
+                logger.debug("task watch channel: %s", exc)
+                self._recheck()
+                await asyncio.sleep(min(1.0, 0.05 * 2**failures))
+                continue
+            failures = 0
+            if msg is None:
+                continue
+            kind, channel = msg["type"], msg["channel"]
+            if kind == "message":
+                for fut in self.waiters.get(channel, ()):
+                    if not fut.done():
+                        fut.set_result(msg["data"])
+            elif kind == "subscribe":
+                confirmed = self.confirmed.get(channel)
+                if confirmed is not None and not confirmed.done():
+                    confirmed.set_result(None)
+                else:  # subscribed again after a reconnection: messages may have been lost
+                    for fut in self.waiters.get(channel, ()):
+                        if not fut.done():
+                            fut.set_result(None)
+
+    def _recheck(self) -> None:
+        for futs in self.waiters.values():
+            for fut in futs:
+                if not fut.done():
+                    fut.set_result(None)
+
+    async def close(self) -> None:
+        reader, self.reader = self.reader, None
+        if reader is not None:
+            reader.cancel()
+            with contextlib.suppress(BaseException):
+                await reader
+        for task in list(self._pending):
+            with contextlib.suppress(BaseException):
+                await task
+        pubsub, self.pubsub = self.pubsub, None
+        if pubsub is not None:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()
+        self._recheck()
+        self.confirmed.clear()
+
+
 class RedisBackend(Backend):
     """Tasks in Redis (``redis://host:port/db``; ``?prefix=name`` namespaces the keys)."""
 
@@ -490,7 +382,7 @@ class RedisBackend(Backend):
             raise BackendError(
                 "the redis backend needs redis-py: pip install 'pulsar-tasks[redis]'"
             ) from None
-        self.redis_url, self.prefix = _split_url(url)
+        self.redis_url, self.prefix, self.max_connections = _split_url(url)
         self._client: Any = None
         self._scripts: dict[str, Any] = {}
         # concurrent calls share round trips: those made while a batch is in flight go
@@ -499,35 +391,41 @@ class RedisBackend(Backend):
         self._enqueuer = Batcher(self._enqueue_many)
         self._getter = Batcher(self._get_many)
         self._replies: _Replies | None = None
+        self._watch: _Watch | None = None
+        from redis import exceptions
+
+        self.transient = (
+            exceptions.ConnectionError,
+            exceptions.TimeoutError,
+            exceptions.BusyLoadingError,
+            OSError,
+        )
+        self.failures = (exceptions.RedisError,)
 
     @property
     def client(self) -> Any:
         """The ``redis.asyncio.Redis`` client (created on first use, on the running loop)."""
         if self._client is None:
-            from redis.asyncio import Redis
+            from redis.asyncio import BlockingConnectionPool, Redis
             from redis.asyncio.retry import Retry
             from redis.backoff import ExponentialBackoff
             from redis.exceptions import ConnectionError, TimeoutError
 
-            self._client = Redis.from_url(
+            # calls beyond max_connections wait for a pooled connection (within the retry
+            # time) instead of failing with MaxConnectionsError; redis-py retries a broken
+            # connection twice, longer outages are the guard's (see guarded())
+            pool = BlockingConnectionPool.from_url(
                 self.redis_url,
-                retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 8),
+                max_connections=self.max_connections,
+                timeout=self.retry_timeout,
+                retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
                 retry_on_error=[ConnectionError, TimeoutError, OSError],
                 health_check_interval=10,
                 socket_connect_timeout=2.0,
                 decode_responses=True,
             )
-            for name, source in (
-                ("enqueue", _ENQUEUE),
-                ("get", _GET),
-                ("claim", _CLAIM),
-                ("renew", _RENEW),
-                ("complete", _COMPLETE),
-                ("retry", _RETRY),
-                ("release", _RELEASE),
-                ("revoke", _REVOKE),
-                ("counts", _COUNTS),
-            ):
+            self._client = Redis(connection_pool=pool)
+            for name, source in SCRIPTS.items():
                 self._scripts[name] = self._client.register_script(source)
         return self._client
 
@@ -542,11 +440,15 @@ class RedisBackend(Backend):
         if self._replies is not None:
             replies, self._replies = self._replies, None
             await replies.close()
+        if self._watch is not None:
+            watch, self._watch = self._watch, None
+            await watch.close()
         if self._client is not None:
             client, self._client = self._client, None
             await client.aclose()
 
     # -- producers -----------------------------------------------------------------------------
+    @guarded
     async def enqueue(self, task: Task, *, unique: bool = False, reply: bool = False) -> bool:
         row = {k: str(v) for k, v in task.to_row().items() if v is not None}
         replies = None
@@ -571,6 +473,13 @@ class RedisBackend(Backend):
         finally:
             if replies is not None and result != 1:  # not stored: no reply will come
                 replies.expected.pop(task.id, None)
+        if result == -1:
+            # the same record: an earlier try of this very call was stored before its reply
+            # was lost (the guard retried it); anything else is another task's id
+            stored = await self.client.hmget(self._key("t", task.id), "time_queued", "payload")
+            if stored != [row.get("time_queued"), row.get("payload")]:
+                raise DuplicateTask(f"a task with id {task.id!r} exists already")
+            return True
         if isinstance(result, str):
             raise JobOverlap(
                 f"job {task.name!r} already has task {result} with the same arguments queued or "
@@ -581,6 +490,7 @@ class RedisBackend(Backend):
     async def _enqueue_many(self, items: Sequence[Sequence[Any]]) -> Sequence[Any]:
         return list(await self._script("enqueue", json.dumps(items)))
 
+    @guarded
     async def get(self, task_id: str) -> Task | None:
         row = await self._getter(task_id)
         return Task.from_row(row) if row else None
@@ -589,6 +499,7 @@ class RedisBackend(Backend):
         # one JSON string per record: decoded in C, not as 40 RESP items in Python
         return [json.loads(text) for text in await self._script("get", *ids)]
 
+    @guarded
     async def list(self, status: TaskState | str | None = None, limit: int = 100) -> list[Task]:
         wanted = None if status is None else TaskState(status)
         out: list[Task] = []
@@ -620,10 +531,12 @@ class RedisBackend(Backend):
                 await self.client.zrem(self._key("all"), *gone)
         return out
 
+    @guarded
     async def revoke(self, task_id: str) -> TaskState | None:
         result = await self._script("revoke", task_id, self.now(), self.result_ttl)
         return TaskState(result) if result else None
 
+    @guarded
     async def wait(self, task_id: str, timeout: float | None) -> Task | None:
         loop = asyncio.get_running_loop()
         end = None if timeout is None else loop.time() + timeout
@@ -631,17 +544,12 @@ class RedisBackend(Backend):
         if replies is not None and (task_id in replies.expected or task_id in replies.arrived):
             # queued by this client: the reply comes on its channel
             return await self._wait_reply(replies, task_id, end, timeout)
-        pubsub = self.client.pubsub()
+        if self._watch is None:
+            self._watch = _Watch(self)
+        watch = self._watch
+        # the subscription is confirmed before the task is read: nothing can slip in between
+        fut = await watch.listen(task_id, None if end is None else max(0.0, end - loop.time()))
         try:
-            # SUBSCRIBE only sends the command: wait for Redis to confirm it before reading the
-            # task, or a PUBLISH between the read and the subscription would be missed
-            await pubsub.subscribe(self._key("done", task_id))
-            while True:
-                msg = await pubsub.get_message(timeout=1.0 if end is None else end - loop.time())
-                if msg is not None and msg["type"] == "subscribe":
-                    break
-                if end is not None and loop.time() >= end:
-                    raise TimeoutError(f"task {task_id} not done after {timeout}s")
             while True:
                 task = await self.get(task_id)
                 if task is None or task.done:
@@ -650,16 +558,17 @@ class RedisBackend(Backend):
                 if remaining <= 0:
                     raise TimeoutError(f"task {task_id} not done after {timeout}s")
                 # a message, or a re-check every second (a message lost to a reconnection)
-                msg = await pubsub.get_message(timeout=remaining)
-                if msg is not None and msg["type"] == "message":
-                    final = _final(msg["data"])  # the final record
+                await asyncio.wait((fut,), timeout=remaining)
+                if fut.done():
+                    record = fut.result()
+                    if record is not None and _expired(record, self.now()):
+                        return None
+                    final = None if record is None else _final(record)
                     if final is not None:
                         return final
+                    fut = watch.again(task_id, fut)
         finally:
-            try:
-                await pubsub.aclose()
-            except Exception:  # the connection may be gone: nothing to clean
-                pass
+            watch.forget(task_id, fut)
 
     async def _wait_reply(
         self, replies: _Replies, task_id: str, end: float | None, timeout: float | None
@@ -679,6 +588,9 @@ class RedisBackend(Backend):
                     raise TimeoutError(f"task {task_id} not done after {timeout}s")
                 await asyncio.wait((fut,), timeout=remaining)
                 record = fut.result() if fut.done() else None
+                if record is not None and _expired(record, self.now()):
+                    replies.arrived.pop(task_id, None)
+                    return None  # kept past its TTL in the reply cache: gone
                 if record is not None:
                     task = _final(record)
                     if task is not None:
@@ -695,6 +607,7 @@ class RedisBackend(Backend):
         finally:
             replies.forget(task_id, fut)
 
+    @guarded
     async def counts(self) -> dict[str, int]:
         # tallied inside Redis, a chunk of ids per call: no record crosses the network
         counts: dict[str, int] = {}
@@ -708,6 +621,7 @@ class RedisBackend(Backend):
             start += int(out[0]) - int(out[1])  # the gone ones left the index
         return counts
 
+    @guarded
     async def pending(self, queues: Sequence[str]) -> int:
         pipe = self.client.pipeline(transaction=False)
         for queue in queues:
@@ -715,6 +629,7 @@ class RedisBackend(Backend):
         return sum(int(n) for n in await pipe.execute())
 
     # -- workers -------------------------------------------------------------------------------
+    @guarded
     async def claim(self, queues: Sequence[str], worker: str, lease: float, limit: int) -> Claim:
         rows, nxt = await self._script(
             "claim", *self._claim_args(self.now(), queues, worker, lease, limit)
@@ -742,6 +657,11 @@ class RedisBackend(Backend):
             tasks.append(row)
         return Claim(tasks, float(nxt) if nxt else None)
 
+    @guarded
+    async def release_worker(self, worker: str) -> int:
+        return int(await self._script("release_worker", self.now(), self.result_ttl, worker))
+
+    @guarded
     async def renew(self, leases: dict[str, str], lease: float) -> dict[str, str]:
         if not leases:
             return {}
@@ -751,6 +671,7 @@ class RedisBackend(Backend):
         out = await self._script("renew", self.now(), lease, *flat)
         return dict(zip(out[::2], out[1::2], strict=True))
 
+    @guarded
     async def complete(
         self,
         task_id: str,
@@ -772,18 +693,22 @@ class RedisBackend(Backend):
     async def _complete_many(self, items: Sequence[tuple[str, ...]]) -> Sequence[Any]:
         return list(await self._script("complete", self.now(), self.result_ttl, json.dumps(items)))
 
+    @guarded
     async def retry(
         self, task_id: str, token: str, eta: float, *, error: str, traceback: str | None
     ) -> bool:
         return bool(await self._script("retry", task_id, token, eta, error, traceback or ""))
 
+    @guarded
     async def release(self, task_id: str, token: str) -> bool:
         return bool(await self._script("release", task_id, token, self.now()))
 
+    @guarded
     async def wait_for_work(self, queues: Sequence[str], timeout: float) -> None:
         keys, seconds = self._blpop_args(queues, timeout)
         await self.client.blpop(keys, timeout=seconds)
 
+    @guarded
     async def wait_and_claim(
         self, queues: Sequence[str], worker: str, lease: float, limit: int, timeout: float
     ) -> Claim:
@@ -803,16 +728,19 @@ class RedisBackend(Backend):
         return self._claimed(rows, nxt)
 
     # -- jobs and maintenance ------------------------------------------------------------------
+    @guarded
     async def register_jobs(self, metas: dict[str, dict[str, Any]]) -> None:
         if metas:
             await self.client.hset(
                 self._key("jobs"), mapping={k: json.dumps(v) for k, v in metas.items()}
             )
 
+    @guarded
     async def jobs(self) -> dict[str, dict[str, Any]]:
         raw = await self.client.hgetall(self._key("jobs"))
         return {k: json.loads(v) for k, v in raw.items()}
 
+    @guarded
     async def put_raw(self, row: dict[str, Any]) -> None:
         task_id = str(row["id"])
         key = self._key("t", task_id)
@@ -823,6 +751,7 @@ class RedisBackend(Backend):
         pipe.zadd(self._key("all"), {task_id: self.now()})
         await pipe.execute()
 
+    @guarded
     async def flush(self) -> None:
         keys = [k async for k in self.client.scan_iter(match=f"{self.prefix}:*", count=1000)]
         for i in range(0, len(keys), 500):

@@ -19,14 +19,25 @@ import time
 from typing import Any
 
 from ._client import TaskClient, connect
-from ._errors import JobOverlap, TaskNotFound, TaskSerializationError, TaskTimeout, UnknownJob
+from ._errors import (
+    DuplicateTask,
+    JobOverlap,
+    PayloadTooLarge,
+    TaskNotFound,
+    TaskSerializationError,
+    TaskTimeout,
+    UnknownJob,
+)
 from ._job import next_due_from_meta
 
 __all__ = ["TaskQueueRpc"]
 
 
 def _rpc_errors() -> tuple[Any, Any]:
-    from pulsar.apps.rpc import InvalidParams, ServerError
+    try:
+        from pulsar.apps.rpc import InvalidParams, ServerError
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("TaskQueueRpc needs pulsar-rpc: pip install 'pulsar-tasks[rpc]'") from exc
 
     return InvalidParams, ServerError
 
@@ -75,14 +86,21 @@ class TaskQueueRpc:
         try:
             task = await self.task_client().queue_task(
                 jobname,
-                *(args or []),
+                args,
+                kwargs,
                 countdown=countdown,
                 eta=eta,
                 expires=expires,
                 queue=queue,
-                **(kwargs or {}),
             )
-        except (UnknownJob, TaskSerializationError, JobOverlap, TypeError) as exc:
+        except (
+            UnknownJob,
+            TaskSerializationError,
+            JobOverlap,
+            PayloadTooLarge,
+            DuplicateTask,
+            TypeError,
+        ) as exc:
             raise invalid(message=str(exc)) from None
         return task.as_dict()
 

@@ -8,6 +8,7 @@ from pulsar import Setting
 from pulsar._config import (
     validate_bool,
     validate_list_of_strings,
+    validate_non_negative_int,
     validate_non_negative_number,
     validate_positive_int,
     validate_positive_number,
@@ -98,3 +99,18 @@ class SchedulePeriodic(Setting):
     default = True
     validator = validate_bool
     desc = "Run the scheduler of periodic jobs in the arbiter (safe with several schedulers)."
+
+
+class MaxPayloadSize(Setting):
+    name = "max_payload_size"
+    app = "tasks"
+    section = TASKS
+    flags = ["--max-payload-size"]
+    meta = "BYTES"
+    default = 4 * 1024 * 1024
+    validator = validate_non_negative_int
+    desc = "Largest JSON arguments a task queued from this application may carry; 0: no limit."
+    doc = """
+        A larger task is refused with ``PayloadTooLarge`` before anything is stored (large
+        data belongs in a file or a database, the task carries a reference).
+        """

@@ -25,25 +25,25 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import hashlib
 import json
+import logging
 import os
-import secrets
-import socket
 import sqlite3
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from ._backend import Backend, Claim
+from ._backend import Backend, Claim, guarded
 from ._batch import Batcher
-from ._errors import BackendError, JobOverlap
+from ._errors import BackendError, DuplicateTask, JobOverlap
 from ._state import FINAL, Task, TaskState
+from ._wake import _Wake
 
 __all__ = ["SQLiteBackend"]
+
+logger = logging.getLogger("pulsar.tasks")
 
 T = TypeVar("T")
 
@@ -53,14 +53,30 @@ CREATE TABLE IF NOT EXISTS tasks (
     {", ".join(c + (" TEXT PRIMARY KEY" if c == "id" else "") for c in _COLUMNS)},
     purge_at REAL
 );
-CREATE INDEX IF NOT EXISTS tasks_ready ON tasks (status, queue, eta);
+CREATE INDEX IF NOT EXISTS tasks_claim ON tasks (queue, eta) WHERE status IN ('QUEUED', 'RETRY');
+CREATE INDEX IF NOT EXISTS tasks_expiring ON tasks (expires)
+    WHERE status IN ('QUEUED', 'RETRY') AND expires IS NOT NULL;
 CREATE INDEX IF NOT EXISTS tasks_lease ON tasks (status, lease_expires);
 CREATE INDEX IF NOT EXISTS tasks_queued ON tasks (time_queued);
 CREATE INDEX IF NOT EXISTS tasks_overlap ON tasks (overlap_key);
 CREATE INDEX IF NOT EXISTS tasks_purge ON tasks (purge_at);
 CREATE TABLE IF NOT EXISTS jobs (name TEXT PRIMARY KEY, meta TEXT);
+DROP INDEX IF EXISTS tasks_ready;
 """
 _PENDING_SQL = "('QUEUED', 'RETRY')"
+_FINAL_NAMES = frozenset(str(s) for s in FINAL)
+#: the claim path: each uses a partial index (tests/test_sqlite_plan.py checks there is no sort)
+_CLAIM_SQL = (
+    f"SELECT id, eta FROM tasks WHERE status IN {_PENDING_SQL} AND queue = ? AND eta <= ? "
+    f"ORDER BY eta LIMIT ?"
+)
+_NEXT_SQL = f"SELECT MIN(eta) FROM tasks WHERE status IN {_PENDING_SQL} AND queue = ?"
+_EXPIRE_SQL = (
+    "UPDATE tasks INDEXED BY tasks_expiring SET status = 'REVOKED', error = 'expired', "
+    "time_finished = ?, purge_at = ? "
+    f"WHERE status IN {_PENDING_SQL} AND expires IS NOT NULL AND expires < ? "
+    "AND queue IN ({qmarks}) AND eta <= ?"
+)
 _MIN_POLL = 0.0005
 _MAX_POLL = 0.05
 
@@ -93,16 +109,60 @@ class SQLiteBackend(Backend):
         self._writer = Batcher(self._write_many)
         self._getter = Batcher(self._get_many)
         self._wake = _Wake(self.path) if _Wake.supported(self.path) else None
+        self.failures = (sqlite3.Error,)
+        self._watched: dict[str, list[asyncio.Future[dict[str, Any] | None]]] = {}
+        self._watcher: asyncio.Future[None] | None = None
+        #: True once the file turned out not to be writable (reads work, writes fail clearly)
+        self.read_only = False
 
     # -- plumbing ------------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
         if self._conn is None:
-            if self.path != ":memory:":
-                directory = os.path.dirname(os.path.abspath(self.path))
-                os.makedirs(directory, exist_ok=True)
+            try:
+                self._conn = self._open()
+            except sqlite3.OperationalError as exc:
+                if self.path == ":memory:" or not os.path.exists(self.path):
+                    raise
+                if "readonly" not in str(exc) and "unable to open" not in str(exc):
+                    raise
+                # not writable here: open it read-only, so that it can still be inspected
+                self._conn = self._open_read_only()
+                self.read_only = True
+        return self._conn
+
+    def _open_read_only(self) -> sqlite3.Connection:
+        path = os.path.abspath(self.path)
+        last: Exception | None = None
+        # a WAL database needs its -shm file; without the right to create it, read the file
+        # as immutable (no locking: a snapshot for inspection)
+        for query in ("mode=ro", "mode=ro&immutable=1"):
             conn = sqlite3.connect(
-                self.path, timeout=10.0, isolation_level=None, check_same_thread=False
+                f"file:{path}?{query}",
+                uri=True,
+                timeout=10.0,
+                isolation_level=None,
+                check_same_thread=False,
             )
+            try:
+                conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+            except sqlite3.OperationalError as exc:
+                conn.close()
+                last = exc
+                continue
+            conn.row_factory = sqlite3.Row
+            return conn
+        assert last is not None
+        raise last
+
+    def _open(self) -> sqlite3.Connection:
+        if self.path != ":memory:":
+            directory = os.path.dirname(os.path.abspath(self.path))
+            if not os.path.isdir(directory):
+                os.makedirs(directory, exist_ok=True)
+        conn = sqlite3.connect(
+            self.path, timeout=10.0, isolation_level=None, check_same_thread=False
+        )
+        try:
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA busy_timeout = 10000")
             if self.path != ":memory:":
@@ -118,8 +178,10 @@ class SQLiteBackend(Backend):
                         time.sleep(0.02)
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.executescript(_SCHEMA)
-            self._conn = conn
-        return self._conn
+        except BaseException:
+            conn.close()
+            raise
+        return conn
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         if self._executor is None:
@@ -134,6 +196,11 @@ class SQLiteBackend(Backend):
             return fn(self._connect(), *args)
 
     def _write(self, conn: sqlite3.Connection, fn: Callable[..., T], *args: Any) -> T:
+        if self.read_only:
+            raise BackendError(
+                f"{self.describe()}: the database file is read-only for this process "
+                f"(opened for reading: tasks can be listed, not queued or changed)"
+            )
         conn.execute("BEGIN IMMEDIATE")
         try:
             result = fn(conn, *args)
@@ -196,6 +263,11 @@ class SQLiteBackend(Backend):
         self._notify(broadcast=False)
 
     async def close(self) -> None:
+        if self._watcher is not None:
+            watcher, self._watcher = self._watcher, None
+            watcher.cancel()
+            with contextlib.suppress(BaseException):
+                await watcher
         if self._wake is not None:
             self._wake.close()
         if self._executor is not None:
@@ -206,8 +278,10 @@ class SQLiteBackend(Backend):
             executor.shutdown(wait=False)
 
     # -- producers -----------------------------------------------------------------------------
+    @guarded
     async def enqueue(self, task: Task, *, unique: bool = False, reply: bool = False) -> bool:
         row = task.to_row()
+        now = self.now()
 
         def op(conn: sqlite3.Connection) -> bool:
             if task.overlap_key is not None:
@@ -221,22 +295,29 @@ class SQLiteBackend(Backend):
                         f"job {task.name!r} already has task {other[0]} with the same "
                         f"arguments queued or running (overlap=False)"
                     )
+            # a record past its result TTL is gone (as on Redis): its id may be used again
+            conn.execute("DELETE FROM tasks WHERE id = ? AND purge_at <= ?", (task.id, now))
             verb = "INSERT OR IGNORE" if unique else "INSERT"
-            cur = conn.execute(
-                f"{verb} INTO tasks ({', '.join(_COLUMNS)}) VALUES "
-                f"({', '.join('?' for _ in _COLUMNS)})",
-                [row[c] for c in _COLUMNS],
-            )
+            try:
+                cur = conn.execute(
+                    f"{verb} INTO tasks ({', '.join(_COLUMNS)}) VALUES "
+                    f"({', '.join('?' for _ in _COLUMNS)})",
+                    [row[c] for c in _COLUMNS],
+                )
+            except sqlite3.IntegrityError:
+                raise DuplicateTask(f"a task with id {task.id!r} exists already") from None
             return cur.rowcount > 0
 
         added = await self._write_op(op)
         self._notify()
         return added
 
+    @guarded
     async def get(self, task_id: str) -> Task | None:
         row = await self._getter(task_id)
         return None if row is None else Task.from_row(row)
 
+    @guarded
     async def list(self, status: TaskState | str | None = None, limit: int = 100) -> list[Task]:
         def op(conn: sqlite3.Connection) -> list[dict[str, Any]]:
             sql = "SELECT * FROM tasks WHERE (purge_at IS NULL OR purge_at > ?)"
@@ -256,20 +337,27 @@ class SQLiteBackend(Backend):
                 continue
         return out
 
+    @guarded
     async def revoke(self, task_id: str) -> TaskState | None:
         now = self.now()
         ttl = self.result_ttl
 
         def op(conn: sqlite3.Connection) -> TaskState | None:
-            row = conn.execute("SELECT status FROM tasks WHERE id = ?", (task_id,)).fetchone()
+            row = conn.execute(
+                "SELECT status, name FROM tasks WHERE id = ? AND (purge_at IS NULL OR "
+                "purge_at > ?)",
+                (task_id, now),
+            ).fetchone()
             if row is None:
                 return None
             status = TaskState(row[0])
             if status in (TaskState.QUEUED, TaskState.RETRY):
+                # the TTL the workers of this job use (published with the job), else ours
+                kept = _published_ttl(conn, row[1])
                 conn.execute(
                     "UPDATE tasks SET status = 'REVOKED', error = 'revoked', time_finished = ?, "
                     "token = NULL, purge_at = ? WHERE id = ?",
-                    (now, _purge_at(now, ttl), task_id),
+                    (now, _purge_at(now, ttl if kept is None else kept), task_id),
                 )
                 return TaskState.REVOKED
             if status == TaskState.STARTED:
@@ -280,19 +368,51 @@ class SQLiteBackend(Backend):
         self._notify()
         return result
 
+    @guarded
     async def wait(self, task_id: str, timeout: float | None) -> Task | None:
-        loop = asyncio.get_running_loop()
-        end = None if timeout is None else loop.time() + timeout
-        poll = [_MIN_POLL]
-        while True:
-            task = await self.get(task_id)
-            if task is None or task.done:
-                return task
-            remaining = 3600.0 if end is None else end - loop.time()
-            if remaining <= 0:
-                raise TimeoutError(f"task {task_id} not done after {timeout}s")
-            await self._wait_change(remaining, poll)
+        # every waiter of this backend object shares one watcher: one change poll and one
+        # query per change for all the tasks waited for (not one poll and read per waiter)
+        task = await self.get(task_id)
+        if task is None or task.done:
+            return task
+        fut: asyncio.Future[dict[str, Any] | None] = asyncio.get_running_loop().create_future()
+        self._watched.setdefault(task_id, []).append(fut)
+        if self._watcher is None or self._watcher.done():
+            self._watcher = asyncio.ensure_future(self._watch())
+        try:
+            row = await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            raise TimeoutError(f"task {task_id} not done after {timeout}s") from None
+        finally:
+            futs = self._watched.get(task_id)
+            if futs is not None:
+                with contextlib.suppress(ValueError):
+                    futs.remove(fut)
+                if not futs:
+                    del self._watched[task_id]
+        return None if row is None else Task.from_row(row)
 
+    async def _watch(self) -> None:
+        """Until nobody waits: after each change (or every second), resolve the waiters of the
+        tasks that became final (or disappeared)."""
+        poll = [_MIN_POLL]
+        while self._watched:
+            await self._wait_change(1.0, poll)
+            ids = list(self._watched)
+            if not ids:
+                return
+            try:
+                rows = await self._run(_final_rows, ids, self.now())
+            except sqlite3.Error as exc:  # waiters retry after the next change
+                logger.warning("%s: cannot check waited tasks: %s", self.describe(), exc)
+                await asyncio.sleep(0.5)
+                continue
+            for task_id, row in rows.items():
+                for fut in self._watched.pop(task_id, ()):
+                    if not fut.done():
+                        fut.set_result(row)
+
+    @guarded
     async def counts(self) -> dict[str, int]:
         def op(conn: sqlite3.Connection) -> dict[str, int]:
             rows = conn.execute(
@@ -304,6 +424,7 @@ class SQLiteBackend(Backend):
 
         return await self._run(op)
 
+    @guarded
     async def pending(self, queues: Sequence[str]) -> int:
         qmarks = ", ".join("?" for _ in queues)
 
@@ -318,6 +439,7 @@ class SQLiteBackend(Backend):
         return await self._run(op)
 
     # -- workers -------------------------------------------------------------------------------
+    @guarded
     async def claim(self, queues: Sequence[str], worker: str, lease: float, limit: int) -> Claim:
         now = self.now()
         ttl = self.result_ttl
@@ -330,35 +452,20 @@ class SQLiteBackend(Backend):
                 "WHERE status = 'STARTED' AND lease_expires < ?",
                 (now,),
             ).fetchall()
-            for task_id, attempts, max_retries in lost:
-                if (attempts or 0) > (max_retries or 0):
-                    conn.execute(
-                        "UPDATE tasks SET status = 'FAILURE', time_finished = ?, token = NULL, "
-                        "lease_expires = NULL, purge_at = ?, error = ? WHERE id = ?",
-                        (now, _purge_at(now, ttl), _lost_error(attempts), task_id),
-                    )
-                else:
-                    conn.execute(
-                        "UPDATE tasks SET status = 'QUEUED', token = NULL, worker = NULL, "
-                        "lease_expires = NULL, eta = ? WHERE id = ?",
-                        (now, task_id),
-                    )
-            # 2. pending tasks past their expiry time are revoked
+            _recover(conn, lost, now, ttl)
+            # 2. pending tasks past their expiry time are revoked (found through the partial
+            # index of expiring pending tasks: the backlog is not scanned)
             conn.execute(
-                f"UPDATE tasks SET status = 'REVOKED', error = 'expired', time_finished = ?, "
-                f"purge_at = ? WHERE status IN {_PENDING_SQL} AND queue IN ({qmarks}) "
-                f"AND eta <= ? AND expires IS NOT NULL AND expires < ?",
-                (now, _purge_at(now, ttl), *queues, now, now),
+                _EXPIRE_SQL.format(qmarks=qmarks), (now, _purge_at(now, ttl), now, *queues, now)
             )
-            # 3. claim due tasks
-            ids = [
-                r[0]
-                for r in conn.execute(
-                    f"SELECT id FROM tasks WHERE status IN {_PENDING_SQL} AND queue IN ({qmarks}) "
-                    f"AND eta <= ? ORDER BY eta LIMIT ?",
-                    (*queues, now, limit),
-                )
-            ]
+            # 3. claim due tasks: per queue, the first ones of the partial index of pending
+            # tasks by (queue, eta) — no sort, whatever the backlog — merged by due time
+            due: list[tuple[float, str]] = []
+            for queue in queues:
+                due += [(r[1], r[0]) for r in conn.execute(_CLAIM_SQL, (queue, now, limit))]
+            if len(queues) > 1:
+                due.sort()
+            ids = [task_id for _, task_id in due[:limit]]
             rows = []
             for task_id in ids:
                 conn.execute(
@@ -369,11 +476,8 @@ class SQLiteBackend(Backend):
                 )
                 row = conn.execute("SELECT * FROM tasks WHERE id = ?", (task_id,)).fetchone()
                 rows.append(dict(row))
-            nxt = conn.execute(
-                f"SELECT MIN(eta) FROM tasks WHERE status IN {_PENDING_SQL} "
-                f"AND queue IN ({qmarks})",
-                tuple(queues),
-            ).fetchone()[0]
+            etas = [conn.execute(_NEXT_SQL, (queue,)).fetchone()[0] for queue in queues]
+            nxt = min((e for e in etas if e is not None), default=None)
             return Claim(rows, nxt)
 
         claim = await self._write_op(op)
@@ -383,6 +487,26 @@ class SQLiteBackend(Backend):
             self._notify(broadcast=False)
         return claim
 
+    @guarded
+    async def release_worker(self, worker: str) -> int:
+        now = self.now()
+        ttl = self.result_ttl
+
+        def op(conn: sqlite3.Connection) -> int:
+            held = conn.execute(
+                "SELECT id, attempts, max_retries FROM tasks "
+                "WHERE status = 'STARTED' AND worker = ?",
+                (worker,),
+            ).fetchall()
+            _recover(conn, held, now, ttl)
+            return len(held)
+
+        count = await self._write_op(op)
+        if count:
+            self._notify()
+        return count
+
+    @guarded
     async def renew(self, leases: dict[str, str], lease: float) -> dict[str, str]:
         now = self.now()
 
@@ -404,6 +528,7 @@ class SQLiteBackend(Backend):
 
         return await self._write_op(op)
 
+    @guarded
     async def complete(
         self,
         task_id: str,
@@ -421,7 +546,7 @@ class SQLiteBackend(Backend):
 
         def op(conn: sqlite3.Connection) -> bool:
             cur = conn.execute(
-                "UPDATE tasks SET status = ?, result = ?, error = ?, traceback = ?, "
+                "UPDATE tasks SET status = ?, result_json = ?, error = ?, traceback = ?, "
                 "time_finished = ?, token = NULL, lease_expires = NULL, purge_at = ? "
                 "WHERE id = ? AND token = ? AND status = 'STARTED'",
                 (str(status), result, error, traceback, now, _purge_at(now, ttl), task_id, token),
@@ -433,6 +558,7 @@ class SQLiteBackend(Backend):
             self._notify()
         return done
 
+    @guarded
     async def retry(
         self, task_id: str, token: str, eta: float, *, error: str, traceback: str | None
     ) -> bool:
@@ -449,6 +575,7 @@ class SQLiteBackend(Backend):
         self._notify()
         return done
 
+    @guarded
     async def release(self, task_id: str, token: str) -> bool:
         now = self.now()
 
@@ -465,6 +592,7 @@ class SQLiteBackend(Backend):
         self._notify()
         return done
 
+    @guarded
     async def wait_for_work(self, queues: Sequence[str], timeout: float) -> None:
         poll = getattr(self, "_work_poll", None)
         if poll is None:
@@ -472,6 +600,7 @@ class SQLiteBackend(Backend):
         await self._wait_change(timeout, poll)
 
     # -- jobs and maintenance ------------------------------------------------------------------
+    @guarded
     async def register_jobs(self, metas: dict[str, dict[str, Any]]) -> None:
         def op(conn: sqlite3.Connection) -> None:
             conn.executemany(
@@ -481,12 +610,14 @@ class SQLiteBackend(Backend):
 
         await self._write_op(op)
 
+    @guarded
     async def jobs(self) -> dict[str, dict[str, Any]]:
         def op(conn: sqlite3.Connection) -> dict[str, dict[str, Any]]:
             return {r[0]: json.loads(r[1]) for r in conn.execute("SELECT name, meta FROM jobs")}
 
         return await self._run(op)
 
+    @guarded
     async def put_raw(self, row: dict[str, Any]) -> None:
         def op(conn: sqlite3.Connection) -> None:
             cols = [c for c in row if c in _COLUMNS]
@@ -499,6 +630,7 @@ class SQLiteBackend(Backend):
         await self._write_op(op)
         self._notify()
 
+    @guarded
     async def flush(self) -> None:
         def op(conn: sqlite3.Connection) -> None:
             conn.execute("DELETE FROM tasks")
@@ -506,6 +638,7 @@ class SQLiteBackend(Backend):
 
         await self._write_op(op)
 
+    @guarded
     async def purge(self) -> int:
         """Delete the records whose result TTL passed; returns how many."""
         now = self.now()
@@ -514,6 +647,26 @@ class SQLiteBackend(Backend):
             return conn.execute("DELETE FROM tasks WHERE purge_at <= ?", (now,)).rowcount
 
         return await self._write_op(op)
+
+
+def _final_rows(
+    conn: sqlite3.Connection, ids: Sequence[str], now: float
+) -> dict[str, dict[str, Any] | None]:
+    """Of ``ids``, those final (their row) or gone, expired included (None)."""
+    state: dict[str, bool] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        for task_id, status, purge_at in conn.execute(
+            f"SELECT id, status, purge_at FROM tasks WHERE id IN ({', '.join('?' for _ in chunk)})",
+            chunk,
+        ):
+            gone = purge_at is not None and purge_at <= now
+            state[task_id] = gone or status in _FINAL_NAMES
+    out: dict[str, dict[str, Any] | None] = {i: None for i in ids if i not in state}
+    done = [i for i, final in state.items() if final]
+    for task_id, row in zip(done, _get_rows(conn, done, now), strict=True):
+        out[task_id] = row
+    return out
 
 
 def _get_rows(
@@ -529,131 +682,6 @@ def _get_rows(
         ):
             found[row["id"]] = dict(row)
     return [found.get(task_id) for task_id in ids]
-
-
-def _poke(sender: socket.socket, path: str) -> None:
-    """Send one wake-up byte to ``path``; a socket whose process is gone (refused) is removed."""
-    try:
-        sender.sendto(b"w", path)
-    except ConnectionRefusedError:
-        with contextlib.suppress(OSError):
-            os.unlink(path)
-    except OSError:  # full (wake-ups already pending) or gone meanwhile
-        pass
-
-
-class _Wake:
-    """Cross-process wake-ups for one database file (see the module docstring)."""
-
-    def __init__(self, path: str) -> None:
-        key = hashlib.sha1(os.path.realpath(path).encode()).hexdigest()[:16]
-        self.dir = os.path.join(tempfile.gettempdir(), f"pulsar-tasks-{key}")
-        self.pid = os.getpid()
-        self.sock: socket.socket | None = None  # ours, bound, read on the loop
-        self.name: str | None = None
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.sender: socket.socket | None = None
-        self.peers: list[str] = []
-        self.peers_stamp = -1
-
-    @staticmethod
-    def supported(path: str) -> bool:
-        return path != ":memory:" and hasattr(socket, "AF_UNIX")
-
-    def _own(self) -> None:
-        """After a fork, forget the parent's sockets (they are not this process's)."""
-        if self.pid != os.getpid():
-            self.pid = os.getpid()
-            self.reset()
-
-    def _bind(self, sock: socket.socket, name: str) -> None:
-        os.makedirs(self.dir, mode=0o700, exist_ok=True)
-        try:
-            sock.bind(name)
-        except FileNotFoundError:  # the directory's last user removed it meanwhile
-            os.makedirs(self.dir, mode=0o700, exist_ok=True)
-            sock.bind(name)
-
-    def listen(self, loop: asyncio.AbstractEventLoop, wake: Callable[[], None]) -> None:
-        """Bind this process's socket (once) and call ``wake`` when a datagram arrives."""
-        self._own()
-        if self.sock is not None:
-            return
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        name = os.path.join(self.dir, f"{os.getpid()}-{secrets.token_hex(4)}")
-        try:
-            self._bind(sock, name)
-        except OSError:  # no wake-ups here (polling still works)
-            sock.close()
-            return
-        sock.setblocking(False)
-
-        def readable() -> None:
-            with contextlib.suppress(OSError):
-                while sock.recv(64):
-                    pass
-            wake()
-
-        loop.add_reader(sock.fileno(), readable)
-        self.sock, self.name, self.loop = sock, name, loop
-
-    def reset(self) -> None:
-        self.sock = self.name = self.loop = self.sender = None
-        self.peers, self.peers_stamp = [], -1
-
-    def send(self) -> None:
-        """Wake every other waiter of this database."""
-        self._own()
-        try:
-            stamp = os.stat(self.dir).st_mtime_ns
-        except OSError:
-            return
-        if stamp != self.peers_stamp:  # someone came or went: list the sockets again
-            try:
-                names = os.listdir(self.dir)
-            except OSError:
-                return
-            peers = [os.path.join(self.dir, n) for n in names]
-            self.peers = [peer for peer in peers if peer != self.name]
-            self.peers_stamp = stamp
-        if not self.peers:
-            return
-        if self.sender is None:
-            self.sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-            self.sender.setblocking(False)
-        for peer in self.peers:
-            _poke(self.sender, peer)
-
-    @staticmethod
-    def sweep(directory: str) -> None:
-        """Remove the sockets of dead processes from ``directory``, and the directory if that
-        leaves it empty (what a sender does as it goes; for tools and tests)."""
-        try:
-            names = os.listdir(directory)
-        except OSError:
-            return
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as probe:
-            probe.setblocking(False)
-            for name in names:
-                _poke(probe, os.path.join(directory, name))
-        with contextlib.suppress(OSError):
-            os.rmdir(directory)
-
-    def close(self) -> None:
-        if self.pid == os.getpid():
-            if self.sock is not None:
-                if self.loop is not None and not self.loop.is_closed():
-                    with contextlib.suppress(Exception):
-                        self.loop.remove_reader(self.sock.fileno())
-                self.sock.close()
-            if self.name is not None:
-                with contextlib.suppress(OSError):
-                    os.unlink(self.name)
-                with contextlib.suppress(OSError):  # the last one leaves nothing behind
-                    os.rmdir(self.dir)
-            if self.sender is not None:
-                self.sender.close()
-        self.reset()
 
 
 class _Failed:
@@ -692,8 +720,37 @@ def _data_version(conn: sqlite3.Connection) -> int:
     return int(conn.execute("PRAGMA data_version").fetchone()[0])
 
 
+def _published_ttl(conn: sqlite3.Connection, name: str) -> float | None:
+    row = conn.execute("SELECT meta FROM jobs WHERE name = ?", (name,)).fetchone()
+    if row is None:
+        return None
+    try:
+        value = json.loads(row[0]).get("result_ttl")
+    except (ValueError, AttributeError):
+        return None
+    return float(value) if isinstance(value, int | float) else None
+
+
 def _purge_at(now: float, ttl: float) -> float | None:
     return now + ttl if ttl > 0 else None
+
+
+def _recover(conn: sqlite3.Connection, rows: Sequence[Any], now: float, ttl: float) -> None:
+    """Tasks ``(id, attempts, max_retries)`` whose worker died: queued again at once, or
+    FAILURE ``'lost'`` once they used up their retries (a poison task)."""
+    for task_id, attempts, max_retries in rows:
+        if (attempts or 0) > (max_retries or 0):
+            conn.execute(
+                "UPDATE tasks SET status = 'FAILURE', time_finished = ?, token = NULL, "
+                "lease_expires = NULL, purge_at = ?, error = ? WHERE id = ?",
+                (now, _purge_at(now, ttl), _lost_error(attempts), task_id),
+            )
+        else:
+            conn.execute(
+                "UPDATE tasks SET status = 'QUEUED', token = NULL, worker = NULL, "
+                "lease_expires = NULL, eta = ? WHERE id = ?",
+                (now, task_id),
+            )
 
 
 def _lost_error(attempts: int) -> str:

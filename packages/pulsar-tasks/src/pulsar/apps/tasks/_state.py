@@ -67,8 +67,10 @@ _FLOAT = ("time_queued", "time_started", "time_finished", "eta", "expires", "lea
 class Task:
     """One run of a job: the record a backend keeps (times are UNIX seconds).
 
-    ``payload`` is the JSON text of ``{"args": [...], "kwargs": {...}}`` and ``result`` the JSON
-    text of the return value; :attr:`args`, :attr:`kwargs` and :attr:`value` decode them.
+    ``payload`` is the JSON text of ``{"args": [...], "kwargs": {...}}`` and ``result_json`` the
+    JSON text of the return value; :attr:`args`, :attr:`kwargs` and :attr:`result` decode them
+    (``task.result`` is the value the job returned, as in Celery's ``AsyncResult.result`` and
+    RQ's ``job.result``).
     ``token`` is the lease token of the current attempt (None when no worker holds it).
     """
 
@@ -77,7 +79,7 @@ class Task:
     queue: str = "default"
     status: TaskState = TaskState.QUEUED
     payload: str = '{"args": [], "kwargs": {}}'
-    result: str | None = None
+    result_json: str | None = None
     error: str | None = None
     traceback: str | None = None
     attempts: int = 0
@@ -110,9 +112,15 @@ class Task:
         return list(data.get("args", [])), dict(data.get("kwargs", {}))
 
     @property
+    def result(self) -> Any:
+        """The value the job returned, decoded (None until SUCCESS); the stored JSON text is
+        :attr:`result_json`."""
+        return None if self.result_json is None else json.loads(self.result_json)
+
+    @property
     def value(self) -> Any:
-        """The decoded result (None until SUCCESS)."""
-        return None if self.result is None else json.loads(self.result)
+        """The same as :attr:`result` (kept for code written before ``result`` was the value)."""
+        return self.result
 
     @property
     def done(self) -> bool:
@@ -123,7 +131,7 @@ class Task:
         """The decoded result; raises :class:`TaskFailed` for FAILURE/REVOKED."""
         if self.status in (TaskState.FAILURE, TaskState.REVOKED):
             raise TaskFailed(f"task {self.id} ({self.name}) {self.status}: {self.error}")
-        return self.value
+        return self.result
 
     # -- conversions ---------------------------------------------------------------------------
     def to_row(self) -> dict[str, Any]:
@@ -167,10 +175,11 @@ class Task:
             out["args"], out["kwargs"] = self.args, self.kwargs
         except (ValueError, AttributeError):
             out["args"], out["kwargs"] = None, None
+        out.pop("result_json", None)
         try:
-            out["result"] = self.value
-        except ValueError:
             out["result"] = self.result
+        except ValueError:
+            out["result"] = self.result_json
         return out
 
 
