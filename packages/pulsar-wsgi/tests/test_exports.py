@@ -14,6 +14,7 @@ PUBLIC = {
     "ServerState",
     "FlowControl",
     "Timer",
+    "MAX_DRAIN",
     "MAX_PIPELINE",
     "load_callable",
     "main",

@@ -24,7 +24,7 @@ from ._events import (
     Request,
     RequestError,
 )
-from ._input import RequestBody
+from ._input import MAX_DRAIN, RequestBody
 from ._protocol import (
     MAX_PIPELINE,
     FlowControl,
@@ -56,6 +56,7 @@ __all__ = [
     "ServerState",
     "FlowControl",
     "Timer",
+    "MAX_DRAIN",
     "MAX_PIPELINE",
     "load_callable",
     "main",

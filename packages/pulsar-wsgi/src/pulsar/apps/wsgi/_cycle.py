@@ -27,14 +27,14 @@ import asyncio
 import concurrent.futures
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from ._environ import FileWrapper
 from ._errors import ClientDisconnected, HttpError, LocalProtocolError, RemoteProtocolError
 from ._events import Request
-from ._input import EMPTY_BODY, RequestBody
+from ._input import EMPTY_BODY, MAX_DRAIN, RequestBody
 
 if TYPE_CHECKING:
     from ._protocol import HttpServerProtocol
@@ -328,7 +328,7 @@ class RequestCycle:
     def start_response(
         self,
         status: str,
-        headers: list[tuple[str, str]],
+        headers: Sequence[tuple[str, str]],
         exc_info: Any = None,
     ) -> Callable[[bytes], None]:
         """PEP 3333 ``start_response``; returns the legacy ``write`` callable.
@@ -351,9 +351,18 @@ class RequestCycle:
         code = status[:3]
         if len(code) != 3 or not code.isdigit() or (len(status) > 3 and status[3] != " "):
             raise ValueError(f"invalid status {status!r}")
-        if not isinstance(headers, list):
-            raise TypeError(f"headers must be a list, not {type(headers).__name__}")
-        for header in headers:
+        pairs: list[tuple[str, str]]
+        if type(headers) is list:
+            pairs = headers
+        else:
+            # any sequence of pairs (the seed's hello world passes a tuple of tuples, as
+            # gunicorn, uvicorn and waitress accept); a str or a mapping is refused
+            if isinstance(headers, (str, bytes, bytearray)) or not isinstance(headers, Sequence):
+                kind = type(headers).__name__
+                raise TypeError(f"headers must be a sequence of pairs, not {kind}")
+            pairs = list(headers)
+        copied = pairs is not headers
+        for i, header in enumerate(pairs):
             if (
                 type(header) is tuple
                 and len(header) == 2
@@ -361,16 +370,22 @@ class RequestCycle:
                 and type(header[1]) is str
             ):
                 continue  # the usual case
-            # isinstance() for subclasses
-            if (type(header) is not tuple and not isinstance(header, tuple)) or len(header) != 2:
-                raise TypeError(f"invalid header {header!r}: expected a (str, str) tuple")
-            name, value = header
-            if (type(name) is not str and not isinstance(name, str)) or (
-                type(value) is not str and not isinstance(value, str)
+            # a pair as any sequence (a list...), str subclasses: normalized to (str, str)
+            if (
+                isinstance(header, (str, bytes, bytearray))
+                or not isinstance(header, Sequence)
+                or len(header) != 2
             ):
-                raise TypeError(f"invalid header {header!r}: expected a (str, str) tuple")
+                raise TypeError(f"invalid header {header!r}: expected a (str, str) pair")
+            name, value = header
+            if not isinstance(name, str) or not isinstance(value, str):
+                raise TypeError(f"invalid header {header!r}: expected a (str, str) pair")
+            if not copied:  # never change the application's own list
+                pairs = list(pairs)
+                copied = True
+            pairs[i] = (str(name), str(value))
         self.status = status
-        self.headers = headers
+        self.headers = pairs
         return self._write if not self.protocol.state.threaded else self._thread_write
 
     def _write(self, data: bytes) -> None:
@@ -434,15 +449,14 @@ class RequestCycle:
         headers = self.headers
         request = self.request
         body = self.body
-        if (
-            request is not None
-            and body is not None
-            and not body.complete
-            and request.expect_continue
-            and not self.continue_sent
-        ):
-            # the client may or may not send the body it announced: do not reuse the connection
-            headers = [*headers, ("Connection", "close")]
+        if request is not None and body is not None and not body.complete:
+            declared = request.content_length
+            if (request.expect_continue and not self.continue_sent) or (
+                declared is not None and declared - body.received > MAX_DRAIN
+            ):
+                # the client may or may not send the body it announced, or too much of it is
+                # left to drain: do not reuse the connection
+                headers = [*headers, ("Connection", "close")]
         split = _STATUS.get(status)
         if split is None:
             split = (int(status[:3]), status[4:] if len(status) > 4 else "")

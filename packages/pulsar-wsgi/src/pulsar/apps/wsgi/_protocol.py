@@ -35,10 +35,11 @@ from ._cycle import RequestCycle
 from ._environ import EnvironBuilder, server_software
 from ._errors import ClientDisconnected, RemoteProtocolError
 from ._events import ConnectionClosed, Data, EndOfMessage, Request, RequestError
-from ._input import BODY_HIGH_WATER, BODY_LOW_WATER, EMPTY_BODY
+from ._input import BODY_HIGH_WATER, BODY_LOW_WATER, EMPTY_BODY, MAX_DRAIN
 from ._pool import CallPool
 
 __all__ = [
+    "MAX_DRAIN",
     "MAX_PIPELINE",
     "FlowControl",
     "HttpServerProtocol",
@@ -341,6 +342,7 @@ class HttpServerProtocol(asyncio.Protocol):
     _receiving: RequestCycle | None = None
     _active: RequestCycle | None = None  # the cycle answering (head of the pipeline)
     _starting = False  # _run_pipeline is on the stack
+    _drain_left = 0  # body bytes still to drop for a request answered before its body ended
     # the deadline in force (kind, loop time) and the tick of ServerState.schedule, when armed
     _timer_kind = Timer.NONE
     _deadline = 0.0
@@ -442,8 +444,20 @@ class HttpServerProtocol(asyncio.Protocol):
                     if receiving.body is not None:
                         receiving.body.end()
             elif kind is Data:
-                if self._receiving is not None and self._receiving.body is not None:
-                    self._receiving.body.feed(event.data)  # type: ignore[union-attr]
+                receiving = self._receiving
+                if receiving is not None and receiving.body is not None:
+                    receiving.body.feed(event.data)  # type: ignore[union-attr]
+                    if receiving.body.discarding:
+                        # drained for a finished request: bounded (a chunked body has no
+                        # announced size; the head of a longer announced one said close)
+                        self._drain_left -= len(event.data)  # type: ignore[union-attr]
+                        if self._drain_left < 0:
+                            self.conn.fail_receive()
+                            events.clear()
+                            self._receiving = None
+                            if not pipeline:
+                                self._close()
+                            return
             elif kind is RequestError:
                 receiving = self._receiving
                 error = RemoteProtocolError(event.reason, event.status)  # type: ignore[union-attr]
@@ -515,7 +529,8 @@ class HttpServerProtocol(asyncio.Protocol):
                 state.on_request()
         body = cycle.body
         if body is not None and body is not EMPTY_BODY and not body.complete:
-            body.discard()  # what is left of the body is read and dropped
+            body.discard()  # what is left of the body is read and dropped (up to MAX_DRAIN)
+            self._drain_left = MAX_DRAIN
         if self.disconnected:
             return
         if self.conn.send_state is SendState.CLOSED or (state.stopping and not pipeline):
