@@ -72,12 +72,28 @@ VALID = sorted(CORPUS.glob("valid/*.http"))
 INVALID = sorted(CORPUS.glob("invalid/*.http"))
 
 
+def limits_of(expected: dict[str, Any], **defaults: int) -> Limits:
+    """The :class:`Limits` of a corpus case: its ``settings`` over ``defaults``."""
+    names = {
+        "limit_request_line": "request_line",
+        "limit_request_fields": "request_fields",
+        "limit_request_field_size": "request_field_size",
+        "max_body_size": "max_body_size",
+    }
+    values = dict(defaults)
+    for name, value in expected.get("settings", {}).items():
+        values[names[name]] = value
+    return Limits(**values)
+
+
 @pytest.mark.parametrize("step", [None, 1, 7])
 @pytest.mark.parametrize("path", VALID, ids=[p.stem for p in VALID])
 def test_valid_corpus(path: Path, step: int | None) -> None:
+    """Every valid request, fed whole, byte by byte (every boundary: inside the head, a
+    chunk-size line, the data) and in 7-byte pieces."""
     data, expected = load(path)
-    conn, evs = feed(data, step=step)
-    assert not [e for e in evs if isinstance(e, RequestError)]
+    conn, evs = feed(data, step=step, limits=limits_of(expected))
+    assert not [e for e in evs if isinstance(e, RequestError)], evs
     got = requests_of(evs)
     assert len(got) == len(expected["requests"])
     for item, want in zip(got, expected["requests"], strict=True):
@@ -100,13 +116,14 @@ def test_valid_corpus(path: Path, step: int | None) -> None:
 @pytest.mark.parametrize("path", INVALID, ids=[p.stem for p in INVALID])
 def test_invalid_corpus(path: Path, step: int | None) -> None:
     data, expected = load(path)
-    conn, evs = feed(data, step=step, limits=Limits(max_body_size=1024))
+    conn, evs = feed(data, step=step, limits=limits_of(expected))
     errors = [e for e in evs if isinstance(e, RequestError)]
     assert len(errors) == 1, evs
     assert evs[-1] is errors[0]  # nothing after the error
     assert errors[0].status == expected["status"], errors[0]
+    assert expected.get("reason", "") in errors[0].reason
     assert conn.recv_state is RecvState.ERROR
-    conn.receive_data(b"GET / HTTP/1.1\r\n\r\n")  # terminal: ignored
+    conn.receive_data(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")  # terminal: ignored
     assert events(conn) == []
 
 
@@ -114,8 +131,10 @@ def test_invalid_corpus(path: Path, step: int | None) -> None:
 
 
 def test_request_line_limit() -> None:
-    _, evs = feed(b"GET /" + b"a" * 100 + b" HTTP/1.1\r\n\r\n", limits=Limits(request_line=50))
-    assert evs == [RequestError(400, "Request line too long")]
+    _, evs = feed(
+        b"GET /" + b"a" * 100 + b" HTTP/1.1\r\nHost: t\r\n\r\n", limits=Limits(request_line=50)
+    )
+    assert evs == [RequestError(414, "Request target too long")]
 
 
 def test_request_line_limit_trickled() -> None:
@@ -123,11 +142,13 @@ def test_request_line_limit_trickled() -> None:
     conn.receive_data(b"GET /")
     for _ in range(60):
         conn.receive_data(b"a")
-    assert events(conn) == [RequestError(400, "Request line too long")]
+    assert events(conn) == [RequestError(414, "Request target too long")]
 
 
 def test_header_count_limit() -> None:
-    head = b"GET / HTTP/1.1\r\n" + b"".join(b"X-%d: y\r\n" % i for i in range(11)) + b"\r\n"
+    head = (
+        b"GET / HTTP/1.1\r\nHost: t\r\n" + b"".join(b"X-%d: y\r\n" % i for i in range(11)) + b"\r\n"
+    )
     _, evs = feed(head, limits=Limits(request_fields=10))
     assert [type(e) for e in evs] == [RequestError]
     assert evs[0].status == 431
@@ -135,7 +156,8 @@ def test_header_count_limit() -> None:
 
 def test_header_size_limit() -> None:
     _, evs = feed(
-        b"GET / HTTP/1.1\r\nX: " + b"y" * 200 + b"\r\n\r\n", limits=Limits(request_field_size=100)
+        b"GET / HTTP/1.1\r\nHost: t\r\nX: " + b"y" * 200 + b"\r\n\r\n",
+        limits=Limits(request_field_size=100),
     )
     assert evs[0].status == 431
 
@@ -143,7 +165,7 @@ def test_header_size_limit() -> None:
 def test_unterminated_header_is_bounded() -> None:
     """A header that never ends cannot make the parser buffer without bound."""
     conn = HttpConnection(limits=Limits(request_fields=2, request_field_size=100))
-    conn.receive_data(b"GET / HTTP/1.1\r\nX: ")
+    conn.receive_data(b"GET / HTTP/1.1\r\nHost: t\r\nX: ")
     for _ in range(100):
         conn.receive_data(b"y" * 100)
         if conn.recv_state is RecvState.ERROR:
@@ -154,7 +176,7 @@ def test_unterminated_header_is_bounded() -> None:
 def test_chunked_body_limit() -> None:
     body = b"".join(b"%x\r\n%s\r\n" % (100, b"x" * 100) for _ in range(20)) + b"0\r\n\r\n"
     _, evs = feed(
-        b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n" + body,
+        b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n" + body,
         limits=Limits(max_body_size=1000),
     )
     assert isinstance(evs[0], Request)
@@ -164,7 +186,7 @@ def test_chunked_body_limit() -> None:
 
 def test_limits_disabled() -> None:
     limits = Limits(request_line=0, request_fields=0, request_field_size=0, max_body_size=0)
-    head = b"GET /" + b"a" * 10000 + b" HTTP/1.1\r\nX: " + b"y" * 10000 + b"\r\n\r\n"
+    head = b"GET /" + b"a" * 10000 + b" HTTP/1.1\r\nHost: t\r\nX: " + b"y" * 10000 + b"\r\n\r\n"
     _, evs = feed(head, limits=limits)
     assert [type(e) for e in evs] == [Request, EndOfMessage]
 
@@ -173,7 +195,7 @@ def test_limits_disabled() -> None:
 
 
 def test_body_shorter_than_content_length_then_eof() -> None:
-    conn, evs = feed(b"POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc")
+    conn, evs = feed(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc")
     assert [type(e) for e in evs] == [Request, Data]
     assert conn.recv_state is RecvState.BODY and conn.receiving
     conn.receive_data(b"")
@@ -183,20 +205,25 @@ def test_body_shorter_than_content_length_then_eof() -> None:
 
 def test_body_longer_than_content_length() -> None:
     """The extra bytes are parsed as the next request: here garbage, so an error."""
-    _, evs = feed(b"POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\nabcdef\r\n\r\n")
+    _, evs = feed(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabcdef\r\n\r\n")
     assert [type(e) for e in evs] == [Request, Data, EndOfMessage, RequestError]
     assert evs[1].data == b"abc"
 
 
 def test_bytes_after_a_final_request_are_ignored() -> None:
-    conn, evs = feed(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\nGET /next HTTP/1.1\r\n\r\n")
+    conn, evs = feed(
+        b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+        b"GET /next HTTP/1.1\r\nHost: t\r\n\r\n"
+    )
     assert [type(e) for e in evs] == [Request, EndOfMessage]
     assert not evs[0].keep_alive
     assert conn.recv_state is RecvState.DONE
 
 
 def test_upgrade_is_a_final_request() -> None:
-    conn, evs = feed(b"GET / HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nxx")
+    conn, evs = feed(
+        b"GET / HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nxx"
+    )
     assert [type(e) for e in evs] == [Request, EndOfMessage]
     assert conn.recv_state is RecvState.DONE
     head = conn.send_response(evs[0], 400, [("Content-Length", "0")])
@@ -350,14 +377,14 @@ def test_send_state_errors() -> None:
 
 
 def test_last_request_before_an_error_closes() -> None:
-    conn, evs = feed(b"GET / HTTP/1.1\r\n\r\nGARBAGE\r\n\r\n")
+    conn, evs = feed(b"GET / HTTP/1.1\r\nHost: t\r\n\r\nGARBAGE\r\n\r\n")
     assert [type(e) for e in evs] == [Request, EndOfMessage, RequestError]
     head = conn.send_response(evs[0], 200, [("Content-Length", "0")])
     assert b"Connection: close" in head
 
 
 def test_pipelined_responses_keep_alive() -> None:
-    conn, evs = feed(b"GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n")
+    conn, evs = feed(b"GET /a HTTP/1.1\r\nHost: t\r\n\r\nGET /b HTTP/1.1\r\nHost: t\r\n\r\n")
     reqs = [e for e in evs if isinstance(e, Request)]
     for req in reqs:
         head = conn.send_response(req, 200, [("Content-Length", "0")])
@@ -371,7 +398,7 @@ def test_continue() -> None:
 
 
 def test_fail_receive_closes_the_response_in_progress() -> None:
-    conn, evs = feed(b"GET / HTTP/1.1\r\n\r\n")
+    conn, evs = feed(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
     conn.send_response(evs[0], 200, [])
     conn.fail_receive()
     conn.send_end()

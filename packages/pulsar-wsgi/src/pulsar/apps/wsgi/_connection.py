@@ -60,6 +60,11 @@ _TOKEN_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _BAD_VALUE_RE = re.compile(r"[\x00\r\n]")
 #: the start of a request whose method is well formed (possibly incomplete), but unknown
 _METHOD_RE = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+( .*)?", re.DOTALL)
+#: a Host value: uri-host [":" port] (RFC 9110 7.2, RFC 3986 3.2.2); empty is allowed
+_HOST_RE = re.compile(
+    rb"(\[[0-9A-Fa-f:.]+\]|\[v[0-9A-Fa-f]+\.[!$&'()*+,;=:\w.~-]+\]|[\w.~%!$&'()*+,;=-]*)(:[0-9]*)?"
+)
+_OWS = (b" ", b"\t")
 #: hop-by-hop headers the server frames itself (an application's values are dropped)
 _FRAMING = frozenset({"transfer-encoding", "connection", "keep-alive"})
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -344,22 +349,34 @@ class HttpConnection:
         self._url_size += len(url)
         limit = self.limits.request_line
         if limit and self._url_size > limit:
-            self._fail(400, "Request line too long")
+            self._fail(414, "Request target too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         limits = self.limits
         if limits.request_field_size and len(name) + len(value) + 2 > limits.request_field_size:
             self._fail(431, "Request header field too large")
-        if self.recv_state is RecvState.BODY:  # a trailer field of a chunked body: ignored
+        if self.recv_state is RecvState.BODY:
+            # a trailer field of a chunked body: read and dropped, never merged into the
+            # headers (RFC 9110 6.5.1: Host, Content-Length, Transfer-Encoding... in a trailer
+            # would be request smuggling); llhttp itself refuses a Content-Length there
             self._trailers += 1
             if limits.request_fields and self._trailers > limits.request_fields:
                 self._fail(431, "Too many trailer fields")
             return
+        if value[-1:] in _OWS:  # RFC 9110 5.5: trailing SP/HTAB is not part of the value
+            value = value.rstrip(b" \t")
         self._headers.append((name, value))
         if limits.request_fields and len(self._headers) > limits.request_fields:
             self._fail(431, "Too many header fields")
 
     def on_headers_complete(self) -> None:
+        # RFC 9112 / 9110 decisions on the head (llhttp, in strict mode, has refused malformed
+        # lines, header bytes, obs-fold, bad or duplicate Content-Length, chunked not last):
+        # - HTTP/1.1 needs exactly one Host, with a valid value (9112 3.2) -> 400
+        # - Transfer-Encoding: not in HTTP/1.0 (9112 6.1), chunked once and last (6.3) -> 400,
+        #   another coding -> 501; never with Content-Length (6.3, smuggling) -> 400
+        # - singleton fields repeated (Content-Type, Content-Length, Host) -> 400
+        # - "*" only with OPTIONS (9112 3.2.4), an unmet Expect -> 417
         parser = self._parser
         assert parser is not None
         version = parser.get_http_version()
@@ -368,22 +385,51 @@ class HttpConnection:
         content_length: int | None = None
         chunked = False
         expect = False
+        hosts = 0
+        host = b""
+        content_type = False
+        codings: list[bytes] | None = None
         for name, value in self._headers:
             lname = name.lower()
-            if lname == b"content-length":
+            if lname == b"host":
+                hosts += 1
+                host = value
+            elif lname == b"content-length":
                 content_length = int(value)  # llhttp validated it (digits, no duplicate)
+            elif lname == b"content-type":
+                if content_type:
+                    self._fail(400, "Content-Type repeated")
+                content_type = True
             elif lname == b"transfer-encoding":
-                if chunked:
-                    self._fail(400, "Transfer-Encoding repeated")
-                if value.strip().lower() != b"chunked":
-                    self._fail(501, "Unsupported transfer coding")
-                chunked = True
+                if codings is None:
+                    codings = []
+                codings.extend(
+                    c for c in value.lower().replace(b"\t", b" ").split(b",") if c.strip()
+                )
             elif lname == b"expect":
                 if value.strip().lower() != b"100-continue":
                     self._fail(417, "Expectation failed")
                 expect = version == "1.1"
+        if hosts != 1 and (hosts or version == "1.1"):
+            self._fail(400, "Host missing" if not hosts else "Host repeated")
+        if hosts and not _HOST_RE.fullmatch(host):
+            self._fail(400, "Invalid Host")
+        if codings is not None:
+            if version == "1.0":
+                self._fail(400, "Transfer-Encoding in an HTTP/1.0 request")
+            codings = [c.strip() for c in codings]
+            if not codings or codings[-1] != b"chunked" or codings.count(b"chunked") > 1:
+                self._fail(400, "chunked must be the last transfer coding, once")
+            if len(codings) > 1:
+                self._fail(501, "Unsupported transfer coding")
+            chunked = True
         if chunked and content_length is not None:  # llhttp refuses it too; never rely on it
             self._fail(400, "Both Content-Length and Transfer-Encoding")
+        url = self._url
+        target = url[0] if len(url) == 1 else b"".join(url)
+        method = parser.get_method()
+        if target == b"*" and method != b"OPTIONS":
+            self._fail(400, "asterisk-form is for OPTIONS only")
         max_body = self.limits.max_body_size
         if max_body and content_length is not None and content_length > max_body:
             self._fail(413, "Request body too large")
@@ -391,12 +437,10 @@ class HttpConnection:
         self._keep_alive_request = keep_alive
         self.recv_state = RecvState.BODY
         self.unanswered += 1
-        url = self._url
-        method = parser.get_method()
         self._events.append(
             Request._make(
                 _METHODS.get(method) or method.decode("ascii"),
-                url[0] if len(url) == 1 else b"".join(url),
+                target,
                 version,
                 tuple(self._headers),
                 keep_alive,
