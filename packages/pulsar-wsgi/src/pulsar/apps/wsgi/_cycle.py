@@ -116,8 +116,8 @@ class RequestCycle:
         self.continue_sent = False
         self.body_bytes = 0
         self.environ: dict[str, Any] | None = None
-        # the start time is for the access log only
-        self.started = time.monotonic() if protocol.state.access.enabled else 0.0
+        # the start time is for the access log only (when its format has a duration field)
+        self.started = time.monotonic() if protocol.state.access.timed else 0.0
         self.task: asyncio.Task[None] | None = None  # a response that continues in a task
 
     def __repr__(self) -> str:
@@ -501,7 +501,7 @@ class RequestCycle:
                 protocol.transport.write(head + data + conn.send_end())
             else:
                 protocol.transport.writelines([head, data, conn.send_end()])
-            if protocol.state.access.active:
+            if protocol.state.access.enabled:
                 self._log()
             return
         size = 0
@@ -624,11 +624,12 @@ class RequestCycle:
 
     def _log(self) -> None:
         access = self.protocol.state.access
-        if access.active and self.environ is not None:
+        if access.enabled and self.environ is not None:
             access.log(
                 self.environ,
                 self.status or "-",
                 self.headers,
                 self.body_bytes,
-                time.monotonic() - self.started,
+                time.monotonic() - self.started if access.timed else 0.0,
+                self.protocol.loop,
             )

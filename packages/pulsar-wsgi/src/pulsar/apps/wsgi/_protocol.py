@@ -238,6 +238,7 @@ class ServerState:
         self.stopping = True
         for connection in list(self.connections):
             connection.abort()
+        self.access.flush()
         if self._own_executor is not None:
             self._own_executor.shutdown(wait=False, cancel_futures=True)
             self._own_executor = None
