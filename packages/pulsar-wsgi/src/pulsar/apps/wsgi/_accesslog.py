@@ -41,6 +41,8 @@ _FIELD_RE = re.compile(r"%\(([^)]*)\)s")
 _PLACEHOLDER = "\x00pulsar-access-line\x00"
 _FAST_HANDLERS = (logging.StreamHandler, logging.FileHandler)
 Getter = Callable[[dict[str, Any], str, Sequence[tuple[str, str]], int, float], str]
+
+
 class _Atoms(dict[str, Any]):
     """A lazy mapping of the format fields (see :class:`AccessLogger`)."""
 
@@ -256,9 +258,7 @@ class AccessLogger:
         self._scheduled = False
         self._compiled = self._compile(fmt)
         #: the format has a duration field (else the server reads no clock per request)
-        self.timed = enabled and (
-            self._compiled is None or any(f"%({k})s" in fmt for k in "TMDL")
-        )
+        self.timed = enabled and (self._compiled is None or any(f"%({k})s" in fmt for k in "TMDL"))
 
     @staticmethod
     def _compile(fmt: str) -> Getter | None:
@@ -337,9 +337,7 @@ class AccessLogger:
         request's objects alive for an iteration, which costs more than the formatting)."""
         if not (self.enabled and self.logger.isEnabledFor(logging.INFO)):
             return
-        self._pending.append(
-            self.format(environ, status, response_headers, body_bytes, duration)
-        )
+        self._pending.append(self.format(environ, status, response_headers, body_bytes, duration))
         if loop is None:
             self.flush()
         elif not self._scheduled:
