@@ -24,10 +24,10 @@ from ._events import (
     Request,
     RequestError,
 )
+from ._flow import FlowControl
 from ._input import MAX_DRAIN, RequestBody
 from ._protocol import (
     MAX_PIPELINE,
-    FlowControl,
     HttpServerProtocol,
     ProtocolFactory,
     ServerState,

@@ -29,17 +29,17 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from ._environ import FileWrapper
+from ._accesslog import AccessLogger
+from ._connection import HttpConnection
+from ._environ import EnvironBuilder, FileWrapper
 from ._errors import ClientDisconnected, HttpError, LocalProtocolError, RemoteProtocolError
 from ._events import Request
+from ._flow import FlowControl
 from ._input import EMPTY_BODY, MAX_DRAIN, RequestBody
 
-if TYPE_CHECKING:
-    from ._protocol import HttpServerProtocol
-
-__all__ = ["RequestCycle"]
+__all__ = ["Adapter", "RequestCycle", "RunnerState"]
 
 logger = logging.getLogger("pulsar.wsgi.error")
 
@@ -51,6 +51,48 @@ _SEQUENCES = (list, tuple)
 _JOIN_BELOW = 32 * 1024
 #: status line -> (code, reason); bounded, cleared when full
 _STATUS: dict[str, tuple[int, str]] = {}
+
+
+class RunnerState(Protocol):
+    """What a cycle reads of the server's shared state (:class:`~._protocol.ServerState`)."""
+
+    app: Callable[..., Any]
+    threaded: bool
+    custom_executor: bool
+    access: AccessLogger
+    environ: EnvironBuilder
+
+    @property
+    def executor(self) -> concurrent.futures.Executor: ...
+
+    def submit(self, fn: Callable[[Any], Any], arg: Any) -> None: ...
+
+
+class Adapter(Protocol):
+    """What a cycle needs of the connection's asyncio adapter
+    (:class:`~._protocol.HttpServerProtocol`): declared here, so that this module does not
+    import the adapter's (no import circle)."""
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop: ...
+    @property
+    def transport(self) -> asyncio.Transport: ...
+    @property
+    def conn(self) -> HttpConnection: ...
+    @property
+    def flow(self) -> FlowControl: ...
+    @property
+    def state(self) -> RunnerState: ...
+    @property
+    def disconnected(self) -> bool: ...
+    @property
+    def scheme(self) -> str: ...
+    @property
+    def environ_base(self) -> dict[str, Any]: ...
+
+    def cycle_done(self, cycle: RequestCycle) -> None: ...
+
+    def body_demand(self, cycle: RequestCycle) -> None: ...
 
 
 def _close(result: Any) -> None:
@@ -91,7 +133,7 @@ class RequestCycle:
 
     def __init__(
         self,
-        protocol: HttpServerProtocol,
+        protocol: Adapter,
         request: Request | None,
         error: tuple[int, str] | None = None,
     ) -> None:

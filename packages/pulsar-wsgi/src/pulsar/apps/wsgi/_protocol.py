@@ -35,6 +35,7 @@ from ._cycle import RequestCycle
 from ._environ import EnvironBuilder, server_software
 from ._errors import ClientDisconnected, RemoteProtocolError
 from ._events import ConnectionClosed, Data, EndOfMessage, Request, RequestError
+from ._flow import FlowControl
 from ._input import BODY_HIGH_WATER, BODY_LOW_WATER, EMPTY_BODY, MAX_DRAIN
 from ._pool import CallPool
 
@@ -247,71 +248,6 @@ class ServerState:
             self.pool.shutdown()
             self.pool = None
             self._submit = None
-
-
-class FlowControl:
-    """Read pausing and write back-pressure of one transport."""
-
-    __slots__ = ("_transport", "_waiters", "disconnected", "read_paused", "write_paused")
-
-    def __init__(self, transport: asyncio.Transport) -> None:
-        self._transport = transport
-        self.read_paused = False
-        self.write_paused = False
-        self.disconnected = False
-        self._waiters: list[asyncio.Future[None] | concurrent.futures.Future[None]] = []
-
-    def pause_reading(self) -> None:
-        if not self.read_paused and not self.disconnected:
-            self.read_paused = True
-            self._transport.pause_reading()
-
-    def resume_reading(self) -> None:
-        if self.read_paused and not self.disconnected:
-            self.read_paused = False
-            self._transport.resume_reading()
-
-    def pause_writing(self) -> None:
-        self.write_paused = True
-
-    def resume_writing(self) -> None:
-        self.write_paused = False
-        self._wake(None)
-
-    def connection_lost(self) -> None:
-        self.disconnected = True
-        self.write_paused = False
-        if self._waiters:
-            self._wake(ClientDisconnected())
-
-    def _wake(self, exc: BaseException | None) -> None:
-        waiters, self._waiters = self._waiters, []
-        for waiter in waiters:
-            if waiter.done():
-                continue
-            if exc is None:
-                waiter.set_result(None)
-            else:
-                waiter.set_exception(exc)
-
-    async def drain(self) -> None:
-        """Wait until the transport can take more (raises ClientDisconnected if it is gone)."""
-        if self.disconnected:
-            raise ClientDisconnected()
-        if not self.write_paused:
-            return
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
-        await waiter
-
-    def when_writable(self, future: concurrent.futures.Future[None]) -> None:
-        """Complete ``future`` (from another thread's point of view) once writable."""
-        if self.disconnected:
-            future.set_exception(ClientDisconnected())
-        elif not self.write_paused:
-            future.set_result(None)
-        else:
-            self._waiters.append(future)
 
 
 class Timer(enum.Enum):
