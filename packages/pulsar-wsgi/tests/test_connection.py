@@ -23,6 +23,8 @@ from pulsar.apps.wsgi import (
 )
 
 CORPUS = Path(__file__).parent / "requests"
+#: the time given to send_response (the connection reads no clock)
+NOW = 1_764_750_000.0
 
 
 def events(conn: HttpConnection) -> list[Any]:
@@ -226,7 +228,7 @@ def test_upgrade_is_a_final_request() -> None:
     )
     assert [type(e) for e in evs] == [Request, EndOfMessage]
     assert conn.recv_state is RecvState.DONE
-    head = conn.send_response(evs[0], 400, [("Content-Length", "0")])
+    head = conn.send_response(evs[0], 400, [("Content-Length", "0")], now=NOW)
     assert b"Connection: close\r\n" in head
 
 
@@ -257,7 +259,9 @@ def answered(conn: HttpConnection, req: Request) -> HttpConnection:
 
 def test_response_with_content_length() -> None:
     conn = answered(HttpConnection(), req := request())
-    head = conn.send_response(req, 200, [("Content-Type", "text/plain"), ("Content-Length", "5")])
+    head = conn.send_response(
+        req, 200, [("Content-Type", "text/plain"), ("Content-Length", "5")], now=NOW
+    )
     assert head.startswith(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n")
     assert b"\r\nDate: " in head and b"\r\nServer: pulsar\r\n" in head
     assert b"Connection" not in head and head.endswith(b"\r\n\r\n")
@@ -268,7 +272,7 @@ def test_response_with_content_length() -> None:
 
 def test_chunked_response_without_length() -> None:
     conn = answered(HttpConnection(), req := request())
-    head = conn.send_response(req, 200, [])
+    head = conn.send_response(req, 200, [], now=NOW)
     assert b"Transfer-Encoding: chunked\r\n" in head
     assert conn.send_data(b"hello") == b"5\r\nhello\r\n"
     assert conn.send_data(b"") == b""
@@ -277,7 +281,7 @@ def test_chunked_response_without_length() -> None:
 
 def test_http10_without_length_closes() -> None:
     conn = answered(HttpConnection(), req := request(http_version="1.0", keep_alive=True))
-    head = conn.send_response(req, 200, [])
+    head = conn.send_response(req, 200, [], now=NOW)
     assert b"chunked" not in head and b"Connection: close\r\n" in head
     assert conn.send_data(b"abc") == b"abc"
     conn.send_end()
@@ -286,7 +290,7 @@ def test_http10_without_length_closes() -> None:
 
 def test_http10_keep_alive() -> None:
     conn = answered(HttpConnection(), req := request(http_version="1.0", keep_alive=True))
-    head = conn.send_response(req, 200, [("Content-Length", "0")])
+    head = conn.send_response(req, 200, [("Content-Length", "0")], now=NOW)
     assert b"Connection: keep-alive\r\n" in head
     conn.send_end()
     assert not conn.must_close
@@ -295,7 +299,9 @@ def test_http10_keep_alive() -> None:
 @pytest.mark.parametrize(("method", "status"), [("HEAD", 200), ("GET", 204), ("GET", 304)])
 def test_no_body_responses(method: str, status: int) -> None:
     conn = answered(HttpConnection(), req := request(method=method))
-    head = conn.send_response(req, status, [("Content-Length", "5")] if status != 304 else [])
+    head = conn.send_response(
+        req, status, [("Content-Length", "5")] if status != 304 else [], now=NOW
+    )
     assert b"chunked" not in head
     if status == 204:
         assert b"Content-Length" not in head
@@ -310,7 +316,10 @@ def test_no_body_responses(method: str, status: int) -> None:
 def test_application_connection_close_is_honoured() -> None:
     conn = answered(HttpConnection(), req := request())
     head = conn.send_response(
-        req, 200, [("Connection", "close"), ("Transfer-Encoding", "x"), ("Content-Length", "0")]
+        req,
+        200,
+        [("Connection", "close"), ("Transfer-Encoding", "x"), ("Content-Length", "0")],
+        now=NOW,
     )
     assert head.count(b"Connection") == 1 and b"Connection: close\r\n" in head
     assert b"Transfer-Encoding" not in head
@@ -320,12 +329,12 @@ def test_application_connection_close_is_honoured() -> None:
 
 def test_keep_alive_disabled() -> None:
     conn = answered(HttpConnection(keep_alive=False), req := request())
-    assert b"Connection: close" in conn.send_response(req, 200, [("Content-Length", "0")])
+    assert b"Connection: close" in conn.send_response(req, 200, [("Content-Length", "0")], now=NOW)
 
 
 def test_error_response_closes() -> None:
     conn = HttpConnection()
-    head = conn.send_response(None, 400, [("Content-Length", "0")])
+    head = conn.send_response(None, 400, [("Content-Length", "0")], now=NOW)
     assert head.startswith(b"HTTP/1.1 400 Bad Request\r\n")
     assert b"Connection: close" in head
     conn.send_end()
@@ -346,17 +355,17 @@ def test_error_response_closes() -> None:
 def test_invalid_response_headers(headers: list[tuple[str, str]]) -> None:
     conn = answered(HttpConnection(), req := request())
     with pytest.raises(LocalProtocolError):
-        conn.send_response(req, 200, headers)
+        conn.send_response(req, 200, headers, now=NOW)
     assert conn.send_state is SendState.IDLE  # nothing sent: a 500 is still possible
 
 
 def test_body_longer_and_shorter_than_declared() -> None:
     conn = answered(HttpConnection(), req := request())
-    conn.send_response(req, 200, [("Content-Length", "3")])
+    conn.send_response(req, 200, [("Content-Length", "3")], now=NOW)
     with pytest.raises(LocalProtocolError):
         conn.send_data(b"abcd")
     conn = answered(HttpConnection(), req)
-    conn.send_response(req, 200, [("Content-Length", "3")])
+    conn.send_response(req, 200, [("Content-Length", "3")], now=NOW)
     conn.send_data(b"ab")
     with pytest.raises(LocalProtocolError):
         conn.send_end()
@@ -370,16 +379,16 @@ def test_send_state_errors() -> None:
     with pytest.raises(LocalProtocolError):
         conn.send_end()
     with pytest.raises(LocalProtocolError):
-        conn.send_response(request(), 100, [])
-    conn.send_response(request(), 200, [])
+        conn.send_response(request(), 100, [], now=NOW)
+    conn.send_response(request(), 200, [], now=NOW)
     with pytest.raises(LocalProtocolError):
-        conn.send_response(request(), 200, [])
+        conn.send_response(request(), 200, [], now=NOW)
 
 
 def test_last_request_before_an_error_closes() -> None:
     conn, evs = feed(b"GET / HTTP/1.1\r\nHost: t\r\n\r\nGARBAGE\r\n\r\n")
     assert [type(e) for e in evs] == [Request, EndOfMessage, RequestError]
-    head = conn.send_response(evs[0], 200, [("Content-Length", "0")])
+    head = conn.send_response(evs[0], 200, [("Content-Length", "0")], now=NOW)
     assert b"Connection: close" in head
 
 
@@ -387,19 +396,73 @@ def test_pipelined_responses_keep_alive() -> None:
     conn, evs = feed(b"GET /a HTTP/1.1\r\nHost: t\r\n\r\nGET /b HTTP/1.1\r\nHost: t\r\n\r\n")
     reqs = [e for e in evs if isinstance(e, Request)]
     for req in reqs:
-        head = conn.send_response(req, 200, [("Content-Length", "0")])
+        head = conn.send_response(req, 200, [("Content-Length", "0")], now=NOW)
         assert b"Connection" not in head
         conn.send_end()
     assert conn.unanswered == 0 and not conn.must_close
 
 
 def test_continue() -> None:
-    assert HttpConnection().send_continue() == b"HTTP/1.1 100 Continue\r\n\r\n"
+    """``100 Continue`` only for the request being received that waits for it, once, before
+    its response; a response sent while it still waits closes the connection after it."""
+    assert HttpConnection().send_continue() == b""  # nothing received
+    conn, evs = feed(
+        b"PUT / HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n"
+    )
+    request = evs[0]
+    assert request.expect_continue
+    assert conn.send_continue() == b"HTTP/1.1 100 Continue\r\n\r\n"
+    assert conn.send_continue() == b""  # once
+    conn.receive_data(b"abc")
+    head = conn.send_response(request, 200, [("Content-Length", "0")], now=NOW)
+    assert b"Connection: close" not in head  # the body came in full
+    # a response before the body, without 100 Continue: the client may never send it
+    conn, evs = feed(
+        b"PUT / HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n"
+    )
+    head = conn.send_response(evs[0], 417, [("Content-Length", "0")], now=NOW)
+    assert b"Connection: close" in head
+    assert conn.send_continue() == b""  # a response started
+    # no Expect: no 100 Continue
+    conn, evs = feed(b"PUT / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\n")
+    assert conn.send_continue() == b""
+
+
+def test_answer_before_a_long_body_closes() -> None:
+    """More than MAX_DRAIN still to come when the response starts: ``Connection: close``."""
+    from pulsar.apps.wsgi import MAX_DRAIN
+
+    size = MAX_DRAIN + 10
+    conn, evs = feed(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\nabc" % size)
+    head = conn.send_response(evs[0], 200, [("Content-Length", "0")], now=NOW)
+    assert b"Connection: close" in head
+    conn, evs = feed(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % MAX_DRAIN)
+    head = conn.send_response(evs[0], 200, [("Content-Length", "0")], now=NOW)
+    assert b"Connection: close" not in head  # drained: the next request is served
 
 
 def test_fail_receive_closes_the_response_in_progress() -> None:
     conn, evs = feed(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
-    conn.send_response(evs[0], 200, [])
+    conn.send_response(evs[0], 200, [], now=NOW)
     conn.fail_receive()
     conn.send_end()
     assert conn.must_close and conn.recv_state is RecvState.ERROR
+
+
+def test_time_comes_in_as_an_argument(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The connection reads no clock: the Date header is the ``now`` given."""
+    import time
+
+    def no_clock() -> float:
+        raise AssertionError("HttpConnection read the clock")
+
+    monkeypatch.setattr(time, "time", no_clock)
+    monkeypatch.setattr(time, "monotonic", no_clock)
+    conn = HttpConnection()
+    conn.receive_data(b"GET / HTTP/1.1\r\nHost: t\r\n\r\nGET /2 HTTP/1.1\r\nHost: t\r\n\r\n")
+    request = events(conn)[0]
+    head = conn.send_response(request, 200, [("Content-Length", "0")], now=0.0)
+    assert b"\r\nDate: Thu, 01 Jan 1970 00:00:00 GMT\r\n" in head
+    conn.send_end()
+    head = conn.send_response(request, 200, [("Content-Length", "0")], now=86400.5)
+    assert b"\r\nDate: Fri, 02 Jan 1970 00:00:00 GMT\r\n" in head  # from the head cache

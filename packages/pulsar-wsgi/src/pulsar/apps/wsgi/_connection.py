@@ -53,18 +53,26 @@ from ._events import (
     Sentinel,
 )
 
-__all__ = ["HttpConnection", "Limits", "RecvState", "SendState", "http_date"]
+__all__ = ["MAX_DRAIN", "HttpConnection", "Limits", "RecvState", "SendState", "http_date"]
 
 #: response header names and values we refuse to send (RFC 9110 token / no CR, LF, NUL)
 _TOKEN_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _BAD_VALUE_RE = re.compile(r"[\x00\r\n]")
 #: the start of a request whose method is well formed (possibly incomplete), but unknown
 _METHOD_RE = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+( .*)?", re.DOTALL)
+#: a body the application left unread is drained (read and dropped) so that the next request of
+#: the connection is served, when at most this many of its bytes are still to come; a response
+#: sent before a longer announced body ended says ``Connection: close``
+MAX_DRAIN = 1024 * 1024
 #: a Host value: uri-host [":" port] (RFC 9110 7.2, RFC 3986 3.2.2); empty is allowed
 _HOST_RE = re.compile(
     rb"(\[[0-9A-Fa-f:.]+\]|\[v[0-9A-Fa-f]+\.[!$&'()*+,;=:\w.~-]+\]|[\w.~%!$&'()*+,;=-]*)(:[0-9]*)?"
 )
 _OWS = (b" ", b"\t")
+#: Host values found valid (a server sees the same few; bounded: cleared when full)
+_VALID_HOSTS: set[bytes] = set()
+#: the request fields on_headers_complete looks at (lower case)
+_NOTABLE = frozenset({b"host", b"content-length", b"content-type", b"transfer-encoding", b"expect"})
 #: hop-by-hop headers the server frames itself (an application's values are dropped)
 _FRAMING = frozenset({"transfer-encoding", "connection", "keep-alive"})
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -145,17 +153,17 @@ class _DateCache:
         self.value = b""
         self.line = b""
 
-    def get(self) -> bytes:
-        now = int(time.time())
-        if now != self.second:
-            self._update(now)
+    def get(self, now: float) -> bytes:
+        second = int(now)
+        if second != self.second:
+            self._update(second)
         return self.value
 
-    def get_line(self) -> bytes:
-        """``Date: ...\r\n``."""
-        now = int(time.time())
-        if now != self.second:
-            self._update(now)
+    def get_line(self, now: float) -> bytes:
+        """``Date: ...\r\n`` at ``now`` (seconds since the epoch)."""
+        second = int(now)
+        if second != self.second:
+            self._update(second)
         return self.line
 
     def _update(self, now: int) -> None:
@@ -167,9 +175,9 @@ class _DateCache:
 _DATE = _DateCache()
 
 
-def http_date() -> bytes:
-    """The current time as an HTTP ``Date`` value (cached for the current second)."""
-    return _DATE.get()
+def http_date(now: float | None = None) -> bytes:
+    """``now`` (default: the current time) as an HTTP ``Date`` value (cached per second)."""
+    return _DATE.get(time.time() if now is None else now)
 
 
 def _status_line(status: int, reason: str | None) -> bytes:
@@ -267,6 +275,8 @@ class HttpConnection:
         self._body_size = 0
         self._trailers = 0
         self._keep_alive_request = True
+        self._receiving: Request | None = None  # the request whose body is being received
+        self._continued: Request | None = None  # the request sent 100 Continue
         # the response being sent
         self._no_body = False
         self._chunked = False
@@ -391,6 +401,8 @@ class HttpConnection:
         codings: list[bytes] | None = None
         for name, value in self._headers:
             lname = name.lower()
+            if lname not in _NOTABLE:  # most fields: one set lookup
+                continue
             if lname == b"host":
                 hosts += 1
                 host = value
@@ -412,8 +424,12 @@ class HttpConnection:
                 expect = version == "1.1"
         if hosts != 1 and (hosts or version == "1.1"):
             self._fail(400, "Host missing" if not hosts else "Host repeated")
-        if hosts and not _HOST_RE.fullmatch(host):
-            self._fail(400, "Invalid Host")
+        if hosts and host not in _VALID_HOSTS:
+            if not _HOST_RE.fullmatch(host):
+                self._fail(400, "Invalid Host")
+            if len(_VALID_HOSTS) >= 1024:
+                _VALID_HOSTS.clear()
+            _VALID_HOSTS.add(host)
         if codings is not None:
             if version == "1.0":
                 self._fail(400, "Transfer-Encoding in an HTTP/1.0 request")
@@ -438,7 +454,7 @@ class HttpConnection:
         self.recv_state = RecvState.BODY
         self.unanswered += 1
         self._events.append(
-            Request._make(
+            request := Request._make(
                 _METHODS.get(method) or method.decode("ascii"),
                 target,
                 version,
@@ -449,6 +465,7 @@ class HttpConnection:
                 chunked,
             )
         )
+        self._receiving = request
 
     def on_body(self, body: bytes) -> None:
         self._body_size += len(body)
@@ -458,12 +475,24 @@ class HttpConnection:
         self._events.append(Data(body))
 
     def on_message_complete(self) -> None:
+        self._receiving = None
         self._events.append(_END)
         self.recv_state = RecvState.IDLE if self._keep_alive_request else RecvState.DONE
 
     # -- sending ----------------------------------------------------------------------------------
     def send_continue(self) -> bytes:
-        """The ``100 Continue`` interim response (send it once, before reading the body)."""
+        """The ``100 Continue`` interim response when the request being received waits for it
+        (``Expect: 100-continue``, its body not complete, no response started, not sent yet);
+        else ``b""``. The server calls it when the application first wants the body."""
+        request = self._receiving
+        if (
+            request is None
+            or not request.expect_continue
+            or self._continued is request
+            or self.send_state is not SendState.IDLE
+        ):
+            return b""
+        self._continued = request
         return _CONTINUE
 
     def send_response(
@@ -474,12 +503,14 @@ class HttpConnection:
         *,
         reason: str | None = None,
         length: int | None = None,
+        now: float,
     ) -> bytes:
         """Serialize the head of the response to ``request`` (None: an error response to a request
         that could not be parsed); returns the bytes to send.
 
         ``length`` is the size of the body when the server knows it: a ``Content-Length`` with
-        it is added unless the headers have one (or the status is 204/304).
+        it is added unless the headers have one (or the status is 204/304). ``now`` is the
+        current time (``time.time()``) for the ``Date`` header: the connection reads no clock.
 
         Adds ``Date``, ``Server``, the framing headers (``Transfer-Encoding: chunked`` on HTTP/1.1
         when there is no ``Content-Length``) and ``Connection``; drops the application's own
@@ -498,6 +529,14 @@ class HttpConnection:
             or not self.keep_alive
             or (self.recv_state in _TERMINAL and self.unanswered <= 1)
         )
+        if request is self._receiving and request is not None:
+            # answered before its body ended: a client waiting for 100 Continue may or may not
+            # send the body (RFC 9110 10.1.1), a long rest is not worth draining: close after
+            declared = request.content_length
+            if (request.expect_continue and self._continued is not request) or (
+                declared is not None and declared - self._body_size > MAX_DRAIN
+            ):
+                close = True
         no_body = (request is not None and request.method == "HEAD") or status in (204, 304)
         version = request.http_version if request is not None else None
         # the head of a response like a previous one is the same bytes around the Date line
@@ -514,7 +553,7 @@ class HttpConnection:
             self.send_state = SendState.BODY
             if after is None:  # the application sent its own Date
                 return before
-            return before + _DATE.get_line() + after
+            return before + _DATE.get_line(now) + after
         status_line = _STATUS_CACHE.get((status, reason))
         if status_line is None:
             status_line = _status_line(status, reason)
@@ -557,7 +596,7 @@ class HttpConnection:
         date_at = -1
         if not has_date:
             date_at = len(out)
-            append(_DATE.get_line())
+            append(_DATE.get_line(now))
         if not has_server and self._server:
             append(self._server)
         chunked = False

@@ -37,7 +37,7 @@ from ._environ import EnvironBuilder, FileWrapper
 from ._errors import ClientDisconnected, HttpError, LocalProtocolError, RemoteProtocolError
 from ._events import Request
 from ._flow import FlowControl
-from ._input import EMPTY_BODY, MAX_DRAIN, RequestBody
+from ._input import EMPTY_BODY, RequestBody
 
 __all__ = ["Adapter", "RequestCycle", "RunnerState"]
 
@@ -95,6 +95,28 @@ class Adapter(Protocol):
     def body_demand(self, cycle: RequestCycle) -> None: ...
 
 
+def _normalized(headers: list[Any]) -> list[tuple[str, str]]:
+    """``headers`` as a new list of ``(str, str)`` tuples (a pair may be any sequence, the
+    strings str subclasses).
+
+    Raises:
+        TypeError: an item is not a pair of str.
+    """
+    out: list[tuple[str, str]] = []
+    for header in headers:
+        if (
+            isinstance(header, (str, bytes, bytearray))
+            or not isinstance(header, Sequence)
+            or len(header) != 2
+        ):
+            raise TypeError(f"invalid header {header!r}: expected a (str, str) pair")
+        name, value = header
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise TypeError(f"invalid header {header!r}: expected a (str, str) pair")
+        out.append((str(name), str(value)))
+    return out
+
+
 def _close(result: Any) -> None:
     if type(result) is list or type(result) is tuple:
         return  # no close(); looking for one would cost an AttributeError
@@ -119,7 +141,6 @@ class RequestCycle:
         "body",
         "body_bytes",
         "conn",
-        "continue_sent",
         "environ",
         "error",
         "headers",
@@ -155,7 +176,6 @@ class RequestCycle:
         self.status: str | None = None
         self.headers: list[tuple[str, str]] = []
         self.headers_sent = False
-        self.continue_sent = False
         self.body_bytes = 0
         self.environ: dict[str, Any] | None = None
         # the start time is for the access log only (when its format has a duration field)
@@ -403,29 +423,15 @@ class RequestCycle:
                 kind = type(headers).__name__
                 raise TypeError(f"headers must be a sequence of pairs, not {kind}")
             pairs = list(headers)
-        copied = pairs is not headers
-        for i, header in enumerate(pairs):
+        for header in pairs:
             if (
-                type(header) is tuple
-                and len(header) == 2
-                and type(header[0]) is str
-                and type(header[1]) is str
-            ):
-                continue  # the usual case
-            # a pair as any sequence (a list...), str subclasses: normalized to (str, str)
-            if (
-                isinstance(header, (str, bytes, bytearray))
-                or not isinstance(header, Sequence)
+                type(header) is not tuple
                 or len(header) != 2
+                or type(header[0]) is not str
+                or type(header[1]) is not str
             ):
-                raise TypeError(f"invalid header {header!r}: expected a (str, str) pair")
-            name, value = header
-            if not isinstance(name, str) or not isinstance(value, str):
-                raise TypeError(f"invalid header {header!r}: expected a (str, str) pair")
-            if not copied:  # never change the application's own list
-                pairs = list(pairs)
-                copied = True
-            pairs[i] = (str(name), str(value))
+                pairs = _normalized(pairs)  # not the usual case: checked one by one
+                break
         self.status = status
         self.headers = pairs
         return self._write if not self.protocol.state.threaded else self._thread_write
@@ -470,17 +476,11 @@ class RequestCycle:
             pass
 
     def send_continue(self) -> None:
-        """Send ``100 Continue`` once, if the client waits for it and no response started."""
-        request = self.request
-        if (
-            request is not None
-            and request.expect_continue
-            and not self.continue_sent
-            and not self.headers_sent
-            and not self.protocol.disconnected
-        ):
-            self.continue_sent = True
-            self.protocol.transport.write(self.conn.send_continue())
+        """Send ``100 Continue`` if the client waits for it (the connection decides)."""
+        if self.request is not None and not self.protocol.disconnected:
+            data = self.conn.send_continue()
+            if data:
+                self.protocol.transport.write(data)
 
     def _head(self, length: int | None = None) -> bytes:
         """The response head; ``length``: the body size when known (a ``Content-Length`` is
@@ -490,22 +490,15 @@ class RequestCycle:
             raise LocalProtocolError("the application did not call start_response()")
         headers = self.headers
         request = self.request
-        body = self.body
-        if request is not None and body is not None and not body.complete:
-            declared = request.content_length
-            if (request.expect_continue and not self.continue_sent) or (
-                declared is not None and declared - body.received > MAX_DRAIN
-            ):
-                # the client may or may not send the body it announced, or too much of it is
-                # left to drain: do not reuse the connection
-                headers = [*headers, ("Connection", "close")]
         split = _STATUS.get(status)
         if split is None:
             split = (int(status[:3]), status[4:] if len(status) > 4 else "")
             if len(_STATUS) >= 256:
                 _STATUS.clear()
             _STATUS[status] = split
-        head = self.conn.send_response(request, split[0], headers, reason=split[1], length=length)
+        head = self.conn.send_response(
+            request, split[0], headers, reason=split[1], length=length, now=time.time()
+        )
         self.headers_sent = True
         return head
 
@@ -631,7 +624,7 @@ class RequestCycle:
         conn = self.conn
         request = self.request
         try:
-            head = conn.send_response(request, status, self.headers, reason=phrase)
+            head = conn.send_response(request, status, self.headers, reason=phrase, now=time.time())
         except LocalProtocolError:  # a response is half sent: only closing is left
             conn.abort()
             return

@@ -26,14 +26,11 @@ import asyncio
 import threading
 from collections.abc import Callable, Iterator
 
+from ._connection import MAX_DRAIN
 from ._errors import ClientDisconnected, HttpError
 
 __all__ = ["BODY_HIGH_WATER", "BODY_LOW_WATER", "EMPTY_BODY", "MAX_DRAIN", "RequestBody"]
 
-#: a body the application left unread is drained (read and dropped) so that the next request of
-#: the connection is served, when at most this many of its bytes are still to come; a longer one
-#: makes the response say ``Connection: close`` (and a chunked one closes once past it)
-MAX_DRAIN = 1024 * 1024
 #: the protocol stops reading the socket while this many body bytes wait for the application
 BODY_HIGH_WATER = 256 * 1024
 #: ... and reads again once the application has consumed the buffer below this
