@@ -252,7 +252,11 @@ class HttpConnection:
     def __init__(
         self, *, limits: Limits | None = None, keep_alive: bool = True, server: str = "pulsar"
     ) -> None:
-        self.limits = limits or Limits()
+        self.limits = limits = limits or Limits()
+        # the limits of on_header as plain numbers (0, "no limit", as a bound never reached)
+        self._max_field = limits.request_field_size - 2 if limits.request_field_size else 1 << 62
+        self._max_fields = limits.request_fields or 1 << 62
+        self._max_target = limits.request_line or 1 << 62
         self.keep_alive = keep_alive
         self._server = _server_line(server)
         self._parser: httptools.HttpRequestParser | None = httptools.HttpRequestParser(self)
@@ -357,26 +361,25 @@ class HttpConnection:
     def on_url(self, url: bytes) -> None:
         self._url.append(url)
         self._url_size += len(url)
-        limit = self.limits.request_line
-        if limit and self._url_size > limit:
+        if self._url_size > self._max_target:
             self._fail(414, "Request target too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        limits = self.limits
-        if limits.request_field_size and len(name) + len(value) + 2 > limits.request_field_size:
+        if len(name) + len(value) > self._max_field:
             self._fail(431, "Request header field too large")
-        if self.recv_state is RecvState.BODY:
+        if self._receiving is not None:
             # a trailer field of a chunked body: read and dropped, never merged into the
             # headers (RFC 9110 6.5.1: Host, Content-Length, Transfer-Encoding... in a trailer
             # would be request smuggling); llhttp itself refuses a Content-Length there
             self._trailers += 1
-            if limits.request_fields and self._trailers > limits.request_fields:
+            if self._trailers > self._max_fields:
                 self._fail(431, "Too many trailer fields")
             return
         if value[-1:] in _OWS:  # RFC 9110 5.5: trailing SP/HTAB is not part of the value
             value = value.rstrip(b" \t")
-        self._headers.append((name, value))
-        if limits.request_fields and len(self._headers) > limits.request_fields:
+        headers = self._headers
+        headers.append((name, value))
+        if len(headers) > self._max_fields:
             self._fail(431, "Too many header fields")
 
     def on_headers_complete(self) -> None:
