@@ -466,3 +466,28 @@ def test_time_comes_in_as_an_argument(monkeypatch: pytest.MonkeyPatch) -> None:
     conn.send_end()
     head = conn.send_response(request, 200, [("Content-Length", "0")], now=86400.5)
     assert b"\r\nDate: Fri, 02 Jan 1970 00:00:00 GMT\r\n" in head  # from the head cache
+
+
+def test_send_events() -> None:
+    """The h11 shape: bytes in, events out; events in, bytes out."""
+    from pulsar.apps.wsgi import InformationalResponse, Response
+
+    conn = HttpConnection()
+    conn.receive_data(
+        b"POST /e HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n"
+    )
+    request = conn.next_event()
+    assert isinstance(request, Request) and conn.next_event() is NEED_DATA
+    assert conn.send(InformationalResponse()) == b"HTTP/1.1 100 Continue\r\n\r\n"
+    conn.receive_data(b"ok")
+    assert events(conn) == [Data(b"ok"), EndOfMessage()]
+    head = conn.send(Response(201, (("X-A", "b"),), request=request), now=0.0)
+    assert head.startswith(b"HTTP/1.1 201 Created\r\nX-A: b\r\n")
+    assert b"Transfer-Encoding: chunked\r\n" in head and head.endswith(b"\r\n\r\n")
+    assert conn.send(Data(b"hello")) == b"5\r\nhello\r\n"
+    assert conn.send(EndOfMessage()) == b"0\r\n\r\n"
+    assert conn.send_state is SendState.IDLE
+    with pytest.raises(LocalProtocolError):
+        conn.send(Data(b"late"))  # no response in progress
+    with pytest.raises(LocalProtocolError):
+        conn.send(RequestError(400, "x"))  # type: ignore[arg-type]

@@ -26,6 +26,8 @@ PUBLIC = {
     "NEED_DATA",
     "Event",
     "Request",
+    "Response",
+    "InformationalResponse",
     "Data",
     "EndOfMessage",
     "RequestError",

@@ -21,8 +21,10 @@ from ._events import (
     Data,
     EndOfMessage,
     Event,
+    InformationalResponse,
     Request,
     RequestError,
+    Response,
 )
 from ._flow import FlowControl
 from ._input import MAX_DRAIN, RequestBody
@@ -69,6 +71,8 @@ __all__ = [
     "NEED_DATA",
     "Event",
     "Request",
+    "Response",
+    "InformationalResponse",
     "Data",
     "EndOfMessage",
     "RequestError",

@@ -48,8 +48,10 @@ from ._events import (
     Data,
     EndOfMessage,
     Event,
+    InformationalResponse,
     Request,
     RequestError,
+    Response,
     Sentinel,
 )
 
@@ -483,6 +485,42 @@ class HttpConnection:
         self.recv_state = RecvState.IDLE if self._keep_alive_request else RecvState.DONE
 
     # -- sending ----------------------------------------------------------------------------------
+    def send(
+        self,
+        event: Response | InformationalResponse | Data | EndOfMessage,
+        *,
+        now: float = 0.0,
+    ) -> bytes:
+        """Serialize one event of the response: the bytes to send (h11's ``send``).
+
+        ``now`` is the current time (``time.time()``) for the ``Date`` header of a
+        :class:`Response`. The server's hot path calls :meth:`send_response`,
+        :meth:`send_data`, :meth:`send_end` and :meth:`send_continue` directly (no event
+        object per response); this is the same, as events.
+
+        Raises:
+            LocalProtocolError: the event is not allowed in the send state (see the module
+                docstring), or is invalid (a bad header...).
+        """
+        kind = type(event)
+        if kind is Data:
+            return self.send_data(event.data)  # type: ignore[union-attr]
+        if kind is EndOfMessage:
+            return self.send_end()
+        if kind is Response:
+            assert isinstance(event, Response)
+            return self.send_response(
+                event.request,
+                event.status,
+                list(event.headers),
+                reason=event.reason,
+                length=event.length,
+                now=now,
+            )
+        if kind is InformationalResponse:
+            return self.send_continue()
+        raise LocalProtocolError(f"cannot send {event!r}")
+
     def send_continue(self) -> bytes:
         """The ``100 Continue`` interim response when the request being received waits for it
         (``Expect: 100-continue``, its body not complete, no response started, not sent yet);
