@@ -75,8 +75,18 @@ class Adapter(Protocol):
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop: ...
-    @property
-    def transport(self) -> asyncio.Transport: ...
+    def write(self, data: bytes) -> None:
+        """Write to the transport (the transport's own bound method)."""
+
+    def writelines(self, data: list[bytes]) -> None:
+        """Write several pieces (one ``writev`` under uvloop)."""
+
+    def is_closing(self) -> bool:
+        """The transport is closing or closed."""
+
+    async def sendfile(self, file: Any, offset: int, count: int) -> int:
+        """``loop.sendfile`` on the transport (with the fallback); returns the bytes sent."""
+
     @property
     def conn(self) -> HttpConnection: ...
     @property
@@ -480,7 +490,7 @@ class RequestCycle:
         if self.request is not None and not self.protocol.disconnected:
             data = self.conn.send_continue()
             if data:
-                self.protocol.transport.write(data)
+                self.protocol.write(data)
 
     def _head(self, length: int | None = None) -> bytes:
         """The response head; ``length``: the body size when known (a ``Content-Length`` is
@@ -505,7 +515,7 @@ class RequestCycle:
     def write_chunk(self, chunk: bytes) -> None:
         """Send a body chunk (the head first, with it, when not sent yet). Event loop only."""
         protocol = self.protocol
-        if protocol.disconnected or protocol.transport.is_closing():
+        if protocol.disconnected or protocol.is_closing():
             raise ClientDisconnected()
         if not isinstance(chunk, _BYTES):
             raise TypeError(f"response chunks must be bytes, not {type(chunk).__name__}")
@@ -514,7 +524,7 @@ class RequestCycle:
         else:
             data = self._head() + self.conn.send_data(bytes(chunk))
         self.body_bytes += len(chunk)
-        protocol.transport.write(data)
+        protocol.write(data)
 
     def _send_list(self, chunks: list[Any] | tuple[Any, ...]) -> None:
         """Send a list/tuple body in one write (with a computed Content-Length if none)."""
@@ -533,9 +543,9 @@ class RequestCycle:
             data = conn.send_data(chunk)
             self.body_bytes += size
             if len(data) < _JOIN_BELOW:
-                protocol.transport.write(head + data + conn.send_end())
+                protocol.write(head + data + conn.send_end())
             else:
-                protocol.transport.writelines([head, data, conn.send_end()])
+                protocol.writelines([head, data, conn.send_end()])
             if protocol.state.access.enabled:
                 self._log()
             return
@@ -552,7 +562,7 @@ class RequestCycle:
         self.body_bytes += size
         out.append(conn.send_end())
         # one write of the joined bytes: cheaper than writelines() even for a 64 KiB body (uvloop)
-        protocol.transport.write(b"".join(out))
+        protocol.write(b"".join(out))
         self._log()
 
     async def _send_file(self, wrapper: FileWrapper) -> None:
@@ -574,12 +584,10 @@ class RequestCycle:
         if declared is not None and declared.strip().isdigit():
             count = min(count, int(declared))
         head = self._head(count)  # the file's size when the application declared none
-        protocol.transport.write(head)
+        protocol.write(head)
         if self.conn.body_expected and count:
             try:
-                sent = await protocol.loop.sendfile(
-                    protocol.transport, wrapper.filelike, offset, count, fallback=True
-                )
+                sent = await protocol.sendfile(wrapper.filelike, offset, count)
             except (ConnectionError, RuntimeError) as exc:
                 raise ClientDisconnected(str(exc)) from None
             self.conn.count_body(sent)
@@ -605,7 +613,7 @@ class RequestCycle:
             out = self._head(None if head else 0)
         out += self.conn.send_end()
         if out:
-            self.protocol.transport.write(out)
+            self.protocol.write(out)
         self._log()
 
     def send_error(self, status: int, reason: str = "") -> None:
@@ -631,7 +639,7 @@ class RequestCycle:
         self.headers_sent = True
         self.body_bytes = len(payload)
         body = conn.send_data(payload)
-        self.protocol.transport.write(head + body + conn.send_end())
+        self.protocol.write(head + body + conn.send_end())
         self._log()
 
     def _failed(self, exc: BaseException, *, log: bool = True) -> None:

@@ -276,6 +276,10 @@ class HttpServerProtocol(asyncio.Protocol):
     flow: FlowControl = None  # type: ignore[assignment]
     peer: Any = None
     sockname: Any = None
+    # the transport's own bound methods, for the app runner (which never holds the transport)
+    write: Callable[[bytes], None] = None  # type: ignore[assignment]
+    writelines: Callable[[list[bytes]], None] = None  # type: ignore[assignment]
+    is_closing: Callable[[], bool] = None  # type: ignore[assignment]
     _receiving: RequestCycle | None = None
     _active: RequestCycle | None = None  # the cycle answering (head of the pipeline)
     _starting = False  # _run_pipeline is on the stack
@@ -307,6 +311,9 @@ class HttpServerProtocol(asyncio.Protocol):
         state = self.state
         self.loop = state.running_loop()
         self.transport = transport
+        self.write = transport.write
+        self.writelines = transport.writelines  # type: ignore[assignment]
+        self.is_closing = transport.is_closing
         self.flow = FlowControl(transport)
         self.conn = HttpConnection(
             limits=state.limits, keep_alive=state.keep_alive > 0 and not state.stopping
@@ -356,6 +363,11 @@ class HttpServerProtocol(asyncio.Protocol):
             if cycle.body is not None and not cycle.body.complete:
                 cycle.body.fail(ClientDisconnected())
         self.state.connections.discard(self)
+
+    async def sendfile(self, file: Any, offset: int, count: int) -> int:
+        """``loop.sendfile`` of ``count`` bytes of ``file`` from ``offset`` on the transport
+        (falling back to reads and writes); returns the bytes sent."""
+        return await self.loop.sendfile(self.transport, file, offset, count, fallback=True)
 
     def pause_writing(self) -> None:
         self.flow.pause_writing()
