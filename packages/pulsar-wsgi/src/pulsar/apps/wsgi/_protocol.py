@@ -52,6 +52,10 @@ __all__ = [
 
 logger = logging.getLogger("pulsar.wsgi")
 
+#: closing after a response while the client still sends its body, the server shuts its side
+#: and reads (and drops) what comes for at most this many seconds before it closes: closing
+#: with unread bytes makes the kernel send a reset that can destroy the response in flight
+LINGER = 2.0
 #: reading pauses while this many requests of one connection wait to be answered
 MAX_PIPELINE = 16
 #: the resolution of the connections' deadlines (see :meth:`ServerState.schedule`)
@@ -257,6 +261,7 @@ class Timer(enum.Enum):
     HEAD = "head"  # the request head must be complete (header_timeout)
     BODY = "body"  # the body must make progress (body_timeout)
     IDLE = "idle"  # an idle keep-alive connection (keep_alive)
+    LINGER = "linger"  # closing: what the client still sends is dropped (LINGER seconds)
 
 
 class HttpServerProtocol(asyncio.Protocol):
@@ -283,6 +288,7 @@ class HttpServerProtocol(asyncio.Protocol):
     _receiving: RequestCycle | None = None
     _active: RequestCycle | None = None  # the cycle answering (head of the pipeline)
     _starting = False  # _run_pipeline is on the stack
+    _lingering = False  # see _linger_close
     _drain_left = 0  # body bytes still to drop for a request answered before its body ended
     # the deadline in force (kind, loop time) and the tick of ServerState.schedule, when armed
     _timer_kind = Timer.NONE
@@ -337,10 +343,15 @@ class HttpServerProtocol(asyncio.Protocol):
         self._set_timer(Timer.HEAD, state.header_timeout)
 
     def data_received(self, data: bytes) -> None:
+        if self._lingering:
+            return  # closing: dropped
         self.conn.receive_data(data)
         self._handle_events()
 
     def eof_received(self) -> bool | None:
+        if self._lingering:
+            self._close()
+            return None
         self._eof = True
         self.conn.receive_data(b"")
         self._handle_events()
@@ -405,7 +416,7 @@ class HttpServerProtocol(asyncio.Protocol):
                             events.clear()
                             self._receiving = None
                             if not pipeline:
-                                self._close()
+                                self._linger_close()
                             return
             elif kind is RequestError:
                 receiving = self._receiving
@@ -483,7 +494,10 @@ class HttpServerProtocol(asyncio.Protocol):
         if self.disconnected:
             return
         if self.conn.send_state is SendState.CLOSED or (state.stopping and not pipeline):
-            self._close()
+            if self.conn.receiving:  # the client is still sending: let the response arrive
+                self._linger_close()
+            else:
+                self._close()
             return
         if not self._starting:  # else the loop of _run_pipeline goes on
             self._run_pipeline()
@@ -575,7 +589,7 @@ class HttpServerProtocol(asyncio.Protocol):
     def _timeout(self, kind: Timer) -> None:
         if self.disconnected:
             return
-        if kind is Timer.IDLE:
+        if kind is Timer.IDLE or kind is Timer.LINGER:
             if not self._pipeline:
                 self._close()
             return
@@ -596,6 +610,27 @@ class HttpServerProtocol(asyncio.Protocol):
             self._queue(RequestCycle(self, None, (408, "Timed out reading the request")))
 
     # -- closing ----------------------------------------------------------------------------------
+    def _linger_close(self) -> None:
+        """Close after the response while the client is still sending (a body left unread
+        beyond :data:`MAX_DRAIN`, a response before the body): shut our side (the response,
+        then FIN), drop what still comes until the client closes or :data:`LINGER` seconds
+        pass, then close. A plain close with unread bytes would reset the connection, and a
+        reset can destroy the response before the client reads it."""
+        transport = self.transport
+        if self._lingering or transport.is_closing():
+            return
+        try:
+            can_write_eof = transport.can_write_eof()
+        except (AttributeError, NotImplementedError):
+            can_write_eof = False
+        if not can_write_eof:  # TLS: no half-close
+            self._close()
+            return
+        self._lingering = True
+        self.flow.resume_reading()
+        transport.write_eof()
+        self._set_timer(Timer.LINGER, LINGER)
+
     def _close(self) -> None:
         self._stop_timer()
         if not self.transport.is_closing():
