@@ -411,3 +411,27 @@ def test_flask_get_data_multi_segment() -> None:
         assert httpx.Response(200, content=parse_responses(out)[0].body).json() == {
             "fields": {"a": "1", "b": "2" * 1000}
         }
+
+
+def test_answer_kept_when_read_after_the_close() -> None:
+    """The client sends a body the application does not read (beyond ``MAX_DRAIN``) and reads
+    the answer only once the server has closed the connection: the answer is there. (The
+    server lingers, reading and dropping the rest, so that it never closes with unread bytes,
+    which would reset the connection and drop what it had not sent yet; on loopback a small
+    response is out before that, so this test passes with a plain close as well.)"""
+    import threading
+
+    paths: list[str] = []
+    size = MAX_DRAIN * 3
+    app = paths_app(paths, lambda f: f.read(10))
+    with ServerThread(app, thread_workers=2, max_body_size=size * 2) as srv:
+        with connect(srv.port, timeout=15) as sock:
+            head = b"POST /big HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % size
+            sender = threading.Thread(target=sock.sendall, args=(head + b"z" * size,))
+            sender.start()
+            sender.join(15)
+            srv.wait_connections(0, timeout=15)  # the server closed its side
+            out = read_all(sock)
+        responses = parse_responses(out)
+        assert [r.body for r in responses] == [b"/big"]
+        assert responses[0].header("connection") == "close"

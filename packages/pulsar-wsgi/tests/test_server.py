@@ -428,3 +428,27 @@ def test_statistics(thread_workers: int) -> None:
         stats = srv.call(srv.state.statistics)
         assert stats["requests"] == 1
         assert stats["mode"] == ("threads" if thread_workers else "inline")
+
+
+def test_rejected_request_answer_survives_the_clients_flood(thread_workers: int) -> None:
+    """A bad request followed by 4 MB the client is still sending: the 400 arrives (the
+    server lingers, reading and dropping, instead of resetting the connection), then the
+    connection closes and the server goes on serving."""
+    with ServerThread(hello, thread_workers=thread_workers) as srv, connect(srv.port) as sock:
+        flood = b"x" * (4 * 1024 * 1024)
+        errors: list[BaseException] = []
+
+        def send() -> None:
+            try:
+                sock.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nBad Header: x\r\n\r\n" + flood)
+            except OSError as exc:
+                errors.append(exc)
+
+        sender = threading.Thread(target=send)
+        sender.start()
+        out = read_all(sock, timeout=10)
+        sender.join(10)
+        responses = parse_responses(out)
+        assert responses and responses[0].status == 400, (out[:200], errors)
+        assert responses[0].header("connection") == "close"
+        still_serving(srv)

@@ -289,6 +289,7 @@ class HttpServerProtocol(asyncio.Protocol):
     _active: RequestCycle | None = None  # the cycle answering (head of the pipeline)
     _starting = False  # _run_pipeline is on the stack
     _lingering = False  # see _linger_close
+    _rejected = False  # a RequestError was received: its bytes may still be coming
     _drain_left = 0  # body bytes still to drop for a request answered before its body ended
     # the deadline in force (kind, loop time) and the tick of ServerState.schedule, when armed
     _timer_kind = Timer.NONE
@@ -419,6 +420,7 @@ class HttpServerProtocol(asyncio.Protocol):
                                 self._linger_close()
                             return
             elif kind is RequestError:
+                self._rejected = True
                 receiving = self._receiving
                 error = RemoteProtocolError(event.reason, event.status)  # type: ignore[union-attr]
                 if receiving is not None and receiving.body is not None:
@@ -494,7 +496,7 @@ class HttpServerProtocol(asyncio.Protocol):
         if self.disconnected:
             return
         if self.conn.send_state is SendState.CLOSED or (state.stopping and not pipeline):
-            if self.conn.receiving:  # the client is still sending: let the response arrive
+            if self.conn.receiving or self._rejected:  # the client may still be sending
                 self._linger_close()
             else:
                 self._close()
