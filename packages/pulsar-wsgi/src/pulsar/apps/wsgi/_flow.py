@@ -22,24 +22,32 @@ __all__ = ["FlowControl"]
 
 
 class FlowControl:
-    """Read pausing and write back-pressure of one transport."""
+    """Read pausing and write back-pressure of one transport.
 
-    __slots__ = ("_transport", "_waiters", "disconnected", "read_paused", "write_paused")
+    It keeps no "disconnected" flag of its own: a transport that is closing (or closed: lost
+    connections are closed too) is gone for it (:attr:`disconnected`).
+    """
+
+    __slots__ = ("_transport", "_waiters", "read_paused", "write_paused")
 
     def __init__(self, transport: asyncio.Transport) -> None:
         self._transport = transport
         self.read_paused = False
         self.write_paused = False
-        self.disconnected = False
         self._waiters: list[asyncio.Future[None] | concurrent.futures.Future[None]] = []
 
+    @property
+    def disconnected(self) -> bool:
+        """The transport is closing or closed."""
+        return self._transport.is_closing()
+
     def pause_reading(self) -> None:
-        if not self.read_paused and not self.disconnected:
+        if not self.read_paused and not self._transport.is_closing():
             self.read_paused = True
             self._transport.pause_reading()
 
     def resume_reading(self) -> None:
-        if self.read_paused and not self.disconnected:
+        if self.read_paused and not self._transport.is_closing():
             self.read_paused = False
             self._transport.resume_reading()
 
@@ -51,7 +59,6 @@ class FlowControl:
         self._wake(None)
 
     def connection_lost(self) -> None:
-        self.disconnected = True
         self.write_paused = False
         if self._waiters:
             self._wake(ClientDisconnected())
@@ -68,7 +75,7 @@ class FlowControl:
 
     async def drain(self) -> None:
         """Wait until the transport can take more (raises ClientDisconnected if it is gone)."""
-        if self.disconnected:
+        if self._transport.is_closing():
             raise ClientDisconnected()
         if not self.write_paused:
             return
@@ -78,7 +85,7 @@ class FlowControl:
 
     def when_writable(self, future: concurrent.futures.Future[None]) -> None:
         """Complete ``future`` (from another thread's point of view) once writable."""
-        if self.disconnected:
+        if self._transport.is_closing():
             future.set_exception(ClientDisconnected())
         elif not self.write_paused:
             future.set_result(None)
