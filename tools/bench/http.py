@@ -31,7 +31,9 @@ allowed), ``--connections`` connections for
   (both modes) and of uvicorn on, written to a file; its target is pulsar's req/s there over
   the same server's ``1 worker, keep-alive`` (access logs off) >= 0.85.
 
-Each server is checked to answer the right bytes (GET and POST) before it is measured. With
+The 1-worker cells run pinned (``taskset``, when there are 2 cores or more): the server's
+process group on cpu 0, wrk on cpu 1 (``--no-pin``: not pinned). Each server is checked to
+answer the right bytes (GET and POST) before it is measured. With
 ``--rounds N`` everything is measured N times and the best req/s of each cell is kept (with its
 p99). The table gives req/s, p50 and p99 latency, and the ratio to uvicorn; then the targets,
 per cell: pulsar inline >= 1.0x uvicorn and >= 5x gunicorn sync, pulsar threads >= 2x gunicorn
@@ -48,7 +50,8 @@ package of that name while the benchmark runs), so it must not import ``http.*``
 anything that does; the HTTP checks below use raw sockets.
 
     hatch run bench http [--seconds 5] [--rounds 1] [--connections 64] [--only pulsar,uvicorn]
-                         [--cells ka1,ka2,close,post,log] [--no-peers] [--markdown]
+                         [--cells ka1,ka2,close,post,log] [--no-peers] [--no-pin]
+                         [--markdown]
 """
 
 from __future__ import annotations
@@ -435,8 +438,32 @@ def parse_wrk(output: str) -> WrkResult:
     )
 
 
+def pinned(argv: list[str], cpu: int | None) -> list[str]:
+    """``argv`` run on ``cpu`` only (``taskset -c``; its children inherit it), or as is."""
+    taskset = shutil.which("taskset")
+    if cpu is None or taskset is None:
+        return argv
+    return [taskset, "-c", str(cpu), *argv]
+
+
+def pin_cpus(workers: int, enabled: bool) -> tuple[int | None, int | None]:
+    """(server cpu, wrk cpu) for a cell: with 1 worker on a machine of 2 cores or more, the
+    server on cpu 0 and wrk on cpu 1 (each its own core: no migration noise); else none."""
+    if not enabled or workers != 1 or (os.cpu_count() or 1) < 2 or not shutil.which("taskset"):
+        return None, None
+    return 0, 1
+
+
 def run_wrk(
-    wrk: str, port: int, cell: Cell, *, seconds: float, connections: int, threads: int, lua: str
+    wrk: str,
+    port: int,
+    cell: Cell,
+    *,
+    seconds: float,
+    connections: int,
+    threads: int,
+    lua: str,
+    cpu: int | None = None,
 ) -> WrkResult:
     args = [
         wrk, f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "5s", "--latency",
@@ -445,6 +472,7 @@ def run_wrk(
     if cell.post:
         args += ["-s", lua]
     args.append(f"http://127.0.0.1:{port}/")
+    args = pinned(args, cpu)
     result = subprocess.run(args, capture_output=True, text=True, timeout=seconds + 30, check=False)
     if result.returncode:
         raise BenchError(f"wrk failed ({result.returncode}): {result.stderr.strip()}")
@@ -511,7 +539,13 @@ class Results:
 
 @contextlib.contextmanager
 def serving(
-    server: Server, workers: int, appdir: Path, log: Path, *, access_log: bool = False
+    server: Server,
+    workers: int,
+    appdir: Path,
+    log: Path,
+    *,
+    access_log: bool = False,
+    cpu: int | None = None,
 ) -> Iterator[int]:
     """Start ``server`` with ``workers`` on a free port (its whole process group is ended on
     exit) and yield the port once it answers correctly. With ``access_log`` the server runs
@@ -520,7 +554,9 @@ def serving(
     argv = server.log_argv if access_log and server.log_argv else server.argv
     with (
         open(log, "ab") as err,
-        managed_process(argv(port, workers), cwd=appdir, stdout=err, stderr=err, grace=5.0) as proc,
+        managed_process(
+            pinned(argv(port, workers), cpu), cwd=appdir, stdout=err, stderr=err, grace=5.0
+        ) as proc,
     ):
         try:
             wait_for_port(port, timeout=30)
@@ -545,8 +581,10 @@ def measure(
     appdir: Path,
     results: Results,
     progress: Callable[[str], None] = print,
+    pin: bool = True,
 ) -> None:
-    """Measure every (server, cell) ``rounds`` times into ``results``."""
+    """Measure every (server, cell) ``rounds`` times into ``results`` (1-worker cells pinned:
+    see :func:`pin_cpus`)."""
     lua = str(appdir / "post.lua")
     for rnd in range(rounds):
         for workers, access_log in sorted({(c.workers, c.access_log) for c in cells}):
@@ -557,13 +595,16 @@ def measure(
                 if access_log and server.log_argv is None:
                     continue
                 log = appdir / f"{server.name.replace(' ', '-')}.log"
-                with serving(server, workers, appdir, log, access_log=access_log) as port:
+                server_cpu, wrk_cpu = pin_cpus(workers, pin)
+                with serving(
+                    server, workers, appdir, log, access_log=access_log, cpu=server_cpu
+                ) as port:
                     for cell in group:
                         run_wrk(wrk, port, cell, seconds=1, connections=connections,
-                                threads=threads, lua=lua)  # fmt: skip
+                                threads=threads, lua=lua, cpu=wrk_cpu)  # fmt: skip
                         result = run_wrk(
                             wrk, port, cell, seconds=seconds, connections=connections,
-                            threads=threads, lua=lua,
+                            threads=threads, lua=lua, cpu=wrk_cpu,
                         )  # fmt: skip
                         results.add(cell.key, server.name, result)
                         progress(
@@ -693,6 +734,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--only", default="", help="comma-separated server name prefixes")
     parser.add_argument("--cells", default="", help="comma-separated: ka1,ka2,close,post,log")
     parser.add_argument("--no-peers", action="store_true", help="pulsar only")
+    parser.add_argument(
+        "--no-pin", action="store_true", help="do not pin 1-worker cells (server cpu 0, wrk 1)"
+    )
     parser.add_argument("--markdown", action="store_true", help="a markdown table")
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
 
@@ -715,7 +759,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         print(
             f"wrk -t{args.threads} -c{args.connections} -d{args.seconds:g}s per cell, "
-            f"{args.rounds} round(s), best kept\n",
+            f"{args.rounds} round(s), best kept"
+            + ("" if args.no_pin else "; 1-worker cells pinned (server cpu 0, wrk cpu 1)")
+            + "\n",
             flush=True,
         )
         results = Results()
@@ -734,6 +780,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 wrk=wrk,
                 appdir=appdir,
                 results=results,
+                pin=not args.no_pin,
             )
     except BenchError as exc:
         print(f"bench http: {exc}", file=sys.stderr)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import io
 import logging
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -84,6 +85,17 @@ def access_handler() -> Iterator[tuple[logging.Logger, logging.StreamHandler[Any
         logger.propagate = saved[1]
 
 
+def wait_for(predicate: Any, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.005)
+
+
+def wait_lines(stream: io.StringIO, n: int) -> None:
+    wait_for(lambda: len(stream.getvalue().splitlines()) >= n)
+
+
 def serve(logger: logging.Logger, thread_workers: int, access_log: bool = True) -> ServerThread:
     """A server whose access log goes to ``logger``."""
     server = ServerThread(hello, thread_workers=thread_workers, access_log=access_log)
@@ -98,20 +110,20 @@ PIPELINED = (
 )
 
 
-def test_lines_are_batched_per_loop_iteration(
+def test_lines_are_batched(
     access_handler: tuple[logging.Logger, logging.StreamHandler[Any], CountingStream],
 ) -> None:
     logger, handler, stream = access_handler
     logger.handlers = [handler]  # without pytest's capture handlers (they take the slow path)
     with serve(logger, 0) as srv:
         assert len(parse_responses(raw(srv.port, PIPELINED))) == 31
-        srv.call(lambda: None)  # a loop iteration later: the flush has run
+        wait_lines(stream, 31)  # written within FLUSH_DELAY
     lines = stream.getvalue().splitlines()
     assert len(lines) == 31
     assert lines[0].startswith("[test.pulsar.wsgi.access INFO] 127.0.0.1 - - [")
     assert all(line.endswith(" <end>") for line in lines)
     assert '"GET /r7 HTTP/1.1" 200 13 "-" "-"' in lines[7]
-    assert stream.writes < 10  # one write per loop iteration, not one per line
+    assert stream.writes < 10  # one write per batch, not one per line
 
 
 def test_filters_get_one_record_per_line(
@@ -127,7 +139,7 @@ def test_filters_get_one_record_per_line(
     handler.addFilter(keep)
     with serve(logger, 4) as srv:
         assert len(parse_responses(raw(srv.port, PIPELINED))) == 31
-        srv.call(lambda: None)
+        wait_for(lambda: len(seen) == 31)
     assert len(seen) == 31  # one record per line
     lines = stream.getvalue().splitlines()
     assert len(lines) == 30 and not any("/r3 " in line for line in lines)
@@ -154,3 +166,27 @@ def test_access_log_off_writes_nothing(
     with serve(logger, 0, access_log=False) as srv:
         assert len(parse_responses(raw(srv.port, PIPELINED))) == 31
     assert stream.getvalue() == "" and stream.writes == 0
+
+
+def test_max_pending_flushes_at_once(
+    access_handler: tuple[logging.Logger, logging.StreamHandler[Any], CountingStream],
+) -> None:
+    """A burst of MAX_PENDING lines is written without waiting for FLUSH_DELAY."""
+    import asyncio
+
+    from pulsar.apps.wsgi._accesslog import MAX_PENDING
+
+    logger, handler, stream = access_handler
+    logger.handlers = [handler]
+    access = AccessLogger(True, "%(r)s %(s)s", logger=logger)
+    loop = asyncio.new_event_loop()
+    try:
+        for _ in range(MAX_PENDING - 1):
+            access.log(ENVIRON, "200 OK", [], 1, 0.0, loop)
+        assert access.pending == MAX_PENDING - 1 and stream.getvalue() == ""
+        access.log(ENVIRON, "200 OK", [], 1, 0.0, loop)
+        assert access.pending == 0
+        assert stream.getvalue().count("POST /p?q=1 HTTP/1.1 200 <end>\n") == MAX_PENDING
+        assert stream.writes == 1
+    finally:
+        loop.close()

@@ -4,8 +4,11 @@ How it works
 ------------
 The access log is on by default, so it must cost little on the keep-alive hot path. A
 response only appends a tuple (environ, status, headers, size, duration) to a list: no
-formatting, no logging record, no write; the first one of a loop iteration schedules
-:meth:`AccessLogger.flush` with ``call_soon``. The flush formats the lines, in one loop, with
+formatting, no logging record, no write; the first one schedules :meth:`AccessLogger.flush`
+:data:`FLUSH_DELAY` (10 ms) later (or it runs at once when :data:`MAX_PENDING` lines wait): a
+flush costs ~20 us (a record, its format, a write), so flushing every loop iteration cost the
+keep-alive hot path 0.69x of its speed with 8 requests per iteration (in-process), batching
+10 ms of lines makes it negligible. The flush formats the lines, in one loop, with
 the ``access_log_format`` compiled once into one generated f-string function (the time field
 formatted once a second), and writes them all at once:
 
@@ -13,7 +16,7 @@ formatted once a second), and writes them all at once:
   ``FileHandler`` objects without filters (pulsar's default stderr handler, a ``log_config``
   file handler), each handler formats one record for the batch and its prefix/suffix (the time,
   pid, level, logger name of that format) wraps every line: one ``write`` and one ``flush`` per
-  handler per loop iteration, the same text as one record per line would give;
+  handler per batch, the same text as one record per line would give (the time of the batch);
 * any other set-up (filters, custom handlers, a disabled logger) gets one ordinary record per
   line, emitted by the flush.
 
@@ -32,9 +35,15 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["AccessLogger", "access_logger"]
+__all__ = ["FLUSH_DELAY", "MAX_PENDING", "AccessLogger", "access_logger"]
 
 access_logger = logging.getLogger("pulsar.wsgi.access")
+
+#: lines wait at most this long (seconds) to be written with the others of that time: a flush
+#: costs a logging record, its formatting and a write (~20 us), a line well under 1 us
+FLUSH_DELAY = 0.01
+#: ... or until this many are pending
+MAX_PENDING = 1024
 
 #: a field of the format: %(name)s; anything else (%(x)d, a lone %) uses the generic path
 _FIELD_RE = re.compile(r"%\(([^)]*)\)s")
@@ -242,7 +251,7 @@ def _getter(key: str) -> Getter | None:
 
 
 class AccessLogger:
-    """Formats and logs access lines, batched per loop iteration (see the module docstring).
+    """Formats and logs access lines, batched (see the module docstring).
 
     Args:
         enabled: the ``access_log`` setting.
@@ -330,19 +339,20 @@ class AccessLogger:
         duration: float,
         loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
-        """Log the line of one response (if :attr:`active`): formatted and written at the end
-        of the current iteration of ``loop`` with the other lines of that iteration, or at
-        once without a loop. The environ and headers must not change until then (the
-        response is complete: the server is done with them)."""
+        """Log the line of one response (if :attr:`active`): formatted and written within
+        :data:`FLUSH_DELAY` with the other lines of that time (at once without a ``loop``, or
+        when :data:`MAX_PENDING` lines wait). The environ and headers must not change until
+        then (the response is complete: the server is done with them)."""
         if not self.enabled:
             return
         # the logger's level is checked once per flush, not per line
-        self._pending.append((environ, status, response_headers, body_bytes, duration))
-        if loop is None:
+        pending = self._pending
+        pending.append((environ, status, response_headers, body_bytes, duration))
+        if loop is None or len(pending) >= MAX_PENDING:
             self.flush()
         elif not self._scheduled:
             self._scheduled = True
-            loop.call_soon(self.flush)
+            loop.call_later(FLUSH_DELAY, self.flush)
 
     @property
     def pending(self) -> int:
