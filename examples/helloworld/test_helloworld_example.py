@@ -1,6 +1,12 @@
-"""The hello-world example runs for real: ``hello.py`` as a process on port 0 (the arbiter and
-its workers), requested over real sockets with httpx, inline and on the thread pool, then stopped
-with SIGTERM: exit code 0 and no process of its tree left behind."""
+"""The hello-world example runs for real: ``hello.py`` (the seed's program as written: its
+headers are a tuple of tuples; only the module-level ``return`` removed) as a process on port 0
+(the arbiter and its workers), requested over real sockets with httpx, inline and on the thread
+pool, then stopped with SIGTERM: exit code 0 and no process of its tree left behind.
+
+    python examples/helloworld/hello.py                       # http://127.0.0.1:8060/
+    python examples/helloworld/hello.py --bind 127.0.0.1:0 --workers 4 --thread-workers 0
+    python examples/helloworld/hello.py --help                # every setting
+"""
 
 from __future__ import annotations
 
@@ -126,6 +132,15 @@ def test_hello_world(args: list[str], processes: int) -> None:
     left = [p.pid for p in tree if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     assert left == [], f"processes left after SIGTERM: {left}"
     assert '"GET /any/path?x=1 HTTP/1.1" 200 13' in server.output  # the access log
+
+
+def test_hello_is_the_seed_program() -> None:
+    """The seed's text: a tuple of headers, started under ``if __name__ == '__main__':``."""
+    with open(os.path.join(HERE, "hello.py")) as f:
+        source = f.read()
+    assert "    response_headers = (\n        ('Content-type','text/plain'),\n" in source
+    assert "if __name__ == '__main__':\n    wsgi.WSGIServer(callable=hello).start()\n" in source
+    assert "return wsgi" not in source
 
 
 def test_default_address_and_help() -> None:

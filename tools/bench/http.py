@@ -19,15 +19,21 @@ of its turn, whatever happens):
   can beat; its ratio to gunicorn sync is printed per cell (``CEIL`` lines), so a 5x target
   that even it misses is known to be out of reach by construction.
 
-Access logs are off everywhere. The load comes from `wrk <https://github.com/wg/wrk>`_ (installed
-with ``apt-get install -y wrk`` when missing and allowed), ``--connections`` connections for
-``--seconds`` per cell after a one-second warm-up, in four cells:
+Access logs are off everywhere but in the ``log`` cell. The load comes from
+`wrk <https://github.com/wg/wrk>`_ (installed with ``apt-get install -y wrk`` when missing and
+allowed), ``--connections`` connections for
+``--seconds`` per cell after a one-second warm-up, in five cells:
 
 * ``1 worker, keep-alive`` and ``2 workers, keep-alive``: ``GET /``;
 * ``1 worker, Connection: close``: a new connection per request;
-* ``1 worker, 64 KiB POST echo``: the body read through ``wsgi.input`` and sent back.
+* ``1 worker, 64 KiB POST echo``: the body read through ``wsgi.input`` and sent back;
+* ``1 worker, keep-alive, access log on`` (``log``): ``GET /`` with the access log of pulsar
+  (both modes) and of uvicorn on, written to a file; its target is pulsar's req/s there over
+  the same server's ``1 worker, keep-alive`` (access logs off) >= 0.85.
 
-Each server is checked to answer the right bytes (GET and POST) before it is measured. With
+The 1-worker cells run pinned (``taskset``, when there are 2 cores or more): the server's
+process group on cpu 0, wrk on cpu 1 (``--no-pin``: not pinned). Each server is checked to
+answer the right bytes (GET and POST) before it is measured. With
 ``--rounds N`` everything is measured N times and the best req/s of each cell is kept (with its
 p99). The table gives req/s, p50 and p99 latency, and the ratio to uvicorn; then the targets,
 per cell: pulsar inline >= 1.0x uvicorn and >= 5x gunicorn sync, pulsar threads >= 2x gunicorn
@@ -44,7 +50,8 @@ package of that name while the benchmark runs), so it must not import ``http.*``
 anything that does; the HTTP checks below use raw sockets.
 
     hatch run bench http [--seconds 5] [--rounds 1] [--connections 64] [--only pulsar,uvicorn]
-                         [--cells ka1,ka2,close,post] [--no-peers] [--markdown]
+                         [--cells ka1,ka2,close,post,log] [--no-peers] [--no-pin]
+                         [--markdown]
 """
 
 from __future__ import annotations
@@ -240,17 +247,23 @@ class Server:
     argv: Callable[[int, int], list[str]]
     peer: bool = True
     multi_worker: bool = True
+    #: the command line with its access log on (None: not measured in the access-log cell)
+    log_argv: Callable[[int, int], list[str]] | None = None
 
 
 def _servers(peers: PeerEnv | None) -> list[Server]:
     py = sys.executable
 
-    def pulsar(threads: int) -> Callable[[int, int], list[str]]:
+    def pulsar(threads: int, access: bool = False) -> Callable[[int, int], list[str]]:
+        logs = ["--access-log", "--log-level", "info"] if access else [
+            "--no-access-log", "--log-level", "warning"
+        ]  # fmt: skip
+
         def argv(port: int, workers: int) -> list[str]:
             return [
                 py, "-m", "pulsar.apps.wsgi", "benchapp:app",
                 "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
-                "--thread-workers", str(threads), "--no-access-log", "--log-level", "warning",
+                "--thread-workers", str(threads), *logs,
             ]  # fmt: skip
 
         return argv
@@ -259,8 +272,8 @@ def _servers(peers: PeerEnv | None) -> list[Server]:
         return [py, "bare.py", str(port), str(workers)]
 
     servers = [
-        Server("pulsar inline", pulsar(0), peer=False),
-        Server("pulsar threads", pulsar(8), peer=False),
+        Server("pulsar inline", pulsar(0), peer=False, log_argv=pulsar(0, True)),
+        Server("pulsar threads", pulsar(8), peer=False, log_argv=pulsar(8, True)),
         Server(BARE_NAME, bare, peer=False),
     ]
     if peers is None:
@@ -287,12 +300,18 @@ def _servers(peers: PeerEnv | None) -> list[Server]:
             "benchapp:app",
         )  # fmt: skip
 
-    def uvicorn(port: int, workers: int) -> list[str]:
+    def uvicorn(port: int, workers: int, access: bool = False) -> list[str]:
+        logs = ["--access-log", "--log-level", "info"] if access else [
+            "--no-access-log", "--log-level", "warning"
+        ]  # fmt: skip
         return peers.command(
             "uvicorn", "benchapp:asgi_app", "--host", "127.0.0.1", "--port", str(port),
             "--workers", str(workers), "--loop", "uvloop", "--http", "httptools",
-            "--lifespan", "off", "--no-access-log", "--log-level", "warning",
+            "--lifespan", "off", *logs,
         )  # fmt: skip
+
+    def uvicorn_log(port: int, workers: int) -> list[str]:
+        return uvicorn(port, workers, access=True)
 
     return [
         *servers,
@@ -300,7 +319,7 @@ def _servers(peers: PeerEnv | None) -> list[Server]:
         Server("gunicorn gthread", gunicorn("--worker-class", "gthread", "--threads", "8")),
         Server("waitress", waitress, multi_worker=False),
         Server("granian", granian),
-        Server("uvicorn", uvicorn),
+        Server("uvicorn", uvicorn, log_argv=uvicorn_log),
     ]
 
 
@@ -328,6 +347,8 @@ class Cell:
     workers: int
     wrk_args: tuple[str, ...] = ()
     post: bool = False
+    #: the servers run with their access log on (written to a file), see ``log_argv``
+    access_log: bool = False
 
 
 CELLS = (
@@ -335,6 +356,7 @@ CELLS = (
     Cell("ka2", "2 workers, keep-alive", 2),
     Cell("close", "1 worker, Connection: close", 1, ("-H", "Connection: close")),
     Cell("post", "1 worker, 64 KiB POST echo", 1, post=True),
+    Cell("log", "1 worker, keep-alive, access log on", 1, access_log=True),
 )
 
 
@@ -416,8 +438,32 @@ def parse_wrk(output: str) -> WrkResult:
     )
 
 
+def pinned(argv: list[str], cpu: int | None) -> list[str]:
+    """``argv`` run on ``cpu`` only (``taskset -c``; its children inherit it), or as is."""
+    taskset = shutil.which("taskset")
+    if cpu is None or taskset is None:
+        return argv
+    return [taskset, "-c", str(cpu), *argv]
+
+
+def pin_cpus(workers: int, enabled: bool) -> tuple[int | None, int | None]:
+    """(server cpu, wrk cpu) for a cell: with 1 worker on a machine of 2 cores or more, the
+    server on cpu 0 and wrk on cpu 1 (each its own core: no migration noise); else none."""
+    if not enabled or workers != 1 or (os.cpu_count() or 1) < 2 or not shutil.which("taskset"):
+        return None, None
+    return 0, 1
+
+
 def run_wrk(
-    wrk: str, port: int, cell: Cell, *, seconds: float, connections: int, threads: int, lua: str
+    wrk: str,
+    port: int,
+    cell: Cell,
+    *,
+    seconds: float,
+    connections: int,
+    threads: int,
+    lua: str,
+    cpu: int | None = None,
 ) -> WrkResult:
     args = [
         wrk, f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "5s", "--latency",
@@ -426,6 +472,7 @@ def run_wrk(
     if cell.post:
         args += ["-s", lua]
     args.append(f"http://127.0.0.1:{port}/")
+    args = pinned(args, cpu)
     result = subprocess.run(args, capture_output=True, text=True, timeout=seconds + 30, check=False)
     if result.returncode:
         raise BenchError(f"wrk failed ({result.returncode}): {result.stderr.strip()}")
@@ -491,13 +538,25 @@ class Results:
 
 
 @contextlib.contextmanager
-def serving(server: Server, workers: int, appdir: Path, log: Path) -> Iterator[int]:
+def serving(
+    server: Server,
+    workers: int,
+    appdir: Path,
+    log: Path,
+    *,
+    access_log: bool = False,
+    cpu: int | None = None,
+) -> Iterator[int]:
     """Start ``server`` with ``workers`` on a free port (its whole process group is ended on
-    exit) and yield the port once it answers correctly."""
+    exit) and yield the port once it answers correctly. With ``access_log`` the server runs
+    its ``log_argv``; whatever it writes (its access lines too) goes to ``log``."""
     port = free_port()
+    argv = server.log_argv if access_log and server.log_argv else server.argv
     with (
         open(log, "ab") as err,
-        managed_process(server.argv(port, workers), cwd=appdir, stderr=err, grace=5.0) as proc,
+        managed_process(
+            pinned(argv(port, workers), cpu), cwd=appdir, stdout=err, stderr=err, grace=5.0
+        ) as proc,
     ):
         try:
             wait_for_port(port, timeout=30)
@@ -522,23 +581,30 @@ def measure(
     appdir: Path,
     results: Results,
     progress: Callable[[str], None] = print,
+    pin: bool = True,
 ) -> None:
-    """Measure every (server, cell) ``rounds`` times into ``results``."""
+    """Measure every (server, cell) ``rounds`` times into ``results`` (1-worker cells pinned:
+    see :func:`pin_cpus`)."""
     lua = str(appdir / "post.lua")
     for rnd in range(rounds):
-        for workers in sorted({c.workers for c in cells}):
-            group = [c for c in cells if c.workers == workers]
+        for workers, access_log in sorted({(c.workers, c.access_log) for c in cells}):
+            group = [c for c in cells if (c.workers, c.access_log) == (workers, access_log)]
             for server in servers:
                 if workers > 1 and not server.multi_worker:
                     continue
+                if access_log and server.log_argv is None:
+                    continue
                 log = appdir / f"{server.name.replace(' ', '-')}.log"
-                with serving(server, workers, appdir, log) as port:
+                server_cpu, wrk_cpu = pin_cpus(workers, pin)
+                with serving(
+                    server, workers, appdir, log, access_log=access_log, cpu=server_cpu
+                ) as port:
                     for cell in group:
                         run_wrk(wrk, port, cell, seconds=1, connections=connections,
-                                threads=threads, lua=lua)  # fmt: skip
+                                threads=threads, lua=lua, cpu=wrk_cpu)  # fmt: skip
                         result = run_wrk(
                             wrk, port, cell, seconds=seconds, connections=connections,
-                            threads=threads, lua=lua,
+                            threads=threads, lua=lua, cpu=wrk_cpu,
                         )  # fmt: skip
                         results.add(cell.key, server.name, result)
                         progress(
@@ -564,6 +630,8 @@ def report(
         for name in servers:
             r = results.get(cell.key, name)
             if r is None:
+                if cell.access_log:
+                    continue
                 if name == "waitress" and cell.workers > 1:
                     rows.append([name, "(one process only)", "", "", "", ""])
                 continue
@@ -588,10 +656,23 @@ def report(
         sync = results.get(cell.key, "gunicorn sync")
         gthread = results.get(cell.key, "gunicorn gthread")
         tag = f"[{cell.key}]"
+        if cell.access_log:  # the access log's cost: on / off (the ka1 cell), >= 0.85
+            for name in ("pulsar inline", "pulsar threads", "uvicorn"):
+                on, off = results.get(cell.key, name), results.get("ka1", name)
+                if on and off:
+                    targets.append(
+                        Target(f"{tag} {name} access log on / off req/s", on.rps / off.rps,
+                               0.85 if name.startswith("pulsar") else 0.0, False,
+                               f"{on.rps:,.0f} vs {off.rps:,.0f} req/s")
+                    )  # fmt: skip
+            continue
+        # issue 13 (keep-alive, 1 worker): inline >= 1.1x uvicorn, thread pool >= 4x gthread
+        ka1 = cell.key == "ka1"
         if inline and uvicorn:
             targets.append(
-                Target(f"{tag} pulsar inline / uvicorn req/s", inline.rps / uvicorn.rps, 1.0, False)
-            )
+                Target(f"{tag} pulsar inline / uvicorn req/s", inline.rps / uvicorn.rps,
+                       1.1 if ka1 else 1.0, False)
+            )  # fmt: skip
         if inline and sync:
             targets.append(
                 Target(f"{tag} pulsar inline / gunicorn sync req/s", inline.rps / sync.rps, 5.0,
@@ -600,7 +681,7 @@ def report(
         if threads and gthread:
             targets.append(
                 Target(f"{tag} pulsar threads / gunicorn gthread req/s", threads.rps / gthread.rps,
-                       2.0, False)
+                       4.0 if ka1 else 2.0, False)
             )  # fmt: skip
         if inline and uvicorn:
             targets.append(
@@ -651,8 +732,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=64, help="wrk connections (64)")
     parser.add_argument("--threads", type=int, default=1, help="wrk threads (1)")
     parser.add_argument("--only", default="", help="comma-separated server name prefixes")
-    parser.add_argument("--cells", default="", help="comma-separated: ka1,ka2,close,post")
+    parser.add_argument("--cells", default="", help="comma-separated: ka1,ka2,close,post,log")
     parser.add_argument("--no-peers", action="store_true", help="pulsar only")
+    parser.add_argument(
+        "--no-pin", action="store_true", help="do not pin 1-worker cells (server cpu 0, wrk 1)"
+    )
     parser.add_argument("--markdown", action="store_true", help="a markdown table")
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
 
@@ -675,7 +759,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         print(
             f"wrk -t{args.threads} -c{args.connections} -d{args.seconds:g}s per cell, "
-            f"{args.rounds} round(s), best kept\n",
+            f"{args.rounds} round(s), best kept"
+            + ("" if args.no_pin else "; 1-worker cells pinned (server cpu 0, wrk cpu 1)")
+            + "\n",
             flush=True,
         )
         results = Results()
@@ -694,6 +780,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 wrk=wrk,
                 appdir=appdir,
                 results=results,
+                pin=not args.no_pin,
             )
     except BenchError as exc:
         print(f"bench http: {exc}", file=sys.stderr)

@@ -14,6 +14,7 @@ PUBLIC = {
     "ServerState",
     "FlowControl",
     "Timer",
+    "MAX_DRAIN",
     "MAX_PIPELINE",
     "load_callable",
     "main",
@@ -25,6 +26,8 @@ PUBLIC = {
     "NEED_DATA",
     "Event",
     "Request",
+    "Response",
+    "InformationalResponse",
     "Data",
     "EndOfMessage",
     "RequestError",
@@ -80,3 +83,29 @@ def test_settings_registered() -> None:
         except pulsar.ConfigError:
             continue
         raise AssertionError(f"{bad} accepted")
+
+
+def test_no_import_circle() -> None:
+    """The modules of the package import each other in layers: no cycle, not even one hidden
+    behind ``TYPE_CHECKING`` (every ``from .x import`` counts)."""
+    import ast
+    from pathlib import Path
+
+    package = Path(wsgi.__file__).parent
+    graph: dict[str, set[str]] = {}
+    for path in package.glob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        graph[path.stem] = {
+            (node.module or "").split(".")[0]
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module
+        }
+
+    def visit(module: str, stack: tuple[str, ...]) -> None:
+        assert module not in stack, f"import circle: {' -> '.join((*stack, module))}"
+        for imported in graph.get(module, ()):
+            visit(imported, (*stack, module))
+
+    for module in graph:
+        if module != "__init__":
+            visit(module, ())

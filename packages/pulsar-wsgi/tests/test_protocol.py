@@ -13,15 +13,15 @@ from wsgi_helpers import FakeTransport, echo, fake_connection, hello, parse_resp
 from pulsar.apps.wsgi import MAX_PIPELINE, HttpServerProtocol, Timer
 
 Environ = dict[str, Any]
-GET = b"GET / HTTP/1.1\r\n\r\n"
+GET = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"
 
 
 async def test_pipelined_answers_in_order() -> None:
     protocol, transport = fake_connection(echo, thread_workers=0)
     protocol.data_received(
-        b"POST /1 HTTP/1.1\r\nContent-Length: 1\r\n\r\nA"
-        b"GET /2 HTTP/1.1\r\n\r\n"
-        b"POST /3 HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nC\r\n0\r\n\r\n"
+        b"POST /1 HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\nA"
+        b"GET /2 HTTP/1.1\r\nHost: t\r\n\r\n"
+        b"POST /3 HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nC\r\n0\r\n\r\n"
     )
     await settle(lambda: len(parse_responses(bytes(transport.buffer))) == 3)
     assert [r.body for r in parse_responses(transport.take())] == [
@@ -45,7 +45,7 @@ async def test_many_pipelined_requests_in_one_read_inline() -> None:
 
 async def test_inline_list_response_needs_no_loop_iteration() -> None:
     protocol, transport = fake_connection(hello, thread_workers=0)
-    protocol.data_received(GET + b"POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc")
+    protocol.data_received(GET + b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc")
     assert transport.buffer.count(b"HTTP/1.1 200") == 2  # answered before any await
     protocol.connection_lost(None)
 
@@ -79,7 +79,7 @@ async def test_body_buffer_pauses_reading_until_the_app_reads() -> None:
 
     protocol, transport = fake_connection(app, thread_workers=1)
     size = 1024 * 1024
-    protocol.data_received(b"POST / HTTP/1.1\r\nContent-Length: %d\r\n\r\n" % size)
+    protocol.data_received(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % size)
     protocol.data_received(b"x" * (300 * 1024))
     assert not transport.reading  # above the high-water mark, the app reads nothing yet
     go.set()
@@ -178,7 +178,7 @@ async def test_eof_mid_body_fails_the_input() -> None:
         return []
 
     protocol, transport = fake_connection(app, thread_workers=1)
-    protocol.data_received(b"POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc")
+    protocol.data_received(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc")
     protocol.eof_received()
     await settle(lambda: transport.closed)
     assert errors and "disconnected" in str(errors[0])
@@ -232,7 +232,7 @@ async def test_body_deadline_threads() -> None:
         return []
 
     protocol, transport = fake_connection(app, thread_workers=1, body_timeout=0.05)
-    protocol.data_received(b"POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc")
+    protocol.data_received(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc")
     await settle(lambda: transport.closed)
     assert parse_responses(transport.take())[0].status == 408
 
@@ -264,13 +264,13 @@ async def test_closed_connection_leaves_no_cyclic_garbage() -> None:
     import weakref
 
     protocol, transport = fake_connection(hello, thread_workers=0)
-    protocol.data_received(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+    protocol.data_received(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
     assert parse_responses(transport.take())[0].status == 200
     await settle()  # the transport's close calls connection_lost soon
     assert protocol.disconnected
     conn = weakref.ref(protocol.conn)
     assert protocol.conn._parser is None
-    protocol.conn.receive_data(b"GET / HTTP/1.1\r\n\r\n")  # ignored: the peer is gone
+    protocol.conn.receive_data(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")  # ignored: the peer is gone
     assert not protocol.conn.events
     gc.disable()
     try:
@@ -282,7 +282,7 @@ async def test_closed_connection_leaves_no_cyclic_garbage() -> None:
 
 
 def _post(body: bytes) -> bytes:
-    return b"POST / HTTP/1.1\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    return b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
 
 
 async def test_large_body_in_one_or_several_chunks_echoes_intact() -> None:

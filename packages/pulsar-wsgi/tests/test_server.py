@@ -69,10 +69,10 @@ def test_post_and_chunked_request(server: ServerThread) -> None:
 
 def test_pipelining_answered_in_order(server: ServerThread) -> None:
     data = b"".join(
-        b"POST /%d HTTP/1.1\r\nContent-Length: %d\r\n\r\n%d" % (i, len(str(i)), i)
+        b"POST /%d HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n%d" % (i, len(str(i)), i)
         for i in range(20)
     )
-    out = raw(server.port, data + b"GET /last HTTP/1.1\r\nConnection: close\r\n\r\n")
+    out = raw(server.port, data + b"GET /last HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
     bodies = [r.body for r in parse_responses(out)]
     assert bodies == [b"POST /%d %d" % (i, i) for i in range(20)] + [b"GET /last "]
 
@@ -85,13 +85,17 @@ def test_http10(server: ServerThread) -> None:
 
 
 def test_connection_close_honoured(server: ServerThread) -> None:
-    out = raw(server.port, b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n" + GET)
+    out = raw(server.port, b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n" + GET)
     assert len(parse_responses(out)) == 1
 
 
 def test_head_has_no_body(thread_workers: int) -> None:
     with ServerThread(hello, thread_workers=thread_workers) as srv:
-        out = raw(srv.port, b"HEAD / HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+        out = raw(
+            srv.port,
+            b"HEAD / HTTP/1.1\r\nHost: t\r\n\r\n"
+            b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        )
         head, _, rest = out.partition(b"\r\n\r\n")
         assert b"Content-Length: 13" in head
         assert rest.startswith(b"HTTP/1.1 200 OK")  # no body bytes between the two
@@ -99,10 +103,12 @@ def test_head_has_no_body(thread_workers: int) -> None:
 
 def test_expect_continue(server: ServerThread) -> None:
     with connect(server.port) as sock:
-        sock.sendall(b"POST /e HTTP/1.1\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n")
+        sock.sendall(
+            b"POST /e HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n"
+        )
         assert sock.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"
         sock.sendall(b"body")
-        sock.sendall(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
         responses = parse_responses(read_all(sock))
     assert [r.body for r in responses] == [b"POST /e body", b"GET / "]
 
@@ -110,7 +116,9 @@ def test_expect_continue(server: ServerThread) -> None:
 def test_expect_continue_answered_without_reading(thread_workers: int) -> None:
     """An app that answers without reading the body: no 100, and the connection closes."""
     with ServerThread(hello, thread_workers=thread_workers) as srv, connect(srv.port) as sock:
-        sock.sendall(b"POST / HTTP/1.1\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n")
+        sock.sendall(
+            b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n"
+        )
         if thread_workers:
             out = read_all(sock)
             assert not out.startswith(b"HTTP/1.1 100")
@@ -129,26 +137,36 @@ def test_expect_continue_answered_without_reading(thread_workers: int) -> None:
 @pytest.mark.parametrize(
     ("data", "status"),
     [
-        (b"GET/ HTTP/1.1\r\n\r\n", 400),  # malformed request line
+        (b"GET/ HTTP/1.1\r\nHost: t\r\n\r\n", 400),  # malformed request line
         (b"GET / HTTP/1.1 extra\r\n\r\n", 400),
         (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 400),  # TLS to a plain port
         (b"GET / HTTP/1.1\r\nHost: a\x00b\r\n\r\n", 400),  # invalid header bytes
-        (b"GET / HTTP/1.1\r\nX\x7fY: z\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: t\r\nX\x7fY: z\r\n\r\n", 400),
         (
-            b"POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: t\r\n"
+            b"Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
             400,
         ),
         (
-            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: t\r\n"
+            b"Transfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n",
             400,
         ),
-        (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nxyz\r\nabc\r\n0\r\n\r\n", 400),
-        (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n-1\r\nabc\r\n0\r\n\r\n", 400),
-        (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\n\r\n", 400),  # request line too long
-        (b"GET / HTTP/1.1\r\nX: " + b"a" * 9000 + b"\r\n\r\n", 431),  # header too large
-        (b"GET / HTTP/1.1\r\n" + b"X: y\r\n" * 101 + b"\r\n", 431),  # too many headers
-        (b"POST / HTTP/1.1\r\nContent-Length: 5000\r\n\r\n", 413),  # body too large
-        (b"BREW / HTTP/1.1\r\n\r\n", 501),
+        (
+            b"POST / HTTP/1.1\r\nHost: t\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\nxyz\r\nabc\r\n0\r\n\r\n",
+            400,
+        ),
+        (
+            b"POST / HTTP/1.1\r\nHost: t\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n-1\r\nabc\r\n0\r\n\r\n",
+            400,
+        ),
+        (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: t\r\n\r\n", 414),  # target too long
+        (b"GET / HTTP/1.1\r\nHost: t\r\nX: " + b"a" * 9000 + b"\r\n\r\n", 431),  # header too large
+        (b"GET / HTTP/1.1\r\nHost: t\r\n" + b"X: y\r\n" * 101 + b"\r\n", 431),  # too many headers
+        (b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5000\r\n\r\n", 413),  # body too large
+        (b"BREW / HTTP/1.1\r\nHost: t\r\n\r\n", 501),
     ],
     ids=[
         "request-line",
@@ -173,14 +191,16 @@ def test_bad_requests(server: ServerThread, data: bytes, status: int) -> None:
 
 def test_chunked_body_too_large(server: ServerThread) -> None:
     chunks = b"".join(b"400\r\n" + b"x" * 1024 + b"\r\n" for _ in range(5))
-    out = raw(server.port, b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n" + chunks)
+    out = raw(
+        server.port, b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n" + chunks
+    )
     assert parse_responses(out)[-1].status == 413
     still_serving(server)
 
 
 def test_body_longer_than_content_length(server: ServerThread) -> None:
     """The request is answered; the extra bytes are not a request: the connection closes."""
-    out = raw(server.port, b"POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\nabcXYZ\r\n\r\n")
+    out = raw(server.port, b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabcXYZ\r\n\r\n")
     responses = parse_responses(out)
     assert [r.body for r in responses] == [b"POST / abc"]
     assert responses[0].header("connection") == "close"
@@ -189,7 +209,7 @@ def test_body_longer_than_content_length(server: ServerThread) -> None:
 
 def test_body_shorter_than_content_length(server: ServerThread) -> None:
     with connect(server.port) as sock:
-        sock.sendall(b"POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc")
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc")
         sock.shutdown(socket.SHUT_WR)  # then the client stops sending
         out = read_all(sock)
     assert b"200 OK" not in out
@@ -208,7 +228,8 @@ def test_smuggled_request_never_reaches_the_app(thread_workers: int) -> None:
 
     with ServerThread(app, thread_workers=thread_workers) as srv:
         attack = (
-            b"POST /a HTTP/1.1\r\nContent-Length: 44\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"POST /a HTTP/1.1\r\nHost: t\r\n"
+            b"Content-Length: 44\r\nTransfer-Encoding: chunked\r\n\r\n"
             b"0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
         )
         out = raw(srv.port, attack)
@@ -331,7 +352,7 @@ def test_keep_alive_idle_timeout(thread_workers: int) -> None:
 def test_header_deadline_slowloris(thread_workers: int) -> None:
     with ServerThread(hello, thread_workers=thread_workers, header_timeout=0.3) as srv:
         with connect(srv.port) as sock:
-            sock.sendall(b"GET / HTTP/1.1\r\n")
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n")
             start = time.monotonic()
             try:
                 for _ in range(50):  # one header byte every 50 ms: never complete in time
@@ -355,7 +376,7 @@ def test_silent_connection_closed_without_response(thread_workers: int) -> None:
 def test_body_stall_timeout(server: ServerThread) -> None:
     server.state.body_timeout = 0.3
     with connect(server.port) as sock:
-        sock.sendall(b"POST / HTTP/1.1\r\nContent-Length: 100\r\n\r\nabc")
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nabc")
         out = read_all(sock)
     assert parse_responses(out)[0].status == 408
     still_serving(server)
@@ -407,3 +428,27 @@ def test_statistics(thread_workers: int) -> None:
         stats = srv.call(srv.state.statistics)
         assert stats["requests"] == 1
         assert stats["mode"] == ("threads" if thread_workers else "inline")
+
+
+def test_rejected_request_answer_survives_the_clients_flood(thread_workers: int) -> None:
+    """A bad request followed by 4 MB the client is still sending: the 400 arrives (the
+    server lingers, reading and dropping, instead of resetting the connection), then the
+    connection closes and the server goes on serving."""
+    with ServerThread(hello, thread_workers=thread_workers) as srv, connect(srv.port) as sock:
+        flood = b"x" * (4 * 1024 * 1024)
+        errors: list[BaseException] = []
+
+        def send() -> None:
+            try:
+                sock.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nBad Header: x\r\n\r\n" + flood)
+            except OSError as exc:
+                errors.append(exc)
+
+        sender = threading.Thread(target=send)
+        sender.start()
+        out = read_all(sock, timeout=10)
+        sender.join(10)
+        responses = parse_responses(out)
+        assert responses and responses[0].status == 400, (out[:200], errors)
+        assert responses[0].header("connection") == "close"
+        still_serving(srv)

@@ -101,7 +101,7 @@ def test_chunked_request_has_no_content_length(thread_workers: int) -> None:
     with ServerThread(capture(environs), thread_workers=thread_workers) as srv:
         raw(
             srv.port,
-            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+            b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
             b"3\r\nabc\r\n0\r\n\r\n",
         )
     assert "CONTENT_LENGTH" not in environs[0]
@@ -132,7 +132,7 @@ def test_chunked_request_has_no_content_length(thread_workers: int) -> None:
 def test_proxy_headers(allow: str, headers: bytes, addr: str, scheme: str) -> None:
     environs: list[Environ] = []
     with ServerThread(capture(environs), thread_workers=0, forwarded_allow_ips=allow) as srv:
-        raw(srv.port, b"GET / HTTP/1.1\r\n" + headers + b"Connection: close\r\n\r\n")
+        raw(srv.port, b"GET / HTTP/1.1\r\nHost: t\r\n" + headers + b"Connection: close\r\n\r\n")
     assert environs[0]["REMOTE_ADDR"] == addr
     assert environs[0]["wsgi.url_scheme"] == scheme
 
@@ -160,7 +160,7 @@ def test_input_api(thread_workers: int) -> None:
     with ServerThread(app, thread_workers=thread_workers) as srv:
         raw(
             srv.port,
-            b"POST / HTTP/1.1\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s"
+            b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s"
             % (len(body), body),
         )
     assert results == [b"", b"abc", b"def\n", b"gh", [b"\n"], [b"ij\n", b"kl\n", b"mn"], b"", b""]
@@ -177,8 +177,8 @@ def test_input_never_reads_past_the_body(thread_workers: int) -> None:
     with ServerThread(app, thread_workers=thread_workers) as srv:
         out = raw(
             srv.port,
-            b"POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc"
-            b"POST / HTTP/1.1\r\nContent-Length: 2\r\nConnection: close\r\n\r\nde",
+            b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc"
+            b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\nConnection: close\r\n\r\nde",
         )
     assert [r.status for r in parse_responses(out)] == [200, 200]
     assert bodies == [b"abc", b"de"]
@@ -197,7 +197,9 @@ def test_input_streams_to_a_thread() -> None:
         return [line, rest]
 
     with ServerThread(app, thread_workers=2) as srv, connect(srv.port) as sock:
-        sock.sendall(b"POST / HTTP/1.1\r\nContent-Length: 12\r\nConnection: close\r\n\r\nline1\n")
+        sock.sendall(
+            b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 12\r\nConnection: close\r\n\r\nline1\n"
+        )
         assert first_line.wait(5)  # before the rest of the body was sent
         sock.sendall(b"line2\n")
         assert parse_responses(read_all(sock))[0].body == b"line1\nline2\n"
@@ -245,7 +247,7 @@ def test_exc_info_after_headers_reraises_and_closes(thread_workers: int) -> None
         yield b"never"
 
     with ServerThread(app, thread_workers=thread_workers) as srv:
-        out = raw(srv.port, b"GET / HTTP/1.1\r\n\r\n")
+        out = raw(srv.port, b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
     response = parse_responses(out)[0]
     assert response.status == 200 and not response.complete and response.body == b"first"
 
@@ -317,7 +319,7 @@ def test_close_is_always_called(thread_workers: int) -> None:
         with httpx.Client() as client:
             assert client.get(srv.url + "/ok").content == b"ab"
             assert client.get(srv.url + "/list").content == b"x"
-        raw(srv.port, b"GET /fail HTTP/1.1\r\n\r\n")
+        raw(srv.port, b"GET /fail HTTP/1.1\r\nHost: t\r\n\r\n")
     assert sorted(closed) == ["/fail", "/ok", "list"]
 
 

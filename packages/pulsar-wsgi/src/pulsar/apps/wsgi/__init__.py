@@ -21,13 +21,15 @@ from ._events import (
     Data,
     EndOfMessage,
     Event,
+    InformationalResponse,
     Request,
     RequestError,
+    Response,
 )
-from ._input import RequestBody
+from ._flow import FlowControl
+from ._input import MAX_DRAIN, RequestBody
 from ._protocol import (
     MAX_PIPELINE,
-    FlowControl,
     HttpServerProtocol,
     ProtocolFactory,
     ServerState,
@@ -56,6 +58,7 @@ __all__ = [
     "ServerState",
     "FlowControl",
     "Timer",
+    "MAX_DRAIN",
     "MAX_PIPELINE",
     "load_callable",
     "main",
@@ -68,6 +71,8 @@ __all__ = [
     "NEED_DATA",
     "Event",
     "Request",
+    "Response",
+    "InformationalResponse",
     "Data",
     "EndOfMessage",
     "RequestError",

@@ -48,18 +48,33 @@ from ._events import (
     Data,
     EndOfMessage,
     Event,
+    InformationalResponse,
     Request,
     RequestError,
+    Response,
     Sentinel,
 )
 
-__all__ = ["HttpConnection", "Limits", "RecvState", "SendState", "http_date"]
+__all__ = ["MAX_DRAIN", "HttpConnection", "Limits", "RecvState", "SendState", "http_date"]
 
 #: response header names and values we refuse to send (RFC 9110 token / no CR, LF, NUL)
 _TOKEN_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _BAD_VALUE_RE = re.compile(r"[\x00\r\n]")
 #: the start of a request whose method is well formed (possibly incomplete), but unknown
 _METHOD_RE = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+( .*)?", re.DOTALL)
+#: a body the application left unread is drained (read and dropped) so that the next request of
+#: the connection is served, when at most this many of its bytes are still to come; a response
+#: sent before a longer announced body ended says ``Connection: close``
+MAX_DRAIN = 1024 * 1024
+#: a Host value: uri-host [":" port] (RFC 9110 7.2, RFC 3986 3.2.2); empty is allowed
+_HOST_RE = re.compile(
+    rb"(\[[0-9A-Fa-f:.]+\]|\[v[0-9A-Fa-f]+\.[!$&'()*+,;=:\w.~-]+\]|[\w.~%!$&'()*+,;=-]*)(:[0-9]*)?"
+)
+_OWS = (b" ", b"\t")
+#: Host values found valid (a server sees the same few; bounded: cleared when full)
+_VALID_HOSTS: set[bytes] = set()
+#: the request fields on_headers_complete looks at (lower case)
+_NOTABLE = frozenset({b"host", b"content-length", b"content-type", b"transfer-encoding", b"expect"})
 #: hop-by-hop headers the server frames itself (an application's values are dropped)
 _FRAMING = frozenset({"transfer-encoding", "connection", "keep-alive"})
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -140,17 +155,17 @@ class _DateCache:
         self.value = b""
         self.line = b""
 
-    def get(self) -> bytes:
-        now = int(time.time())
-        if now != self.second:
-            self._update(now)
+    def get(self, now: float) -> bytes:
+        second = int(now)
+        if second != self.second:
+            self._update(second)
         return self.value
 
-    def get_line(self) -> bytes:
-        """``Date: ...\r\n``."""
-        now = int(time.time())
-        if now != self.second:
-            self._update(now)
+    def get_line(self, now: float) -> bytes:
+        """``Date: ...\r\n`` at ``now`` (seconds since the epoch)."""
+        second = int(now)
+        if second != self.second:
+            self._update(second)
         return self.line
 
     def _update(self, now: int) -> None:
@@ -162,9 +177,9 @@ class _DateCache:
 _DATE = _DateCache()
 
 
-def http_date() -> bytes:
-    """The current time as an HTTP ``Date`` value (cached for the current second)."""
-    return _DATE.get()
+def http_date(now: float | None = None) -> bytes:
+    """``now`` (default: the current time) as an HTTP ``Date`` value (cached per second)."""
+    return _DATE.get(time.time() if now is None else now)
 
 
 def _status_line(status: int, reason: str | None) -> bytes:
@@ -239,7 +254,11 @@ class HttpConnection:
     def __init__(
         self, *, limits: Limits | None = None, keep_alive: bool = True, server: str = "pulsar"
     ) -> None:
-        self.limits = limits or Limits()
+        self.limits = limits = limits or Limits()
+        # the limits of on_header as plain numbers (0, "no limit", as a bound never reached)
+        self._max_field = limits.request_field_size - 2 if limits.request_field_size else 1 << 62
+        self._max_fields = limits.request_fields or 1 << 62
+        self._max_target = limits.request_line or 1 << 62
         self.keep_alive = keep_alive
         self._server = _server_line(server)
         self._parser: httptools.HttpRequestParser | None = httptools.HttpRequestParser(self)
@@ -262,6 +281,8 @@ class HttpConnection:
         self._body_size = 0
         self._trailers = 0
         self._keep_alive_request = True
+        self._receiving: Request | None = None  # the request whose body is being received
+        self._continued: Request | None = None  # the request sent 100 Continue
         # the response being sent
         self._no_body = False
         self._chunked = False
@@ -342,24 +363,35 @@ class HttpConnection:
     def on_url(self, url: bytes) -> None:
         self._url.append(url)
         self._url_size += len(url)
-        limit = self.limits.request_line
-        if limit and self._url_size > limit:
-            self._fail(400, "Request line too long")
+        if self._url_size > self._max_target:
+            self._fail(414, "Request target too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        limits = self.limits
-        if limits.request_field_size and len(name) + len(value) + 2 > limits.request_field_size:
+        if len(name) + len(value) > self._max_field:
             self._fail(431, "Request header field too large")
-        if self.recv_state is RecvState.BODY:  # a trailer field of a chunked body: ignored
+        if self._receiving is not None:
+            # a trailer field of a chunked body: read and dropped, never merged into the
+            # headers (RFC 9110 6.5.1: Host, Content-Length, Transfer-Encoding... in a trailer
+            # would be request smuggling); llhttp itself refuses a Content-Length there
             self._trailers += 1
-            if limits.request_fields and self._trailers > limits.request_fields:
+            if self._trailers > self._max_fields:
                 self._fail(431, "Too many trailer fields")
             return
-        self._headers.append((name, value))
-        if limits.request_fields and len(self._headers) > limits.request_fields:
+        if value[-1:] in _OWS:  # RFC 9110 5.5: trailing SP/HTAB is not part of the value
+            value = value.rstrip(b" \t")
+        headers = self._headers
+        headers.append((name, value))
+        if len(headers) > self._max_fields:
             self._fail(431, "Too many header fields")
 
     def on_headers_complete(self) -> None:
+        # RFC 9112 / 9110 decisions on the head (llhttp, in strict mode, has refused malformed
+        # lines, header bytes, obs-fold, bad or duplicate Content-Length, chunked not last):
+        # - HTTP/1.1 needs exactly one Host, with a valid value (9112 3.2) -> 400
+        # - Transfer-Encoding: not in HTTP/1.0 (9112 6.1), chunked once and last (6.3) -> 400,
+        #   another coding -> 501; never with Content-Length (6.3, smuggling) -> 400
+        # - singleton fields repeated (Content-Type, Content-Length, Host) -> 400
+        # - "*" only with OPTIONS (9112 3.2.4), an unmet Expect -> 417
         parser = self._parser
         assert parser is not None
         version = parser.get_http_version()
@@ -368,22 +400,57 @@ class HttpConnection:
         content_length: int | None = None
         chunked = False
         expect = False
+        hosts = 0
+        host = b""
+        content_type = False
+        codings: list[bytes] | None = None
         for name, value in self._headers:
             lname = name.lower()
-            if lname == b"content-length":
+            if lname not in _NOTABLE:  # most fields: one set lookup
+                continue
+            if lname == b"host":
+                hosts += 1
+                host = value
+            elif lname == b"content-length":
                 content_length = int(value)  # llhttp validated it (digits, no duplicate)
+            elif lname == b"content-type":
+                if content_type:
+                    self._fail(400, "Content-Type repeated")
+                content_type = True
             elif lname == b"transfer-encoding":
-                if chunked:
-                    self._fail(400, "Transfer-Encoding repeated")
-                if value.strip().lower() != b"chunked":
-                    self._fail(501, "Unsupported transfer coding")
-                chunked = True
+                if codings is None:
+                    codings = []
+                codings.extend(
+                    c for c in value.lower().replace(b"\t", b" ").split(b",") if c.strip()
+                )
             elif lname == b"expect":
                 if value.strip().lower() != b"100-continue":
                     self._fail(417, "Expectation failed")
                 expect = version == "1.1"
+        if hosts != 1 and (hosts or version == "1.1"):
+            self._fail(400, "Host missing" if not hosts else "Host repeated")
+        if hosts and host not in _VALID_HOSTS:
+            if not _HOST_RE.fullmatch(host):
+                self._fail(400, "Invalid Host")
+            if len(_VALID_HOSTS) >= 1024:
+                _VALID_HOSTS.clear()
+            _VALID_HOSTS.add(host)
+        if codings is not None:
+            if version == "1.0":
+                self._fail(400, "Transfer-Encoding in an HTTP/1.0 request")
+            codings = [c.strip() for c in codings]
+            if not codings or codings[-1] != b"chunked" or codings.count(b"chunked") > 1:
+                self._fail(400, "chunked must be the last transfer coding, once")
+            if len(codings) > 1:
+                self._fail(501, "Unsupported transfer coding")
+            chunked = True
         if chunked and content_length is not None:  # llhttp refuses it too; never rely on it
             self._fail(400, "Both Content-Length and Transfer-Encoding")
+        url = self._url
+        target = url[0] if len(url) == 1 else b"".join(url)
+        method = parser.get_method()
+        if target == b"*" and method != b"OPTIONS":
+            self._fail(400, "asterisk-form is for OPTIONS only")
         max_body = self.limits.max_body_size
         if max_body and content_length is not None and content_length > max_body:
             self._fail(413, "Request body too large")
@@ -391,12 +458,10 @@ class HttpConnection:
         self._keep_alive_request = keep_alive
         self.recv_state = RecvState.BODY
         self.unanswered += 1
-        url = self._url
-        method = parser.get_method()
         self._events.append(
-            Request._make(
+            request := Request._make(
                 _METHODS.get(method) or method.decode("ascii"),
-                url[0] if len(url) == 1 else b"".join(url),
+                target,
                 version,
                 tuple(self._headers),
                 keep_alive,
@@ -405,6 +470,7 @@ class HttpConnection:
                 chunked,
             )
         )
+        self._receiving = request
 
     def on_body(self, body: bytes) -> None:
         self._body_size += len(body)
@@ -414,12 +480,60 @@ class HttpConnection:
         self._events.append(Data(body))
 
     def on_message_complete(self) -> None:
+        self._receiving = None
         self._events.append(_END)
         self.recv_state = RecvState.IDLE if self._keep_alive_request else RecvState.DONE
 
     # -- sending ----------------------------------------------------------------------------------
+    def send(
+        self,
+        event: Response | InformationalResponse | Data | EndOfMessage,
+        *,
+        now: float = 0.0,
+    ) -> bytes:
+        """Serialize one event of the response: the bytes to send (h11's ``send``).
+
+        ``now`` is the current time (``time.time()``) for the ``Date`` header of a
+        :class:`Response`. The server's hot path calls :meth:`send_response`,
+        :meth:`send_data`, :meth:`send_end` and :meth:`send_continue` directly (no event
+        object per response); this is the same, as events.
+
+        Raises:
+            LocalProtocolError: the event is not allowed in the send state (see the module
+                docstring), or is invalid (a bad header...).
+        """
+        kind = type(event)
+        if kind is Data:
+            return self.send_data(event.data)  # type: ignore[union-attr]
+        if kind is EndOfMessage:
+            return self.send_end()
+        if kind is Response:
+            assert isinstance(event, Response)
+            return self.send_response(
+                event.request,
+                event.status,
+                list(event.headers),
+                reason=event.reason,
+                length=event.length,
+                now=now,
+            )
+        if kind is InformationalResponse:
+            return self.send_continue()
+        raise LocalProtocolError(f"cannot send {event!r}")
+
     def send_continue(self) -> bytes:
-        """The ``100 Continue`` interim response (send it once, before reading the body)."""
+        """The ``100 Continue`` interim response when the request being received waits for it
+        (``Expect: 100-continue``, its body not complete, no response started, not sent yet);
+        else ``b""``. The server calls it when the application first wants the body."""
+        request = self._receiving
+        if (
+            request is None
+            or not request.expect_continue
+            or self._continued is request
+            or self.send_state is not SendState.IDLE
+        ):
+            return b""
+        self._continued = request
         return _CONTINUE
 
     def send_response(
@@ -430,12 +544,14 @@ class HttpConnection:
         *,
         reason: str | None = None,
         length: int | None = None,
+        now: float,
     ) -> bytes:
         """Serialize the head of the response to ``request`` (None: an error response to a request
         that could not be parsed); returns the bytes to send.
 
         ``length`` is the size of the body when the server knows it: a ``Content-Length`` with
-        it is added unless the headers have one (or the status is 204/304).
+        it is added unless the headers have one (or the status is 204/304). ``now`` is the
+        current time (``time.time()``) for the ``Date`` header: the connection reads no clock.
 
         Adds ``Date``, ``Server``, the framing headers (``Transfer-Encoding: chunked`` on HTTP/1.1
         when there is no ``Content-Length``) and ``Connection``; drops the application's own
@@ -454,6 +570,14 @@ class HttpConnection:
             or not self.keep_alive
             or (self.recv_state in _TERMINAL and self.unanswered <= 1)
         )
+        if request is self._receiving and request is not None:
+            # answered before its body ended: a client waiting for 100 Continue may or may not
+            # send the body (RFC 9110 10.1.1), a long rest is not worth draining: close after
+            declared = request.content_length
+            if (request.expect_continue and self._continued is not request) or (
+                declared is not None and declared - self._body_size > MAX_DRAIN
+            ):
+                close = True
         no_body = (request is not None and request.method == "HEAD") or status in (204, 304)
         version = request.http_version if request is not None else None
         # the head of a response like a previous one is the same bytes around the Date line
@@ -470,7 +594,7 @@ class HttpConnection:
             self.send_state = SendState.BODY
             if after is None:  # the application sent its own Date
                 return before
-            return before + _DATE.get_line() + after
+            return before + _DATE.get_line(now) + after
         status_line = _STATUS_CACHE.get((status, reason))
         if status_line is None:
             status_line = _status_line(status, reason)
@@ -513,7 +637,7 @@ class HttpConnection:
         date_at = -1
         if not has_date:
             date_at = len(out)
-            append(_DATE.get_line())
+            append(_DATE.get_line(now))
         if not has_server and self._server:
             append(self._server)
         chunked = False

@@ -27,19 +27,19 @@ import asyncio
 import concurrent.futures
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from ._environ import FileWrapper
+from ._accesslog import AccessLogger
+from ._connection import HttpConnection
+from ._environ import EnvironBuilder, FileWrapper
 from ._errors import ClientDisconnected, HttpError, LocalProtocolError, RemoteProtocolError
 from ._events import Request
+from ._flow import FlowControl
 from ._input import EMPTY_BODY, RequestBody
 
-if TYPE_CHECKING:
-    from ._protocol import HttpServerProtocol
-
-__all__ = ["RequestCycle"]
+__all__ = ["Adapter", "RequestCycle", "RunnerState"]
 
 logger = logging.getLogger("pulsar.wsgi.error")
 
@@ -51,6 +51,80 @@ _SEQUENCES = (list, tuple)
 _JOIN_BELOW = 32 * 1024
 #: status line -> (code, reason); bounded, cleared when full
 _STATUS: dict[str, tuple[int, str]] = {}
+
+
+class RunnerState(Protocol):
+    """What a cycle reads of the server's shared state (:class:`~._protocol.ServerState`)."""
+
+    app: Callable[..., Any]
+    threaded: bool
+    custom_executor: bool
+    access: AccessLogger
+    environ: EnvironBuilder
+
+    @property
+    def executor(self) -> concurrent.futures.Executor: ...
+
+    def submit(self, fn: Callable[[Any], Any], arg: Any) -> None: ...
+
+
+class Adapter(Protocol):
+    """What a cycle needs of the connection's asyncio adapter
+    (:class:`~._protocol.HttpServerProtocol`): declared here, so that this module does not
+    import the adapter's (no import circle)."""
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop: ...
+    def write(self, data: bytes) -> None:
+        """Write to the transport (the transport's own bound method)."""
+
+    def writelines(self, data: list[bytes]) -> None:
+        """Write several pieces (one ``writev`` under uvloop)."""
+
+    def is_closing(self) -> bool:
+        """The transport is closing or closed."""
+
+    async def sendfile(self, file: Any, offset: int, count: int) -> int:
+        """``loop.sendfile`` on the transport (with the fallback); returns the bytes sent."""
+
+    @property
+    def conn(self) -> HttpConnection: ...
+    @property
+    def flow(self) -> FlowControl: ...
+    @property
+    def state(self) -> RunnerState: ...
+    @property
+    def disconnected(self) -> bool: ...
+    @property
+    def scheme(self) -> str: ...
+    @property
+    def environ_base(self) -> dict[str, Any]: ...
+
+    def cycle_done(self, cycle: RequestCycle) -> None: ...
+
+    def body_demand(self, cycle: RequestCycle) -> None: ...
+
+
+def _normalized(headers: list[Any]) -> list[tuple[str, str]]:
+    """``headers`` as a new list of ``(str, str)`` tuples (a pair may be any sequence, the
+    strings str subclasses).
+
+    Raises:
+        TypeError: an item is not a pair of str.
+    """
+    out: list[tuple[str, str]] = []
+    for header in headers:
+        if (
+            isinstance(header, (str, bytes, bytearray))
+            or not isinstance(header, Sequence)
+            or len(header) != 2
+        ):
+            raise TypeError(f"invalid header {header!r}: expected a (str, str) pair")
+        name, value = header
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise TypeError(f"invalid header {header!r}: expected a (str, str) pair")
+        out.append((str(name), str(value)))
+    return out
 
 
 def _close(result: Any) -> None:
@@ -77,7 +151,6 @@ class RequestCycle:
         "body",
         "body_bytes",
         "conn",
-        "continue_sent",
         "environ",
         "error",
         "headers",
@@ -91,7 +164,7 @@ class RequestCycle:
 
     def __init__(
         self,
-        protocol: HttpServerProtocol,
+        protocol: Adapter,
         request: Request | None,
         error: tuple[int, str] | None = None,
     ) -> None:
@@ -113,11 +186,10 @@ class RequestCycle:
         self.status: str | None = None
         self.headers: list[tuple[str, str]] = []
         self.headers_sent = False
-        self.continue_sent = False
         self.body_bytes = 0
         self.environ: dict[str, Any] | None = None
-        # the start time is for the access log only
-        self.started = time.monotonic() if protocol.state.access.enabled else 0.0
+        # the start time is for the access log only (when its format has a duration field)
+        self.started = time.monotonic() if protocol.state.access.timed else 0.0
         self.task: asyncio.Task[None] | None = None  # a response that continues in a task
 
     def __repr__(self) -> str:
@@ -328,7 +400,7 @@ class RequestCycle:
     def start_response(
         self,
         status: str,
-        headers: list[tuple[str, str]],
+        headers: Sequence[tuple[str, str]],
         exc_info: Any = None,
     ) -> Callable[[bytes], None]:
         """PEP 3333 ``start_response``; returns the legacy ``write`` callable.
@@ -351,26 +423,27 @@ class RequestCycle:
         code = status[:3]
         if len(code) != 3 or not code.isdigit() or (len(status) > 3 and status[3] != " "):
             raise ValueError(f"invalid status {status!r}")
-        if not isinstance(headers, list):
-            raise TypeError(f"headers must be a list, not {type(headers).__name__}")
-        for header in headers:
+        pairs: list[tuple[str, str]]
+        if type(headers) is list:
+            pairs = headers
+        else:
+            # any sequence of pairs (the seed's hello world passes a tuple of tuples, as
+            # gunicorn, uvicorn and waitress accept); a str or a mapping is refused
+            if isinstance(headers, (str, bytes, bytearray)) or not isinstance(headers, Sequence):
+                kind = type(headers).__name__
+                raise TypeError(f"headers must be a sequence of pairs, not {kind}")
+            pairs = list(headers)
+        for header in pairs:
             if (
-                type(header) is tuple
-                and len(header) == 2
-                and type(header[0]) is str
-                and type(header[1]) is str
+                type(header) is not tuple
+                or len(header) != 2
+                or type(header[0]) is not str
+                or type(header[1]) is not str
             ):
-                continue  # the usual case
-            # isinstance() for subclasses
-            if (type(header) is not tuple and not isinstance(header, tuple)) or len(header) != 2:
-                raise TypeError(f"invalid header {header!r}: expected a (str, str) tuple")
-            name, value = header
-            if (type(name) is not str and not isinstance(name, str)) or (
-                type(value) is not str and not isinstance(value, str)
-            ):
-                raise TypeError(f"invalid header {header!r}: expected a (str, str) tuple")
+                pairs = _normalized(pairs)  # not the usual case: checked one by one
+                break
         self.status = status
-        self.headers = headers
+        self.headers = pairs
         return self._write if not self.protocol.state.threaded else self._thread_write
 
     def _write(self, data: bytes) -> None:
@@ -413,17 +486,11 @@ class RequestCycle:
             pass
 
     def send_continue(self) -> None:
-        """Send ``100 Continue`` once, if the client waits for it and no response started."""
-        request = self.request
-        if (
-            request is not None
-            and request.expect_continue
-            and not self.continue_sent
-            and not self.headers_sent
-            and not self.protocol.disconnected
-        ):
-            self.continue_sent = True
-            self.protocol.transport.write(self.conn.send_continue())
+        """Send ``100 Continue`` if the client waits for it (the connection decides)."""
+        if self.request is not None and not self.protocol.disconnected:
+            data = self.conn.send_continue()
+            if data:
+                self.protocol.write(data)
 
     def _head(self, length: int | None = None) -> bytes:
         """The response head; ``length``: the body size when known (a ``Content-Length`` is
@@ -433,30 +500,22 @@ class RequestCycle:
             raise LocalProtocolError("the application did not call start_response()")
         headers = self.headers
         request = self.request
-        body = self.body
-        if (
-            request is not None
-            and body is not None
-            and not body.complete
-            and request.expect_continue
-            and not self.continue_sent
-        ):
-            # the client may or may not send the body it announced: do not reuse the connection
-            headers = [*headers, ("Connection", "close")]
         split = _STATUS.get(status)
         if split is None:
             split = (int(status[:3]), status[4:] if len(status) > 4 else "")
             if len(_STATUS) >= 256:
                 _STATUS.clear()
             _STATUS[status] = split
-        head = self.conn.send_response(request, split[0], headers, reason=split[1], length=length)
+        head = self.conn.send_response(
+            request, split[0], headers, reason=split[1], length=length, now=time.time()
+        )
         self.headers_sent = True
         return head
 
     def write_chunk(self, chunk: bytes) -> None:
         """Send a body chunk (the head first, with it, when not sent yet). Event loop only."""
         protocol = self.protocol
-        if protocol.disconnected or protocol.transport.is_closing():
+        if protocol.disconnected or protocol.is_closing():
             raise ClientDisconnected()
         if not isinstance(chunk, _BYTES):
             raise TypeError(f"response chunks must be bytes, not {type(chunk).__name__}")
@@ -465,7 +524,7 @@ class RequestCycle:
         else:
             data = self._head() + self.conn.send_data(bytes(chunk))
         self.body_bytes += len(chunk)
-        protocol.transport.write(data)
+        protocol.write(data)
 
     def _send_list(self, chunks: list[Any] | tuple[Any, ...]) -> None:
         """Send a list/tuple body in one write (with a computed Content-Length if none)."""
@@ -484,10 +543,10 @@ class RequestCycle:
             data = conn.send_data(chunk)
             self.body_bytes += size
             if len(data) < _JOIN_BELOW:
-                protocol.transport.write(head + data + conn.send_end())
+                protocol.write(head + data + conn.send_end())
             else:
-                protocol.transport.writelines([head, data, conn.send_end()])
-            if protocol.state.access.active:
+                protocol.writelines([head, data, conn.send_end()])
+            if protocol.state.access.enabled:
                 self._log()
             return
         size = 0
@@ -503,7 +562,7 @@ class RequestCycle:
         self.body_bytes += size
         out.append(conn.send_end())
         # one write of the joined bytes: cheaper than writelines() even for a 64 KiB body (uvloop)
-        protocol.transport.write(b"".join(out))
+        protocol.write(b"".join(out))
         self._log()
 
     async def _send_file(self, wrapper: FileWrapper) -> None:
@@ -525,12 +584,10 @@ class RequestCycle:
         if declared is not None and declared.strip().isdigit():
             count = min(count, int(declared))
         head = self._head(count)  # the file's size when the application declared none
-        protocol.transport.write(head)
+        protocol.write(head)
         if self.conn.body_expected and count:
             try:
-                sent = await protocol.loop.sendfile(
-                    protocol.transport, wrapper.filelike, offset, count, fallback=True
-                )
+                sent = await protocol.sendfile(wrapper.filelike, offset, count)
             except (ConnectionError, RuntimeError) as exc:
                 raise ClientDisconnected(str(exc)) from None
             self.conn.count_body(sent)
@@ -556,7 +613,7 @@ class RequestCycle:
             out = self._head(None if head else 0)
         out += self.conn.send_end()
         if out:
-            self.protocol.transport.write(out)
+            self.protocol.write(out)
         self._log()
 
     def send_error(self, status: int, reason: str = "") -> None:
@@ -575,14 +632,14 @@ class RequestCycle:
         conn = self.conn
         request = self.request
         try:
-            head = conn.send_response(request, status, self.headers, reason=phrase)
+            head = conn.send_response(request, status, self.headers, reason=phrase, now=time.time())
         except LocalProtocolError:  # a response is half sent: only closing is left
             conn.abort()
             return
         self.headers_sent = True
         self.body_bytes = len(payload)
         body = conn.send_data(payload)
-        self.protocol.transport.write(head + body + conn.send_end())
+        self.protocol.write(head + body + conn.send_end())
         self._log()
 
     def _failed(self, exc: BaseException, *, log: bool = True) -> None:
@@ -610,11 +667,12 @@ class RequestCycle:
 
     def _log(self) -> None:
         access = self.protocol.state.access
-        if access.active and self.environ is not None:
+        if access.enabled and self.environ is not None:
             access.log(
                 self.environ,
                 self.status or "-",
                 self.headers,
                 self.body_bytes,
-                time.monotonic() - self.started,
+                time.monotonic() - self.started if access.timed else 0.0,
+                self.protocol.loop,
             )

@@ -259,8 +259,12 @@ class EnvironBuilder:
         path, sep, query = target.partition(b"?")
         if b"#" in path:
             path = path.partition(b"#")[0]
-        if path[:1] != b"/" and (path.startswith(b"http://") or path.startswith(b"https://")):
-            path = b"/" + path.split(b"/", 3)[3] if path.count(b"/") >= 3 else b"/"  # absolute
+        authority: bytes | None = None
+        if path[:1] != b"/" and b"://" in path:
+            # absolute-form: the target's host replaces the Host header (RFC 9112 3.2.2)
+            parts = path.split(b"/", 3)
+            authority = parts[2].rpartition(b"@")[2]
+            path = b"/" + parts[3] if len(parts) > 3 else b"/"
         if b"%" in path:
             path_info = unquote_to_bytes(path).decode("latin-1")
         elif path is target:  # the common case: the target is a plain path
@@ -300,6 +304,8 @@ class EnvironBuilder:
                     if forwarded is None:
                         forwarded = []
                     forwarded.append((_NOTABLE[key], value))
+        if authority is not None:
+            host_header = environ["HTTP_HOST"] = authority.decode("latin-1")
         if request.chunked:
             environ.pop("CONTENT_LENGTH", None)
         if "SERVER_NAME" not in environ:  # a unix socket: the Host header tells

@@ -4,6 +4,10 @@ Feeding bytes to a connection produces, for each request: one :class:`Request` (
 or more :class:`Data` (body bytes, chunked framing removed), one :class:`EndOfMessage`. A peer that
 breaks the protocol produces one :class:`RequestError` (with the status code to answer with) and
 nothing after it; the peer closing its side produces :class:`ConnectionClosed`.
+
+The server sends events back with :meth:`HttpConnection.send` (the h11 shape): an
+:class:`InformationalResponse` (``100 Continue``), one :class:`Response` (the head), any
+:class:`Data`, one :class:`EndOfMessage`.
 """
 
 from __future__ import annotations
@@ -17,8 +21,10 @@ __all__ = [
     "Data",
     "EndOfMessage",
     "Event",
+    "InformationalResponse",
     "Request",
     "RequestError",
+    "Response",
     "Sentinel",
 ]
 
@@ -123,6 +129,31 @@ class RequestError:
 @dataclass(frozen=True, slots=True)
 class ConnectionClosed:
     """The client closed its side of the connection (EOF)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """The head of a response the server sends (:meth:`HttpConnection.send`).
+
+    Attributes:
+        status: the status code (200...599).
+        headers: ``(name, value)`` str pairs; the connection adds ``Date``, ``Server`` and the
+            framing headers.
+        request: the request answered (None: an error response to an unparsable request).
+        reason: the reason phrase (None: the standard one).
+        length: the body size when known (a ``Content-Length`` is added when absent).
+    """
+
+    status: int
+    headers: tuple[tuple[str, str], ...] | list[tuple[str, str]] = ()
+    request: Request | None = None
+    reason: str | None = None
+    length: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InformationalResponse:
+    """``100 Continue`` for the request being received (sent only when it is due)."""
 
 
 Event = Request | Data | EndOfMessage | RequestError | ConnectionClosed

@@ -26,9 +26,10 @@ import asyncio
 import threading
 from collections.abc import Callable, Iterator
 
+from ._connection import MAX_DRAIN
 from ._errors import ClientDisconnected, HttpError
 
-__all__ = ["BODY_HIGH_WATER", "BODY_LOW_WATER", "EMPTY_BODY", "RequestBody"]
+__all__ = ["BODY_HIGH_WATER", "BODY_LOW_WATER", "EMPTY_BODY", "MAX_DRAIN", "RequestBody"]
 
 #: the protocol stops reading the socket while this many body bytes wait for the application
 BODY_HIGH_WATER = 256 * 1024
@@ -182,6 +183,11 @@ class RequestBody:
             self._size = 0
 
     @property
+    def discarding(self) -> bool:
+        """The application is done with the body: what still arrives is dropped."""
+        return self._discard
+
+    @property
     def complete(self) -> bool:
         """All the body has been received."""
         return self._complete
@@ -280,7 +286,14 @@ class RequestBody:
         return data
 
     def read(self, size: int | None = -1) -> bytes:
-        """Read up to ``size`` bytes (all the rest when negative or None); ``b""`` at the end."""
+        """Read ``size`` bytes (all the rest when negative or None), fewer only at the end of the
+        body; ``b""`` at the end. Blocks (thread pool) until they arrive.
+
+        Raises:
+            RemoteProtocolError: the body failed (408 once ``body_timeout`` passes without
+                progress, 413 beyond ``max_body_size``, 400 for a malformed chunk).
+            ClientDisconnected: the client went away before the end of the body.
+        """
         if self._complete and self._cond is _NO_LOCK:  # inline: no lock, never waits
             if size is None or size < 0 or size >= self._size:
                 return self._take(self._size)
@@ -292,7 +305,9 @@ class RequestBody:
                 return self._take(self._size)
             if size == 0:
                 return b""
-            while not self._size and not self._complete:
+            # file semantics (what Django and Flask rely on: one read(CONTENT_LENGTH)): wait for
+            # ``size`` bytes or the end of the body, however many segments it comes in
+            while self._size < size and not self._complete:
                 self._wait()
             return self._take(size)
 

@@ -35,10 +35,12 @@ from ._cycle import RequestCycle
 from ._environ import EnvironBuilder, server_software
 from ._errors import ClientDisconnected, RemoteProtocolError
 from ._events import ConnectionClosed, Data, EndOfMessage, Request, RequestError
-from ._input import BODY_HIGH_WATER, BODY_LOW_WATER, EMPTY_BODY
+from ._flow import FlowControl
+from ._input import BODY_HIGH_WATER, BODY_LOW_WATER, EMPTY_BODY, MAX_DRAIN
 from ._pool import CallPool
 
 __all__ = [
+    "MAX_DRAIN",
     "MAX_PIPELINE",
     "FlowControl",
     "HttpServerProtocol",
@@ -50,6 +52,10 @@ __all__ = [
 
 logger = logging.getLogger("pulsar.wsgi")
 
+#: closing after a response while the client still sends its body, the server shuts its side
+#: and reads (and drops) what comes for at most this many seconds before it closes: closing
+#: with unread bytes makes the kernel send a reset that can destroy the response in flight
+LINGER = 2.0
 #: reading pauses while this many requests of one connection wait to be answered
 MAX_PIPELINE = 16
 #: the resolution of the connections' deadlines (see :meth:`ServerState.schedule`)
@@ -237,6 +243,7 @@ class ServerState:
         self.stopping = True
         for connection in list(self.connections):
             connection.abort()
+        self.access.flush()
         if self._own_executor is not None:
             self._own_executor.shutdown(wait=False, cancel_futures=True)
             self._own_executor = None
@@ -247,71 +254,6 @@ class ServerState:
             self._submit = None
 
 
-class FlowControl:
-    """Read pausing and write back-pressure of one transport."""
-
-    __slots__ = ("_transport", "_waiters", "disconnected", "read_paused", "write_paused")
-
-    def __init__(self, transport: asyncio.Transport) -> None:
-        self._transport = transport
-        self.read_paused = False
-        self.write_paused = False
-        self.disconnected = False
-        self._waiters: list[asyncio.Future[None] | concurrent.futures.Future[None]] = []
-
-    def pause_reading(self) -> None:
-        if not self.read_paused and not self.disconnected:
-            self.read_paused = True
-            self._transport.pause_reading()
-
-    def resume_reading(self) -> None:
-        if self.read_paused and not self.disconnected:
-            self.read_paused = False
-            self._transport.resume_reading()
-
-    def pause_writing(self) -> None:
-        self.write_paused = True
-
-    def resume_writing(self) -> None:
-        self.write_paused = False
-        self._wake(None)
-
-    def connection_lost(self) -> None:
-        self.disconnected = True
-        self.write_paused = False
-        if self._waiters:
-            self._wake(ClientDisconnected())
-
-    def _wake(self, exc: BaseException | None) -> None:
-        waiters, self._waiters = self._waiters, []
-        for waiter in waiters:
-            if waiter.done():
-                continue
-            if exc is None:
-                waiter.set_result(None)
-            else:
-                waiter.set_exception(exc)
-
-    async def drain(self) -> None:
-        """Wait until the transport can take more (raises ClientDisconnected if it is gone)."""
-        if self.disconnected:
-            raise ClientDisconnected()
-        if not self.write_paused:
-            return
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
-        await waiter
-
-    def when_writable(self, future: concurrent.futures.Future[None]) -> None:
-        """Complete ``future`` (from another thread's point of view) once writable."""
-        if self.disconnected:
-            future.set_exception(ClientDisconnected())
-        elif not self.write_paused:
-            future.set_result(None)
-        else:
-            self._waiters.append(future)
-
-
 class Timer(enum.Enum):
     """The one deadline a connection runs at a time."""
 
@@ -319,6 +261,7 @@ class Timer(enum.Enum):
     HEAD = "head"  # the request head must be complete (header_timeout)
     BODY = "body"  # the body must make progress (body_timeout)
     IDLE = "idle"  # an idle keep-alive connection (keep_alive)
+    LINGER = "linger"  # closing: what the client still sends is dropped (LINGER seconds)
 
 
 class HttpServerProtocol(asyncio.Protocol):
@@ -338,9 +281,16 @@ class HttpServerProtocol(asyncio.Protocol):
     flow: FlowControl = None  # type: ignore[assignment]
     peer: Any = None
     sockname: Any = None
+    # the transport's own bound methods, for the app runner (which never holds the transport)
+    write: Callable[[bytes], None] = None  # type: ignore[assignment]
+    writelines: Callable[[list[bytes]], None] = None  # type: ignore[assignment]
+    is_closing: Callable[[], bool] = None  # type: ignore[assignment]
     _receiving: RequestCycle | None = None
     _active: RequestCycle | None = None  # the cycle answering (head of the pipeline)
     _starting = False  # _run_pipeline is on the stack
+    _lingering = False  # see _linger_close
+    _rejected = False  # a RequestError was received: its bytes may still be coming
+    _drain_left = 0  # body bytes still to drop for a request answered before its body ended
     # the deadline in force (kind, loop time) and the tick of ServerState.schedule, when armed
     _timer_kind = Timer.NONE
     _deadline = 0.0
@@ -368,6 +318,9 @@ class HttpServerProtocol(asyncio.Protocol):
         state = self.state
         self.loop = state.running_loop()
         self.transport = transport
+        self.write = transport.write
+        self.writelines = transport.writelines  # type: ignore[assignment]
+        self.is_closing = transport.is_closing
         self.flow = FlowControl(transport)
         self.conn = HttpConnection(
             limits=state.limits, keep_alive=state.keep_alive > 0 and not state.stopping
@@ -391,10 +344,15 @@ class HttpServerProtocol(asyncio.Protocol):
         self._set_timer(Timer.HEAD, state.header_timeout)
 
     def data_received(self, data: bytes) -> None:
+        if self._lingering:
+            return  # closing: dropped
         self.conn.receive_data(data)
         self._handle_events()
 
     def eof_received(self) -> bool | None:
+        if self._lingering:
+            self._close()
+            return None
         self._eof = True
         self.conn.receive_data(b"")
         self._handle_events()
@@ -417,6 +375,11 @@ class HttpServerProtocol(asyncio.Protocol):
             if cycle.body is not None and not cycle.body.complete:
                 cycle.body.fail(ClientDisconnected())
         self.state.connections.discard(self)
+
+    async def sendfile(self, file: Any, offset: int, count: int) -> int:
+        """``loop.sendfile`` of ``count`` bytes of ``file`` from ``offset`` on the transport
+        (falling back to reads and writes); returns the bytes sent."""
+        return await self.loop.sendfile(self.transport, file, offset, count, fallback=True)
 
     def pause_writing(self) -> None:
         self.flow.pause_writing()
@@ -442,9 +405,22 @@ class HttpServerProtocol(asyncio.Protocol):
                     if receiving.body is not None:
                         receiving.body.end()
             elif kind is Data:
-                if self._receiving is not None and self._receiving.body is not None:
-                    self._receiving.body.feed(event.data)  # type: ignore[union-attr]
+                receiving = self._receiving
+                if receiving is not None and receiving.body is not None:
+                    receiving.body.feed(event.data)  # type: ignore[union-attr]
+                    if receiving.body.discarding:
+                        # drained for a finished request: bounded (a chunked body has no
+                        # announced size; the head of a longer announced one said close)
+                        self._drain_left -= len(event.data)  # type: ignore[union-attr]
+                        if self._drain_left < 0:
+                            self.conn.fail_receive()
+                            events.clear()
+                            self._receiving = None
+                            if not pipeline:
+                                self._linger_close()
+                            return
             elif kind is RequestError:
+                self._rejected = True
                 receiving = self._receiving
                 error = RemoteProtocolError(event.reason, event.status)  # type: ignore[union-attr]
                 if receiving is not None and receiving.body is not None:
@@ -515,11 +491,15 @@ class HttpServerProtocol(asyncio.Protocol):
                 state.on_request()
         body = cycle.body
         if body is not None and body is not EMPTY_BODY and not body.complete:
-            body.discard()  # what is left of the body is read and dropped
+            body.discard()  # what is left of the body is read and dropped (up to MAX_DRAIN)
+            self._drain_left = MAX_DRAIN
         if self.disconnected:
             return
         if self.conn.send_state is SendState.CLOSED or (state.stopping and not pipeline):
-            self._close()
+            if self.conn.receiving or self._rejected:  # the client may still be sending
+                self._linger_close()
+            else:
+                self._close()
             return
         if not self._starting:  # else the loop of _run_pipeline goes on
             self._run_pipeline()
@@ -611,7 +591,7 @@ class HttpServerProtocol(asyncio.Protocol):
     def _timeout(self, kind: Timer) -> None:
         if self.disconnected:
             return
-        if kind is Timer.IDLE:
+        if kind is Timer.IDLE or kind is Timer.LINGER:
             if not self._pipeline:
                 self._close()
             return
@@ -632,6 +612,27 @@ class HttpServerProtocol(asyncio.Protocol):
             self._queue(RequestCycle(self, None, (408, "Timed out reading the request")))
 
     # -- closing ----------------------------------------------------------------------------------
+    def _linger_close(self) -> None:
+        """Close after the response while the client is still sending (a body left unread
+        beyond :data:`MAX_DRAIN`, a response before the body): shut our side (the response,
+        then FIN), drop what still comes until the client closes or :data:`LINGER` seconds
+        pass, then close. A plain close with unread bytes would reset the connection, and a
+        reset can destroy the response before the client reads it."""
+        transport = self.transport
+        if self._lingering or transport.is_closing():
+            return
+        try:
+            can_write_eof = transport.can_write_eof()
+        except (AttributeError, NotImplementedError):
+            can_write_eof = False
+        if not can_write_eof:  # TLS: no half-close
+            self._close()
+            return
+        self._lingering = True
+        self.flow.resume_reading()
+        transport.write_eof()
+        self._set_timer(Timer.LINGER, LINGER)
+
     def _close(self) -> None:
         self._stop_timer()
         if not self.transport.is_closing():

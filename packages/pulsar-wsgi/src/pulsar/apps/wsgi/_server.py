@@ -3,11 +3,10 @@
 How it works
 ------------
 :class:`WSGIServer` is an application whose workers serve HTTP with a
-:class:`~._protocol.ProtocolFactory` over the WSGI callable. When pulsar-core provides
-``pulsar.apps.socket.SocketServer`` (shared listening sockets, TLS, connection counters) the
-server is a ``SocketServer`` whose protocol factory is that factory; until then it is a plain
-:class:`pulsar.Application` whose workers each listen with ``loop.create_server`` (with
-``SO_REUSEPORT`` when there are several workers).
+:class:`~._protocol.ProtocolFactory` over the WSGI callable: it is a
+``pulsar.apps.socket.SocketServer`` (shared listening sockets, TLS, connection counters) whose
+protocol factory is that factory. :meth:`WSGIServer.listen` serves the same factory with
+``loop.create_server`` in the current process (tests, embedding).
 
 The factory is configured lazily, in the worker, from the final configuration (the config file,
 environment and command line are read by ``start()`` after the constructor ran).
@@ -36,15 +35,12 @@ __all__ = [
     "ssl_context",
 ]
 
-_Base: Any
-try:  # pulsar-core's socket server (shared listening sockets, TLS, max_requests, counters)
-    from pulsar.apps.socket import SocketServer as _Base
-    from pulsar.apps.socket import WorkerServer, server_ssl_context
+# pulsar-core's socket server (shared listening sockets, TLS, max_requests, counters)
+from pulsar.apps.socket import SocketServer as _Base
+from pulsar.apps.socket import WorkerServer, server_ssl_context
 
-    SOCKET_SERVER = True
-except ImportError:  # pragma: no cover - depends on the pulsar-core version
-    _Base = pulsar.Application
-    SOCKET_SERVER = False
+#: kept for compatibility: pulsar-core always provides SocketServer now
+SOCKET_SERVER = True
 
 
 class WsgiProtocolFactory(ProtocolFactory):
@@ -169,32 +165,27 @@ class WSGIServer(_Base):
         return server
 
     async def worker_start(self, worker: Any) -> None:
-        """Serve in ``worker`` (SocketServer's shared sockets, else :meth:`listen`)."""
+        """Serve in ``worker`` on SocketServer's shared sockets."""
         self.protocol_factory(worker)
-        if SOCKET_SERVER:
-            await super().worker_start(worker)
-        else:  # pragma: no cover - depends on the pulsar-core version
-            await self.listen()
+        await super().worker_start(worker)
 
     async def worker_stopping(self, worker: Any) -> None:
         """Graceful stop: finish in-flight responses within ``graceful_timeout``, close idle
         keep-alive connections at once."""
-        if SOCKET_SERVER:
-            await super().worker_stopping(worker)
+        await super().worker_stopping(worker)
         await self.close(float(self.cfg.get("graceful_timeout", 30) or 0))
 
     def worker_info(self, worker: Any, info: dict[str, Any]) -> None:
         """Add the HTTP counters to the worker's ``info`` under ``wsgi``."""
-        if SOCKET_SERVER:
-            super().worker_info(worker, info)
+        super().worker_info(worker, info)
         factory = self.factory
         if factory._state is not None:
             info["wsgi"] = factory.state.statistics()
 
     async def listen(self) -> list[asyncio.Server]:
-        """Listen on every ``bind`` address in this process with ``loop.create_server`` (the
-        serving path without SocketServer; also handy in tests). ``SO_REUSEPORT`` is used when
-        there are several workers."""
+        """Listen on every ``bind`` address in this process with ``loop.create_server`` (tests,
+        embedding in another asyncio program). ``SO_REUSEPORT`` is used when there are
+        several workers."""
         loop = asyncio.get_running_loop()
         cfg = self.cfg
         factory = self.protocol_factory()

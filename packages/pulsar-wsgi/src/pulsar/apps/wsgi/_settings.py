@@ -86,7 +86,7 @@ class LimitRequestLine(Setting):
     meta = "BYTES"
     default = 8190
     validator = validate_non_negative_int
-    desc = "Maximum size of the request target in bytes (400 beyond); 0: no limit."
+    desc = "Maximum size of the request target in bytes (414 beyond); 0: no limit."
 
 
 class LimitRequestFields(Setting):

@@ -1,1 +1,0 @@
-status = 400  # malformed request line (no space after the method)

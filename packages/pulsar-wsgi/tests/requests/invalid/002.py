@@ -1,1 +1,0 @@
-status = 400  # invalid header value byte

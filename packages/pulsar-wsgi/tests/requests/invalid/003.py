@@ -1,1 +1,0 @@
-status = 400  # invalid byte (space) in a header name

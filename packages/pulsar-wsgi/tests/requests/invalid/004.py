@@ -1,1 +1,0 @@
-status = 400  # request smuggling: Content-Length and Transfer-Encoding

@@ -1,1 +1,0 @@
-status = 400  # request smuggling, the other order

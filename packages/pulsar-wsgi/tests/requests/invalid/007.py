@@ -1,1 +1,0 @@
-status = 400  # chunk size overflow

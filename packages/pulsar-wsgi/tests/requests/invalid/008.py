@@ -1,1 +1,0 @@
-status = 400  # chunk shorter than its size

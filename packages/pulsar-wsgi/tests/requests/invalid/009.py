@@ -1,1 +1,0 @@
-status = 400  # duplicate Content-Length

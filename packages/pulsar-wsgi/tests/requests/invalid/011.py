@@ -1,1 +1,0 @@
-status = 501  # a transfer coding we do not implement

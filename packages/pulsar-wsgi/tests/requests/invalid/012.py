@@ -1,1 +1,0 @@
-status = 501  # unknown method

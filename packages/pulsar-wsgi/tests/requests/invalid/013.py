@@ -1,1 +1,0 @@
-status = 505  # HTTP version not supported

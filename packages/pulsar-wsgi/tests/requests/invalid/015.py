@@ -1,1 +1,0 @@
-status = 417  # an expectation we cannot meet

@@ -1,1 +1,0 @@
-status = 400  # NUL in the request target

@@ -1,1 +1,0 @@
-status = 413  # declared body above max_body_size

@@ -1,1 +1,0 @@
-status = 400  # Transfer-Encoding repeated: chunked applied twice

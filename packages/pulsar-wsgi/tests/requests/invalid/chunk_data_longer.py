@@ -1,0 +1,2 @@
+# chunk data longer than its size
+status = 400

@@ -1,0 +1,2 @@
+# chunk data shorter than its size (the next line is read as data)
+status = 400

@@ -1,0 +1,2 @@
+# a chunk-size line ended by a bare LF
+status = 400

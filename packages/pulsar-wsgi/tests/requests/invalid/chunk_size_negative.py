@@ -1,0 +1,2 @@
+# a negative chunk size
+status = 400

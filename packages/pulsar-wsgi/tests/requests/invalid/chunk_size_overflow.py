@@ -1,0 +1,2 @@
+# a chunk size beyond 64 bits
+status = 400

@@ -1,0 +1,2 @@
+# a chunk size with whitespace in it
+status = 400

@@ -1,0 +1,3 @@
+# a chunked body growing past max_body_size
+settings = {"max_body_size": 1024}
+status = 413

@@ -1,0 +1,2 @@
+# an empty Content-Length
+status = 400

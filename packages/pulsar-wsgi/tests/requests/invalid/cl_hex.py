@@ -1,0 +1,3 @@
+# '0x5'
+strip_final_newline = True
+status = 400

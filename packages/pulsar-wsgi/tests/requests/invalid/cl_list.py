@@ -1,0 +1,3 @@
+# a list of lengths
+strip_final_newline = True
+status = 400

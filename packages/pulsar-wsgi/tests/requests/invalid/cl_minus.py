@@ -1,0 +1,3 @@
+# '-5'
+strip_final_newline = True
+status = 400

@@ -1,0 +1,3 @@
+# '1_0' (what Python's int() would accept)
+strip_final_newline = True
+status = 400

@@ -1,0 +1,2 @@
+# a bare LF ends a field line (RFC 9112 2.2: rejected)
+status = 400

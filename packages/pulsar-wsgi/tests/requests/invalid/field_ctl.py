@@ -1,0 +1,2 @@
+# a control byte in a field value
+status = 400

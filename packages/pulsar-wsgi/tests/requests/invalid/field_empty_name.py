@@ -1,0 +1,2 @@
+# an empty field name
+status = 400

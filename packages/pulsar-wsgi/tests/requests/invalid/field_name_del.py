@@ -1,0 +1,2 @@
+# DEL in a field name
+status = 400

@@ -1,0 +1,2 @@
+# a space inside a field name
+status = 400

@@ -1,0 +1,2 @@
+# a field line without a colon
+status = 400

@@ -1,0 +1,2 @@
+# obs-fold with HTAB
+status = 400

@@ -1,0 +1,3 @@
+# two Host lines, same value
+status = 400
+reason = "Host"

@@ -1,0 +1,3 @@
+# a non-numeric port
+status = 400
+reason = "Host"

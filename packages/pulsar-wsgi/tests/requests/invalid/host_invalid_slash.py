@@ -1,0 +1,3 @@
+# a Host value with a path
+status = 400
+reason = "Host"

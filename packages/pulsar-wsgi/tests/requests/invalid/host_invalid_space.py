@@ -1,0 +1,3 @@
+# a Host value with a space
+status = 400
+reason = "Host"

@@ -1,0 +1,3 @@
+# userinfo is not part of Host (RFC 9110 7.2)
+status = 400
+reason = "Host"

@@ -1,0 +1,3 @@
+# absolute-form does not excuse a missing Host in HTTP/1.1
+status = 400
+reason = "Host"

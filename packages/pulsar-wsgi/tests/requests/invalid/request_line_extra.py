@@ -1,0 +1,2 @@
+# nothing after the HTTP version
+status = 400

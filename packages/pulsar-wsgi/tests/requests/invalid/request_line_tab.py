@@ -1,0 +1,2 @@
+# SP, not HTAB, separates the request line
+status = 400

@@ -1,0 +1,2 @@
+# a control byte in the target
+status = 400

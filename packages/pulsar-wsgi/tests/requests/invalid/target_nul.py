@@ -1,0 +1,2 @@
+# NUL in the target
+status = 400

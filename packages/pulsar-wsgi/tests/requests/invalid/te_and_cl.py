@@ -1,0 +1,2 @@
+# the other order
+status = 400

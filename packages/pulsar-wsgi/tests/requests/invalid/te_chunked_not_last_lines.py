@@ -1,0 +1,2 @@
+# ... also across two field lines
+status = 400

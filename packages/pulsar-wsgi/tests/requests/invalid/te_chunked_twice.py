@@ -1,0 +1,2 @@
+# chunked applied twice (RFC 9112 7)
+status = 400

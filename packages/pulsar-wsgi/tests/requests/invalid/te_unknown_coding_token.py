@@ -1,0 +1,2 @@
+# an unknown coding name, chunked last
+status = 501

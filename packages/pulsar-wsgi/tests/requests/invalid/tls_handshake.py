@@ -1,0 +1,3 @@
+# a TLS ClientHello sent to a plain HTTP port
+strip_final_newline = True
+status = 400

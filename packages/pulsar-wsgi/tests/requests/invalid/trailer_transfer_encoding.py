@@ -1,0 +1,2 @@
+# Transfer-Encoding in a trailer (RFC 9110 6.5.1)
+status = 400
