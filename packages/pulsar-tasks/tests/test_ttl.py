@@ -33,14 +33,16 @@ async def worker(url: str, ttl: float) -> AsyncIterator[tasks.Consumer]:
 
 @pytest.mark.parametrize("run", range(3))
 async def test_after_the_ttl_wait_for_task_raises_task_not_found(client, backend_url, run) -> None:
-    async with worker(backend_url, ttl=0.5):
+    # the TTL leaves a second client ample time to read the reply on a loaded machine (it
+    # expired before that read under four parallel test runs with 0.5 s)
+    async with worker(backend_url, ttl=2.0):
         t = await client.queue_task("add", [1, 2])
         assert (await client.wait_for_task(t.id, timeout=10)).result == 3  # the reply arrives
         other = tasks.connect(backend_url, set_default=False)
         try:
             t2 = await client.queue_task("add", [2, 2])
             assert (await other.wait_for_task(t2.id, timeout=10)).result == 4
-            await asyncio.sleep(0.8)
+            await asyncio.sleep(2.5)
             for c, task_id in ((client, t.id), (other, t2.id), (client, t2.id)):
                 with pytest.raises(tasks.TaskNotFound):
                     await c.wait_for_task(task_id, timeout=5)
