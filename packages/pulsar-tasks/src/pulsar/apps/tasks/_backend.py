@@ -198,4 +198,11 @@ def create_backend(url: str, *, result_ttl: float = DEFAULT_RESULT_TTL) -> Backe
         from ._redis import RedisBackend
 
         return RedisBackend(url, result_ttl=result_ttl)
-    raise BackendError(f"unknown task backend {url!r}: use sqlite:///path or redis://host:port/db")
+    if scheme in ("postgresql", "postgres"):
+        from ._postgres import PostgresBackend
+
+        return PostgresBackend(url, result_ttl=result_ttl)
+    raise BackendError(
+        f"unknown task backend {url!r}: use sqlite:///path, redis://host:port/db or "
+        f"postgresql://user@host:port/db"
+    )
