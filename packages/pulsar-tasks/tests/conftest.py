@@ -21,7 +21,9 @@ if HERE not in sys.path:  # helper modules (jobs) importable by name, also in ch
     sys.path.insert(0, HERE)
 
 REDIS_URL = os.environ.get("PULSAR_TASKS_TEST_REDIS", "redis://127.0.0.1:6379/13")
-POSTGRES_URL = os.environ.get("PULSAR_TASKS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+POSTGRES_URL = os.environ.get(
+    "PULSAR_TASKS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"
+)
 
 
 def redis_available() -> bool:

@@ -598,9 +598,9 @@ class PostgresBackend(Backend):
     def _dispatch(self, channel: str, payload: str) -> None:
         if channel == self.work_channel:
             self._seen[payload] = self._seen.get(payload, 0) + 1
-            for queues, fut in list(self._work_waiters):
-                if payload in queues and not fut.done():
-                    fut.set_result(None)
+            for queues, work in list(self._work_waiters):
+                if payload in queues and not work.done():
+                    work.set_result(None)
         elif channel == self.reply_channel:
             task_id, _, record = payload.partition(" ")
             self._expected.pop(task_id, None)
@@ -624,9 +624,9 @@ class PostgresBackend(Backend):
             for fut in futs:
                 if not fut.done():
                     fut.set_result(None)
-        for _, fut in list(self._work_waiters):
-            if not fut.done():
-                fut.set_result(None)
+        for _, work in list(self._work_waiters):
+            if not work.done():
+                work.set_result(None)
 
     async def close(self) -> None:
         if self._listener is not None:
@@ -916,11 +916,9 @@ class PostgresBackend(Backend):
     ) -> bool:
         if status not in FINAL:
             raise ValueError(f"complete() needs a final state, not {status}")
-        return bool(
-            await self._completer((task_id, token, str(status), result, error, traceback))
-        )
+        return bool(await self._completer((task_id, token, str(status), result, error, traceback)))
 
-    async def _complete_many(self, items: Sequence[tuple[Any, ...]]) -> list[bool]:
+    async def _complete_many(self, items: Sequence[tuple[Any, ...]]) -> Sequence[bool]:
         now = self.now()
         s = self._s
         columns = list(zip(*items, strict=True))
@@ -1012,8 +1010,20 @@ class PostgresBackend(Backend):
         return await self._run(op)
 
     async def drop_schema(self) -> None:
-        """Drop this backend's schema and everything in it (tests and tools)."""
-        await self._fetch(f"DROP SCHEMA IF EXISTS {self._s} CASCADE")
+        """Drop this backend's schema and everything in it, whatever its version (tests and
+        tools)."""
+        import psycopg
+
+        try:
+            conn = await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True)
+        except psycopg.Error as exc:
+            raise BackendError(
+                f"cannot connect to PostgreSQL at {_redact(self.url)}: {_one_line(exc)}"
+            ) from None
+        try:
+            await conn.execute(f"DROP SCHEMA IF EXISTS {self._s} CASCADE")
+        finally:
+            await conn.close()
 
 
 def _cast(column: str) -> str:
@@ -1022,4 +1032,3 @@ def _cast(column: str) -> str:
     if column in _FLOATS or column == "eta":
         return "double precision"
     return "text"
-
