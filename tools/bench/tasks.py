@@ -1,11 +1,16 @@
-"""Task queues: pulsar-tasks (Redis, SQLite) vs Celery, RQ, Dramatiq and arq.
+"""Task queues: pulsar-tasks (Redis, SQLite, PostgreSQL) vs Celery, RQ, Dramatiq, arq and
+Procrastinate.
 
     hatch run bench tasks [--n 20000] [--latency 500] [--reliability 200]
-                          [--peers celery,rq,dramatiq,arq] [--budget 3600]
+                          [--peers celery,rq,dramatiq,arq,procrastinate]
+                          [--pulsar redis,sqlite,postgres] [--budget 3600]
 
 Every system runs 2 worker processes on the local Redis (database 14, flushed before each run;
-nothing else is touched); pulsar-tasks also runs on SQLite. Peers are installed in a separate
-virtual environment (tools/bench/.venv-peers), never in the workspace environment.
+nothing else is touched); pulsar-tasks also runs on SQLite, and pulsar-tasks (postgres) and
+Procrastinate, its PostgreSQL peer, on the local PostgreSQL (127.0.0.1:5432, user postgres,
+trust auth) in a database of their own, ``pulsar_bench``, created afresh before each run and
+dropped at the end. Peers are installed in a separate virtual environment
+(tools/bench/.venv-peers), never in the workspace environment.
 
 (a) throughput: N no-op tasks queued (workers running), time until all are done;
 (b) latency: sequential queue-and-wait round trips, p50/p99;
@@ -16,8 +21,11 @@ Each system runs with its defaults except: Celery ``-c 2`` (prefork) with a Redi
 backend; Dramatiq ``--processes 2 --threads 8`` with the Results middleware, and its Redis
 broker's ``heartbeat_timeout`` at 10 s and ``maintenance_chance`` raised (by default the messages
 of a dead worker come back only after a minute and at a random maintenance run, past the settle
-window); arq ``max_jobs=50``/``poll_delay=10 ms``; pulsar-tasks ``--concurrent-tasks 50``,
-``--task-lease 2``. Every process started is ended by its PID (its process group) and the whole
+window); arq ``max_jobs=50``/``poll_delay=10 ms``; Procrastinate ``--concurrency 50`` (async tasks,
+LISTEN/NOTIFY on; it keeps no results, so its drivers read the job's status: a 0.5 ms poll for
+the round trip, the count of succeeded jobs for the drain; a dead worker's jobs stay ``doing``
+until someone retries stalled jobs, which its defaults do not); pulsar-tasks
+``--concurrent-tasks 50``, ``--task-lease 2``. Every process started is ended by its PID (its process group) and the whole
 run has a time budget (``--budget``).
 """
 
@@ -57,6 +65,10 @@ PEER_REQUIREMENTS = {
     "arq": "arq>=0.26",
 }
 REDIS = f"redis://127.0.0.1:6379/{REDIS_DB}"
+PG_DB = "pulsar_bench"  # dedicated to this benchmark: created afresh for each run, then dropped
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+POSTGRES = f"postgresql://postgres@127.0.0.1:5432/{PG_DB}"
+PEER_REQUIREMENTS["procrastinate"] = "procrastinate>=3.0"
 
 PULSAR_JOBS = """
 import asyncio, os
@@ -146,6 +158,23 @@ def work(i):
     with open(os.environ["BENCH_RUNS"], "a") as f:
         f.write(f"{i}\\n")
 """.replace("%d", str(REDIS_DB))
+
+PROCRASTINATE_JOBS = """
+import asyncio, os
+from procrastinate import App, PsycopgConnector
+
+app = App(connector=PsycopgConnector(conninfo="%s"))
+
+@app.task(name="noop")
+async def noop():
+    return None
+
+@app.task(name="work")
+async def work(i):
+    await asyncio.sleep(0.05)
+    with open(os.environ["BENCH_RUNS"], "a") as f:
+        f.write(f"{i}\\n")
+""".replace("%s", POSTGRES)
 
 # driver scripts: run by the system's own Python, print one JSON line
 PULSAR_DRIVER = """
@@ -316,6 +345,45 @@ else:
 """
 
 
+PROCRASTINATE_DRIVER = """
+import asyncio, json, sys, time
+sys.path.insert(0, sys.argv[1])
+import bench_jobs
+url, mode, n = sys.argv[2], sys.argv[3], int(sys.argv[4])
+app = bench_jobs.app
+
+async def main():
+    async with app.open_async():
+        q = app.connector.execute_query_one_async
+        if mode == "throughput":
+            t0 = time.perf_counter()
+            for k in range(0, n, 1000):
+                await bench_jobs.noop.batch_defer_async(*[{} for _ in range(min(1000, n - k))])
+            while True:
+                row = await q("SELECT count(*) AS c FROM procrastinate_jobs "
+                              "WHERE status = 'succeeded'")
+                if row["c"] >= n:
+                    break
+                await asyncio.sleep(0.01)
+            print(json.dumps({"seconds": time.perf_counter() - t0}))
+        elif mode == "latency":
+            out = []
+            for _ in range(n):
+                t0 = time.perf_counter_ns()
+                job_id = await bench_jobs.noop.defer_async()
+                while (await q("SELECT status FROM procrastinate_jobs WHERE id = %(id)s",
+                               id=job_id))["status"] != "succeeded":
+                    await asyncio.sleep(0.0005)
+                out.append(time.perf_counter_ns() - t0)
+            print(json.dumps({"samples": out}))
+        else:
+            for i in range(n):
+                await bench_jobs.work.defer_async(i=i)
+            print(json.dumps({}))
+asyncio.run(main())
+"""
+
+
 BUDGET = Deadline(3600.0)
 
 
@@ -402,10 +470,42 @@ class Arq(System):
         return [[arq, "bench_jobs.WorkerSettings"] for _ in range(2)]
 
 
+class Procrastinate(System):
+    def worker_cmds(self) -> list[list[str]]:
+        exe = str(Path(self.python).parent / "procrastinate")
+        return [[exe, "--app=bench_jobs.app", "worker", "--concurrency", "50"] for _ in range(2)]
+
+    def apply_schema(self) -> None:
+        exe = str(Path(self.python).parent / "procrastinate")
+        out = subprocess.run(
+            [exe, "--app=bench_jobs.app", "schema", "--apply"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=self.dir,
+            env={**os.environ, "PYTHONPATH": str(self.dir)},
+        )
+        if out.returncode:
+            raise BenchError(f"procrastinate schema --apply failed: {out.stderr[-2000:]}")
+
+
 def flush() -> None:
     import redis
 
     redis.Redis(db=REDIS_DB).flushdb()
+
+
+def recreate_pg_database(drop_only: bool = False) -> None:
+    """The benchmark's own PostgreSQL database, empty (or gone with ``drop_only``)."""
+    import psycopg
+
+    try:
+        with psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
+            if not drop_only:
+                conn.execute(f"CREATE DATABASE {PG_DB}")
+    except psycopg.Error as exc:
+        raise BenchError(f"PostgreSQL on 127.0.0.1:5432: {exc}") from None
 
 
 def start_workers(system: System, env: dict[str, str]) -> list[Any]:
@@ -447,6 +547,10 @@ def reset(system: System, tmp: Path) -> None:
     if system.url.startswith("sqlite"):
         for f in tmp.glob("pulsar.db*"):
             f.unlink()
+    if system.url.startswith("postgresql"):
+        recreate_pg_database()
+        if isinstance(system, Procrastinate):
+            system.apply_schema()
 
 
 def bench(system: System, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
@@ -505,8 +609,10 @@ def main(argv: list[str]) -> int:
         default=30.0,
         help="seconds to wait for redeliveries after the restart",
     )
-    parser.add_argument("--peers", default="celery,rq,dramatiq,arq")
-    parser.add_argument("--pulsar", default="redis,sqlite", help="pulsar-tasks backends to run")
+    parser.add_argument("--peers", default="celery,rq,dramatiq,arq,procrastinate")
+    parser.add_argument(
+        "--pulsar", default="redis,sqlite,postgres", help="pulsar-tasks backends to run"
+    )
     parser.add_argument(
         "--budget", type=float, default=3600.0, help="seconds for the whole run (then it stops)"
     )
@@ -519,6 +625,7 @@ def main(argv: list[str]) -> int:
     backends = {
         "redis": REDIS,
         "sqlite": f"sqlite:///{tmp}/pulsar.db",
+        "postgres": POSTGRES,
     }
     systems: list[System] = [
         Pulsar(f"pulsar-tasks ({b})", sys.executable, PULSAR_JOBS, PULSAR_DRIVER, backends[b])
@@ -538,6 +645,16 @@ def main(argv: list[str]) -> int:
             )
         if "arq" in peers:
             systems.append(Arq("arq", str(env.python), ARQ_JOBS, ARQ_DRIVER, REDIS))
+        if "procrastinate" in peers:
+            systems.append(
+                Procrastinate(
+                    "procrastinate",
+                    str(env.python),
+                    PROCRASTINATE_JOBS,
+                    PROCRASTINATE_DRIVER,
+                    POSTGRES,
+                )
+            )
     rows = []
     results = {}
     for system in systems:
@@ -565,6 +682,8 @@ def main(argv: list[str]) -> int:
             ]
         )
     flush()
+    if any(system.url.startswith("postgresql") for system in systems):
+        recreate_pg_database(drop_only=True)
     # leave nothing behind: the systems' files, and the wake-up sockets of the SQLite workers
     # SIGKILLed in (c)
     from pulsar.apps.tasks._sqlite import _Wake
@@ -594,4 +713,10 @@ def main(argv: list[str]) -> int:
             print(Target(f"{name} throughput vs best peer", tp, 2, False))
             print(Target(f"{name} p50 vs best peer", r["latency"].p50 / best_p50, 0.5, True))
             print(f"{'PASS' if r['lost'] == 0 else 'MISS'}  {name} lost: {r['lost']}")
+    # the PostgreSQL backend against its PostgreSQL peer, on the same server
+    pg, peer = results.get("pulsar-tasks (postgres)"), results.get("procrastinate")
+    if pg is not None and peer is not None:
+        name = "pulsar-tasks (postgres)"
+        print(Target(f"{name} throughput vs procrastinate", pg["throughput"] / peer["throughput"], 2, False))
+        print(Target(f"{name} p50 vs procrastinate", pg["latency"].p50 / peer["latency"].p50, 0.5, True))
     return 0
