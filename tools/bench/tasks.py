@@ -25,8 +25,8 @@ window); arq ``max_jobs=50``/``poll_delay=10 ms``; Procrastinate ``--concurrency
 LISTEN/NOTIFY on; it keeps no results, so its drivers read the job's status: a 0.5 ms poll for
 the round trip, the count of succeeded jobs for the drain; a dead worker's jobs stay ``doing``
 until someone retries stalled jobs, which its defaults do not); pulsar-tasks
-``--concurrent-tasks 50``, ``--task-lease 2``. Every process started is ended by its PID (its process group) and the whole
-run has a time budget (``--budget``).
+``--concurrent-tasks 50``, ``--task-lease 2``. Every process started is ended by its PID (its
+process group) and the whole run has a time budget (``--budget``).
 """
 
 from __future__ import annotations
@@ -717,6 +717,8 @@ def main(argv: list[str]) -> int:
     pg, peer = results.get("pulsar-tasks (postgres)"), results.get("procrastinate")
     if pg is not None and peer is not None:
         name = "pulsar-tasks (postgres)"
-        print(Target(f"{name} throughput vs procrastinate", pg["throughput"] / peer["throughput"], 2, False))
-        print(Target(f"{name} p50 vs procrastinate", pg["latency"].p50 / peer["latency"].p50, 0.5, True))
+        tp = pg["throughput"] / peer["throughput"]
+        print(Target(f"{name} throughput vs procrastinate", tp, 2, False))
+        p50 = pg["latency"].p50 / peer["latency"].p50
+        print(Target(f"{name} p50 vs procrastinate", p50, 0.5, True))
     return 0

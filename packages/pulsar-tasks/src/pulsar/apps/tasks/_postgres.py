@@ -27,6 +27,13 @@ schema, ``pulsar_tasks`` or ``?schema=name`` (other query parameters go to libpq
   the listening connection reconnected (notifications sent meanwhile are lost).
 * The schema is created at the first use, or migrated, under an advisory lock; a schema newer
   than this code is refused with :class:`BackendError`.
+* Durability: what a producer is told is stored (enqueue, revoke) is committed durably
+  (``synchronous_commit`` as the server has it, ``on`` by default). What workers change
+  (claims, lease renewals, completions, retries) goes through a second pool whose sessions
+  commit asynchronously (``synchronous_commit=off``: no WAL flush wait, about one fsync less
+  per change): a crash of the *database server* can undo its last fraction of a second of
+  them, which only makes those tasks run again (at-least-once). A clean restart undoes
+  nothing; a task accepted is never lost.
 * Faults: the first connection fails fast (wrong URL, refused, unknown database:
   :class:`BackendError` in one line). Once connected, a statement that fails on a broken
   connection is retried (backing off, for up to ``_RETRY_FOR`` seconds) on a fresh one, so
@@ -448,9 +455,9 @@ class PostgresBackend(Backend):
         self.work_channel = f"{self.schema}:work"
         self.done_channel = f"{self.schema}:done"
         self.reply_channel = f"{self.schema}:r:{uuid.uuid4().hex[:12]}"
-        self._pool: Any = None
+        self._pool: Any = None  # durable commits: what producers accept
+        self._fast: Any = None  # asynchronous commits: what workers change (see the docstring)
         self._opening: asyncio.Future[None] | None = None
-        self._connected_once = False
         self._pid = os.getpid()
         self._listener: _Listener | None = None
         # worker wake-ups: per queue, how many notifications arrived; waiters by queue
@@ -462,6 +469,7 @@ class PostgresBackend(Backend):
         self._arrived: OrderedDict[str, str] = OrderedDict()
         self._waiters: dict[str, list[asyncio.Future[str | None]]] = {}
         self._completer = Batcher(self._complete_many)
+        self._enqueuer = Batcher(self._enqueue_many)
         self._getter = Batcher(self._get_many)
         self._sql_enqueue = (
             f"INSERT INTO {s}.tasks ({', '.join(_COLUMNS)}) VALUES "
@@ -469,7 +477,14 @@ class PostgresBackend(Backend):
             f"ON CONFLICT (id) DO UPDATE SET "
             + ", ".join(f"{c} = EXCLUDED.{c}" for c in _COLUMNS if c != "id")
             + f" WHERE {s}.tasks.purge_at IS NOT NULL AND {s}.tasks.purge_at <= %s "
-            f"RETURNING pg_notify({_literal(self.work_channel)}, queue)"
+            f"RETURNING id, pg_notify({_literal(self.work_channel)}, queue)"
+        )
+        # the same for many tasks: one array per column
+        i = self._sql_enqueue.index(" VALUES ")
+        j = self._sql_enqueue.index(" ON CONFLICT ")
+        arrays = ", ".join(f"%s::{_cast(c)}[]" for c in _COLUMNS)
+        self._sql_enqueue_many = (
+            self._sql_enqueue[:i] + f" SELECT * FROM unnest({arrays})" + self._sql_enqueue[j:]
         )
 
     # -- plumbing ------------------------------------------------------------------------------
@@ -494,19 +509,21 @@ class PostgresBackend(Backend):
             await self._migrate(conn)
         finally:
             await conn.close()
-        pool = AsyncConnectionPool(
-            self.conninfo,
-            kwargs={"autocommit": True},
-            min_size=1,
-            max_size=self.pool_size,
-            open=False,
-            name=f"pulsar-tasks-{self.schema}",
-            timeout=10.0,
-            reconnect_timeout=3600.0,
-        )
-        await pool.open(wait=False)
-        self._pool = pool
-        self._connected_once = True
+        pools = []
+        for name, options in (("", {}), ("-worker", {"options": "-c synchronous_commit=off"})):
+            pool = AsyncConnectionPool(
+                self.conninfo,
+                kwargs={"autocommit": True, **options},
+                min_size=1,
+                max_size=self.pool_size,
+                open=False,
+                name=f"pulsar-tasks-{self.schema}{name}",
+                timeout=10.0,
+                reconnect_timeout=3600.0,
+            )
+            await pool.open(wait=False)
+            pools.append(pool)
+        self._pool, self._fast = pools
 
     async def _migrate(self, conn: Any) -> None:
         s = self._s
@@ -538,23 +555,24 @@ class PostgresBackend(Backend):
                     (str(SCHEMA_VERSION),),
                 )
 
-    async def _ready(self) -> Any:
+    async def _ready(self, fast: bool) -> Any:
         if self._pid != os.getpid():  # forked: the parent's connections are not ours
             self._pid = os.getpid()
-            self._pool = self._opening = self._listener = None
+            self._pool = self._fast = self._opening = self._listener = None
         if self._pool is None:
             if self._opening is None or (self._opening.done() and self._opening.exception()):
                 self._opening = asyncio.ensure_future(self._open())
             await asyncio.shield(self._opening)
-        return self._pool
+        return self._fast if fast else self._pool
 
-    async def _run(self, fn: Callable[[Any], Awaitable[T]]) -> T:
+    async def _run(self, fn: Callable[[Any], Awaitable[T]], fast: bool = False) -> T:
         """``fn(connection)`` on a pooled connection; retried on a fresh connection when the
-        connection fails (a database restart), for up to ``_RETRY_FOR`` seconds."""
+        connection fails (a database restart), for up to ``_RETRY_FOR`` seconds. ``fast``: on
+        a worker connection (see "Durability" in the module docstring)."""
         import psycopg
         from psycopg_pool import PoolTimeout
 
-        pool = await self._ready()
+        pool = await self._ready(fast)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + _RETRY_FOR
         delay = 0.02
@@ -573,12 +591,14 @@ class PostgresBackend(Backend):
                 await asyncio.sleep(delay)
                 delay = min(1.0, delay * 2)
 
-    async def _fetch(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Any]:
+    async def _fetch(
+        self, sql: str, params: Sequence[Any] | dict[str, Any] = (), *, fast: bool = False
+    ) -> list[Any]:
         async def op(conn: Any) -> list[Any]:
             cur = await conn.execute(sql, params)
             return await cur.fetchall() if cur.description else []
 
-        return await self._run(op)
+        return await self._run(op, fast)
 
     async def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         from psycopg.rows import dict_row
@@ -637,75 +657,104 @@ class PostgresBackend(Backend):
             with contextlib.suppress(BaseException):
                 await self._opening
         self._opening = None
-        if self._pool is not None:
-            pool, self._pool = self._pool, None
-            if self._pid == os.getpid():
+        pools = [p for p in (self._pool, self._fast) if p is not None]
+        self._pool = self._fast = None
+        if self._pid == os.getpid():
+            for pool in pools:
                 await pool.close(timeout=5.0)
 
     # -- producers -----------------------------------------------------------------------------
     async def enqueue(self, task: Task, *, unique: bool = False, reply: bool = False) -> bool:
-        row = task.to_row()
-        now = self.now()
         reply_to = self.reply_channel if reply else None
-        params = [row.get(c) for c in _TASK_COLUMNS]
-        params += [None, reply_to, now]  # purge_at, reply_to, the expiry test of an old record
-        sql = self._sql_enqueue
         if reply:
             listener = self._listener
             live = listener is not None and listener.live and reply_to in listener.listened
             self._expected[task.id] = listener.generation if live and listener else 0
             if len(self._expected) > _EXPECTED:
                 self._expected.popitem(last=False)
-
-        attempts = 0
-
-        async def op(conn: Any) -> int:
-            import psycopg
-
-            nonlocal attempts
-            attempts += 1
-            again = attempts > 1
-
-            try:
-                cur = await conn.execute(sql, params)
-                if cur.rowcount > 0:
-                    return 1
-            except psycopg.errors.UniqueViolation as exc:
-                if exc.diag.constraint_name != "tasks_overlap":
-                    raise
-                cur = await conn.execute(
-                    f"SELECT id FROM {self._s}.tasks WHERE overlap_key = %s "
-                    f"AND status IN ('QUEUED', 'RETRY', 'STARTED')",
-                    (task.overlap_key,),
-                )
-                holder = await cur.fetchone()
-                if again and holder and holder[0] == task.id:
-                    return 1  # our own first attempt committed before the connection broke
-                raise JobOverlap(
-                    f"job {task.name!r} already has task {holder[0] if holder else '?'} with "
-                    f"the same arguments queued or running (overlap=False)"
-                ) from None
-            if unique:
-                return 0
-            if again:  # the first attempt may have committed: the same record is ours
-                cur = await conn.execute(
-                    f"SELECT time_queued, payload FROM {self._s}.tasks WHERE id = %s", (task.id,)
-                )
-                found = await cur.fetchone()
-                if found is not None and tuple(found) == (task.time_queued, task.payload):
-                    return 1
-            return -1
-
+        result: Any = None
         try:
-            result = await self._run(op)
-        except BaseException:
-            self._expected.pop(task.id, None)
-            raise
-        if result != 1:
-            self._expected.pop(task.id, None)
+            result = await self._enqueuer((task, unique, reply_to))
+        finally:
+            if result != 1:  # not stored: no reply will come
+                self._expected.pop(task.id, None)
+        if isinstance(result, Exception):
+            raise result
         if result == -1:
             raise DuplicateTask(f"a task with id {task.id!r} exists already")
         return bool(result)
+
+    async def _enqueue_many(self, items: Sequence[tuple[Task, bool, str | None]]) -> list[Any]:
+        """Store tasks made at once in one statement (one durable commit); per task 1
+        (stored), 0 (unique and exists), -1 (exists) or the JobOverlap to raise. A batch in
+        which an overlap key is taken (or one id twice) is stored task by task."""
+        import psycopg
+
+        now = self.now()
+        attempts = 0
+
+        async def op(conn: Any) -> list[Any]:
+            nonlocal attempts
+            attempts += 1
+            again = attempts > 1  # the connection broke: the first attempt may have committed
+            if len(items) == 1:
+                return [await self._enqueue_one(conn, items[0], now, again)]
+            rows = [task.to_row() for task, _, _ in items]
+            params: list[Any] = [[row.get(c) for row in rows] for c in _TASK_COLUMNS]
+            params += [[None] * len(items), [reply for _, _, reply in items], now]
+            try:
+                cur = await conn.execute(self._sql_enqueue_many, params)
+                stored = {row[0] for row in await cur.fetchall()}
+            except (psycopg.errors.UniqueViolation, psycopg.errors.CardinalityViolation):
+                return [await self._enqueue_one(conn, item, now, again) for item in items]
+            missing = [task.id for task, _, _ in items if task.id not in stored]
+            found: dict[str, tuple[Any, ...]] = {}
+            if missing:
+                cur = await conn.execute(
+                    f"SELECT id, time_queued, payload FROM {self._s}.tasks WHERE id = ANY(%s)",
+                    (missing,),
+                )
+                found = {row[0]: tuple(row[1:]) for row in await cur.fetchall()}
+            return [
+                1 if task.id in stored else _conflict(task, unique, again, found.get(task.id))
+                for task, unique, _ in items
+            ]
+
+        return await self._run(op)
+
+    async def _enqueue_one(
+        self, conn: Any, item: tuple[Task, bool, str | None], now: float, again: bool
+    ) -> Any:
+        import psycopg
+
+        task, unique, reply_to = item
+        row = task.to_row()
+        params = [row.get(c) for c in _TASK_COLUMNS]
+        params += [None, reply_to, now]  # purge_at, reply_to, the expiry test of an old record
+        try:
+            cur = await conn.execute(self._sql_enqueue, params)
+            if cur.rowcount > 0:
+                return 1
+        except psycopg.errors.UniqueViolation as exc:
+            if exc.diag.constraint_name != "tasks_overlap":
+                raise
+            cur = await conn.execute(
+                f"SELECT id FROM {self._s}.tasks WHERE overlap_key = %s "
+                f"AND status IN ('QUEUED', 'RETRY', 'STARTED')",
+                (task.overlap_key,),
+            )
+            holder = await cur.fetchone()
+            if again and holder and holder[0] == task.id:
+                return 1  # our own first attempt committed before the connection broke
+            return JobOverlap(
+                f"job {task.name!r} already has task {holder[0] if holder else '?'} with "
+                f"the same arguments queued or running (overlap=False)"
+            )
+        cur = await conn.execute(
+            f"SELECT time_queued, payload FROM {self._s}.tasks WHERE id = %s", (task.id,)
+        )
+        found = await cur.fetchone()
+        return _conflict(task, unique, again, None if found is None else tuple(found))
 
     async def get(self, task_id: str) -> Task | None:
         row = await self._getter(task_id)
@@ -820,6 +869,7 @@ class PostgresBackend(Backend):
         rows = await self._fetch(
             f"SELECT {self._s}.claim(%s, %s, %s, %s, %s, %s, %s)",
             (list(queues), worker, lease, limit, self.now(), os.urandom(8).hex(), self.result_ttl),
+            fast=True,
         )
         data = rows[0][0]
         return Claim(list(data["tasks"] or []), data["next"])
@@ -874,13 +924,18 @@ class PostgresBackend(Backend):
         while True:
             woke = await self._wait_work(queues, max(0.0, end - loop.time()))
             claim = await self.claim(queues, worker, lease, limit)
-            if claim.tasks or woke != "listening" or loop.time() >= end:
+            if claim.tasks or claim.next_eta is not None or woke != "listening":
+                return claim  # (with a due time ahead: the caller's wait is shorter)
+            if loop.time() >= end:
                 return claim
-            # the listener just started: this claim saw everything notified before it
+            # the listener just started: this claim saw everything notified before it, and
+            # nothing is pending: wait for the rest of the time
 
     async def release_worker(self, worker: str) -> int:
         rows = await self._fetch(
-            f"SELECT {self._s}.release_worker(%s, %s, %s)", (worker, self.now(), self.result_ttl)
+            f"SELECT {self._s}.release_worker(%s, %s, %s)",
+            (worker, self.now(), self.result_ttl),
+            fast=True,
         )
         return int(rows[0][0] or 0)
 
@@ -894,6 +949,7 @@ class PostgresBackend(Backend):
             f"WHERE t.id = v.id AND t.token = v.token AND t.status = 'STARTED' "
             f"RETURNING t.id, t.revoke",
             (self.now() + lease, ids, [leases[i] for i in ids]),
+            fast=True,
         )
         renewed = {task_id: revoke for task_id, revoke in rows}
         out: dict[str, str] = {}
@@ -932,6 +988,7 @@ class PostgresBackend(Backend):
             f"SELECT up.id, {s}.final(up.id, up.reply_to, "
             f"CASE WHEN up.reply_to IS NOT NULL THEN row_to_json(up) END) FROM up",
             (*[list(col) for col in columns], now, _purge_at(now, self.result_ttl)),
+            fast=True,
         )
         done = {row[0] for row in rows}
         return [item[0] in done for item in items]
@@ -944,6 +1001,7 @@ class PostgresBackend(Backend):
             f"token = NULL, lease_expires = NULL WHERE id = %s AND token = %s "
             f"AND status = 'STARTED' RETURNING pg_notify(%s, queue)",
             (error, traceback, eta, task_id, token, self.work_channel),
+            fast=True,
         )
         return bool(rows)
 
@@ -953,6 +1011,7 @@ class PostgresBackend(Backend):
             f"token = NULL, worker = NULL, lease_expires = NULL, eta = %s "
             f"WHERE id = %s AND token = %s AND status = 'STARTED' RETURNING pg_notify(%s, queue)",
             (self.now(), task_id, token, self.work_channel),
+            fast=True,
         )
         return bool(rows)
 
@@ -1007,7 +1066,7 @@ class PostgresBackend(Backend):
             )
             return int(cur.rowcount)
 
-        return await self._run(op)
+        return await self._run(op, fast=True)
 
     async def drop_schema(self) -> None:
         """Drop this backend's schema and everything in it, whatever its version (tests and
@@ -1024,6 +1083,14 @@ class PostgresBackend(Backend):
             await conn.execute(f"DROP SCHEMA IF EXISTS {self._s} CASCADE")
         finally:
             await conn.close()
+
+
+def _conflict(task: Task, unique: bool, again: bool, found: tuple[Any, ...] | None) -> int:
+    """An enqueue that found its id taken: 1 when the record is the one a first attempt
+    (whose reply the broken connection lost) stored, 0 for a unique enqueue, -1 otherwise."""
+    if again and found is not None and found == (task.time_queued, task.payload):
+        return 1
+    return 0 if unique else -1
 
 
 def _cast(column: str) -> str:
