@@ -28,10 +28,7 @@ class TaskBackend(Setting):
     meta = "URL"
     default = "sqlite:///pulsar-tasks.db"
     validator = validate_string
-    desc = (
-        "Task store: sqlite:///path/tasks.db (embedded), postgresql://user@host:port/db or "
-        "redis://host:port/db."
-    )
+    desc = "Task store: sqlite:///path/tasks.db (embedded) or redis://host:port/db."
 
 
 class TaskModules(Setting):
