@@ -101,3 +101,42 @@ def test_rpc_mixin(backend_url) -> None:
     assert "not done" in timeout["message"]
     assert call(api, "revoke_task", id=queued["id"])["result"] == "REVOKED"
     assert call(api, "wait_for_task", id=queued["id"], timeout=1)["result"]["status"] == "REVOKED"
+
+
+def test_cli_status_with_nothing_matching_prints_an_empty_table(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path}/empty.db"
+    out = cli("status", "--backend", url)
+    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
+    headers = "ID JOB STATUS TRIES QUEUED FINISHED RESULT / ERROR"
+    assert out.stdout.split() == headers.split()
+    out = cli("status", "--status", "FAILURE", "--backend", url)
+    assert out.returncode == 0 and out.stdout.startswith("ID"), out.stderr
+
+
+def test_cli_bogus_status_lists_the_valid_states(tmp_path) -> None:
+    out = cli("status", "--status", "bogus", "--backend", f"sqlite:///{tmp_path}/t.db")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    for state in ("QUEUED", "STARTED", "RETRY", "SUCCESS", "FAILURE", "REVOKED"):
+        assert state in out.stderr
+
+
+def test_cli_every_subcommand_help_explains_its_arguments() -> None:
+    for command, words in {
+        "queue": ["JOB", "key=value", "--arg", "--countdown", "--queue", "--wait", "JSON"],
+        "status": ["ID", "--status", "--limit", "SUCCESS"],
+        "jobs": ["--backend", "--modules", "docstring"],
+    }.items():
+        out = cli(command, "--help")
+        assert out.returncode == 0, out.stderr
+        for word in words:
+            assert word in out.stdout, (command, word, out.stdout)
+        assert "sqlite:///" in out.stdout  # --backend explains the URL
+
+
+def test_cli_jobs_shows_each_jobs_own_docstring(tmp_path) -> None:
+    out = cli("jobs", "--backend", f"sqlite:///{tmp_path}/t.db", "--modules", "tq_jobs")
+    assert out.returncode == 0, out.stderr
+    lines = {line.split()[0]: line for line in out.stdout.splitlines()}
+    assert "Add two numbers." in lines["add"]
+    assert "A class-declared job." in lines["multiply"]  # the class's, not Job.run's
+    assert "override" not in out.stdout

@@ -7,6 +7,7 @@ runs a :class:`~._worker.Consumer`. With ``workers=0`` both run inside the arbit
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -15,6 +16,7 @@ import pulsar
 from . import _settings  # noqa: F401  (declares the settings)
 from ._backend import Backend, create_backend
 from ._client import TaskClient, connect
+from ._errors import BackendError
 from ._job import import_modules, registry
 from ._scheduler import Scheduler
 from ._worker import Consumer
@@ -22,6 +24,28 @@ from ._worker import Consumer
 __all__ = ["TaskQueue"]
 
 logger = logging.getLogger("pulsar.tasks")
+
+#: seconds a call of a TaskQueue's own backend retries before its caller logs and retries
+WORKER_RETRY_TIMEOUT = 2.0
+
+
+async def wait_for_backend(what: str, call: Any) -> None:
+    """Run ``call()`` until the backend answers, logging each failed try (a TaskQueue started
+    while its backend is down waits for it instead of exiting)."""
+    tries = 0
+    while True:
+        try:
+            await call()
+            if tries:
+                logger.warning("task backend reachable again: %s done", what)
+            return
+        except BackendError as exc:
+            tries += 1
+            delay = min(5.0, 0.5 * tries)
+            logger.warning(
+                "task backend unavailable (%s): %s, retry %d in %.1fs", what, exc, tries, delay
+            )
+            await asyncio.sleep(delay)
 
 
 class TaskQueue(pulsar.Application):
@@ -44,8 +68,14 @@ class TaskQueue(pulsar.Application):
 
     # -- helpers -------------------------------------------------------------------------------
     def backend(self) -> Backend:
-        """A new backend object for this process, from the ``backend`` setting."""
-        return create_backend(str(self.cfg.get("backend")), result_ttl=self.cfg.get("result_ttl"))
+        """A new backend object for this process, from the ``backend`` setting (its calls
+        retry through an outage for 2 s before failing: the worker's loops then log and
+        retry, so every retry shows in the log)."""
+        return create_backend(
+            str(self.cfg.get("backend")),
+            result_ttl=self.cfg.get("result_ttl"),
+            retry_timeout=WORKER_RETRY_TIMEOUT,
+        )
 
     def queues(self) -> list[str]:
         """The queues consumed: the ``task_queues`` setting, or default + the jobs' queues."""
@@ -103,8 +133,12 @@ class TaskQueue(pulsar.Application):
     async def _start_scheduler(self) -> None:
         self.load_jobs()
         backend = self._backend = self.backend()
-        metas = {name: job.meta() for name, job in registry().items()}
-        await backend.register_jobs(metas)
+        # with the TTL its workers keep results for (a client's revoke uses it too)
+        metas = {
+            name: {**job.meta(), "result_ttl": backend.result_ttl}
+            for name, job in registry().items()
+        }
+        await wait_for_backend("publishing the jobs", lambda: backend.register_jobs(metas))
         if self.cfg.get("schedule_periodic"):
             self._scheduler = Scheduler(backend, registry().values())
             self._scheduler.start()

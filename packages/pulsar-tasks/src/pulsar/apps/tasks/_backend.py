@@ -22,19 +22,67 @@ Every backend runs the same conformance suite (``tests/test_backends.py``).
 from __future__ import annotations
 
 import abc
+import asyncio
+import functools
+import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from ._errors import BackendError
 from ._state import Task, TaskState
 
-__all__ = ["Backend", "Claim", "create_backend"]
+__all__ = ["DEFAULT_RETRY_TIMEOUT", "Backend", "Claim", "create_backend", "guarded"]
+
+logger = logging.getLogger("pulsar.tasks")
 
 #: seconds results (final records) are kept by default
 DEFAULT_RESULT_TTL = 86400.0
+#: seconds a backend call keeps retrying through an outage before it raises BackendError
+DEFAULT_RETRY_TIMEOUT = 10.0
+
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+
+
+def guarded(method: F) -> F:
+    """Wrap a backend coroutine method: errors meaning "unreachable right now"
+    (``Backend.transient``) are retried with back-off (50 ms doubling to 1 s) for up to
+    ``retry_timeout`` seconds, then raised as :class:`BackendError`; other backend failures
+    (``Backend.failures``) are raised as :class:`BackendError` at once. The original error is
+    the ``__cause__``; the message is one line naming the backend."""
+
+    @functools.wraps(method)
+    async def wrapper(self: Backend, *args: Any, **kwargs: Any) -> Any:
+        deadline: float | None = None
+        delay = 0.05
+        while True:
+            try:
+                return await method(self, *args, **kwargs)
+            except (BackendError, TimeoutError):  # TimeoutError: a wait ran out (not an outage)
+                raise
+            except self.transient as exc:
+                now = time.monotonic()
+                if deadline is None:
+                    deadline = now + self.retry_timeout
+                    logger.debug("%s unreachable (%s), retrying", self.describe(), exc)
+                if now >= deadline:
+                    raise BackendError(
+                        f"{self.describe()} unreachable for {self.retry_timeout:g}s: "
+                        f"{_one_line(exc)}"
+                    ) from exc
+                await asyncio.sleep(min(delay, max(0.0, deadline - now)))
+                delay = min(1.0, delay * 2)
+            except self.failures as exc:
+                raise BackendError(f"{self.describe()}: {_one_line(exc)}") from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
 @dataclass(slots=True)
@@ -52,17 +100,38 @@ class Claim:
 class Backend(abc.ABC):
     """A task store (see the module docstring). Every method is a coroutine except the helpers.
 
-    ``result_ttl``: seconds a finished record is kept (0 keeps it forever).
+    ``result_ttl``: seconds a finished record is kept (0 keeps it forever). ``retry_timeout``:
+    seconds a call retries through an outage before raising :class:`BackendError` (see
+    :func:`guarded`).
     """
 
     scheme: str = ""
+    #: errors meaning "unreachable right now": retried for up to ``retry_timeout`` seconds
+    transient: tuple[type[BaseException], ...] = ()
+    #: errors meaning "the backend failed": raised at once as :class:`BackendError`
+    failures: tuple[type[BaseException], ...] = ()
 
-    def __init__(self, url: str, *, result_ttl: float = DEFAULT_RESULT_TTL) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        result_ttl: float = DEFAULT_RESULT_TTL,
+        retry_timeout: float = DEFAULT_RETRY_TIMEOUT,
+    ) -> None:
         self.url = url
         self.result_ttl = float(result_ttl)
+        self.retry_timeout = float(retry_timeout)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url!r})"
+
+    def describe(self) -> str:
+        """How errors name this backend (its URL without a password)."""
+        parts = urlsplit(self.url)
+        if parts.password:
+            netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+            return f"task backend {parts._replace(netloc=netloc).geturl()}"
+        return f"task backend {self.url}"
 
     # -- producers -----------------------------------------------------------------------------
     @abc.abstractmethod
@@ -183,9 +252,16 @@ class Backend(abc.ABC):
         return time.time()
 
 
-def create_backend(url: str, *, result_ttl: float = DEFAULT_RESULT_TTL) -> Backend:
+def create_backend(
+    url: str,
+    *,
+    result_ttl: float = DEFAULT_RESULT_TTL,
+    retry_timeout: float = DEFAULT_RETRY_TIMEOUT,
+) -> Backend:
     """A backend for ``url``: ``sqlite:///path/tasks.db`` (or ``sqlite://:memory:`` for one
-    process) or ``redis://host:port/db`` (needs ``pip install pulsar-tasks[redis]``).
+    process), ``redis://host:port/db`` (needs ``pip install pulsar-tasks[redis]``) or
+    ``postgresql://user@host:port/db`` (or ``postgres://``; needs
+    ``pip install pulsar-tasks[postgres]``).
 
     Raises :class:`BackendError` for an unknown scheme.
     """
@@ -193,15 +269,15 @@ def create_backend(url: str, *, result_ttl: float = DEFAULT_RESULT_TTL) -> Backe
     if scheme == "sqlite":
         from ._sqlite import SQLiteBackend
 
-        return SQLiteBackend(url, result_ttl=result_ttl)
+        return SQLiteBackend(url, result_ttl=result_ttl, retry_timeout=retry_timeout)
     if scheme in ("redis", "rediss", "unix"):
         from ._redis import RedisBackend
 
-        return RedisBackend(url, result_ttl=result_ttl)
+        return RedisBackend(url, result_ttl=result_ttl, retry_timeout=retry_timeout)
     if scheme in ("postgresql", "postgres"):
         from ._postgres import PostgresBackend
 
-        return PostgresBackend(url, result_ttl=result_ttl)
+        return PostgresBackend(url, result_ttl=result_ttl, retry_timeout=retry_timeout)
     raise BackendError(
         f"unknown task backend {url!r}: use sqlite:///path, redis://host:port/db or "
         f"postgresql://user@host:port/db"

@@ -22,7 +22,7 @@ from typing import Any
 from ._client import SyncClient
 from ._errors import TaskError
 from ._job import import_modules
-from ._state import Task
+from ._state import Task, TaskState
 
 __all__ = ["main"]
 
@@ -59,7 +59,8 @@ def format_table(rows: Sequence[Task]) -> str:
                 (outcome[:47] + "...") if len(outcome) > 50 else outcome,
             )
         )
-    widths = [max(len(h), *(len(r[i]) for r in lines)) for i, h in enumerate(headers)]
+    # no rows (nothing matched): the headers alone
+    widths = [max([len(h), *(len(r[i]) for r in lines)]) for i, h in enumerate(headers)]
     out = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
     out += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in lines]
     return "\n".join(out)
@@ -82,12 +83,26 @@ def format_task(task: Task) -> str:
     return "\n".join(lines)
 
 
-def _client_parser(name: str, help: str, sub: Any) -> argparse.ArgumentParser:
-    parser: argparse.ArgumentParser = sub.add_parser(name, help=help)
-    parser.add_argument(
-        "--backend", default=os.environ.get("PULSAR_BACKEND", DEFAULT_BACKEND), help="backend URL"
+def _client_parser(
+    name: str, help: str, sub: Any, description: str = ""
+) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = sub.add_parser(
+        name, help=help, description=description or help
     )
-    parser.add_argument("--modules", default="", help="comma-separated modules declaring jobs")
+    parser.add_argument(
+        "--backend",
+        default=os.environ.get("PULSAR_BACKEND", DEFAULT_BACKEND),
+        metavar="URL",
+        help="task backend: sqlite:///path/tasks.db or redis://host:port/db (default: "
+        "$PULSAR_BACKEND, else %(default)s)",
+    )
+    parser.add_argument(
+        "--modules",
+        default="",
+        metavar="MODULES",
+        help="comma-separated modules declaring the jobs, imported from the current folder "
+        "(needed for jobs no running worker has published)",
+    )
     return parser
 
 
@@ -100,25 +115,70 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(TaskQueue().start(args_list[1:], exit=False) or 0)
     parser = argparse.ArgumentParser(prog="pulsar-tasks", description="pulsar task queue")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("worker", help="run a TaskQueue (pulsar-tasks worker --help)")
-    queue = _client_parser("queue", "queue a task: JOB key=value...", sub)
-    queue.add_argument("job")
-    queue.add_argument("params", nargs="*", metavar="key=value")
-    queue.add_argument("--arg", action="append", default=[], help="a positional argument")
-    queue.add_argument("--countdown", type=float, default=None)
-    queue.add_argument("--queue", default=None)
+    sub.add_parser(
+        "worker",
+        help="run a TaskQueue: workers consuming the tasks (pulsar-tasks worker --help)",
+    )
+    queue = _client_parser(
+        "queue",
+        "queue a task: JOB key=value...",
+        sub,
+        "Queue a task of JOB; prints its id (or, with --wait, the finished task).",
+    )
+    queue.add_argument("job", metavar="JOB", help="the job's name (pulsar-tasks jobs lists them)")
+    queue.add_argument(
+        "params",
+        nargs="*",
+        metavar="key=value",
+        help="keyword arguments of the job; a value is JSON when it parses as JSON "
+        '(1, true, [1, 2], {"a": 1}), else a string',
+    )
+    queue.add_argument(
+        "--arg",
+        action="append",
+        default=[],
+        metavar="VALUE",
+        help="a positional argument of the job (repeat for several; JSON or a string)",
+    )
+    queue.add_argument(
+        "--countdown", type=float, default=None, metavar="SECONDS", help="run it after SECONDS"
+    )
+    queue.add_argument(
+        "--queue", default=None, metavar="NAME", help="the queue (default: the job's own)"
+    )
     queue.add_argument(
         "--wait",
         type=float,
         default=None,
         metavar="SECONDS",
-        help="wait for the result and print it",
+        help="wait up to SECONDS for the result and print the task (exit 1 unless SUCCESS)",
     )
-    status = _client_parser("status", "show recent tasks, or one task", sub)
-    status.add_argument("id", nargs="?")
-    status.add_argument("--status", default=None)
-    status.add_argument("--limit", type=int, default=20)
-    _client_parser("jobs", "list the known jobs", sub)
+    status = _client_parser(
+        "status",
+        "show recent tasks, or one task",
+        sub,
+        "A table of the most recently queued tasks, or every field of task ID (with its "
+        "traceback).",
+    )
+    status.add_argument("id", nargs="?", metavar="ID", help="one task's id")
+    states = [str(s) for s in TaskState]
+    status.add_argument(
+        "--status",
+        default=None,
+        choices=states,
+        metavar="STATE",
+        help=f"only tasks in STATE, one of {', '.join(states)}",
+    )
+    status.add_argument(
+        "--limit", type=int, default=20, metavar="N", help="at most N tasks (default 20)"
+    )
+    _client_parser(
+        "jobs",
+        "list the known jobs",
+        sub,
+        "The jobs known to the backend (published by running workers) and those of --modules: "
+        "name, queue, schedule and the first paragraph of each job's docstring.",
+    )
     ns = parser.parse_args(args_list)
     try:
         import_modules([m for m in ns.modules.split(",") if m.strip()])

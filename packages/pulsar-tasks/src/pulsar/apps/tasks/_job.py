@@ -209,9 +209,25 @@ class Job:
             return None
         return f"{self.name}:{hashlib.sha1(payload.encode()).hexdigest()}"
 
+    def own_doc(self) -> str:
+        """This job's own docstring (its ``run``'s, else its class's), never one inherited from
+        :class:`Job`."""
+        for cls in type(self).__mro__:
+            if cls is Job or cls is object:
+                break
+            run = cls.__dict__.get("run")
+            if run is not None and getattr(run, "__doc__", None):
+                return inspect.cleandoc(run.__doc__)
+        for cls in type(self).__mro__:
+            if cls is Job or cls is object:
+                break
+            if cls.__dict__.get("__doc__"):
+                return inspect.cleandoc(cls.__dict__["__doc__"])
+        return ""
+
     def meta(self) -> dict[str, Any]:
         """What workers publish about this job in the backend (for clients without the code)."""
-        doc = inspect.getdoc(self.run) or inspect.getdoc(type(self)) or ""
+        doc = self.own_doc()
         return {
             "name": self.name,
             "queue": self.default_queue,

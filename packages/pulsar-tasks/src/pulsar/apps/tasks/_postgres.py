@@ -36,7 +36,7 @@ schema, ``pulsar_tasks`` or ``?schema=name`` (other query parameters go to libpq
   nothing; a task accepted is never lost.
 * Faults: the first connection fails fast (wrong URL, refused, unknown database:
   :class:`BackendError` in one line). Once connected, a statement that fails on a broken
-  connection is retried (backing off, for up to ``_RETRY_FOR`` seconds) on a fresh one, so
+  connection is retried (backing off, for up to ``retry_timeout`` seconds) on a fresh one, so
   producers and workers carry on across a database restart; an enqueue retried after its commit
   was lost with the connection is recognised (same id, same record) and not refused as a
   duplicate.
@@ -68,8 +68,6 @@ logger = logging.getLogger("pulsar.tasks")
 
 #: the version of the tables and functions this code creates (``<schema>.meta``)
 SCHEMA_VERSION = 1
-#: seconds a statement is retried across a lost connection before BackendError
-_RETRY_FOR = 20.0
 #: replies kept for tasks this client queued and nobody waits for yet (older ones: read back)
 _REPLY_CACHE = 4096
 #: tasks queued here whose reply is awaited on the reply channel
@@ -251,13 +249,20 @@ CREATE FUNCTION {s}.revoke(p_id text, p_now double precision, p_ttl double preci
 RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
     rec record;
+    kept double precision;
 BEGIN
-    SELECT status INTO rec FROM {s}.tasks
+    SELECT status, name INTO rec FROM {s}.tasks
         WHERE id = p_id AND (purge_at IS NULL OR purge_at > p_now) FOR UPDATE;
     IF NOT FOUND THEN
         RETURN NULL;
     END IF;
     IF rec.status IN ('QUEUED', 'RETRY') THEN
+        -- kept for the TTL the job's workers published (else the caller's)
+        SELECT (meta::json ->> 'result_ttl')::double precision INTO kept
+            FROM {s}.jobs WHERE name = rec.name;
+        IF kept IS NOT NULL THEN
+            p_ttl := kept;
+        END IF;
         UPDATE {s}.tasks SET status = 'REVOKED', error = 'revoked', time_finished = p_now,
             token = NULL, lease_expires = NULL, purge_at = {purge}
         WHERE id = p_id RETURNING * INTO rec;
@@ -504,7 +509,7 @@ class PostgresBackend(Backend):
         except psycopg.Error as exc:
             raise BackendError(
                 f"cannot connect to PostgreSQL at {_redact(self.url)}: {_one_line(exc)}"
-            ) from None
+            ) from exc
         try:
             await self._migrate(conn)
         finally:
@@ -567,14 +572,15 @@ class PostgresBackend(Backend):
 
     async def _run(self, fn: Callable[[Any], Awaitable[T]], fast: bool = False) -> T:
         """``fn(connection)`` on a pooled connection; retried on a fresh connection when the
-        connection fails (a database restart), for up to ``_RETRY_FOR`` seconds. ``fast``: on
-        a worker connection (see "Durability" in the module docstring)."""
+        connection fails (a database restart), for up to ``retry_timeout`` seconds; any other
+        database error is a BackendError at once. ``fast``: on a worker connection (see
+        "Durability" in the module docstring)."""
         import psycopg
         from psycopg_pool import PoolTimeout
 
         pool = await self._ready(fast)
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + _RETRY_FOR
+        deadline = loop.time() + self.retry_timeout
         delay = 0.02
         while True:
             try:
@@ -582,14 +588,16 @@ class PostgresBackend(Backend):
                     return await fn(c)
             except (psycopg.OperationalError, PoolTimeout) as exc:
                 if isinstance(exc, psycopg.errors.QueryCanceled):
-                    raise BackendError(f"PostgreSQL: {_one_line(exc)}") from None
+                    raise BackendError(f"{self.describe()}: {_one_line(exc)}") from exc
                 if loop.time() + delay > deadline:
                     raise BackendError(
-                        f"PostgreSQL at {_redact(self.url)} unavailable for {_RETRY_FOR:.0f}s: "
+                        f"{self.describe()} unreachable for {self.retry_timeout:g}s: "
                         f"{_one_line(exc)}"
-                    ) from None
+                    ) from exc
                 await asyncio.sleep(delay)
                 delay = min(1.0, delay * 2)
+            except psycopg.Error as exc:
+                raise BackendError(f"{self.describe()}: {_one_line(exc)}") from exc
 
     async def _fetch(
         self, sql: str, params: Sequence[Any] | dict[str, Any] = (), *, fast: bool = False
@@ -1078,7 +1086,7 @@ class PostgresBackend(Backend):
         except psycopg.Error as exc:
             raise BackendError(
                 f"cannot connect to PostgreSQL at {_redact(self.url)}: {_one_line(exc)}"
-            ) from None
+            ) from exc
         try:
             await conn.execute(f"DROP SCHEMA IF EXISTS {self._s} CASCADE")
         finally:

@@ -18,9 +18,11 @@ Keys, under a prefix (``pulsar-tasks``, or ``?prefix=name`` in the URL):
   is already on its way (or arrived). Other waiters subscribe to ``{p}:done:<id>`` and then read
   the record.
 
-Every state change is one Lua script, so it is atomic. Finished records get an EXPIRE of the
-result TTL. The client retries commands with exponential back-off on connection errors, so
-workers and producers carry on after a Redis restart (a task whose lease expired meanwhile is
+Every state change is one Lua script, so it is atomic. Finished records get a PEXPIRE of the
+result TTL (and its time in ``purge_at``); a revoke by a client uses the ``result_ttl`` the
+TaskQueue published with its jobs, so the TTL of a record is the workers' on every path. Calls
+retry with back-off through connection errors (see ``guarded``), so workers and producers
+carry on after a Redis restart (a task whose lease expired meanwhile is
 delivered again: at-least-once).
 """
 
@@ -37,7 +39,7 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
-from ._backend import Backend, Claim
+from ._backend import Backend, Claim, guarded
 from ._batch import Batcher
 from ._errors import BackendError, DuplicateTask, JobOverlap
 from ._state import FINAL, Task, TaskState
@@ -61,7 +63,12 @@ local function finalize(k, id, status, now, ttl)
   if ov and ov ~= '' and redis.call('GET', p..':ov:'..ov) == id then
     redis.call('DEL', p..':ov:'..ov)
   end
-  if tonumber(ttl) > 0 then redis.call('EXPIRE', k, math.ceil(tonumber(ttl))) end
+  if tonumber(ttl) > 0 then
+    -- to the millisecond, and in the record: a reply or done message read after the TTL is
+    -- known to be gone (as on SQLite)
+    redis.call('HSET', k, 'purge_at', tostring(now + tonumber(ttl)))
+    redis.call('PEXPIRE', k, math.ceil(tonumber(ttl) * 1000))
+  end
   -- the final record itself (a waiter needs no read after the message), on the task's channel
   -- and on the reply channel of the client that queued it ("<id> <record>"); read and encoded
   -- only when someone listens (a waiter reads the record after subscribing: nothing is missed)
@@ -313,13 +320,22 @@ _REVOKE = (
     + """
 local id = ARGV[2]
 local k = p..':t:'..id
-local v = redis.call('HMGET', k, 'status', 'queue')
+local v = redis.call('HMGET', k, 'status', 'queue', 'name')
 if not v[1] then return false end
 if v[1] == 'QUEUED' or v[1] == 'RETRY' then
+  -- the TTL the workers of this job use (published with the job), else this client's
+  local ttl = ARGV[4]
+  local meta = v[3] and redis.call('HGET', p..':jobs', v[3])
+  if meta then
+    local ok, m = pcall(cjson.decode, meta)
+    if ok and type(m) == 'table' and type(m['result_ttl']) == 'number' then
+      ttl = tostring(m['result_ttl'])
+    end
+  end
   redis.call('ZREM', p..':q:'..v[2], id)
   redis.call('HSET', k, 'status', 'REVOKED', 'error', 'revoked', 'time_finished', ARGV[3],
     'token', '')
-  finalize(k, id, 'REVOKED', tonumber(ARGV[3]), ARGV[4])
+  finalize(k, id, 'REVOKED', tonumber(ARGV[3]), ttl)
   return 'REVOKED'
 end
 if v[1] == 'STARTED' then redis.call('HSET', k, 'revoke', '1') end
@@ -357,12 +373,31 @@ def _final(record: str) -> Task | None:
     return task if task.done else None
 
 
-def _split_url(url: str) -> tuple[str, str]:
+def _expired(record: str, now: float) -> bool:
+    """True when a final record's result TTL passed (the record is gone: TaskNotFound)."""
+    try:
+        purge_at = json.loads(record).get("purge_at")
+        return bool(purge_at) and float(purge_at) <= now
+    except (ValueError, TypeError, AttributeError):
+        return False
+
+
+#: connections a backend object opens at most by default (``?max_connections=N``)
+DEFAULT_MAX_CONNECTIONS = 50
+
+
+def _split_url(url: str) -> tuple[str, str, int]:
     parts = urlsplit(url)
     query = parse_qs(parts.query)
     prefix = query.pop("prefix", ["pulsar-tasks"])[0]
+    try:
+        most = int(query.pop("max_connections", [DEFAULT_MAX_CONNECTIONS])[0])
+    except ValueError:
+        raise BackendError(f"{url!r}: max_connections must be an integer") from None
+    if most < 2:
+        raise BackendError(f"{url!r}: max_connections must be at least 2")
     rest = "&".join(f"{k}={v[0]}" for k, v in query.items())
-    return urlunsplit(parts._replace(query=rest)), prefix
+    return urlunsplit(parts._replace(query=rest)), prefix, most
 
 
 class _Replies:
@@ -500,6 +535,148 @@ class _Replies:
         self._recheck()
 
 
+class _Watch:
+    """One subscription connection shared by every waiter of tasks this client did not queue:
+    each waited task's ``{p}:done:<id>`` channel is subscribed on it while someone waits (so
+    thousands of concurrent waits cost one connection, not one each).
+
+    :meth:`listen` returns once Redis confirmed the subscription (the caller then reads the
+    task: no completion can slip in between). A reconnection (redis-py subscribes again)
+    resolves every waiter with None: re-read now.
+    """
+
+    def __init__(self, backend: RedisBackend) -> None:
+        self.backend = backend
+        self.pubsub: Any = None
+        self.reader: asyncio.Task[None] | None = None
+        self.waiters: dict[str, list[asyncio.Future[str | None]]] = {}
+        self.confirmed: dict[str, asyncio.Future[None]] = {}
+        self._pending: set[asyncio.Task[Any]] = set()
+        # one SUBSCRIBE at a time (the first opens the connection: concurrent ones would each
+        # take a connection from the pool), those made meanwhile share the next one
+        self._subscriber = Batcher(self._subscribe_many)
+
+    async def _subscribe_many(self, channels: Sequence[str]) -> list[None]:
+        if self.pubsub is None:
+            self.pubsub = self.backend.client.pubsub()
+        await self.pubsub.subscribe(*channels)
+        return [None] * len(channels)
+
+    async def listen(self, task_id: str, timeout: float | None) -> asyncio.Future[str | None]:
+        """A future for the done message of ``task_id`` (its final record, or None: re-read),
+        returned once the subscription is confirmed; TimeoutError after ``timeout``."""
+        loop = asyncio.get_running_loop()
+        channel = self.backend._key("done", task_id)
+        fut: asyncio.Future[str | None] = loop.create_future()
+        futs = self.waiters.setdefault(channel, [])
+        futs.append(fut)
+        try:
+            confirmed = self.confirmed.get(channel)
+            if confirmed is None:
+                confirmed = self.confirmed[channel] = loop.create_future()
+                try:
+                    await self._subscriber(channel)
+                except BaseException as exc:  # every waiter of this channel gets the error
+                    if self.confirmed.get(channel) is confirmed:
+                        del self.confirmed[channel]
+                    if not confirmed.done():
+                        if isinstance(exc, Exception):
+                            confirmed.set_exception(exc)
+                            confirmed.exception()  # retrieved: this waiter raises it below
+                        else:
+                            confirmed.cancel()
+                    raise
+                if self.reader is None or self.reader.done():
+                    self.reader = loop.create_task(self._read(), name="pulsar-tasks-watch")
+                    self.reader._log_destroy_pending = False  # type: ignore[attr-defined]
+            await asyncio.wait_for(asyncio.shield(confirmed), timeout)
+        except BaseException:
+            self.forget(task_id, fut)
+            raise
+        return fut
+
+    def again(self, task_id: str, old: asyncio.Future[str | None]) -> asyncio.Future[str | None]:
+        """A fresh future for a waiter whose future resolved without a final record."""
+        channel = self.backend._key("done", task_id)
+        fut: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        futs = self.waiters.setdefault(channel, [])
+        with contextlib.suppress(ValueError):
+            futs.remove(old)
+        futs.append(fut)
+        return fut
+
+    def forget(self, task_id: str, fut: asyncio.Future[str | None]) -> None:
+        channel = self.backend._key("done", task_id)
+        futs = self.waiters.get(channel)
+        if futs is None:
+            return
+        with contextlib.suppress(ValueError):
+            futs.remove(fut)
+        if not futs:  # the last waiter of this task: unsubscribe
+            del self.waiters[channel]
+            self.confirmed.pop(channel, None)
+            if self.pubsub is not None:
+                task = asyncio.ensure_future(self._unsubscribe(channel))
+                self._pending.add(task)
+                task.add_done_callback(self._pending.discard)
+
+    async def _unsubscribe(self, channel: str) -> None:
+        with contextlib.suppress(Exception):
+            await self.pubsub.unsubscribe(channel)
+
+    async def _read(self) -> None:
+        failures = 0
+        while self.waiters or self.confirmed:
+            try:
+                msg = await self.pubsub.get_message(timeout=1.0)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Redis gone: redis-py reconnects and resubscribes
+                failures += 1
+                logger.debug("task watch channel: %s", exc)
+                self._recheck()
+                await asyncio.sleep(min(1.0, 0.05 * 2**failures))
+                continue
+            failures = 0
+            if msg is None:
+                continue
+            kind, channel = msg["type"], msg["channel"]
+            if kind == "message":
+                for fut in self.waiters.get(channel, ()):
+                    if not fut.done():
+                        fut.set_result(msg["data"])
+            elif kind == "subscribe":
+                confirmed = self.confirmed.get(channel)
+                if confirmed is not None and not confirmed.done():
+                    confirmed.set_result(None)
+                else:  # subscribed again after a reconnection: messages may have been lost
+                    for fut in self.waiters.get(channel, ()):
+                        if not fut.done():
+                            fut.set_result(None)
+
+    def _recheck(self) -> None:
+        for futs in self.waiters.values():
+            for fut in futs:
+                if not fut.done():
+                    fut.set_result(None)
+
+    async def close(self) -> None:
+        reader, self.reader = self.reader, None
+        if reader is not None:
+            reader.cancel()
+            with contextlib.suppress(BaseException):
+                await reader
+        for task in list(self._pending):
+            with contextlib.suppress(BaseException):
+                await task
+        pubsub, self.pubsub = self.pubsub, None
+        if pubsub is not None:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()
+        self._recheck()
+        self.confirmed.clear()
+
+
 class RedisBackend(Backend):
     """Tasks in Redis (``redis://host:port/db``; ``?prefix=name`` namespaces the keys)."""
 
@@ -513,7 +690,7 @@ class RedisBackend(Backend):
             raise BackendError(
                 "the redis backend needs redis-py: pip install 'pulsar-tasks[redis]'"
             ) from None
-        self.redis_url, self.prefix = _split_url(url)
+        self.redis_url, self.prefix, self.max_connections = _split_url(url)
         self._client: Any = None
         self._scripts: dict[str, Any] = {}
         # concurrent calls share round trips: those made while a batch is in flight go
@@ -522,24 +699,40 @@ class RedisBackend(Backend):
         self._enqueuer = Batcher(self._enqueue_many)
         self._getter = Batcher(self._get_many)
         self._replies: _Replies | None = None
+        self._watch: _Watch | None = None
+        from redis import exceptions
+
+        self.transient = (
+            exceptions.ConnectionError,
+            exceptions.TimeoutError,
+            exceptions.BusyLoadingError,
+            OSError,
+        )
+        self.failures = (exceptions.RedisError,)
 
     @property
     def client(self) -> Any:
         """The ``redis.asyncio.Redis`` client (created on first use, on the running loop)."""
         if self._client is None:
-            from redis.asyncio import Redis
+            from redis.asyncio import BlockingConnectionPool, Redis
             from redis.asyncio.retry import Retry
             from redis.backoff import ExponentialBackoff
             from redis.exceptions import ConnectionError, TimeoutError
 
-            self._client = Redis.from_url(
+            # calls beyond max_connections wait for a pooled connection (within the retry
+            # time) instead of failing with MaxConnectionsError; redis-py retries a broken
+            # connection twice, longer outages are the guard's (see guarded())
+            pool = BlockingConnectionPool.from_url(
                 self.redis_url,
-                retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 8),
+                max_connections=self.max_connections,
+                timeout=self.retry_timeout,
+                retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
                 retry_on_error=[ConnectionError, TimeoutError, OSError],
                 health_check_interval=10,
                 socket_connect_timeout=2.0,
                 decode_responses=True,
             )
+            self._client = Redis(connection_pool=pool)
             for name, source in (
                 ("enqueue", _ENQUEUE),
                 ("get", _GET),
@@ -566,11 +759,15 @@ class RedisBackend(Backend):
         if self._replies is not None:
             replies, self._replies = self._replies, None
             await replies.close()
+        if self._watch is not None:
+            watch, self._watch = self._watch, None
+            await watch.close()
         if self._client is not None:
             client, self._client = self._client, None
             await client.aclose()
 
     # -- producers -----------------------------------------------------------------------------
+    @guarded
     async def enqueue(self, task: Task, *, unique: bool = False, reply: bool = False) -> bool:
         row = {k: str(v) for k, v in task.to_row().items() if v is not None}
         replies = None
@@ -596,7 +793,12 @@ class RedisBackend(Backend):
             if replies is not None and result != 1:  # not stored: no reply will come
                 replies.expected.pop(task.id, None)
         if result == -1:
-            raise DuplicateTask(f"a task with id {task.id!r} exists already")
+            # the same record: an earlier try of this very call was stored before its reply
+            # was lost (the guard retried it); anything else is another task's id
+            stored = await self.client.hmget(self._key("t", task.id), "time_queued", "payload")
+            if stored != [row.get("time_queued"), row.get("payload")]:
+                raise DuplicateTask(f"a task with id {task.id!r} exists already")
+            return True
         if isinstance(result, str):
             raise JobOverlap(
                 f"job {task.name!r} already has task {result} with the same arguments queued or "
@@ -607,6 +809,7 @@ class RedisBackend(Backend):
     async def _enqueue_many(self, items: Sequence[Sequence[Any]]) -> Sequence[Any]:
         return list(await self._script("enqueue", json.dumps(items)))
 
+    @guarded
     async def get(self, task_id: str) -> Task | None:
         row = await self._getter(task_id)
         return Task.from_row(row) if row else None
@@ -615,6 +818,7 @@ class RedisBackend(Backend):
         # one JSON string per record: decoded in C, not as 40 RESP items in Python
         return [json.loads(text) for text in await self._script("get", *ids)]
 
+    @guarded
     async def list(self, status: TaskState | str | None = None, limit: int = 100) -> list[Task]:
         wanted = None if status is None else TaskState(status)
         out: list[Task] = []
@@ -646,10 +850,12 @@ class RedisBackend(Backend):
                 await self.client.zrem(self._key("all"), *gone)
         return out
 
+    @guarded
     async def revoke(self, task_id: str) -> TaskState | None:
         result = await self._script("revoke", task_id, self.now(), self.result_ttl)
         return TaskState(result) if result else None
 
+    @guarded
     async def wait(self, task_id: str, timeout: float | None) -> Task | None:
         loop = asyncio.get_running_loop()
         end = None if timeout is None else loop.time() + timeout
@@ -657,17 +863,12 @@ class RedisBackend(Backend):
         if replies is not None and (task_id in replies.expected or task_id in replies.arrived):
             # queued by this client: the reply comes on its channel
             return await self._wait_reply(replies, task_id, end, timeout)
-        pubsub = self.client.pubsub()
+        if self._watch is None:
+            self._watch = _Watch(self)
+        watch = self._watch
+        # the subscription is confirmed before the task is read: nothing can slip in between
+        fut = await watch.listen(task_id, None if end is None else max(0.0, end - loop.time()))
         try:
-            # SUBSCRIBE only sends the command: wait for Redis to confirm it before reading the
-            # task, or a PUBLISH between the read and the subscription would be missed
-            await pubsub.subscribe(self._key("done", task_id))
-            while True:
-                msg = await pubsub.get_message(timeout=1.0 if end is None else end - loop.time())
-                if msg is not None and msg["type"] == "subscribe":
-                    break
-                if end is not None and loop.time() >= end:
-                    raise TimeoutError(f"task {task_id} not done after {timeout}s")
             while True:
                 task = await self.get(task_id)
                 if task is None or task.done:
@@ -676,16 +877,17 @@ class RedisBackend(Backend):
                 if remaining <= 0:
                     raise TimeoutError(f"task {task_id} not done after {timeout}s")
                 # a message, or a re-check every second (a message lost to a reconnection)
-                msg = await pubsub.get_message(timeout=remaining)
-                if msg is not None and msg["type"] == "message":
-                    final = _final(msg["data"])  # the final record
+                await asyncio.wait((fut,), timeout=remaining)
+                if fut.done():
+                    record = fut.result()
+                    if record is not None and _expired(record, self.now()):
+                        return None
+                    final = None if record is None else _final(record)
                     if final is not None:
                         return final
+                    fut = watch.again(task_id, fut)
         finally:
-            try:
-                await pubsub.aclose()
-            except Exception:  # the connection may be gone: nothing to clean
-                pass
+            watch.forget(task_id, fut)
 
     async def _wait_reply(
         self, replies: _Replies, task_id: str, end: float | None, timeout: float | None
@@ -705,6 +907,9 @@ class RedisBackend(Backend):
                     raise TimeoutError(f"task {task_id} not done after {timeout}s")
                 await asyncio.wait((fut,), timeout=remaining)
                 record = fut.result() if fut.done() else None
+                if record is not None and _expired(record, self.now()):
+                    replies.arrived.pop(task_id, None)
+                    return None  # kept past its TTL in the reply cache: gone
                 if record is not None:
                     task = _final(record)
                     if task is not None:
@@ -721,6 +926,7 @@ class RedisBackend(Backend):
         finally:
             replies.forget(task_id, fut)
 
+    @guarded
     async def counts(self) -> dict[str, int]:
         # tallied inside Redis, a chunk of ids per call: no record crosses the network
         counts: dict[str, int] = {}
@@ -734,6 +940,7 @@ class RedisBackend(Backend):
             start += int(out[0]) - int(out[1])  # the gone ones left the index
         return counts
 
+    @guarded
     async def pending(self, queues: Sequence[str]) -> int:
         pipe = self.client.pipeline(transaction=False)
         for queue in queues:
@@ -741,6 +948,7 @@ class RedisBackend(Backend):
         return sum(int(n) for n in await pipe.execute())
 
     # -- workers -------------------------------------------------------------------------------
+    @guarded
     async def claim(self, queues: Sequence[str], worker: str, lease: float, limit: int) -> Claim:
         rows, nxt = await self._script(
             "claim", *self._claim_args(self.now(), queues, worker, lease, limit)
@@ -768,9 +976,11 @@ class RedisBackend(Backend):
             tasks.append(row)
         return Claim(tasks, float(nxt) if nxt else None)
 
+    @guarded
     async def release_worker(self, worker: str) -> int:
         return int(await self._script("release_worker", self.now(), self.result_ttl, worker))
 
+    @guarded
     async def renew(self, leases: dict[str, str], lease: float) -> dict[str, str]:
         if not leases:
             return {}
@@ -780,6 +990,7 @@ class RedisBackend(Backend):
         out = await self._script("renew", self.now(), lease, *flat)
         return dict(zip(out[::2], out[1::2], strict=True))
 
+    @guarded
     async def complete(
         self,
         task_id: str,
@@ -801,18 +1012,22 @@ class RedisBackend(Backend):
     async def _complete_many(self, items: Sequence[tuple[str, ...]]) -> Sequence[Any]:
         return list(await self._script("complete", self.now(), self.result_ttl, json.dumps(items)))
 
+    @guarded
     async def retry(
         self, task_id: str, token: str, eta: float, *, error: str, traceback: str | None
     ) -> bool:
         return bool(await self._script("retry", task_id, token, eta, error, traceback or ""))
 
+    @guarded
     async def release(self, task_id: str, token: str) -> bool:
         return bool(await self._script("release", task_id, token, self.now()))
 
+    @guarded
     async def wait_for_work(self, queues: Sequence[str], timeout: float) -> None:
         keys, seconds = self._blpop_args(queues, timeout)
         await self.client.blpop(keys, timeout=seconds)
 
+    @guarded
     async def wait_and_claim(
         self, queues: Sequence[str], worker: str, lease: float, limit: int, timeout: float
     ) -> Claim:
@@ -832,16 +1047,19 @@ class RedisBackend(Backend):
         return self._claimed(rows, nxt)
 
     # -- jobs and maintenance ------------------------------------------------------------------
+    @guarded
     async def register_jobs(self, metas: dict[str, dict[str, Any]]) -> None:
         if metas:
             await self.client.hset(
                 self._key("jobs"), mapping={k: json.dumps(v) for k, v in metas.items()}
             )
 
+    @guarded
     async def jobs(self) -> dict[str, dict[str, Any]]:
         raw = await self.client.hgetall(self._key("jobs"))
         return {k: json.loads(v) for k, v in raw.items()}
 
+    @guarded
     async def put_raw(self, row: dict[str, Any]) -> None:
         task_id = str(row["id"])
         key = self._key("t", task_id)
@@ -852,6 +1070,7 @@ class RedisBackend(Backend):
         pipe.zadd(self._key("all"), {task_id: self.now()})
         await pipe.execute()
 
+    @guarded
     async def flush(self) -> None:
         keys = [k async for k in self.client.scan_iter(match=f"{self.prefix}:*", count=1000)]
         for i in range(0, len(keys), 500):

@@ -27,6 +27,7 @@ import concurrent.futures
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import secrets
 import socket
@@ -38,12 +39,14 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from ._backend import Backend, Claim
+from ._backend import Backend, Claim, guarded
 from ._batch import Batcher
 from ._errors import BackendError, DuplicateTask, JobOverlap
 from ._state import FINAL, Task, TaskState
 
 __all__ = ["SQLiteBackend"]
+
+logger = logging.getLogger("pulsar.tasks")
 
 T = TypeVar("T")
 
@@ -61,6 +64,7 @@ CREATE INDEX IF NOT EXISTS tasks_purge ON tasks (purge_at);
 CREATE TABLE IF NOT EXISTS jobs (name TEXT PRIMARY KEY, meta TEXT);
 """
 _PENDING_SQL = "('QUEUED', 'RETRY')"
+_FINAL_NAMES = frozenset(str(s) for s in FINAL)
 _MIN_POLL = 0.0005
 _MAX_POLL = 0.05
 
@@ -93,16 +97,60 @@ class SQLiteBackend(Backend):
         self._writer = Batcher(self._write_many)
         self._getter = Batcher(self._get_many)
         self._wake = _Wake(self.path) if _Wake.supported(self.path) else None
+        self.failures = (sqlite3.Error,)
+        self._watched: dict[str, list[asyncio.Future[dict[str, Any] | None]]] = {}
+        self._watcher: asyncio.Future[None] | None = None
+        #: True once the file turned out not to be writable (reads work, writes fail clearly)
+        self.read_only = False
 
     # -- plumbing ------------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
         if self._conn is None:
-            if self.path != ":memory:":
-                directory = os.path.dirname(os.path.abspath(self.path))
-                os.makedirs(directory, exist_ok=True)
+            try:
+                self._conn = self._open()
+            except sqlite3.OperationalError as exc:
+                if self.path == ":memory:" or not os.path.exists(self.path):
+                    raise
+                if "readonly" not in str(exc) and "unable to open" not in str(exc):
+                    raise
+                # not writable here: open it read-only, so that it can still be inspected
+                self._conn = self._open_read_only()
+                self.read_only = True
+        return self._conn
+
+    def _open_read_only(self) -> sqlite3.Connection:
+        path = os.path.abspath(self.path)
+        last: Exception | None = None
+        # a WAL database needs its -shm file; without the right to create it, read the file
+        # as immutable (no locking: a snapshot for inspection)
+        for query in ("mode=ro", "mode=ro&immutable=1"):
             conn = sqlite3.connect(
-                self.path, timeout=10.0, isolation_level=None, check_same_thread=False
+                f"file:{path}?{query}",
+                uri=True,
+                timeout=10.0,
+                isolation_level=None,
+                check_same_thread=False,
             )
+            try:
+                conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+            except sqlite3.OperationalError as exc:
+                conn.close()
+                last = exc
+                continue
+            conn.row_factory = sqlite3.Row
+            return conn
+        assert last is not None
+        raise last
+
+    def _open(self) -> sqlite3.Connection:
+        if self.path != ":memory:":
+            directory = os.path.dirname(os.path.abspath(self.path))
+            if not os.path.isdir(directory):
+                os.makedirs(directory, exist_ok=True)
+        conn = sqlite3.connect(
+            self.path, timeout=10.0, isolation_level=None, check_same_thread=False
+        )
+        try:
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA busy_timeout = 10000")
             if self.path != ":memory:":
@@ -118,8 +166,10 @@ class SQLiteBackend(Backend):
                         time.sleep(0.02)
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.executescript(_SCHEMA)
-            self._conn = conn
-        return self._conn
+        except BaseException:
+            conn.close()
+            raise
+        return conn
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         if self._executor is None:
@@ -134,6 +184,11 @@ class SQLiteBackend(Backend):
             return fn(self._connect(), *args)
 
     def _write(self, conn: sqlite3.Connection, fn: Callable[..., T], *args: Any) -> T:
+        if self.read_only:
+            raise BackendError(
+                f"{self.describe()}: the database file is read-only for this process "
+                f"(opened for reading: tasks can be listed, not queued or changed)"
+            )
         conn.execute("BEGIN IMMEDIATE")
         try:
             result = fn(conn, *args)
@@ -196,6 +251,11 @@ class SQLiteBackend(Backend):
         self._notify(broadcast=False)
 
     async def close(self) -> None:
+        if self._watcher is not None:
+            watcher, self._watcher = self._watcher, None
+            watcher.cancel()
+            with contextlib.suppress(BaseException):
+                await watcher
         if self._wake is not None:
             self._wake.close()
         if self._executor is not None:
@@ -206,6 +266,7 @@ class SQLiteBackend(Backend):
             executor.shutdown(wait=False)
 
     # -- producers -----------------------------------------------------------------------------
+    @guarded
     async def enqueue(self, task: Task, *, unique: bool = False, reply: bool = False) -> bool:
         row = task.to_row()
         now = self.now()
@@ -239,10 +300,12 @@ class SQLiteBackend(Backend):
         self._notify()
         return added
 
+    @guarded
     async def get(self, task_id: str) -> Task | None:
         row = await self._getter(task_id)
         return None if row is None else Task.from_row(row)
 
+    @guarded
     async def list(self, status: TaskState | str | None = None, limit: int = 100) -> list[Task]:
         def op(conn: sqlite3.Connection) -> list[dict[str, Any]]:
             sql = "SELECT * FROM tasks WHERE (purge_at IS NULL OR purge_at > ?)"
@@ -262,20 +325,27 @@ class SQLiteBackend(Backend):
                 continue
         return out
 
+    @guarded
     async def revoke(self, task_id: str) -> TaskState | None:
         now = self.now()
         ttl = self.result_ttl
 
         def op(conn: sqlite3.Connection) -> TaskState | None:
-            row = conn.execute("SELECT status FROM tasks WHERE id = ?", (task_id,)).fetchone()
+            row = conn.execute(
+                "SELECT status, name FROM tasks WHERE id = ? AND (purge_at IS NULL OR "
+                "purge_at > ?)",
+                (task_id, now),
+            ).fetchone()
             if row is None:
                 return None
             status = TaskState(row[0])
             if status in (TaskState.QUEUED, TaskState.RETRY):
+                # the TTL the workers of this job use (published with the job), else ours
+                kept = _published_ttl(conn, row[1])
                 conn.execute(
                     "UPDATE tasks SET status = 'REVOKED', error = 'revoked', time_finished = ?, "
                     "token = NULL, purge_at = ? WHERE id = ?",
-                    (now, _purge_at(now, ttl), task_id),
+                    (now, _purge_at(now, ttl if kept is None else kept), task_id),
                 )
                 return TaskState.REVOKED
             if status == TaskState.STARTED:
@@ -286,19 +356,51 @@ class SQLiteBackend(Backend):
         self._notify()
         return result
 
+    @guarded
     async def wait(self, task_id: str, timeout: float | None) -> Task | None:
-        loop = asyncio.get_running_loop()
-        end = None if timeout is None else loop.time() + timeout
-        poll = [_MIN_POLL]
-        while True:
-            task = await self.get(task_id)
-            if task is None or task.done:
-                return task
-            remaining = 3600.0 if end is None else end - loop.time()
-            if remaining <= 0:
-                raise TimeoutError(f"task {task_id} not done after {timeout}s")
-            await self._wait_change(remaining, poll)
+        # every waiter of this backend object shares one watcher: one change poll and one
+        # query per change for all the tasks waited for (not one poll and read per waiter)
+        task = await self.get(task_id)
+        if task is None or task.done:
+            return task
+        fut: asyncio.Future[dict[str, Any] | None] = asyncio.get_running_loop().create_future()
+        self._watched.setdefault(task_id, []).append(fut)
+        if self._watcher is None or self._watcher.done():
+            self._watcher = asyncio.ensure_future(self._watch())
+        try:
+            row = await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            raise TimeoutError(f"task {task_id} not done after {timeout}s") from None
+        finally:
+            futs = self._watched.get(task_id)
+            if futs is not None:
+                with contextlib.suppress(ValueError):
+                    futs.remove(fut)
+                if not futs:
+                    del self._watched[task_id]
+        return None if row is None else Task.from_row(row)
 
+    async def _watch(self) -> None:
+        """Until nobody waits: after each change (or every second), resolve the waiters of the
+        tasks that became final (or disappeared)."""
+        poll = [_MIN_POLL]
+        while self._watched:
+            await self._wait_change(1.0, poll)
+            ids = list(self._watched)
+            if not ids:
+                return
+            try:
+                rows = await self._run(_final_rows, ids, self.now())
+            except sqlite3.Error as exc:  # waiters retry after the next change
+                logger.warning("%s: cannot check waited tasks: %s", self.describe(), exc)
+                await asyncio.sleep(0.5)
+                continue
+            for task_id, row in rows.items():
+                for fut in self._watched.pop(task_id, ()):
+                    if not fut.done():
+                        fut.set_result(row)
+
+    @guarded
     async def counts(self) -> dict[str, int]:
         def op(conn: sqlite3.Connection) -> dict[str, int]:
             rows = conn.execute(
@@ -310,6 +412,7 @@ class SQLiteBackend(Backend):
 
         return await self._run(op)
 
+    @guarded
     async def pending(self, queues: Sequence[str]) -> int:
         qmarks = ", ".join("?" for _ in queues)
 
@@ -324,6 +427,7 @@ class SQLiteBackend(Backend):
         return await self._run(op)
 
     # -- workers -------------------------------------------------------------------------------
+    @guarded
     async def claim(self, queues: Sequence[str], worker: str, lease: float, limit: int) -> Claim:
         now = self.now()
         ttl = self.result_ttl
@@ -377,6 +481,7 @@ class SQLiteBackend(Backend):
             self._notify(broadcast=False)
         return claim
 
+    @guarded
     async def release_worker(self, worker: str) -> int:
         now = self.now()
         ttl = self.result_ttl
@@ -395,6 +500,7 @@ class SQLiteBackend(Backend):
             self._notify()
         return count
 
+    @guarded
     async def renew(self, leases: dict[str, str], lease: float) -> dict[str, str]:
         now = self.now()
 
@@ -416,6 +522,7 @@ class SQLiteBackend(Backend):
 
         return await self._write_op(op)
 
+    @guarded
     async def complete(
         self,
         task_id: str,
@@ -445,6 +552,7 @@ class SQLiteBackend(Backend):
             self._notify()
         return done
 
+    @guarded
     async def retry(
         self, task_id: str, token: str, eta: float, *, error: str, traceback: str | None
     ) -> bool:
@@ -461,6 +569,7 @@ class SQLiteBackend(Backend):
         self._notify()
         return done
 
+    @guarded
     async def release(self, task_id: str, token: str) -> bool:
         now = self.now()
 
@@ -477,6 +586,7 @@ class SQLiteBackend(Backend):
         self._notify()
         return done
 
+    @guarded
     async def wait_for_work(self, queues: Sequence[str], timeout: float) -> None:
         poll = getattr(self, "_work_poll", None)
         if poll is None:
@@ -484,6 +594,7 @@ class SQLiteBackend(Backend):
         await self._wait_change(timeout, poll)
 
     # -- jobs and maintenance ------------------------------------------------------------------
+    @guarded
     async def register_jobs(self, metas: dict[str, dict[str, Any]]) -> None:
         def op(conn: sqlite3.Connection) -> None:
             conn.executemany(
@@ -493,12 +604,14 @@ class SQLiteBackend(Backend):
 
         await self._write_op(op)
 
+    @guarded
     async def jobs(self) -> dict[str, dict[str, Any]]:
         def op(conn: sqlite3.Connection) -> dict[str, dict[str, Any]]:
             return {r[0]: json.loads(r[1]) for r in conn.execute("SELECT name, meta FROM jobs")}
 
         return await self._run(op)
 
+    @guarded
     async def put_raw(self, row: dict[str, Any]) -> None:
         def op(conn: sqlite3.Connection) -> None:
             cols = [c for c in row if c in _COLUMNS]
@@ -511,6 +624,7 @@ class SQLiteBackend(Backend):
         await self._write_op(op)
         self._notify()
 
+    @guarded
     async def flush(self) -> None:
         def op(conn: sqlite3.Connection) -> None:
             conn.execute("DELETE FROM tasks")
@@ -518,6 +632,7 @@ class SQLiteBackend(Backend):
 
         await self._write_op(op)
 
+    @guarded
     async def purge(self) -> int:
         """Delete the records whose result TTL passed; returns how many."""
         now = self.now()
@@ -526,6 +641,26 @@ class SQLiteBackend(Backend):
             return conn.execute("DELETE FROM tasks WHERE purge_at <= ?", (now,)).rowcount
 
         return await self._write_op(op)
+
+
+def _final_rows(
+    conn: sqlite3.Connection, ids: Sequence[str], now: float
+) -> dict[str, dict[str, Any] | None]:
+    """Of ``ids``, those final (their row) or gone, expired included (None)."""
+    state: dict[str, bool] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        for task_id, status, purge_at in conn.execute(
+            f"SELECT id, status, purge_at FROM tasks WHERE id IN ({', '.join('?' for _ in chunk)})",
+            chunk,
+        ):
+            gone = purge_at is not None and purge_at <= now
+            state[task_id] = gone or status in _FINAL_NAMES
+    out: dict[str, dict[str, Any] | None] = {i: None for i in ids if i not in state}
+    done = [i for i, final in state.items() if final]
+    for task_id, row in zip(done, _get_rows(conn, done, now), strict=True):
+        out[task_id] = row
+    return out
 
 
 def _get_rows(
@@ -702,6 +837,17 @@ def _apply_each(
 
 def _data_version(conn: sqlite3.Connection) -> int:
     return int(conn.execute("PRAGMA data_version").fetchone()[0])
+
+
+def _published_ttl(conn: sqlite3.Connection, name: str) -> float | None:
+    row = conn.execute("SELECT meta FROM jobs WHERE name = ?", (name,)).fetchone()
+    if row is None:
+        return None
+    try:
+        value = json.loads(row[0]).get("result_ttl")
+    except (ValueError, AttributeError):
+        return None
+    return float(value) if isinstance(value, int | float) else None
 
 
 def _purge_at(now: float, ttl: float) -> float | None:

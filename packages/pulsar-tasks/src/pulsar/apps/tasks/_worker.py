@@ -323,7 +323,10 @@ class Consumer:
             if time.monotonic() - last_publish > 30:
                 last_publish = time.monotonic()
                 with contextlib.suppress(Exception):  # a backend that lost its data gets them
-                    await self.backend.register_jobs({n: j.meta() for n, j in registry().items()})
+                    ttl = self.backend.result_ttl
+                    await self.backend.register_jobs(
+                        {n: {**j.meta(), "result_ttl": ttl} for n, j in registry().items()}
+                    )
             purge = getattr(self.backend, "purge", None)
             if purge is not None and time.monotonic() - last_purge > 60:
                 last_purge = last_publish = time.monotonic()
