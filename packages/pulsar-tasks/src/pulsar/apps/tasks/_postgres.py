@@ -323,13 +323,18 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _final(record: str) -> Task | None:
-    """The task of a reply if it is a readable final record."""
+def _final(record: str, now: float) -> Task | bool:
+    """The task of a reply if it is a readable final record; True when the record's TTL has
+    passed (the task is gone), False when it is unreadable."""
     try:
-        task = Task.from_row(json.loads(record))
-    except (ValueError, KeyError, TypeError):
-        return None
-    return task if task.done else None
+        row = json.loads(record)
+        task = Task.from_row(row)
+        purge_at = row.get("purge_at")
+        if purge_at is not None and float(purge_at) <= now:
+            return True
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return False
+    return task if task.done else False
 
 
 def _purge_at(now: float, ttl: float) -> float | None:
@@ -822,9 +827,11 @@ class PostgresBackend(Backend):
                 await asyncio.wait((fut,), timeout=remaining)
                 record = fut.result() if fut.done() else None
                 if record:
-                    task = _final(record)
-                    if task is not None:
-                        return task
+                    final = _final(record, self.now())
+                    if final is True:  # kept here past its TTL: gone for every reader
+                        return None
+                    if final is not False:
+                        return final
                 # a done notification, a record too large to send, no news within a second,
                 # or a reconnection: read it
                 task = await self.get(task_id)
