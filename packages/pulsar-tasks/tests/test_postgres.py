@@ -153,6 +153,44 @@ async def test_schema_is_versioned_created_once_and_a_newer_one_refused(pg_url) 
         await newer.close()
 
 
+async def test_an_older_schema_is_migrated_at_start(pg_url, monkeypatch) -> None:
+    """A schema at the previous version is brought to this one by the next backend to start
+    (the steps of _MIGRATIONS after it, in one transaction); its tasks stay."""
+    from pulsar.apps.tasks import _postgres
+
+    old = tasks.create_backend(pg_url)
+    try:
+        t = new_task()
+        await old.enqueue(t)
+    finally:
+        await old.close()
+    version = _postgres.SCHEMA_VERSION
+
+    def step(s: str, work: str, done: str) -> str:
+        return f"ALTER TABLE {s}.tasks ADD COLUMN migrated_note text DEFAULT 'yes'"
+
+    monkeypatch.setattr(_postgres, "SCHEMA_VERSION", version + 1)
+    monkeypatch.setitem(_postgres._MIGRATIONS, version + 1, step)
+    new = tasks.create_backend(pg_url)
+    try:
+        assert (await new.get(t.id)).status == TaskState.QUEUED
+        rows = await new._fetch(
+            f"SELECT (SELECT value FROM {new._s}.meta WHERE key = 'schema_version'), "
+            f"migrated_note FROM {new._s}.tasks WHERE id = %s",
+            (t.id,),
+        )
+        assert rows == [(str(version + 1), "yes")]
+    finally:
+        await new.close()
+    monkeypatch.setattr(_postgres, "SCHEMA_VERSION", version)  # this code is older now
+    older = tasks.create_backend(pg_url)
+    try:
+        with pytest.raises(tasks.BackendError, match=f"version {version + 1}, newer"):
+            await older.counts()
+    finally:
+        await older.close()
+
+
 async def test_claim_order_is_served_by_the_partial_index(pg_url) -> None:
     b = tasks.create_backend(pg_url)
     try:
@@ -436,3 +474,44 @@ async def test_a_waiter_and_an_idle_worker_survive_a_restart(cluster: Cluster) -
     finally:
         await client.close()
         await worker.close()
+
+
+async def test_a_forked_child_uses_connections_of_its_own_and_spares_the_parents(pg_url) -> None:
+    """A backend object inherited through fork (a TaskQueue's arbiter forks its workers) opens
+    connections of its own in the child; closing it there leaves the parent's connections
+    alone (closing a connection sends the server a Terminate on the shared socket)."""
+    b = tasks.create_backend(pg_url)
+    try:
+        await b.enqueue(new_task())
+
+        parents = [*b._pool._pool, *b._fast._pool]  # the pools' idle connections
+        before = {c.pgconn.backend_pid for c in parents}
+        assert before
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: its own loop, the inherited object
+            code = 1
+            try:
+                os.close(read)
+
+                async def child() -> int:
+                    counts = await b.counts()
+                    mine = int((await b._fetch("SELECT pg_backend_pid()"))[0][0])
+                    await b.close()
+                    return mine if counts == {"QUEUED": 1} else -1
+
+                os.write(write, str(asyncio.run(child())).encode())
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(write)
+        with os.fdopen(read) as f:
+            child_pid = int(f.read() or "-1")
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert child_pid != -1 and child_pid not in before  # a connection of its own
+        for conn in parents:  # the parent's connections still serve
+            assert await (await conn.execute("SELECT 1")).fetchone() == (1,)
+        assert await b.counts() == {"QUEUED": 1}
+    finally:
+        await b.close()

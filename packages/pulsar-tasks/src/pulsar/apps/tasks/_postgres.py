@@ -500,7 +500,7 @@ class PostgresBackend(Backend):
     # -- plumbing ------------------------------------------------------------------------------
     async def _open(self) -> None:
         """Connect once (failing fast with BackendError), create or migrate the schema, open
-        the pool."""
+        the two pools."""
         try:
             import psycopg
             from psycopg_pool import AsyncConnectionPool
@@ -566,7 +566,8 @@ class PostgresBackend(Backend):
                 )
 
     async def _ready(self, fast: bool) -> Any:
-        if self._pid != os.getpid():  # forked: the parent's connections are not ours
+        if self._pid != os.getpid():  # forked: the parent's connections are not ours (psycopg
+            # does not finish a connection in a process that did not open it)
             self._pid = os.getpid()
             self._pool = self._fast = self._opening = self._listener = None
         if self._pool is None:
@@ -662,6 +663,9 @@ class PostgresBackend(Backend):
                 work.set_result(None)
 
     async def close(self) -> None:
+        if self._pid != os.getpid():  # a forked child's copy: the parent's connections
+            self._pool = self._fast = self._opening = self._listener = None
+            return
         if self._listener is not None:
             listener, self._listener = self._listener, None
             await listener.close()
@@ -672,9 +676,8 @@ class PostgresBackend(Backend):
         self._opening = None
         pools = [p for p in (self._pool, self._fast) if p is not None]
         self._pool = self._fast = None
-        if self._pid == os.getpid():
-            for pool in pools:
-                await pool.close(timeout=5.0)
+        for pool in pools:
+            await pool.close(timeout=5.0)
 
     # -- producers -----------------------------------------------------------------------------
     async def enqueue(self, task: Task, *, unique: bool = False, reply: bool = False) -> bool:
