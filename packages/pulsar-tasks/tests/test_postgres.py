@@ -286,20 +286,26 @@ async def test_own_tasks_are_answered_on_the_reply_channel_without_a_read(pg_url
         await other.close()
 
 
-async def test_a_waiter_is_woken_by_notify_not_by_its_one_second_reread(pg_url) -> None:
+async def test_a_waiter_is_woken_by_notify_not_by_its_periodic_reread(pg_url, monkeypatch) -> None:
+    from pulsar.apps.tasks import _postgres
+
+    monkeypatch.setattr(_postgres, "_REREAD", 60.0)  # only a notification can end the wait
     b = tasks.create_backend(pg_url)
     worker = tasks.create_backend(pg_url)
     try:
         t = new_task()
         await b.enqueue(t)
         row = (await worker.claim(["default"], "w", 30.0, 1)).tasks[0]
-        loop = asyncio.get_running_loop()
-        waiter = asyncio.ensure_future(b.wait(t.id, 10))
-        await asyncio.sleep(0.1)  # waiting (listening on the done channel)
-        start = loop.time()
+        waiter = asyncio.ensure_future(b.wait(t.id, 120))
+        for _ in range(400):  # until it listens on the done channel
+            if b._listener is not None and b.done_channel in b._listener.listened:
+                break
+            await asyncio.sleep(0.025)
+        await asyncio.sleep(0.1)  # and has read the task once
+        assert not waiter.done()
         assert await worker.complete(t.id, row["token"], TaskState.SUCCESS, result="3")
-        done = await waiter
-        assert done.result == 3 and loop.time() - start < 0.5
+        done = await asyncio.wait_for(waiter, 20)  # not the 60 s re-read
+        assert done.result == 3
     finally:
         await b.close()
         await worker.close()

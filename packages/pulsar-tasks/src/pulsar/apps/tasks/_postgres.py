@@ -68,6 +68,8 @@ logger = logging.getLogger("pulsar.tasks")
 
 #: the version of the tables and functions this code creates (``<schema>.meta``)
 SCHEMA_VERSION = 1
+#: seconds between a waiter's re-reads of its task (a notification lost to a reconnection)
+_REREAD = 1.0
 #: replies kept for tasks this client queued and nobody waits for yet (older ones: read back)
 _REPLY_CACHE = 4096
 #: tasks queued here whose reply is awaited on the reply channel
@@ -824,7 +826,7 @@ class PostgresBackend(Backend):
                 if task is None or task.done:
                     return task
             while True:
-                remaining = 1.0 if end is None else min(1.0, end - loop.time())
+                remaining = _REREAD if end is None else min(_REREAD, end - loop.time())
                 if remaining <= 0:
                     raise TimeoutError(f"task {task_id} not done after {timeout}s")
                 await asyncio.wait((fut,), timeout=remaining)
