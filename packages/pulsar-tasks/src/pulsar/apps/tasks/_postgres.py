@@ -74,6 +74,13 @@ _REREAD = 1.0
 _REPLY_CACHE = 4096
 #: tasks queued here whose reply is awaited on the reply channel
 _EXPECTED = 65536
+_CONNECT_DEFAULTS = (
+    ("connect_timeout", "5"),
+    ("keepalives", "1"),
+    ("keepalives_idle", "30"),
+    ("keepalives_interval", "10"),
+    ("keepalives_count", "3"),
+)
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,47}$")
 
 _COLUMNS = (
@@ -312,8 +319,12 @@ def _split_url(url: str) -> tuple[str, str]:
             f"{_redact(url)!r}: schema {schema!r} must be a plain SQL name (letters, digits, _; "
             f"at most 48 characters)"
         )
-    if not any(key == "connect_timeout" for key, _ in rest):
-        rest.append(("connect_timeout", "5"))
+    # defaults a URL may override: fail a connection attempt after 5 s, and notice a server
+    # that vanished without closing the connection (a machine gone) within about a minute
+    given = {key for key, _ in rest}
+    for key, value in _CONNECT_DEFAULTS:
+        if key not in given:
+            rest.append((key, value))
     return urlunsplit(parts._replace(query=urlencode(rest))), schema
 
 
