@@ -1,6 +1,6 @@
 """A task queue and a JSON-RPC server to queue work over HTTP, in one MultiApp.
 
-    python examples/taskqueue/server.py                       # SQLite (./taskqueue.db)
+    python examples/taskqueue/server.py          # SQLite: <tmp>/pulsar-taskqueue-example.db
     python examples/taskqueue/server.py --backend redis://127.0.0.1:6379/0
     python examples/taskqueue/server.py --rpc-bind 127.0.0.1:0 --tasks-workers 2
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 
 import pulsar
 from pulsar.apps import rpc, tasks, wsgi
@@ -50,8 +51,9 @@ class Site(pulsar.MultiApp):
 
 
 def main(argv: list[str]) -> None:
-    """Run the site; ``--backend URL`` picks the backend (SQLite file by default)."""
-    backend = "sqlite:///taskqueue.db"
+    """Run the site; ``--backend URL`` picks the backend (by default a SQLite file in the
+    system's temporary folder: the example writes nothing into the repository)."""
+    backend = "sqlite:///" + os.path.join(tempfile.gettempdir(), "pulsar-taskqueue-example.db")
     if "--backend" in argv:
         i = argv.index("--backend")
         backend = argv[i + 1]

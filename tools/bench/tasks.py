@@ -1,8 +1,9 @@
-"""Task queues: pulsar-tasks (Redis, SQLite, PostgreSQL) vs Celery, RQ, Dramatiq, arq and
+"""Task queues: pulsar-tasks (Redis, SQLite, PostgreSQL) vs Celery, RQ, Dramatiq, arq, Huey and
 Procrastinate.
 
     hatch run bench tasks [--n 20000] [--latency 500] [--reliability 200]
-                          [--peers celery,rq,dramatiq,arq,procrastinate]
+                          [--backlog 20000] [--backlog-small 2000]
+                          [--peers celery,rq,dramatiq,arq,huey,procrastinate]
                           [--pulsar redis,sqlite,postgres] [--budget 3600]
 
 Every system runs 2 worker processes on the local Redis (database 14, flushed before each run;
@@ -15,18 +16,22 @@ dropped at the end. Peers are installed in a separate virtual environment
 (a) throughput: N no-op tasks queued (workers running), time until all are done;
 (b) latency: sequential queue-and-wait round trips, p50/p99;
 (c) reliability: tasks of 50 ms, every worker SIGKILLed midway and restarted; each run of a
-    task appends its id to a file: completed once / duplicated / lost.
+    task appends its id to a file: completed once / duplicated / lost, and the seconds from the
+    restart (the workers launched again) until every task has run;
+(d) backlog: B no-op tasks queued with no worker running, then the workers started; the drain
+    rate is B over the time from the first task done to the last (worker boot excluded), at
+    ``--backlog`` (20,000) and ``--backlog-small`` (2,000) queued tasks.
 
-Each system runs with its defaults except: Celery ``-c 2`` (prefork) with a Redis result
-backend; Dramatiq ``--processes 2 --threads 8`` with the Results middleware, and its Redis
-broker's ``heartbeat_timeout`` at 10 s and ``maintenance_chance`` raised (by default the messages
-of a dead worker come back only after a minute and at a random maintenance run, past the settle
-window); arq ``max_jobs=50``/``poll_delay=10 ms``; Procrastinate ``--concurrency 50`` (async tasks,
+Every system runs at its defaults, 2 worker processes each, a Redis result backend where
+results are optional: Celery ``-c 2`` (prefork); Dramatiq ``--processes 2`` (its default 8
+threads) with the Results middleware; arq (its defaults); Huey ``RedisHuey(notify_result=True)``
+with ``-k process -w 2``; Procrastinate (its defaults: one job at a time per worker,
 LISTEN/NOTIFY on; it keeps no results, so its drivers read the job's status: a 0.5 ms poll for
 the round trip, the count of succeeded jobs for the drain; a dead worker's jobs stay ``doing``
-until someone retries stalled jobs, which its defaults do not); pulsar-tasks
-``--concurrent-tasks 50``, ``--task-lease 2``. Every process started is ended by its PID (its
-process group) and the whole run has a time budget (``--budget``).
+until someone retries stalled jobs, which its defaults do not); pulsar-tasks at its defaults
+(10 concurrent tasks per worker, the 30 s lease: a dead worker's tasks come back when its
+monitor reaps it). Huey stores no None result, so its no-op returns 1. Every process started
+is ended by its PID (its process group) and the whole run has a time budget (``--budget``).
 """
 
 from __future__ import annotations
@@ -63,12 +68,30 @@ PEER_REQUIREMENTS = {
     "rq": "rq>=1.16",
     "dramatiq": "dramatiq[redis]>=1.16",
     "arq": "arq>=0.26",
+    "huey": "huey>=3.0",
 }
 REDIS = f"redis://127.0.0.1:6379/{REDIS_DB}"
 PG_DB = "pulsar_bench"  # dedicated to this benchmark: created afresh for each run, then dropped
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 POSTGRES = f"postgresql://postgres@127.0.0.1:5432/{PG_DB}"
 PEER_REQUIREMENTS["procrastinate"] = "procrastinate>=3.0"
+
+PROCRASTINATE_JOBS = """
+import asyncio, os
+from procrastinate import App, PsycopgConnector
+
+app = App(connector=PsycopgConnector(conninfo="%s"))
+
+@app.task(name="noop")
+async def noop():
+    return None
+
+@app.task(name="work")
+async def work(i):
+    await asyncio.sleep(0.05)
+    with open(os.environ["BENCH_RUNS"], "a") as f:
+        f.write(f"{i}\\n")
+""".replace("%s", POSTGRES)
 
 PULSAR_JOBS = """
 import asyncio, os
@@ -112,8 +135,23 @@ async def work(ctx, i):
 class WorkerSettings:
     functions = [noop, work]
     redis_settings = RedisSettings(database=%d)
-    max_jobs = 50
-    poll_delay = 0.01
+""".replace("%d", str(REDIS_DB))
+
+HUEY_JOBS = """
+import os, time
+from huey import RedisHuey
+
+huey = RedisHuey("bench", url="redis://127.0.0.1:6379/%d", notify_result=True)
+
+@huey.task()
+def noop():
+    return 1  # huey stores no None result
+
+@huey.task()
+def work(i):
+    time.sleep(0.05)
+    with open(os.environ["BENCH_RUNS"], "a") as f:
+        f.write(f"{i}\\n")
 """.replace("%d", str(REDIS_DB))
 
 CELERY_JOBS = """
@@ -143,7 +181,7 @@ from dramatiq.results import Results
 from dramatiq.results.backends import RedisBackend
 
 URL = "redis://127.0.0.1:6379/%d"
-broker = RedisBroker(url=URL, heartbeat_timeout=10000, maintenance_chance=100000)
+broker = RedisBroker(url=URL)
 results = RedisBackend(url=URL)
 broker.add_middleware(Results(backend=results))
 dramatiq.set_broker(broker)
@@ -159,23 +197,6 @@ def work(i):
         f.write(f"{i}\\n")
 """.replace("%d", str(REDIS_DB))
 
-PROCRASTINATE_JOBS = """
-import asyncio, os
-from procrastinate import App, PsycopgConnector
-
-app = App(connector=PsycopgConnector(conninfo="%s"))
-
-@app.task(name="noop")
-async def noop():
-    return None
-
-@app.task(name="work")
-async def work(i):
-    await asyncio.sleep(0.05)
-    with open(os.environ["BENCH_RUNS"], "a") as f:
-        f.write(f"{i}\\n")
-""".replace("%s", POSTGRES)
-
 # driver scripts: run by the system's own Python, print one JSON line
 PULSAR_DRIVER = """
 import asyncio, json, sys, time
@@ -186,20 +207,27 @@ url, mode, n = sys.argv[2], sys.argv[3], int(sys.argv[4])
 
 async def main():
     c = tasks.connect(url)
-    if mode == "throughput":
+    if mode in ("throughput", "backlog"):
         t0 = time.perf_counter()
         ids = []
         for k in range(0, n, 50):
             ids += [t.id for t in await asyncio.gather(
                 *(c.queue_task("noop") for _ in range(min(50, n - k))))]
+        if mode == "backlog":  # queued: the bench starts the workers now
+            print("QUEUED", flush=True)
+            sys.stdin.readline()
+        first = None
         pending = ids
         while pending:
             got = await asyncio.gather(*(c.get_task(i) for i in pending[:50]))
             done = {t.id for t in got if t is not None and t.done}
+            if done and first is None:
+                first = time.perf_counter()
             if not done:
                 await asyncio.sleep(0.01)
             pending = [i for i in pending if i not in done]
-        print(json.dumps({"seconds": time.perf_counter() - t0}))
+        end = time.perf_counter()
+        print(json.dumps({"seconds": end - t0, "drain": end - (first or t0)}))
     elif mode == "latency":
         out = []
         for _ in range(n):
@@ -225,13 +253,23 @@ import bench_jobs
 url, mode, n = sys.argv[2], sys.argv[3], int(sys.argv[4])
 r = Redis.from_url(url)
 q = Queue("bench", connection=r)
-if mode == "throughput":
+if mode in ("throughput", "backlog"):
     t0 = time.perf_counter()
     jobs = [q.enqueue(bench_jobs.noop) for _ in range(n)]
+    if mode == "backlog":
+        print("QUEUED", flush=True)
+        sys.stdin.readline()
     reg = q.finished_job_registry
-    while reg.count < n:
+    first = None
+    while True:
+        count = reg.count
+        if count and first is None:
+            first = time.perf_counter()
+        if count >= n:
+            break
         time.sleep(0.005)
-    print(json.dumps({"seconds": time.perf_counter() - t0}))
+    end = time.perf_counter()
+    print(json.dumps({"seconds": end - t0, "drain": end - (first or t0)}))
 elif mode == "latency":
     out = []
     for _ in range(n):
@@ -255,12 +293,18 @@ url, mode, n = sys.argv[2], sys.argv[3], int(sys.argv[4])
 
 async def main():
     pool = await create_pool(RedisSettings(database=%d))
-    if mode == "throughput":
+    if mode in ("throughput", "backlog"):
         t0 = time.perf_counter()
         jobs = [await pool.enqueue_job("noop") for _ in range(n)]
+        if mode == "backlog":
+            print("QUEUED", flush=True)
+            sys.stdin.readline()
+        await jobs[0].result(timeout=600, poll_delay=0.001)  # arq runs them in order
+        first = time.perf_counter()
         for j in jobs:
             await j.result(timeout=600, poll_delay=0.01)
-        print(json.dumps({"seconds": time.perf_counter() - t0}))
+        end = time.perf_counter()
+        print(json.dumps({"seconds": end - t0, "drain": end - first}))
     elif mode == "latency":
         out = []
         for _ in range(n):
@@ -285,17 +329,25 @@ from redis import Redis
 import bench_jobs
 url, mode, n = sys.argv[2], sys.argv[3], int(sys.argv[4])
 r = Redis.from_url(url)
-if mode == "throughput":
+if mode in ("throughput", "backlog"):
     t0 = time.perf_counter()
     keys = ["celery-task-meta-" + bench_jobs.noop.delay().id for _ in range(n)]
+    if mode == "backlog":
+        print("QUEUED", flush=True)
+        sys.stdin.readline()
+    first = None
     while keys:
         found = []
         for k in range(0, len(keys), 1000):
             found += r.mget(keys[k : k + 1000])
-        keys = [key for key, v in zip(keys, found) if v is None]
+        left = [key for key, v in zip(keys, found) if v is None]
+        if len(left) < len(keys) and first is None:
+            first = time.perf_counter()
+        keys = left
         if keys:
             time.sleep(0.01)
-    print(json.dumps({"seconds": time.perf_counter() - t0}))
+    end = time.perf_counter()
+    print(json.dumps({"seconds": end - t0, "drain": end - (first or t0)}))
 elif mode == "latency":
     out = []
     for _ in range(n):
@@ -316,10 +368,14 @@ from redis import Redis
 import bench_jobs
 url, mode, n = sys.argv[2], sys.argv[3], int(sys.argv[4])
 r = Redis.from_url(url)
-if mode == "throughput":
+if mode in ("throughput", "backlog"):
     t0 = time.perf_counter()
     msgs = [bench_jobs.noop.send() for _ in range(n)]
     keys = [bench_jobs.results.build_message_key(m) for m in msgs]
+    if mode == "backlog":
+        print("QUEUED", flush=True)
+        sys.stdin.readline()
+    first = None
     while keys:
         found = []
         for k in range(0, len(keys), 1000):
@@ -327,10 +383,14 @@ if mode == "throughput":
             for key in keys[k : k + 1000]:
                 pipe.exists(key)
             found += pipe.execute()
-        keys = [key for key, v in zip(keys, found) if not v]
+        left = [key for key, v in zip(keys, found) if not v]
+        if len(left) < len(keys) and first is None:
+            first = time.perf_counter()
+        keys = left
         if keys:
             time.sleep(0.01)
-    print(json.dumps({"seconds": time.perf_counter() - t0}))
+    end = time.perf_counter()
+    print(json.dumps({"seconds": end - t0, "drain": end - (first or t0)}))
 elif mode == "latency":
     out = []
     for _ in range(n):
@@ -344,6 +404,41 @@ else:
     print(json.dumps({}))
 """
 
+HUEY_DRIVER = """
+import json, sys, time
+sys.path.insert(0, sys.argv[1])
+import bench_jobs
+url, mode, n = sys.argv[2], sys.argv[3], int(sys.argv[4])
+huey = bench_jobs.huey
+if mode in ("throughput", "backlog"):
+    t0 = time.perf_counter()
+    results = [bench_jobs.noop() for _ in range(n)]
+    if mode == "backlog":
+        print("QUEUED", flush=True)
+        sys.stdin.readline()
+    first = None
+    while True:
+        count = huey.storage.result_store_size()
+        if count and first is None:
+            first = time.perf_counter()
+        if count >= n:
+            break
+        time.sleep(0.01)
+    end = time.perf_counter()
+    print(json.dumps({"seconds": end - t0, "drain": end - (first or t0)}))
+elif mode == "latency":
+    out = []
+    for _ in range(n):
+        t0 = time.perf_counter_ns()
+        bench_jobs.noop().get(blocking=True, timeout=30)
+        out.append(time.perf_counter_ns() - t0)
+    print(json.dumps({"samples": out}))
+else:
+    for i in range(n):
+        bench_jobs.work(i)
+    print(json.dumps({}))
+"""
+
 
 PROCRASTINATE_DRIVER = """
 import asyncio, json, sys, time
@@ -351,21 +446,28 @@ sys.path.insert(0, sys.argv[1])
 import bench_jobs
 url, mode, n = sys.argv[2], sys.argv[3], int(sys.argv[4])
 app = bench_jobs.app
+DONE = "SELECT count(*) AS c FROM procrastinate_jobs WHERE status = 'succeeded'"
 
 async def main():
     async with app.open_async():
         q = app.connector.execute_query_one_async
-        if mode == "throughput":
+        if mode in ("throughput", "backlog"):
             t0 = time.perf_counter()
             for k in range(0, n, 1000):
                 await bench_jobs.noop.batch_defer_async(*[{} for _ in range(min(1000, n - k))])
+            if mode == "backlog":  # queued: the bench starts the workers now
+                print("QUEUED", flush=True)
+                sys.stdin.readline()
+            first = None
             while True:
-                row = await q("SELECT count(*) AS c FROM procrastinate_jobs "
-                              "WHERE status = 'succeeded'")
-                if row["c"] >= n:
+                count = (await q(DONE))["c"]
+                if count and first is None:
+                    first = time.perf_counter()
+                if count >= n:
                     break
-                await asyncio.sleep(0.01)
-            print(json.dumps({"seconds": time.perf_counter() - t0}))
+                await asyncio.sleep(0.005)
+            end = time.perf_counter()
+            print(json.dumps({"seconds": end - t0, "drain": end - (first or t0)}))
         elif mode == "latency":
             out = []
             for _ in range(n):
@@ -422,6 +524,33 @@ class System:
             raise BenchError(f"{self.name} driver failed: {out.stderr[-2000:]}")
         return json.loads(out.stdout.strip().splitlines()[-1])
 
+    def drive_backlog(self, n: int, env: dict[str, str], start: Any) -> dict[str, Any]:
+        """Queue ``n`` no-op tasks with no worker running, then ``start()`` the workers and
+        let the driver time the drain; returns the driver's JSON and ``start()``'s value."""
+        BUDGET.check(f"{self.name} backlog")
+        cmd = [self.python, str(self.dir / "driver.py"), str(self.dir), self.url, "backlog"]
+        with managed_process(
+            [*cmd, str(n)],
+            cwd=self.dir,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            grace=1.0,
+        ) as proc:
+            assert proc.stdout is not None and proc.stdin is not None
+            line = proc.stdout.readline()
+            if not line.startswith("QUEUED"):
+                raise BenchError(f"{self.name} backlog driver: {proc.stderr.read()[-2000:]}")
+            started = start()
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+            out, err = proc.communicate(timeout=max(1.0, min(900.0, BUDGET.remaining())))
+            if proc.returncode:
+                raise BenchError(f"{self.name} backlog driver failed: {err[-2000:]}")
+        return {**json.loads(out.strip().splitlines()[-1]), "started": started}
+
 
 class Pulsar(System):
     def worker_cmds(self) -> list[list[str]]:
@@ -436,10 +565,6 @@ class Pulsar(System):
                 "--modules",
                 "bench_jobs",
                 "--workers",
-                "2",
-                "--concurrent-tasks",
-                "50",
-                "--task-lease",
                 "2",
             ]
         ]
@@ -461,7 +586,13 @@ class Celery(System):
 class Dramatiq(System):
     def worker_cmds(self) -> list[list[str]]:
         dramatiq = str(Path(self.python).parent / "dramatiq")
-        return [[dramatiq, "bench_jobs", "--processes", "2", "--threads", "8"]]
+        return [[dramatiq, "bench_jobs", "--processes", "2"]]
+
+
+class Huey(System):
+    def worker_cmds(self) -> list[list[str]]:
+        consumer = str(Path(self.python).parent / "huey_consumer")
+        return [[consumer, "bench_jobs.huey", "-k", "process", "-w", "2", "-q"]]
 
 
 class Arq(System):
@@ -473,7 +604,7 @@ class Arq(System):
 class Procrastinate(System):
     def worker_cmds(self) -> list[list[str]]:
         exe = str(Path(self.python).parent / "procrastinate")
-        return [[exe, "--app=bench_jobs.app", "worker", "--concurrency", "50"] for _ in range(2)]
+        return [[exe, "--app=bench_jobs.app", "worker"] for _ in range(2)]
 
     def apply_schema(self) -> None:
         exe = str(Path(self.python).parent / "procrastinate")
@@ -508,7 +639,7 @@ def recreate_pg_database(drop_only: bool = False) -> None:
         raise BenchError(f"PostgreSQL on 127.0.0.1:5432: {exc}") from None
 
 
-def start_workers(system: System, env: dict[str, str]) -> list[Any]:
+def start_workers(system: System, env: dict[str, str], settle: float = 2.0) -> list[Any]:
     ctxs = [
         managed_process(
             cmd,
@@ -520,7 +651,7 @@ def start_workers(system: System, env: dict[str, str]) -> list[Any]:
         for cmd in system.worker_cmds()
     ]
     procs = [c.__enter__() for c in ctxs]
-    time.sleep(2.0)  # let the workers connect
+    time.sleep(settle)  # let the workers connect
     return list(zip(ctxs, procs, strict=True))
 
 
@@ -565,6 +696,21 @@ def bench(system: System, args: argparse.Namespace, tmp: Path) -> dict[str, Any]
         row["latency"] = Latency.from_ns(res["samples"])
     finally:
         stop_workers(running)
+    # backlog: queued first, then the workers started; drain from the first task done
+    for size, key in ((args.backlog, "backlog"), (args.backlog_small, "backlog_small")):
+        if not size:
+            continue
+        reset(system, tmp)
+        started: list[Any] = []
+        try:
+            res = system.drive_backlog(
+                size,
+                env,
+                lambda started=started: started.extend(start_workers(system, env, settle=0.0)),
+            )
+        finally:
+            stop_workers(started)
+        row[key] = size / res["drain"]
     # reliability: queue, start workers, SIGKILL them all midway, restart, wait
     reset(system, tmp)
     runs = tmp / f"runs-{system.dir.name}"
@@ -579,13 +725,16 @@ def bench(system: System, args: argparse.Namespace, tmp: Path) -> dict[str, Any]
         kill_workers(running)  # SIGKILL: every worker and its children, by PID
     finally:
         stop_workers(running)
-    running = start_workers(system, env)
+    restarted = time.monotonic()
+    running = start_workers(system, env, settle=0.0)
+    row["restart"] = None
     try:
         deadline = time.monotonic() + min(args.settle, BUDGET.remaining())
         while time.monotonic() < deadline:
             if len(set(runs.read_text().split())) >= args.reliability:
+                row["restart"] = time.monotonic() - restarted  # launch to the last task done
                 break
-            time.sleep(0.1)
+            time.sleep(0.01)
         time.sleep(1.0)
     finally:
         stop_workers(running)
@@ -609,7 +758,9 @@ def main(argv: list[str]) -> int:
         default=30.0,
         help="seconds to wait for redeliveries after the restart",
     )
-    parser.add_argument("--peers", default="celery,rq,dramatiq,arq,procrastinate")
+    parser.add_argument("--backlog", type=int, default=20000, help="(d): tasks queued first")
+    parser.add_argument("--backlog-small", type=int, default=2000, help="(d) at a small backlog")
+    parser.add_argument("--peers", default="celery,rq,dramatiq,arq,huey,procrastinate")
     parser.add_argument(
         "--pulsar", default="redis,sqlite,postgres", help="pulsar-tasks backends to run"
     )
@@ -645,6 +796,8 @@ def main(argv: list[str]) -> int:
             )
         if "arq" in peers:
             systems.append(Arq("arq", str(env.python), ARQ_JOBS, ARQ_DRIVER, REDIS))
+        if "huey" in peers:
+            systems.append(Huey("huey", str(env.python), HUEY_JOBS, HUEY_DRIVER, REDIS))
         if "procrastinate" in peers:
             systems.append(
                 Procrastinate(
@@ -665,9 +818,9 @@ def main(argv: list[str]) -> int:
         except (BenchError, subprocess.TimeoutExpired) as exc:
             print(f"{system.name} failed: {exc}", file=sys.stderr, flush=True)
         print(f"  {system.name}: {results.get(system.name)}", file=sys.stderr, flush=True)
-    best_peer_tp = max(
-        (r["throughput"] for n, r in results.items() if "pulsar" not in n), default=0
-    )
+    peer_results = {n: r for n, r in results.items() if "pulsar" not in n}
+    best_peer_tp = max((r["throughput"] for r in peer_results.values()), default=0)
+    best_peer_backlog = max((r.get("backlog", 0) for r in peer_results.values()), default=0)
     for name, r in results.items():
         rows.append(
             [
@@ -676,9 +829,13 @@ def main(argv: list[str]) -> int:
                 ratio(r["throughput"], best_peer_tp),
                 f"{r['latency'].p50 / 1000:.2f} ms",
                 f"{r['latency'].p99 / 1000:.2f} ms",
+                f"{r['backlog']:,.0f}/s" if r.get("backlog") else "-",
+                ratio(r["backlog"], best_peer_backlog) if r.get("backlog") else "-",
+                f"{r['backlog_small']:,.0f}/s" if r.get("backlog_small") else "-",
                 r["once"],
                 r["dup"],
                 r["lost"],
+                f"{r['restart']:.2f} s" if r.get("restart") is not None else "> settle",
             ]
         )
     flush()
@@ -694,31 +851,44 @@ def main(argv: list[str]) -> int:
     print(f"{info['date']} · {info['nproc']} cores · {info['python']} · {info['cpu']}")
     print(
         f"(a) {args.n} no-op tasks, (b) {args.latency} round trips, "
-        f"(c) {args.reliability} x 50 ms tasks, all workers SIGKILLed midway; 2 workers each"
+        f"(c) {args.reliability} x 50 ms tasks, all workers SIGKILLed midway, restart to all done, "
+        f"(d) drain of {args.backlog} (and {args.backlog_small}) queued before the workers "
+        f"start; 2 workers each, defaults"
     )
-    print(
-        render_table(
-            ["system", "throughput", "vs best peer", "p50", "p99", "once", "dup", "lost"],
-            rows,
-            markdown=args.markdown,
-        )
-    )
-    peers_done = {n: r for n, r in results.items() if "pulsar" not in n}
-    if peers_done:
-        best_p50 = min(r["latency"].p50 for r in peers_done.values())
+    headers = ["system", "throughput", "vs best peer", "p50", "p99", "drain (d)"]
+    headers += ["vs best peer", "drain small", "once", "dup", "lost", "restart->done"]
+    print(render_table(headers, rows, markdown=args.markdown))
+    if peer_results:
+        best_p50 = min(r["latency"].p50 for r in peer_results.values())
         for name, r in results.items():
             if "pulsar" not in name:
                 continue
             tp = r["throughput"] / best_peer_tp
-            print(Target(f"{name} throughput vs best peer", tp, 2, False))
+            print(Target(f"{name} throughput vs best peer", tp, 2.5, False))
             print(Target(f"{name} p50 vs best peer", r["latency"].p50 / best_p50, 0.5, True))
+            if r.get("backlog") and best_peer_backlog:
+                limit = 1.5 if "sqlite" in name else 2.5
+                drain = r["backlog"] / best_peer_backlog
+                print(Target(f"{name} backlog drain vs best peer", drain, limit, False))
             print(f"{'PASS' if r['lost'] == 0 else 'MISS'}  {name} lost: {r['lost']}")
+    for name, r in results.items():
+        if "pulsar" not in name:
+            continue
+        if r.get("backlog") and r.get("backlog_small"):
+            flat = r["backlog"] / r["backlog_small"]
+            print(Target(f"{name} drain at the large backlog vs the small", flat, 0.9, False))
+        restart = r.get("restart")
+        ok = restart is not None and restart <= 2.0
+        print(f"{'PASS' if ok else 'MISS'}  {name} all done {restart} s after the restart")
     # the PostgreSQL backend against its PostgreSQL peer, on the same server
     pg, peer = results.get("pulsar-tasks (postgres)"), results.get("procrastinate")
     if pg is not None and peer is not None:
         name = "pulsar-tasks (postgres)"
         tp = pg["throughput"] / peer["throughput"]
         print(Target(f"{name} throughput vs procrastinate", tp, 2, False))
+        if pg.get("backlog") and peer.get("backlog"):
+            drain = pg["backlog"] / peer["backlog"]
+            print(Target(f"{name} backlog drain vs procrastinate", drain, 2, False))
         p50 = pg["latency"].p50 / peer["latency"].p50
         print(Target(f"{name} p50 vs procrastinate", p50, 0.5, True))
     return 0

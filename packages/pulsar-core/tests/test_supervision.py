@@ -356,3 +356,61 @@ def test_monitor_added_to_a_running_arbiter_reports_start_failure() -> None:
 
 def _failing_monitor_start(monitor):
     raise RuntimeError("cannot bind")
+
+
+def test_crash_loop_brake_ignores_workers_that_were_serving() -> None:
+    """A worker that was up and serving and then dies is replaced without counting towards
+    ``max_restarts``: killing it three times with ``max_restarts=1`` never trips the brake."""
+
+    async def main(arbiter):
+        monitor = arbiter.add_monitor(
+            "pool", start=h.noop_start, workers=2, max_restarts=1, restart_window=60
+        )
+
+        def ready() -> list:
+            return [w for w in monitor.live_workers() if w.ready and w.running]
+
+        killed = []
+        for _ in range(3):
+            await pulsar.async_while(10, lambda: len(ready()) < 2)
+            victim = ready()[0]
+            killed.append(victim.aid)
+            os.kill(victim.pid, signal.SIGKILL)
+            await asyncio.shield(victim.exited)
+        await pulsar.async_while(10, lambda: len(ready()) < 2)
+        assert monitor.monitor_state is pulsar.MonitorState.RUNNING
+        assert not set(killed) & set(monitor.workers)
+        info = await pulsar.send("arbiter", "info")
+        pool = info["monitors"]["pool"]
+        assert pool["restarts"] == 3 and pool["crashes"] == 3 and pool["recent_failures"] == 0
+        return arbiter.exit_code
+
+    assert h.run_arbiter(main) == 0
+
+
+def _die_before_ready(actor):
+    async def later():
+        await asyncio.sleep(0.05)
+        os._exit(7)
+
+    return later()  # the start callable has not returned when the worker dies
+
+
+def test_crash_loop_brake_still_trips_for_workers_dying_before_ready() -> None:
+    monitors = []
+
+    async def main(arbiter):
+        monitor = arbiter.add_monitor(
+            "pool", start=_die_before_ready, workers=1, max_restarts=2, restart_window=60
+        )
+        monitors.append(monitor)
+        await asyncio.shield(arbiter._stop_future)  # the brake stops the arbiter
+        return True
+
+    code = pulsar.arbiter(start=lambda a: main(a), start_method="fork", log_level="warning").start(
+        install_signals=False
+    )
+    assert code == pulsar.ExitCode.APP_FAILED
+    (monitor,) = monitors
+    assert monitor.failed_reason is not None and "max_restarts=2" in monitor.failed_reason
+    assert monitor.restarts == 2 and monitor.crashes == 0

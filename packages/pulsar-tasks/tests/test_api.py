@@ -204,3 +204,20 @@ def test_no_thread_left_by_the_sync_shortcut() -> None:
     while threading.active_count() > before and time.monotonic() < deadline:
         time.sleep(0.01)
     assert threading.active_count() <= before
+
+
+async def test_worker_logs_received_succeeded_failed_retried(client, backend_url, caplog) -> None:
+    import logging
+
+    caplog.set_level(logging.INFO, logger="pulsar.tasks")
+    async with consuming(backend_url):
+        ok = await client.queue_task("add", [1, 2])
+        bad = await client.queue_task("boom", ["bad thing"])
+        retried = await client.queue_task("sync_boom", ["k"])
+        for t in (ok, bad, retried):
+            await client.wait_for_task(t.id, timeout=10)
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert f"task add[{ok.id}] received (attempt 1)" in text
+    assert f"task add[{ok.id}] succeeded in " in text and "s: 3" in text
+    assert f"task boom[{bad.id}] failed: ValueError: bad thing" in text
+    assert f"task sync_boom[{retried.id}] retry in " in text and "KeyError: 'k'" in text

@@ -95,11 +95,6 @@ def test_every_worker_sigkilled_tasks_done_within_2s_of_the_restart(backend_url)
     stop(run)
 
 
-@pytest.mark.xfail(
-    reason="needs pulsar-core's crash-loop brake fix (branch core-15, 'monitor: crash-loop "
-    "brake'): 6 kills by tasks trip max_restarts=5 and the arbiter exits 3",
-    strict=True,
-)
 def test_two_poison_tasks_end_lost_and_the_service_keeps_serving(backend_url, tmp_path) -> None:
     """Two tasks that SIGKILL their worker (3 runs each) at default settings: each ends FAILURE
     'lost' after 1 + max_retries runs, the other tasks are served, the arbiter keeps running."""

@@ -132,3 +132,26 @@ async def awhoami() -> dict:
     """The task running it, seen from an async job."""
     await asyncio.sleep(0)
     return _me()
+
+
+@tasks.job(timeout=0.5, max_retries=0)
+def sync_timed(seconds: float, tag: str) -> str:
+    """A sync job with a timeout: runs in a child process."""
+    time.sleep(seconds)
+    mark(f"sync_timed:{tag}")
+    return tag
+
+
+@tasks.job(timeout=60, max_retries=0)
+def sync_long(seconds: float, tag: str) -> dict:
+    """Sleeps, then leaves a mark (a revoke must stop it first)."""
+    me = tasks.current_task()
+    mark(f"sync_long-start:{tag}")
+    time.sleep(seconds)
+    mark(f"sync_long:{tag}")
+    return {"id": me.id if me else None, "pid": os.getpid()}
+
+
+@tasks.job(timeout=5, max_retries=1, retry_on=(KeyError,), retry_delay=0.05)
+def sync_boom(message: str) -> None:
+    raise KeyError(message)

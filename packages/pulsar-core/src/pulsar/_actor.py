@@ -567,6 +567,9 @@ class Actor(ActorBase):
         self._stopping: asyncio.Future[None] | None = None
         self._stop_callbacks: list[Callable[..., Any]] = []
         self._heartbeat: asyncio.TimerHandle | None = None
+        #: True once the ``start`` callable returned: the actor is up and serving (its monitor
+        #: then counts a later death as a crash of a serving worker, not as a crash loop)
+        self.ready = False
 
     def _post(self, envelope: mb.Envelope) -> None:
         if self.mailbox is None or self.mailbox.closed:
@@ -633,7 +636,12 @@ class Actor(ActorBase):
         self._schedule_heartbeat()
 
     def _notify_info(self) -> dict[str, Any]:
-        return {"state": self.state.name, "counters": dict(self.counters), "pid": os.getpid()}
+        return {
+            "state": self.state.name,
+            "counters": dict(self.counters),
+            "pid": os.getpid(),
+            "ready": self.ready,
+        }
 
     async def main(self) -> int:
         """Run the actor until it stops; returns its exit code."""
@@ -663,6 +671,13 @@ class Actor(ActorBase):
         except Exception:
             logger.exception("%s: start callable failed", self)
             self.stop(EXIT_ERROR)
+        else:
+            if self.state == ActorState.RUNNING:
+                self.ready = True
+                try:
+                    self.send("arbiter", "notify", self._notify_info())
+                except (MailboxError, ConnectionError):
+                    pass
         await self._stopping
         await self._shutdown()
         return self.exit_code

@@ -791,6 +791,8 @@ class Arbiter(SignalsMixin, ActorBase):
         if handle is not None:
             handle.last_notify = time.monotonic()
             handle.info = info
+            if info.get("ready"):
+                handle.ready = True
 
     def _supervise(self) -> None:
         if self.state != ActorState.RUNNING:

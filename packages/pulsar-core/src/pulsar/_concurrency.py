@@ -100,6 +100,8 @@ class ActorHandle:
         self.pid: int | None = None
         self.stop_requested = False
         self.timed_out = False
+        #: the actor told it is up and serving (its ``start`` returned)
+        self.ready = False
         self.exit_info: ExitInfo | None = None
         self.backlog: list[Any] = []
         self.timers: list[asyncio.TimerHandle] = []

@@ -5,13 +5,19 @@ How it works
 A :class:`Monitor` lives in the arbiter's process and shares its loop and mailbox (it has its own
 aid, so workers reach it with ``send('monitor', ...)``). It keeps ``workers`` actors alive:
 
-* a worker that exits without being asked to (a crash, SIGKILL, an OOM kill) is a *failure*; the
-  monitor respawns it after an exponential back-off (0.1 s, 0.2 s, 0.4 s ... capped at 10 s);
-* more than ``max_restarts`` failures within ``restart_window`` seconds means a crash loop: the
-  monitor stops respawning, moves to FAILED, logs why and tells the arbiter (which stops with
-  :attr:`~pulsar.ExitCode.APP_FAILED`) instead of spinning;
+* a worker that exits *before it is ready* (its ``start`` did not return: it cannot start, a
+  crash at import, a bad configuration) is a *start failure*; the monitor respawns it after an
+  exponential back-off (0.1 s, 0.2 s, 0.4 s ... capped at 10 s);
+* more than ``max_restarts`` start failures within ``restart_window`` seconds is a crash loop
+  (the crash-loop brake): the monitor stops respawning, moves to FAILED, logs why and tells the
+  arbiter (which stops with :attr:`~pulsar.ExitCode.APP_FAILED`) instead of spinning;
+* a worker that dies *after it was ready* (up and serving: a SIGKILL, an OOM kill, a poison
+  request or task, a heartbeat timeout) is a *crash*: it is replaced after ``BACKOFF_BASE`` and
+  never counts towards ``max_restarts`` (gunicorn replaces such workers forever; Erlang's restart
+  intensity is meant for children that cannot start). The brake is for applications that cannot
+  run at all, not for one bad request that kills a worker now and then;
 * a worker silent (no ``notify``) for longer than ``timeout`` is dumped and killed by the arbiter's
-  supervision loop, then counts as a failure like any other unrequested exit;
+  supervision loop, then counts like any other unrequested exit (a crash when it was ready);
 * workers it stops itself (scale down, recycling, shutdown) are not failures.
 """
 
@@ -83,6 +89,8 @@ class Monitor(ActorBase):
         self.workers: dict[str, ActorHandle] = {}
         self.failures: collections.deque[float] = collections.deque()
         self.restarts = 0
+        #: deaths of workers that were up and serving (never a crash loop)
+        self.crashes = 0
         self.failed_reason: str | None = None
         self._respawn: asyncio.TimerHandle | None = None
         #: the task starting a monitor added to an already running arbiter (None otherwise)
@@ -172,6 +180,19 @@ class Monitor(ActorBase):
         if handle.stop_requested:
             self.manage()
             return
+        if handle.ready:
+            # it was up and serving: replace it; not a crash loop (see the module docstring)
+            self.crashes += 1
+            logger.warning(
+                "%s: worker %s (pid %s) died while serving: %s; replacing it",
+                self.name,
+                handle.aid,
+                handle.pid,
+                info.reason,
+            )
+            if self._respawn is None:
+                self._respawn = self.loop.call_later(BACKOFF_BASE, self._respawn_now)
+            return
         now = time.monotonic()
         window = float(self.cfg.get("restart_window") or 60)
         self.failures.append(now)
@@ -179,11 +200,15 @@ class Monitor(ActorBase):
             self.failures.popleft()
         max_restarts = int(self.cfg.get("max_restarts") or 0)
         logger.warning(
-            "%s: worker %s (pid %s) exited: %s", self.name, handle.aid, handle.pid, info.reason
+            "%s: worker %s (pid %s) exited before it was ready: %s",
+            self.name,
+            handle.aid,
+            handle.pid,
+            info.reason,
         )
         if len(self.failures) > max_restarts:
             self.fail(
-                f"{len(self.failures)} worker failures within {window:g}s "
+                f"{len(self.failures)} workers failed to start within {window:g}s "
                 f"(max_restarts={max_restarts}); last: {info.reason}"
             )
             return
@@ -301,6 +326,7 @@ class Monitor(ActorBase):
         info["workers_target"] = self._target
         info["restarts"] = self.restarts
         info["recent_failures"] = len(self.failures)
+        info["crashes"] = self.crashes
         if self.failed_reason:
             info["failed_reason"] = self.failed_reason
         info["workers"] = await self.arbiter.handles_info(list(self.workers.values()))

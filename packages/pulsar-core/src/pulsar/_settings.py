@@ -160,11 +160,13 @@ class MaxRestarts(Setting):
     meta = "INT"
     default = 5
     validator = validate_non_negative_int
-    desc = "Worker failures tolerated within restart_window before the application fails."
+    desc = "Start failures tolerated within restart_window before the application fails."
     doc = """
-        Dead workers are respawned with exponential back-off. When more than `max_restarts`
-        of them fail within `restart_window` seconds the application is marked failed instead
-        of spinning in a crash loop.
+        Workers that die before they are ready (their start did not finish) are respawned with
+        exponential back-off. When more than `max_restarts` of them fail within
+        `restart_window` seconds the application is marked failed instead of spinning in a
+        crash loop. A worker that was ready (up and serving) and then dies is replaced and
+        does not count.
         """
 
 
@@ -175,7 +177,7 @@ class RestartWindow(Setting):
     meta = "SECONDS"
     default = 60
     validator = validate_positive_number
-    desc = "The window, in seconds, over which max_restarts worker failures are counted."
+    desc = "The window, in seconds, over which max_restarts start failures are counted."
 
 
 class MaxRequests(Setting):

@@ -174,6 +174,13 @@ class TaskQueue(pulsar.Application):
             run_sync=worker.run_in_executor,
         )
         self._consumer.start()
+        logger.info(
+            "worker %s ready: backend %s, queues %s, concurrency %d",
+            worker.aid,
+            backend.url,
+            ", ".join(self._consumer.queues),
+            self._consumer.concurrent_tasks,
+        )
 
     async def worker_stopping(self, worker: Any) -> None:
         """Worker: stop claiming, finish in-flight tasks within ``graceful_timeout`` (minus a

@@ -108,6 +108,9 @@ def _client_parser(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
+    # the jobs' modules are found in the current folder, as with ``python -m``
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list and args_list[0] == "worker":
         from ._app import TaskQueue

@@ -92,8 +92,13 @@ class Job:
 
     - ``name``: the registry name (default: the function or class name);
     - ``queue``: the queue its tasks go to (``"default"``);
-    - ``timeout``: seconds a run may take; an async run is then cancelled and the task fails
-      with ``'timeout'`` (a sync run cannot be interrupted: its result is ignored);
+    - ``timeout``: seconds a run may take, counted from its start; the run is then stopped
+      and the task fails with ``'timeout'``: an async run is cancelled, a sync run (in a
+      child process, see ``process``) is killed;
+    - ``process``: for sync jobs, run each attempt in a child process that can be killed
+      (at the timeout, on revoke): None (default) when ``timeout`` is set, True always,
+      False in the worker's threads (a thread cannot be stopped: at the timeout the task
+      fails and the run's late result is ignored);
     - ``expires``: seconds after queueing; a task not started by then is REVOKED;
     - ``max_retries``: how many times a failed attempt runs again; an attempt fails when it
       raises one of ``retry_on`` or when its worker dies (lease expired);
@@ -119,6 +124,9 @@ class Job:
     retry_jitter: float = 0.1
     retry_on: tuple[type[BaseException], ...] = ()
     overlap: bool = True
+    #: sync jobs only: run each attempt in a child process that is killed at the timeout or
+    #: on revoke (None: when ``timeout`` is set), or in the worker's threads (False)
+    process: bool | None = None
     run_every: dt.timedelta | None = None
     cron: str | None = None
 
@@ -159,6 +167,13 @@ class Job:
     def is_async(self) -> bool:
         """True when :meth:`run` is a coroutine function (runs on the worker's loop)."""
         return inspect.iscoroutinefunction(self.run)
+
+    @property
+    def in_process(self) -> bool:
+        """True when a run of this (sync) job goes to a child process of its own."""
+        if self.is_async:
+            return False
+        return self.timeout is not None if self.process is None else bool(self.process)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Run the job in this process, now (no task, no queue)."""

@@ -34,7 +34,10 @@ __all__ = ["TaskQueueRpc"]
 
 
 def _rpc_errors() -> tuple[Any, Any]:
-    from pulsar.apps.rpc import InvalidParams, ServerError
+    try:
+        from pulsar.apps.rpc import InvalidParams, ServerError
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("TaskQueueRpc needs pulsar-rpc: pip install 'pulsar-tasks[rpc]'") from exc
 
     return InvalidParams, ServerError
 

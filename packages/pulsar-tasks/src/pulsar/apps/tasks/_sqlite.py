@@ -25,14 +25,10 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import hashlib
 import json
 import logging
 import os
-import secrets
-import socket
 import sqlite3
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -43,6 +39,7 @@ from ._backend import Backend, Claim, guarded
 from ._batch import Batcher
 from ._errors import BackendError, DuplicateTask, JobOverlap
 from ._state import FINAL, Task, TaskState
+from ._wake import _Wake
 
 __all__ = ["SQLiteBackend"]
 
@@ -56,15 +53,30 @@ CREATE TABLE IF NOT EXISTS tasks (
     {", ".join(c + (" TEXT PRIMARY KEY" if c == "id" else "") for c in _COLUMNS)},
     purge_at REAL
 );
-CREATE INDEX IF NOT EXISTS tasks_ready ON tasks (status, queue, eta);
+CREATE INDEX IF NOT EXISTS tasks_claim ON tasks (queue, eta) WHERE status IN ('QUEUED', 'RETRY');
+CREATE INDEX IF NOT EXISTS tasks_expiring ON tasks (expires)
+    WHERE status IN ('QUEUED', 'RETRY') AND expires IS NOT NULL;
 CREATE INDEX IF NOT EXISTS tasks_lease ON tasks (status, lease_expires);
 CREATE INDEX IF NOT EXISTS tasks_queued ON tasks (time_queued);
 CREATE INDEX IF NOT EXISTS tasks_overlap ON tasks (overlap_key);
 CREATE INDEX IF NOT EXISTS tasks_purge ON tasks (purge_at);
 CREATE TABLE IF NOT EXISTS jobs (name TEXT PRIMARY KEY, meta TEXT);
+DROP INDEX IF EXISTS tasks_ready;
 """
 _PENDING_SQL = "('QUEUED', 'RETRY')"
 _FINAL_NAMES = frozenset(str(s) for s in FINAL)
+#: the claim path: each uses a partial index (tests/test_sqlite_plan.py checks there is no sort)
+_CLAIM_SQL = (
+    f"SELECT id, eta FROM tasks WHERE status IN {_PENDING_SQL} AND queue = ? AND eta <= ? "
+    f"ORDER BY eta LIMIT ?"
+)
+_NEXT_SQL = f"SELECT MIN(eta) FROM tasks WHERE status IN {_PENDING_SQL} AND queue = ?"
+_EXPIRE_SQL = (
+    "UPDATE tasks INDEXED BY tasks_expiring SET status = 'REVOKED', error = 'expired', "
+    "time_finished = ?, purge_at = ? "
+    f"WHERE status IN {_PENDING_SQL} AND expires IS NOT NULL AND expires < ? "
+    "AND queue IN ({qmarks}) AND eta <= ?"
+)
 _MIN_POLL = 0.0005
 _MAX_POLL = 0.05
 
@@ -441,22 +453,19 @@ class SQLiteBackend(Backend):
                 (now,),
             ).fetchall()
             _recover(conn, lost, now, ttl)
-            # 2. pending tasks past their expiry time are revoked
+            # 2. pending tasks past their expiry time are revoked (found through the partial
+            # index of expiring pending tasks: the backlog is not scanned)
             conn.execute(
-                f"UPDATE tasks SET status = 'REVOKED', error = 'expired', time_finished = ?, "
-                f"purge_at = ? WHERE status IN {_PENDING_SQL} AND queue IN ({qmarks}) "
-                f"AND eta <= ? AND expires IS NOT NULL AND expires < ?",
-                (now, _purge_at(now, ttl), *queues, now, now),
+                _EXPIRE_SQL.format(qmarks=qmarks), (now, _purge_at(now, ttl), now, *queues, now)
             )
-            # 3. claim due tasks
-            ids = [
-                r[0]
-                for r in conn.execute(
-                    f"SELECT id FROM tasks WHERE status IN {_PENDING_SQL} AND queue IN ({qmarks}) "
-                    f"AND eta <= ? ORDER BY eta LIMIT ?",
-                    (*queues, now, limit),
-                )
-            ]
+            # 3. claim due tasks: per queue, the first ones of the partial index of pending
+            # tasks by (queue, eta) — no sort, whatever the backlog — merged by due time
+            due: list[tuple[float, str]] = []
+            for queue in queues:
+                due += [(r[1], r[0]) for r in conn.execute(_CLAIM_SQL, (queue, now, limit))]
+            if len(queues) > 1:
+                due.sort()
+            ids = [task_id for _, task_id in due[:limit]]
             rows = []
             for task_id in ids:
                 conn.execute(
@@ -467,11 +476,8 @@ class SQLiteBackend(Backend):
                 )
                 row = conn.execute("SELECT * FROM tasks WHERE id = ?", (task_id,)).fetchone()
                 rows.append(dict(row))
-            nxt = conn.execute(
-                f"SELECT MIN(eta) FROM tasks WHERE status IN {_PENDING_SQL} "
-                f"AND queue IN ({qmarks})",
-                tuple(queues),
-            ).fetchone()[0]
+            etas = [conn.execute(_NEXT_SQL, (queue,)).fetchone()[0] for queue in queues]
+            nxt = min((e for e in etas if e is not None), default=None)
             return Claim(rows, nxt)
 
         claim = await self._write_op(op)
@@ -676,131 +682,6 @@ def _get_rows(
         ):
             found[row["id"]] = dict(row)
     return [found.get(task_id) for task_id in ids]
-
-
-def _poke(sender: socket.socket, path: str) -> None:
-    """Send one wake-up byte to ``path``; a socket whose process is gone (refused) is removed."""
-    try:
-        sender.sendto(b"w", path)
-    except ConnectionRefusedError:
-        with contextlib.suppress(OSError):
-            os.unlink(path)
-    except OSError:  # full (wake-ups already pending) or gone meanwhile
-        pass
-
-
-class _Wake:
-    """Cross-process wake-ups for one database file (see the module docstring)."""
-
-    def __init__(self, path: str) -> None:
-        key = hashlib.sha1(os.path.realpath(path).encode()).hexdigest()[:16]
-        self.dir = os.path.join(tempfile.gettempdir(), f"pulsar-tasks-{key}")
-        self.pid = os.getpid()
-        self.sock: socket.socket | None = None  # ours, bound, read on the loop
-        self.name: str | None = None
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.sender: socket.socket | None = None
-        self.peers: list[str] = []
-        self.peers_stamp = -1
-
-    @staticmethod
-    def supported(path: str) -> bool:
-        return path != ":memory:" and hasattr(socket, "AF_UNIX")
-
-    def _own(self) -> None:
-        """After a fork, forget the parent's sockets (they are not this process's)."""
-        if self.pid != os.getpid():
-            self.pid = os.getpid()
-            self.reset()
-
-    def _bind(self, sock: socket.socket, name: str) -> None:
-        os.makedirs(self.dir, mode=0o700, exist_ok=True)
-        try:
-            sock.bind(name)
-        except FileNotFoundError:  # the directory's last user removed it meanwhile
-            os.makedirs(self.dir, mode=0o700, exist_ok=True)
-            sock.bind(name)
-
-    def listen(self, loop: asyncio.AbstractEventLoop, wake: Callable[[], None]) -> None:
-        """Bind this process's socket (once) and call ``wake`` when a datagram arrives."""
-        self._own()
-        if self.sock is not None:
-            return
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        name = os.path.join(self.dir, f"{os.getpid()}-{secrets.token_hex(4)}")
-        try:
-            self._bind(sock, name)
-        except OSError:  # no wake-ups here (polling still works)
-            sock.close()
-            return
-        sock.setblocking(False)
-
-        def readable() -> None:
-            with contextlib.suppress(OSError):
-                while sock.recv(64):
-                    pass
-            wake()
-
-        loop.add_reader(sock.fileno(), readable)
-        self.sock, self.name, self.loop = sock, name, loop
-
-    def reset(self) -> None:
-        self.sock = self.name = self.loop = self.sender = None
-        self.peers, self.peers_stamp = [], -1
-
-    def send(self) -> None:
-        """Wake every other waiter of this database."""
-        self._own()
-        try:
-            stamp = os.stat(self.dir).st_mtime_ns
-        except OSError:
-            return
-        if stamp != self.peers_stamp:  # someone came or went: list the sockets again
-            try:
-                names = os.listdir(self.dir)
-            except OSError:
-                return
-            peers = [os.path.join(self.dir, n) for n in names]
-            self.peers = [peer for peer in peers if peer != self.name]
-            self.peers_stamp = stamp
-        if not self.peers:
-            return
-        if self.sender is None:
-            self.sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-            self.sender.setblocking(False)
-        for peer in self.peers:
-            _poke(self.sender, peer)
-
-    @staticmethod
-    def sweep(directory: str) -> None:
-        """Remove the sockets of dead processes from ``directory``, and the directory if that
-        leaves it empty (what a sender does as it goes; for tools and tests)."""
-        try:
-            names = os.listdir(directory)
-        except OSError:
-            return
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as probe:
-            probe.setblocking(False)
-            for name in names:
-                _poke(probe, os.path.join(directory, name))
-        with contextlib.suppress(OSError):
-            os.rmdir(directory)
-
-    def close(self) -> None:
-        if self.pid == os.getpid():
-            if self.sock is not None:
-                if self.loop is not None and not self.loop.is_closed():
-                    with contextlib.suppress(Exception):
-                        self.loop.remove_reader(self.sock.fileno())
-                self.sock.close()
-            if self.name is not None:
-                with contextlib.suppress(OSError):
-                    os.unlink(self.name)
-                with contextlib.suppress(OSError):  # the last one leaves nothing behind
-                    os.rmdir(self.dir)
-            if self.sender is not None:
-                self.sender.close()
-        self.reset()
 
 
 class _Failed:

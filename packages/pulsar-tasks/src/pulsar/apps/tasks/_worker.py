@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from ._backend import Backend
+from ._child import ChildError, run_in_child
 from ._errors import TaskTimeout
 from ._job import _CURRENT, get_job, registry
 from ._state import Task, TaskState
@@ -210,18 +211,21 @@ class Consumer:
                 self.counters["failed"] += 1
                 await self._end("complete", run, TaskState.FAILURE, error=f"invalid task: {exc}")
                 return
+            logger.info("task %s[%s] received (attempt %d)", task.name, task.id, task.attempts)
             # the job sees its own task (tasks.current_task()) in the context of its run
             context = contextvars.copy_context()
             context.run(_CURRENT.set, task)
-            if job.is_async:
-                work: Awaitable[Any] = job.run(*args, **kwargs)
+            work: Awaitable[Any]
+            if job.is_async:  # the timeout counts from the start of its own task
+                work = _timed(job.run(*args, **kwargs), job.timeout)
+            elif job.in_process:  # a child process, killed at the timeout (or on revoke)
+                work = run_in_child(job, task, args, kwargs, job.timeout)
             else:
-                work = self._sync(context, job.run, *args, **kwargs)
+                work = self._threaded(context, job.timeout, job.run, *args, **kwargs)
             # the job runs in its own task: cancelling it (revoke, lost lease, stop) leaves this
             # one free to record the outcome
-            run.job_task = asyncio.get_running_loop().create_task(
-                _timed(work, job.timeout), context=context
-            )
+            started = time.perf_counter()
+            run.job_task = asyncio.get_running_loop().create_task(work, context=context)
             try:
                 result = await run.job_task
                 text = json.dumps(result, allow_nan=False)
@@ -230,6 +234,7 @@ class Consumer:
                     run.job_task.cancel()
                     raise
                 if run.reason == "revoked":
+                    logger.info("task %s[%s] revoked while running", task.name, task.id)
                     self.counters["revoked"] += 1
                     await self._end("complete", run, TaskState.REVOKED, error="revoked")
                     return
@@ -237,10 +242,20 @@ class Consumer:
                     await self._end("release", run)
                     return
                 return  # lost: the lease went to another worker, which records the outcome
+            except ChildError as exc:  # raised in the child process: its own traceback
+                await self._failed(task, job, run, exc.exc, exc.tb or None)
+                return
             except Exception as exc:
                 await self._failed(task, job, run, exc)
                 return
             self.counters["succeeded"] += 1
+            logger.info(
+                "task %s[%s] succeeded in %.3fs: %s",
+                task.name,
+                task.id,
+                time.perf_counter() - started,
+                text if len(text) <= 80 else text[:77] + "...",
+            )
             await self._end("complete", run, TaskState.SUCCESS, result=text)
         finally:
             self.running.pop(run.task_id, None)
@@ -248,33 +263,69 @@ class Consumer:
             if self._wake is not None:
                 self._wake.set()
 
-    def _sync(
-        self, context: contextvars.Context, fn: Callable[..., Any], *args: Any, **kwargs: Any
-    ) -> Awaitable[Any]:
+    async def _threaded(
+        self,
+        context: contextvars.Context,
+        timeout: float | None,
+        fn: Callable[..., Any],
+        *args: Any,
+        **kwargs: Any,
+    ) -> Any:
+        """Run a sync job in the thread pool; its timeout counts from the moment a thread
+        runs it (not from the wait for a free thread). A thread cannot be stopped: at the
+        timeout the task fails and the run's late result is ignored (``process=False``)."""
+        loop = asyncio.get_running_loop()
+        started: asyncio.Future[None] = loop.create_future()
+
+        def mark() -> None:
+            if not started.done():
+                started.set_result(None)
+
         def call() -> Any:
+            loop.call_soon_threadsafe(mark)
             return context.copy().run(fn, *args, **kwargs)
 
         if self._run_sync is not None:
-            return self._run_sync(call)
-        return asyncio.get_running_loop().run_in_executor(None, call)
+            fut = asyncio.ensure_future(self._run_sync(call))
+        else:
+            fut = asyncio.ensure_future(loop.run_in_executor(None, call))
+        if timeout is None:
+            return await fut
+        try:
+            await asyncio.wait({started, fut}, return_when=asyncio.FIRST_COMPLETED)
+            async with asyncio.timeout(timeout):
+                return await fut
+        finally:
+            fut.cancel()
 
-    async def _failed(self, task: Task, job: Any, run: _Running, exc: Exception) -> None:
+    async def _failed(
+        self, task: Task, job: Any, run: _Running, exc: BaseException, tb: str | None = None
+    ) -> None:
         if isinstance(exc, TimeoutError | asyncio.TimeoutError):
             exc = TaskTimeout(f"timeout: ran longer than {job.timeout}s")
             error = "timeout"
             tb = None
         elif isinstance(exc, TypeError | ValueError) and "JSON" in str(exc):
             error = f"result is not JSON serializable: {exc}"
-            tb = traceback.format_exc()
+            tb = tb or traceback.format_exc()
         else:
             error = f"{type(exc).__name__}: {exc}"
-            tb = traceback.format_exc()
+            tb = tb or traceback.format_exc()
         if job.should_retry(exc, task.attempts):
             delay = job.retry_delay_for(task.attempts)
             self.counters["retried"] += 1
+            logger.warning(
+                "task %s[%s] retry in %.2fs (attempt %d): %s",
+                task.name,
+                task.id,
+                delay,
+                task.attempts,
+                error,
+            )
             await self._end("retry", run, eta=time.time() + delay, error=error, traceback=tb)
             return
         self.counters["failed"] += 1
+        logger.error("task %s[%s] failed: %s", task.name, task.id, error)
         await self._end("complete", run, TaskState.FAILURE, error=error, traceback=tb)
 
     async def _end(self, op: str, run: _Running, *args: Any, **kwargs: Any) -> None:
