@@ -521,3 +521,47 @@ async def test_a_forked_child_uses_connections_of_its_own_and_spares_the_parents
         assert await b.counts() == {"QUEUED": 1}
     finally:
         await b.close()
+
+
+async def test_database_down_a_producer_gets_backend_error_within_its_retry_time(
+    cluster: Cluster,
+) -> None:
+    import psycopg
+    import psycopg_pool
+
+    url = f"{cluster.url}?schema=down"
+    c = tasks.connect(url, set_default=False)
+    try:
+        c.backend.retry_timeout = 1.0
+        assert (await c.queue_task("add", [1, 1])).id  # connected once: it retries from now on
+        await asyncio.to_thread(cluster.crash)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        with pytest.raises(tasks.BackendError) as info:
+            await c.queue_task("add", [1, 2])
+        elapsed = loop.time() - start
+        assert 0.9 <= elapsed < 8, elapsed  # retried for its retry time, then gave up
+        message = str(info.value)
+        assert "unreachable for 1s" in message and "\n" not in message, message
+        assert isinstance(info.value.__cause__, psycopg.OperationalError | psycopg_pool.PoolTimeout)
+    finally:
+        await c.close()
+
+
+def test_taskqueue_started_while_the_database_is_down_waits_for_it(cluster: Cluster) -> None:
+    url = f"{cluster.url}?schema=late"
+    cluster.crash()
+    run = h.Run("tq_app.py", *("--modules", "tq_jobs", "--workers", "1", "--backend", url))
+    try:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:  # it must not exit meanwhile
+            assert run.proc.poll() is None, run.finish()[2][-2000:]
+            time.sleep(0.2)
+        cluster.start()
+        run.wait_ready(timeout=60)
+        with tasks.connect_sync(url) as c:
+            assert c.wait_for_task(c.queue_task("add", [1, 1]).id, timeout=30).result == 2
+        _stop(run)
+    finally:
+        if run.proc.poll() is None:
+            run.kill()
