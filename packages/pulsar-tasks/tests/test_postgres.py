@@ -113,6 +113,14 @@ def test_both_schemes_and_the_password_is_not_shown() -> None:
         b = tasks.create_backend(f"{scheme}://u:secret@127.0.0.1:1/test?schema=s1")
         assert isinstance(b, PostgresBackend) and b.schema == "s1"
         assert "schema" not in b.conninfo and "connect_timeout=5" in b.conninfo
+    b = tasks.create_backend("postgresql://u@h/db?pool_size=3&sslmode=disable&connect_timeout=2")
+    assert b.pool_size == 3 and "pool_size" not in b.conninfo
+    assert "sslmode=disable" in b.conninfo and "connect_timeout=2" in b.conninfo
+    assert "connect_timeout=5" not in b.conninfo  # the URL's own wins
+    assert tasks.create_backend("postgresql://u@h/db").pool_size == 8
+    for bad in ("0", "x", "-1"):
+        with pytest.raises(tasks.BackendError, match="pool_size"):
+            tasks.create_backend(f"postgresql://u@h/db?pool_size={bad}")
 
 
 async def test_password_is_redacted_in_errors() -> None:

@@ -4,7 +4,8 @@ PostgreSQL and no Redis.
 How it works
 ------------
 URL: ``postgresql://user:password@host:port/db`` (or ``postgres://``); everything lives in one
-schema, ``pulsar_tasks`` or ``?schema=name`` (other query parameters go to libpq).
+schema, ``pulsar_tasks`` or ``?schema=name``; ``?pool_size=N`` bounds each of the two
+connection pools (default 8); other query parameters go to libpq.
 
 * ``<schema>.tasks``: one row per task (the :class:`Task` fields, plus ``purge_at``, when the
   finished record expires, and ``reply_to``, the channel of the client that queued it);
@@ -303,15 +304,26 @@ def _redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def _split_url(url: str) -> tuple[str, str]:
-    """``(libpq conninfo URL, schema)``; raises BackendError for a bad schema name."""
+def _split_url(url: str) -> tuple[str, str, int | None]:
+    """``(libpq conninfo URL, schema, pool_size)``; raises BackendError for a bad schema name
+    or pool size."""
     parts = urlsplit(url)
     query = parse_qsl(parts.query, keep_blank_values=True)
     schema = "pulsar_tasks"
+    pool_size: int | None = None
     rest = []
     for key, value in query:
         if key == "schema":
             schema = value
+        elif key == "pool_size":
+            try:
+                pool_size = int(value)
+            except ValueError:
+                pool_size = 0
+            if pool_size < 1:
+                raise BackendError(
+                    f"{_redact(url)!r}: pool_size must be a positive integer, not {value!r}"
+                )
         else:
             rest.append((key, value))
     if not _SCHEMA_NAME.match(schema):
@@ -325,7 +337,7 @@ def _split_url(url: str) -> tuple[str, str]:
     for key, value in _CONNECT_DEFAULTS:
         if key not in given:
             rest.append((key, value))
-    return urlunsplit(parts._replace(query=urlencode(rest))), schema
+    return urlunsplit(parts._replace(query=urlencode(rest))), schema, pool_size
 
 
 def _quote(name: str) -> str:
@@ -471,8 +483,9 @@ class PostgresBackend(Backend):
 
     def __init__(self, url: str, *, pool_size: int = 8, **kwargs: Any) -> None:
         super().__init__(url, **kwargs)
-        self.conninfo, self.schema = _split_url(url)
-        self.pool_size = pool_size
+        self.conninfo, self.schema, size = _split_url(url)
+        #: connections each of the two pools may open (``?pool_size=N``, default 8)
+        self.pool_size = size or pool_size
         s = _quote(self.schema)
         self._s = s
         self.work_channel = f"{self.schema}:work"
