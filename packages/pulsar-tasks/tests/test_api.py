@@ -221,3 +221,13 @@ async def test_worker_logs_received_succeeded_failed_retried(client, backend_url
     assert f"task add[{ok.id}] succeeded in " in text and "s: 3" in text
     assert f"task boom[{bad.id}] failed: ValueError: bad thing" in text
     assert f"task sync_boom[{retried.id}] retry in " in text and "KeyError: 'k'" in text
+
+
+@pytest.mark.parametrize("job", ["queue_another", "queue_another_in_process"])
+async def test_a_sync_job_queues_another_with_delay(client, backend_url, job) -> None:
+    async with consuming(backend_url):
+        t = await client.queue_task(job, [2, 5])
+        done = await client.wait_for_task(t.id, timeout=10)
+        assert done.status == TaskState.SUCCESS, done.error
+        child = await client.wait_for_task(done.result, timeout=10)
+    assert child.name == "add" and child.result == 7

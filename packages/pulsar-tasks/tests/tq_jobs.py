@@ -155,3 +155,15 @@ def sync_long(seconds: float, tag: str) -> dict:
 @tasks.job(timeout=5, max_retries=1, retry_on=(KeyError,), retry_delay=0.05)
 def sync_boom(message: str) -> None:
     raise KeyError(message)
+
+
+@tasks.job()
+def queue_another(a: int, b: int) -> str:
+    """A sync job queueing another task with the sync shortcut (the worker's client)."""
+    return add.delay(a, b).id
+
+
+@tasks.job(timeout=10)
+def queue_another_in_process(a: int, b: int) -> str:
+    """The same from a sync job in its own child process (it has a timeout)."""
+    return add.delay(a, b).id

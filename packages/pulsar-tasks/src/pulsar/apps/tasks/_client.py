@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import os
 import threading
 import time
 import uuid
@@ -59,9 +60,14 @@ def queue_from_anywhere(
         loop = None
     if loop is not None:
         return default_client().queue_task(name, args, kwargs, **options)
-    if _DEFAULT_SYNC:
+    if _DEFAULT_SYNC and _DEFAULT_SYNC[-1].pid == os.getpid():
         return _DEFAULT_SYNC[-1].queue_task(name, args, kwargs, **options)
     client = _DEFAULT
+    if client is not None and client.pid != os.getpid():
+        # a forked child (a sync job in its own process): the parent's loop does not run
+        # here, so a sync client of the same backend serves this process
+        forked = SyncClient(client.backend.url, max_payload_size=client.max_payload_size)
+        return forked.queue_task(name, args, kwargs, **options)
     if client is not None and client.loop is not None and client.loop.is_running():
         coro = client.queue_task(name, args, kwargs, **options)
         return asyncio.run_coroutine_threadsafe(coro, client.loop).result()
@@ -136,6 +142,7 @@ class TaskClient:
     ) -> None:
         self.backend = backend
         self.max_payload_size = int(max_payload_size or 0)
+        self.pid = os.getpid()
         self._remote_jobs: dict[str, dict[str, Any]] = {}
         try:  # where a sync caller in another thread can run this client's calls
             self.loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
@@ -304,6 +311,7 @@ class SyncClient:
         kwargs.setdefault("set_default", False)
         self.client = connect(url, **kwargs)
         self.client.loop = self._loop
+        self.pid = os.getpid()
         _DEFAULT_SYNC.append(self)  # the default of Job.delay() in sync code while open
 
     def _call(self, coro: Coroutine[Any, Any, T]) -> T:

@@ -35,6 +35,9 @@ from ._state import Task, TaskState
 __all__ = ["Consumer"]
 
 logger = logging.getLogger("pulsar.tasks")
+#: the per-task lines (received, succeeded, failed, retried, revoked): set this logger to
+#: WARNING to keep only failures and retries (each INFO line costs a few microseconds)
+task_logger = logging.getLogger("pulsar.tasks.task")
 
 RunSync = Callable[..., Awaitable[Any]]
 
@@ -211,7 +214,7 @@ class Consumer:
                 self.counters["failed"] += 1
                 await self._end("complete", run, TaskState.FAILURE, error=f"invalid task: {exc}")
                 return
-            logger.info("task %s[%s] received (attempt %d)", task.name, task.id, task.attempts)
+            task_logger.info("task %s[%s] received (attempt %d)", task.name, task.id, task.attempts)
             # the job sees its own task (tasks.current_task()) in the context of its run
             context = contextvars.copy_context()
             context.run(_CURRENT.set, task)
@@ -234,7 +237,7 @@ class Consumer:
                     run.job_task.cancel()
                     raise
                 if run.reason == "revoked":
-                    logger.info("task %s[%s] revoked while running", task.name, task.id)
+                    task_logger.info("task %s[%s] revoked while running", task.name, task.id)
                     self.counters["revoked"] += 1
                     await self._end("complete", run, TaskState.REVOKED, error="revoked")
                     return
@@ -249,7 +252,7 @@ class Consumer:
                 await self._failed(task, job, run, exc)
                 return
             self.counters["succeeded"] += 1
-            logger.info(
+            task_logger.info(
                 "task %s[%s] succeeded in %.3fs: %s",
                 task.name,
                 task.id,
@@ -314,7 +317,7 @@ class Consumer:
         if job.should_retry(exc, task.attempts):
             delay = job.retry_delay_for(task.attempts)
             self.counters["retried"] += 1
-            logger.warning(
+            task_logger.warning(
                 "task %s[%s] retry in %.2fs (attempt %d): %s",
                 task.name,
                 task.id,
@@ -325,7 +328,7 @@ class Consumer:
             await self._end("retry", run, eta=time.time() + delay, error=error, traceback=tb)
             return
         self.counters["failed"] += 1
-        logger.error("task %s[%s] failed: %s", task.name, task.id, error)
+        task_logger.error("task %s[%s] failed: %s", task.name, task.id, error)
         await self._end("complete", run, TaskState.FAILURE, error=error, traceback=tb)
 
     async def _end(self, op: str, run: _Running, *args: Any, **kwargs: Any) -> None:
