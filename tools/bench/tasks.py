@@ -1,12 +1,17 @@
-"""Task queues: pulsar-tasks (Redis, SQLite) vs Celery, RQ, Dramatiq, arq and Huey.
+"""Task queues: pulsar-tasks (Redis, SQLite, PostgreSQL) vs Celery, RQ, Dramatiq, arq, Huey and
+Procrastinate.
 
     hatch run bench tasks [--n 20000] [--latency 500] [--reliability 200]
                           [--backlog 20000] [--backlog-small 2000]
-                          [--peers celery,rq,dramatiq,arq,huey] [--budget 3600]
+                          [--peers celery,rq,dramatiq,arq,huey,procrastinate]
+                          [--pulsar redis,sqlite,postgres] [--budget 3600]
 
 Every system runs 2 worker processes on the local Redis (database 14, flushed before each run;
-nothing else is touched); pulsar-tasks also runs on SQLite. Peers are installed in a separate
-virtual environment (tools/bench/.venv-peers), never in the workspace environment.
+nothing else is touched); pulsar-tasks also runs on SQLite, and pulsar-tasks (postgres) and
+Procrastinate, its PostgreSQL peer, on the local PostgreSQL (127.0.0.1:5432, user postgres,
+trust auth) in a database of their own, ``pulsar_bench``, created afresh before each run and
+dropped at the end. Peers are installed in a separate virtual environment
+(tools/bench/.venv-peers), never in the workspace environment.
 
 (a) throughput: N no-op tasks queued (workers running), time until all are done;
 (b) latency: sequential queue-and-wait round trips, p50/p99;
@@ -20,10 +25,13 @@ virtual environment (tools/bench/.venv-peers), never in the workspace environmen
 Every system runs at its defaults, 2 worker processes each, a Redis result backend where
 results are optional: Celery ``-c 2`` (prefork); Dramatiq ``--processes 2`` (its default 8
 threads) with the Results middleware; arq (its defaults); Huey ``RedisHuey(notify_result=True)``
-with ``-k process -w 2``; pulsar-tasks at its defaults (10 concurrent tasks per worker, the
-30 s lease: a dead worker's tasks come back when its monitor reaps it). Huey stores no None
-result, so its no-op returns 1. Every process started is ended by its PID (its process group)
-and the whole run has a time budget (``--budget``).
+with ``-k process -w 2``; Procrastinate (its defaults: one job at a time per worker,
+LISTEN/NOTIFY on; it keeps no results, so its drivers read the job's status: a 0.5 ms poll for
+the round trip, the count of succeeded jobs for the drain; a dead worker's jobs stay ``doing``
+until someone retries stalled jobs, which its defaults do not); pulsar-tasks at its defaults
+(10 concurrent tasks per worker, the 30 s lease: a dead worker's tasks come back when its
+monitor reaps it). Huey stores no None result, so its no-op returns 1. Every process started
+is ended by its PID (its process group) and the whole run has a time budget (``--budget``).
 """
 
 from __future__ import annotations
@@ -63,6 +71,27 @@ PEER_REQUIREMENTS = {
     "huey": "huey>=3.0",
 }
 REDIS = f"redis://127.0.0.1:6379/{REDIS_DB}"
+PG_DB = "pulsar_bench"  # dedicated to this benchmark: created afresh for each run, then dropped
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+POSTGRES = f"postgresql://postgres@127.0.0.1:5432/{PG_DB}"
+PEER_REQUIREMENTS["procrastinate"] = "procrastinate>=3.0"
+
+PROCRASTINATE_JOBS = """
+import asyncio, os
+from procrastinate import App, PsycopgConnector
+
+app = App(connector=PsycopgConnector(conninfo="%s"))
+
+@app.task(name="noop")
+async def noop():
+    return None
+
+@app.task(name="work")
+async def work(i):
+    await asyncio.sleep(0.05)
+    with open(os.environ["BENCH_RUNS"], "a") as f:
+        f.write(f"{i}\\n")
+""".replace("%s", POSTGRES)
 
 PULSAR_JOBS = """
 import asyncio, os
@@ -411,6 +440,52 @@ else:
 """
 
 
+PROCRASTINATE_DRIVER = """
+import asyncio, json, sys, time
+sys.path.insert(0, sys.argv[1])
+import bench_jobs
+url, mode, n = sys.argv[2], sys.argv[3], int(sys.argv[4])
+app = bench_jobs.app
+DONE = "SELECT count(*) AS c FROM procrastinate_jobs WHERE status = 'succeeded'"
+
+async def main():
+    async with app.open_async():
+        q = app.connector.execute_query_one_async
+        if mode in ("throughput", "backlog"):
+            t0 = time.perf_counter()
+            for k in range(0, n, 1000):
+                await bench_jobs.noop.batch_defer_async(*[{} for _ in range(min(1000, n - k))])
+            if mode == "backlog":  # queued: the bench starts the workers now
+                print("QUEUED", flush=True)
+                sys.stdin.readline()
+            first = None
+            while True:
+                count = (await q(DONE))["c"]
+                if count and first is None:
+                    first = time.perf_counter()
+                if count >= n:
+                    break
+                await asyncio.sleep(0.005)
+            end = time.perf_counter()
+            print(json.dumps({"seconds": end - t0, "drain": end - (first or t0)}))
+        elif mode == "latency":
+            out = []
+            for _ in range(n):
+                t0 = time.perf_counter_ns()
+                job_id = await bench_jobs.noop.defer_async()
+                while (await q("SELECT status FROM procrastinate_jobs WHERE id = %(id)s",
+                               id=job_id))["status"] != "succeeded":
+                    await asyncio.sleep(0.0005)
+                out.append(time.perf_counter_ns() - t0)
+            print(json.dumps({"samples": out}))
+        else:
+            for i in range(n):
+                await bench_jobs.work.defer_async(i=i)
+            print(json.dumps({}))
+asyncio.run(main())
+"""
+
+
 BUDGET = Deadline(3600.0)
 
 
@@ -526,10 +601,42 @@ class Arq(System):
         return [[arq, "bench_jobs.WorkerSettings"] for _ in range(2)]
 
 
+class Procrastinate(System):
+    def worker_cmds(self) -> list[list[str]]:
+        exe = str(Path(self.python).parent / "procrastinate")
+        return [[exe, "--app=bench_jobs.app", "worker"] for _ in range(2)]
+
+    def apply_schema(self) -> None:
+        exe = str(Path(self.python).parent / "procrastinate")
+        out = subprocess.run(
+            [exe, "--app=bench_jobs.app", "schema", "--apply"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=self.dir,
+            env={**os.environ, "PYTHONPATH": str(self.dir)},
+        )
+        if out.returncode:
+            raise BenchError(f"procrastinate schema --apply failed: {out.stderr[-2000:]}")
+
+
 def flush() -> None:
     import redis
 
     redis.Redis(db=REDIS_DB).flushdb()
+
+
+def recreate_pg_database(drop_only: bool = False) -> None:
+    """The benchmark's own PostgreSQL database, empty (or gone with ``drop_only``)."""
+    import psycopg
+
+    try:
+        with psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
+            if not drop_only:
+                conn.execute(f"CREATE DATABASE {PG_DB}")
+    except psycopg.Error as exc:
+        raise BenchError(f"PostgreSQL on 127.0.0.1:5432: {exc}") from None
 
 
 def start_workers(system: System, env: dict[str, str], settle: float = 2.0) -> list[Any]:
@@ -571,6 +678,10 @@ def reset(system: System, tmp: Path) -> None:
     if system.url.startswith("sqlite"):
         for f in tmp.glob("pulsar.db*"):
             f.unlink()
+    if system.url.startswith("postgresql"):
+        recreate_pg_database()
+        if isinstance(system, Procrastinate):
+            system.apply_schema()
 
 
 def bench(system: System, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
@@ -649,8 +760,10 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("--backlog", type=int, default=20000, help="(d): tasks queued first")
     parser.add_argument("--backlog-small", type=int, default=2000, help="(d) at a small backlog")
-    parser.add_argument("--peers", default="celery,rq,dramatiq,arq,huey")
-    parser.add_argument("--pulsar", default="redis,sqlite", help="pulsar-tasks backends to run")
+    parser.add_argument("--peers", default="celery,rq,dramatiq,arq,huey,procrastinate")
+    parser.add_argument(
+        "--pulsar", default="redis,sqlite,postgres", help="pulsar-tasks backends to run"
+    )
     parser.add_argument(
         "--budget", type=float, default=3600.0, help="seconds for the whole run (then it stops)"
     )
@@ -663,6 +776,7 @@ def main(argv: list[str]) -> int:
     backends = {
         "redis": REDIS,
         "sqlite": f"sqlite:///{tmp}/pulsar.db",
+        "postgres": POSTGRES,
     }
     systems: list[System] = [
         Pulsar(f"pulsar-tasks ({b})", sys.executable, PULSAR_JOBS, PULSAR_DRIVER, backends[b])
@@ -684,6 +798,16 @@ def main(argv: list[str]) -> int:
             systems.append(Arq("arq", str(env.python), ARQ_JOBS, ARQ_DRIVER, REDIS))
         if "huey" in peers:
             systems.append(Huey("huey", str(env.python), HUEY_JOBS, HUEY_DRIVER, REDIS))
+        if "procrastinate" in peers:
+            systems.append(
+                Procrastinate(
+                    "procrastinate",
+                    str(env.python),
+                    PROCRASTINATE_JOBS,
+                    PROCRASTINATE_DRIVER,
+                    POSTGRES,
+                )
+            )
     rows = []
     results = {}
     for system in systems:
@@ -715,6 +839,8 @@ def main(argv: list[str]) -> int:
             ]
         )
     flush()
+    if any(system.url.startswith("postgresql") for system in systems):
+        recreate_pg_database(drop_only=True)
     # leave nothing behind: the systems' files, and the wake-up sockets of the SQLite workers
     # SIGKILLed in (c)
     from pulsar.apps.tasks._sqlite import _Wake
@@ -754,4 +880,15 @@ def main(argv: list[str]) -> int:
         restart = r.get("restart")
         ok = restart is not None and restart <= 2.0
         print(f"{'PASS' if ok else 'MISS'}  {name} all done {restart} s after the restart")
+    # the PostgreSQL backend against its PostgreSQL peer, on the same server
+    pg, peer = results.get("pulsar-tasks (postgres)"), results.get("procrastinate")
+    if pg is not None and peer is not None:
+        name = "pulsar-tasks (postgres)"
+        tp = pg["throughput"] / peer["throughput"]
+        print(Target(f"{name} throughput vs procrastinate", tp, 2, False))
+        if pg.get("backlog") and peer.get("backlog"):
+            drain = pg["backlog"] / peer["backlog"]
+            print(Target(f"{name} backlog drain vs procrastinate", drain, 2, False))
+        p50 = pg["latency"].p50 / peer["latency"].p50
+        print(Target(f"{name} p50 vs procrastinate", p50, 0.5, True))
     return 0

@@ -1,7 +1,10 @@
-"""Fixtures of pulsar-tasks' tests: one ``backend_url`` parametrized over SQLite and Redis.
+"""Fixtures of pulsar-tasks' tests: one ``backend_url`` parametrized over SQLite, Redis and
+PostgreSQL.
 
-Redis tests use database 13 and flush only it; without a Redis server they are skipped with a
-reason, except when ``CI=true`` (then they run and fail).
+Redis tests use database 13 under a key prefix of their own and delete only it; PostgreSQL
+tests use a schema of the session's own (``pt_<random>``) on 127.0.0.1:5432, database ``test``,
+dropped at the end. Without a server they are skipped with a reason, except when ``CI=true``
+(then they run and fail).
 """
 
 from __future__ import annotations
@@ -18,6 +21,9 @@ if HERE not in sys.path:  # helper modules (jobs) importable by name, also in ch
     sys.path.insert(0, HERE)
 
 REDIS_URL = os.environ.get("PULSAR_TASKS_TEST_REDIS", "redis://127.0.0.1:6379/13")
+POSTGRES_URL = os.environ.get(
+    "PULSAR_TASKS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"
+)
 
 
 def redis_available() -> bool:
@@ -37,11 +43,59 @@ def require_redis() -> None:
         pytest.skip("no Redis server answers on 127.0.0.1:6379")
 
 
-@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+def postgres_available() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 5432), timeout=0.5) as sock:
+            # an SSLRequest: a PostgreSQL server answers with one byte, S or N
+            sock.sendall(b"\x00\x00\x00\x08\x04\xd2\x16\x2f")
+            return sock.recv(1) in (b"S", b"N")
+    except OSError:
+        return False
+
+
+def require_postgres() -> None:
+    """Skip (visibly) without a PostgreSQL server, unless CI=true."""
+    if os.environ.get("CI", "").lower() == "true":
+        return
+    if not postgres_available():
+        pytest.skip("no PostgreSQL server answers on 127.0.0.1:5432")
+
+
+@pytest.fixture(scope="session")
+def postgres_schema() -> Iterator[str]:
+    """A schema of this test session's own (dropped at the end): every postgres test uses it,
+    each flushing it first."""
+    import uuid
+
+    schema = f"pt_{uuid.uuid4().hex[:12]}"
+    yield schema
+    if postgres_available():
+        import psycopg
+
+        with psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param("redis", marks=pytest.mark.redis),
+        pytest.param("postgres", marks=pytest.mark.postgres),
+    ]
+)
 async def backend_url(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[str]:
-    """A fresh backend URL: a SQLite file in tmp_path, or Redis db 13 (flushed)."""
+    """A fresh backend URL: a SQLite file in tmp_path, Redis db 13 under a key prefix of its
+    own, or a PostgreSQL schema of this session's own (flushed)."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/tasks.db"
+        return
+    if request.param == "postgres":
+        require_postgres()
+        schema = request.getfixturevalue("postgres_schema")
+        url = f"{POSTGRES_URL}?schema={schema}"
+        await _flush_prefix(url)  # what an earlier test left
+        yield url
+        await _flush_prefix(url)
         return
     require_redis()
     # a key prefix of its own: concurrent runs of this suite share database 13 safely, and

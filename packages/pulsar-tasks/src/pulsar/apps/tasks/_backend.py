@@ -259,7 +259,9 @@ def create_backend(
     retry_timeout: float = DEFAULT_RETRY_TIMEOUT,
 ) -> Backend:
     """A backend for ``url``: ``sqlite:///path/tasks.db`` (or ``sqlite://:memory:`` for one
-    process) or ``redis://host:port/db`` (needs ``pip install pulsar-tasks[redis]``).
+    process), ``redis://host:port/db`` (needs ``pip install pulsar-tasks[redis]``) or
+    ``postgresql://user@host:port/db`` (or ``postgres://``; needs
+    ``pip install pulsar-tasks[postgres]``).
 
     Raises :class:`BackendError` for an unknown scheme.
     """
@@ -272,4 +274,11 @@ def create_backend(
         from ._redis import RedisBackend
 
         return RedisBackend(url, result_ttl=result_ttl, retry_timeout=retry_timeout)
-    raise BackendError(f"unknown task backend {url!r}: use sqlite:///path or redis://host:port/db")
+    if scheme in ("postgresql", "postgres"):
+        from ._postgres import PostgresBackend
+
+        return PostgresBackend(url, result_ttl=result_ttl, retry_timeout=retry_timeout)
+    raise BackendError(
+        f"unknown task backend {url!r}: use sqlite:///path, redis://host:port/db or "
+        f"postgresql://user@host:port/db"
+    )
