@@ -41,6 +41,7 @@ from typing import Any
 
 from . import _mailbox as mb
 from ._commands import CommandRole, Request, get_command, role_error
+from ._commands import _registry as _command_registry
 from ._exceptions import (
     ActorNotFound,
     CommandNotFound,
@@ -286,9 +287,9 @@ class ActorBase:
         reply is an asyncio future of that loop; from a thread without a loop (a thread pool)
         this raises :class:`~pulsar.PulsarError`: use :meth:`send_threadsafe` there.
         """
-        if self.loop is None or self.state >= ActorState.CLOSED:
+        if self.loop is None or self.state >= _CLOSED:
             raise MailboxError(f"{self} is not running")
-        if not self._on_loop_thread():
+        if self._loop_thread not in (None, threading.get_ident()):
             try:
                 caller = asyncio.get_running_loop()
             except RuntimeError:
@@ -299,7 +300,11 @@ class ActorBase:
             return asyncio.wrap_future(
                 self.send_threadsafe(target, action, *args, **kwargs), loop=caller
             )
-        return self._send(target, action, args, kwargs)
+        # _send() inlined: this is the hot path of every message
+        cmd = _commands_get(action)
+        return self._request(
+            self.resolve_target(target), action, args, kwargs, cmd.ack if cmd is not None else True
+        )
 
     def send_threadsafe(
         self, target: Any, action: str, /, *args: Any, **kwargs: Any
@@ -338,7 +343,7 @@ class ActorBase:
             self._pending[mid] = fut
         self.counters["sent"] += 1
         try:
-            self._post(mb.Envelope(mb.REQUEST, mid, self.aid, target, action, ack, body))
+            self._post(_new_envelope(mb.Envelope, (_REQUEST, mid, self.aid, target, action, ack, body)))
         except BaseException:
             self._pending.pop(mid, None)
             raise
@@ -351,12 +356,15 @@ class ActorBase:
 
     def _reply(self, request: mb.Envelope, ok: bool, body: bytes) -> None:
         self._post(
-            mb.Envelope(mb.REPLY, request.id, self.aid, request.sender, request.command, ok, body)
+            _new_envelope(
+                mb.Envelope,
+                (_REPLY, request.id, self.aid, request.sender, request.command, ok, body),
+            )
         )
 
     def handle_envelope(self, env: mb.Envelope) -> None:
         """Process a request or a reply addressed to this actor."""
-        if env.kind == mb.REPLY:
+        if env.kind == _REPLY:
             fut = self._pending.pop(env.id, None)
             if fut is None or fut.done():
                 return
@@ -373,7 +381,7 @@ class ActorBase:
                 fut.set_exception(value)
             return
         self.counters["received"] += 1
-        cmd = get_command(env.command)
+        cmd = _commands_get(env.command)
         if cmd is None:
             if env.flag:
                 self._reply(
@@ -412,7 +420,7 @@ class ActorBase:
             if not isinstance(exc, Exception):
                 raise
             return
-        if cmd.is_async or inspect.isawaitable(result):
+        if cmd.is_async or (type(result) not in _NOT_AWAITABLE and inspect.isawaitable(result)):
             task = asyncio.ensure_future(result)
             self._command_tasks.add(task)
             task.add_done_callback(lambda t: self._command_task_done(env, t))
@@ -437,7 +445,7 @@ class ActorBase:
                 logger.error(
                     "%s: fire-and-forget command %r raised", self, env.command, exc_info=exc
                 )
-        if not env.flag or self.state >= ActorState.CLOSED:
+        if not env.flag or self.state >= _CLOSED:
             return
         if exc is None:
             try:
@@ -537,6 +545,18 @@ class ActorBase:
 
 _EMPTY_BODY = mb.dumps(_EMPTY_ARGS)
 _NONE = mb.dumps(None)
+# hot-path constants (module globals are cheaper than enum and module attribute lookups)
+_CLOSED = ActorState.CLOSED
+_REQUEST = mb.REQUEST
+_REPLY = mb.REPLY
+#: building a named tuple with tuple.__new__ skips its Python-level __new__
+_new_envelope = tuple.__new__
+#: the command registry's own ``get`` (what get_command() calls)
+_commands_get = _command_registry.get
+#: result types of a sync command that are surely not awaitable (skips inspect.isawaitable)
+_NOT_AWAITABLE = frozenset(
+    {str, bytes, int, float, bool, type(None), dict, list, tuple, set, frozenset}
+)
 
 
 async def _await(actor: ActorBase, target: Any, action: str, args: Any, kwargs: Any) -> Any:
@@ -561,7 +581,10 @@ def send(target: Any, action: str, /, *args: Any, **kwargs: Any) -> Awaitable[An
     exception, :class:`~pulsar.CommandNotFound`, :class:`~pulsar.ActorNotFound` (unknown
     target) or :class:`~pulsar.ActorStopped` (the target died before replying).
     """
-    return _current().send(target, action, *args, **kwargs)
+    actor = getattr(_local, "actor", None)
+    if actor is None:
+        raise PulsarError("no pulsar actor runs in this thread (start the arbiter first)")
+    return actor.send(target, action, *args, **kwargs)
 
 
 def send_threadsafe(

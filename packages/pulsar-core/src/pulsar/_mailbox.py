@@ -148,18 +148,42 @@ _ENV_SIZE = _ENV.size
 _KINDS = frozenset((1, 2, 3))
 
 
-def encode_frame(envelope: Envelope | tuple[Any, ...]) -> bytes:
-    """One framed message: length prefix, binary envelope header, body."""
-    kind, mid, sender, target, command, flag, body = envelope
+#: the length prefix and the envelope header in one struct (what :func:`encode_frame` packs)
+_FRAME_HEAD = struct.Struct("!IBQBBBB")
+#: the bytes of the names part of a header (``ls lt lc`` then the names) and their total length,
+#: per (sender, target, command): a process talks to few peers with few commands, so
+#: encoding and checking them once is enough (bounded: cleared when it grows past _NAMES_MAX)
+_names_out: dict[tuple[str, str, str], tuple[int, int, int, bytes]] = {}
+#: the decoded (sender, target, command) per names part (``ls lt lc`` + names) of a header
+_names_in: dict[bytes, tuple[str, str, str]] = {}
+_NAMES_MAX = 4096
+_new_tuple = tuple.__new__
+
+
+def _encode_names(sender: str, target: str, command: str) -> tuple[int, int, int, bytes]:
     s = sender.encode()
     t = target.encode()
     c = command.encode()
     if len(s) > 255 or len(t) > 255 or len(c) > 255:
         raise ProtocolError("actor ids and command names are limited to 255 bytes")
-    size = _ENV_SIZE + len(s) + len(t) + len(c) + len(body)
-    return b"".join(
-        (_HEADER.pack(size), _ENV.pack(kind, mid, flag, len(s), len(t), len(c)), s, t, c, body)
+    if len(_names_out) >= _NAMES_MAX:
+        _names_out.clear()
+    names = s + t + c
+    entry = _names_out[(sender, target, command)] = (len(s), len(t), len(c), names)
+    return entry
+
+
+def encode_frame(envelope: Envelope | tuple[Any, ...]) -> bytes:
+    """One framed message: length prefix, binary envelope header, body."""
+    kind, mid, sender, target, command, flag, body = envelope
+    entry = _names_out.get((sender, target, command))
+    if entry is None:
+        entry = _encode_names(sender, target, command)
+    ls, lt, lc, names = entry
+    head = _FRAME_HEAD.pack(
+        _ENV_SIZE + len(names) + len(body), kind, mid, flag, ls, lt, lc
     )
+    return head + names + body
 
 
 def decode_envelope(frame: bytes, offset: int = 4) -> Envelope:
@@ -167,17 +191,20 @@ def decode_envelope(frame: bytes, offset: int = 4) -> Envelope:
     kind, mid, flag, ls, lt, lc = _ENV.unpack_from(frame, offset)
     if kind not in _KINDS:
         raise ValueError(f"unknown message kind {kind}")
-    o = offset + _ENV_SIZE
-    end = o + ls + lt + lc
-    names = frame[o:end].decode("ascii")
-    return Envelope(
-        kind,
-        mid,
-        names[:ls],
-        names[ls : ls + lt],
-        names[ls + lt :],
-        flag == 1,
-        frame[end:],
+    start = offset + _ENV_SIZE
+    end = start + ls + lt + lc
+    if end > len(frame):
+        raise ValueError("envelope header longer than the frame")
+    key = frame[start - 3 : end]
+    names = _names_in.get(key)
+    if names is None:
+        text = frame[start:end].decode("ascii")
+        if len(_names_in) >= _NAMES_MAX:
+            _names_in.clear()
+        names = _names_in[key] = (text[:ls], text[ls : ls + lt], text[ls + lt :])
+    # tuple.__new__: the named tuple's own __new__ is a Python function (this is the hot path)
+    return _new_tuple(  # type: ignore[no-any-return]
+        Envelope, (kind, mid, names[0], names[1], names[2], flag == 1, frame[end:])
     )
 
 
@@ -300,7 +327,7 @@ class Connection:
         frame = bytes(buffer[:end])
         del buffer[:end]
         try:
-            return Frame(decode_envelope(frame), frame)
+            return _new_tuple(Frame, (decode_envelope(frame), frame))  # type: ignore[no-any-return]
         except Exception as exc:
             raise self._fail(ProtocolError(f"undecodable frame: {exc!r}"))
 
@@ -316,7 +343,7 @@ class Connection:
             (size,) = _HEADER.unpack_from(data)
             if size + 4 == len(data) and size <= self.max_frame_size:
                 try:
-                    return [Frame(decode_envelope(data), data)]
+                    return [_new_tuple(Frame, (decode_envelope(data), data))]
                 except Exception as exc:
                     raise self._fail(ProtocolError(f"undecodable frame: {exc!r}"))
         if buffer:
@@ -340,7 +367,7 @@ class Connection:
                 if end > n:
                     break
                 frame = data[off:end] if (off or end != n) else data
-                append(Frame(decode_envelope(frame), frame))
+                append(_new_tuple(Frame, (decode_envelope(frame), frame)))
                 off = end
         except ProtocolError:
             raise
@@ -362,6 +389,9 @@ class Connection:
         if self.state is not ConnState.OPEN:
             raise ProtocolError("connection is not open")
         return frame
+
+
+_OPEN = ConnState.OPEN
 
 
 class _Batch(threading.local):
@@ -520,7 +550,19 @@ class MailboxProtocol(asyncio.Protocol):
 
     def write_envelope(self, envelope: Envelope | tuple[Any, ...]) -> None:
         """Serialize and write one envelope."""
-        self._write(self.connection.send(envelope))
+        # Connection.send() and _write() inlined: this runs for every message
+        if self.connection.state is not _OPEN:
+            raise ProtocolError("connection is not open")
+        if self.closed or self.transport is None:
+            raise ConnectionError("mailbox connection is closed")
+        data = encode_frame(envelope)
+        batch = _batch.writers
+        if batch is None:
+            self.transport.write(data)
+        else:
+            if not self._wbuf:
+                batch.append(self)
+            self._wbuf.append(data)
 
     def forward(self, frame: bytes) -> None:
         """Write a received frame unchanged (routing)."""
