@@ -395,7 +395,8 @@ _OPEN = ConnState.OPEN
 
 
 class _Batch(threading.local):
-    """Per-thread list of protocols with coalesced writes pending (None outside a read)."""
+    """Per-thread list of protocols with coalesced writes pending (None when writes go out at
+    once)."""
 
     writers: list[MailboxProtocol] | None = None
 
@@ -410,6 +411,14 @@ def _reset_batch() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_batch)
+
+
+def _flush_batch(batch: list[MailboxProtocol]) -> None:
+    """The deferred end of a burst's batch (see :meth:`MailboxProtocol._dispatch`)."""
+    if _batch.writers is batch:
+        _batch.writers = None
+    for proto in batch:
+        proto._flush()
 
 
 def dumps(obj: Any) -> bytes:
@@ -446,7 +455,8 @@ class MailboxProtocol(asyncio.Protocol):
         self._on_close = on_close
         self._handshake_timeout = handshake_timeout
         self._timer: asyncio.TimerHandle | None = None
-        self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._loop = asyncio.get_running_loop()
+        self.opened: asyncio.Future[None] = self._loop.create_future()
         self.closed = False
         self._wbuf: list[bytes] = []
 
@@ -488,9 +498,18 @@ class MailboxProtocol(asyncio.Protocol):
                     return
         finally:
             if outer:
-                _batch.writers = None
-                for proto in batch or ():
-                    proto._flush()
+                if len(frames) > 1:
+                    # A burst (several frames in one read: pipelined traffic). What its
+                    # handlers resolved runs in the loop's next callbacks (the futures' done
+                    # callbacks, awaiting tasks), and their sends are typically one per frame:
+                    # keep coalescing until those callbacks ran, then write once per
+                    # connection. The flush is queued after them, so it costs no extra loop
+                    # iteration; a single frame (a lone round trip) is flushed at once.
+                    self._loop.call_soon(_flush_batch, batch)
+                else:
+                    _batch.writers = None
+                    for proto in batch or ():
+                        proto._flush()
 
     def _handshake_data(self, data: bytes) -> None:
         conn = self.connection
@@ -575,6 +594,8 @@ class MailboxProtocol(asyncio.Protocol):
             self.transport.abort()
 
     def close(self) -> None:
+        """Close the connection once what was written (coalesced writes included) went out."""
+        self._flush()
         if self.transport is not None:
             self.transport.close()
 
