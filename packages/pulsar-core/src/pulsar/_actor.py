@@ -265,6 +265,8 @@ class ActorBase:
     # -- messaging -------------------------------------------------------------------------------
     def resolve_target(self, target: Any) -> str:
         """The aid of ``target``: an aid, an ActorProxy, ``'arbiter'`` or ``'monitor'``."""
+        if type(target) is str and target and target != "arbiter" and target != "monitor":
+            return target  # an aid: the common case, first
         if isinstance(target, ActorProxy | ActorBase):
             return target.aid
         if target == "arbiter":
@@ -420,7 +422,24 @@ class ActorBase:
             if not isinstance(exc, Exception):
                 raise
             return
-        if cmd.is_async or (type(result) not in _NOT_AWAITABLE and inspect.isawaitable(result)):
+        if type(result) in _NOT_AWAITABLE and not cmd.is_async:
+            # a sync command's plain result (_command_done's success path, inlined)
+            if env.flag and self.state < _CLOSED:
+                self.counters["processed"] += 1
+                try:
+                    body = mb.dumps(result)
+                except Exception:  # unpicklable contents: the general path reports it
+                    self.counters["processed"] -= 1
+                    self._command_done(env, result, None)
+                    return
+                try:
+                    self._reply(env, True, body)
+                except (ConnectionError, MailboxError) as cerr:
+                    logger.debug("%s: could not reply to %s: %s", self, env.sender, cerr)
+            else:
+                self._command_done(env, result, None)
+            return
+        if cmd.is_async or inspect.isawaitable(result):
             task = asyncio.ensure_future(result)
             self._command_tasks.add(task)
             task.add_done_callback(lambda t: self._command_task_done(env, t))
@@ -642,10 +661,14 @@ class Actor(ActorBase):
         self.links: LinkManager | None = None
 
     def _post(self, envelope: mb.Envelope) -> None:
-        if self.links is not None:
-            self.links.post(envelope)
-        else:
-            self._post_mailbox(envelope)
+        links = self.links
+        if links is not None and not links.never_linked(envelope.target):
+            links.post(envelope)
+            return
+        mailbox = self.mailbox  # _post_mailbox(), inlined
+        if mailbox is None or mailbox.closed:
+            raise MailboxError(f"{self}: the connection to the arbiter is closed")
+        mailbox.write_envelope(envelope)
 
     def _post_mailbox(self, envelope: mb.Envelope) -> None:
         if self.mailbox is None or self.mailbox.closed:

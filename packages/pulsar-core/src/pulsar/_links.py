@@ -194,6 +194,11 @@ class LinkManager:
             if talks >= LINK_AFTER:
                 self._open(target)
 
+    def never_linked(self, target: str) -> bool:
+        """True when messages to ``target`` always go through the arbiter (no link is open or
+        will be opened): the caller may write them to the mailbox itself."""
+        return target in self._no_link and target not in self._out
+
     def forbid(self, target: str) -> None:
         """Never open a link to ``target`` (its messages keep going through the arbiter)."""
         self._no_link.add(target)
