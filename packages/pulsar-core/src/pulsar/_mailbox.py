@@ -394,29 +394,44 @@ class Connection:
 _OPEN = ConnState.OPEN
 
 
-class _Batch(threading.local):
-    """Per-thread list of protocols with coalesced writes pending (None when writes go out at
-    once)."""
+class _Batch:
+    """The protocols of one thread (one event loop) with coalesced writes pending, or None when
+    writes go out at once. Each protocol keeps its thread's instance (a plain attribute read on
+    the hot path, not a thread-local lookup)."""
 
-    writers: list[MailboxProtocol] | None = None
+    __slots__ = ("writers",)
+
+    def __init__(self) -> None:
+        self.writers: list[MailboxProtocol] | None = None
 
 
-_batch = _Batch()
+class _ThreadBatch(threading.local):
+    batch: _Batch | None = None
+
+
+_thread_batch = _ThreadBatch()
+
+
+def _current_batch() -> _Batch:
+    batch = _thread_batch.batch
+    if batch is None:
+        batch = _thread_batch.batch = _Batch()
+    return batch
 
 
 def _reset_batch() -> None:
     # a child forked while the parent handled a read must not inherit its pending batch
-    _batch.writers = None
+    _thread_batch.batch = None
 
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_batch)
 
 
-def _flush_batch(batch: list[MailboxProtocol]) -> None:
+def _flush_batch(state: _Batch, batch: list[MailboxProtocol]) -> None:
     """The deferred end of a burst's batch (see :meth:`MailboxProtocol._dispatch`)."""
-    if _batch.writers is batch:
-        _batch.writers = None
+    if state.writers is batch:
+        state.writers = None
     for proto in batch:
         proto._flush()
 
@@ -456,6 +471,7 @@ class MailboxProtocol(asyncio.Protocol):
         self._handshake_timeout = handshake_timeout
         self._timer: asyncio.TimerHandle | None = None
         self._loop = asyncio.get_running_loop()
+        self._batch = _current_batch()
         self.opened: asyncio.Future[None] = self._loop.create_future()
         self.closed = False
         self._wbuf: list[bytes] = []
@@ -487,10 +503,11 @@ class MailboxProtocol(asyncio.Protocol):
 
     def _dispatch(self, frames: list[Frame]) -> None:
         on_message = self._on_message
-        batch = _batch.writers
+        state = self._batch
+        batch = state.writers
         outer = batch is None
         if outer:
-            batch = _batch.writers = []
+            batch = state.writers = []
         try:
             for frame in frames:
                 on_message(self, frame)
@@ -505,9 +522,9 @@ class MailboxProtocol(asyncio.Protocol):
                     # keep coalescing until those callbacks ran, then write once per
                     # connection. The flush is queued after them, so it costs no extra loop
                     # iteration; a single frame (a lone round trip) is flushed at once.
-                    self._loop.call_soon(_flush_batch, batch)
+                    self._loop.call_soon(_flush_batch, state, batch)
                 else:
-                    _batch.writers = None
+                    state.writers = None
                     for proto in batch or ():
                         proto._flush()
 
@@ -551,7 +568,7 @@ class MailboxProtocol(asyncio.Protocol):
     def _write(self, data: bytes) -> None:
         if self.transport is None or self.closed:
             raise ConnectionError("mailbox connection is closed")
-        batch = _batch.writers
+        batch = self._batch.writers
         if batch is None:
             self.transport.write(data)
         else:
@@ -575,7 +592,7 @@ class MailboxProtocol(asyncio.Protocol):
         if self.closed or self.transport is None:
             raise ConnectionError("mailbox connection is closed")
         data = encode_frame(envelope)
-        batch = _batch.writers
+        batch = self._batch.writers
         if batch is None:
             self.transport.write(data)
         else:
