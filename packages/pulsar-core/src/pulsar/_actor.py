@@ -396,7 +396,7 @@ class ActorBase:
             else:
                 logger.error("%s: unknown command %r (fire-and-forget)", self, env.command)
             return
-        if cmd.role not in self.roles:
+        if cmd.role is not _ANY_ROLE and cmd.role not in self.roles:  # (Enum hashes in Python)
             if env.flag:
                 self._reply(env, False, mb.dumps(role_error(cmd, self.name)))
             else:
@@ -566,6 +566,7 @@ _EMPTY_BODY = mb.dumps(_EMPTY_ARGS)
 _NONE = mb.dumps(None)
 # hot-path constants (module globals are cheaper than enum and module attribute lookups)
 _CLOSED = ActorState.CLOSED
+_ANY_ROLE = CommandRole.ANY
 _REQUEST = mb.REQUEST
 _REPLY = mb.REPLY
 #: building a named tuple with tuple.__new__ skips its Python-level __new__
@@ -677,7 +678,7 @@ class Actor(ActorBase):
 
     def _receive(self, env: mb.Envelope) -> None:
         """An envelope for this actor, from the mailbox or a direct link."""
-        if env.kind == mb.REPLY and self.links is not None:
+        if env.kind == _REPLY and self.links is not None:
             self.links.replied(env)
         self.handle_envelope(env)
 

@@ -46,6 +46,7 @@ LINK_BARRIER = "__link_barrier__"
 LINK_PROBE = "__link_probe__"
 #: messages to one target, through the arbiter, after which a link is opened
 LINK_AFTER = 2
+_REQUEST = mb.REQUEST
 
 
 def link_path(mailbox_address: Any, aid: str) -> str | None:
@@ -184,7 +185,7 @@ class LinkManager:
                 self._lost(out)
             else:
                 out.sent += 1
-                if env.kind == mb.REQUEST and env.flag:
+                if env.flag and env.kind == _REQUEST:
                     out.pending.add(env.id)
                 return
         self._via_arbiter(env)

@@ -392,6 +392,9 @@ class Connection:
 
 
 _OPEN = ConnState.OPEN
+#: a coalesced batch is written once it holds this many frames, so the peer starts on them
+#: while this side goes on with the burst (pipelining across the two processes)
+_FLUSH_EVERY = 16
 
 
 class _Batch:
@@ -572,9 +575,12 @@ class MailboxProtocol(asyncio.Protocol):
         if batch is None:
             self.transport.write(data)
         else:
-            if not self._wbuf:
+            buf = self._wbuf
+            if not buf:
                 batch.append(self)
-            self._wbuf.append(data)
+            buf.append(data)
+            if len(buf) >= _FLUSH_EVERY:
+                self._flush()  # the peer starts on these while this side goes on
 
     def _flush(self) -> None:
         buf = self._wbuf
@@ -596,9 +602,12 @@ class MailboxProtocol(asyncio.Protocol):
         if batch is None:
             self.transport.write(data)
         else:
-            if not self._wbuf:
+            buf = self._wbuf
+            if not buf:
                 batch.append(self)
-            self._wbuf.append(data)
+            buf.append(data)
+            if len(buf) >= _FLUSH_EVERY:
+                self._flush()  # the peer starts on these while this side goes on
 
     def forward(self, frame: bytes) -> None:
         """Write a received frame unchanged (routing)."""
