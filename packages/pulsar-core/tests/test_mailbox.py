@@ -312,7 +312,7 @@ def test_close_flushes_coalesced_writes() -> None:
         def on_client(proto: mb.MailboxProtocol, frame: mb.Frame) -> None:
             got.append(frame.envelope.id)
 
-        sproto, client, server = await _socket_pair(on_server, on_client)
+        _, client, server = await _socket_pair(on_server, on_client)
         client._on_close = lambda p, exc: lost.done() or lost.set_result(None)
         burst = b"".join(
             mb.encode_frame((mb.REQUEST, i, "c", "s", "echo", True, b"")) for i in range(3)

@@ -345,7 +345,9 @@ class ActorBase:
             self._pending[mid] = fut
         self.counters["sent"] += 1
         try:
-            self._post(_new_envelope(mb.Envelope, (_REQUEST, mid, self.aid, target, action, ack, body)))
+            self._post(
+                _new_envelope(mb.Envelope, (_REQUEST, mid, self.aid, target, action, ack, body))
+            )
         except BaseException:
             self._pending.pop(mid, None)
             raise

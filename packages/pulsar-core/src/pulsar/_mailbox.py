@@ -180,9 +180,7 @@ def encode_frame(envelope: Envelope | tuple[Any, ...]) -> bytes:
     if entry is None:
         entry = _encode_names(sender, target, command)
     ls, lt, lc, names = entry
-    head = _FRAME_HEAD.pack(
-        _ENV_SIZE + len(names) + len(body), kind, mid, flag, ls, lt, lc
-    )
+    head = _FRAME_HEAD.pack(_ENV_SIZE + len(names) + len(body), kind, mid, flag, ls, lt, lc)
     return head + names + body
 
 
@@ -507,10 +505,10 @@ class MailboxProtocol(asyncio.Protocol):
     def _dispatch(self, frames: list[Frame]) -> None:
         on_message = self._on_message
         state = self._batch
-        batch = state.writers
-        outer = batch is None
+        outer = state.writers is None
+        batch: list[MailboxProtocol] = []
         if outer:
-            batch = state.writers = []
+            state.writers = batch
         try:
             for frame in frames:
                 on_message(self, frame)
@@ -528,7 +526,7 @@ class MailboxProtocol(asyncio.Protocol):
                     self._loop.call_soon(_flush_batch, state, batch)
                 else:
                     state.writers = None
-                    for proto in batch or ():
+                    for proto in batch:
                         proto._flush()
 
     def _handshake_data(self, data: bytes) -> None:
