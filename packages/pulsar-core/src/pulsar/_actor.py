@@ -665,9 +665,12 @@ class Actor(ActorBase):
 
     def _post(self, envelope: mb.Envelope) -> None:
         links = self.links
-        if links is not None and not links.never_linked(envelope.target):
-            links.post(envelope)
-            return
+        if links is not None:
+            # LinkManager.never_linked(), inlined (this runs for every message)
+            target = envelope.target
+            if target not in links._no_link or target in links._out:
+                links.post(envelope)
+                return
         mailbox = self.mailbox  # _post_mailbox(), inlined
         if mailbox is None or mailbox.closed:
             raise MailboxError(f"{self}: the connection to the arbiter is closed")
