@@ -187,6 +187,23 @@ def test_header_longer_than_its_frame_is_refused() -> None:
     assert server.state is mb.ConnState.CLOSED
 
 
+def test_bad_frames_in_a_burst_are_refused_with_cached_names() -> None:
+    good = mb.Envelope(mb.REQUEST, 1, "a", "b", "ping", True, b"")
+    for bad in (
+        # an unknown kind, with names already cached
+        struct.pack("!BQBBBB", 9, 1, 1, 1, 1, 4) + b"abping",
+        # names lengths longer than the frame
+        struct.pack("!BQBBBB", mb.REQUEST, 1, 1, 1, 1, 40) + b"abping",
+    ):
+        server, client = pair()
+        handshake(server, client)
+        assert server.feed(client.send(good))[0].envelope == good  # names cached
+        burst = client.send(good) + struct.pack("!I", len(bad)) + bad + client.send(good)
+        with pytest.raises(ProtocolError, match="undecodable"):
+            server.feed(burst)
+        assert server.state is mb.ConnState.CLOSED
+
+
 def test_non_ascii_names_are_refused() -> None:
     server, client = pair()
     handshake(server, client)

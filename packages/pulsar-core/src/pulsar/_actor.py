@@ -265,18 +265,20 @@ class ActorBase:
     # -- messaging -------------------------------------------------------------------------------
     def resolve_target(self, target: Any) -> str:
         """The aid of ``target``: an aid, an ActorProxy, ``'arbiter'`` or ``'monitor'``."""
-        if type(target) is str and target and target != "arbiter" and target != "monitor":
-            return target  # an aid: the common case, first
+        if type(target) is str:  # the common case first: no isinstance() of a union
+            if target == "arbiter":
+                return self.arbiter_aid
+            if target == "monitor":
+                if self.monitor_aid is None:
+                    raise ActorNotFound(f"actor {self.name!r} has no monitor")
+                return self.monitor_aid
+            if target:
+                return target
+            raise ActorNotFound(f"invalid target {target!r}")
         if isinstance(target, ActorProxy | ActorBase):
             return target.aid
-        if target == "arbiter":
-            return self.arbiter_aid
-        if target == "monitor":
-            if self.monitor_aid is None:
-                raise ActorNotFound(f"actor {self.name!r} has no monitor")
-            return self.monitor_aid
-        if isinstance(target, str) and target:
-            return target
+        if isinstance(target, str) and target:  # a str subclass
+            return self.resolve_target(str(target))
         raise ActorNotFound(f"invalid target {target!r}")
 
     def send(self, target: Any, action: str, /, *args: Any, **kwargs: Any) -> Awaitable[Any]:
@@ -304,9 +306,12 @@ class ActorBase:
             )
         # _send() inlined: this is the hot path of every message
         cmd = _commands_get(action)
-        return self._request(
-            self.resolve_target(target), action, args, kwargs, cmd.ack if cmd is not None else True
+        aid = (
+            target
+            if type(target) is str and target and target not in _NAMED_TARGETS
+            else self.resolve_target(target)
         )
+        return self._request(aid, action, args, kwargs, cmd.ack if cmd is not None else True)
 
     def send_threadsafe(
         self, target: Any, action: str, /, *args: Any, **kwargs: Any
@@ -569,6 +574,8 @@ _NONE = mb.dumps(None)
 # hot-path constants (module globals are cheaper than enum and module attribute lookups)
 _CLOSED = ActorState.CLOSED
 _ANY_ROLE = CommandRole.ANY
+#: targets resolve_target() translates (any other non-empty str is an aid)
+_NAMED_TARGETS = frozenset({"arbiter", "monitor"})
 _REQUEST = mb.REQUEST
 _REPLY = mb.REPLY
 #: building a named tuple with tuple.__new__ skips its Python-level __new__
@@ -701,6 +708,7 @@ class Actor(ActorBase):
             self.spec.secret,
             self.spec.address,
             deliver=self._receive,
+            handle=self.handle_envelope,
             send_via_arbiter=self._post_mailbox,
             fail=self._fail_pending,
             no_link=frozenset(a for a in (self.arbiter_aid, self.monitor_aid) if a),

@@ -354,6 +354,8 @@ class Connection:
         frames: list[Frame] = []
         append = frames.append
         unpack = _HEADER.unpack_from
+        unpack_env = _ENV.unpack_from
+        names_in = _names_in
         try:
             while n - off >= 4:
                 (size,) = unpack(data, off)
@@ -365,7 +367,18 @@ class Connection:
                 if end > n:
                     break
                 frame = data[off:end] if (off or end != n) else data
-                append(_new_tuple(Frame, (decode_envelope(frame), frame)))
+                # decode_envelope(frame), inlined for bursts (keep the two in step)
+                kind, mid, flag, ls, lt, lc = unpack_env(frame, 4)
+                names_end = 4 + _ENV_SIZE + ls + lt + lc
+                names = names_in.get(frame[4 + _ENV_SIZE - 3 : names_end])
+                if names is None or kind not in _KINDS or names_end > size + 4:
+                    env = decode_envelope(frame)  # the general path: checks, caches, raises
+                else:
+                    env = _new_tuple(
+                        Envelope,
+                        (kind, mid, names[0], names[1], names[2], flag == 1, frame[names_end:]),
+                    )
+                append(_new_tuple(Frame, (env, frame)))
                 off = end
         except ProtocolError:
             raise
@@ -595,7 +608,17 @@ class MailboxProtocol(asyncio.Protocol):
             raise ProtocolError("connection is not open")
         if self.closed or self.transport is None:
             raise ConnectionError("mailbox connection is closed")
-        data = encode_frame(envelope)
+        # encode_frame(envelope), inlined (keep the two in step)
+        kind, mid, sender, target, command, flag, body = envelope
+        entry = _names_out.get((sender, target, command))
+        if entry is None:
+            entry = _encode_names(sender, target, command)
+        ls, lt, lc, names = entry
+        data = (
+            _FRAME_HEAD.pack(_ENV_SIZE + len(names) + len(body), kind, mid, flag, ls, lt, lc)
+            + names
+            + body
+        )
         batch = self._batch.writers
         if batch is None:
             self.transport.write(data)
