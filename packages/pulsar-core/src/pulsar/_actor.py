@@ -763,6 +763,13 @@ class Actor(ActorBase):
         if env.target != self.aid:
             logger.error("%s: message for %s delivered here, dropped", self, env.target)
             return
+        if env.kind == _REPLY and env.command != LINK_PROBE:
+            # the hot path (a reply through the arbiter): _receive() inlined
+            links = self.links
+            if links is not None:
+                links.replied(env)
+            self.handle_envelope(env)
+            return
         if env.command == LINK_BARRIER and env.kind == mb.REQUEST:
             if self.links is not None:
                 self.links.barrier(env.sender)

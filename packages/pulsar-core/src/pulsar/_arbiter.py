@@ -556,7 +556,9 @@ class Arbiter(SignalsMixin, ActorBase):
         to = request.sender
         handle = self.supervisor.children.get(to)
         proto = handle.proto if handle is not None else None
-        if proto is None or proto.closed or not self.router.is_connected(to):
+        # handle.proto is set with router.connected() (HELLO) and cleared with
+        # router.disconnected(): a proto means the router would forward
+        if proto is None or proto.closed:
             super()._reply(request, ok, body)
             return
         try:
