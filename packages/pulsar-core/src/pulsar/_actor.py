@@ -29,6 +29,7 @@ import inspect
 import itertools
 import logging
 import os
+import pickle
 import signal
 import sys
 import threading
@@ -434,7 +435,7 @@ class ActorBase:
             if env.flag and self.state < _CLOSED:
                 self.counters["processed"] += 1
                 try:
-                    body = mb.dumps(result)
+                    body = _pickle_dumps(result, mb._PICKLE_PROTOCOL)  # mb.dumps(), inlined
                 except Exception:  # unpicklable contents: the general path reports it
                     self.counters["processed"] -= 1
                     self._command_done(env, result, None)
@@ -576,6 +577,7 @@ _CLOSED = ActorState.CLOSED
 _ANY_ROLE = CommandRole.ANY
 #: targets resolve_target() translates (any other non-empty str is an aid)
 _NAMED_TARGETS = frozenset({"arbiter", "monitor"})
+_pickle_dumps = pickle.dumps
 _REQUEST = mb.REQUEST
 _REPLY = mb.REPLY
 #: building a named tuple with tuple.__new__ skips its Python-level __new__

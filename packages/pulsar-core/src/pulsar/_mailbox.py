@@ -26,10 +26,14 @@ Wire format: every frame is a 4-byte big-endian length followed by that many byt
    unpickles user objects, and a body that cannot be unpickled in the target still gets an error
    reply carrying the request id.
 
-Speed: :meth:`Connection.feed` parses every complete frame of a read in one pass, and
-:class:`MailboxProtocol` coalesces the frames written while it handles one read into a single
-``write`` per destination connection (flushed before ``data_received`` returns, so nothing waits
-for another loop iteration).
+Speed: :meth:`Connection.feed` parses every complete frame of a read in one pass (the names of
+an envelope header are decoded once per distinct header and cached, as are the encoded names of
+what this process sends), and :class:`MailboxProtocol` coalesces the frames written while it
+handles one read into a single ``write`` per destination connection. A lone frame's writes are
+flushed before ``data_received`` returns (a round trip waits for nothing); a read of several
+frames (a burst: pipelined traffic) keeps coalescing through the callbacks its handlers resolved
+(the next requests of a pipeline) and is flushed by a callback queued behind them, or whenever 16
+frames wait for one connection. :meth:`MailboxProtocol.close` writes what is pending first.
 
 A frame over ``max_frame_size``, a bad handshake or bytes that do not decode raise
 :class:`~pulsar.ProtocolError` / :class:`~pulsar.AuthenticationError`; the adapter closes that one
