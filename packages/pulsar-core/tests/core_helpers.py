@@ -44,6 +44,12 @@ def bad_result(request: pulsar.Request) -> Any:
 
 
 @pulsar.command()
+def bad_plain_result(request: pulsar.Request) -> Any:
+    """A plain dict (the inlined reply path) holding what cannot be pickled."""
+    return {"ok": 1, "bad": Unpicklable()}
+
+
+@pulsar.command()
 async def sleep(request: pulsar.Request, seconds: float) -> float:
     await asyncio.sleep(seconds)
     return seconds

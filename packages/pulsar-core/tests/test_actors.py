@@ -88,6 +88,9 @@ def test_errors_reach_the_caller() -> None:
             pulsar.send(proxy, "echo", h.Unpicklable())
         with pytest.raises(pulsar.SerializationError, match="result of command 'bad_result'"):
             await pulsar.send(proxy, "bad_result")
+        for target in (proxy, "arbiter"):  # a plain dict result, in a child and the arbiter
+            with pytest.raises(pulsar.SerializationError, match="'bad_plain_result'"):
+                await pulsar.send(target, "bad_plain_result")
         # the actor still serves after all of that
         assert await pulsar.send(proxy, "ping") == "pong"
 

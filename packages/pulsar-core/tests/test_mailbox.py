@@ -143,3 +143,201 @@ def test_socket_dir_is_private(tmp_path) -> None:
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o700
     finally:
         shutil.rmtree(path)
+
+
+# -- the hot path: cached header names, coalesced writes ------------------------------------------
+
+
+def test_cached_names_keep_each_split_apart() -> None:
+    # "ab"+"c" and "a"+"bc" are the same name bytes: the lengths are part of the cache key
+    server, client = pair()
+    handshake(server, client)
+    envs = [
+        mb.Envelope(mb.REQUEST, 1, "ab", "c", "x", True, b""),
+        mb.Envelope(mb.REQUEST, 2, "a", "bc", "x", True, b""),
+        mb.Envelope(mb.REPLY, 3, "a", "b", "cx", False, b"body"),
+        mb.Envelope(mb.REPLY, 3, "a", "bcx", "", False, b"body"),
+    ]
+    for _ in range(2):  # a cache miss, then a hit
+        got = server.feed(b"".join(client.send(env) for env in envs))
+        assert [f.envelope for f in got] == envs
+        assert all(type(f.envelope) is mb.Envelope for f in got)
+    # encoding from the cache still refuses what it never cached
+    with pytest.raises(ProtocolError, match="255 bytes"):
+        client.send(mb.Envelope(mb.REQUEST, 1, "a" * 256, "b", "x", True, b""))
+
+
+def test_names_caches_are_bounded() -> None:
+    server, client = pair()
+    handshake(server, client)
+    for i in range(mb._NAMES_MAX + 10):
+        env = mb.Envelope(mb.REQUEST, i, f"s{i}", "t", "c", True, b"")
+        assert server.feed(client.send(env))[0].envelope == env
+    assert len(mb._names_out) <= mb._NAMES_MAX
+    assert len(mb._names_in) <= mb._NAMES_MAX
+
+
+def test_header_longer_than_its_frame_is_refused() -> None:
+    server, client = pair()
+    handshake(server, client)
+    # names lengths of 50+50+50 bytes in a frame that holds 3 of them
+    header = struct.pack("!BQBBBB", mb.REQUEST, 1, 1, 50, 50, 50) + b"abc"
+    with pytest.raises(ProtocolError, match="undecodable"):
+        server.feed(struct.pack("!I", len(header)) + header)
+    assert server.state is mb.ConnState.CLOSED
+
+
+def test_bad_frames_in_a_burst_are_refused_with_cached_names() -> None:
+    good = mb.Envelope(mb.REQUEST, 1, "a", "b", "ping", True, b"")
+    for bad in (
+        # an unknown kind, with names already cached
+        struct.pack("!BQBBBB", 9, 1, 1, 1, 1, 4) + b"abping",
+        # names lengths longer than the frame
+        struct.pack("!BQBBBB", mb.REQUEST, 1, 1, 1, 1, 40) + b"abping",
+    ):
+        server, client = pair()
+        handshake(server, client)
+        assert server.feed(client.send(good))[0].envelope == good  # names cached
+        burst = client.send(good) + struct.pack("!I", len(bad)) + bad + client.send(good)
+        with pytest.raises(ProtocolError, match="undecodable"):
+            server.feed(burst)
+        assert server.state is mb.ConnState.CLOSED
+
+
+def test_non_ascii_names_are_refused() -> None:
+    server, client = pair()
+    handshake(server, client)
+    header = struct.pack("!BQBBBB", mb.REQUEST, 1, 1, 2, 1, 1) + "é".encode() + b"tc"
+    with pytest.raises(ProtocolError, match="undecodable"):
+        server.feed(struct.pack("!I", len(header)) + header)
+
+
+class _Counting:
+    """Counts the writes of a real transport (the socket stays real)."""
+
+    def __init__(self, proto: mb.MailboxProtocol) -> None:
+        assert proto.transport is not None
+        self.writes = 0
+        real = proto.transport.write
+
+        def write(data: bytes) -> None:
+            self.writes += 1
+            real(data)
+
+        proto.transport.write = write  # type: ignore[method-assign]
+
+
+async def _socket_pair(
+    on_server_message, on_client_message
+) -> tuple[mb.MailboxProtocol, mb.MailboxProtocol, object]:
+    import asyncio
+    import os
+    import tempfile
+
+    loop = asyncio.get_running_loop()
+    path = os.path.join(tempfile.mkdtemp(), "s.sock")
+    accepted: asyncio.Future[mb.MailboxProtocol] = loop.create_future()
+
+    def server_factory() -> mb.MailboxProtocol:
+        proto = mb.MailboxProtocol(
+            mb.Connection(mb.Role.SERVER, SECRET), on_message=on_server_message
+        )
+        if not accepted.done():
+            accepted.set_result(proto)
+        return proto
+
+    server = await loop.create_unix_server(server_factory, path)
+    _, client = await loop.create_unix_connection(
+        lambda: mb.MailboxProtocol(
+            mb.Connection(mb.Role.CLIENT, SECRET), on_message=on_client_message
+        ),
+        path,
+    )
+    await asyncio.wait_for(client.opened, 5)
+    sproto = await asyncio.wait_for(accepted, 5)
+    await asyncio.wait_for(sproto.opened, 5)
+    return sproto, client, server
+
+
+async def _until(predicate, what: str) -> None:
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + 10
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.001)
+
+
+def test_a_burst_replies_in_coalesced_writes_in_order() -> None:
+    """Replies sent from the callbacks a burst resolved (as futures' done callbacks do) go out
+    in a few writes, every one of them, in order; a lone frame's reply is written at once."""
+    import asyncio
+
+    n = 64
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        got: list[int] = []
+
+        def on_server(proto: mb.MailboxProtocol, frame: mb.Frame) -> None:
+            env = frame.envelope
+            reply = (mb.REPLY, env.id, "s", env.sender, env.command, True, env.body)
+            # the reply is sent from a callback of the next loop turn
+            loop.call_soon(proto.write_envelope, reply)
+
+        def on_client(proto: mb.MailboxProtocol, frame: mb.Frame) -> None:
+            got.append(frame.envelope.id)
+
+        sproto, client, server = await _socket_pair(on_server, on_client)
+        counter = _Counting(sproto)
+        burst = b"".join(
+            mb.encode_frame((mb.REQUEST, i, "c", "s", "echo", True, b"")) for i in range(n)
+        )
+        assert client.transport is not None
+        client.transport.write(burst)  # one write: the server reads it as one burst
+        await _until(lambda: len(got) == n, "the replies")
+        assert got == list(range(n))
+        assert counter.writes <= n // mb._FLUSH_EVERY + 2  # not one write per reply
+        # a lone frame: its reply written from a callback goes out at once, unbatched
+        before = counter.writes
+        client.write_envelope((mb.REQUEST, 999, "c", "s", "echo", True, b""))
+        await _until(lambda: len(got) == n + 1, "the lone reply")
+        assert counter.writes == before + 1
+        client.close()
+        sproto.close()
+        server.close()  # type: ignore[attr-defined]
+
+    asyncio.run(main())
+
+
+def test_close_flushes_coalesced_writes() -> None:
+    """A handler that writes then closes its connection within a burst loses nothing."""
+    import asyncio
+
+    async def main() -> None:
+        got: list[int] = []
+        lost = asyncio.get_running_loop().create_future()
+
+        def on_server(proto: mb.MailboxProtocol, frame: mb.Frame) -> None:
+            env = frame.envelope
+            proto.write_envelope((mb.REPLY, env.id, "s", env.sender, env.command, True, b""))
+            if env.id == 2:
+                proto.close()
+
+        def on_client(proto: mb.MailboxProtocol, frame: mb.Frame) -> None:
+            got.append(frame.envelope.id)
+
+        _, client, server = await _socket_pair(on_server, on_client)
+        client._on_close = lambda p, exc: lost.done() or lost.set_result(None)
+        burst = b"".join(
+            mb.encode_frame((mb.REQUEST, i, "c", "s", "echo", True, b"")) for i in range(3)
+        )
+        assert client.transport is not None
+        client.transport.write(burst)
+        await asyncio.wait_for(lost, 10)
+        assert got == [0, 1, 2]
+        server.close()  # type: ignore[attr-defined]
+
+    asyncio.run(main())

@@ -29,6 +29,7 @@ import inspect
 import itertools
 import logging
 import os
+import pickle
 import signal
 import sys
 import threading
@@ -41,6 +42,7 @@ from typing import Any
 
 from . import _mailbox as mb
 from ._commands import CommandRole, Request, get_command, role_error
+from ._commands import _registry as _command_registry
 from ._exceptions import (
     ActorNotFound,
     CommandNotFound,
@@ -264,16 +266,20 @@ class ActorBase:
     # -- messaging -------------------------------------------------------------------------------
     def resolve_target(self, target: Any) -> str:
         """The aid of ``target``: an aid, an ActorProxy, ``'arbiter'`` or ``'monitor'``."""
+        if type(target) is str:  # the common case first: no isinstance() of a union
+            if target == "arbiter":
+                return self.arbiter_aid
+            if target == "monitor":
+                if self.monitor_aid is None:
+                    raise ActorNotFound(f"actor {self.name!r} has no monitor")
+                return self.monitor_aid
+            if target:
+                return target
+            raise ActorNotFound(f"invalid target {target!r}")
         if isinstance(target, ActorProxy | ActorBase):
             return target.aid
-        if target == "arbiter":
-            return self.arbiter_aid
-        if target == "monitor":
-            if self.monitor_aid is None:
-                raise ActorNotFound(f"actor {self.name!r} has no monitor")
-            return self.monitor_aid
-        if isinstance(target, str) and target:
-            return target
+        if isinstance(target, str) and target:  # a str subclass
+            return self.resolve_target(str(target))
         raise ActorNotFound(f"invalid target {target!r}")
 
     def send(self, target: Any, action: str, /, *args: Any, **kwargs: Any) -> Awaitable[Any]:
@@ -286,9 +292,9 @@ class ActorBase:
         reply is an asyncio future of that loop; from a thread without a loop (a thread pool)
         this raises :class:`~pulsar.PulsarError`: use :meth:`send_threadsafe` there.
         """
-        if self.loop is None or self.state >= ActorState.CLOSED:
+        if self.loop is None or self.state >= _CLOSED:
             raise MailboxError(f"{self} is not running")
-        if not self._on_loop_thread():
+        if self._loop_thread not in (None, threading.get_ident()):
             try:
                 caller = asyncio.get_running_loop()
             except RuntimeError:
@@ -299,7 +305,14 @@ class ActorBase:
             return asyncio.wrap_future(
                 self.send_threadsafe(target, action, *args, **kwargs), loop=caller
             )
-        return self._send(target, action, args, kwargs)
+        # _send() inlined: this is the hot path of every message
+        cmd = _commands_get(action)
+        aid = (
+            target
+            if type(target) is str and target and target not in _NAMED_TARGETS
+            else self.resolve_target(target)
+        )
+        return self._request(aid, action, args, kwargs, cmd.ack if cmd is not None else True)
 
     def send_threadsafe(
         self, target: Any, action: str, /, *args: Any, **kwargs: Any
@@ -338,7 +351,9 @@ class ActorBase:
             self._pending[mid] = fut
         self.counters["sent"] += 1
         try:
-            self._post(mb.Envelope(mb.REQUEST, mid, self.aid, target, action, ack, body))
+            self._post(
+                _new_envelope(mb.Envelope, (_REQUEST, mid, self.aid, target, action, ack, body))
+            )
         except BaseException:
             self._pending.pop(mid, None)
             raise
@@ -351,12 +366,15 @@ class ActorBase:
 
     def _reply(self, request: mb.Envelope, ok: bool, body: bytes) -> None:
         self._post(
-            mb.Envelope(mb.REPLY, request.id, self.aid, request.sender, request.command, ok, body)
+            _new_envelope(
+                mb.Envelope,
+                (_REPLY, request.id, self.aid, request.sender, request.command, ok, body),
+            )
         )
 
     def handle_envelope(self, env: mb.Envelope) -> None:
         """Process a request or a reply addressed to this actor."""
-        if env.kind == mb.REPLY:
+        if env.kind == _REPLY:
             fut = self._pending.pop(env.id, None)
             if fut is None or fut.done():
                 return
@@ -373,7 +391,7 @@ class ActorBase:
                 fut.set_exception(value)
             return
         self.counters["received"] += 1
-        cmd = get_command(env.command)
+        cmd = _commands_get(env.command)
         if cmd is None:
             if env.flag:
                 self._reply(
@@ -386,7 +404,7 @@ class ActorBase:
             else:
                 logger.error("%s: unknown command %r (fire-and-forget)", self, env.command)
             return
-        if cmd.role not in self.roles:
+        if cmd.role is not _ANY_ROLE and cmd.role not in self.roles:  # (Enum hashes in Python)
             if env.flag:
                 self._reply(env, False, mb.dumps(role_error(cmd, self.name)))
             else:
@@ -411,6 +429,23 @@ class ActorBase:
             self._command_done(env, None, exc)
             if not isinstance(exc, Exception):
                 raise
+            return
+        if type(result) in _NOT_AWAITABLE and not cmd.is_async:
+            # a sync command's plain result (_command_done's success path, inlined)
+            if env.flag and self.state < _CLOSED:
+                self.counters["processed"] += 1
+                try:
+                    body = _pickle_dumps(result, mb._PICKLE_PROTOCOL)  # mb.dumps(), inlined
+                except Exception:  # unpicklable contents: the general path reports it
+                    self.counters["processed"] -= 1
+                    self._command_done(env, result, None)
+                    return
+                try:
+                    self._reply(env, True, body)
+                except (ConnectionError, MailboxError) as cerr:
+                    logger.debug("%s: could not reply to %s: %s", self, env.sender, cerr)
+            else:
+                self._command_done(env, result, None)
             return
         if cmd.is_async or inspect.isawaitable(result):
             task = asyncio.ensure_future(result)
@@ -437,7 +472,7 @@ class ActorBase:
                 logger.error(
                     "%s: fire-and-forget command %r raised", self, env.command, exc_info=exc
                 )
-        if not env.flag or self.state >= ActorState.CLOSED:
+        if not env.flag or self.state >= _CLOSED:
             return
         if exc is None:
             try:
@@ -537,6 +572,22 @@ class ActorBase:
 
 _EMPTY_BODY = mb.dumps(_EMPTY_ARGS)
 _NONE = mb.dumps(None)
+# hot-path constants (module globals are cheaper than enum and module attribute lookups)
+_CLOSED = ActorState.CLOSED
+_ANY_ROLE = CommandRole.ANY
+#: targets resolve_target() translates (any other non-empty str is an aid)
+_NAMED_TARGETS = frozenset({"arbiter", "monitor"})
+_pickle_dumps = pickle.dumps
+_REQUEST = mb.REQUEST
+_REPLY = mb.REPLY
+#: building a named tuple with tuple.__new__ skips its Python-level __new__
+_new_envelope = tuple.__new__
+#: the command registry's own ``get`` (what get_command() calls)
+_commands_get = _command_registry.get
+#: result types of a sync command that are surely not awaitable (skips inspect.isawaitable)
+_NOT_AWAITABLE = frozenset(
+    {str, bytes, int, float, bool, type(None), dict, list, tuple, set, frozenset}
+)
 
 
 async def _await(actor: ActorBase, target: Any, action: str, args: Any, kwargs: Any) -> Any:
@@ -561,7 +612,10 @@ def send(target: Any, action: str, /, *args: Any, **kwargs: Any) -> Awaitable[An
     exception, :class:`~pulsar.CommandNotFound`, :class:`~pulsar.ActorNotFound` (unknown
     target) or :class:`~pulsar.ActorStopped` (the target died before replying).
     """
-    return _current().send(target, action, *args, **kwargs)
+    actor = getattr(_local, "actor", None)
+    if actor is None:
+        raise PulsarError("no pulsar actor runs in this thread (start the arbiter first)")
+    return actor.send(target, action, *args, **kwargs)
 
 
 def send_threadsafe(
@@ -619,10 +673,17 @@ class Actor(ActorBase):
         self.links: LinkManager | None = None
 
     def _post(self, envelope: mb.Envelope) -> None:
-        if self.links is not None:
-            self.links.post(envelope)
-        else:
-            self._post_mailbox(envelope)
+        links = self.links
+        if links is not None:
+            # LinkManager.never_linked(), inlined (this runs for every message)
+            target = envelope.target
+            if target not in links._no_link or target in links._out:
+                links.post(envelope)
+                return
+        mailbox = self.mailbox  # _post_mailbox(), inlined
+        if mailbox is None or mailbox.closed:
+            raise MailboxError(f"{self}: the connection to the arbiter is closed")
+        mailbox.write_envelope(envelope)
 
     def _post_mailbox(self, envelope: mb.Envelope) -> None:
         if self.mailbox is None or self.mailbox.closed:
@@ -631,7 +692,7 @@ class Actor(ActorBase):
 
     def _receive(self, env: mb.Envelope) -> None:
         """An envelope for this actor, from the mailbox or a direct link."""
-        if env.kind == mb.REPLY and self.links is not None:
+        if env.kind == _REPLY and self.links is not None:
             self.links.replied(env)
         self.handle_envelope(env)
 
@@ -649,6 +710,7 @@ class Actor(ActorBase):
             self.spec.secret,
             self.spec.address,
             deliver=self._receive,
+            handle=self.handle_envelope,
             send_via_arbiter=self._post_mailbox,
             fail=self._fail_pending,
             no_link=frozenset(a for a in (self.arbiter_aid, self.monitor_aid) if a),
@@ -702,6 +764,13 @@ class Actor(ActorBase):
         env = frame.envelope
         if env.target != self.aid:
             logger.error("%s: message for %s delivered here, dropped", self, env.target)
+            return
+        if env.kind == _REPLY and env.command != LINK_PROBE:
+            # the hot path (a reply through the arbiter): _receive() inlined
+            links = self.links
+            if links is not None:
+                links.replied(env)
+            self.handle_envelope(env)
             return
         if env.command == LINK_BARRIER and env.kind == mb.REQUEST:
             if self.links is not None:

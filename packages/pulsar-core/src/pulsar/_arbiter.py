@@ -549,6 +549,23 @@ class Arbiter(SignalsMixin, ActorBase):
     def _post(self, envelope: mb.Envelope) -> None:
         self.route(envelope)
 
+    def _reply(self, request: mb.Envelope, ok: bool, body: bytes) -> None:
+        # Fast path of the arbiter's own replies (the actor -> arbiter round trip): to a
+        # connected child the router would decide exactly this Forward (a reply from a local
+        # actor changes no request in flight), so write it without building the decision.
+        to = request.sender
+        handle = self.supervisor.children.get(to)
+        proto = handle.proto if handle is not None else None
+        # handle.proto is set with router.connected() (HELLO) and cleared with
+        # router.disconnected(): a proto means the router would forward
+        if proto is None or proto.closed:
+            super()._reply(request, ok, body)
+            return
+        try:
+            proto.write_envelope((mb.REPLY, request.id, self.aid, to, request.command, ok, body))
+        except ConnectionError:
+            self._fail_inflight(to, "lost its mailbox connection")
+
     def _fail_inflight(self, aid: str, why: str) -> None:
         self._execute(self.router.fail_inflight(aid, why))
 

@@ -46,6 +46,8 @@ LINK_BARRIER = "__link_barrier__"
 LINK_PROBE = "__link_probe__"
 #: messages to one target, through the arbiter, after which a link is opened
 LINK_AFTER = 2
+_REQUEST = mb.REQUEST
+_REPLY = mb.REPLY
 
 
 def link_path(mailbox_address: Any, aid: str) -> str | None:
@@ -75,8 +77,10 @@ class _Incoming:
 class LinkManager:
     """The links of one actor (owned by :class:`~pulsar._actor.Actor`).
 
-    ``deliver(env)`` hands an envelope to the actor; ``send_via_arbiter(env)`` writes to the
-    mailbox; ``fail(mid, exc)`` answers one of the actor's pending requests with an error.
+    ``deliver(env)`` hands an envelope to the actor (it calls :meth:`replied` for a reply);
+    ``handle(env)`` is what ``deliver`` calls after that (the actor's ``handle_envelope``, called
+    directly on the hot path; ``deliver`` when not given); ``send_via_arbiter(env)`` writes to
+    the mailbox; ``fail(mid, exc)`` answers one of the actor's pending requests with an error.
     """
 
     def __init__(
@@ -90,11 +94,13 @@ class LinkManager:
         fail: Callable[[int, BaseException], None],
         no_link: frozenset[str] = frozenset(),
         max_frame_size: int | None = None,
+        handle: Callable[[mb.Envelope], None] | None = None,
     ) -> None:
         self.aid = aid
         self._secret = secret
         self._address = mailbox_address
         self._deliver = deliver
+        self._handle = handle or deliver
         self._via_arbiter = send_via_arbiter
         self._fail = fail
         self._no_link = set(no_link)
@@ -147,10 +153,15 @@ class LinkManager:
         incoming = self._in.get(proto.aid)
         if incoming is None or incoming.proto is not proto:
             return
-        if incoming.synced:
-            self._deliver(env)
-        else:
+        if not incoming.synced:
             incoming.held.append(env)
+            return
+        # the hot path: _deliver(env) (the actor's _receive()) inlined: replied(), then handle
+        if env.kind == _REPLY:
+            out = self._out.get(env.sender)
+            if out is not None:
+                out.pending.discard(env.id)
+        self._handle(env)
 
     def _on_incoming_closed(self, proto: mb.MailboxProtocol, exc: BaseException | None) -> None:
         if proto.aid is not None:
@@ -184,7 +195,7 @@ class LinkManager:
                 self._lost(out)
             else:
                 out.sent += 1
-                if env.kind == mb.REQUEST and env.flag:
+                if env.flag and env.kind == _REQUEST:
                     out.pending.add(env.id)
                 return
         self._via_arbiter(env)
@@ -193,6 +204,11 @@ class LinkManager:
             self._talks[target] = talks
             if talks >= LINK_AFTER:
                 self._open(target)
+
+    def never_linked(self, target: str) -> bool:
+        """True when messages to ``target`` always go through the arbiter (no link is open or
+        will be opened): the caller may write them to the mailbox itself."""
+        return target in self._no_link and target not in self._out
 
     def forbid(self, target: str) -> None:
         """Never open a link to ``target`` (its messages keep going through the arbiter)."""

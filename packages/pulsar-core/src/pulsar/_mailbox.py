@@ -26,10 +26,14 @@ Wire format: every frame is a 4-byte big-endian length followed by that many byt
    unpickles user objects, and a body that cannot be unpickled in the target still gets an error
    reply carrying the request id.
 
-Speed: :meth:`Connection.feed` parses every complete frame of a read in one pass, and
-:class:`MailboxProtocol` coalesces the frames written while it handles one read into a single
-``write`` per destination connection (flushed before ``data_received`` returns, so nothing waits
-for another loop iteration).
+Speed: :meth:`Connection.feed` parses every complete frame of a read in one pass (the names of
+an envelope header are decoded once per distinct header and cached, as are the encoded names of
+what this process sends), and :class:`MailboxProtocol` coalesces the frames written while it
+handles one read into a single ``write`` per destination connection. A lone frame's writes are
+flushed before ``data_received`` returns (a round trip waits for nothing); a read of several
+frames (a burst: pipelined traffic) keeps coalescing through the callbacks its handlers resolved
+(the next requests of a pipeline) and is flushed by a callback queued behind them, or whenever 16
+frames wait for one connection. :meth:`MailboxProtocol.close` writes what is pending first.
 
 A frame over ``max_frame_size``, a bad handshake or bytes that do not decode raise
 :class:`~pulsar.ProtocolError` / :class:`~pulsar.AuthenticationError`; the adapter closes that one
@@ -148,18 +152,40 @@ _ENV_SIZE = _ENV.size
 _KINDS = frozenset((1, 2, 3))
 
 
-def encode_frame(envelope: Envelope | tuple[Any, ...]) -> bytes:
-    """One framed message: length prefix, binary envelope header, body."""
-    kind, mid, sender, target, command, flag, body = envelope
+#: the length prefix and the envelope header in one struct (what :func:`encode_frame` packs)
+_FRAME_HEAD = struct.Struct("!IBQBBBB")
+#: the bytes of the names part of a header (``ls lt lc`` then the names) and their total length,
+#: per (sender, target, command): a process talks to few peers with few commands, so
+#: encoding and checking them once is enough (bounded: cleared when it grows past _NAMES_MAX)
+_names_out: dict[tuple[str, str, str], tuple[int, int, int, bytes]] = {}
+#: the decoded (sender, target, command) per names part (``ls lt lc`` + names) of a header
+_names_in: dict[bytes, tuple[str, str, str]] = {}
+_NAMES_MAX = 4096
+_new_tuple = tuple.__new__
+
+
+def _encode_names(sender: str, target: str, command: str) -> tuple[int, int, int, bytes]:
     s = sender.encode()
     t = target.encode()
     c = command.encode()
     if len(s) > 255 or len(t) > 255 or len(c) > 255:
         raise ProtocolError("actor ids and command names are limited to 255 bytes")
-    size = _ENV_SIZE + len(s) + len(t) + len(c) + len(body)
-    return b"".join(
-        (_HEADER.pack(size), _ENV.pack(kind, mid, flag, len(s), len(t), len(c)), s, t, c, body)
-    )
+    if len(_names_out) >= _NAMES_MAX:
+        _names_out.clear()
+    names = s + t + c
+    entry = _names_out[(sender, target, command)] = (len(s), len(t), len(c), names)
+    return entry
+
+
+def encode_frame(envelope: Envelope | tuple[Any, ...]) -> bytes:
+    """One framed message: length prefix, binary envelope header, body."""
+    kind, mid, sender, target, command, flag, body = envelope
+    entry = _names_out.get((sender, target, command))
+    if entry is None:
+        entry = _encode_names(sender, target, command)
+    ls, lt, lc, names = entry
+    head = _FRAME_HEAD.pack(_ENV_SIZE + len(names) + len(body), kind, mid, flag, ls, lt, lc)
+    return head + names + body
 
 
 def decode_envelope(frame: bytes, offset: int = 4) -> Envelope:
@@ -167,17 +193,20 @@ def decode_envelope(frame: bytes, offset: int = 4) -> Envelope:
     kind, mid, flag, ls, lt, lc = _ENV.unpack_from(frame, offset)
     if kind not in _KINDS:
         raise ValueError(f"unknown message kind {kind}")
-    o = offset + _ENV_SIZE
-    end = o + ls + lt + lc
-    names = frame[o:end].decode("ascii")
-    return Envelope(
-        kind,
-        mid,
-        names[:ls],
-        names[ls : ls + lt],
-        names[ls + lt :],
-        flag == 1,
-        frame[end:],
+    start = offset + _ENV_SIZE
+    end = start + ls + lt + lc
+    if end > len(frame):
+        raise ValueError("envelope header longer than the frame")
+    key = frame[start - 3 : end]
+    names = _names_in.get(key)
+    if names is None:
+        text = frame[start:end].decode("ascii")
+        if len(_names_in) >= _NAMES_MAX:
+            _names_in.clear()
+        names = _names_in[key] = (text[:ls], text[ls : ls + lt], text[ls + lt :])
+    # tuple.__new__: the named tuple's own __new__ is a Python function (this is the hot path)
+    return _new_tuple(  # type: ignore[no-any-return]
+        Envelope, (kind, mid, names[0], names[1], names[2], flag == 1, frame[end:])
     )
 
 
@@ -300,7 +329,7 @@ class Connection:
         frame = bytes(buffer[:end])
         del buffer[:end]
         try:
-            return Frame(decode_envelope(frame), frame)
+            return _new_tuple(Frame, (decode_envelope(frame), frame))  # type: ignore[no-any-return]
         except Exception as exc:
             raise self._fail(ProtocolError(f"undecodable frame: {exc!r}"))
 
@@ -316,7 +345,7 @@ class Connection:
             (size,) = _HEADER.unpack_from(data)
             if size + 4 == len(data) and size <= self.max_frame_size:
                 try:
-                    return [Frame(decode_envelope(data), data)]
+                    return [_new_tuple(Frame, (decode_envelope(data), data))]
                 except Exception as exc:
                     raise self._fail(ProtocolError(f"undecodable frame: {exc!r}"))
         if buffer:
@@ -329,6 +358,8 @@ class Connection:
         frames: list[Frame] = []
         append = frames.append
         unpack = _HEADER.unpack_from
+        unpack_env = _ENV.unpack_from
+        names_in = _names_in
         try:
             while n - off >= 4:
                 (size,) = unpack(data, off)
@@ -340,7 +371,18 @@ class Connection:
                 if end > n:
                     break
                 frame = data[off:end] if (off or end != n) else data
-                append(Frame(decode_envelope(frame), frame))
+                # decode_envelope(frame), inlined for bursts (keep the two in step)
+                kind, mid, flag, ls, lt, lc = unpack_env(frame, 4)
+                names_end = 4 + _ENV_SIZE + ls + lt + lc
+                names = names_in.get(frame[4 + _ENV_SIZE - 3 : names_end])
+                if names is None or kind not in _KINDS or names_end > size + 4:
+                    env = decode_envelope(frame)  # the general path: checks, caches, raises
+                else:
+                    env = _new_tuple(
+                        Envelope,
+                        (kind, mid, names[0], names[1], names[2], flag == 1, frame[names_end:]),
+                    )
+                append(_new_tuple(Frame, (env, frame)))
                 off = end
         except ProtocolError:
             raise
@@ -364,22 +406,52 @@ class Connection:
         return frame
 
 
-class _Batch(threading.local):
-    """Per-thread list of protocols with coalesced writes pending (None outside a read)."""
+_OPEN = ConnState.OPEN
+#: a coalesced batch is written once it holds this many frames, so the peer starts on them
+#: while this side goes on with the burst (pipelining across the two processes)
+_FLUSH_EVERY = 16
 
-    writers: list[MailboxProtocol] | None = None
+
+class _Batch:
+    """The protocols of one thread (one event loop) with coalesced writes pending, or None when
+    writes go out at once. Each protocol keeps its thread's instance (a plain attribute read on
+    the hot path, not a thread-local lookup)."""
+
+    __slots__ = ("writers",)
+
+    def __init__(self) -> None:
+        self.writers: list[MailboxProtocol] | None = None
 
 
-_batch = _Batch()
+class _ThreadBatch(threading.local):
+    batch: _Batch | None = None
+
+
+_thread_batch = _ThreadBatch()
+
+
+def _current_batch() -> _Batch:
+    batch = _thread_batch.batch
+    if batch is None:
+        batch = _thread_batch.batch = _Batch()
+    return batch
 
 
 def _reset_batch() -> None:
     # a child forked while the parent handled a read must not inherit its pending batch
-    _batch.writers = None
+    _thread_batch.batch = None
 
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_batch)
+
+
+def _flush_batch(state: _Batch, batch: list[MailboxProtocol]) -> None:
+    """The deferred end of a burst's batch (see :meth:`MailboxProtocol._dispatch`)."""
+    if state.writers is batch:
+        state.writers = None
+    for proto in batch:
+        proto._flush()
 
 
 def dumps(obj: Any) -> bytes:
@@ -416,7 +488,9 @@ class MailboxProtocol(asyncio.Protocol):
         self._on_close = on_close
         self._handshake_timeout = handshake_timeout
         self._timer: asyncio.TimerHandle | None = None
-        self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._loop = asyncio.get_running_loop()
+        self._batch = _current_batch()
+        self.opened: asyncio.Future[None] = self._loop.create_future()
         self.closed = False
         self._wbuf: list[bytes] = []
 
@@ -447,10 +521,11 @@ class MailboxProtocol(asyncio.Protocol):
 
     def _dispatch(self, frames: list[Frame]) -> None:
         on_message = self._on_message
-        batch = _batch.writers
-        outer = batch is None
+        state = self._batch
+        outer = state.writers is None
+        batch: list[MailboxProtocol] = []
         if outer:
-            batch = _batch.writers = []
+            state.writers = batch
         try:
             for frame in frames:
                 on_message(self, frame)
@@ -458,9 +533,18 @@ class MailboxProtocol(asyncio.Protocol):
                     return
         finally:
             if outer:
-                _batch.writers = None
-                for proto in batch or ():
-                    proto._flush()
+                if len(frames) > 1:
+                    # A burst (several frames in one read: pipelined traffic). What its
+                    # handlers resolved runs in the loop's next callbacks (the futures' done
+                    # callbacks, awaiting tasks), and their sends are typically one per frame:
+                    # keep coalescing until those callbacks ran, then write once per
+                    # connection. The flush is queued after them, so it costs no extra loop
+                    # iteration; a single frame (a lone round trip) is flushed at once.
+                    self._loop.call_soon(_flush_batch, state, batch)
+                else:
+                    state.writers = None
+                    for proto in batch:
+                        proto._flush()
 
     def _handshake_data(self, data: bytes) -> None:
         conn = self.connection
@@ -502,13 +586,16 @@ class MailboxProtocol(asyncio.Protocol):
     def _write(self, data: bytes) -> None:
         if self.transport is None or self.closed:
             raise ConnectionError("mailbox connection is closed")
-        batch = _batch.writers
+        batch = self._batch.writers
         if batch is None:
             self.transport.write(data)
         else:
-            if not self._wbuf:
+            buf = self._wbuf
+            if not buf:
                 batch.append(self)
-            self._wbuf.append(data)
+            buf.append(data)
+            if len(buf) >= _FLUSH_EVERY:
+                self._flush()  # the peer starts on these while this side goes on
 
     def _flush(self) -> None:
         buf = self._wbuf
@@ -520,7 +607,32 @@ class MailboxProtocol(asyncio.Protocol):
 
     def write_envelope(self, envelope: Envelope | tuple[Any, ...]) -> None:
         """Serialize and write one envelope."""
-        self._write(self.connection.send(envelope))
+        # Connection.send() and _write() inlined: this runs for every message
+        if self.connection.state is not _OPEN:
+            raise ProtocolError("connection is not open")
+        if self.closed or self.transport is None:
+            raise ConnectionError("mailbox connection is closed")
+        # encode_frame(envelope), inlined (keep the two in step)
+        kind, mid, sender, target, command, flag, body = envelope
+        entry = _names_out.get((sender, target, command))
+        if entry is None:
+            entry = _encode_names(sender, target, command)
+        ls, lt, lc, names = entry
+        data = (
+            _FRAME_HEAD.pack(_ENV_SIZE + len(names) + len(body), kind, mid, flag, ls, lt, lc)
+            + names
+            + body
+        )
+        batch = self._batch.writers
+        if batch is None:
+            self.transport.write(data)
+        else:
+            buf = self._wbuf
+            if not buf:
+                batch.append(self)
+            buf.append(data)
+            if len(buf) >= _FLUSH_EVERY:
+                self._flush()  # the peer starts on these while this side goes on
 
     def forward(self, frame: bytes) -> None:
         """Write a received frame unchanged (routing)."""
@@ -533,6 +645,8 @@ class MailboxProtocol(asyncio.Protocol):
             self.transport.abort()
 
     def close(self) -> None:
+        """Close the connection once what was written (coalesced writes included) went out."""
+        self._flush()
         if self.transport is not None:
             self.transport.close()
 
