@@ -384,6 +384,7 @@ CORE = {
     "concurrency": ("Worker Processes", "process", False),
     "start_method": ("Worker Processes", "auto", False),
     "thread_workers": ("Worker Processes", 4, False),
+    "preload": ("Worker Processes", False, False),
     "timeout": ("Worker Processes", 30, False),
     "heartbeat": ("Worker Processes", 5, False),
     "graceful_timeout": ("Worker Processes", 30, False),

@@ -14,6 +14,7 @@ EXPECTED = {
     "ActorProxy",
     "ActorState",
     "Application",
+    "ImportSpec",
     "Arbiter",
     "ExitCode",
     "ExitInfo",

@@ -19,7 +19,7 @@ from ._actor import (
     send,
     spawn,
 )
-from ._application import Application, MultiApp
+from ._application import Application, ImportSpec, MultiApp
 from ._arbiter import Arbiter, ExitCode, arbiter, get_arbiter
 from ._commands import Request, command
 from ._config import Config, Setting, parse_address
@@ -54,6 +54,7 @@ __all__ = [
     # actors
     "Actor",
     "Application",
+    "ImportSpec",
     "MultiApp",
     "ActorBase",
     "ActorProxy",

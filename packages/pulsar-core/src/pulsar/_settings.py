@@ -117,6 +117,22 @@ class ThreadWorkers(Setting):
     desc = "Threads in each actor's pool for blocking work (applications may change the default)."
 
 
+class Preload(Setting):
+    name = "preload"
+    section = WORKERS
+    flags = ["--preload"]
+    default = False
+    validator = validate_bool
+    desc = "Import the application (MODULE:CALLABLE) once in the arbiter, before the workers fork."
+    doc = """
+        Without it (the default, as gunicorn) the arbiter only checks once at start that the
+        application imports, and every worker imports it again after it starts: `kill -HUP`
+        and `--reload` then serve the code as it is on disk now. With `--preload` the workers
+        inherit the arbiter's import (faster start, shared memory), so new code needs a full
+        restart.
+        """
+
+
 class Timeout(Setting):
     name = "timeout"
     section = WORKERS

@@ -25,6 +25,21 @@ logger = logging.getLogger("pulsar.arbiter")
 SIGNALS = ("INT", "TERM", "QUIT", "HUP", "TTIN", "TTOU", "USR1", "USR2")
 
 
+async def _roll_new_code(monitor: Monitor) -> None:
+    """HUP: roll the workers once the application's code on disk imports (else keep them)."""
+    check = getattr(monitor.application, "check_code", None)
+    if check is not None:
+        error = await check()
+        if error:
+            logger.error(
+                "%s: the new code does not import, keeping the running workers:\n%s",
+                monitor.name,
+                error,
+            )
+            return
+    await monitor.roll()
+
+
 class SignalsMixin:
     """Signal handling of the :class:`~pulsar.Arbiter` (mixed into it)."""
 
@@ -120,7 +135,7 @@ class SignalsMixin:
                     logger.error(
                         "%s: configuration not reloaded, keeping the old one: %s", monitor.name, exc
                     )
-            task = asyncio.ensure_future(monitor.roll())
+            task = asyncio.ensure_future(_roll_new_code(monitor))
             self._command_tasks.add(task)
             task.add_done_callback(self._command_tasks.discard)
 

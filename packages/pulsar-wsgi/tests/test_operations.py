@@ -1,0 +1,234 @@
+"""Operations of ``pulsar-wsgi`` as a user runs them: real processes, real signals, real sockets.
+
+HUP serves the code on disk now (the workers import the application after they start), unless
+``--preload``; a HUP with code that does not import keeps the running workers.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+APP = """
+import os
+
+VERSION = {version!r}
+
+
+def app(environ, start_response):
+    data = ("%s %d" % (VERSION, os.getpid())).encode()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(data)))])
+    return [data]
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what or predicate}"
+        time.sleep(0.05)
+
+
+def get(port: int, path: str = "/") -> tuple[int, bytes]:
+    """One request on a new connection (``Connection: close``): (status, body)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 "), data
+    return int(head.split()[1]), body
+
+
+def write_app(path: Path, version: str) -> None:
+    path.write_text(APP.format(version=version))
+    # a stale .pyc is never used: the source looks newer than any bytecode written before
+    later = time.time() + 2
+    os.utime(path, (later, later))
+
+
+class Server:
+    def __init__(self, cwd: Path, *args: str) -> None:
+        self.port = free_port()
+        self.log = cwd / "server.log"
+        self.out = open(self.log, "wb")  # noqa: SIM115 - closed by stop()
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "pulsar.apps.wsgi",
+                *args,
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--no-access-log",
+            ],
+            cwd=cwd,
+            env=env,
+            stdout=self.out,
+            stderr=subprocess.STDOUT,
+        )
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def get(self) -> bytes:
+        assert self.proc.poll() is None, self.output()
+        status, body = get(self.port)
+        assert status == 200, body
+        return body
+
+    def wait_serving(self) -> bytes:
+        def answer() -> bytes | None:
+            assert self.proc.poll() is None, self.output()
+            try:
+                return self.get()
+            except OSError:
+                return None
+
+        return wait_for(answer, what="the server to answer")  # type: ignore[no-any-return]
+
+    def workers(self) -> set[int]:
+        try:
+            return {c.pid for c in psutil.Process(self.proc.pid).children() if c.is_running()}
+        except psutil.Error:
+            return set()
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                for child in psutil.Process(self.proc.pid).children(recursive=True):
+                    child.kill()
+                self.proc.kill()
+                self.proc.wait()
+        self.out.close()
+        return self.proc.returncode
+
+
+@pytest.fixture
+def server_factory(tmp_path: Path):
+    servers: list[Server] = []
+
+    def start(*args: str) -> Server:
+        server = Server(tmp_path, *args)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def rolled(server: Server, old: set[int], workers: int = 2) -> Callable[[], bool]:
+    def done() -> bool:
+        pids = server.workers()
+        return len(pids) == workers and not pids & old
+
+    return done
+
+
+def test_hup_serves_new_code(tmp_path: Path, server_factory) -> None:
+    write_app(tmp_path / "mod.py", "old")
+    server = server_factory("mod:app", "--workers", "2", "--graceful-timeout", "5")
+    assert server.wait_serving().startswith(b"old ")
+    old = wait_for(lambda: server.workers() if len(server.workers()) == 2 else None)
+    write_app(tmp_path / "mod.py", "new code")
+    server.proc.send_signal(signal.SIGHUP)
+    wait_for(rolled(server, old), what="the workers to be replaced")
+    for _ in range(10):
+        assert server.get().startswith(b"new code "), server.output()
+    assert server.stop() == 0, server.output()
+
+
+def test_preload_keeps_the_arbiters_import(tmp_path: Path, server_factory) -> None:
+    write_app(tmp_path / "mod.py", "old")
+    server = server_factory("mod:app", "--workers", "2", "--preload", "--graceful-timeout", "5")
+    assert server.wait_serving().startswith(b"old ")
+    old = wait_for(lambda: server.workers() if len(server.workers()) == 2 else None)
+    write_app(tmp_path / "mod.py", "new code")
+    server.proc.send_signal(signal.SIGHUP)
+    wait_for(rolled(server, old), what="the workers to be replaced")
+    for _ in range(5):
+        assert server.get().startswith(b"old "), server.output()
+    assert server.stop() == 0, server.output()
+
+
+def test_hup_with_broken_code_keeps_the_running_workers(tmp_path: Path, server_factory) -> None:
+    write_app(tmp_path / "mod.py", "old")
+    server = server_factory("mod:app", "--workers", "2", "--graceful-timeout", "5")
+    assert server.wait_serving().startswith(b"old ")
+    old = wait_for(lambda: server.workers() if len(server.workers()) == 2 else None)
+    (tmp_path / "mod.py").write_text("def app(environ, start_response)\n")  # SyntaxError
+    server.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "the new code does not import" in server.output(), what="the error")
+    assert "SyntaxError" in server.output()
+    assert server.workers() == old
+    assert server.get().startswith(b"old ")
+    write_app(tmp_path / "mod.py", "fixed")
+    server.proc.send_signal(signal.SIGHUP)
+    wait_for(rolled(server, old), what="the workers to be replaced")
+    assert server.get().startswith(b"fixed ")
+    assert server.stop() == 0, server.output()
+
+
+def test_wrong_module_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    for spec, needle in [
+        ("nosuchmodule:app", "No module named 'nosuchmodule'"),
+        ("mod:nosuchapp", "has no attribute 'nosuchapp'"),
+    ]:
+        write_app(tmp_path / "mod.py", "v")
+        result = subprocess.run(
+            [sys.executable, "-m", "pulsar.apps.wsgi", spec],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 2, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1, result.stderr
+        assert lines[0].startswith(f"error: application: cannot load {spec!r}")
+        assert needle in lines[0]
+
+
+def test_module_raising_at_import_shows_the_users_traceback(tmp_path: Path) -> None:
+    (tmp_path / "broken.py").write_text("def helper():\n    return 1 / 0\n\n\nhelper()\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "pulsar.apps.wsgi", "broken:app"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    assert 'broken.py", line 2, in helper' in result.stderr
+    assert "ZeroDivisionError: division by zero" in result.stderr
+    assert "importlib" not in result.stderr
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith("error: application: cannot load 'broken:app'")
+    )
