@@ -232,3 +232,88 @@ def test_module_raising_at_import_shows_the_users_traceback(tmp_path: Path) -> N
         .splitlines()[-1]
         .startswith("error: application: cannot load 'broken:app'")
     )
+
+
+class Load:
+    """Clients hammering the server: ``fresh`` ones open a new connection per request, the
+    ``keep_alive`` ones reuse theirs (``http.client``, reconnecting only after a response that
+    says ``Connection: close``). Every request that gets no complete 200 is a failure."""
+
+    def __init__(self, port: int, fresh: int = 3, keep_alive: int = 2) -> None:
+        import threading
+
+        self.port = port
+        self.stop_event = threading.Event()
+        self.ok = 0
+        self.failed: list[str] = []
+        self.threads = [threading.Thread(target=self._fresh) for _ in range(fresh)] + [
+            threading.Thread(target=self._keep_alive) for _ in range(keep_alive)
+        ]
+
+    def __enter__(self) -> Load:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop_event.set()
+        for thread in self.threads:
+            thread.join(30)
+
+    def _fresh(self) -> None:
+        while not self.stop_event.is_set():
+            try:
+                status, body = get(self.port)
+                if status == 200 and body:
+                    self.ok += 1
+                else:
+                    self.failed.append(f"fresh: {status} {body[:80]!r}")
+            except (OSError, AssertionError) as exc:
+                self.failed.append(f"fresh: {exc!r}")
+
+    def _keep_alive(self) -> None:
+        import http.client
+
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            while not self.stop_event.is_set():
+                try:
+                    conn.request("GET", "/")
+                    response = conn.getresponse()
+                    body = response.read()
+                    if response.status == 200 and body:
+                        self.ok += 1
+                    else:
+                        self.failed.append(f"keep-alive: {response.status}")
+                except (OSError, http.client.HTTPException) as exc:
+                    self.failed.append(f"keep-alive: {exc!r}")
+                    conn.close()
+        finally:
+            conn.close()
+
+
+@pytest.mark.parametrize("io", ["asyncio", "auto"])
+def test_roll_loses_nothing_across_hup_and_ttou(tmp_path: Path, server_factory, io: str) -> None:
+    write_app(tmp_path / "mod.py", "v1")
+    server = server_factory(
+        "mod:app", "--workers", "3", "--graceful-timeout", "10", "--thread-workers", "2", "--io", io
+    )
+    server.wait_serving()
+    first = wait_for(lambda: server.workers() if len(server.workers()) == 3 else None)
+    with Load(server.port) as load:
+        wait_for(lambda: load.ok > 200, what="traffic")
+        server.proc.send_signal(signal.SIGHUP)
+        wait_for(rolled(server, first, 3), what="the first roll")
+        served = load.ok
+        wait_for(lambda: load.ok > served + 200, what="traffic after the first roll")
+        second = server.workers()
+        server.proc.send_signal(signal.SIGHUP)
+        wait_for(rolled(server, second, 3), what="the second roll")
+        served = load.ok
+        wait_for(lambda: load.ok > served + 200, what="traffic after the second roll")
+        server.proc.send_signal(signal.SIGTTOU)
+        wait_for(lambda: len(server.workers()) == 2, what="one worker less")
+        served = load.ok
+        wait_for(lambda: load.ok > served + 200, what="traffic after TTOU")
+    assert load.failed == [], (len(load.failed), load.ok, load.failed[:10], server.output()[-3000:])
+    assert server.stop() == 0, server.output()

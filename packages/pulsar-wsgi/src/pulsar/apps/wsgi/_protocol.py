@@ -54,6 +54,9 @@ logger = logging.getLogger("pulsar.wsgi")
 MAX_PIPELINE = 16
 #: the resolution of the connections' deadlines (see :meth:`ServerState.schedule`)
 TICKS_PER_SECOND = 64
+#: graceful stop: how long a connection between requests (or not yet sent its first one) may
+#: still deliver a request already on its way; it is answered with ``Connection: close``
+STOP_LINGER = 1.0
 
 
 def _config(cfg: Any, settings: dict[str, Any]) -> Any:
@@ -495,7 +498,9 @@ class HttpServerProtocol(asyncio.Protocol):
                 return
             if self._receiving is None and self.conn.recv_state is RecvState.IDLE:
                 # between keep-alive requests, the usual case of _update_timer/_update_reading
-                self._set_timer(Timer.IDLE, self.state.keep_alive)
+                self._set_timer(
+                    Timer.IDLE, self.state.keep_alive if self.conn.keep_alive else STOP_LINGER
+                )
                 if self.flow.read_paused:
                     self.flow.resume_reading()
                 return
@@ -518,7 +523,7 @@ class HttpServerProtocol(asyncio.Protocol):
             body.discard()  # what is left of the body is read and dropped
         if self.disconnected:
             return
-        if self.conn.send_state is SendState.CLOSED or (state.stopping and not pipeline):
+        if self.conn.send_state is SendState.CLOSED:
             self._close()
             return
         if not self._starting:  # else the loop of _run_pipeline goes on
@@ -638,12 +643,19 @@ class HttpServerProtocol(asyncio.Protocol):
             self.transport.close()
 
     def shutdown(self) -> None:
-        """Graceful stop: close now if idle, else after the response in progress."""
+        """Graceful stop: every response from now on says ``Connection: close`` and closes the
+        connection after it; a connection between requests (or that has not sent its first
+        one yet) closes after :data:`STOP_LINGER` seconds without a request (closing at once
+        would drop a request already on its way: the client sees no response)."""
         if self.conn is None or self.disconnected:
             return
         self.conn.keep_alive = False
-        if not self._pipeline:
-            self._close()
+        if not self._pipeline and self._receiving is None:
+            if self.conn.recv_state is RecvState.IDLE:
+                keep_alive = self.state.keep_alive
+                self._set_timer(Timer.IDLE, min(keep_alive, STOP_LINGER) or STOP_LINGER)
+            elif self.conn.recv_state is RecvState.DONE:
+                self._close()
 
     def server_stopping(self) -> None:
         """SocketServer's graceful-stop hook: see :meth:`shutdown`."""
