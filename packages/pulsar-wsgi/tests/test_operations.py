@@ -317,3 +317,35 @@ def test_roll_loses_nothing_across_hup_and_ttou(tmp_path: Path, server_factory, 
         wait_for(lambda: load.ok > served + 200, what="traffic after TTOU")
     assert load.failed == [], (len(load.failed), load.ok, load.failed[:10], server.output()[-3000:])
     assert server.stop() == 0, server.output()
+
+
+def test_reload_survives_a_syntax_error(tmp_path: Path, server_factory) -> None:
+    write_app(tmp_path / "mod.py", "old")
+    server = server_factory("mod:app", "--workers", "1", "--reload")
+    assert server.wait_serving().startswith(b"old ")
+    (tmp_path / "mod.py").write_text("def app(environ, start_response)\n    return []\n")
+    wait_for(lambda: "does not load" in server.output(), what="the reload error")
+    output = server.output()
+    assert output.count("does not load") == 1
+    block = output[output.index("does not load") :]
+    assert 'mod.py", line 1' in block and "SyntaxError" in block
+    assert "Traceback" not in block  # the error as Python prints it, nothing else
+    for _ in range(3):
+        assert server.get().startswith(b"old ")  # the last good workers keep serving
+    assert server.proc.poll() is None
+    write_app(tmp_path / "mod.py", "new code")
+    wait_for(lambda: server.wait_serving().startswith(b"new code "), what="the fix to be served")
+    assert server.stop() == 0, server.output()
+
+
+def test_reload_survives_a_module_raising_at_import(tmp_path: Path, server_factory) -> None:
+    write_app(tmp_path / "mod.py", "old")
+    server = server_factory("mod:app", "--workers", "1", "--reload")
+    assert server.wait_serving().startswith(b"old ")
+    (tmp_path / "mod.py").write_text("import nosuchdependency\n")
+    wait_for(lambda: "does not load" in server.output(), what="the reload error")
+    assert "No module named 'nosuchdependency'" in server.output()
+    assert server.get().startswith(b"old ")
+    write_app(tmp_path / "mod.py", "new code")
+    wait_for(lambda: server.wait_serving().startswith(b"new code "), what="the fix to be served")
+    assert server.stop() == 0, server.output()

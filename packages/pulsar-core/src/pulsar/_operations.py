@@ -10,8 +10,10 @@ import json
 import logging
 import logging.config
 import os
+import subprocess
 import sys
 import tempfile
+import traceback
 from collections.abc import Iterable
 from typing import Any
 
@@ -23,6 +25,7 @@ __all__ = [
     "daemonize",
     "drop_privileges",
     "SourceWatcher",
+    "check_sources",
 ]
 
 logger = logging.getLogger("pulsar.arbiter")
@@ -169,12 +172,58 @@ def configure_logging(cfg: Any, *, force: bool = False) -> None:
     logging.getLogger("pulsar").setLevel(level)
 
 
+_IMPORT_SCRIPT = """
+import importlib, sys
+names = sys.argv[1].split(",")
+sys.path[:0] = [p for p in sys.argv[2:] if p not in sys.path]
+for name in names:
+    importlib.import_module(name)
+"""
+
+
+def check_sources(paths: Iterable[str], timeout: float = 60.0) -> str | None:
+    """None when every file in ``paths`` compiles and the modules loaded from them import in
+    a new interpreter (``__main__`` is only compiled); else the error, as Python prints it."""
+    for path in paths:
+        try:
+            with open(path, "rb") as f:
+                compile(f.read(), path, "exec")
+        except SyntaxError as exc:
+            return "".join(traceback.format_exception_only(type(exc), exc)).rstrip()
+        except (OSError, ValueError):
+            continue
+    real = {os.path.realpath(p) for p in paths}
+    names = sorted(
+        name
+        for name, module in list(sys.modules.items())
+        if name != "__main__" and os.path.realpath(getattr(module, "__file__", None) or "") in real
+    )
+    if not names:
+        return None
+    with tempfile.TemporaryFile() as out:
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-c", _IMPORT_SCRIPT, ",".join(names), os.getcwd(), *sys.path],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                timeout=timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            return f"importing {', '.join(names)} took more than {timeout:g}s"
+        if proc.returncode == 0:
+            return None
+        out.seek(0)
+        return out.read().decode(errors="replace").rstrip() or f"exit code {proc.returncode}"
+
+
 class SourceWatcher:
     """Detects changes of Python source files (the ``reload`` setting): polls mtimes."""
 
     def __init__(self, extra: Iterable[str] = ()) -> None:
         self.extra = list(extra)
         self._mtimes: dict[str, float] = {}
+        self._pending: list[str] = []  # changed, not yet loadable
         self.changed()  # baseline
 
     def files(self) -> list[str]:
@@ -194,7 +243,12 @@ class SourceWatcher:
         return sorted(out)
 
     def changed(self) -> list[str]:
-        """The files changed since the last call."""
+        """The files changed since the last call, once they compile and their modules import.
+
+        A change that does not (a syntax error, a module raising at import) is logged as one
+        block and reported as no change: the running workers keep serving, and the next save
+        is checked again.
+        """
         changed = []
         for path in self.files():
             try:
@@ -205,4 +259,17 @@ class SourceWatcher:
             self._mtimes[path] = mtime
             if old is not None and mtime != old:
                 changed.append(path)
-        return changed
+        if changed:
+            self._pending = sorted(set(self._pending) | set(changed))
+        if not changed or not self._pending:
+            return []
+        error = check_sources(self._pending)
+        if error is not None:
+            logger.error(
+                "reload: %s does not load, keeping the running workers (fix it and save):\n%s",
+                ", ".join(os.path.basename(p) for p in changed[:3]),
+                error,
+            )
+            return []
+        pending, self._pending = self._pending, []
+        return pending
