@@ -349,3 +349,66 @@ def test_reload_survives_a_module_raising_at_import(tmp_path: Path, server_facto
     write_app(tmp_path / "mod.py", "new code")
     wait_for(lambda: server.wait_serving().startswith(b"new code "), what="the fix to be served")
     assert server.stop() == 0, server.output()
+
+
+def test_failed_start_logs_the_exit_code_it_exits_with(tmp_path: Path) -> None:
+    write_app(tmp_path / "mod.py", "v")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "pulsar.apps.wsgi", "mod:app", "--bind", f"127.0.0.1:{port}"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 4, result.stderr
+    assert "Address already in use" in result.stderr
+    assert "arbiter stopped (exit code 4)" in result.stderr
+
+
+def test_ctrl_c_while_importing_is_one_line_and_130(tmp_path: Path) -> None:
+    (tmp_path / "slow.py").write_text(
+        "import time\nprint('IMPORTING', flush=True)\ntime.sleep(60)\napp = None\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pulsar.apps.wsgi", "slow:app"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "IMPORTING"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "interrupted" in err
+
+
+def _caught_signals(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("SigCgt:"):
+                return int(line.split()[1], 16)
+    raise AssertionError("no SigCgt")
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs /proc")
+def test_sigusr2_is_not_trapped(tmp_path: Path, server_factory) -> None:
+    write_app(tmp_path / "mod.py", "v")
+    server = server_factory("mod:app", "--workers", "1")
+    server.wait_serving()
+    caught = _caught_signals(server.proc.pid)
+    assert caught & (1 << (signal.SIGHUP - 1))  # what the arbiter handles is trapped
+    assert caught & (1 << (signal.SIGTTOU - 1))
+    assert not caught & (1 << (signal.SIGUSR2 - 1))
+    assert server.stop() == 0, server.output()

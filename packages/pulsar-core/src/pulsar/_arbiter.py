@@ -196,8 +196,9 @@ class Arbiter(SignalsMixin, ActorBase):
             await self.startup(install_signals=install_signals)
         except Exception as exc:
             logger.error("arbiter failed to start: %s", exc)
+            self.exit_code = int(ExitCode.BOOT_ERROR)  # what "arbiter stopped" logs
             await self._shutdown(graceful=False)
-            return int(ExitCode.BOOT_ERROR)
+            return self.exit_code
         await self.wait_stopped()
         return self.exit_code
 

@@ -60,6 +60,9 @@ class SignalsMixin:
             sig = getattr(signal, f"SIG{name}", None)
             if sig is None:
                 continue
+            lower = name.lower()
+            if lower not in self.signal_hooks and not hasattr(self, f"handle_{lower}"):
+                continue  # not trapped: a signal that does nothing keeps its default action
             try:
                 self._previous_handlers[sig] = signal.getsignal(sig)
                 self.loop.add_signal_handler(sig, self._queue_signal, sig)
