@@ -412,6 +412,8 @@ CORE = {
     "max_frame_size": ("Server Mechanics", 16 * 1024 * 1024, True),
     "log_level": ("Logging", "info", True),
     "log_config": ("Logging", None, True),
+    "error_logfile": ("Logging", "-", True),
+    "access_logfile": ("Logging", None, True),
     "access_log": ("Logging", True, False),
 }
 HOOKS = {

@@ -412,3 +412,159 @@ def test_sigusr2_is_not_trapped(tmp_path: Path, server_factory) -> None:
     assert caught & (1 << (signal.SIGTTOU - 1))
     assert not caught & (1 << (signal.SIGUSR2 - 1))
     assert server.stop() == 0, server.output()
+
+
+def test_banner_and_worker_lines(tmp_path: Path, server_factory) -> None:
+    import pulsar
+
+    write_app(tmp_path / "mod.py", "v")
+    server = server_factory("mod:app", "--workers", "2", "--thread-workers", "3")
+    server.wait_serving()
+    pids = wait_for(lambda: server.workers() if len(server.workers()) == 2 else None)
+    wait_for(lambda: server.output().count("started (pid") == 2, what="the worker lines")
+    output = server.output()
+    assert (
+        f"pulsar {pulsar.__version__}: wsgi running on http://127.0.0.1:{server.port} "
+        f"(2 workers x process, 3 threads each; arbiter pid {server.proc.pid})"
+    ) in output
+    assert "Press Ctrl-C to quit" not in output  # not a terminal
+    for pid in pids:
+        assert f"started (pid {pid})" in output
+    assert server.stop() == 0
+    output = server.output()
+    for pid in pids:
+        assert f"pid {pid}) exited: normal" in output
+    assert "arbiter stopped (exit code 0)" in output
+
+
+def test_banner_on_a_terminal_and_ctrl_c(tmp_path: Path) -> None:
+    import pexpect
+
+    write_app(tmp_path / "mod.py", "v")
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "pulsar.apps.wsgi", "mod:app", "--bind", f"unix:{tmp_path}/s.sock", "-w", "1"],
+        cwd=str(tmp_path),
+        timeout=30,
+        encoding="utf-8",
+    )
+    try:
+        child.expect(f"wsgi running on unix:{tmp_path}/s.sock")
+        child.expect("Press Ctrl-C to quit")
+        child.expect("started \\(pid")
+        child.sendintr()
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+    assert child.exitstatus == 130, (child.exitstatus, child.signalstatus)
+
+
+def test_log_files_and_logrotate(tmp_path: Path) -> None:
+    """``--error-logfile``/``--access-logfile`` and the logrotate convention: after the files
+    are moved, SIGUSR1 makes every process (the workers write the access lines) reopen them."""
+    write_app(tmp_path / "mod.py", "v")
+    port = free_port()
+    error_log, access_log = tmp_path / "error.log", tmp_path / "access.log"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pulsar.apps.wsgi",
+            "mod:app",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "2",
+            "--error-logfile",
+            str(error_log),
+            "--access-logfile",
+            str(access_log),
+            "--access-log-format",
+            "%(p)s %(r)s %(s)s",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+
+        def answered() -> bool:
+            assert proc.poll() is None
+            try:
+                return get(port)[0] == 200
+            except OSError:
+                return False
+
+        wait_for(answered, what="the server")
+        wait_for(lambda: error_log.read_text().count("started (pid") == 2, what="workers")
+        worker_pids = {c.pid for c in psutil.Process(proc.pid).children()}
+
+        def access_pids(path: Path) -> set[int]:
+            if not path.exists():
+                return set()
+            return {int(line.split()[0].strip("<>")) for line in path.read_text().splitlines()}
+
+        # until both workers wrote to the access log (new connections go to either)
+        wait_for(lambda: get(port) and access_pids(access_log) == worker_pids, what="both")
+        assert "GET / HTTP/1.1 200" in access_log.read_text()
+        assert "running on http://127.0.0.1" in error_log.read_text()
+        assert "GET / HTTP" not in error_log.read_text()
+        # logrotate: move the files, then SIGUSR1
+        error_log.rename(tmp_path / "error.log.1")
+        access_log.rename(tmp_path / "access.log.1")
+        proc.send_signal(signal.SIGUSR1)
+        wait_for(lambda: error_log.exists() and "reopened" in error_log.read_text(), what="usr1")
+        wait_for(lambda: get(port) and access_pids(access_log) == worker_pids, what="reopen")
+        moved = (tmp_path / "access.log.1").read_text()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0
+    assert out == "" and err == ""  # everything went to the files
+    assert (tmp_path / "access.log.1").read_text() == moved  # nothing written to the old one
+    assert "arbiter stopped (exit code 0)" in error_log.read_text()
+
+
+def test_access_logfile_dash_is_stdout(tmp_path: Path) -> None:
+    write_app(tmp_path / "mod.py", "v")
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pulsar.apps.wsgi",
+            "mod:app",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--access-logfile",
+            "-",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+    )
+    try:
+
+        def answered() -> bool:
+            assert proc.poll() is None
+            try:
+                return get(port, "/logged")[0] == 200
+            except OSError:
+                return False
+
+        wait_for(answered, what="the server")
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert "GET /logged HTTP/1.1" in out
+    assert "GET /logged" not in err
+    assert "running on http://" in err

@@ -38,7 +38,7 @@ from ._config import Config
 from ._exceptions import ConfigError
 from ._monitor import Monitor
 
-__all__ = ["Application", "ImportSpec", "MultiApp", "run_hooks"]
+__all__ = ["Application", "ImportSpec", "MultiApp", "cwd_importable", "run_hooks"]
 
 logger = logging.getLogger("pulsar.application")
 
@@ -399,6 +399,7 @@ class Application:
         running = get_arbiter()
         if running is not None and running.state < 3 and running.loop is not None:
             return self.add_to(running)
+        cwd_importable()
         try:
             if load_config:
                 self.load_config(argv)
@@ -449,6 +450,8 @@ class Application:
         if hasattr(actor, "add_stop_callback"):
             actor.add_stop_callback(self._stop_in)
         await _await_hooks([self.cfg.get("worker_start"), self.worker_start], actor)
+        if not actor.is_arbiter:
+            logger.info("%s: worker %s started (pid %d)", self.name, actor.aid, os.getpid())
 
     async def _stop_in(self, actor: ActorBase) -> None:
         await _await_hooks([self.worker_stopping, self.cfg.get("worker_stopping")], actor)
@@ -514,6 +517,7 @@ class MultiApp:
         self, argv: Sequence[str] | None = None, *, exit: bool = True, load_config: bool = True
     ) -> Any:
         """Run every application in one arbiter (see :meth:`Application.start`)."""
+        cwd_importable()
         try:
             apps = self.apps()
             if load_config:
@@ -535,6 +539,14 @@ class MultiApp:
         if exit:
             sys.exit(code)
         return code
+
+
+def cwd_importable() -> None:
+    """Make the modules of the current directory importable, as ``python -m`` does (a console
+    script's ``sys.path`` starts with its own ``bin`` directory instead)."""
+    cwd = os.getcwd()
+    if "" not in sys.path and cwd not in sys.path:
+        sys.path.insert(0, cwd)
 
 
 def _prog() -> str:

@@ -17,6 +17,7 @@ import traceback
 from collections.abc import Iterable
 from typing import Any
 
+from ._commands import Request, command
 from ._exceptions import ConfigError, PulsarError
 
 __all__ = [
@@ -26,6 +27,8 @@ __all__ = [
     "drop_privileges",
     "SourceWatcher",
     "check_sources",
+    "reopen_log_files",
+    "reopen_logs",
 ]
 
 logger = logging.getLogger("pulsar.arbiter")
@@ -153,8 +156,32 @@ def _load_log_config(value: Any) -> dict[str, Any]:
     return data
 
 
+#: the loggers of access lines (``access_logfile``); any ``pulsar.<app>.access`` logger counts
+ACCESS_LOGGERS = ("pulsar.wsgi.access",)
+
+
+def _access_loggers() -> list[logging.Logger]:
+    names = set(ACCESS_LOGGERS) | {
+        name
+        for name in list(logging.root.manager.loggerDict)
+        if name.startswith("pulsar.") and name.endswith(".access")
+    }
+    return [logging.getLogger(name) for name in sorted(names)]
+
+
+def _log_handler(path: str, stream: Any) -> logging.Handler:
+    if path == "-":
+        return logging.StreamHandler(stream)
+    try:
+        return logging.FileHandler(path, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot open the log file {path}: {exc}") from None
+
+
 def configure_logging(cfg: Any, *, force: bool = False) -> None:
-    """Apply ``log_config`` (a dictConfig) or a basic stderr handler at ``log_level``."""
+    """Apply ``log_config`` (a dictConfig) or a handler at ``log_level`` writing to
+    ``error_logfile`` (``-``: stderr); access lines go to ``access_logfile`` when set
+    (``-``: stdout)."""
     log_config = cfg.get("log_config")
     level = str(cfg.get("log_level") or "info").upper()
     if log_config:
@@ -168,8 +195,52 @@ def configure_logging(cfg: Any, *, force: bool = False) -> None:
         return
     root = logging.getLogger()
     if force or not root.handlers:
-        logging.basicConfig(level=level, format=LOG_FORMAT, force=force)
+        handler = _log_handler(str(cfg.get("error_logfile") or "-"), sys.stderr)
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        logging.basicConfig(level=level, handlers=[handler], force=force)
     logging.getLogger("pulsar").setLevel(level)
+    access = cfg.get("access_logfile")
+    for access_logger in _access_loggers():
+        for old in [h for h in access_logger.handlers if getattr(h, "_pulsar_access", False)]:
+            access_logger.removeHandler(old)
+            old.close()
+        if access:
+            handler = _log_handler(str(access), sys.stdout)
+            handler.setFormatter(logging.Formatter("%(message)s"))
+            handler._pulsar_access = True  # type: ignore[attr-defined]
+            access_logger.addHandler(handler)
+            access_logger.propagate = False
+        else:
+            access_logger.propagate = True
+
+
+def reopen_log_files() -> int:
+    """Reopen every log file of this process (after logrotate moved them: SIGUSR1); returns
+    how many."""
+    handlers: dict[int, logging.FileHandler] = {}
+    loggers = [logging.getLogger(), *logging.root.manager.loggerDict.values()]
+    for lg in loggers:
+        for handler in getattr(lg, "handlers", ()):
+            if isinstance(handler, logging.FileHandler):
+                handlers[id(handler)] = handler
+    for handler in handlers.values():
+        handler.acquire()
+        try:
+            if handler.stream is not None:
+                handler.stream.flush()
+                handler.stream.close()
+            handler.stream = handler._open()
+        except OSError as exc:  # pragma: no cover - the directory went away
+            sys.stderr.write(f"pulsar: cannot reopen {handler.baseFilename}: {exc}\n")
+        finally:
+            handler.release()
+    return len(handlers)
+
+
+@command(ack=False)
+def reopen_logs(request: Request) -> None:
+    """Reopen this actor's log files (the arbiter's SIGUSR1 sends it to every actor)."""
+    reopen_log_files()
 
 
 _IMPORT_SCRIPT = """

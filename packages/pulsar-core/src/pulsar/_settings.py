@@ -26,6 +26,7 @@ from pulsar._config import (
     validate_path_or_none,
     validate_positive_int,
     validate_positive_number,
+    validate_string,
     validate_string_or_none,
     validate_umask,
     validate_user,
@@ -441,6 +442,35 @@ class LogConfig(Setting):
     doc = """
         A `.py` file must define a `LOGGING` dict. When set, it replaces pulsar's default
         logging configuration; `log_level` still applies to the `pulsar` loggers.
+        """
+
+
+class ErrorLogfile(Setting):
+    name = "error_logfile"
+    section = LOGGING
+    flags = ["--error-logfile", "--log-file"]
+    meta = "FILE"
+    default = "-"
+    validator = validate_string
+    is_global = True
+    desc = "File of the server's log (every process appends to it); '-': stderr."
+    doc = """
+        Use a file with `--daemon`, whose stderr goes nowhere. Send SIGUSR1 to the arbiter
+        after rotating it (`postrotate kill -USR1 $(cat pidfile)` in logrotate): every process
+        reopens its log files.
+        """
+
+
+class AccessLogfile(Setting):
+    name = "access_logfile"
+    section = LOGGING
+    flags = ["--access-logfile"]
+    meta = "FILE"
+    validator = validate_string_or_none
+    is_global = True
+    desc = "File of the access log lines; '-': stdout; unset: they go to the error log."
+    doc = """
+        Reopened by SIGUSR1 like the error log. `--no-access-log` turns the lines off.
         """
 
 

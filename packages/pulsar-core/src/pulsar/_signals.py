@@ -143,5 +143,17 @@ class SignalsMixin:
             task.add_done_callback(self._command_tasks.discard)
 
     def handle_usr1(self) -> None:
-        """SIGUSR1: log the arbiter's state (handy when debugging)."""
-        logger.info("arbiter: %d actors, %d monitors", len(self.handles), len(self.monitors))
+        """SIGUSR1: reopen the log files in every process (logrotate), log the arbiter's state."""
+        from ._operations import reopen_log_files
+
+        reopen_log_files()
+        for aid in list(self.handles):
+            try:
+                self.send(aid, "reopen_logs")  # type: ignore[attr-defined]
+            except Exception as exc:  # an actor starting or gone: it opens its files anew
+                logger.debug("arbiter: reopen_logs not sent to %s: %s", aid, exc)
+        logger.info(
+            "arbiter: log files reopened; %d actors, %d monitors",
+            len(self.handles),
+            len(self.monitors),
+        )

@@ -371,5 +371,9 @@ def _install_signals(loop: asyncio.AbstractEventLoop, interrupt: Any, finish: An
 
 
 def main(argv: Sequence[str] | None = None) -> Any:
-    """The ``pulsar-shell`` console script."""
+    """The ``pulsar-shell`` console script. The current directory's modules are importable
+    (``--imports jobs`` next to ``jobs.py``), as with ``python -m``."""
+    cwd = os.getcwd()
+    if "" not in sys.path and cwd not in sys.path:
+        sys.path.insert(0, cwd)
     return PulsarShell().start(argv)

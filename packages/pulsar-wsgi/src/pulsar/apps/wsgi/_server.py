@@ -88,6 +88,7 @@ class WSGIServer(_Base):
     """
 
     name = "wsgi"
+    url_scheme = "http"
     cfg_apps = ("wsgi",)
     description = "Pulsar WSGI HTTP/1.1 server"
 
