@@ -734,12 +734,17 @@ class Setting:
 
     @classmethod
     def env_var(cls, prefix: str | None = None) -> str | None:
-        """``PULSAR_[PREFIX_]NAME``, or None for settings without flags (code/file only)."""
+        """The environment variable lined up with the long flag: ``--workers`` is
+        ``PULSAR_WORKERS``, ``--rpc-workers`` ``PULSAR_RPC_WORKERS`` (``PULSAR_[PREFIX_]NAME``
+        when the flag is the name, as for most settings); None for settings without flags
+        (code/file only)."""
         if not cls.flags:
             return None
+        longs = [flag[2:] for flag in cls.flags if flag.startswith("--")]
+        base = (longs[0].replace("-", "_") if longs else cls.name).upper()
         if prefix and not cls.is_global:
-            return f"PULSAR_{prefix.upper()}_{cls.name.upper()}"
-        return f"PULSAR_{cls.name.upper()}"
+            return f"PULSAR_{prefix.upper()}_{base}"
+        return f"PULSAR_{base}"
 
     @classmethod
     def file_name(cls, prefix: str | None = None) -> str:
@@ -840,13 +845,41 @@ def _ensure_core() -> None:
         importlib.import_module("pulsar._settings")
 
 
+#: app -> the apps whose settings it has too (``declare_app``)
+_APP_REQUIRES: dict[str, tuple[str, ...]] = {}
+
+
+def declare_app(app: str, *, requires: Iterable[str] = ()) -> None:
+    """Declare that a config with ``app`` has the settings of the ``requires`` apps too (the
+    WSGI server's settings come with the server ones: ``declare_app("wsgi",
+    requires=("socket",))``)."""
+    _APP_REQUIRES[app] = tuple(requires)
+
+
+def _with_required(apps: Iterable[str]) -> list[str]:
+    out: list[str] = []
+
+    def add(app: str, seen: tuple[str, ...]) -> None:
+        if app in out or app in seen:
+            return
+        for required in _APP_REQUIRES.get(app, ()):
+            add(required, (*seen, app))
+        out.append(app)
+
+    for app in apps:
+        add(app, ())
+    return out
+
+
 def _collect(apps: Iterable[str], *, core: bool = True) -> dict[str, builtins.type[Setting]]:
-    """The setting classes of a config with these apps, in declaration order.
+    """The setting classes of a config with these apps (and the apps they require, first), in
+    declaration order.
 
     A later app replaces an earlier app's setting of the same name only when it declares
     ``override = True``; otherwise the clash raises ConfigError.
     """
     _ensure_core()
+    apps = _with_required(apps)
     chosen: dict[str, builtins.type[Setting]] = {}
     if core:
         chosen.update((name, cls) for (app, name), cls in _REGISTRY.items() if app is None)
@@ -1452,7 +1485,14 @@ def settings_reference(apps: Iterable[str] | None = None, *, include_core: bool 
     classes = list(_collect(apps, core=include_core).values())
     # deterministic whatever the import order: core first, then each app in the order given
     order = {app: i for i, app in enumerate(apps)}
-    classes.sort(key=lambda cls: -1 if cls.app is None else order.get(cls.app, len(order)))
+    # (apps declared by pulsar-core itself, the server settings, stay among the core ones)
+    classes.sort(
+        key=lambda cls: (
+            -1
+            if cls.app is None or cls.__module__ == "pulsar._settings"
+            else order.get(cls.app, len(order))
+        )
+    )
     if not include_core:
         classes = [cls for cls in classes if cls.app is not None]
     sections: dict[str, list[builtins.type[Setting]]] = {}

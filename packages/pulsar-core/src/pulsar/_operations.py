@@ -199,7 +199,7 @@ def configure_logging(cfg: Any, *, force: bool = False) -> None:
         handler.setFormatter(logging.Formatter(LOG_FORMAT))
         logging.basicConfig(level=level, handlers=[handler], force=force)
     logging.getLogger("pulsar").setLevel(level)
-    access = cfg.get("access_logfile")
+    access = cfg.get("access_logfile") if "access_logfile" in cfg else None
     for access_logger in _access_loggers():
         for old in [h for h in access_logger.handlers if getattr(h, "_pulsar_access", False)]:
             access_logger.removeHandler(old)

@@ -14,6 +14,7 @@ from pulsar._config import (
     LOG_LEVELS,
     Config,
     Setting,
+    declare_app,
     validate_bind,
     validate_bool,
     validate_callable,
@@ -37,6 +38,7 @@ __all__ = [
     "HOOKS",
     "LOGGING",
     "MECHANICS",
+    "SERVER_APP",
     "SOCKET",
     "WORKERS",
     "default_hook",
@@ -49,6 +51,11 @@ SOCKET = "Server Socket"
 MECHANICS = "Server Mechanics"
 LOGGING = "Logging"
 HOOKS = "Server Hooks"
+#: the ``app`` of the settings only servers have (bind, TLS, keep-alive, max_requests, access
+#: log): a ``SocketServer`` (WSGI, RPC...) has ``"socket"`` in its ``cfg_apps``; a task queue
+#: or the shell does not, so their ``--help`` does not list them and they refuse them
+SERVER_APP = "socket"
+declare_app(SERVER_APP)
 
 
 # --- Config ------------------------------------------------------------------------------------
@@ -197,6 +204,7 @@ class RestartWindow(Setting):
 
 class MaxRequests(Setting):
     name = "max_requests"
+    app = SERVER_APP
     section = WORKERS
     flags = ["--max-requests"]
     meta = "INT"
@@ -210,6 +218,7 @@ class MaxRequests(Setting):
 
 class MaxRequestsJitter(Setting):
     name = "max_requests_jitter"
+    app = SERVER_APP
     section = WORKERS
     flags = ["--max-requests-jitter"]
     meta = "INT"
@@ -233,6 +242,7 @@ class SpawnTimeout(Setting):
 
 class Bind(Setting):
     name = "bind"
+    app = SERVER_APP
     section = SOCKET
     flags = ["-b", "--bind"]
     meta = "ADDRESS"
@@ -250,6 +260,7 @@ class Bind(Setting):
 
 class Backlog(Setting):
     name = "backlog"
+    app = SERVER_APP
     section = SOCKET
     flags = ["--backlog"]
     meta = "INT"
@@ -260,6 +271,7 @@ class Backlog(Setting):
 
 class ReusePort(Setting):
     name = "reuse_port"
+    app = SERVER_APP
     section = SOCKET
     flags = ["--reuse-port"]
     default = False
@@ -269,6 +281,7 @@ class ReusePort(Setting):
 
 class KeepAlive(Setting):
     name = "keep_alive"
+    app = SERVER_APP
     section = SOCKET
     flags = ["--keep-alive"]
     meta = "SECONDS"
@@ -279,6 +292,7 @@ class KeepAlive(Setting):
 
 class CertFile(Setting):
     name = "cert_file"
+    app = SERVER_APP
     section = SOCKET
     flags = ["--cert-file"]
     meta = "FILE"
@@ -288,6 +302,7 @@ class CertFile(Setting):
 
 class KeyFile(Setting):
     name = "key_file"
+    app = SERVER_APP
     section = SOCKET
     flags = ["--key-file"]
     meta = "FILE"
@@ -302,6 +317,7 @@ class KeyFile(Setting):
 
 class CaCerts(Setting):
     name = "ca_certs"
+    app = SERVER_APP
     section = SOCKET
     flags = ["--ca-certs"]
     meta = "FILE"
@@ -463,6 +479,7 @@ class ErrorLogfile(Setting):
 
 class AccessLogfile(Setting):
     name = "access_logfile"
+    app = SERVER_APP
     section = LOGGING
     flags = ["--access-logfile"]
     meta = "FILE"
@@ -476,6 +493,7 @@ class AccessLogfile(Setting):
 
 class AccessLog(Setting):
     name = "access_log"
+    app = SERVER_APP
     section = LOGGING
     flags = ["--access-log"]
     default = True

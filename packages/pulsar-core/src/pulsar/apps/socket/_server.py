@@ -38,6 +38,8 @@ class _ServerApplication(Application):
 
     #: ``"tcp"`` or ``"udp"``
     kind = "tcp"
+    #: the server settings (``bind``, TLS, ``keep_alive``, ``max_requests``, ``access_log``)
+    cfg_apps: tuple[str, ...] = ("socket",)
 
     def __init__(self, callable: Any = None, **params: Any) -> None:
         super().__init__(callable, **params)

@@ -89,7 +89,7 @@ class WSGIServer(_Base):
 
     name = "wsgi"
     url_scheme = "http"
-    cfg_apps = ("wsgi",)
+    cfg_apps: tuple[str, ...] = ("socket", "wsgi")
     description = "Pulsar WSGI HTTP/1.1 server"
 
     def __init__(self, callable: Any = None, **params: Any) -> None:

@@ -18,10 +18,13 @@ from pulsar._config import (
     validate_non_negative_number,
     validate_string,
 )
+from pulsar.validators import declare_app
 
 __all__ = ["DEFAULT_ACCESS_LOG_FORMAT", "HTTP", "parse_allow_ips", "validate_allow_ips"]
 
 HTTP = "HTTP"
+# a WSGI config has the server settings too (bind, TLS, keep_alive, access_log, max_requests)
+declare_app("wsgi", requires=("socket",))
 DEFAULT_ACCESS_LOG_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'
 
 
