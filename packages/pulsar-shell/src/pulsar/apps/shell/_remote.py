@@ -21,7 +21,7 @@ import uuid
 from typing import Any
 
 from pulsar import ActorBase, ActorState, MailboxError, PulsarError
-from pulsar import _mailbox as mb  # the documented sans-IO client of the mailbox
+from pulsar import mailbox as mb  # the documented sans-IO client of the mailbox
 
 __all__ = ["AttachError", "Guest", "RemoteActor", "find_mailbox", "read_secret"]
 

@@ -13,12 +13,12 @@ import ipaddress
 from typing import Any
 
 from pulsar import Setting
-from pulsar._config import (
+from pulsar.validators import (
+    declare_app,
     validate_non_negative_int,
     validate_non_negative_number,
     validate_string,
 )
-from pulsar.validators import declare_app
 
 __all__ = ["DEFAULT_ACCESS_LOG_FORMAT", "HTTP", "parse_allow_ips", "validate_allow_ips"]
 
