@@ -164,3 +164,26 @@ def test_the_private_import_check_catches_one(tmp_path: Path) -> None:
     ]
     assert _owner("pulsar._config", owners) == ("pulsar", "pulsar-core")
     assert _owner("pulsar.apps.wsgi._server", owners) == ("pulsar.apps.wsgi", "pulsar-wsgi")
+
+
+# -- each default lives only in its Setting ------------------------------------------------------
+
+_RESTATED = re.compile(
+    r"cfg\.get\(\s*\"[a-z_]+\"\s*\)\s+or\s+[-0-9\"'\[(]"  # cfg.get("x") or 10
+    r"|cfg\.get\(\s*\"[a-z_]+\"\s*,\s*[^)\s]"  # cfg.get("x", 30)
+)
+
+
+def test_no_code_restates_a_settings_default() -> None:
+    offences = []
+    for path in sorted((REPO / "packages").glob("*/src/**/*.py")):
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if _RESTATED.search(line):
+                offences.append(f"{path.relative_to(REPO)}:{number}: {line.strip()}")
+    assert offences == [], "\n".join(offences)
+
+
+def test_the_restated_default_check_catches_them() -> None:
+    for line in ('self.cfg.get("graceful_timeout") or 10', 'cfg.get("graceful_timeout", 30)'):
+        assert _RESTATED.search(line), line
+    assert not _RESTATED.search("cfg.view(ActorOptions).graceful_timeout")

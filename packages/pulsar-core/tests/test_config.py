@@ -580,8 +580,11 @@ def test_attribute_access_get_set() -> None:
     assert cfg.workers == 3
     assert cfg.bind == ["0.0.0.0:9000"]
     assert cfg.get("workers") == 3
-    assert cfg.get("nope") is None
-    assert cfg.get("nope", 7) == 7
+    with pytest.raises(ConfigError, match=r"^unknown setting 'nope'$"):
+        cfg.get("nope")  # reading an undeclared setting raises, never a silent None
+    with pytest.raises(ConfigError, match=r"did you mean 'workers'"):
+        cfg.get("wokers")
+    assert cfg.get("nope", 7) == 7  # explicitly optional (another application's setting)
     cfg.set("timeout", "2.5")
     assert cfg.timeout == 2.5
     cfg.workers = 4
@@ -1215,3 +1218,30 @@ def test_settings_reference_content() -> None:
         "Server Hooks",
     ]
     assert "[`config`](#config-1)" in text  # the setting's heading follows the section's
+
+
+# ---------------------------------------------------------------------------------------------
+# Typed views
+# ---------------------------------------------------------------------------------------------
+
+
+def test_views_are_frozen_typed_snapshots() -> None:
+    import dataclasses
+
+    from pulsar.options import ActorOptions, MonitorOptions, ServerOptions
+
+    cfg = SConfig(graceful_timeout=0, bind=["127.0.0.1:0", "unix:/tmp/x.sock"], workers=3)
+    actor = cfg.view(ActorOptions)
+    assert actor.graceful_timeout == 0  # a 0 is a 0 (never `or 30`)
+    assert actor.heartbeat == 5 and actor.spawn_timeout == 10  # the Settings' defaults
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        actor.graceful_timeout = 5  # type: ignore[misc]
+    server = cfg.view(ServerOptions)
+    assert server.bind == ("127.0.0.1:0", "unix:/tmp/x.sock")  # lists become tuples
+    assert (server.backlog, server.keep_alive, server.workers) == (2048, 15, 3)
+    assert cfg.view(MonitorOptions).restart_window == 60
+    cfg.set("graceful_timeout", 7)
+    assert actor.graceful_timeout == 0 and cfg.view(ActorOptions).graceful_timeout == 7
+    # a view naming a setting the config does not declare raises (a task queue is no server)
+    with pytest.raises(ConfigError, match=r"^unknown setting 'bind'"):
+        Config().view(ServerOptions)

@@ -37,6 +37,7 @@ from ._arbiter import Arbiter, ExitCode, arbiter, get_arbiter
 from ._config import Config
 from ._exceptions import ConfigError
 from ._monitor import Monitor
+from .options import MonitorOptions
 
 __all__ = ["Application", "ImportSpec", "MultiApp", "cwd_importable", "run_hooks"]
 
@@ -418,7 +419,7 @@ class Application:
 
     def add_to(self, arbiter: Arbiter) -> Monitor | None:
         """Add this application to ``arbiter`` (a monitor, or in the arbiter for ``workers=0``)."""
-        if int(self.cfg.get("workers") or 0) == 0:
+        if self.cfg.view(MonitorOptions).workers == 0:
             arbiter.stop_callbacks.append(self._stop_in)
             if arbiter.state >= 1 and arbiter.loop is not None:  # already started: start now
                 task = asyncio.ensure_future(self._start_in(arbiter))

@@ -67,6 +67,7 @@ from ._monitor import Monitor, MonitorState
 from ._operations import PidFile, SourceWatcher, configure_logging, daemonize
 from ._signals import SignalsMixin
 from ._system import process_title, set_process_title
+from .options import ActorOptions
 
 __all__ = ["Arbiter", "ExitCode", "arbiter", "get_arbiter"]
 
@@ -173,7 +174,7 @@ class Arbiter(SignalsMixin, ActorBase):
             daemonize(self.cfg.get("umask"))
         elif self.cfg.get("umask") is not None:
             os.umask(self.cfg.get("umask"))
-        loop = new_event_loop(self.cfg.get("io") or "auto")
+        loop = new_event_loop(self.cfg.view(ActorOptions).io)
         asyncio.set_event_loop(loop)
         try:
             code = loop.run_until_complete(self.run(install_signals=install_signals))
@@ -353,7 +354,7 @@ class Arbiter(SignalsMixin, ActorBase):
                 on_message=self._on_frame,
                 on_open=self._on_open,
                 on_close=self._on_conn_lost,
-                handshake_timeout=float(self.cfg.get("spawn_timeout") or 10),
+                handshake_timeout=float(self.cfg.view(ActorOptions).spawn_timeout),
             )
             self._protocols.add(proto)
             return proto
@@ -552,7 +553,7 @@ class Arbiter(SignalsMixin, ActorBase):
         if self.address is None:
             raise SpawnError("the arbiter is not running")
         cfg, extra = self._settings_and_params(cfg, params)
-        concurrency = concurrency or cfg.get("concurrency") or "process"
+        concurrency = concurrency or cfg.view(ActorOptions).concurrency
         if concurrency not in ("process", "thread"):
             raise ConfigError(
                 f"concurrency: invalid value {concurrency!r} (expected process or thread)",
@@ -588,7 +589,7 @@ class Arbiter(SignalsMixin, ActorBase):
         except Exception as exc:
             self.handles.pop(aid, None)
             raise SpawnError(f"cannot start actor {name!r}: {exc}") from exc
-        timeout = float(cfg.get("spawn_timeout") or 10)
+        timeout = float(cfg.view(ActorOptions).spawn_timeout)
         handle.timers.append(self.loop.call_later(timeout, self._spawn_timed_out, handle, timeout))
         return handle
 
@@ -690,7 +691,7 @@ class Arbiter(SignalsMixin, ActorBase):
                 _ignore_reply(self.send(handle.aid, "stop"))
             except Exception:  # pragma: no cover
                 pass
-        grace = float(self.cfg.get("graceful_timeout") or 0) if graceful else 2.0
+        grace = float(self.cfg.view(ActorOptions).graceful_timeout) if graceful else 2.0
         handle.timers.append(self.loop.call_later(max(grace, 0.1), self._force_kill, handle))
 
     def _force_kill(self, handle: ActorHandle) -> None:
@@ -801,7 +802,7 @@ class Arbiter(SignalsMixin, ActorBase):
             for handle in list(self.handles.values()):
                 if handle.kind == "guest":
                     continue
-                timeout = float(handle.spec.cfg.get("timeout") or 0)
+                timeout = float(handle.spec.cfg.view(ActorOptions).timeout)
                 if (
                     timeout
                     and handle.running
@@ -827,7 +828,7 @@ class Arbiter(SignalsMixin, ActorBase):
         if handle.process is not None:
             handle.signal(signal.SIGUSR1)
             handle.timers.append(self.loop.call_later(0.3, handle.signal, signal.SIGTERM))
-            grace = min(max(float(self.cfg.get("graceful_timeout") or 0), 1.0), 10.0)
+            grace = min(max(float(self.cfg.view(ActorOptions).graceful_timeout), 1.0), 10.0)
             handle.timers.append(self.loop.call_later(0.3 + grace, self._force_kill, handle))
         else:
             _log_thread_stacks(handle)

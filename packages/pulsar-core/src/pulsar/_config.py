@@ -46,6 +46,7 @@ from __future__ import annotations
 import argparse
 import builtins
 import copy
+import dataclasses
 import difflib
 import importlib
 import inspect
@@ -60,7 +61,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple, TypeVar
 
 from pulsar._exceptions import ConfigError
 
@@ -631,6 +632,8 @@ _ORDER = itertools.count()
 _NAME_RE = re.compile(r"[a-z][a-z0-9_]*")
 _FLAG_RE = re.compile(r"-[A-Za-z0-9]|--[a-z0-9][a-z0-9-]*")
 _SOURCES = ("default", "code", "file", "env", "cli")
+_MISSING: Any = object()
+_V = TypeVar("_V")
 
 
 class Setting:
@@ -1073,10 +1076,37 @@ class Config:
         """Read-only mapping name -> :class:`Setting` instance (``.value``, ``.source``)."""
         return MappingProxyType(self._settings)
 
-    def get(self, name: str, default: Any = None) -> Any:
-        """The value of setting ``name``, or ``default`` when there is no such setting."""
+    def get(self, name: str, default: Any = _MISSING) -> Any:
+        """The value of setting ``name``.
+
+        Raises:
+            ConfigError: this Config does not declare ``name`` (a typo, or a setting of an
+                application it was not built for); with a ``default``, that is returned
+                instead (for a setting another application may declare). The default of a
+                declared setting lives only in its :class:`Setting`.
+        """
         setting = self._settings.get(name)
-        return default if setting is None else setting.value
+        if setting is None:
+            if default is _MISSING:
+                raise _unknown(name, self._settings)
+            return default
+        return setting.value
+
+    def view(self, cls: builtins.type[_V]) -> _V:
+        """A frozen, typed snapshot of the settings named by the fields of ``cls`` (a frozen
+        dataclass, e.g. :class:`pulsar.options.ServerOptions`); lists become tuples.
+
+        Each layer (actor, server, HTTP, task queue) builds its view once, when it starts,
+        and reads typed attributes from then on.
+
+        Raises:
+            ConfigError: a field names a setting this Config does not declare.
+        """
+        values: dict[str, Any] = {}
+        for field in dataclasses.fields(cls):  # type: ignore[arg-type]
+            value = self._setting(field.name).value
+            values[field.name] = tuple(value) if isinstance(value, list) else value
+        return cls(**values)
 
     def set(self, name: str, value: Any, *, source: str = "code") -> None:
         """Validate and set one setting.

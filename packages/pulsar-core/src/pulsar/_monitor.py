@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _mailbox as mb
 from ._actor import ActorBase, ActorProxy, ActorState, ExitInfo
+from .options import MonitorOptions
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._concurrency import ActorHandle
@@ -87,7 +88,7 @@ class Monitor(ActorBase):
         self._respawn: asyncio.TimerHandle | None = None
         #: the task starting a monitor added to an already running arbiter (None otherwise)
         self.started: asyncio.Future[None] | None = None
-        self._target = int(cfg.get("workers") or 0)
+        self._target = cfg.view(MonitorOptions).workers
 
     # -- messaging goes through the arbiter ------------------------------------------------------
     def _post(self, envelope: mb.Envelope) -> None:
@@ -172,11 +173,11 @@ class Monitor(ActorBase):
             self.manage()
             return
         now = time.monotonic()
-        window = float(self.cfg.get("restart_window") or 60)
+        window = float(self.cfg.view(MonitorOptions).restart_window)
         self.failures.append(now)
         while self.failures and now - self.failures[0] > window:
             self.failures.popleft()
-        max_restarts = int(self.cfg.get("max_restarts") or 0)
+        max_restarts = self.cfg.view(MonitorOptions).max_restarts
         logger.warning(
             "%s: worker %s (pid %s) exited: %s", self.name, handle.aid, handle.pid, info.reason
         )

@@ -183,7 +183,7 @@ def configure_logging(cfg: Any, *, force: bool = False) -> None:
     ``error_logfile`` (``-``: stderr); access lines go to ``access_logfile`` when set
     (``-``: stdout)."""
     log_config = cfg.get("log_config")
-    level = str(cfg.get("log_level") or "info").upper()
+    level = str(cfg.get("log_level")).upper()
     if log_config:
         try:
             config = dict(_load_log_config(log_config))
@@ -195,7 +195,7 @@ def configure_logging(cfg: Any, *, force: bool = False) -> None:
         return
     root = logging.getLogger()
     if force or not root.handlers:
-        handler = _log_handler(str(cfg.get("error_logfile") or "-"), sys.stderr)
+        handler = _log_handler(str(cfg.get("error_logfile")), sys.stderr)
         handler.setFormatter(logging.Formatter(LOG_FORMAT))
         logging.basicConfig(level=level, handlers=[handler], force=force)
     logging.getLogger("pulsar").setLevel(level)

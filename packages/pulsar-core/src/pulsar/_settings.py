@@ -162,7 +162,7 @@ class Heartbeat(Setting):
 
     def check_config(self, cfg: Config) -> None:
         """The heartbeat must come more often than the timeout (unless timeouts are disabled)."""
-        timeout = cfg.get("timeout") or 0
+        timeout = cfg.get("timeout")
         if timeout and self.value >= timeout:
             raise ValueError(f"{self.value} must be less than timeout ({timeout})")
 

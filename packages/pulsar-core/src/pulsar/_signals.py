@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ._exceptions import ExitCode
+from .options import MonitorOptions
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._monitor import Monitor
@@ -133,7 +134,7 @@ class SignalsMixin:
             if app is not None and hasattr(app, "reload_config"):
                 try:
                     monitor.cfg = app.reload_config()
-                    monitor.num_workers = int(monitor.cfg.get("workers") or 0) or 1
+                    monitor.num_workers = monitor.cfg.view(MonitorOptions).workers or 1
                 except Exception as exc:
                     logger.error(
                         "%s: configuration not reloaded, keeping the old one: %s", monitor.name, exc

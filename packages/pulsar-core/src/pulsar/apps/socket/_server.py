@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pulsar import Application, ConfigError, ExitCode
+from pulsar.options import ServerOptions
 
 from ._listeners import BindError, Listener, bind_listeners, close_listeners, server_ssl_context
 from ._worker import UdpWorkerServer, WorkerServer
@@ -73,11 +74,12 @@ class _ServerApplication(Application):
             return self.listeners
         if self.kind == "tcp":
             server_ssl_context(self.cfg)  # a bad certificate fails here, not in every worker
+        options = self.cfg.view(ServerOptions)
         self.listeners = bind_listeners(
-            self.cfg.get("bind"),
+            list(options.bind),
             kind=self.kind,
-            backlog=int(self.cfg.get("backlog") or 2048),
-            reuse_port=bool(self.cfg.get("reuse_port")),
+            backlog=options.backlog,
+            reuse_port=options.reuse_port,
         )
         self._owns_listeners = True
         self.listening(self.addresses)
@@ -110,11 +112,10 @@ class _ServerApplication(Application):
         "Press Ctrl-C to quit" on a terminal."""
         from pulsar import __version__
 
-        cfg = self.cfg
-        workers = int(cfg.get("workers") or 0)
-        threads = int(cfg.get("thread_workers") or 0)
+        options = self.cfg.view(ServerOptions)
+        workers, threads = options.workers, options.thread_workers
         if workers:
-            pool = f"{workers} worker{'s' if workers != 1 else ''} x {cfg.get('concurrency')}"
+            pool = f"{workers} worker{'s' if workers != 1 else ''} x {options.concurrency}"
         else:
             pool = "in the arbiter"
         threading = f"{threads} thread{'s' if threads != 1 else ''} each" if threads else "inline"

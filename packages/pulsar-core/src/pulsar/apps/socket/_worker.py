@@ -52,6 +52,8 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+from pulsar.options import ServerOptions
+
 from ._listeners import Listener
 
 __all__ = [
@@ -240,15 +242,16 @@ class WorkerServer:
         self.protocol_factory = protocol_factory
         self.ssl_context = ssl_context
         self.count_connections = count_connections
-        self.backlog = int(cfg.get("backlog") or 2048)
-        self.keep_alive = float(cfg.get("keep_alive") or 0) if keep_alive is None else keep_alive
-        self.graceful_timeout = float(cfg.get("graceful_timeout") or 0)
-        max_requests = int(cfg.get("max_requests") or 0)
+        options = cfg.view(ServerOptions)
+        self.backlog = options.backlog
+        self.keep_alive = float(options.keep_alive if keep_alive is None else keep_alive)
+        self.graceful_timeout = float(options.graceful_timeout)
+        max_requests = options.max_requests
         if max_requests and getattr(worker, "monitor_aid", None) is None:
             logger.warning("%s: max_requests ignored: no monitor to recycle this worker", name)
             max_requests = 0
         if max_requests:
-            max_requests += random.randint(0, int(cfg.get("max_requests_jitter") or 0))
+            max_requests += random.randint(0, options.max_requests_jitter)
         #: the requests after which this worker is recycled (0: never)
         self.max_requests = max_requests
         self.state = ServerState.INITIAL

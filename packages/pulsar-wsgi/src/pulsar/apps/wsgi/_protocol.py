@@ -37,6 +37,7 @@ from ._errors import ClientDisconnected, RemoteProtocolError
 from ._events import ConnectionClosed, Data, EndOfMessage, Request, RequestError
 from ._input import BODY_HIGH_WATER, BODY_LOW_WATER, EMPTY_BODY
 from ._pool import CallPool
+from ._settings import HttpOptions
 
 __all__ = [
     "MAX_PIPELINE",
@@ -93,21 +94,20 @@ class ServerState:
         cfg = _config(cfg, {})
         self.app = app
         self.cfg = cfg
+        options = cfg.view(HttpOptions)  # every default lives in its Setting
         self.limits = Limits(
-            request_line=int(cfg.get("limit_request_line", 8190)),
-            request_fields=int(cfg.get("limit_request_fields", 100)),
-            request_field_size=int(cfg.get("limit_request_field_size", 8190)),
-            max_body_size=int(cfg.get("max_body_size", 16 * 1024 * 1024)),
+            request_line=options.limit_request_line,
+            request_fields=options.limit_request_fields,
+            request_field_size=options.limit_request_field_size,
+            max_body_size=options.max_body_size,
         )
-        self.keep_alive = float(cfg.get("keep_alive", 15) or 0)
-        self.header_timeout = float(cfg.get("header_timeout", 20) or 0)
-        self.body_timeout = float(cfg.get("body_timeout", 30) or 0)
-        self.thread_workers = int(cfg.get("thread_workers", 8) or 0)
+        self.keep_alive = float(options.keep_alive)
+        self.header_timeout = float(options.header_timeout)
+        self.body_timeout = float(options.body_timeout)
+        self.thread_workers = options.thread_workers
         self.threaded = self.thread_workers > 0
         self.environ = EnvironBuilder(cfg, server_software())
-        self.access = AccessLogger(
-            bool(cfg.get("access_log", True)), str(cfg.get("access_log_format", ""))
-        )
+        self.access = AccessLogger(options.access_log, options.access_log_format)
         self.on_request = on_request
         #: turn TCP_NODELAY on for each connection (off when the socket layer does it already)
         self.set_nodelay = True

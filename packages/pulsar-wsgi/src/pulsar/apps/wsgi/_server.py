@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pulsar
+from pulsar.options import ServerOptions
 
 from ._protocol import HttpServerProtocol, ProtocolFactory, ServerState
 
@@ -197,7 +198,7 @@ class WSGIServer(_Base):
         keep-alive connections at once."""
         if SOCKET_SERVER:
             await super().worker_stopping(worker)
-        await self.close(float(self.cfg.get("graceful_timeout", 30) or 0))
+        await self.close(float(self.cfg.view(ServerOptions).graceful_timeout))
 
     def worker_info(self, worker: Any, info: dict[str, Any]) -> None:
         """Add the HTTP counters to the worker's ``info`` under ``wsgi``."""
@@ -215,9 +216,10 @@ class WSGIServer(_Base):
         cfg = self.cfg
         factory = self.protocol_factory()
         context = ssl_context(cfg)
-        backlog = int(cfg.get("backlog") or 2048)
-        reuse_port = bool(cfg.get("reuse_port")) or int(cfg.get("workers") or 0) > 1
-        for value in cfg.get("bind") or ():
+        options = cfg.view(ServerOptions)
+        backlog = options.backlog
+        reuse_port = options.reuse_port or options.workers > 1
+        for value in options.bind:
             address = pulsar.parse_address(value)
             server: asyncio.Server
             if address.path is not None:
