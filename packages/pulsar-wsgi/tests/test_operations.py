@@ -568,3 +568,35 @@ def test_access_logfile_dash_is_stdout(tmp_path: Path) -> None:
     assert "GET /logged HTTP/1.1" in out
     assert "GET /logged" not in err
     assert "running on http://" in err
+
+
+def test_module_raising_in_a_worker_shows_the_users_traceback(tmp_path: Path) -> None:
+    """The arbiter's check imports fine, the worker's import raises: the worker's log has the
+    user's traceback, the crash loop ends the server with the exit code it logs (3)."""
+    (tmp_path / "picky.py").write_text(
+        "import multiprocessing\n"
+        "\n"
+        "\n"
+        "def check():\n"
+        "    if multiprocessing.parent_process() is not None:\n"
+        "        raise RuntimeError('no worker may import me')\n"
+        "\n"
+        "\n"
+        "check()\n"
+        "\n"
+        "\n"
+        "def app(environ, start_response):\n"
+        "    return []\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "pulsar.apps.wsgi", "picky:app", "--bind", "127.0.0.1:0"]
+        + ["--max-restarts", "1", "--restart-window", "60"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 3, result.stderr
+    assert 'picky.py", line 6, in check' in result.stderr
+    assert "RuntimeError: no worker may import me" in result.stderr
+    assert "arbiter stopped (exit code 3)" in result.stderr
