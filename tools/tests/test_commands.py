@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import ast
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -187,3 +189,37 @@ def test_the_restated_default_check_catches_them() -> None:
     for line in ('self.cfg.get("graceful_timeout") or 10', 'cfg.get("graceful_timeout", 30)'):
         assert _RESTATED.search(line), line
     assert not _RESTATED.search("cfg.view(ActorOptions).graceful_timeout")
+
+
+# -- every launcher finds the modules of the current folder --------------------------------------
+
+
+def test_tasks_worker_imports_modules_of_the_current_folder(tmp_path: Path) -> None:
+    (tmp_path / "jobs.py").write_text(
+        "from pulsar.apps import tasks\n\n\n@tasks.job()\ndef add(a, b):\n    return a + b\n"
+    )
+    log = tmp_path / "worker.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [
+                *(str(BIN / "pulsar-tasks"), "worker", "--modules", "jobs", "--workers", "1"),
+                *("--backend", f"sqlite:///{tmp_path}/tasks.db"),
+            ],
+            cwd=tmp_path,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while "started (pid" not in log.read_text():
+                assert proc.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.05)
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert proc.returncode == 0, log.read_text()
+    assert "No module named 'jobs'" not in log.read_text()

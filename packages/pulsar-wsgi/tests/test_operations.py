@@ -589,8 +589,10 @@ def test_module_raising_in_a_worker_shows_the_users_traceback(tmp_path: Path) ->
         "    return []\n"
     )
     result = subprocess.run(
-        [sys.executable, "-m", "pulsar.apps.wsgi", "picky:app", "--bind", "127.0.0.1:0"]
-        + ["--max-restarts", "1", "--restart-window", "60"],
+        [
+            *(sys.executable, "-m", "pulsar.apps.wsgi", "picky:app", "--bind", "127.0.0.1:0"),
+            *("--max-restarts", "1", "--restart-window", "60"),
+        ],
         cwd=tmp_path,
         capture_output=True,
         text=True,
