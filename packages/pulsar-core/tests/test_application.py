@@ -238,7 +238,10 @@ def test_pidfile_live_stale_and_removed(tmp_path) -> None:
 
 def test_daemon(tmp_path) -> None:
     pidfile = tmp_path / "d.pid"
-    out = run_cli("--workers", "1", "--daemon", "--pidfile", str(pidfile))
+    log = tmp_path / "d.log"
+    out = run_cli(
+        "--workers", "1", "--daemon", "--pidfile", str(pidfile), "--error-logfile", str(log)
+    )
     assert out.returncode == 0  # the launcher returns at once
     pid = int(h.wait_for(lambda: pidfile.exists() and pidfile.read_text().strip()))
     proc = psutil.Process(pid)
@@ -253,6 +256,10 @@ def test_daemon(tmp_path) -> None:
     h.wait_for(lambda: not psutil.pid_exists(pid) or proc.status() == psutil.STATUS_ZOMBIE)
     h.wait_for(lambda: not any(psutil.pid_exists(p) for p in workers))
     assert not pidfile.exists()
+    # --daemon keeps its logs: the error log file has the arbiter's and the worker's lines
+    text = log.read_text()
+    assert f"demo: worker {info['monitors']['demo']['workers'][0]['aid']} started" in text
+    assert "arbiter stopped (exit code 0)" in text
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="switching user needs root")
