@@ -1480,9 +1480,17 @@ Boolean flags also have a `--no-` form (`--no-access-log`); environment variable
 `1/true/yes/on` or `0/false/no/off`. List settings take a repeated flag or a comma-separated
 value. Settings without a command-line flag (the hooks) are set in code or in the config file.
 
+The environment variable lines up with the long flag: `--queues` is `PULSAR_QUEUES`.
+
 In a MultiApp each application has a prefix, say `rpc`: its settings are `--rpc-workers`,
 `PULSAR_RPC_WORKERS` and `rpc_workers` in the config file. Settings marked *global* apply to the
-whole arbiter and keep their plain names."""
+whole arbiter and keep their plain names.
+
+Each command lists and accepts only the settings of its applications: those of application
+`socket` (the server settings: `bind`, TLS, `keep_alive`, `max_requests`, the access log) belong
+to the socket servers (WSGI, JSON-RPC), not to `pulsar-tasks worker` or `pulsar-shell`. Code reads
+a typed, frozen view of the settings (`cfg.view(pulsar.options.ServerOptions)`); each default
+lives only here."""
 
 
 def _md_default(cls: builtins.type[Setting]) -> str:
