@@ -602,3 +602,28 @@ def test_module_raising_in_a_worker_shows_the_users_traceback(tmp_path: Path) ->
     assert 'picky.py", line 6, in check' in result.stderr
     assert "RuntimeError: no worker may import me" in result.stderr
     assert "arbiter stopped (exit code 3)" in result.stderr
+
+
+def test_idle_keep_alive_connection_closed_between_requests_on_a_roll(
+    tmp_path: Path, server_factory
+) -> None:
+    """A retiring worker does not wait ``graceful_timeout`` for an idle keep-alive connection:
+    it closes it between requests (after a short linger for a request on its way)."""
+    write_app(tmp_path / "mod.py", "v")
+    server = server_factory("mod:app", "--workers", "1", "--graceful-timeout", "60")
+    server.wait_serving()
+    old = wait_for(lambda: server.workers() if len(server.workers()) == 1 else None)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        data = b""
+        while not data.endswith(b" " + str(next(iter(old))).encode()):
+            chunk = sock.recv(65536)
+            assert chunk, data
+            data += chunk
+        assert b"Connection: close" not in data  # a keep-alive response: the connection stays
+        started = time.monotonic()
+        server.proc.send_signal(signal.SIGHUP)
+        assert sock.recv(65536) == b""  # closed by the retiring worker, nothing else sent
+        assert time.monotonic() - started < 20  # far less than graceful_timeout
+    wait_for(rolled(server, old, 1), timeout=20, what="the old worker to exit")
+    assert server.stop() == 0, server.output()
