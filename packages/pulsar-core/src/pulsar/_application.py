@@ -288,9 +288,14 @@ class Application:
         return {"callable": None}
 
     @property
+    def app_object(self) -> Any:
+        """The application object served (the callable; a WSGI server's WSGI callable)."""
+        return self.callable
+
+    @property
     def has_application(self) -> bool:
         """True once the application object is there (given in code or imported)."""
-        return self.callable is not None
+        return self.app_object is not None
 
     def set_application(self, obj: Any) -> None:
         """Use ``obj``, the object :attr:`import_spec` names (override to wrap it)."""
@@ -326,9 +331,18 @@ class Application:
     async def check_code(self) -> str | None:
         """SIGHUP: None when the application's code on disk imports (in a new interpreter),
         else the error; the arbiter then keeps its running workers."""
+        if self.import_spec is None:
+            module = getattr(self.app_object, "__module__", None)
+            if module == "__main__":
+                logger.info(
+                    "%s: the application was given as an object of the script: the new workers "
+                    "run the code the arbiter started with (name it MODULE:CALLABLE to serve "
+                    "new code on HUP)",
+                    self.name,
+                )
+            return None
         if not self.imports_in_worker:
             return None
-        assert self.import_spec is not None
         return await self.import_spec.check_async()
 
     # -- hooks (override) -------------------------------------------------------------------------

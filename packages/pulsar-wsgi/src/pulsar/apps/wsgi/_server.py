@@ -132,8 +132,9 @@ class WSGIServer(_Base):
         self.callable = WsgiProtocolFactory(app)
 
     @property
-    def has_application(self) -> bool:
-        return self.wsgi_callable is not None
+    def app_object(self) -> Any:
+        """The WSGI callable served."""
+        return self.wsgi_callable
 
     def set_application(self, obj: Any) -> None:
         """Serve ``obj``, the WSGI callable :attr:`import_spec` names."""
