@@ -297,6 +297,8 @@ class Arbiter(SignalsMixin, ActorBase):
             self._starting.cancel()
         if self._watch_timer is not None:
             self._watch_timer.cancel()
+        if self._watcher is not None:
+            self._watcher.close()  # an import check in progress ends with the arbiter
         for fn in reversed(self.stop_callbacks):
             try:
                 result = fn(self)

@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 import traceback
 from collections.abc import Iterable
 from typing import Any
@@ -252,9 +253,7 @@ for name in names:
 """
 
 
-def check_sources(paths: Iterable[str], timeout: float = 60.0) -> str | None:
-    """None when every file in ``paths`` compiles and the modules loaded from them import in
-    a new interpreter (``__main__`` is only compiled); else the error, as Python prints it."""
+def _syntax_error(paths: Iterable[str]) -> str | None:
     for path in paths:
         try:
             with open(path, "rb") as f:
@@ -263,38 +262,83 @@ def check_sources(paths: Iterable[str], timeout: float = 60.0) -> str | None:
             return "".join(traceback.format_exception_only(type(exc), exc)).rstrip()
         except (OSError, ValueError):
             continue
+    return None
+
+
+def _modules_of(paths: Iterable[str]) -> list[str]:
+    """The names of the loaded modules (``__main__`` excepted) read from ``paths``."""
     real = {os.path.realpath(p) for p in paths}
-    names = sorted(
+    return sorted(
         name
         for name, module in list(sys.modules.items())
         if name != "__main__" and os.path.realpath(getattr(module, "__file__", None) or "") in real
     )
+
+
+class _ImportCheck:
+    """``import`` of some modules in a new interpreter, polled (never blocks the caller)."""
+
+    def __init__(self, names: list[str], timeout: float) -> None:
+        self.names = names
+        self.deadline = time.monotonic() + timeout
+        self.timeout = timeout
+        self.out = tempfile.TemporaryFile()  # noqa: SIM115 - closed by result() or cancel()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _IMPORT_SCRIPT, ",".join(names), os.getcwd(), *sys.path],
+            stdout=self.out,
+            stderr=subprocess.STDOUT,
+        )
+
+    def result(self) -> tuple[bool, str | None]:
+        """``(done, error)``: the error output, None when the modules imported."""
+        code = self.proc.poll()
+        if code is None:
+            if time.monotonic() < self.deadline:
+                return False, None
+            self.cancel()
+            return True, f"importing {', '.join(self.names)} took more than {self.timeout:g}s"
+        try:
+            if code == 0:
+                return True, None
+            self.out.seek(0)
+            return True, self.out.read().decode(errors="replace").rstrip() or f"exit code {code}"
+        finally:
+            self.out.close()
+
+    def cancel(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.out.close()
+
+
+def check_sources(paths: Iterable[str], timeout: float = 60.0) -> str | None:
+    """None when every file in ``paths`` compiles and the modules loaded from them import in
+    a new interpreter (``__main__`` is only compiled); else the error, as Python prints it."""
+    paths = list(paths)
+    error = _syntax_error(paths)
+    if error is not None:
+        return error
+    names = _modules_of(paths)
     if not names:
         return None
-    with tempfile.TemporaryFile() as out:
-        try:
-            proc = subprocess.run(
-                [sys.executable, "-c", _IMPORT_SCRIPT, ",".join(names), os.getcwd(), *sys.path],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                timeout=timeout,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            return f"importing {', '.join(names)} took more than {timeout:g}s"
-        if proc.returncode == 0:
-            return None
-        out.seek(0)
-        return out.read().decode(errors="replace").rstrip() or f"exit code {proc.returncode}"
+    check = _ImportCheck(names, timeout)
+    while True:
+        done, error = check.result()
+        if done:
+            return error
+        time.sleep(0.02)
 
 
 class SourceWatcher:
     """Detects changes of Python source files (the ``reload`` setting): polls mtimes."""
 
-    def __init__(self, extra: Iterable[str] = ()) -> None:
+    def __init__(self, extra: Iterable[str] = (), *, timeout: float = 60.0) -> None:
         self.extra = list(extra)
         self._mtimes: dict[str, float] = {}
         self._pending: list[str] = []  # changed, not yet loadable
+        self._check: _ImportCheck | None = None
+        self.timeout = timeout
         self.changed()  # baseline
 
     def files(self) -> list[str]:
@@ -314,11 +358,12 @@ class SourceWatcher:
         return sorted(out)
 
     def changed(self) -> list[str]:
-        """The files changed since the last call, once they compile and their modules import.
+        """The files changed, once they compile and their modules import (call it every second
+        or so: the import check runs in a new interpreter and is polled, never waited for).
 
-        A change that does not (a syntax error, a module raising at import) is logged as one
-        block and reported as no change: the running workers keep serving, and the next save
-        is checked again.
+        A change that does not load (a syntax error, a module raising at import) is logged as
+        one block and reported as no change: the running workers keep serving, and the next
+        save is checked again.
         """
         changed = []
         for path in self.files():
@@ -332,15 +377,40 @@ class SourceWatcher:
                 changed.append(path)
         if changed:
             self._pending = sorted(set(self._pending) | set(changed))
-        if not changed or not self._pending:
+            if self._check is not None:  # saved again while checking: check the new sources
+                self._check.cancel()
+                self._check = None
+            error = _syntax_error(self._pending)
+            if error is not None:
+                self._failed(changed, error)
+                return []
+            names = _modules_of(self._pending)
+            if names:
+                self._check = _ImportCheck(names, self.timeout)
+            else:
+                pending, self._pending = self._pending, []
+                return pending
+        if self._check is None:
             return []
-        error = check_sources(self._pending)
+        done, error = self._check.result()
+        if not done:
+            return []
+        self._check = None
         if error is not None:
-            logger.error(
-                "reload: %s does not load, keeping the running workers (fix it and save):\n%s",
-                ", ".join(os.path.basename(p) for p in changed[:3]),
-                error,
-            )
+            self._failed(self._pending, error)
             return []
         pending, self._pending = self._pending, []
         return pending
+
+    def _failed(self, paths: list[str], error: str) -> None:
+        logger.error(
+            "reload: %s does not load, keeping the running workers (fix it and save):\n%s",
+            ", ".join(os.path.basename(p) for p in paths[:3]),
+            error,
+        )
+
+    def close(self) -> None:
+        """Stop a check in progress."""
+        if self._check is not None:
+            self._check.cancel()
+            self._check = None
