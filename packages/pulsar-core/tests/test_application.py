@@ -35,10 +35,14 @@ def markers(directory) -> list[str]:
 def test_help_lists_settings_by_section_with_defaults() -> None:
     out = run_cli("--help")
     assert out.returncode == 0
-    for section in ("Worker Processes", "Server Socket", "Server Mechanics", "Logging"):
+    for section in ("Worker Processes", "Server Mechanics", "Logging"):
         assert section in out.stdout
     assert "--workers" in out.stdout and "--graceful-timeout" in out.stdout
     assert "PULSAR_WORKERS" in out.stdout
+    # an application that is not a server has no server settings (bind, TLS, keep-alive...)
+    assert "Server Socket" not in out.stdout
+    for flag in ("--bind", "--cert-file", "--keep-alive", "--access-log", "--max-requests"):
+        assert flag + " " not in out.stdout and flag + "]" not in out.stdout, flag
 
 
 def test_version() -> None:
@@ -50,7 +54,8 @@ def test_version() -> None:
     ("args", "env", "needle"),
     [
         (["--workers", "abc"], {}, "--workers: invalid value 'abc'"),
-        (["--bind", "127.0.0.1:70000"], {}, "out of range"),
+        (["--graceful-timeout", "-1"], {}, "--graceful-timeout"),
+        (["--bind", "127.0.0.1:8000"], {}, "unrecognized arguments: --bind"),
         (["--timeout", "-3"], {}, "--timeout"),
         ([], {"PULSAR_WORKERS": "many"}, "PULSAR_WORKERS"),
         (["--nope"], {}, "--nope"),
@@ -233,7 +238,10 @@ def test_pidfile_live_stale_and_removed(tmp_path) -> None:
 
 def test_daemon(tmp_path) -> None:
     pidfile = tmp_path / "d.pid"
-    out = run_cli("--workers", "1", "--daemon", "--pidfile", str(pidfile))
+    log = tmp_path / "d.log"
+    out = run_cli(
+        "--workers", "1", "--daemon", "--pidfile", str(pidfile), "--error-logfile", str(log)
+    )
     assert out.returncode == 0  # the launcher returns at once
     pid = int(h.wait_for(lambda: pidfile.exists() and pidfile.read_text().strip()))
     proc = psutil.Process(pid)
@@ -248,6 +256,10 @@ def test_daemon(tmp_path) -> None:
     h.wait_for(lambda: not psutil.pid_exists(pid) or proc.status() == psutil.STATUS_ZOMBIE)
     h.wait_for(lambda: not any(psutil.pid_exists(p) for p in workers))
     assert not pidfile.exists()
+    # --daemon keeps its logs: the error log file has the arbiter's and the worker's lines
+    text = log.read_text()
+    assert f"demo: worker {info['monitors']['demo']['workers'][0]['aid']} started" in text
+    assert "arbiter stopped (exit code 0)" in text
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="switching user needs root")

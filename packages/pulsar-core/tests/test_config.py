@@ -48,6 +48,13 @@ from pulsar._config import (
 )
 from pulsar._exceptions import ConfigError
 
+
+def SConfig(*args: Any, **kwargs: Any) -> Config:
+    """A config with the server settings (``bind``, TLS, ``keep_alive``, ``max_requests``...)."""
+    kwargs.setdefault("apps", ("socket",))
+    return Config(*args, **kwargs)
+
+
 ROOT = Path(__file__).resolve().parents[3]
 
 
@@ -384,6 +391,7 @@ CORE = {
     "concurrency": ("Worker Processes", "process", False),
     "start_method": ("Worker Processes", "auto", False),
     "thread_workers": ("Worker Processes", 4, False),
+    "preload": ("Worker Processes", False, False),
     "timeout": ("Worker Processes", 30, False),
     "heartbeat": ("Worker Processes", 5, False),
     "graceful_timeout": ("Worker Processes", 30, False),
@@ -411,6 +419,8 @@ CORE = {
     "max_frame_size": ("Server Mechanics", 16 * 1024 * 1024, True),
     "log_level": ("Logging", "info", True),
     "log_config": ("Logging", None, True),
+    "error_logfile": ("Logging", "-", True),
+    "access_logfile": ("Logging", None, True),
     "access_log": ("Logging", True, False),
 }
 HOOKS = {
@@ -423,13 +433,30 @@ HOOKS = {
 }
 
 
+#: the settings of servers only (``app = "socket"``): a task queue or the shell has none
+SERVER = {
+    "max_requests",
+    "max_requests_jitter",
+    "bind",
+    "backlog",
+    "reuse_port",
+    "keep_alive",
+    "cert_file",
+    "key_file",
+    "ca_certs",
+    "access_logfile",
+    "access_log",
+}
+
+
 def test_core_settings_declared() -> None:
-    cfg = Config()
+    assert list(Config().settings) == [*(n for n in CORE if n not in SERVER), *HOOKS]
+    cfg = SConfig()
     assert list(cfg.settings) == [*CORE, *HOOKS]
     for name, (section, default, is_global) in CORE.items():
         setting = cfg.settings[name]
         assert (setting.section, setting.value, setting.is_global) == (section, default, is_global)
-        assert setting.app is None
+        assert setting.app == ("socket" if name in SERVER else None)
         assert setting.flags, name
         assert setting.desc and "\n" not in setting.desc and len(setting.desc) <= 100
         assert setting.source == "default"
@@ -443,7 +470,7 @@ def test_core_settings_declared() -> None:
 
 
 def test_short_flags() -> None:
-    flags = {name: s.flags for name, s in Config().settings.items()}
+    flags = {name: s.flags for name, s in SConfig().settings.items()}
     assert flags["config"] == ("-c", "--config")
     assert flags["workers"] == ("-w", "--workers")
     assert flags["bind"] == ("-b", "--bind")
@@ -549,12 +576,15 @@ def test_choices_give_a_validator(registry: None) -> None:
 
 
 def test_attribute_access_get_set() -> None:
-    cfg = Config(workers=3, bind=":9000")
+    cfg = SConfig(workers=3, bind=":9000")
     assert cfg.workers == 3
     assert cfg.bind == ["0.0.0.0:9000"]
     assert cfg.get("workers") == 3
-    assert cfg.get("nope") is None
-    assert cfg.get("nope", 7) == 7
+    with pytest.raises(ConfigError, match=r"^unknown setting 'nope'$"):
+        cfg.get("nope")  # reading an undeclared setting raises, never a silent None
+    with pytest.raises(ConfigError, match=r"did you mean 'workers'"):
+        cfg.get("wokers")
+    assert cfg.get("nope", 7) == 7  # explicitly optional (another application's setting)
     cfg.set("timeout", "2.5")
     assert cfg.timeout == 2.5
     cfg.workers = 4
@@ -597,7 +627,7 @@ def test_constructor_params_validated() -> None:
 
 
 def test_update_is_all_or_nothing() -> None:
-    cfg = Config()
+    cfg = SConfig()
     with pytest.raises(ConfigError, match=r"^backlog:"):
         cfg.update({"workers": 5, "backlog": 0})
     assert cfg.workers == 1
@@ -615,7 +645,7 @@ def test_items_and_repr() -> None:
 
 
 def test_copy_is_independent() -> None:
-    cfg = Config(bind=["a.example:1"], log_config={"version": 1, "root": {"level": "INFO"}})
+    cfg = SConfig(bind=["a.example:1"], log_config={"version": 1, "root": {"level": "INFO"}})
     other = cfg.copy()
     assert other == cfg and other is not cfg
     other.bind.append("b.example:2")
@@ -632,14 +662,14 @@ def test_copy_is_independent() -> None:
 
 
 def test_check_heartbeat_below_timeout() -> None:
-    Config(heartbeat=5, timeout=30).check()
-    Config(heartbeat=50, timeout=0).check()  # timeouts disabled
+    SConfig(heartbeat=5, timeout=30).check()
+    SConfig(heartbeat=50, timeout=0).check()  # timeouts disabled
     with pytest.raises(ConfigError) as info:
-        Config(heartbeat=30, timeout=30).check()
+        SConfig(heartbeat=30, timeout=30).check()
     assert str(info.value) == "heartbeat: 30 must be less than timeout (30)"
     assert info.value.setting == "heartbeat"
     with pytest.raises(ConfigError, match=r"^key_file: set without cert_file$"):
-        Config(key_file="k.pem").check()
+        SConfig(key_file="k.pem").check()
 
 
 def test_pickle_round_trip_with_hooks(tmp_path: Path) -> None:
@@ -720,7 +750,7 @@ def test_five_layers_at_once(tmp_path: Path) -> None:
         backlog = 300
         """,
     )
-    cfg = Config(workers=2, timeout=11, backlog=200, config=path)
+    cfg = SConfig(workers=2, timeout=11, backlog=200, config=path)
     environ = {"PULSAR_WORKERS": "4", "PULSAR_MAX_REQUESTS": "13", "PULSAR_BACKLOG": "400"}
     result = cfg.load(["--workers", "5", "--keep-alive", "14"], environ)
     assert result.extras == [] and vars(result.args) == {}
@@ -759,7 +789,7 @@ def test_config_file_chosen_by_highest_layer(tmp_path: Path) -> None:
 
 def test_failed_load_changes_nothing(tmp_path: Path) -> None:
     path = write(tmp_path / "conf.py", "workers = 7\n")
-    cfg = Config(config=path, backlog=10)
+    cfg = SConfig(config=path, backlog=10)
     with pytest.raises(ConfigError, match=r"^--timeout:"):
         cfg.load(["--timeout", "-1"], {"PULSAR_BACKLOG": "20"})
     assert (cfg.workers, cfg.backlog, cfg.timeout) == (1, 10, 30)
@@ -805,7 +835,7 @@ def test_config_file_mapping(tmp_path: Path) -> None:
         worker_stopping = "os.path:basename"
         """,
     )
-    cfg = Config(config=path)
+    cfg = SConfig(config=path)
     cfg.load([], {})
     assert cfg.workers == 2
     assert cfg.bind == ["0.0.0.0:80", "unix:/tmp/x.sock"]
@@ -885,14 +915,14 @@ def test_config_file_with_prefixes(tmp_path: Path) -> None:
         web_access_log = False
         """,
     )
-    rpc, web = Config(prefix="rpc"), Config(prefix="web", config=path)
+    rpc, web = SConfig(prefix="rpc"), SConfig(prefix="web", config=path)
     Config.load_many([rpc, web], [], {})
     assert (rpc.workers, web.workers) == (2, 3)
     assert (rpc.access_log, web.access_log) == (True, False)
     assert rpc.log_level == web.log_level == "warning"
     path = write(tmp_path / "plain.py", "workers = 2\n")
     with pytest.raises(ConfigError, match=r"'workers' needs an application prefix here"):
-        Config.load_many([Config(prefix="rpc", config=path)], [], {})
+        Config.load_many([SConfig(prefix="rpc", config=path)], [], {})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -902,7 +932,7 @@ def test_config_file_with_prefixes(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("text", "value"), [("1", True), ("yes", True), ("OFF", False)])
 def test_env_bool(text: str, value: bool) -> None:
-    cfg = Config()
+    cfg = SConfig()
     cfg.load([], {"PULSAR_REUSE_PORT": text})
     assert cfg.reuse_port is value
     assert cfg.settings["reuse_port"].source == "env"
@@ -910,18 +940,18 @@ def test_env_bool(text: str, value: bool) -> None:
 
 def test_env_errors_name_the_variable() -> None:
     with pytest.raises(ConfigError) as info:
-        Config().load([], {"PULSAR_REUSE_PORT": "maybe"})
+        SConfig().load([], {"PULSAR_REUSE_PORT": "maybe"})
     assert str(info.value) == (
         "PULSAR_REUSE_PORT: invalid value 'maybe' (expected a boolean: 1/true/yes/on or "
         "0/false/no/off)"
     )
     assert info.value.setting == "reuse_port"
     with pytest.raises(ConfigError, match=r"^PULSAR_WORKERS: invalid value 'abc' \(expected"):
-        Config().load([], {"PULSAR_WORKERS": "abc"})
+        SConfig().load([], {"PULSAR_WORKERS": "abc"})
 
 
 def test_env_values() -> None:
-    cfg = Config()
+    cfg = SConfig()
     environ = {
         "PULSAR_BIND": "a.example:1, :2",
         "PULSAR_TIMEOUT": "7.5",
@@ -963,7 +993,7 @@ def help_text(capsys: pytest.CaptureFixture[str], parser: Any) -> str:
 
 
 def test_help_grouped_by_section(capsys: pytest.CaptureFixture[str]) -> None:
-    cfg = Config(workers=3, description="Serve things.")
+    cfg = SConfig(workers=3, description="Serve things.")
     text = help_text(capsys, cfg.parser(prog="pulsar-test"))
     assert text.startswith("usage: pulsar-test")
     assert "Serve things." in text
@@ -1038,7 +1068,7 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     ],
 )
 def test_cli_bad_value(argv: list[str], setting: str, message: str) -> None:
-    cfg = Config()
+    cfg = SConfig()
     with pytest.raises(ConfigError) as info:
         cfg.load(argv, {})
     assert str(info.value) == message
@@ -1053,7 +1083,7 @@ def test_cli_parse_errors_are_config_errors() -> None:
 
 
 def test_cli_values() -> None:
-    cfg = Config(access_log=True)
+    cfg = SConfig(access_log=True)
     cfg.load(
         [
             "-b",
@@ -1094,12 +1124,12 @@ def test_known_only_returns_extras() -> None:
 
 
 def test_prefixed_flags() -> None:
-    cfg = Config().prefixed("rpc")
+    cfg = SConfig().prefixed("rpc")
     assert cfg.settings["workers"].flags_for("rpc") == ("--rpc-workers",)
     assert cfg.settings["reuse_port"].flags_for("rpc") == ("--rpc-reuse-port",)
     assert cfg.settings["log_level"].flags_for("rpc") == ("--log-level",)
     assert cfg.settings["worker_start"].flags_for("rpc") == ()
-    assert Config(prefix="my_app").settings["workers"].flags_for("my_app") == ("--my-app-workers",)
+    assert SConfig(prefix="my_app").settings["workers"].flags_for("my_app") == ("--my-app-workers",)
     cfg.load(["--rpc-workers", "4", "--no-rpc-access-log"], {})
     assert (cfg.workers, cfg.access_log) == (4, False)
     with pytest.raises(ConfigError, match=r"unrecognized arguments: -w 4"):
@@ -1107,7 +1137,7 @@ def test_prefixed_flags() -> None:
 
 
 def test_two_apps_in_one_parser(capsys: pytest.CaptureFixture[str]) -> None:
-    rpc, web = Config(prefix="rpc"), Config(prefix="web", workers=2)
+    rpc, web = SConfig(prefix="rpc"), SConfig(prefix="web", workers=2)
     parser = Config.parser_for([rpc, web], prog="multi")
     text = help_text(capsys, parser)
     assert text.count("--log-level") == 2  # once in usage, once in its group
@@ -1166,8 +1196,8 @@ def test_docs_settings_md_is_up_to_date() -> None:
 
 
 def test_settings_reference_content() -> None:
-    text = settings_reference()
-    for name, setting in Config().settings.items():
+    text = settings_reference(("socket",))
+    for name, setting in SConfig().settings.items():
         assert f"### `{name}`" in text
         assert setting.desc in text
     assert "- Command line: `-w INT`, `--workers INT`" in text
@@ -1188,3 +1218,30 @@ def test_settings_reference_content() -> None:
         "Server Hooks",
     ]
     assert "[`config`](#config-1)" in text  # the setting's heading follows the section's
+
+
+# ---------------------------------------------------------------------------------------------
+# Typed views
+# ---------------------------------------------------------------------------------------------
+
+
+def test_views_are_frozen_typed_snapshots() -> None:
+    import dataclasses
+
+    from pulsar.options import ActorOptions, MonitorOptions, ServerOptions
+
+    cfg = SConfig(graceful_timeout=0, bind=["127.0.0.1:0", "unix:/tmp/x.sock"], workers=3)
+    actor = cfg.view(ActorOptions)
+    assert actor.graceful_timeout == 0  # a 0 is a 0 (never `or 30`)
+    assert actor.heartbeat == 5 and actor.spawn_timeout == 10  # the Settings' defaults
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        actor.graceful_timeout = 5  # type: ignore[misc]
+    server = cfg.view(ServerOptions)
+    assert server.bind == ("127.0.0.1:0", "unix:/tmp/x.sock")  # lists become tuples
+    assert (server.backlog, server.keep_alive, server.workers) == (2048, 15, 3)
+    assert cfg.view(MonitorOptions).restart_window == 60
+    cfg.set("graceful_timeout", 7)
+    assert actor.graceful_timeout == 0 and cfg.view(ActorOptions).graceful_timeout == 7
+    # a view naming a setting the config does not declare raises (a task queue is no server)
+    with pytest.raises(ConfigError, match=r"^unknown setting 'bind'"):
+        Config().view(ServerOptions)

@@ -14,6 +14,7 @@ EXPECTED = {
     "ActorProxy",
     "ActorState",
     "Application",
+    "ImportSpec",
     "Arbiter",
     "ExitCode",
     "ExitInfo",
@@ -89,7 +90,7 @@ def test_errors_share_one_base_and_pickle() -> None:
 def test_validators_module() -> None:
     from pulsar import validators
 
-    assert len(validators.__all__) == 18
+    assert len(validators.__all__) == 19  # 18 validators and declare_app
     for name in validators.__all__:
         assert callable(getattr(validators, name)), name
     assert validators.validate_positive_int("3") == 3

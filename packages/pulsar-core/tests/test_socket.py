@@ -678,3 +678,40 @@ def test_nodelay_left_to_uvloop() -> None:
         loop.close()
     assert not _wants_nodelay(tcp)
     assert _wants_nodelay(asyncio.Transport)
+
+
+def test_banner_urls(tmp_path: Any) -> None:
+    """Every bound address as a URL: the scheme of the server, its TLS form, ``unix:``."""
+
+    class Http(SocketServer):
+        url_scheme = "http"
+
+    plain = Http(callable=asyncio.Protocol, bind=["127.0.0.1:0", f"unix:{tmp_path}/s.sock"])
+    plain.bind()
+    try:
+        port = plain.addresses[0].rsplit(":", 1)[1]
+        assert plain.urls() == [f"http://127.0.0.1:{port}", f"unix:{tmp_path}/s.sock"]
+        line = plain.banner()[0]
+        assert line.startswith(f"pulsar {pulsar.__version__}: http running on http://127.0.0.1:")
+        assert f"(1 worker x process, 4 threads each; arbiter pid {os.getpid()})" in line
+    finally:
+        plain.close_listeners()
+    files = sh.make_cert(str(tmp_path))
+    if files is None:
+        pytest.skip("no way to make a certificate")
+    tls = Http(callable=asyncio.Protocol, bind="127.0.0.1:0", cert_file=files[0], key_file=files[1])
+    tls.bind()
+    try:
+        assert tls.urls()[0].startswith("https://127.0.0.1:")
+    finally:
+        tls.close_listeners()
+    tcp = SocketServer(callable=asyncio.Protocol, bind="[::1]:0", workers=0, thread_workers=1)
+    try:
+        tcp.bind()
+    except ps.BindError:
+        pytest.skip("no IPv6")
+    try:
+        assert tcp.urls()[0].startswith("tcp://[::1]:")
+        assert "(in the arbiter, 1 thread each;" in tcp.banner()[0]
+    finally:
+        tcp.close_listeners()

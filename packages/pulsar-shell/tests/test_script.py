@@ -97,3 +97,24 @@ def test_script_attached_to_a_running_application(tmp_path, shell_env, running_a
     result = run_shell("--attach", running_app["pidfile"], script, env=shell_env)
     assert (result.returncode, result.stdout.split()) == (0, ["2", "RemoteActor"]), result.stderr
     assert running_app["proc"].poll() is None
+
+
+def test_console_script_imports_modules_of_the_current_folder(tmp_path) -> None:
+    """``pulsar-shell --imports jobs`` in the folder holding ``jobs.py`` (as ``python -m``)."""
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "jobs.py").write_text("VALUE = 42\n")
+    script = os.path.join(os.path.dirname(sys.executable), "pulsar-shell")
+    result = subprocess.run(
+        [script, "--imports", "jobs"],
+        input='print("JOBS", jobs.VALUE)\n',
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "JOBS 42" in result.stdout
+    assert "cannot import" not in result.stderr

@@ -20,10 +20,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:  # helper modules (jobs) importable by name, also in child processes
     sys.path.insert(0, HERE)
 
+from tq_helpers import POSTGRES_URL, postgres_available, require_postgres  # noqa: E402
+
 REDIS_URL = os.environ.get("PULSAR_TASKS_TEST_REDIS", "redis://127.0.0.1:6379/13")
-POSTGRES_URL = os.environ.get(
-    "PULSAR_TASKS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"
-)
 
 
 def redis_available() -> bool:
@@ -41,24 +40,6 @@ def require_redis() -> None:
         return
     if not redis_available():
         pytest.skip("no Redis server answers on 127.0.0.1:6379")
-
-
-def postgres_available() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 5432), timeout=0.5) as sock:
-            # an SSLRequest: a PostgreSQL server answers with one byte, S or N
-            sock.sendall(b"\x00\x00\x00\x08\x04\xd2\x16\x2f")
-            return sock.recv(1) in (b"S", b"N")
-    except OSError:
-        return False
-
-
-def require_postgres() -> None:
-    """Skip (visibly) without a PostgreSQL server, unless CI=true."""
-    if os.environ.get("CI", "").lower() == "true":
-        return
-    if not postgres_available():
-        pytest.skip("no PostgreSQL server answers on 127.0.0.1:5432")
 
 
 @pytest.fixture(scope="session")

@@ -24,7 +24,7 @@ import psutil
 import pytest
 import tq_helpers as h
 import tq_jobs  # noqa: F401  (the jobs are known to the producers here)
-from conftest import POSTGRES_URL, require_postgres
+from tq_helpers import POSTGRES_URL, require_postgres
 
 from pulsar.apps import tasks
 from pulsar.apps.tasks import TaskState

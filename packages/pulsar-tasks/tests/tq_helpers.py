@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
 from typing import Any
 
+import pytest
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCRIPTS = os.path.join(HERE, "scripts")
+#: the PostgreSQL the tests use (a schema of their own in it); here, not in conftest: with
+#: --import-mode=importlib a ``from conftest import`` may find another package's conftest
+POSTGRES_URL = os.environ.get(
+    "PULSAR_TASKS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"
+)
 RUNNING: list[Run] = []
 
 
@@ -86,3 +94,21 @@ def wait_for(predicate: Any, timeout: float = 10, interval: float = 0.05) -> Any
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         time.sleep(interval)
+
+
+def postgres_available() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 5432), timeout=0.5) as sock:
+            # an SSLRequest: a PostgreSQL server answers with one byte, S or N
+            sock.sendall(b"\x00\x00\x00\x08\x04\xd2\x16\x2f")
+            return sock.recv(1) in (b"S", b"N")
+    except OSError:
+        return False
+
+
+def require_postgres() -> None:
+    """Skip (visibly) without a PostgreSQL server, unless CI=true."""
+    if os.environ.get("CI", "").lower() == "true":
+        return
+    if not postgres_available():
+        pytest.skip("no PostgreSQL server answers on 127.0.0.1:5432")

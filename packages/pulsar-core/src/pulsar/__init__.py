@@ -20,7 +20,7 @@ from ._actor import (
     send_threadsafe,
     spawn,
 )
-from ._application import Application, MultiApp
+from ._application import Application, ImportSpec, MultiApp
 from ._arbiter import Arbiter, ExitCode, arbiter, get_arbiter
 from ._client import Client, ConnectError, connect
 from ._commands import CommandRole, Request, command
@@ -56,6 +56,7 @@ __all__ = [
     # actors
     "Actor",
     "Application",
+    "ImportSpec",
     "MultiApp",
     "ActorBase",
     "ActorProxy",

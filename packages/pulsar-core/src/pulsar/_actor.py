@@ -54,6 +54,7 @@ from ._exceptions import (
 from ._links import LINK_BARRIER, LINK_PROBE, LinkManager
 from ._loop import loop_name
 from ._system import system_info
+from .options import ActorOptions
 
 __all__ = [
     "ActorState",
@@ -250,7 +251,7 @@ class ActorBase:
     def executor(self) -> concurrent.futures.ThreadPoolExecutor:
         """The actor's thread pool for blocking calls (``thread_workers`` threads)."""
         if self._executor is None:
-            n = max(1, int(self.cfg.get("thread_workers", 4) or 1))
+            n = max(1, self.cfg.view(ActorOptions).thread_workers)
             self._executor = concurrent.futures.ThreadPoolExecutor(
                 max_workers=n,
                 thread_name_prefix=f"{self.name}-pool",
@@ -745,7 +746,7 @@ class Actor(ActorBase):
                 conn,
                 on_message=self._on_frame,
                 on_close=self._on_mailbox_lost,
-                handshake_timeout=float(self.cfg.get("spawn_timeout") or 10),
+                handshake_timeout=float(self.cfg.view(ActorOptions).spawn_timeout),
             )
 
         if isinstance(address, str):
@@ -796,7 +797,7 @@ class Actor(ActorBase):
             self.stop(EXIT_ARBITER_GONE)
 
     def _schedule_heartbeat(self) -> None:
-        interval = float(self.cfg.get("heartbeat") or 5)
+        interval = float(self.cfg.view(ActorOptions).heartbeat)
         self._heartbeat = self.loop.call_later(interval, self._beat)
 
     def _beat(self) -> None:
@@ -872,7 +873,8 @@ class Actor(ActorBase):
     async def _shutdown(self) -> None:
         if self._heartbeat is not None:
             self._heartbeat.cancel()
-        grace = float(self.cfg.get("graceful_timeout") or 0) or None
+        # 0: no limit here, the arbiter's kill after graceful_timeout is the only one
+        grace = float(self.cfg.view(ActorOptions).graceful_timeout) or None
         for fn in reversed(self._stop_callbacks):
             try:
                 result = fn(self)
@@ -954,7 +956,7 @@ def run_actor(spec: ActorSpec, *, in_process: bool = True) -> int:
                 importlib.import_module(module)
             except Exception as exc:
                 logger.debug("%s: cannot import command module %s: %s", spec.name, module, exc)
-    loop = new_event_loop(spec.cfg.get("io") or "auto")
+    loop = new_event_loop(spec.cfg.view(ActorOptions).io)
     asyncio.set_event_loop(loop)
     actor = Actor(spec)
     actor.loop = loop

@@ -21,10 +21,14 @@ methods), so its ``callable`` must then be importable by name.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import inspect
 import logging
 import os
+import subprocess
 import sys
+import tempfile
+import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -33,8 +37,9 @@ from ._arbiter import Arbiter, ExitCode, arbiter, get_arbiter
 from ._config import Config
 from ._exceptions import ConfigError
 from ._monitor import Monitor
+from .options import MonitorOptions
 
-__all__ = ["Application", "MultiApp", "run_hooks"]
+__all__ = ["Application", "ImportSpec", "MultiApp", "cwd_importable", "run_hooks"]
 
 logger = logging.getLogger("pulsar.application")
 
@@ -56,6 +61,147 @@ def run_hooks(hooks: Iterable[Callable[..., Any] | None], *args: Any) -> Any:
 
         return wait()
     return None
+
+
+def _is_user_module(name: str, module: Any) -> bool:
+    """A module of the user's own code: a ``.py`` file outside the Python installation and
+    pulsar itself (those never change under a running server)."""
+    if name == "__main__" or name == "pulsar" or name.startswith("pulsar."):
+        return False
+    path = getattr(module, "__file__", None)
+    if not path or not path.endswith(".py"):
+        return False
+    real = os.path.realpath(path)
+    if "site-packages" in real or "dist-packages" in real:
+        return False
+    prefixes = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
+    return not any(real.startswith(p + os.sep) for p in prefixes)
+
+
+_CHECK_SCRIPT = """
+import importlib, sys
+sys.path[:0] = [p for p in sys.argv[2:] if p not in sys.path]
+importlib.import_module(sys.argv[1])
+"""
+
+
+class ImportSpec:
+    """An application named ``module:attribute`` (``module`` alone: ``module:<default>``),
+    imported by the workers after they start, so a HUP serves the code on disk now.
+
+    ``load()`` (the arbiter's check at start) imports it and remembers the user's modules that
+    came with it; ``load(fresh=True)`` (a worker) forgets those modules first, so they are read
+    from disk again. Pickles as its text.
+
+    Raises (``load``): ImportError, AttributeError, ValueError, or whatever the module raises.
+    """
+
+    def __init__(self, spec: str, default: str = "application") -> None:
+        module, _, attr = spec.partition(":")
+        if not module or not all(part.isidentifier() for part in module.split(".")):
+            raise ValueError(f"expected MODULE:CALLABLE, got {spec!r}")
+        self.spec = spec
+        self.module = module
+        self.attr = attr or default
+        #: the user's modules imported together with the application (forgotten by a fresh load)
+        self.modules: tuple[str, ...] = ()
+
+    def __repr__(self) -> str:
+        return f"ImportSpec({self.spec!r})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    def load(self, *, fresh: bool = False) -> Any:
+        """Import the module (the current directory importable, as with ``python -m``) and
+        return the attribute."""
+        cwd = os.getcwd()
+        if cwd not in sys.path and "" not in sys.path:
+            sys.path.insert(0, cwd)
+        if fresh:
+            for name in {self.module, *self.modules}:
+                sys.modules.pop(name, None)
+            importlib.invalidate_caches()
+        before = set(sys.modules)
+        module = importlib.import_module(self.module)
+        if not fresh:
+            self.modules = tuple(
+                sorted(
+                    {self.module}
+                    | {
+                        n
+                        for n in set(sys.modules) - before
+                        if _is_user_module(n, sys.modules.get(n))
+                    }
+                )
+            )
+        obj: Any = module
+        for part in self.attr.split("."):
+            obj = getattr(obj, part)
+        return obj
+
+    def _check_command(self) -> list[str]:
+        return [sys.executable, "-c", _CHECK_SCRIPT, self.module, os.getcwd(), *sys.path]
+
+    def check(self, timeout: float = 60.0) -> str | None:
+        """Import the module in a new interpreter (this process keeps its modules): None when
+        it imports, else the error output (the user's traceback)."""
+        with tempfile.TemporaryFile() as out:
+            try:
+                proc = subprocess.run(
+                    self._check_command(),
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    timeout=timeout,
+                    check=False,
+                )
+            except subprocess.TimeoutExpired:
+                return f"importing {self.module} took more than {timeout:g}s"
+            return _check_result(proc.returncode, out)
+
+    async def check_async(self, timeout: float = 60.0) -> str | None:
+        """:meth:`check` without blocking the running loop (polls the child: no thread, no
+        child watcher)."""
+        loop = asyncio.get_running_loop()
+        with tempfile.TemporaryFile() as out:
+            proc = subprocess.Popen(self._check_command(), stdout=out, stderr=subprocess.STDOUT)
+            deadline = loop.time() + timeout
+            try:
+                while proc.poll() is None:
+                    if loop.time() > deadline:
+                        return f"importing {self.module} took more than {timeout:g}s"
+                    await asyncio.sleep(0.02)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+            return _check_result(proc.returncode, out)
+
+
+def _check_result(returncode: int, out: Any) -> str | None:
+    if returncode == 0:
+        return None
+    out.seek(0)
+    return out.read().decode(errors="replace").rstrip() or f"exit code {returncode}"
+
+
+def _framework_file(filename: str) -> bool:
+    """A file of importlib or of pulsar (frames a user's traceback leaves out)."""
+    if filename.startswith("<frozen importlib") or "importlib" + os.sep in filename:
+        return True
+    import pulsar
+
+    real = os.path.realpath(filename)
+    return any(real.startswith(os.path.realpath(d) + os.sep) for d in pulsar.__path__)
+
+
+def _user_traceback(exc: BaseException) -> str:
+    """The traceback of an exception raised while importing the user's code, without the
+    frames of importlib and pulsar."""
+    tb = exc.__traceback__
+    while tb is not None and _framework_file(tb.tb_frame.f_code.co_filename):
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(exc), exc, tb)).rstrip()
 
 
 async def _await_hooks(hooks: Iterable[Callable[..., Any] | None], *args: Any) -> None:
@@ -85,6 +231,11 @@ class Application:
     description: str | None = None
     #: settings this application changes the default of, e.g. ``{"workers": 2}``
     defaults: Mapping[str, Any] = {}
+    #: the attribute an :class:`ImportSpec` without ``:attribute`` names
+    import_default = "application"
+    #: ``module:attribute`` the workers import after they start (None: the callable given in
+    #: code is used as it is); set by a ``callable`` given as a string or by a launcher
+    import_spec: ImportSpec | None = None
 
     def __init__(
         self,
@@ -95,6 +246,9 @@ class Application:
         prefix: str | None = None,
         **params: Any,
     ) -> None:
+        if isinstance(callable, str):
+            self.import_spec = ImportSpec(callable, self.import_default)
+            callable = None
         self.callable = callable
         self.name = name or self.name or type(self).__name__.lower()
         self._init: dict[str, Any] = {"prefix": prefix, "params": dict(params), "cfg": cfg}
@@ -118,7 +272,78 @@ class Application:
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["monitor"] = None  # arbiter-side only
+        if self.imports_in_worker:  # the worker imports it afresh: never pickle the old one
+            state.update(self.unloaded_state())
         return state
+
+    # -- the application's code -------------------------------------------------------------------
+    @property
+    def imports_in_worker(self) -> bool:
+        """True when the workers import :attr:`import_spec` after they start (no ``preload``)."""
+        return self.import_spec is not None and not self.cfg.get("preload")
+
+    def unloaded_state(self) -> dict[str, Any]:
+        """The attributes holding the imported application, emptied (for pickling it to a
+        worker that imports it again); override with :meth:`set_application`."""
+        return {"callable": None}
+
+    @property
+    def app_object(self) -> Any:
+        """The application object served (the callable; a WSGI server's WSGI callable)."""
+        return self.callable
+
+    @property
+    def has_application(self) -> bool:
+        """True once the application object is there (given in code or imported)."""
+        return self.app_object is not None
+
+    def set_application(self, obj: Any) -> None:
+        """Use ``obj``, the object :attr:`import_spec` names (override to wrap it)."""
+        self.callable = obj
+
+    def load_application(self) -> None:
+        """Import :attr:`import_spec` (in the arbiter: the check at start) and use it.
+
+        Raises:
+            ConfigError: one line (``application: cannot load 'mod:app' (...)``); when the
+                user's module itself raised, its traceback is printed to stderr first.
+        """
+        spec = self.import_spec
+        if spec is None:
+            return
+        try:
+            obj = spec.load()
+        except (ImportError, AttributeError, ValueError) as exc:
+            missing = isinstance(exc, ModuleNotFoundError) and _names_module(exc, spec.module)
+            if not missing and _raised_in_user_code(exc):
+                print(_user_traceback(exc), file=sys.stderr)
+            raise ConfigError(f"application: cannot load {spec.spec!r} ({exc})") from None
+        except Exception as exc:
+            print(_user_traceback(exc), file=sys.stderr)
+            raise ConfigError(
+                f"application: cannot load {spec.spec!r}: importing {spec.module} raised "
+                f"{type(exc).__name__}: {exc} (traceback above)"
+            ) from None
+        if not callable(obj):
+            raise ConfigError(f"application: {spec.spec!r} is not callable")
+        self.set_application(obj)
+
+    async def check_code(self) -> str | None:
+        """SIGHUP: None when the application's code on disk imports (in a new interpreter),
+        else the error; the arbiter then keeps its running workers."""
+        if self.import_spec is None:
+            module = getattr(self.app_object, "__module__", None)
+            if module == "__main__":
+                logger.info(
+                    "%s: the application was given as an object of the script: the new workers "
+                    "run the code the arbiter started with (name it MODULE:CALLABLE to serve "
+                    "new code on HUP)",
+                    self.name,
+                )
+            return None
+        if not self.imports_in_worker:
+            return None
+        return await self.import_spec.check_async()
 
     # -- hooks (override) -------------------------------------------------------------------------
     def monitor_start(self, monitor: Monitor) -> Any:
@@ -196,11 +421,16 @@ class Application:
         running = get_arbiter()
         if running is not None and running.state < 3 and running.loop is not None:
             return self.add_to(running)
+        cwd_importable()
         try:
             if load_config:
                 self.load_config(argv)
+            if self.import_spec is not None and not self.has_application:
+                self.load_application()
         except ConfigError as exc:
             return _fail(exc, exit)
+        except KeyboardInterrupt:
+            return _interrupted(exit)
         arb = arbiter(cfg=self.cfg.prefixed(None))
         self.add_to(arb)
         code = arb.start()
@@ -210,7 +440,7 @@ class Application:
 
     def add_to(self, arbiter: Arbiter) -> Monitor | None:
         """Add this application to ``arbiter`` (a monitor, or in the arbiter for ``workers=0``)."""
-        if int(self.cfg.get("workers") or 0) == 0:
+        if self.cfg.view(MonitorOptions).workers == 0:
             arbiter.stop_callbacks.append(self._stop_in)
             if arbiter.state >= 1 and arbiter.loop is not None:  # already started: start now
                 task = asyncio.ensure_future(self._start_in(arbiter))
@@ -231,11 +461,19 @@ class Application:
 
     async def _start_in(self, actor: ActorBase) -> None:
         """Run the worker hooks in ``actor`` (a worker, or the arbiter with ``workers=0``)."""
+        if self.import_spec is not None and (not self.has_application or self.imports_in_worker):
+            if actor.is_arbiter:
+                if not self.has_application:
+                    self.load_application()
+            else:  # the code on disk now (a HUP serves new code); the user's traceback if not
+                self.set_application(self.import_spec.load(fresh=True))
         actor.extra["application"] = self
         actor.info_hooks.append(self.worker_info)
         if hasattr(actor, "add_stop_callback"):
             actor.add_stop_callback(self._stop_in)
         await _await_hooks([self.cfg.get("worker_start"), self.worker_start], actor)
+        if not actor.is_arbiter:
+            logger.info("%s: worker %s started (pid %d)", self.name, actor.aid, os.getpid())
 
     async def _stop_in(self, actor: ActorBase) -> None:
         await _await_hooks([self.worker_stopping, self.cfg.get("worker_stopping")], actor)
@@ -301,12 +539,18 @@ class MultiApp:
         self, argv: Sequence[str] | None = None, *, exit: bool = True, load_config: bool = True
     ) -> Any:
         """Run every application in one arbiter (see :meth:`Application.start`)."""
+        cwd_importable()
         try:
             apps = self.apps()
             if load_config:
                 self.load_config(argv)
+            for app in apps:
+                if app.import_spec is not None and not app.has_application:
+                    app.load_application()
         except ConfigError as exc:
             return _fail(exc, exit)
+        except KeyboardInterrupt:
+            return _interrupted(exit)
         running = get_arbiter()
         if running is not None and running.state < 3 and running.loop is not None:
             return [app.add_to(running) for app in apps]
@@ -319,8 +563,38 @@ class MultiApp:
         return code
 
 
+def cwd_importable() -> None:
+    """Make the modules of the current directory importable, as ``python -m`` does (a console
+    script's ``sys.path`` starts with its own ``bin`` directory instead)."""
+    cwd = os.getcwd()
+    if "" not in sys.path and cwd not in sys.path:
+        sys.path.insert(0, cwd)
+
+
 def _prog() -> str:
     return os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "pulsar"
+
+
+def _names_module(exc: ModuleNotFoundError, module: str) -> bool:
+    """True when ``exc`` says ``module`` (or one of its parent packages) does not exist."""
+    name = exc.name or ""
+    return module == name or module.startswith(name + ".")
+
+
+def _raised_in_user_code(exc: BaseException) -> bool:
+    tb = exc.__traceback__
+    while tb is not None:
+        if not _framework_file(tb.tb_frame.f_code.co_filename):
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def _interrupted(exit: bool) -> int:
+    print("interrupted (Ctrl-C) while loading the application", file=sys.stderr)
+    if exit:
+        sys.exit(int(ExitCode.INTERRUPTED))
+    return int(ExitCode.INTERRUPTED)
 
 
 def _fail(exc: ConfigError, exit: bool) -> int:

@@ -80,6 +80,7 @@ from ._routing import Decision, Deliver, Forward, MessageRouter
 from ._signals import SignalsMixin
 from ._supervision import ActorHandle, PeerKind, Supervisor
 from ._system import process_title, set_process_title
+from .options import ActorOptions
 
 __all__ = ["Arbiter", "ExitCode", "arbiter", "get_arbiter"]
 
@@ -208,7 +209,7 @@ class Arbiter(SignalsMixin, ActorBase):
             daemonize(self.cfg.get("umask"))
         elif self.cfg.get("umask") is not None:
             os.umask(self.cfg.get("umask"))
-        loop = new_event_loop(self.cfg.get("io") or "auto")
+        loop = new_event_loop(self.cfg.view(ActorOptions).io)
         asyncio.set_event_loop(loop)
         try:
             code = loop.run_until_complete(self.run(install_signals=install_signals))
@@ -231,8 +232,9 @@ class Arbiter(SignalsMixin, ActorBase):
             await self.startup(install_signals=install_signals)
         except Exception as exc:
             logger.error("arbiter failed to start: %s", exc)
+            self.exit_code = int(ExitCode.BOOT_ERROR)  # what "arbiter stopped" logs
             await self._shutdown(graceful=False)
-            return int(ExitCode.BOOT_ERROR)
+            return self.exit_code
         await self.wait_stopped()
         return self.exit_code
 
@@ -336,6 +338,8 @@ class Arbiter(SignalsMixin, ActorBase):
             self._starting.cancel()
         if self._watch_timer is not None:
             self._watch_timer.cancel()
+        if self._watcher is not None:
+            self._watcher.close()  # an import check in progress ends with the arbiter
         for fn in reversed(self.stop_callbacks):
             try:
                 result = fn(self)
@@ -393,7 +397,7 @@ class Arbiter(SignalsMixin, ActorBase):
                 on_message=self._on_frame,
                 on_open=self._on_open,
                 on_close=self._on_conn_lost,
-                handshake_timeout=float(self.cfg.get("spawn_timeout") or 10),
+                handshake_timeout=float(self.cfg.view(ActorOptions).spawn_timeout),
             )
             self._protocols.add(proto)
             return proto
@@ -596,7 +600,7 @@ class Arbiter(SignalsMixin, ActorBase):
         if self.address is None:
             raise SpawnError("the arbiter is not running")
         cfg, extra = self._settings_and_params(cfg, params)
-        concurrency = concurrency or cfg.get("concurrency") or "process"
+        concurrency = concurrency or cfg.view(ActorOptions).concurrency
         if concurrency not in ("process", "thread"):
             raise ConfigError(
                 f"concurrency: invalid value {concurrency!r} (expected process or thread)",
@@ -635,7 +639,7 @@ class Arbiter(SignalsMixin, ActorBase):
             self.supervisor.discard(handle)
             self.router.exited(aid, "could not start")
             raise SpawnError(f"cannot start actor {name!r}: {exc}") from exc
-        timeout = float(cfg.get("spawn_timeout") or 10)
+        timeout = float(cfg.view(ActorOptions).spawn_timeout)
         handle.timers.append(self.loop.call_later(timeout, self._spawn_timed_out, handle, timeout))
         return handle
 
@@ -720,7 +724,7 @@ class Arbiter(SignalsMixin, ActorBase):
                 _ignore_reply(self.send(handle.aid, "stop"))
             except Exception:  # pragma: no cover
                 pass
-        grace = float(self.cfg.get("graceful_timeout") or 0) if graceful else 2.0
+        grace = float(self.cfg.view(ActorOptions).graceful_timeout) if graceful else 2.0
         handle.timers.append(self.loop.call_later(max(grace, 0.1), self._force_kill, handle))
 
     def _force_kill(self, handle: ActorHandle) -> None:
@@ -890,7 +894,7 @@ class Arbiter(SignalsMixin, ActorBase):
             for handle in list(self.handles.values()):
                 if handle.peer is PeerKind.GUEST:
                     continue
-                timeout = float(handle.spec.cfg.get("timeout") or 0)
+                timeout = float(handle.spec.cfg.view(ActorOptions).timeout)
                 if (
                     timeout
                     and handle.running
@@ -916,7 +920,7 @@ class Arbiter(SignalsMixin, ActorBase):
         if handle.process is not None:
             handle.signal(signal.SIGUSR1)
             handle.timers.append(self.loop.call_later(0.3, handle.signal, signal.SIGTERM))
-            grace = min(max(float(self.cfg.get("graceful_timeout") or 0), 1.0), 10.0)
+            grace = min(max(float(self.cfg.view(ActorOptions).graceful_timeout), 1.0), 10.0)
             handle.timers.append(self.loop.call_later(0.3 + grace, self._force_kill, handle))
         else:
             _log_thread_stacks(handle)

@@ -46,6 +46,7 @@ from __future__ import annotations
 import argparse
 import builtins
 import copy
+import dataclasses
 import difflib
 import importlib
 import inspect
@@ -60,7 +61,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple, TypeVar
 
 from pulsar._exceptions import ConfigError
 
@@ -631,6 +632,8 @@ _ORDER = itertools.count()
 _NAME_RE = re.compile(r"[a-z][a-z0-9_]*")
 _FLAG_RE = re.compile(r"-[A-Za-z0-9]|--[a-z0-9][a-z0-9-]*")
 _SOURCES = ("default", "code", "file", "env", "cli")
+_MISSING: Any = object()
+_V = TypeVar("_V")
 
 
 class Setting:
@@ -734,12 +737,17 @@ class Setting:
 
     @classmethod
     def env_var(cls, prefix: str | None = None) -> str | None:
-        """``PULSAR_[PREFIX_]NAME``, or None for settings without flags (code/file only)."""
+        """The environment variable lined up with the long flag: ``--workers`` is
+        ``PULSAR_WORKERS``, ``--rpc-workers`` ``PULSAR_RPC_WORKERS`` (``PULSAR_[PREFIX_]NAME``
+        when the flag is the name, as for most settings); None for settings without flags
+        (code/file only)."""
         if not cls.flags:
             return None
+        longs = [flag[2:] for flag in cls.flags if flag.startswith("--")]
+        base = (longs[0].replace("-", "_") if longs else cls.name).upper()
         if prefix and not cls.is_global:
-            return f"PULSAR_{prefix.upper()}_{cls.name.upper()}"
-        return f"PULSAR_{cls.name.upper()}"
+            return f"PULSAR_{prefix.upper()}_{base}"
+        return f"PULSAR_{base}"
 
     @classmethod
     def file_name(cls, prefix: str | None = None) -> str:
@@ -840,13 +848,41 @@ def _ensure_core() -> None:
         importlib.import_module("pulsar._settings")
 
 
+#: app -> the apps whose settings it has too (``declare_app``)
+_APP_REQUIRES: dict[str, tuple[str, ...]] = {}
+
+
+def declare_app(app: str, *, requires: Iterable[str] = ()) -> None:
+    """Declare that a config with ``app`` has the settings of the ``requires`` apps too (the
+    WSGI server's settings come with the server ones: ``declare_app("wsgi",
+    requires=("socket",))``)."""
+    _APP_REQUIRES[app] = tuple(requires)
+
+
+def _with_required(apps: Iterable[str]) -> list[str]:
+    out: list[str] = []
+
+    def add(app: str, seen: tuple[str, ...]) -> None:
+        if app in out or app in seen:
+            return
+        for required in _APP_REQUIRES.get(app, ()):
+            add(required, (*seen, app))
+        out.append(app)
+
+    for app in apps:
+        add(app, ())
+    return out
+
+
 def _collect(apps: Iterable[str], *, core: bool = True) -> dict[str, builtins.type[Setting]]:
-    """The setting classes of a config with these apps, in declaration order.
+    """The setting classes of a config with these apps (and the apps they require, first), in
+    declaration order.
 
     A later app replaces an earlier app's setting of the same name only when it declares
     ``override = True``; otherwise the clash raises ConfigError.
     """
     _ensure_core()
+    apps = _with_required(apps)
     chosen: dict[str, builtins.type[Setting]] = {}
     if core:
         chosen.update((name, cls) for (app, name), cls in _REGISTRY.items() if app is None)
@@ -1040,10 +1076,37 @@ class Config:
         """Read-only mapping name -> :class:`Setting` instance (``.value``, ``.source``)."""
         return MappingProxyType(self._settings)
 
-    def get(self, name: str, default: Any = None) -> Any:
-        """The value of setting ``name``, or ``default`` when there is no such setting."""
+    def get(self, name: str, default: Any = _MISSING) -> Any:
+        """The value of setting ``name``.
+
+        Raises:
+            ConfigError: this Config does not declare ``name`` (a typo, or a setting of an
+                application it was not built for); with a ``default``, that is returned
+                instead (for a setting another application may declare). The default of a
+                declared setting lives only in its :class:`Setting`.
+        """
         setting = self._settings.get(name)
-        return default if setting is None else setting.value
+        if setting is None:
+            if default is _MISSING:
+                raise _unknown(name, self._settings)
+            return default
+        return setting.value
+
+    def view(self, cls: builtins.type[_V]) -> _V:
+        """A frozen, typed snapshot of the settings named by the fields of ``cls`` (a frozen
+        dataclass, e.g. :class:`pulsar.options.ServerOptions`); lists become tuples.
+
+        Each layer (actor, server, HTTP, task queue) builds its view once, when it starts,
+        and reads typed attributes from then on.
+
+        Raises:
+            ConfigError: a field names a setting this Config does not declare.
+        """
+        values: dict[str, Any] = {}
+        for field in dataclasses.fields(cls):  # type: ignore[arg-type]
+            value = self._setting(field.name).value
+            values[field.name] = tuple(value) if isinstance(value, list) else value
+        return cls(**values)
 
     def set(self, name: str, value: Any, *, source: str = "code") -> None:
         """Validate and set one setting.
@@ -1417,9 +1480,17 @@ Boolean flags also have a `--no-` form (`--no-access-log`); environment variable
 `1/true/yes/on` or `0/false/no/off`. List settings take a repeated flag or a comma-separated
 value. Settings without a command-line flag (the hooks) are set in code or in the config file.
 
+The environment variable lines up with the long flag: `--queues` is `PULSAR_QUEUES`.
+
 In a MultiApp each application has a prefix, say `rpc`: its settings are `--rpc-workers`,
 `PULSAR_RPC_WORKERS` and `rpc_workers` in the config file. Settings marked *global* apply to the
-whole arbiter and keep their plain names."""
+whole arbiter and keep their plain names.
+
+Each command lists and accepts only the settings of its applications: those of application
+`socket` (the server settings: `bind`, TLS, `keep_alive`, `max_requests`, the access log) belong
+to the socket servers (WSGI, JSON-RPC), not to `pulsar-tasks worker` or `pulsar-shell`. Code reads
+a typed, frozen view of the settings (`cfg.view(pulsar.options.ServerOptions)`); each default
+lives only here."""
 
 
 def _md_default(cls: builtins.type[Setting]) -> str:
@@ -1452,7 +1523,14 @@ def settings_reference(apps: Iterable[str] | None = None, *, include_core: bool 
     classes = list(_collect(apps, core=include_core).values())
     # deterministic whatever the import order: core first, then each app in the order given
     order = {app: i for i, app in enumerate(apps)}
-    classes.sort(key=lambda cls: -1 if cls.app is None else order.get(cls.app, len(order)))
+    # (apps declared by pulsar-core itself, the server settings, stay among the core ones)
+    classes.sort(
+        key=lambda cls: (
+            -1
+            if cls.app is None or cls.__module__ == "pulsar._settings"
+            else order.get(cls.app, len(order))
+        )
+    )
     if not include_core:
         classes = [cls for cls in classes if cls.app is not None]
     sections: dict[str, list[builtins.type[Setting]]] = {}

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from . import _mailbox as mb
 from ._actor import ActorBase, ActorProxy, ActorState, ExitInfo
 from ._commands import CommandRole
+from .options import MonitorOptions
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._supervision import ActorHandle
@@ -168,7 +169,7 @@ class Monitor(ActorBase):
         self._respawn_pending = False
         #: the task starting a monitor added to an already running arbiter (None otherwise)
         self.started: asyncio.Future[None] | None = None
-        self._target = int(cfg.get("workers") or 0)
+        self._target = cfg.view(MonitorOptions).workers
 
     # -- messaging goes through the host -----------------------------------------------------------
     def _post(self, envelope: mb.Envelope) -> None:
@@ -279,11 +280,11 @@ class Monitor(ActorBase):
             )
             return self._respawn_after(BACKOFF_BASE)
         now = time.monotonic() if now is None else now
-        window = float(self.cfg.get("restart_window") or 60)
+        window = float(self.cfg.view(MonitorOptions).restart_window)
         self.failures.append(now)
         while self.failures and now - self.failures[0] > window:
             self.failures.popleft()
-        max_restarts = int(self.cfg.get("max_restarts") or 0)
+        max_restarts = self.cfg.view(MonitorOptions).max_restarts
         logger.warning(
             "%s: worker %s (pid %s) exited before it was ready: %s",
             self.name,

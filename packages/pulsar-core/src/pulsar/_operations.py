@@ -10,11 +10,15 @@ import json
 import logging
 import logging.config
 import os
+import subprocess
 import sys
 import tempfile
+import time
+import traceback
 from collections.abc import Iterable
 from typing import Any
 
+from ._commands import Request, command
 from ._exceptions import ConfigError, PulsarError
 
 __all__ = [
@@ -23,6 +27,9 @@ __all__ = [
     "daemonize",
     "drop_privileges",
     "SourceWatcher",
+    "check_sources",
+    "reopen_log_files",
+    "reopen_logs",
 ]
 
 logger = logging.getLogger("pulsar.arbiter")
@@ -150,10 +157,34 @@ def _load_log_config(value: Any) -> dict[str, Any]:
     return data
 
 
+#: the loggers of access lines (``access_logfile``); any ``pulsar.<app>.access`` logger counts
+ACCESS_LOGGERS = ("pulsar.wsgi.access",)
+
+
+def _access_loggers() -> list[logging.Logger]:
+    names = set(ACCESS_LOGGERS) | {
+        name
+        for name in list(logging.root.manager.loggerDict)
+        if name.startswith("pulsar.") and name.endswith(".access")
+    }
+    return [logging.getLogger(name) for name in sorted(names)]
+
+
+def _log_handler(path: str, stream: Any) -> logging.Handler:
+    if path == "-":
+        return logging.StreamHandler(stream)
+    try:
+        return logging.FileHandler(path, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot open the log file {path}: {exc}") from None
+
+
 def configure_logging(cfg: Any, *, force: bool = False) -> None:
-    """Apply ``log_config`` (a dictConfig) or a basic stderr handler at ``log_level``."""
+    """Apply ``log_config`` (a dictConfig) or a handler at ``log_level`` writing to
+    ``error_logfile`` (``-``: stderr); access lines go to ``access_logfile`` when set
+    (``-``: stdout)."""
     log_config = cfg.get("log_config")
-    level = str(cfg.get("log_level") or "info").upper()
+    level = str(cfg.get("log_level")).upper()
     if log_config:
         try:
             config = dict(_load_log_config(log_config))
@@ -165,16 +196,149 @@ def configure_logging(cfg: Any, *, force: bool = False) -> None:
         return
     root = logging.getLogger()
     if force or not root.handlers:
-        logging.basicConfig(level=level, format=LOG_FORMAT, force=force)
+        handler = _log_handler(str(cfg.get("error_logfile")), sys.stderr)
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        logging.basicConfig(level=level, handlers=[handler], force=force)
     logging.getLogger("pulsar").setLevel(level)
+    access = cfg.get("access_logfile") if "access_logfile" in cfg else None
+    for access_logger in _access_loggers():
+        for old in [h for h in access_logger.handlers if getattr(h, "_pulsar_access", False)]:
+            access_logger.removeHandler(old)
+            old.close()
+        if access:
+            handler = _log_handler(str(access), sys.stdout)
+            handler.setFormatter(logging.Formatter("%(message)s"))
+            handler._pulsar_access = True  # type: ignore[attr-defined]
+            access_logger.addHandler(handler)
+            access_logger.propagate = False
+        else:
+            access_logger.propagate = True
+
+
+def reopen_log_files() -> int:
+    """Reopen every log file of this process (after logrotate moved them: SIGUSR1); returns
+    how many."""
+    handlers: dict[int, logging.FileHandler] = {}
+    loggers = [logging.getLogger(), *logging.root.manager.loggerDict.values()]
+    for lg in loggers:
+        for handler in getattr(lg, "handlers", ()):
+            if isinstance(handler, logging.FileHandler):
+                handlers[id(handler)] = handler
+    for handler in handlers.values():
+        handler.acquire()
+        try:
+            if handler.stream is not None:
+                handler.stream.flush()
+                handler.stream.close()
+            handler.stream = handler._open()
+        except OSError as exc:  # pragma: no cover - the directory went away
+            sys.stderr.write(f"pulsar: cannot reopen {handler.baseFilename}: {exc}\n")
+        finally:
+            handler.release()
+    return len(handlers)
+
+
+@command(ack=False)
+def reopen_logs(request: Request) -> None:
+    """Reopen this actor's log files (the arbiter's SIGUSR1 sends it to every actor)."""
+    reopen_log_files()
+
+
+_IMPORT_SCRIPT = """
+import importlib, sys
+names = sys.argv[1].split(",")
+sys.path[:0] = [p for p in sys.argv[2:] if p not in sys.path]
+for name in names:
+    importlib.import_module(name)
+"""
+
+
+def _syntax_error(paths: Iterable[str]) -> str | None:
+    for path in paths:
+        try:
+            with open(path, "rb") as f:
+                compile(f.read(), path, "exec")
+        except SyntaxError as exc:
+            return "".join(traceback.format_exception_only(type(exc), exc)).rstrip()
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def _modules_of(paths: Iterable[str]) -> list[str]:
+    """The names of the loaded modules (``__main__`` excepted) read from ``paths``."""
+    real = {os.path.realpath(p) for p in paths}
+    return sorted(
+        name
+        for name, module in list(sys.modules.items())
+        if name != "__main__" and os.path.realpath(getattr(module, "__file__", None) or "") in real
+    )
+
+
+class _ImportCheck:
+    """``import`` of some modules in a new interpreter, polled (never blocks the caller)."""
+
+    def __init__(self, names: list[str], timeout: float) -> None:
+        self.names = names
+        self.deadline = time.monotonic() + timeout
+        self.timeout = timeout
+        self.out = tempfile.TemporaryFile()  # noqa: SIM115 - closed by result() or cancel()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _IMPORT_SCRIPT, ",".join(names), os.getcwd(), *sys.path],
+            stdout=self.out,
+            stderr=subprocess.STDOUT,
+        )
+
+    def result(self) -> tuple[bool, str | None]:
+        """``(done, error)``: the error output, None when the modules imported."""
+        code = self.proc.poll()
+        if code is None:
+            if time.monotonic() < self.deadline:
+                return False, None
+            self.cancel()
+            return True, f"importing {', '.join(self.names)} took more than {self.timeout:g}s"
+        try:
+            if code == 0:
+                return True, None
+            self.out.seek(0)
+            return True, self.out.read().decode(errors="replace").rstrip() or f"exit code {code}"
+        finally:
+            self.out.close()
+
+    def cancel(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.out.close()
+
+
+def check_sources(paths: Iterable[str], timeout: float = 60.0) -> str | None:
+    """None when every file in ``paths`` compiles and the modules loaded from them import in
+    a new interpreter (``__main__`` is only compiled); else the error, as Python prints it."""
+    paths = list(paths)
+    error = _syntax_error(paths)
+    if error is not None:
+        return error
+    names = _modules_of(paths)
+    if not names:
+        return None
+    check = _ImportCheck(names, timeout)
+    while True:
+        done, error = check.result()
+        if done:
+            return error
+        time.sleep(0.02)
 
 
 class SourceWatcher:
     """Detects changes of Python source files (the ``reload`` setting): polls mtimes."""
 
-    def __init__(self, extra: Iterable[str] = ()) -> None:
+    def __init__(self, extra: Iterable[str] = (), *, timeout: float = 60.0) -> None:
         self.extra = list(extra)
         self._mtimes: dict[str, float] = {}
+        self._pending: list[str] = []  # changed, not yet loadable
+        self._check: _ImportCheck | None = None
+        self.timeout = timeout
         self.changed()  # baseline
 
     def files(self) -> list[str]:
@@ -194,7 +358,13 @@ class SourceWatcher:
         return sorted(out)
 
     def changed(self) -> list[str]:
-        """The files changed since the last call."""
+        """The files changed, once they compile and their modules import (call it every second
+        or so: the import check runs in a new interpreter and is polled, never waited for).
+
+        A change that does not load (a syntax error, a module raising at import) is logged as
+        one block and reported as no change: the running workers keep serving, and the next
+        save is checked again.
+        """
         changed = []
         for path in self.files():
             try:
@@ -205,4 +375,42 @@ class SourceWatcher:
             self._mtimes[path] = mtime
             if old is not None and mtime != old:
                 changed.append(path)
-        return changed
+        if changed:
+            self._pending = sorted(set(self._pending) | set(changed))
+            if self._check is not None:  # saved again while checking: check the new sources
+                self._check.cancel()
+                self._check = None
+            error = _syntax_error(self._pending)
+            if error is not None:
+                self._failed(changed, error)
+                return []
+            names = _modules_of(self._pending)
+            if names:
+                self._check = _ImportCheck(names, self.timeout)
+            else:
+                pending, self._pending = self._pending, []
+                return pending
+        if self._check is None:
+            return []
+        done, error = self._check.result()
+        if not done:
+            return []
+        self._check = None
+        if error is not None:
+            self._failed(self._pending, error)
+            return []
+        pending, self._pending = self._pending, []
+        return pending
+
+    def _failed(self, paths: list[str], error: str) -> None:
+        logger.error(
+            "reload: %s does not load, keeping the running workers (fix it and save):\n%s",
+            ", ".join(os.path.basename(p) for p in paths[:3]),
+            error,
+        )
+
+    def close(self) -> None:
+        """Stop a check in progress."""
+        if self._check is not None:
+            self._check.cancel()
+            self._check = None

@@ -14,6 +14,7 @@ from pulsar._config import (
     LOG_LEVELS,
     Config,
     Setting,
+    declare_app,
     validate_bind,
     validate_bool,
     validate_callable,
@@ -26,6 +27,7 @@ from pulsar._config import (
     validate_path_or_none,
     validate_positive_int,
     validate_positive_number,
+    validate_string,
     validate_string_or_none,
     validate_umask,
     validate_user,
@@ -36,6 +38,7 @@ __all__ = [
     "HOOKS",
     "LOGGING",
     "MECHANICS",
+    "SERVER_APP",
     "SOCKET",
     "WORKERS",
     "default_hook",
@@ -48,6 +51,11 @@ SOCKET = "Server Socket"
 MECHANICS = "Server Mechanics"
 LOGGING = "Logging"
 HOOKS = "Server Hooks"
+#: the ``app`` of the settings only servers have (bind, TLS, keep-alive, max_requests, access
+#: log): a ``SocketServer`` (WSGI, RPC...) has ``"socket"`` in its ``cfg_apps``; a task queue
+#: or the shell does not, so their ``--help`` does not list them and they refuse them
+SERVER_APP = "socket"
+declare_app(SERVER_APP)
 
 
 # --- Config ------------------------------------------------------------------------------------
@@ -117,6 +125,22 @@ class ThreadWorkers(Setting):
     desc = "Threads in each actor's pool for blocking work (applications may change the default)."
 
 
+class Preload(Setting):
+    name = "preload"
+    section = WORKERS
+    flags = ["--preload"]
+    default = False
+    validator = validate_bool
+    desc = "Import the application (MODULE:CALLABLE) once in the arbiter, before the workers fork."
+    doc = """
+        Without it (the default, as gunicorn) the arbiter only checks once at start that the
+        application imports, and every worker imports it again after it starts: `kill -HUP`
+        and `--reload` then serve the code as it is on disk now. With `--preload` the workers
+        inherit the arbiter's import (faster start, shared memory), so new code needs a full
+        restart.
+        """
+
+
 class Timeout(Setting):
     name = "timeout"
     section = WORKERS
@@ -138,7 +162,7 @@ class Heartbeat(Setting):
 
     def check_config(self, cfg: Config) -> None:
         """The heartbeat must come more often than the timeout (unless timeouts are disabled)."""
-        timeout = cfg.get("timeout") or 0
+        timeout = cfg.get("timeout")
         if timeout and self.value >= timeout:
             raise ValueError(f"{self.value} must be less than timeout ({timeout})")
 
@@ -182,6 +206,7 @@ class RestartWindow(Setting):
 
 class MaxRequests(Setting):
     name = "max_requests"
+    app = SERVER_APP
     section = WORKERS
     flags = ["--max-requests"]
     meta = "INT"
@@ -195,6 +220,7 @@ class MaxRequests(Setting):
 
 class MaxRequestsJitter(Setting):
     name = "max_requests_jitter"
+    app = SERVER_APP
     section = WORKERS
     flags = ["--max-requests-jitter"]
     meta = "INT"
@@ -218,6 +244,7 @@ class SpawnTimeout(Setting):
 
 class Bind(Setting):
     name = "bind"
+    app = SERVER_APP
     section = SOCKET
     flags = ["-b", "--bind"]
     meta = "ADDRESS"
@@ -235,6 +262,7 @@ class Bind(Setting):
 
 class Backlog(Setting):
     name = "backlog"
+    app = SERVER_APP
     section = SOCKET
     flags = ["--backlog"]
     meta = "INT"
@@ -245,6 +273,7 @@ class Backlog(Setting):
 
 class ReusePort(Setting):
     name = "reuse_port"
+    app = SERVER_APP
     section = SOCKET
     flags = ["--reuse-port"]
     default = False
@@ -254,6 +283,7 @@ class ReusePort(Setting):
 
 class KeepAlive(Setting):
     name = "keep_alive"
+    app = SERVER_APP
     section = SOCKET
     flags = ["--keep-alive"]
     meta = "SECONDS"
@@ -264,6 +294,7 @@ class KeepAlive(Setting):
 
 class CertFile(Setting):
     name = "cert_file"
+    app = SERVER_APP
     section = SOCKET
     flags = ["--cert-file"]
     meta = "FILE"
@@ -273,6 +304,7 @@ class CertFile(Setting):
 
 class KeyFile(Setting):
     name = "key_file"
+    app = SERVER_APP
     section = SOCKET
     flags = ["--key-file"]
     meta = "FILE"
@@ -287,6 +319,7 @@ class KeyFile(Setting):
 
 class CaCerts(Setting):
     name = "ca_certs"
+    app = SERVER_APP
     section = SOCKET
     flags = ["--ca-certs"]
     meta = "FILE"
@@ -430,8 +463,39 @@ class LogConfig(Setting):
         """
 
 
+class ErrorLogfile(Setting):
+    name = "error_logfile"
+    section = LOGGING
+    flags = ["--error-logfile", "--log-file"]
+    meta = "FILE"
+    default = "-"
+    validator = validate_string
+    is_global = True
+    desc = "File of the server's log (every process appends to it); '-': stderr."
+    doc = """
+        Use a file with `--daemon`, whose stderr goes nowhere. Send SIGUSR1 to the arbiter
+        after rotating it (`postrotate kill -USR1 $(cat pidfile)` in logrotate): every process
+        reopens its log files.
+        """
+
+
+class AccessLogfile(Setting):
+    name = "access_logfile"
+    app = SERVER_APP
+    section = LOGGING
+    flags = ["--access-logfile"]
+    meta = "FILE"
+    validator = validate_string_or_none
+    is_global = True
+    desc = "File of the access log lines; '-': stdout; unset: they go to the error log."
+    doc = """
+        Reopened by SIGUSR1 like the error log. `--no-access-log` turns the lines off.
+        """
+
+
 class AccessLog(Setting):
     name = "access_log"
+    app = SERVER_APP
     section = LOGGING
     flags = ["--access-log"]
     default = True

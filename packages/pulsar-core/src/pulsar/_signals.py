@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ._exceptions import ExitCode
+from .options import MonitorOptions
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._monitor import Monitor
@@ -24,6 +25,21 @@ __all__ = ["SIGNALS", "SignalsMixin"]
 logger = logging.getLogger("pulsar.arbiter")
 
 SIGNALS = ("INT", "TERM", "QUIT", "HUP", "TTIN", "TTOU", "USR1", "USR2")
+
+
+async def _roll_new_code(monitor: Monitor) -> None:
+    """HUP: roll the workers once the application's code on disk imports (else keep them)."""
+    check = getattr(monitor.application, "check_code", None)
+    if check is not None:
+        error = await check()
+        if error:
+            logger.error(
+                "%s: the new code does not import, keeping the running workers:\n%s",
+                monitor.name,
+                error,
+            )
+            return
+    await monitor.roll()
 
 
 class SignalsMixin:
@@ -46,6 +62,9 @@ class SignalsMixin:
             sig = getattr(signal, f"SIG{name}", None)
             if sig is None:
                 continue
+            lower = name.lower()
+            if lower not in self.signal_hooks and not hasattr(self, f"handle_{lower}"):
+                continue  # not trapped: a signal that does nothing keeps its default action
             try:
                 self._previous_handlers[sig] = signal.getsignal(sig)
                 self.loop.add_signal_handler(sig, self._queue_signal, sig)
@@ -116,15 +135,30 @@ class SignalsMixin:
             if app is not None and hasattr(app, "reload_config"):
                 try:
                     monitor.cfg = app.reload_config()
-                    monitor.num_workers = int(monitor.cfg.get("workers") or 0) or 1
+                    monitor.num_workers = monitor.cfg.view(MonitorOptions).workers or 1
                 except Exception as exc:
                     logger.error(
                         "%s: configuration not reloaded, keeping the old one: %s", monitor.name, exc
                     )
-            task = asyncio.ensure_future(monitor.roll())
+            task = asyncio.ensure_future(_roll_new_code(monitor))
             self._command_tasks.add(task)
             task.add_done_callback(self._command_tasks.discard)
 
     def handle_usr1(self) -> None:
-        """SIGUSR1: log the arbiter's state (handy when debugging)."""
-        logger.info("arbiter: %d actors, %d monitors", len(self.supervisor), len(self.monitors))
+        """SIGUSR1: reopen the log files in every process (logrotate), log the arbiter's state."""
+        from ._operations import reopen_log_files
+        from ._supervision import PeerKind
+
+        reopen_log_files()
+        for handle in self.supervisor:
+            if handle.peer is not PeerKind.CHILD or not handle.alive:
+                continue  # guests have no log files; the dead are gone
+            try:
+                self.send(handle.aid, "reopen_logs")  # type: ignore[attr-defined]
+            except Exception as exc:  # an actor starting or gone: it opens its files anew
+                logger.debug("arbiter: reopen_logs not sent to %s: %s", handle.aid, exc)
+        logger.info(
+            "arbiter: log files reopened; %d actors, %d monitors",
+            len(self.supervisor),
+            len(self.monitors),
+        )

@@ -11,6 +11,9 @@ the same way whatever the package::
         validator = validate_positive_int
         ...
 
+``declare_app("wsgi", requires=("socket",))`` makes a config of an app have the settings of
+the apps it builds on (here the server settings: ``bind``, TLS, ``keep_alive``...).
+
 Each validator takes the raw value (from code, a config file, the environment or the command
 line) and returns the converted value, or raises ``ValueError``/``TypeError`` with the reason.
 """
@@ -18,6 +21,7 @@ line) and returns the converted value, or raises ``ValueError``/``TypeError`` wi
 from __future__ import annotations
 
 from ._config import (
+    declare_app,
     validate_bind,
     validate_bool,
     validate_callable,
@@ -39,6 +43,7 @@ from ._config import (
 )
 
 __all__ = [
+    "declare_app",
     "validate_bind",
     "validate_bool",
     "validate_callable",

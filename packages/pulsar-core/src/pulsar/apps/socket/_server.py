@@ -18,10 +18,13 @@ files.
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from collections.abc import Callable
 from typing import Any
 
 from pulsar import Application, ConfigError, ExitCode
+from pulsar.options import ServerOptions
 
 from ._listeners import BindError, Listener, bind_listeners, close_listeners, server_ssl_context
 from ._worker import UdpWorkerServer, WorkerServer
@@ -36,6 +39,8 @@ class _ServerApplication(Application):
 
     #: ``"tcp"`` or ``"udp"``
     kind = "tcp"
+    #: the server settings (``bind``, TLS, ``keep_alive``, ``max_requests``, ``access_log``)
+    cfg_apps: tuple[str, ...] = ("socket",)
 
     def __init__(self, callable: Any = None, **params: Any) -> None:
         super().__init__(callable, **params)
@@ -69,20 +74,58 @@ class _ServerApplication(Application):
             return self.listeners
         if self.kind == "tcp":
             server_ssl_context(self.cfg)  # a bad certificate fails here, not in every worker
+        options = self.cfg.view(ServerOptions)
         self.listeners = bind_listeners(
-            self.cfg.get("bind"),
+            list(options.bind),
             kind=self.kind,
-            backlog=int(self.cfg.get("backlog") or 2048),
-            reuse_port=bool(self.cfg.get("reuse_port")),
+            backlog=options.backlog,
+            reuse_port=options.reuse_port,
         )
         self._owns_listeners = True
         self.listening(self.addresses)
         return self.listeners
 
     def listening(self, addresses: list[str]) -> None:
-        """Arbiter: the sockets are bound (called once). Logs them; override to announce them
-        elsewhere (the echo example prints ``LISTENING <address>``)."""
+        """Arbiter: the sockets are bound (called once). Logs them and the start-up banner
+        (:meth:`banner`); override to announce them elsewhere (the echo example prints
+        ``LISTENING <address>``)."""
         logger.info("%s: listening on %s", self.name, ", ".join(addresses))
+        for line in self.banner():
+            logger.info("%s", line)
+
+    #: the URL scheme of the addresses in the banner (``https`` etc. with TLS: :meth:`urls`)
+    url_scheme = "tcp"
+
+    def urls(self) -> list[str]:
+        """The bound addresses as URLs: ``http://127.0.0.1:8000``, ``https://...`` with TLS,
+        ``unix:/path``."""
+        scheme = self.url_scheme
+        if self.cfg.get("cert_file"):
+            scheme = {"http": "https", "tcp": "tls"}.get(scheme, scheme)
+        return [
+            address if address.startswith("unix:") else f"{scheme}://{address}"
+            for address in self.addresses
+        ]
+
+    def banner(self) -> list[str]:
+        """The start-up banner: version, URLs, workers x concurrency and threads, pid, and
+        "Press Ctrl-C to quit" on a terminal."""
+        from pulsar import __version__
+
+        options = self.cfg.view(ServerOptions)
+        workers, threads = options.workers, options.thread_workers
+        if workers:
+            pool = f"{workers} worker{'s' if workers != 1 else ''} x {options.concurrency}"
+        else:
+            pool = "in the arbiter"
+        threading = f"{threads} thread{'s' if threads != 1 else ''} each" if threads else "inline"
+        lines = [
+            f"pulsar {__version__}: {self.name} running on {', '.join(self.urls())} "
+            f"({pool}, {threading}; arbiter pid {os.getpid()})"
+        ]
+        if sys.stderr.isatty():
+            lines.append("Press Ctrl-C to quit")
+        return lines
 
     def close_listeners(self) -> None:
         """Close the sockets bound by :meth:`bind` and remove unix socket files (arbiter)."""
@@ -185,6 +228,7 @@ class UdpServer(_ServerApplication):
     """
 
     kind = "udp"
+    url_scheme = "udp"
 
     def create_worker_server(self, worker: Any) -> UdpWorkerServer:
         """A :class:`~pulsar.apps.socket.UdpWorkerServer` serving this application in ``worker``."""

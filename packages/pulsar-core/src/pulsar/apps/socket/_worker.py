@@ -26,10 +26,14 @@ the shared queue; with ``reuse_port`` it keeps accepting, since closing its own 
 the connections queued on it), asks its monitor to ``recycle`` it, and the monitor stops it
 gracefully once the new worker runs.
 
-Graceful stop (:meth:`WorkerServer.close`): stop accepting, call ``server_stopping()`` on every
-user protocol that defines it (a protocol closes an idle keep-alive connection there), wait for
-the open connections to finish within ``graceful_timeout`` (minus a small margin, so this finishes
-before the arbiter's SIGKILL), then abort what is left.
+Graceful stop (:meth:`WorkerServer.close`): stop accepting (the connections accepted already
+keep their transport: asyncio makes it one loop iteration after the accept, and a server closed
+in between would drop it, so the listening sockets stop being read first and the server closes
+an iteration later), wait for the TLS handshakes in progress, call ``server_stopping()`` on every
+user protocol that defines it (a protocol closes an idle keep-alive connection there, answering
+a request already on its way first), wait for the open connections to finish within
+``graceful_timeout`` (minus a small margin, so this finishes before the arbiter's SIGKILL), then
+abort what is left. A roll (HUP, TTOU, ``max_requests``) loses no request this way.
 
 Server states (one enum, moving forward only, except RECYCLING → SERVING when the monitor cannot
 be reached): INITIAL → SERVING → [RECYCLING →] STOPPING → CLOSED.
@@ -44,8 +48,11 @@ import logging
 import random
 import socket
 import ssl
+import weakref
 from collections.abc import Callable
 from typing import Any
+
+from pulsar.options import ServerOptions
 
 from ._listeners import Listener
 
@@ -178,6 +185,26 @@ def _none(*args: Any) -> None:
     return None
 
 
+def _close_server(loop: asyncio.AbstractEventLoop, srv: asyncio.AbstractServer) -> None:
+    """Close ``srv`` without losing a connection it accepted already.
+
+    asyncio's selector loops accept a connection in one callback and make its transport in a
+    task that runs on the next loop iteration; a ``Server.close()`` in between makes that
+    transport fail (``Server._attach`` asserts the server is open) and the client sees its
+    connection closed without a response. So: stop reading the listening sockets now (no
+    more accepts), close the server one iteration later, after the transports of the
+    connections accepted so far. uvloop makes the transport in the accepting callback.
+    """
+    sockets = getattr(srv, "sockets", None) or ()
+    remove_reader = getattr(loop, "_remove_reader", None)  # selector loops only
+    if remove_reader is None or not sockets:
+        srv.close()
+        return
+    for sock in sockets:
+        loop.remove_reader(sock.fileno())
+    loop.call_soon(srv.close)
+
+
 class WorkerServer:
     """The TCP/unix server of one worker: ``worker.extra['server']``.
 
@@ -215,15 +242,16 @@ class WorkerServer:
         self.protocol_factory = protocol_factory
         self.ssl_context = ssl_context
         self.count_connections = count_connections
-        self.backlog = int(cfg.get("backlog") or 2048)
-        self.keep_alive = float(cfg.get("keep_alive") or 0) if keep_alive is None else keep_alive
-        self.graceful_timeout = float(cfg.get("graceful_timeout") or 0)
-        max_requests = int(cfg.get("max_requests") or 0)
+        options = cfg.view(ServerOptions)
+        self.backlog = options.backlog
+        self.keep_alive = float(options.keep_alive if keep_alive is None else keep_alive)
+        self.graceful_timeout = float(options.graceful_timeout)
+        max_requests = options.max_requests
         if max_requests and getattr(worker, "monitor_aid", None) is None:
             logger.warning("%s: max_requests ignored: no monitor to recycle this worker", name)
             max_requests = 0
         if max_requests:
-            max_requests += random.randint(0, int(cfg.get("max_requests_jitter") or 0))
+            max_requests += random.randint(0, options.max_requests_jitter)
         #: the requests after which this worker is recycled (0: never)
         self.max_requests = max_requests
         self.state = ServerState.INITIAL
@@ -234,6 +262,8 @@ class WorkerServer:
         self.idle_closed = 0
         self.aborted = 0
         self._servers: list[asyncio.AbstractServer] = []
+        #: TLS connections accepted whose handshake is not done (gone with a failed one)
+        self._handshaking: weakref.WeakSet[ServerConnection] = weakref.WeakSet()
         self._drained: asyncio.Future[None] | None = None
         self._recycle_task: asyncio.Task[None] | None = None
 
@@ -288,10 +318,11 @@ class WorkerServer:
             raise
 
     def stop_accepting(self) -> None:
-        """Stop accepting new connections; the open ones go on."""
+        """Stop accepting new connections; the open ones go on, and so do the ones accepted
+        already whose transport is still being made (see :func:`_close_server`)."""
         servers, self._servers = self._servers, []
         for srv in servers:
-            srv.close()
+            _close_server(self.loop, srv)
 
     async def close(self, timeout: float | None = None) -> None:
         """Graceful stop: stop accepting, let the open connections finish for up to ``timeout``
@@ -302,14 +333,23 @@ class WorkerServer:
         self.stop_accepting()
         if self._recycle_task is not None:
             self._recycle_task.cancel()
-        for conn in list(self.connections):
-            conn.server_stopping()
+        wait = _grace(self.graceful_timeout) if timeout is None else timeout
+        deadline = self.loop.time() + wait
         try:
+            # connections accepted already get their transport (and connection_made) in the
+            # next loop iterations; TLS ones after their handshake
+            for _ in range(3):
+                await asyncio.sleep(0)
+            while self._handshaking and self.loop.time() < deadline:
+                await asyncio.sleep(0.01)
+            for conn in list(self.connections):
+                conn.server_stopping()
             if self.connections:
-                wait = _grace(self.graceful_timeout) if timeout is None else timeout
                 self._drained = self.loop.create_future()
                 with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(self._drained), wait)
+                    await asyncio.wait_for(
+                        asyncio.shield(self._drained), max(0.0, deadline - self.loop.time())
+                    )
         finally:
             left = list(self.connections)
             if left:
@@ -325,9 +365,14 @@ class WorkerServer:
 
     # -- connections -----------------------------------------------------------------------------
     def _new_connection(self) -> ServerConnection:
-        return ServerConnection(self, self.protocol_factory())
+        conn = ServerConnection(self, self.protocol_factory())
+        if self.ssl_context is not None:  # accepted, until its TLS handshake is done
+            self._handshaking.add(conn)
+        return conn
 
     def _connection_made(self, conn: ServerConnection) -> None:
+        if self.ssl_context is not None:
+            self._handshaking.discard(conn)
         self.connections.add(conn)
         self.accepted += 1
         if self.count_connections:

@@ -23,5 +23,5 @@ class RpcServer(WSGIServer):
     """
 
     name = "rpc"
-    cfg_apps: tuple[str, ...] = (*WSGIServer.cfg_apps, "rpc")  # type: ignore[assignment]
+    cfg_apps: tuple[str, ...] = (*WSGIServer.cfg_apps, "rpc")
     description = "Pulsar JSON-RPC 2.0 server"

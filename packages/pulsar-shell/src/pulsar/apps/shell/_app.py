@@ -26,6 +26,7 @@ from typing import Any
 
 import pulsar
 from pulsar import ActorState, Application, ConfigError, ExitCode, get_arbiter
+from pulsar.options import ActorOptions
 
 from . import _settings
 from ._console import AsyncConsole, format_exception
@@ -199,7 +200,7 @@ class PulsarShell(Application):
             "get_actor": pulsar.get_actor,
             "asyncio": asyncio,
         }
-        imported = import_modules(self.cfg.get("imports") or (), scope)
+        imported = import_modules(self.cfg.get("imports"), scope)
         loop = worker.loop
         if self.script:
             self._script_task = loop.create_task(self._run_script(worker, scope))
@@ -278,7 +279,7 @@ class PulsarShell(Application):
         except AttachError as exc:
             print(f"pulsar-shell: {exc}", file=sys.stderr)
             return 1
-        loop = pulsar.new_event_loop(self.cfg.get("io") or "auto")
+        loop = pulsar.new_event_loop(self.cfg.view(ActorOptions).io)
         asyncio.set_event_loop(loop)
         try:
             return loop.run_until_complete(self._attached(address, secret))
@@ -293,7 +294,7 @@ class PulsarShell(Application):
         loop = asyncio.get_running_loop()
         guest = Guest(address, secret, self.cfg)
         try:
-            await guest.connect(timeout=float(self.cfg.get("spawn_timeout") or 10))
+            await guest.connect(timeout=float(self.cfg.view(ActorOptions).spawn_timeout))
         except AttachError as exc:
             print(f"pulsar-shell: {exc}", file=sys.stderr)
             return 1
@@ -326,7 +327,7 @@ class PulsarShell(Application):
             "get_actor": lambda: guest,
             "asyncio": asyncio,
         }
-        imported = import_modules(self.cfg.get("imports") or (), scope)
+        imported = import_modules(self.cfg.get("imports"), scope)
         assert guest.lost is not None
         guest.lost.add_done_callback(lost)
         interrupt: Any
@@ -371,5 +372,9 @@ def _install_signals(loop: asyncio.AbstractEventLoop, interrupt: Any, finish: An
 
 
 def main(argv: Sequence[str] | None = None) -> Any:
-    """The ``pulsar-shell`` console script."""
+    """The ``pulsar-shell`` console script. The current directory's modules are importable
+    (``--imports jobs`` next to ``jobs.py``), as with ``python -m``."""
+    cwd = os.getcwd()
+    if "" not in sys.path and cwd not in sys.path:
+        sys.path.insert(0, cwd)
     return PulsarShell().start(argv)

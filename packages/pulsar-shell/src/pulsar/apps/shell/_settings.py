@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import pulsar._settings  # noqa: F401 - the core settings register first (--help, docs order)
+import pulsar  # noqa: F401 - the core settings register first (--help, docs order)
 from pulsar import Setting
 from pulsar.validators import validate_non_negative_int, validate_path_or_none
 

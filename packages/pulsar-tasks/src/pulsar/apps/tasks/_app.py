@@ -12,6 +12,7 @@ import logging
 from typing import Any
 
 import pulsar
+from pulsar.options import MonitorOptions
 
 from . import _settings  # noqa: F401  (declares the settings)
 from ._backend import Backend, create_backend
@@ -79,7 +80,7 @@ class TaskQueue(pulsar.Application):
 
     def queues(self) -> list[str]:
         """The queues consumed: the ``task_queues`` setting, or default + the jobs' queues."""
-        configured = list(self.cfg.get("task_queues") or [])
+        configured = list(self.cfg.get("task_queues"))
         if configured:
             return configured
         found = ["default"]
@@ -90,7 +91,7 @@ class TaskQueue(pulsar.Application):
 
     def load_jobs(self) -> None:
         """Import the ``modules`` setting (ImportError names the missing module)."""
-        import_modules(self.cfg.get("modules") or [])
+        import_modules(self.cfg.get("modules"))
 
     @property
     def scheduler(self) -> Scheduler | None:
@@ -154,7 +155,7 @@ class TaskQueue(pulsar.Application):
     # -- worker side ---------------------------------------------------------------------------
     async def worker_start(self, worker: Any) -> None:
         """Worker: connect and start consuming (and scheduling, with ``workers=0``)."""
-        inline = int(self.cfg.get("workers") or 0) == 0
+        inline = self.cfg.view(MonitorOptions).workers == 0
         if inline:
             await self._start_scheduler()
         else:
@@ -185,12 +186,12 @@ class TaskQueue(pulsar.Application):
     async def worker_stopping(self, worker: Any) -> None:
         """Worker: stop claiming, finish in-flight tasks within ``graceful_timeout`` (minus a
         margin), hand the rest back."""
-        grace = float(self.cfg.get("graceful_timeout") or 10)
+        grace = float(self.cfg.view(MonitorOptions).graceful_timeout)
         if self._consumer is not None:
             await self._consumer.stop(grace=max(0.5, grace * 0.8 - 0.5))
             await self._consumer.backend.close()
             self._consumer = None
-        if int(self.cfg.get("workers") or 0) == 0:
+        if self.cfg.view(MonitorOptions).workers == 0:
             await self._stop_scheduler()
 
     def worker_info(self, worker: Any, info: dict[str, Any]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pulsar import Setting
 
 # the validators live in pulsar-core's config module (not re-exported by ``pulsar``)
-from pulsar._config import (
+from pulsar.validators import (
     validate_bool,
     validate_list_of_strings,
     validate_non_negative_int,

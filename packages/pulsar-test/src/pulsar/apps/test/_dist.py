@@ -640,11 +640,11 @@ def _isolate_worker(config: pytest.Config, log: str, name: str) -> None:
     pytest keeps no public handle on these; the attributes touched are the ones pytest-xdist
     documents for its own workers (a base temp directory per worker) or plain fork hygiene.
     """
-    import pulsar._arbiter
+    import pulsar.testing
 
     # The module global of the main process's arbiter: tests that create their own
     # (``pulsar.arbiter()``, ``Application.start()``) must not find it.
-    pulsar._arbiter._arbiter = None
+    pulsar.testing.forget_arbiter()
     # pytest's capture files were created before the fork: every worker would write its tests'
     # output into the same files. Start fresh ones (the old ones are left alone: closing or
     # reading them here would truncate another process's capture).
@@ -676,7 +676,7 @@ def _outside_actor(actor: Any) -> Iterator[None]:
     The worker's loop is paused meanwhile (the test runs inside one of its callbacks): the
     running-loop slot is cleared so the test can run its own loops, and restored after.
     """
-    from pulsar._actor import set_actor
+    from pulsar.testing import set_actor
 
     loop = asyncio.get_running_loop()
     asyncio._set_running_loop(None)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pytest
 
 from pulsar import ConfigError
-from pulsar._loop import IO_CHOICES, resolve_io
+from pulsar.loop import IO_CHOICES, resolve_io
 
 __all__ = [
     "DEFAULT_PROFILE_FILE",

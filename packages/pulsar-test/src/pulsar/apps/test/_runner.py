@@ -1,7 +1,7 @@
 """Run coroutines to completion on one lazily created loop, with timeouts and task tracking.
 
 How it works: :class:`LoopRunner` owns at most one event loop, made by
-:func:`pulsar._loop.new_event_loop` the first time something must run. Each :meth:`LoopRunner.run`
+:func:`pulsar.new_event_loop` the first time something must run. Each :meth:`LoopRunner.run`
 runs the coroutine as a task created in a given :class:`contextvars.Context` and runs the loop
 until that task is done; its exception is re-raised from the caller's frame, so tracebacks show
 the user's code and not the loop's. A timeout is a loop timer: when it fires the runner writes down
@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from pulsar._loop import new_event_loop
+from pulsar.loop import new_event_loop
 
 from ._stacks import creation_stack, format_task_stacks, format_thread_stacks
 

@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from ._events import Request
-from ._settings import parse_allow_ips
+from ._settings import HttpOptions, parse_allow_ips
 
 __all__ = ["EnvironBuilder", "ErrorStream", "FileWrapper"]
 
@@ -177,17 +177,16 @@ class EnvironBuilder:
     """
 
     def __init__(self, cfg: Any, server_software: str) -> None:
-        self.root_path: str = cfg.get("root_path", "") or ""
-        self.trust_all, self.networks = parse_allow_ips(
-            cfg.get("forwarded_allow_ips", "127.0.0.1,::1") or ""
-        )
+        options = cfg.view(HttpOptions)  # every default lives in its Setting
+        self.root_path: str = options.root_path
+        self.trust_all, self.networks = parse_allow_ips(options.forwarded_allow_ips)
         self._trust_cache: dict[str, bool] = {}
         #: connection_base's server keys by (sockname, scheme): copies of ``base``, on first use
         self._server_bases: dict[tuple[Any, str], dict[str, Any]] = {}
         self.base: dict[str, Any] = {
             "wsgi.version": (1, 0),
-            "wsgi.multithread": bool(cfg.get("thread_workers", 0)),
-            "wsgi.multiprocess": int(cfg.get("workers", 1) or 0) > 1,
+            "wsgi.multithread": options.thread_workers > 0,
+            "wsgi.multiprocess": options.workers > 1,
             "wsgi.run_once": False,
             "wsgi.file_wrapper": FileWrapper,
             "wsgi.input_terminated": True,

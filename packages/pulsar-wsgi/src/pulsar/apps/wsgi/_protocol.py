@@ -38,6 +38,7 @@ from ._events import ConnectionClosed, Data, EndOfMessage, Request, RequestError
 from ._flow import FlowControl
 from ._input import BODY_HIGH_WATER, BODY_LOW_WATER, EMPTY_BODY, MAX_DRAIN
 from ._pool import CallPool
+from ._settings import HttpOptions
 
 __all__ = [
     "MAX_DRAIN",
@@ -60,6 +61,9 @@ LINGER = 2.0
 MAX_PIPELINE = 16
 #: the resolution of the connections' deadlines (see :meth:`ServerState.schedule`)
 TICKS_PER_SECOND = 64
+#: graceful stop: how long a connection between requests (or not yet sent its first one) may
+#: still deliver a request already on its way; it is answered with ``Connection: close``
+STOP_LINGER = 1.0
 
 
 def _config(cfg: Any, settings: dict[str, Any]) -> Any:
@@ -96,21 +100,20 @@ class ServerState:
         cfg = _config(cfg, {})
         self.app = app
         self.cfg = cfg
+        options = cfg.view(HttpOptions)  # every default lives in its Setting
         self.limits = Limits(
-            request_line=int(cfg.get("limit_request_line", 8190)),
-            request_fields=int(cfg.get("limit_request_fields", 100)),
-            request_field_size=int(cfg.get("limit_request_field_size", 8190)),
-            max_body_size=int(cfg.get("max_body_size", 16 * 1024 * 1024)),
+            request_line=options.limit_request_line,
+            request_fields=options.limit_request_fields,
+            request_field_size=options.limit_request_field_size,
+            max_body_size=options.max_body_size,
         )
-        self.keep_alive = float(cfg.get("keep_alive", 15) or 0)
-        self.header_timeout = float(cfg.get("header_timeout", 20) or 0)
-        self.body_timeout = float(cfg.get("body_timeout", 30) or 0)
-        self.thread_workers = int(cfg.get("thread_workers", 8) or 0)
+        self.keep_alive = float(options.keep_alive)
+        self.header_timeout = float(options.header_timeout)
+        self.body_timeout = float(options.body_timeout)
+        self.thread_workers = options.thread_workers
         self.threaded = self.thread_workers > 0
         self.environ = EnvironBuilder(cfg, server_software())
-        self.access = AccessLogger(
-            bool(cfg.get("access_log", True)), str(cfg.get("access_log_format", ""))
-        )
+        self.access = AccessLogger(options.access_log, options.access_log_format)
         self.on_request = on_request
         #: turn TCP_NODELAY on for each connection (off when the socket layer does it already)
         self.set_nodelay = True
@@ -471,7 +474,9 @@ class HttpServerProtocol(asyncio.Protocol):
                 return
             if self._receiving is None and self.conn.recv_state is RecvState.IDLE:
                 # between keep-alive requests, the usual case of _update_timer/_update_reading
-                self._set_timer(Timer.IDLE, self.state.keep_alive)
+                self._set_timer(
+                    Timer.IDLE, self.state.keep_alive if self.conn.keep_alive else STOP_LINGER
+                )
                 if self.flow.read_paused:
                     self.flow.resume_reading()
                 return
@@ -495,7 +500,7 @@ class HttpServerProtocol(asyncio.Protocol):
             self._drain_left = MAX_DRAIN
         if self.disconnected:
             return
-        if self.conn.send_state is SendState.CLOSED or (state.stopping and not pipeline):
+        if self.conn.send_state is SendState.CLOSED:  # (a stopping server says close)
             if self.conn.receiving or self._rejected:  # the client may still be sending
                 self._linger_close()
             else:
@@ -639,12 +644,19 @@ class HttpServerProtocol(asyncio.Protocol):
             self.transport.close()
 
     def shutdown(self) -> None:
-        """Graceful stop: close now if idle, else after the response in progress."""
+        """Graceful stop: every response from now on says ``Connection: close`` and closes the
+        connection after it; a connection between requests (or that has not sent its first
+        one yet) closes after :data:`STOP_LINGER` seconds without a request (closing at once
+        would drop a request already on its way: the client sees no response)."""
         if self.conn is None or self.disconnected:
             return
         self.conn.keep_alive = False
-        if not self._pipeline:
-            self._close()
+        if not self._pipeline and self._receiving is None:
+            if self.conn.recv_state is RecvState.IDLE:
+                keep_alive = self.state.keep_alive
+                self._set_timer(Timer.IDLE, min(keep_alive, STOP_LINGER) or STOP_LINGER)
+            elif self.conn.recv_state is RecvState.DONE:
+                self._close()
 
     def server_stopping(self) -> None:
         """SocketServer's graceful-stop hook: see :meth:`shutdown`."""

@@ -15,14 +15,12 @@ environment and command line are read by ``start()`` after the constructor ran).
 from __future__ import annotations
 
 import asyncio
-import importlib
-import os
 import ssl
-import sys
 from collections.abc import Callable
 from typing import Any
 
 import pulsar
+from pulsar.options import ServerOptions
 
 from ._protocol import HttpServerProtocol, ProtocolFactory, ServerState
 
@@ -47,7 +45,7 @@ class WsgiProtocolFactory(ProtocolFactory):
     """A picklable protocol factory whose :class:`ServerState` is built on first use, from the
     configuration given to :meth:`configure` (the final one, in the worker)."""
 
-    def __init__(self, app: Callable[..., Any]) -> None:
+    def __init__(self, app: Callable[..., Any] | None) -> None:
         self.app = app
         self.cfg: Any = None
         self.on_request: Callable[[], Any] | None = None
@@ -65,6 +63,8 @@ class WsgiProtocolFactory(ProtocolFactory):
     @property
     def state(self) -> ServerState:  # type: ignore[override]
         if self._state is None:
+            if self.app is None:
+                raise pulsar.ConfigError("WSGIServer: no WSGI callable to serve")
             self._state = ServerState(self.app, self.cfg, on_request=self.on_request)
         return self._state
 
@@ -85,12 +85,18 @@ class WSGIServer(_Base):
     """
 
     name = "wsgi"
-    cfg_apps = ("wsgi",)
+    url_scheme = "http"
+    cfg_apps: tuple[str, ...] = ("socket", "wsgi")
     description = "Pulsar WSGI HTTP/1.1 server"
 
     def __init__(self, callable: Any = None, **params: Any) -> None:
+        spec = None
+        if isinstance(callable, str):  # "module:app": imported by each worker after it starts
+            spec, callable = callable, None
         self.wsgi_callable = callable
         super().__init__(WsgiProtocolFactory(callable), **params)
+        if spec is not None:
+            self.import_spec = pulsar.ImportSpec(spec, self.import_default)
         self._servers: list[asyncio.Server] = []
 
     def __getstate__(self) -> dict[str, Any]:
@@ -102,7 +108,7 @@ class WSGIServer(_Base):
     def add_arguments(self, parser: Any) -> None:
         """``pulsar-wsgi module:callable``: the positional argument when no callable was given."""
         super().add_arguments(parser)
-        if self.wsgi_callable is None:
+        if self.wsgi_callable is None and self.import_spec is None:
             parser.add_argument(
                 "application", metavar="MODULE:CALLABLE", help="the WSGI callable to serve"
             )
@@ -110,16 +116,28 @@ class WSGIServer(_Base):
     def apply_arguments(self, args: Any) -> None:
         super().apply_arguments(args)
         spec = getattr(args, "application", None)
-        if spec:
+        if spec:  # imported by Application.start() (the check), then again by every worker
             try:
-                self.set_callable(load_callable(spec))
-            except (ImportError, AttributeError, ValueError) as exc:
+                self.import_spec = pulsar.ImportSpec(spec, self.import_default)
+            except ValueError as exc:
                 raise pulsar.ConfigError(f"application: cannot load {spec!r} ({exc})") from None
 
     def set_callable(self, app: Callable[..., Any]) -> None:
         """Serve ``app``."""
         self.wsgi_callable = app
         self.callable = WsgiProtocolFactory(app)
+
+    @property
+    def app_object(self) -> Any:
+        """The WSGI callable served."""
+        return self.wsgi_callable
+
+    def set_application(self, obj: Any) -> None:
+        """Serve ``obj``, the WSGI callable :attr:`import_spec` names."""
+        self.set_callable(obj)
+
+    def unloaded_state(self) -> dict[str, Any]:
+        return {"wsgi_callable": None, "callable": WsgiProtocolFactory(None)}
 
     # -- workers ----------------------------------------------------------------------------------
     #: requests (not connections) count toward ``max_requests`` (SocketServer)
@@ -173,7 +191,7 @@ class WSGIServer(_Base):
         """Graceful stop: finish in-flight responses within ``graceful_timeout``, close idle
         keep-alive connections at once."""
         await super().worker_stopping(worker)
-        await self.close(float(self.cfg.get("graceful_timeout", 30) or 0))
+        await self.close(float(self.cfg.view(ServerOptions).graceful_timeout))
 
     def worker_info(self, worker: Any, info: dict[str, Any]) -> None:
         """Add the HTTP counters to the worker's ``info`` under ``wsgi``."""
@@ -190,9 +208,10 @@ class WSGIServer(_Base):
         cfg = self.cfg
         factory = self.protocol_factory()
         context = ssl_context(cfg)
-        backlog = int(cfg.get("backlog") or 2048)
-        reuse_port = bool(cfg.get("reuse_port")) or int(cfg.get("workers") or 0) > 1
-        for value in cfg.get("bind") or ():
+        options = cfg.view(ServerOptions)
+        backlog = options.backlog
+        reuse_port = options.reuse_port or options.workers > 1
+        for value in options.bind:
             address = pulsar.parse_address(value)
             server: asyncio.Server
             if address.path is not None:
@@ -249,15 +268,7 @@ def load_callable(spec: str) -> Callable[..., Any]:
     The current directory is importable, like with gunicorn. Raises ImportError,
     AttributeError or ValueError.
     """
-    module_name, _, attr = spec.partition(":")
-    if not module_name:
-        raise ValueError("expected MODULE:CALLABLE")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    module = importlib.import_module(module_name)
-    obj: Any = module
-    for part in (attr or "application").split("."):
-        obj = getattr(obj, part)
+    obj = pulsar.ImportSpec(spec).load()
     if not callable(obj):
         raise ValueError(f"{spec} is not callable")
     return obj  # type: ignore[no-any-return]

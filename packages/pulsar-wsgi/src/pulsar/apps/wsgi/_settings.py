@@ -10,18 +10,28 @@ Regenerate ``docs/settings.md`` after a change: ``hatch run python tools/gen_set
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import dataclass
 from typing import Any
 
 from pulsar import Setting
-from pulsar._config import (
+from pulsar.validators import (
+    declare_app,
     validate_non_negative_int,
     validate_non_negative_number,
     validate_string,
 )
 
-__all__ = ["DEFAULT_ACCESS_LOG_FORMAT", "HTTP", "parse_allow_ips", "validate_allow_ips"]
+__all__ = [
+    "DEFAULT_ACCESS_LOG_FORMAT",
+    "HTTP",
+    "HttpOptions",
+    "parse_allow_ips",
+    "validate_allow_ips",
+]
 
 HTTP = "HTTP"
+# a WSGI config has the server settings too (bind, TLS, keep_alive, access_log, max_requests)
+declare_app("wsgi", requires=("socket",))
 DEFAULT_ACCESS_LOG_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'
 
 
@@ -200,3 +210,23 @@ class AccessLogFormat(Setting):
         `{name}o` a response header, `{name}e` an environ key. Lines go to the logger
         `pulsar.wsgi.access` at INFO when `access_log` is on.
         """
+
+
+@dataclass(frozen=True, slots=True)
+class HttpOptions:
+    """The typed view of the HTTP layer (``cfg.view(HttpOptions)``, see :mod:`pulsar.options`):
+    every default lives in its setting."""
+
+    limit_request_line: int
+    limit_request_fields: int
+    limit_request_field_size: int
+    max_body_size: int
+    keep_alive: float
+    header_timeout: float
+    body_timeout: float
+    thread_workers: int
+    access_log: bool
+    access_log_format: str
+    root_path: str
+    forwarded_allow_ips: str
+    workers: int
