@@ -163,7 +163,7 @@ class TaskQueue(pulsar.Application):
         backend = self.backend()
         # the default client of Job.delay() here
         client: TaskClient = connect(
-            backend, max_payload_size=int(self.cfg.get("max_payload_size") or 0)
+            backend, max_payload_size=int(self.cfg.get("max_payload_size"))
         )
         worker.extra["task_client"] = client
         self._consumer = Consumer(
