@@ -2,12 +2,12 @@
 
 How it works
 ------------
-64 connections on a fake transport (writes dropped) each get one pipelined-free GET of the
-seed's hello world per loop iteration, answered inline; the best of ``--runs`` runs of
-``--requests`` requests is printed in microseconds of thread CPU time per request. An A/B
-guide for changes to the hot path in one process (``python -P tools/bench/wsgi_inproc.py``: ``-P``, since ``tools/bench/http.py`` would
-shadow the standard library's ``http``),
-not a benchmark: the real one is ``hatch run bench http``.
+64 connections on a fake transport (writes dropped) each get one GET of the seed's hello world
+per loop iteration, answered inline; the best of ``--runs`` runs of ``--requests`` requests is
+printed in microseconds of thread CPU time per request. An A/B guide for changes to the hot
+path in one process, not a benchmark (that is ``hatch run bench http``). Run it as
+``python -P tools/bench/wsgi_inproc.py``: without ``-P``, ``tools/bench/http.py`` would shadow
+the standard library's ``http``.
 """
 
 from __future__ import annotations
@@ -39,9 +39,7 @@ class _Transport:
         pass
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return {"peername": ("127.0.0.1", 5000), "sockname": ("127.0.0.1", 8000)}.get(
-            name, default
-        )
+        return {"peername": ("127.0.0.1", 5000), "sockname": ("127.0.0.1", 8000)}.get(name, default)
 
     def pause_reading(self) -> None:
         pass
