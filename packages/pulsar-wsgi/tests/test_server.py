@@ -452,3 +452,23 @@ def test_rejected_request_answer_survives_the_clients_flood(thread_workers: int)
         assert responses and responses[0].status == 400, (out[:200], errors)
         assert responses[0].header("connection") == "close"
         still_serving(srv)
+
+
+def test_tcp_nodelay_on_accepted_sockets(thread_workers: int) -> None:
+    """The adapter sets no socket option: outside pulsar, ``loop.create_server`` (stock asyncio,
+    uvloop) turns TCP_NODELAY on for the TCP sockets it accepts; under ``WSGIServer`` pulsar's
+    socket layer does (pulsar-core's tests). Without it keep-alive stalls on delayed ACKs."""
+    with ServerThread(hello, thread_workers=thread_workers) as srv, connect(srv.port) as client:
+        client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert client.recv(65536).startswith(b"HTTP/1.1 200 OK\r\n")
+
+        def nodelay() -> list[int]:
+            return [
+                conn.transport.get_extra_info("socket").getsockopt(
+                    socket.IPPROTO_TCP, socket.TCP_NODELAY
+                )
+                for conn in srv.state.connections
+            ]
+
+        flags = srv.call(nodelay)
+        assert flags and all(flags), flags

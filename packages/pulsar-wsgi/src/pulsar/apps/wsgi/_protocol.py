@@ -24,7 +24,6 @@ import asyncio
 import concurrent.futures
 import enum
 import logging
-import socket
 from collections import deque
 from collections.abc import Callable
 from typing import Any, cast
@@ -114,8 +113,6 @@ class ServerState:
             bool(cfg.get("access_log", True)), str(cfg.get("access_log_format", ""))
         )
         self.on_request = on_request
-        #: turn TCP_NODELAY on for each connection (off when the socket layer does it already)
-        self.set_nodelay = True
         self.connections: set[HttpServerProtocol] = set()
         self.stopping = False
         #: counters (see :meth:`statistics`)
@@ -333,13 +330,6 @@ class HttpServerProtocol(asyncio.Protocol):
         self.environ_base = state.environ.connection_base(
             peer=self.peer, sockname=self.sockname, scheme=self.scheme
         )
-        if state.set_nodelay:
-            sock = transport.get_extra_info("socket")
-            if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-                try:
-                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                except OSError:  # pragma: no cover - platform dependent
-                    pass
         state.connections.add(self)
         state.total_connections += 1
         self._set_timer(Timer.HEAD, state.header_timeout)

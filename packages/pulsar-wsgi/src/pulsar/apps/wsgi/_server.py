@@ -160,7 +160,6 @@ class WSGIServer(_Base):
             keep_alive=0,
         )
         factory.configure(self.cfg, server.request_done)
-        factory.state.set_nodelay = False  # pulsar's ServerConnection sets TCP_NODELAY already
         return server
 
     async def worker_start(self, worker: Any) -> None:
