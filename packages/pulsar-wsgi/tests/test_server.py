@@ -472,3 +472,20 @@ def test_tcp_nodelay_on_accepted_sockets(thread_workers: int) -> None:
 
         flags = srv.call(nodelay)
         assert flags and all(flags), flags
+
+
+def test_one_request_counter(thread_workers: int) -> None:
+    """Requests are counted once: by the ``on_request`` hook when there is one (under
+    WSGIServer, the socket layer's ``max_requests`` count), else by ``ServerState``."""
+    calls: list[int] = []
+
+    def hook() -> None:
+        calls.append(1)
+
+    with ServerThread(hello, thread_workers=thread_workers, on_request=hook) as srv:
+        with httpx.Client() as client:
+            for _ in range(3):
+                assert client.get(srv.url + "/").status_code == 200
+        wait_for(lambda: len(calls) == 3)
+        assert srv.state.requests == 0
+        assert "requests" not in srv.call(srv.state.statistics)

@@ -83,7 +83,10 @@ class ServerState:
         executor: an executor running the callable; by default the running pulsar actor's
             executor (its threads know their actor: ``pulsar.get_actor()``), else a
             :class:`~._pool.CallPool` of ``thread_workers`` threads owned (and shut down) here.
-        on_request: called after each response (e.g. the ``max_requests`` count of a worker).
+        on_request: called after each response: the one request counter. By default
+            :meth:`count_request` (:attr:`requests`, in :meth:`statistics`); under
+            ``WSGIServer`` the socket layer's ``WorkerServer.request_done`` (its ``requests``,
+            toward ``max_requests``), and this state counts nothing itself.
     """
 
     def __init__(
@@ -112,11 +115,11 @@ class ServerState:
         self.access = AccessLogger(
             bool(cfg.get("access_log", True)), str(cfg.get("access_log_format", ""))
         )
-        self.on_request = on_request
+        #: requests answered, when counted here (see ``on_request``)
+        self.requests = 0
+        self.on_request: Callable[[], Any] = on_request or self.count_request
         self.connections: set[HttpServerProtocol] = set()
         self.stopping = False
-        #: counters (see :meth:`statistics`)
-        self.requests = 0
         self.total_connections = 0
         self._executor = executor
         self._own_executor: concurrent.futures.ThreadPoolExecutor | None = None
@@ -209,19 +212,20 @@ class ServerState:
         submit(fn, arg)
 
     def statistics(self) -> dict[str, Any]:
-        """Counters: open connections, connections served, requests served."""
-        return {
+        """Counters: open connections, connections served, requests served (when counted
+        here: with an ``on_request`` hook, that is the counter)."""
+        stats: dict[str, Any] = {
             "connections": len(self.connections),
             "total_connections": self.total_connections,
-            "requests": self.requests,
             "mode": "threads" if self.threaded else "inline",
         }
+        if self.on_request == self.count_request:
+            stats["requests"] = self.requests
+        return stats
 
-    def request_done(self) -> None:
-        """Count one answered request."""
+    def count_request(self) -> None:
+        """The default ``on_request``: count one answered request in :attr:`requests`."""
         self.requests += 1
-        if self.on_request is not None:
-            self.on_request()
 
     async def shutdown(self, timeout: float = 30.0) -> None:
         """Stop gracefully: idle connections close now, the others after their response (or
@@ -489,9 +493,7 @@ class HttpServerProtocol(asyncio.Protocol):
         self._active = None
         state = self.state
         if cycle.request is not None:
-            state.requests += 1  # state.request_done(), inlined
-            if state.on_request is not None:
-                state.on_request()
+            state.on_request()  # the one request counter
         body = cycle.body
         if body is not None and body is not EMPTY_BODY and not body.complete:
             body.discard()  # what is left of the body is read and dropped (up to MAX_DRAIN)
