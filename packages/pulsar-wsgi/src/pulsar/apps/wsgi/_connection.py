@@ -191,7 +191,7 @@ del _state, _trigger, _target
 
 # module-level names for the hot path (a class attribute of an Enum costs ~60 ns to look up)
 _R_IDLE, _R_HEAD, _R_BODY, _R_DONE = _R.IDLE, _R.HEAD, _R.BODY, _R.DONE
-_S_IDLE, _S_BODY, _S_DONE, _S_CLOSED = _S.IDLE, _S.BODY, _S.DONE, _S.CLOSED
+_S_IDLE, _S_DONE, _S_CLOSED = _S.IDLE, _S.DONE, _S.CLOSED
 _BEGIN, _HEAD, _END, _LAST = _T.BEGIN, _T.HEAD, _T.END, _T.LAST
 _DATA, _RESPONSE = _T.DATA, _T.RESPONSE
 del _R, _S, _T

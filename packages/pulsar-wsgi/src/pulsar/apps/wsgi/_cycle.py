@@ -15,7 +15,9 @@ application and sends what it returns through the connection's framing:
   the thread, each chunk handed to the loop, the thread waiting while the transport is paused, so a
   slow client bounds what is buffered.
 
-Headers are sent with the first non-empty chunk (PEP 3333). Failures: an exception before the
+Headers are sent with the first non-empty chunk (PEP 3333); whether they are out is the
+connection's send state (not ``IDLE``), not a flag of the cycle's, and so is a lost transport
+(``CLOSED``). Failures: an exception before the
 headers are sent becomes a ``500`` (or the 4xx of a request-body error) with ``Connection: close``;
 after the headers, the connection is closed (the client sees a truncated, never a valid-looking,
 response). The iterable's ``close()`` is always called.

@@ -14,8 +14,15 @@ a body may not stall for more than ``body_timeout``, an idle keep-alive connecti
 (:meth:`ServerState.schedule`: one timer handle per 1/64 s tick in use, so a connection costs a
 set insertion, not a timer handle of its own).
 
+The adapter keeps no HTTP state of its own: whether the transport is gone is the connection's
+send state (``CLOSED``, :attr:`HttpConnection.lost`), whether a response has started too; it
+calls :meth:`HttpConnection.start_next_cycle` before each cycle. It sets no socket option:
+``TCP_NODELAY`` is the socket layer's (pulsar's ``ServerConnection`` under ``WSGIServer``, the
+loop's ``create_server`` otherwise, stock asyncio and uvloop alike, for the sockets it creates).
+
 :class:`ServerState` is shared by the connections of one server (one worker): configuration
-values read once, the thread pool, the access logger, the open connections and counters.
+values read once, the thread pool, the access logger, the open connections and counters (one
+request counter: the ``on_request`` hook).
 """
 
 from __future__ import annotations
