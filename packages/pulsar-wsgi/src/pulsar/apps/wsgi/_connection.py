@@ -449,7 +449,10 @@ class HttpConnection:
         except httptools.HttpParserUpgrade:
             # Upgrade / CONNECT: WSGI cannot switch protocols; the request is answered like
             # any other and the connection closes after it.
-            self._recv(_LAST)
+            try:
+                self._recv(_LAST)
+            except RemoteProtocolError as exc:  # not after a complete head: never raise
+                self._error(400, str(exc))
         except httptools.HttpParserCallbackError:
             reject = self._reject or _Reject(400, "Bad Request")
             self._error(reject.status, reject.reason)
