@@ -193,7 +193,7 @@ del _state, _trigger, _target
 _R_IDLE, _R_HEAD, _R_BODY, _R_DONE = _R.IDLE, _R.HEAD, _R.BODY, _R.DONE
 _S_IDLE, _S_DONE, _S_CLOSED = _S.IDLE, _S.DONE, _S.CLOSED
 _BEGIN, _HEAD, _END, _LAST = _T.BEGIN, _T.HEAD, _T.END, _T.LAST
-_DATA, _RESPONSE = _T.DATA, _T.RESPONSE
+_DATA, _RESPONSE, _NEXT = _T.DATA, _T.RESPONSE, _T.NEXT
 del _R, _S, _T
 
 _END_EVENT = EndOfMessage()  # stateless: one for every request
@@ -425,7 +425,10 @@ class HttpConnection:
             LocalProtocolError: the response of the current cycle is not complete, or the
                 connection must close.
         """
-        self._send(Trigger.NEXT)
+        try:  # once per request: the table lookup inline
+            self.send_state = self.send_state._next[_NEXT]
+        except KeyError:
+            self._send(_NEXT)  # raises LocalProtocolError
 
     # -- receiving --------------------------------------------------------------------------------
     def receive_data(self, data: bytes) -> None:

@@ -90,10 +90,10 @@ class ServerState:
         executor: an executor running the callable; by default the running pulsar actor's
             executor (its threads know their actor: ``pulsar.get_actor()``), else a
             :class:`~._pool.CallPool` of ``thread_workers`` threads owned (and shut down) here.
-        on_request: called after each response: the one request counter. By default
-            :meth:`count_request` (:attr:`requests`, in :meth:`statistics`); under
+        on_request: called after each response, and then the one request counter: under
             ``WSGIServer`` the socket layer's ``WorkerServer.request_done`` (its ``requests``,
-            toward ``max_requests``), and this state counts nothing itself.
+            toward ``max_requests``), this state counting nothing itself. None (the default):
+            :attr:`requests` counts them (in :meth:`statistics`).
     """
 
     def __init__(
@@ -122,9 +122,9 @@ class ServerState:
         self.access = AccessLogger(
             bool(cfg.get("access_log", True)), str(cfg.get("access_log_format", ""))
         )
-        #: requests answered, when counted here (see ``on_request``)
+        #: requests answered, when counted here (no ``on_request`` hook)
         self.requests = 0
-        self.on_request: Callable[[], Any] = on_request or self.count_request
+        self.on_request = on_request
         self.connections: set[HttpServerProtocol] = set()
         self.stopping = False
         self.total_connections = 0
@@ -226,13 +226,9 @@ class ServerState:
             "total_connections": self.total_connections,
             "mode": "threads" if self.threaded else "inline",
         }
-        if self.on_request == self.count_request:
+        if self.on_request is None:
             stats["requests"] = self.requests
         return stats
-
-    def count_request(self) -> None:
-        """The default ``on_request``: count one answered request in :attr:`requests`."""
-        self.requests += 1
 
     async def shutdown(self, timeout: float = 30.0) -> None:
         """Stop gracefully: idle connections close now, the others after their response (or
@@ -499,8 +495,12 @@ class HttpServerProtocol(asyncio.Protocol):
             pipeline.popleft()
         self._active = None
         state = self.state
-        if cycle.request is not None:
-            state.on_request()  # the one request counter
+        if cycle.request is not None:  # the one request counter: the hook, or ServerState's
+            on_request = state.on_request
+            if on_request is None:
+                state.requests += 1
+            else:
+                on_request()
         body = cycle.body
         if body is not None and body is not EMPTY_BODY and not body.complete:
             body.discard()  # what is left of the body is read and dropped (up to MAX_DRAIN)
