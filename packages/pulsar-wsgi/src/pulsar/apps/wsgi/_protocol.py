@@ -15,7 +15,9 @@ a body may not stall for more than ``body_timeout``, an idle keep-alive connecti
 set insertion, not a timer handle of its own).
 
 The adapter keeps no HTTP state of its own: whether the transport is gone is the connection's
-send state (``CLOSED``, :attr:`HttpConnection.lost`), whether a response has started too; it
+send state (``CLOSED``, :attr:`HttpConnection.lost`), whether a response has started too, and
+whether the client closed its side or had its bytes refused the receive state (``CLOSED``,
+``ERROR``); it
 calls :meth:`HttpConnection.start_next_cycle` before each cycle. It sets no socket option:
 ``TCP_NODELAY`` is the socket layer's (pulsar's ``ServerConnection`` under ``WSGIServer``, the
 loop's ``create_server`` otherwise, stock asyncio and uvloop alike, for the sockets it creates).
@@ -68,6 +70,8 @@ MAX_PIPELINE = 16
 TICKS_PER_SECOND = 64
 # the send states the adapter tests (module names: an Enum class attribute costs ~60 ns)
 _IDLE, _DONE, _LOST = SendState.IDLE, SendState.DONE, SendState.CLOSED
+# the receive states it tests: the client closed its side (EOF), its bytes were refused
+_EOF, _REFUSED = RecvState.CLOSED, RecvState.ERROR
 
 
 def _config(cfg: Any, settings: dict[str, Any]) -> Any:
@@ -295,7 +299,6 @@ class HttpServerProtocol(asyncio.Protocol):
     _active: RequestCycle | None = None  # the cycle answering (head of the pipeline)
     _starting = False  # _run_pipeline is on the stack
     _lingering = False  # see _linger_close
-    _rejected = False  # a RequestError was received: its bytes may still be coming
     _drain_left = 0  # body bytes still to drop for a request answered before its body ended
     # the deadline in force (kind, loop time) and the tick of ServerState.schedule, when armed
     _timer_kind = Timer.NONE
@@ -314,7 +317,6 @@ class HttpServerProtocol(asyncio.Protocol):
         self._pipeline: deque[RequestCycle] = deque()
         # read on every request: instance attributes (Python 3.11 specializes those)
         self.scheme = "http"
-        self._eof = False
 
     # -- asyncio callbacks ------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -351,7 +353,6 @@ class HttpServerProtocol(asyncio.Protocol):
         if self._lingering:
             self._close()
             return None
-        self._eof = True
         self.conn.receive_data(b"")
         self._handle_events()
         if self._pipeline:
@@ -425,7 +426,6 @@ class HttpServerProtocol(asyncio.Protocol):
                                 self._linger_close()
                             return
             elif kind is RequestError:
-                self._rejected = True
                 receiving = self._receiving
                 error = RemoteProtocolError(event.reason, event.status)  # type: ignore[union-attr]
                 if receiving is not None and receiving.body is not None:
@@ -440,7 +440,7 @@ class HttpServerProtocol(asyncio.Protocol):
         if pipeline:
             self._run_pipeline()
         elif self.conn.send_state is not _LOST and not self.transport.is_closing():
-            if self._eof:
+            if self.conn.recv_state is _EOF:
                 self._close()
                 return
             self._update_timer()
@@ -476,7 +476,7 @@ class HttpServerProtocol(asyncio.Protocol):
         if conn.send_state is _LOST or transport.is_closing():
             return
         if not pipeline:
-            if self._eof:
+            if self.conn.recv_state is _EOF:
                 self._close()
                 return
             if self._receiving is None and self.conn.recv_state is RecvState.IDLE:
@@ -511,7 +511,9 @@ class HttpServerProtocol(asyncio.Protocol):
         if send_state is not _DONE or (state.stopping and not pipeline):
             # must close (or, a bug, the cycle ended without a complete response: closing
             # is the only answer left)
-            if self.conn.receiving or self._rejected:  # the client may still be sending
+            # the client may still be sending: a request partly received, or bytes refused
+            # (a RequestError, a deadline, a drained body past its bound)
+            if self.conn.receiving or self.conn.recv_state is _REFUSED:
                 self._linger_close()
             else:
                 self._close()
