@@ -128,6 +128,7 @@ def _side(state: RecvState | SendState) -> Callable[[HttpConnection], RecvState 
 
 
 def test_every_move_has_a_recipe() -> None:
+    assert HttpConnection.TRANSITIONS is TRANSITIONS  # the one table, in the connection
     assert set(MOVES) == set(TRANSITIONS)
     assert {state for state, _ in TRANSITIONS} == set(RecvState) | set(SendState)
 

@@ -338,6 +338,9 @@ class HttpConnection:
         server: the ``Server`` header value added to responses that have none (empty: none).
     """
 
+    #: the state table of both sides (the module's :data:`TRANSITIONS`)
+    TRANSITIONS = TRANSITIONS
+
     def __init__(
         self, *, limits: Limits | None = None, keep_alive: bool = True, server: str = "pulsar"
     ) -> None:
