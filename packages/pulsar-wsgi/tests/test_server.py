@@ -5,6 +5,7 @@ Every bad input is followed by a check that the server keeps serving the next cl
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -454,11 +455,18 @@ def test_rejected_request_answer_survives_the_clients_flood(thread_workers: int)
         still_serving(srv)
 
 
-def test_tcp_nodelay_on_accepted_sockets(thread_workers: int) -> None:
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_tcp_nodelay_on_accepted_sockets(thread_workers: int, loop: str) -> None:
     """The adapter sets no socket option: outside pulsar, ``loop.create_server`` (stock asyncio,
     uvloop) turns TCP_NODELAY on for the TCP sockets it accepts; under ``WSGIServer`` pulsar's
     socket layer does (pulsar-core's tests). Without it keep-alive stalls on delayed ACKs."""
-    with ServerThread(hello, thread_workers=thread_workers) as srv, connect(srv.port) as client:
+    factory = asyncio.new_event_loop
+    if loop == "uvloop":
+        factory = pytest.importorskip("uvloop").new_event_loop
+    with (
+        ServerThread(hello, thread_workers=thread_workers, loop_factory=factory) as srv,
+        connect(srv.port) as client,
+    ):
         client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         assert client.recv(65536).startswith(b"HTTP/1.1 200 OK\r\n")
 
