@@ -276,3 +276,42 @@ def test_unix_socket(hello_module: Path, thread_workers: str) -> None:
     assert proc.returncode == 0, output
     assert not path.exists()
     assert '"GET /unix HTTP/1.1" 200 13' in output
+
+
+SLOW = """
+import time
+
+from pulsar.apps import wsgi
+
+
+def slow(environ, start_response):
+    if environ["PATH_INFO"] == "/slow":
+        time.sleep(float(environ["QUERY_STRING"]))
+    start_response("200 OK", [("Content-Length", "2")])
+    return [b"ok"]
+
+
+if __name__ == "__main__":
+    wsgi.WSGIServer(callable=slow).start()
+"""
+
+
+def test_slow_response_outlives_keep_alive(tmp_path: Path) -> None:
+    """``keep_alive`` is the idle time *between* requests: a response that takes longer (the
+    client sends nothing meanwhile) is not cut by the socket layer's idle timer, which
+    WSGIServer turns off (``WorkerServer(keep_alive=0)``), the HTTP adapter keeping the deadline."""
+    path = tmp_path / "slow.py"
+    path.write_text(SLOW)
+    port = free_port()
+    proc = run(
+        [sys.executable, str(path), "--bind", f"127.0.0.1:{port}", "--keep-alive", "0.5"],
+        tmp_path,
+    )
+    try:
+        assert wait_http(f"http://127.0.0.1:{port}/", proc).status_code == 200
+        with httpx.Client() as client:
+            response = client.get(f"http://127.0.0.1:{port}/slow?1.5", timeout=10)
+            assert response.status_code == 200 and response.text == "ok"
+    finally:
+        output = stop(proc)
+    assert proc.returncode == 0, output

@@ -267,7 +267,7 @@ def test_response_with_content_length() -> None:
     assert b"Connection" not in head and head.endswith(b"\r\n\r\n")
     assert conn.send_data(b"hello") == b"hello"
     assert conn.send_end() == b""
-    assert conn.send_state is SendState.IDLE and not conn.must_close
+    assert conn.send_state is SendState.DONE and not conn.must_close
 
 
 def test_chunked_response_without_length() -> None:
@@ -486,7 +486,7 @@ def test_send_events() -> None:
     assert b"Transfer-Encoding: chunked\r\n" in head and head.endswith(b"\r\n\r\n")
     assert conn.send(Data(b"hello")) == b"5\r\nhello\r\n"
     assert conn.send(EndOfMessage()) == b"0\r\n\r\n"
-    assert conn.send_state is SendState.IDLE
+    assert conn.send_state is SendState.DONE
     with pytest.raises(LocalProtocolError):
         conn.send(Data(b"late"))  # no response in progress
     with pytest.raises(LocalProtocolError):

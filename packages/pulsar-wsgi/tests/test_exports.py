@@ -22,6 +22,8 @@ PUBLIC = {
     "Limits",
     "RecvState",
     "SendState",
+    "TRANSITIONS",
+    "Trigger",
     "http_date",
     "NEED_DATA",
     "Event",

@@ -5,6 +5,7 @@ Every bad input is followed by a check that the server keeps serving the next cl
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -452,3 +453,47 @@ def test_rejected_request_answer_survives_the_clients_flood(thread_workers: int)
         assert responses and responses[0].status == 400, (out[:200], errors)
         assert responses[0].header("connection") == "close"
         still_serving(srv)
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_tcp_nodelay_on_accepted_sockets(thread_workers: int, loop: str) -> None:
+    """The adapter sets no socket option: outside pulsar, ``loop.create_server`` (stock asyncio,
+    uvloop) turns TCP_NODELAY on for the TCP sockets it accepts; under ``WSGIServer`` pulsar's
+    socket layer does (pulsar-core's tests). Without it keep-alive stalls on delayed ACKs."""
+    factory = asyncio.new_event_loop
+    if loop == "uvloop":
+        factory = pytest.importorskip("uvloop").new_event_loop
+    with (
+        ServerThread(hello, thread_workers=thread_workers, loop_factory=factory) as srv,
+        connect(srv.port) as client,
+    ):
+        client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert client.recv(65536).startswith(b"HTTP/1.1 200 OK\r\n")
+
+        def nodelay() -> list[int]:
+            return [
+                conn.transport.get_extra_info("socket").getsockopt(
+                    socket.IPPROTO_TCP, socket.TCP_NODELAY
+                )
+                for conn in srv.state.connections
+            ]
+
+        flags = srv.call(nodelay)
+        assert flags and all(flags), flags
+
+
+def test_one_request_counter(thread_workers: int) -> None:
+    """Requests are counted once: by the ``on_request`` hook when there is one (under
+    WSGIServer, the socket layer's ``max_requests`` count), else by ``ServerState``."""
+    calls: list[int] = []
+
+    def hook() -> None:
+        calls.append(1)
+
+    with ServerThread(hello, thread_workers=thread_workers, on_request=hook) as srv:
+        with httpx.Client() as client:
+            for _ in range(3):
+                assert client.get(srv.url + "/").status_code == 200
+        wait_for(lambda: len(calls) == 3)
+        assert srv.state.requests == 0
+        assert "requests" not in srv.call(srv.state.statistics)

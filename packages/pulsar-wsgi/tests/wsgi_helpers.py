@@ -20,11 +20,17 @@ class ServerThread:
     """``loop.create_server`` on 127.0.0.1 port 0 with a wsgi protocol factory, its loop running
     in a background thread (so tests may use blocking clients)."""
 
-    def __init__(self, app: Callable[..., Any], **settings: Any) -> None:
+    def __init__(
+        self,
+        app: Callable[..., Any],
+        *,
+        loop_factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop,
+        **settings: Any,
+    ) -> None:
         settings.setdefault("access_log", False)
         self.factory = create_protocol_factory(app, **settings)
         self.state = self.factory.state
-        self.loop = asyncio.new_event_loop()
+        self.loop = loop_factory()
         self.port = 0
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)

@@ -12,7 +12,15 @@ from importlib.metadata import PackageNotFoundError, version
 
 from . import _settings  # noqa: F401 - registers the wsgi settings
 from ._accesslog import AccessLogger
-from ._connection import HttpConnection, Limits, RecvState, SendState, http_date
+from ._connection import (
+    TRANSITIONS,
+    HttpConnection,
+    Limits,
+    RecvState,
+    SendState,
+    Trigger,
+    http_date,
+)
 from ._environ import EnvironBuilder, ErrorStream, FileWrapper
 from ._errors import ClientDisconnected, HttpError, LocalProtocolError, RemoteProtocolError
 from ._events import (
@@ -67,6 +75,8 @@ __all__ = [
     "Limits",
     "RecvState",
     "SendState",
+    "TRANSITIONS",
+    "Trigger",
     "http_date",
     "NEED_DATA",
     "Event",

@@ -11,22 +11,33 @@ size), rejects what llhttp accepts but we must not (unknown transfer codings, HT
 than 1.0/1.1) and maps every parser error to a :class:`~._events.RequestError` with the status
 code to answer with.
 
-Requests may be pipelined: the receive side runs ahead of the send side, so the two sides have
-their own state (the tables below). The server answers requests in the order received; the
-connection decides the framing of each response (``Content-Length``, chunked, or close-delimited
-for HTTP/1.0) and whether the connection survives it.
+Requests may be pipelined: the receive side (the client's, :class:`RecvState`) runs ahead of
+the send side (the server's, :class:`SendState`). Both sides and every move between their states
+are ONE table, :data:`TRANSITIONS` (``(state, Trigger) -> state``); a move the table lacks raises
+:class:`~._errors.RemoteProtocolError` on the receive side (inside the parser: the request gets
+its 400) and :class:`~._errors.LocalProtocolError` on the send side (the server or the
+application broke HTTP). The server answers requests in the order received; the connection
+decides the framing of each response (``Content-Length``, chunked, or close-delimited for
+HTTP/1.0) and whether the connection survives it.
 
-Receive side (:class:`RecvState`)::
+Receive side::
 
-    IDLE  --first byte-->  HEAD  --headers complete-->  BODY  --message complete-->  IDLE
-                                                                (or DONE without keep-alive)
-    any non-terminal state --bad bytes / limit--> ERROR;  --EOF--> CLOSED
+    IDLE --BEGIN--> HEAD --HEAD--> BODY --END--> IDLE      (keep-alive: the next request)
+                                        --LAST--> DONE     (no keep-alive, Upgrade)
+    IDLE, HEAD, BODY --ERROR (bad bytes, a limit, a timeout)--> ERROR; --EOF / LOST--> CLOSED
     DONE, ERROR and CLOSED are terminal: later bytes are ignored.
 
-Send side (:class:`SendState`)::
+Send side::
 
-    IDLE  --send_response-->  BODY  --send_end-->  IDLE   (keep-alive)
-                                               \\->  CLOSED (the server must close after it)
+    IDLE --RESPONSE--> BODY --DATA--> BODY --END--> DONE --NEXT--> IDLE   (the next response)
+                                           --LAST--> MUST_CLOSE           (close once sent)
+    any --ABORT--> MUST_CLOSE (CLOSED stays);  any --LOST (the transport is gone)--> CLOSED
+
+``DONE`` keeps "this cycle's response is complete" until the server starts the next cycle
+(:meth:`HttpConnection.start_next_cycle`; a ``RESPONSE`` in ``DONE`` starts it implicitly), so
+the app runner asks the connection, not a flag of its own, whether its headers are out.
+``CLOSED`` on the send side is *the* "disconnected" of the connection
+(:attr:`~HttpConnection.lost`).
 """
 
 from __future__ import annotations
@@ -41,7 +52,7 @@ from http import HTTPStatus
 
 import httptools
 
-from ._errors import LocalProtocolError
+from ._errors import LocalProtocolError, RemoteProtocolError
 from ._events import (
     NEED_DATA,
     ConnectionClosed,
@@ -55,7 +66,16 @@ from ._events import (
     Sentinel,
 )
 
-__all__ = ["MAX_DRAIN", "HttpConnection", "Limits", "RecvState", "SendState", "http_date"]
+__all__ = [
+    "MAX_DRAIN",
+    "TRANSITIONS",
+    "HttpConnection",
+    "Limits",
+    "RecvState",
+    "SendState",
+    "Trigger",
+    "http_date",
+]
 
 #: response header names and values we refuse to send (RFC 9110 token / no CR, LF, NUL)
 _TOKEN_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
@@ -90,8 +110,29 @@ _STATUS_CACHE: dict[tuple[int, str | None], bytes] = {}
 _HEAD_CACHE: dict[tuple[object, ...], tuple[bytes, bytes | None, int | None, bool, bool]] = {}
 
 
+class Trigger(enum.StrEnum):
+    """What moves a side from one state to another (the keys of :data:`TRANSITIONS`).
+
+    A ``StrEnum``: its members hash as their str (C), where an ``Enum`` member's hash is Python.
+    """
+
+    BEGIN = "begin"  # receive: the first byte of a request
+    HEAD = "head"  # receive: its head is complete and valid
+    END = "end"  # receive: the request's body ended; send: the response ended (keep-alive)
+    LAST = "last"  # the same, for the last message of the connection
+    ERROR = "error"  # receive: bad bytes, a limit, or the server gave up (a timeout)
+    EOF = "eof"  # receive: the client closed its side
+    RESPONSE = "response"  # send: a response head
+    DATA = "data"  # send: a piece of its body
+    NEXT = "next"  # send: the server starts the next request's cycle
+    ABORT = "abort"  # send: the response is given up; the connection must close
+    LOST = "lost"  # both: the transport is gone
+
+
 class RecvState(enum.Enum):
-    """State of the receive side (see the module docstring for the transitions)."""
+    """State of the receive side, the client's (transitions: :data:`TRANSITIONS`)."""
+
+    _next: dict[Trigger, RecvState]  # compiled from TRANSITIONS (not a member)
 
     IDLE = "idle"
     HEAD = "head"
@@ -101,18 +142,64 @@ class RecvState(enum.Enum):
     CLOSED = "closed"
 
 
-_END = EndOfMessage()  # stateless: one for every request
-#: a tuple, not a set: ``in`` compares identities, where a set would call Enum.__hash__ (Python)
-_TERMINAL = (RecvState.DONE, RecvState.ERROR, RecvState.CLOSED)
-_METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")}
-
-
 class SendState(enum.Enum):
-    """State of the send side (see the module docstring for the transitions)."""
+    """State of the send side, the server's (transitions: :data:`TRANSITIONS`)."""
+
+    _next: dict[Trigger, SendState]  # compiled from TRANSITIONS (not a member)
 
     IDLE = "idle"
     BODY = "body"
+    DONE = "done"
+    MUST_CLOSE = "must_close"
     CLOSED = "closed"
+
+
+_R, _S, _T = RecvState, SendState, Trigger
+#: every legal move of both sides: (state, trigger) -> next state (see the module docstring)
+TRANSITIONS: dict[tuple[RecvState | SendState, Trigger], RecvState | SendState] = {
+    # receive side
+    (_R.IDLE, _T.BEGIN): _R.HEAD,
+    (_R.IDLE, _T.LAST): _R.DONE,
+    (_R.HEAD, _T.HEAD): _R.BODY,
+    (_R.BODY, _T.END): _R.IDLE,
+    (_R.BODY, _T.LAST): _R.DONE,
+    **{(state, _T.ERROR): _R.ERROR for state in (_R.IDLE, _R.HEAD, _R.BODY)},
+    **{(state, _T.EOF): _R.CLOSED for state in (_R.IDLE, _R.HEAD, _R.BODY)},
+    **{(state, _T.LOST): _R.CLOSED for state in (_R.IDLE, _R.HEAD, _R.BODY)},
+    # terminal: what comes later changes nothing
+    **{
+        (state, trigger): state
+        for state in (_R.DONE, _R.ERROR, _R.CLOSED)
+        for trigger in (_T.LAST, _T.ERROR, _T.EOF, _T.LOST)
+    },
+    # send side
+    (_S.IDLE, _T.RESPONSE): _S.BODY,
+    (_S.BODY, _T.DATA): _S.BODY,
+    (_S.BODY, _T.END): _S.DONE,
+    (_S.BODY, _T.LAST): _S.MUST_CLOSE,
+    (_S.DONE, _T.NEXT): _S.IDLE,
+    (_S.DONE, _T.RESPONSE): _S.BODY,  # the next cycle, started implicitly
+    **{(state, _T.ABORT): _S.MUST_CLOSE for state in (_S.IDLE, _S.BODY, _S.DONE, _S.MUST_CLOSE)},
+    (_S.CLOSED, _T.ABORT): _S.CLOSED,
+    **{(state, _T.LOST): _S.CLOSED for state in SendState},
+}
+for _state in (*RecvState, *SendState):
+    _state._next = {}
+for (_state, _trigger), _target in TRANSITIONS.items():
+    _state._next[_trigger] = _target  # type: ignore[index, assignment]
+del _state, _trigger, _target
+
+# module-level names for the hot path (a class attribute of an Enum costs ~60 ns to look up)
+_R_IDLE, _R_HEAD, _R_BODY, _R_DONE = _R.IDLE, _R.HEAD, _R.BODY, _R.DONE
+_S_IDLE, _S_DONE, _S_CLOSED = _S.IDLE, _S.DONE, _S.CLOSED
+_BEGIN, _HEAD, _END, _LAST = _T.BEGIN, _T.HEAD, _T.END, _T.LAST
+_DATA, _RESPONSE, _NEXT = _T.DATA, _T.RESPONSE, _T.NEXT
+del _R, _S, _T
+
+_END_EVENT = EndOfMessage()  # stateless: one for every request
+#: a tuple, not a set: ``in`` compares identities, where a set would call Enum.__hash__ (Python)
+_TERMINAL = (RecvState.DONE, RecvState.ERROR, RecvState.CLOSED)
+_METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")}
 
 
 class Limits:
@@ -251,6 +338,9 @@ class HttpConnection:
         server: the ``Server`` header value added to responses that have none (empty: none).
     """
 
+    #: the state table of both sides (the module's :data:`TRANSITIONS`)
+    TRANSITIONS = TRANSITIONS
+
     def __init__(
         self, *, limits: Limits | None = None, keep_alive: bool = True, server: str = "pulsar"
     ) -> None:
@@ -267,8 +357,8 @@ class HttpConnection:
         self.events = self._events
         # Instance attributes, all set here (class-level defaults would make each instance's
         # attributes appear in a different order, which costs every attribute access later)
-        self.recv_state = RecvState.IDLE
-        self.send_state = SendState.IDLE
+        self.recv_state = _R_IDLE
+        self.send_state = _S_IDLE
         #: requests whose response has not ended (the head of the queue is being answered)
         self.unanswered = 0
         self._reject: _Reject | None = None
@@ -289,12 +379,59 @@ class HttpConnection:
         self._remaining: int | None = None
         self._close_after = False
 
+    # -- the state table -------------------------------------------------------------------------
+    def _recv(self, trigger: Trigger) -> None:
+        """Move the receive side by :data:`TRANSITIONS`.
+
+        Raises:
+            RemoteProtocolError: the table has no such move (the client's bytes broke HTTP).
+        """
+        try:
+            self.recv_state = self.recv_state._next[trigger]
+        except KeyError:
+            raise RemoteProtocolError(
+                f"{trigger.name} not allowed in receive state {self.recv_state.name}"
+            ) from None
+
+    def _send(self, trigger: Trigger) -> None:
+        """Move the send side by :data:`TRANSITIONS`.
+
+        Raises:
+            LocalProtocolError: the table has no such move (the server broke HTTP).
+        """
+        try:
+            self.send_state = self.send_state._next[trigger]
+        except KeyError:
+            raise LocalProtocolError(
+                f"{trigger.name} not allowed in send state {self.send_state.name}"
+            ) from None
+
     def connection_lost(self) -> None:
-        """The transport is gone: nothing more is received. Drops the parser, whose callbacks
-        reference this object (the pair is then freed at once, not by a garbage collection)."""
-        if self.recv_state not in _TERMINAL:
-            self.recv_state = RecvState.CLOSED
+        """The transport is gone: both sides are ``CLOSED`` (:attr:`lost`). Drops the parser,
+        whose callbacks reference this object (the pair is then freed at once, not by a garbage
+        collection)."""
+        self._recv(Trigger.LOST)
+        self._send(Trigger.LOST)
         self._parser = None
+
+    @property
+    def lost(self) -> bool:
+        """The transport is gone (the one "disconnected" of a connection; the hot path tests
+        ``send_state is SendState.CLOSED`` itself)."""
+        return self.send_state is _S_CLOSED
+
+    def start_next_cycle(self) -> None:
+        """The server starts answering the next request: the send side goes from ``DONE``
+        back to ``IDLE`` (h11's ``start_next_cycle``).
+
+        Raises:
+            LocalProtocolError: the response of the current cycle is not complete, or the
+                connection must close.
+        """
+        try:  # once per request: the table lookup inline
+            self.send_state = self.send_state._next[_NEXT]
+        except KeyError:
+            self._send(_NEXT)  # raises LocalProtocolError
 
     # -- receiving --------------------------------------------------------------------------------
     def receive_data(self, data: bytes) -> None:
@@ -306,20 +443,22 @@ class HttpConnection:
         if state in _TERMINAL:
             return
         if not data:
-            self.recv_state = RecvState.CLOSED
+            self._recv(Trigger.EOF)
             self._events.append(ConnectionClosed())
             return
-        if state is RecvState.IDLE:
+        if state is _R_IDLE:
             self._start = data  # a reference: its first 64 bytes tell 501 from 400
-        elif state is RecvState.HEAD and not self._url and len(self._start) < 64:
+        elif state is _R_HEAD and not self._url and len(self._start) < 64:
             self._start = self._start[:64] + data[:64]
         try:
             self._parser.feed_data(data)  # type: ignore[union-attr]  # None once terminal
         except httptools.HttpParserUpgrade:
             # Upgrade / CONNECT: WSGI cannot switch protocols; the request is answered like
             # any other and the connection closes after it.
-            if self.recv_state not in _TERMINAL:
-                self.recv_state = RecvState.DONE
+            try:
+                self._recv(_LAST)
+            except RemoteProtocolError as exc:  # not after a complete head: never raise
+                self._error(400, str(exc))
         except httptools.HttpParserCallbackError:
             reject = self._reject or _Reject(400, "Bad Request")
             self._error(reject.status, reject.reason)
@@ -328,10 +467,10 @@ class HttpConnection:
             unknown = _METHOD_RE.fullmatch(self._start[:64].lstrip(b"\r\n")) is not None
             self._error(501 if unknown else 400, str(exc) or "Invalid method")
         except httptools.HttpParserError as exc:
-            if self.recv_state is not RecvState.DONE:  # else: bytes after a final request
+            if self.recv_state is not _R_DONE:  # else: bytes after a final request
                 self._error(400, str(exc) or "Bad Request")
         else:
-            if self.recv_state is RecvState.HEAD:
+            if self.recv_state is _R_HEAD:
                 self._head_size += len(data)
                 if self._head_size > self.limits.max_head:
                     self._error(431, "Request header fields too large")
@@ -343,7 +482,7 @@ class HttpConnection:
         return NEED_DATA
 
     def _error(self, status: int, reason: str) -> None:
-        self.recv_state = RecvState.ERROR
+        self._recv(Trigger.ERROR)
         self._events.append(RequestError(status, reason))
 
     # -- httptools callbacks ----------------------------------------------------------------------
@@ -352,7 +491,10 @@ class HttpConnection:
         raise self._reject
 
     def on_message_begin(self) -> None:
-        self.recv_state = RecvState.HEAD
+        try:
+            self.recv_state = self.recv_state._next[_BEGIN]
+        except KeyError:
+            self._recv(_BEGIN)  # raises RemoteProtocolError
         self._url = []
         self._url_size = 0
         self._headers = []
@@ -456,7 +598,10 @@ class HttpConnection:
             self._fail(413, "Request body too large")
         keep_alive = bool(parser.should_keep_alive())
         self._keep_alive_request = keep_alive
-        self.recv_state = RecvState.BODY
+        try:
+            self.recv_state = self.recv_state._next[_HEAD]
+        except KeyError:
+            self._recv(_HEAD)  # raises RemoteProtocolError
         self.unanswered += 1
         self._events.append(
             request := Request._make(
@@ -480,9 +625,13 @@ class HttpConnection:
         self._events.append(Data(body))
 
     def on_message_complete(self) -> None:
+        trigger = _END if self._keep_alive_request else _LAST
+        try:
+            self.recv_state = self.recv_state._next[trigger]
+        except KeyError:
+            self._recv(trigger)  # raises RemoteProtocolError
         self._receiving = None
-        self._events.append(_END)
-        self.recv_state = RecvState.IDLE if self._keep_alive_request else RecvState.DONE
+        self._events.append(_END_EVENT)
 
     # -- sending ----------------------------------------------------------------------------------
     def send(
@@ -530,7 +679,7 @@ class HttpConnection:
             request is None
             or not request.expect_continue
             or self._continued is request
-            or self.send_state is not SendState.IDLE
+            or (self.send_state is not _S_IDLE and self.send_state is not _S_DONE)
         ):
             return b""
         self._continued = request
@@ -562,8 +711,9 @@ class HttpConnection:
             LocalProtocolError: a response is already in progress, the connection must close,
                 or a header/status is invalid.
         """
-        if self.send_state is not SendState.IDLE:
-            raise LocalProtocolError(f"cannot start a response in state {self.send_state.name}")
+        next_state = self.send_state._next.get(_RESPONSE)
+        if next_state is None:
+            self._send(_RESPONSE)  # raises LocalProtocolError
         close = (
             request is None
             or not request.keep_alive
@@ -591,7 +741,7 @@ class HttpConnection:
             before, after, cached_length, self._chunked, self._close_after = head
             self._no_body = no_body
             self._remaining = cached_length if not no_body else None
-            self.send_state = SendState.BODY
+            self.send_state = next_state  # type: ignore[assignment]
             if after is None:  # the application sent its own Date
                 return before
             return before + _DATE.get_line(now) + after
@@ -669,7 +819,7 @@ class HttpConnection:
         self._chunked = chunked
         self._remaining = content_length if not no_body else None
         self._close_after = close
-        self.send_state = SendState.BODY
+        self.send_state = next_state  # type: ignore[assignment]
         return b"".join(out)
 
     @property
@@ -683,7 +833,7 @@ class HttpConnection:
         Raises:
             LocalProtocolError: no response in progress, or more bytes than ``Content-Length``.
         """
-        if self.send_state is not SendState.BODY:
+        if _DATA not in self.send_state._next:
             raise LocalProtocolError("send_data() without a response in progress")
         if self._no_body or not data:
             return b""
@@ -703,7 +853,7 @@ class HttpConnection:
         Raises:
             LocalProtocolError: the response is chunked, or more than its ``Content-Length``.
         """
-        if self.send_state is not SendState.BODY or self._chunked:
+        if _DATA not in self.send_state._next or self._chunked:
             raise LocalProtocolError("count_body() needs a response with a Content-Length")
         if self._remaining is not None:
             if size > self._remaining:
@@ -714,8 +864,7 @@ class HttpConnection:
     def fail_receive(self) -> None:
         """The server gives up receiving (a timeout): nothing more is parsed, and the response
         being sent (or the next one) closes the connection."""
-        if self.recv_state not in _TERMINAL:
-            self.recv_state = RecvState.ERROR
+        self._recv(Trigger.ERROR)
         self._close_after = True
 
     def send_end(self) -> bytes:
@@ -726,26 +875,35 @@ class HttpConnection:
             LocalProtocolError: no response in progress, or fewer bytes than ``Content-Length``
                 (the connection must then be closed: the client sees a truncated response).
         """
-        if self.send_state is not SendState.BODY:
-            raise LocalProtocolError("send_end() without a response in progress")
+        trigger = _LAST if self._close_after else _END
+        try:
+            next_state = self.send_state._next[trigger]
+        except KeyError:
+            raise LocalProtocolError("send_end() without a response in progress") from None
         if self.unanswered > 0:
             self.unanswered -= 1
         if self._remaining:
-            self.send_state = SendState.CLOSED
+            self._send(Trigger.ABORT)
             raise LocalProtocolError("response body shorter than its Content-Length")
-        self.send_state = SendState.CLOSED if self._close_after else SendState.IDLE
+        self.send_state = next_state
         return b"0\r\n\r\n" if self._chunked else b""
 
     def abort(self) -> None:
         """Give up the response in progress: the connection must close."""
-        self.send_state = SendState.CLOSED
+        self._send(Trigger.ABORT)
 
     @property
     def must_close(self) -> bool:
-        """The connection must be closed once the bytes returned so far are sent."""
-        return self.send_state is SendState.CLOSED
+        """The connection must be closed once the bytes returned so far are sent (or is gone)."""
+        state = self.send_state
+        return state is SendState.MUST_CLOSE or state is _S_CLOSED
+
+    @property
+    def headers_sent(self) -> bool:
+        """The response of the current cycle has started (the send side is not ``IDLE``)."""
+        return self.send_state is not _S_IDLE
 
     @property
     def receiving(self) -> bool:
         """A request is partially received (its head or its body)."""
-        return self.recv_state is RecvState.HEAD or self.recv_state is RecvState.BODY
+        return self.recv_state is _R_HEAD or self.recv_state is _R_BODY

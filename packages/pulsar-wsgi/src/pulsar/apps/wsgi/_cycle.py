@@ -15,7 +15,9 @@ application and sends what it returns through the connection's framing:
   the thread, each chunk handed to the loop, the thread waiting while the transport is paused, so a
   slow client bounds what is buffered.
 
-Headers are sent with the first non-empty chunk (PEP 3333). Failures: an exception before the
+Headers are sent with the first non-empty chunk (PEP 3333); whether they are out is the
+connection's send state (not ``IDLE``), not a flag of the cycle's, and so is a lost transport
+(``CLOSED``). Failures: an exception before the
 headers are sent becomes a ``500`` (or the 4xx of a request-body error) with ``Connection: close``;
 after the headers, the connection is closed (the client sees a truncated, never a valid-looking,
 response). The iterable's ``close()`` is always called.
@@ -32,7 +34,7 @@ from http import HTTPStatus
 from typing import Any, Protocol
 
 from ._accesslog import AccessLogger
-from ._connection import HttpConnection
+from ._connection import HttpConnection, SendState
 from ._environ import EnvironBuilder, FileWrapper
 from ._errors import ClientDisconnected, HttpError, LocalProtocolError, RemoteProtocolError
 from ._events import Request
@@ -51,6 +53,9 @@ _SEQUENCES = (list, tuple)
 _JOIN_BELOW = 32 * 1024
 #: status line -> (code, reason); bounded, cleared when full
 _STATUS: dict[str, tuple[int, str]] = {}
+# the connection's send states (module names: an Enum class attribute costs ~60 ns): IDLE means
+# this cycle's response has not started, CLOSED that the transport is gone
+_IDLE, _LOST = SendState.IDLE, SendState.CLOSED
 
 
 class RunnerState(Protocol):
@@ -93,8 +98,6 @@ class Adapter(Protocol):
     def flow(self) -> FlowControl: ...
     @property
     def state(self) -> RunnerState: ...
-    @property
-    def disconnected(self) -> bool: ...
     @property
     def scheme(self) -> str: ...
     @property
@@ -154,7 +157,6 @@ class RequestCycle:
         "environ",
         "error",
         "headers",
-        "headers_sent",
         "protocol",
         "request",
         "started",
@@ -185,7 +187,6 @@ class RequestCycle:
                 )
         self.status: str | None = None
         self.headers: list[tuple[str, str]] = []
-        self.headers_sent = False
         self.body_bytes = 0
         self.environ: dict[str, Any] | None = None
         # the start time is for the access log only (when its format has a duration field)
@@ -295,7 +296,7 @@ class RequestCycle:
                             self.write_chunk(chunk)
                             if flow.write_paused:
                                 await flow.drain()
-                        if self.protocol.disconnected:
+                        if self.conn.send_state is _LOST:
                             raise ClientDisconnected()
                     self.finish()
             except Exception as exc:
@@ -412,7 +413,7 @@ class RequestCycle:
         """
         if exc_info:
             try:
-                if self.headers_sent:
+                if self.conn.send_state is not _IDLE:
                     raise exc_info[1].with_traceback(exc_info[2])
             finally:
                 exc_info = None
@@ -487,7 +488,7 @@ class RequestCycle:
 
     def send_continue(self) -> None:
         """Send ``100 Continue`` if the client waits for it (the connection decides)."""
-        if self.request is not None and not self.protocol.disconnected:
+        if self.request is not None and self.conn.send_state is not _LOST:
             data = self.conn.send_continue()
             if data:
                 self.protocol.write(data)
@@ -509,17 +510,16 @@ class RequestCycle:
         head = self.conn.send_response(
             request, split[0], headers, reason=split[1], length=length, now=time.time()
         )
-        self.headers_sent = True
         return head
 
     def write_chunk(self, chunk: bytes) -> None:
         """Send a body chunk (the head first, with it, when not sent yet). Event loop only."""
         protocol = self.protocol
-        if protocol.disconnected or protocol.is_closing():
+        if self.conn.send_state is _LOST or protocol.is_closing():
             raise ClientDisconnected()
         if not isinstance(chunk, _BYTES):
             raise TypeError(f"response chunks must be bytes, not {type(chunk).__name__}")
-        if self.headers_sent:
+        if self.conn.send_state is not _IDLE:
             data = self.conn.send_data(bytes(chunk))
         else:
             data = self._head() + self.conn.send_data(bytes(chunk))
@@ -529,10 +529,11 @@ class RequestCycle:
     def _send_list(self, chunks: list[Any] | tuple[Any, ...]) -> None:
         """Send a list/tuple body in one write (with a computed Content-Length if none)."""
         protocol = self.protocol
-        if protocol.disconnected:
-            raise ClientDisconnected()
         conn = self.conn
-        if len(chunks) == 1 and not self.headers_sent:  # the usual hello world
+        send_state = conn.send_state
+        if send_state is _LOST:
+            raise ClientDisconnected()
+        if len(chunks) == 1 and send_state is _IDLE:  # the usual hello world
             chunk = chunks[0]
             if type(chunk) is not bytes:
                 if not isinstance(chunk, _BYTES):
@@ -554,7 +555,7 @@ class RequestCycle:
             if not isinstance(chunk, _BYTES):
                 raise TypeError(f"response chunks must be bytes, not {type(chunk).__name__}")
             size += len(chunk)
-        out = [b""] if self.headers_sent else [self._head(size)]
+        out = [b""] if self.conn.send_state is not _IDLE else [self._head(size)]
         send_data = conn.send_data
         for chunk in chunks:
             if chunk:
@@ -572,7 +573,7 @@ class RequestCycle:
         if (
             remaining is None
             or protocol.scheme == "https"
-            or self.headers_sent
+            or self.conn.send_state is not _IDLE
             or self.status is None
         ):
             await self._send_iterable(wrapper)
@@ -605,10 +606,10 @@ class RequestCycle:
 
     def finish(self) -> None:
         """End the response (sending the head if no body chunk did)."""
-        if self.protocol.disconnected:
+        if self.conn.send_state is _LOST:
             raise ClientDisconnected()
         out = b""
-        if not self.headers_sent:
+        if self.conn.send_state is _IDLE:
             head = self.request is not None and self.request.method == "HEAD"
             out = self._head(None if head else 0)
         out += self.conn.send_end()
@@ -618,7 +619,7 @@ class RequestCycle:
 
     def send_error(self, status: int, reason: str = "") -> None:
         """Send a complete plain-text error response, then the connection closes."""
-        if self.protocol.disconnected:
+        if self.conn.send_state is _LOST:
             return
         phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
         text = f"{status} {phrase}\n" if not reason or status >= 500 else f"{reason}\n"
@@ -636,7 +637,6 @@ class RequestCycle:
         except LocalProtocolError:  # a response is half sent: only closing is left
             conn.abort()
             return
-        self.headers_sent = True
         self.body_bytes = len(payload)
         body = conn.send_data(payload)
         self.protocol.write(head + body + conn.send_end())
@@ -644,8 +644,7 @@ class RequestCycle:
 
     def _failed(self, exc: BaseException, *, log: bool = True) -> None:
         """The application (or the request body) failed: 500/4xx if we still can, else close."""
-        protocol = self.protocol
-        if protocol.disconnected or isinstance(exc, ClientDisconnected):
+        if self.conn.send_state is _LOST or isinstance(exc, ClientDisconnected):
             self.conn.abort()
             return
         if isinstance(exc, RemoteProtocolError):
@@ -659,7 +658,7 @@ class RequestCycle:
                 self.request.target.decode("latin-1") if self.request else "",
                 exc_info=exc,
             )
-        if self.headers_sent:
+        if self.conn.send_state is not _IDLE:
             self.conn.abort()
             return
         self.headers = []

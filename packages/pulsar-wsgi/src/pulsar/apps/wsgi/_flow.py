@@ -24,8 +24,8 @@ __all__ = ["FlowControl"]
 class FlowControl:
     """Read pausing and write back-pressure of one transport.
 
-    It keeps no "disconnected" flag of its own: a transport that is closing (or closed: lost
-    connections are closed too) is gone for it (:attr:`disconnected`).
+    It keeps no "disconnected" flag (that is the connection's send state, ``CLOSED``): it only
+    leaves a closing transport alone and fails the writers waiting on it.
     """
 
     __slots__ = ("_transport", "_waiters", "read_paused", "write_paused")
@@ -35,11 +35,6 @@ class FlowControl:
         self.read_paused = False
         self.write_paused = False
         self._waiters: list[asyncio.Future[None] | concurrent.futures.Future[None]] = []
-
-    @property
-    def disconnected(self) -> bool:
-        """The transport is closing or closed."""
-        return self._transport.is_closing()
 
     def pause_reading(self) -> None:
         if not self.read_paused and not self._transport.is_closing():

@@ -14,8 +14,17 @@ a body may not stall for more than ``body_timeout``, an idle keep-alive connecti
 (:meth:`ServerState.schedule`: one timer handle per 1/64 s tick in use, so a connection costs a
 set insertion, not a timer handle of its own).
 
+The adapter keeps no HTTP state of its own: whether the transport is gone is the connection's
+send state (``CLOSED``, :attr:`HttpConnection.lost`), whether a response has started too, and
+whether the client closed its side or had its bytes refused the receive state (``CLOSED``,
+``ERROR``); it
+calls :meth:`HttpConnection.start_next_cycle` before each cycle. It sets no socket option:
+``TCP_NODELAY`` is the socket layer's (pulsar's ``ServerConnection`` under ``WSGIServer``, the
+loop's ``create_server`` otherwise, stock asyncio and uvloop alike, for the sockets it creates).
+
 :class:`ServerState` is shared by the connections of one server (one worker): configuration
-values read once, the thread pool, the access logger, the open connections and counters.
+values read once, the thread pool, the access logger, the open connections and counters (one
+request counter: the ``on_request`` hook).
 """
 
 from __future__ import annotations
@@ -24,7 +33,6 @@ import asyncio
 import concurrent.futures
 import enum
 import logging
-import socket
 from collections import deque
 from collections.abc import Callable
 from typing import Any, cast
@@ -64,6 +72,10 @@ TICKS_PER_SECOND = 64
 #: graceful stop: how long a connection between requests (or not yet sent its first one) may
 #: still deliver a request already on its way; it is answered with ``Connection: close``
 STOP_LINGER = 1.0
+# the send states the adapter tests (module names: an Enum class attribute costs ~60 ns)
+_IDLE, _DONE, _LOST = SendState.IDLE, SendState.DONE, SendState.CLOSED
+# the receive states it tests: the client closed its side (EOF), its bytes were refused
+_EOF, _REFUSED = RecvState.CLOSED, RecvState.ERROR
 
 
 def _config(cfg: Any, settings: dict[str, Any]) -> Any:
@@ -86,7 +98,10 @@ class ServerState:
         executor: an executor running the callable; by default the running pulsar actor's
             executor (its threads know their actor: ``pulsar.get_actor()``), else a
             :class:`~._pool.CallPool` of ``thread_workers`` threads owned (and shut down) here.
-        on_request: called after each response (e.g. the ``max_requests`` count of a worker).
+        on_request: called after each response, and then the one request counter: under
+            ``WSGIServer`` the socket layer's ``WorkerServer.request_done`` (its ``requests``,
+            toward ``max_requests``), this state counting nothing itself. None (the default):
+            :attr:`requests` counts them (in :meth:`statistics`).
     """
 
     def __init__(
@@ -114,13 +129,11 @@ class ServerState:
         self.threaded = self.thread_workers > 0
         self.environ = EnvironBuilder(cfg, server_software())
         self.access = AccessLogger(options.access_log, options.access_log_format)
+        #: requests answered, when counted here (no ``on_request`` hook)
+        self.requests = 0
         self.on_request = on_request
-        #: turn TCP_NODELAY on for each connection (off when the socket layer does it already)
-        self.set_nodelay = True
         self.connections: set[HttpServerProtocol] = set()
         self.stopping = False
-        #: counters (see :meth:`statistics`)
-        self.requests = 0
         self.total_connections = 0
         self._executor = executor
         self._own_executor: concurrent.futures.ThreadPoolExecutor | None = None
@@ -213,19 +226,16 @@ class ServerState:
         submit(fn, arg)
 
     def statistics(self) -> dict[str, Any]:
-        """Counters: open connections, connections served, requests served."""
-        return {
+        """Counters: open connections, connections served, requests served (when counted
+        here: with an ``on_request`` hook, that is the counter)."""
+        stats: dict[str, Any] = {
             "connections": len(self.connections),
             "total_connections": self.total_connections,
-            "requests": self.requests,
             "mode": "threads" if self.threaded else "inline",
         }
-
-    def request_done(self) -> None:
-        """Count one answered request."""
-        self.requests += 1
-        if self.on_request is not None:
-            self.on_request()
+        if self.on_request is None:
+            stats["requests"] = self.requests
+        return stats
 
     async def shutdown(self, timeout: float = 30.0) -> None:
         """Stop gracefully: idle connections close now, the others after their response (or
@@ -292,7 +302,6 @@ class HttpServerProtocol(asyncio.Protocol):
     _active: RequestCycle | None = None  # the cycle answering (head of the pipeline)
     _starting = False  # _run_pipeline is on the stack
     _lingering = False  # see _linger_close
-    _rejected = False  # a RequestError was received: its bytes may still be coming
     _drain_left = 0  # body bytes still to drop for a request answered before its body ended
     # the deadline in force (kind, loop time) and the tick of ServerState.schedule, when armed
     _timer_kind = Timer.NONE
@@ -311,8 +320,6 @@ class HttpServerProtocol(asyncio.Protocol):
         self._pipeline: deque[RequestCycle] = deque()
         # read on every request: instance attributes (Python 3.11 specializes those)
         self.scheme = "http"
-        self.disconnected = False
-        self._eof = False
 
     # -- asyncio callbacks ------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -335,13 +342,6 @@ class HttpServerProtocol(asyncio.Protocol):
         self.environ_base = state.environ.connection_base(
             peer=self.peer, sockname=self.sockname, scheme=self.scheme
         )
-        if state.set_nodelay:
-            sock = transport.get_extra_info("socket")
-            if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-                try:
-                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                except OSError:  # pragma: no cover - platform dependent
-                    pass
         state.connections.add(self)
         state.total_connections += 1
         self._set_timer(Timer.HEAD, state.header_timeout)
@@ -356,7 +356,6 @@ class HttpServerProtocol(asyncio.Protocol):
         if self._lingering:
             self._close()
             return None
-        self._eof = True
         self.conn.receive_data(b"")
         self._handle_events()
         if self._pipeline:
@@ -365,12 +364,13 @@ class HttpServerProtocol(asyncio.Protocol):
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.disconnected = True
+        if self.conn is not None:
+            # both sides CLOSED: the connection's send state is the one "disconnected"; this
+            # also frees its parser now rather than in a GC pass
+            self.conn.connection_lost()
         self._stop_timer()
         if self.flow is not None:
             self.flow.connection_lost()
-        if self.conn is not None:
-            self.conn.connection_lost()  # frees its parser now rather than in a GC pass
         receiving = self._receiving
         if receiving is not None and receiving.body is not None:
             receiving.body.fail(ClientDisconnected())
@@ -378,6 +378,12 @@ class HttpServerProtocol(asyncio.Protocol):
             if cycle.body is not None and not cycle.body.complete:
                 cycle.body.fail(ClientDisconnected())
         self.state.connections.discard(self)
+
+    @property
+    def disconnected(self) -> bool:
+        """The transport is gone: the connection's send side is ``CLOSED`` (one place)."""
+        conn = self.conn
+        return conn is not None and conn.send_state is _LOST
 
     async def sendfile(self, file: Any, offset: int, count: int) -> int:
         """``loop.sendfile`` of ``count`` bytes of ``file`` from ``offset`` on the transport
@@ -423,7 +429,6 @@ class HttpServerProtocol(asyncio.Protocol):
                                 self._linger_close()
                             return
             elif kind is RequestError:
-                self._rejected = True
                 receiving = self._receiving
                 error = RemoteProtocolError(event.reason, event.status)  # type: ignore[union-attr]
                 if receiving is not None and receiving.body is not None:
@@ -437,8 +442,8 @@ class HttpServerProtocol(asyncio.Protocol):
                 self._receiving = None
         if pipeline:
             self._run_pipeline()
-        elif not self.disconnected and not self.transport.is_closing():
-            if self._eof:
+        elif self.conn.send_state is not _LOST and not self.transport.is_closing():
+            if self.conn.recv_state is _EOF:
                 self._close()
                 return
             self._update_timer()
@@ -457,19 +462,24 @@ class HttpServerProtocol(asyncio.Protocol):
             return  # the loop below, further up the stack, goes on
         self._starting = True
         transport = self.transport
+        conn = self.conn
         try:
             pipeline = self._pipeline
             while self._active is None and pipeline:
-                if self.disconnected or transport.is_closing():
+                if conn.send_state is not _IDLE:
+                    if conn.send_state is not _DONE:
+                        return  # lost, or the connection must close (cycle_done closes it)
+                    conn.start_next_cycle()
+                if transport.is_closing():
                     return
                 cycle = self._active = pipeline[0]
                 cycle.start()  # may call cycle_done() before returning
         finally:
             self._starting = False
-        if self.disconnected or transport.is_closing():
+        if conn.send_state is _LOST or transport.is_closing():
             return
         if not pipeline:
-            if self._eof:
+            if self.conn.recv_state is _EOF:
                 self._close()
                 return
             if self._receiving is None and self.conn.recv_state is RecvState.IDLE:
@@ -490,18 +500,25 @@ class HttpServerProtocol(asyncio.Protocol):
             pipeline.popleft()
         self._active = None
         state = self.state
-        if cycle.request is not None:
-            state.requests += 1  # state.request_done(), inlined
-            if state.on_request is not None:
-                state.on_request()
+        if cycle.request is not None:  # the one request counter: the hook, or ServerState's
+            on_request = state.on_request
+            if on_request is None:
+                state.requests += 1
+            else:
+                on_request()
         body = cycle.body
         if body is not None and body is not EMPTY_BODY and not body.complete:
             body.discard()  # what is left of the body is read and dropped (up to MAX_DRAIN)
             self._drain_left = MAX_DRAIN
-        if self.disconnected:
+        send_state = self.conn.send_state
+        if send_state is _LOST:
             return
-        if self.conn.send_state is SendState.CLOSED:  # (a stopping server says close)
-            if self.conn.receiving or self._rejected:  # the client may still be sending
+        if send_state is not _DONE:
+            # must close (a stopping server answers with ``Connection: close``; or, a bug, the
+            # cycle ended without a complete response: closing is the only answer left)
+            # the client may still be sending: a request partly received, or bytes refused
+            # (a RequestError, a deadline, a drained body past its bound)
+            if self.conn.receiving or self.conn.recv_state is _REFUSED:
                 self._linger_close()
             else:
                 self._close()
@@ -516,7 +533,7 @@ class HttpServerProtocol(asyncio.Protocol):
 
     # -- flow control and timers ------------------------------------------------------------------
     def _update_reading(self) -> None:
-        if self.disconnected:
+        if self.conn.send_state is _LOST:
             return
         receiving = self._receiving
         if receiving is None and len(self._pipeline) <= MAX_PIPELINE:  # the usual case
@@ -538,7 +555,7 @@ class HttpServerProtocol(asyncio.Protocol):
             self.flow.resume_reading()
 
     def _update_timer(self) -> None:
-        if self.disconnected:
+        if self.conn.send_state is _LOST:
             return
         recv = self.conn.recv_state
         if recv is RecvState.IDLE and not self._pipeline:  # between keep-alive requests
@@ -585,7 +602,7 @@ class HttpServerProtocol(asyncio.Protocol):
     def _on_timer(self) -> None:
         self._timer = None
         kind = self._timer_kind
-        if kind is Timer.NONE or self.disconnected:
+        if kind is Timer.NONE or self.conn.send_state is _LOST:
             return
         if self.loop.time() + 0.001 < self._deadline:  # the deadline moved: wait again
             self._timer = self.state.schedule(self, self._deadline)
@@ -594,7 +611,7 @@ class HttpServerProtocol(asyncio.Protocol):
         self._timeout(kind)
 
     def _timeout(self, kind: Timer) -> None:
-        if self.disconnected:
+        if self.conn.send_state is _LOST:
             return
         if kind is Timer.IDLE or kind is Timer.LINGER:
             if not self._pipeline:
@@ -648,7 +665,7 @@ class HttpServerProtocol(asyncio.Protocol):
         connection after it; a connection between requests (or that has not sent its first
         one yet) closes after :data:`STOP_LINGER` seconds without a request (closing at once
         would drop a request already on its way: the client sees no response)."""
-        if self.conn is None or self.disconnected:
+        if self.conn is None or self.conn.send_state is _LOST:
             return
         self.conn.keep_alive = False
         if not self._pipeline and self._receiving is None:

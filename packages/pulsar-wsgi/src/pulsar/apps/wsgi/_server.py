@@ -167,19 +167,17 @@ class WSGIServer(_Base):
         protocol's business, so the socket layer's idle timer is off; requests are counted
         toward ``max_requests`` by the protocol."""
         factory = self.protocol_factory(worker)
-        cfg = self.cfg.copy()
-        cfg.set("keep_alive", 0)
         server = WorkerServer(
             str(self.name),
             worker,
             self.listeners,
             factory,
-            cfg,
+            self.cfg,
             ssl_context=server_ssl_context(self.cfg),
             count_connections=False,
+            keep_alive=0,
         )
         factory.configure(self.cfg, server.request_done)
-        factory.state.set_nodelay = False  # pulsar's ServerConnection sets TCP_NODELAY already
         return server
 
     async def worker_start(self, worker: Any) -> None:
