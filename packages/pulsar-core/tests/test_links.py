@@ -25,7 +25,7 @@ def test_ordering_is_kept_across_the_switch_to_a_direct_link() -> None:
         # with the link ready: every message on it, still in order
         c = await pulsar.spawn(name="c")
         got = await pulsar.send(a, "burst", c.aid, 300, wait_link=True)
-        assert got["count"] == 302
+        assert got["count"] == 303
         assert got["links"]["out"][c.aid] >= 301  # the 300 counts and get_count
         return True
 
@@ -113,6 +113,70 @@ def test_request_in_flight_when_a_link_drops_gets_an_error_not_a_hang() -> None:
         with pytest.raises(pulsar.MailboxError, match="may have run"):
             await asyncio.wait_for(slow, 10)
         assert await pulsar.send(a, "ping_many", b.aid, 3) == ["pong"] * 3  # arbiter route
+        return True
+
+    assert h.run_arbiter(main)
+
+
+async def _two_requests(actor, target):
+    """Run in an actor: two acked pings to ``target``; whether a link to it was being opened
+    while the second was in flight, and right after its reply."""
+    links = actor.links
+    await pulsar.send(target, "ping")
+    second = pulsar.send(target, "ping")
+    during = target in links._out
+    await second
+    return during, target in links._out
+
+
+def _linking_to(actor, target):
+    """Run in an actor: whether it opened (or opens) a link to ``target``."""
+    return target in actor.links._out
+
+
+async def _wait_link_ready(actor, target):
+    await pulsar.async_while(10, lambda: target not in actor.links.info()["out"])
+    return target in actor.links.info()["out"]
+
+
+def test_a_link_opens_after_the_second_message_not_while_it_is_in_flight() -> None:
+    # Opening a link is a handshake's round trips in both processes: started while the second
+    # message was in flight, it delayed that message (a user sending twice paid for it).
+    async def main(arbiter):
+        a = await pulsar.spawn(name="a")
+        c = await pulsar.spawn(name="c")
+        during, after = await pulsar.send(a, "run", _two_requests, c.aid)
+        assert during is False  # the second request travels alone
+        assert after is True  # its reply in: the link is being opened
+        # the replier: two replies make its link due; none is opened under them
+        assert await pulsar.send(c, "run", _linking_to, a.aid) is False
+        assert await pulsar.send(a, "run", _wait_link_ready, c.aid) is True
+        assert await pulsar.send(a, "ping_many", c.aid, 3) == ["pong"] * 3
+        # the third reply opened C's link back to A, after it was written
+        assert await pulsar.send(c, "run", _linking_to, a.aid) is True
+        return True
+
+    assert h.run_arbiter(main)
+
+
+def _casts(actor, target):
+    """Run in an actor: three fire-and-forget ``count``; whether a link to ``target`` was being
+    opened after each."""
+    out = []
+    for _ in range(3):
+        pulsar.send(target, "count")
+        out.append(target in actor.links._out)
+    return out
+
+
+def test_fire_and_forget_opens_its_link_with_the_third_message() -> None:
+    async def main(arbiter):
+        a = await pulsar.spawn(name="a")
+        c = await pulsar.spawn(name="c")
+        assert await pulsar.send(a, "run", _casts, c.aid) == [False, False, True]
+        assert await pulsar.send(a, "run", _wait_link_ready, c.aid) is True
+        got = await pulsar.send(a, "burst", c.aid, 100)  # in order across the switch
+        assert got["count"] == 103
         return True
 
     assert h.run_arbiter(main)

@@ -6,7 +6,10 @@ Every process actor with a unix mailbox also listens on ``<mailbox dir>/<aid>.li
 arbiter's private 0700 directory). When actor A sends a second message to actor B (they have
 talked through the arbiter), A opens a connection to B's link socket, passes **the same mutual
 HMAC handshake** as the mailbox (the per-arbiter secret; nothing is unpickled before it) and says
-HELLO with its aid. Then:
+HELLO with its aid. The link is opened *after* that second message, never while it is in flight:
+when its reply arrives (a request that needs one), else with the next message to B. So an actor
+that sends once or twice to another pays nothing for links (opening one costs a handshake's round
+trips in both processes, which would otherwise delay the very message that triggered it). Then:
 
 * **ordering per sender→target pair**: A sends a ``link barrier`` to B *through the arbiter*,
   then sends every later message to B on the link. B holds what arrives on the link from A until
@@ -106,6 +109,9 @@ class LinkManager:
         self._no_link = set(no_link)
         self._max_frame = int(max_frame_size or mb.DEFAULT_MAX_FRAME_SIZE)
         self._talks: dict[str, int] = {}
+        #: targets whose link opens next: when the reply to this request id arrives (-1: at the
+        #: next message to them); see the module docstring
+        self._due: dict[str, int] = {}
         self._out: dict[str, _Outgoing] = {}
         self._in: dict[str, _Incoming] = {}
         self._barriers: set[str] = set()
@@ -161,6 +167,8 @@ class LinkManager:
             out = self._out.get(env.sender)
             if out is not None:
                 out.pending.discard(env.id)
+            elif self._due:
+                self._reply_due(env)
         self._handle(env)
 
     def _on_incoming_closed(self, proto: mb.MailboxProtocol, exc: BaseException | None) -> None:
@@ -200,10 +208,16 @@ class LinkManager:
                 return
         self._via_arbiter(env)
         if out is None and not self.closed and target not in self._no_link:
+            if target in self._due:  # the previous message made it due: open it now
+                del self._due[target]
+                self._open(target)
+                return
             talks = self._talks.get(target, 0) + 1
             self._talks[target] = talks
             if talks >= LINK_AFTER:
-                self._open(target)
+                # not while this message is in flight: once its reply is in, or with the next
+                del self._talks[target]
+                self._due[target] = env.id if env.kind == _REQUEST and env.flag else -1
 
     def never_linked(self, target: str) -> bool:
         """True when messages to ``target`` always go through the arbiter (no link is open or
@@ -213,12 +227,28 @@ class LinkManager:
     def forbid(self, target: str) -> None:
         """Never open a link to ``target`` (its messages keep going through the arbiter)."""
         self._no_link.add(target)
+        self._due.pop(target, None)
 
     def replied(self, env: mb.Envelope) -> None:
         """A reply from ``env.sender`` arrived (by any path): it is no longer pending."""
         out = self._out.get(env.sender)
         if out is not None:
             out.pending.discard(env.id)
+        elif self._due:
+            self._reply_due(env)
+
+    def _reply_due(self, env: mb.Envelope) -> None:
+        """The reply that makes a link to its sender due arrived: open the link once it has
+        been handled (the caller's ``handle`` resolves the request's future after this call, so
+        the awaiting code runs before the connection's first step)."""
+        sender = env.sender
+        if self._due.get(sender) == env.id:
+            del self._due[sender]
+            asyncio.get_running_loop().call_soon(self._open_due, sender)
+
+    def _open_due(self, target: str) -> None:
+        if not self.closed and target not in self._no_link and target not in self._out:
+            self._open(target)
 
     def _open(self, target: str) -> None:
         self._talks.pop(target, None)
