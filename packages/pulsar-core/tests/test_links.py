@@ -120,7 +120,7 @@ def test_request_in_flight_when_a_link_drops_gets_an_error_not_a_hang() -> None:
 
 async def _two_requests(actor, target):
     """Run in an actor: two acked pings to ``target``; whether a link to it was being opened
-    while the second was in flight, and right after its reply."""
+    while the second was in flight, and when the code awaiting its reply resumed."""
     links = actor.links
     await pulsar.send(target, "ping")
     second = pulsar.send(target, "ping")
@@ -147,7 +147,7 @@ def test_a_link_opens_after_the_second_message_not_while_it_is_in_flight() -> No
         c = await pulsar.spawn(name="c")
         during, after = await pulsar.send(a, "run", _two_requests, c.aid)
         assert during is False  # the second request travels alone
-        assert after is True  # its reply in: the link is being opened
+        assert after is False  # opened after the awaiting code resumed (two loop hops)
         # the replier: two replies make its link due; none is opened under them
         assert await pulsar.send(c, "run", _linking_to, a.aid) is False
         assert await pulsar.send(a, "run", _wait_link_ready, c.aid) is True

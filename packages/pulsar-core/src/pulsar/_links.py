@@ -244,7 +244,10 @@ class LinkManager:
         sender = env.sender
         if self._due.get(sender) == env.id:
             del self._due[sender]
-            asyncio.get_running_loop().call_soon(self._open_due, sender)
+            # two loop hops: the reply's future is resolved after this call, so the code
+            # awaiting it runs before the link is opened
+            loop = asyncio.get_running_loop()
+            loop.call_soon(loop.call_soon, self._open_due, sender)
 
     def _open_due(self, target: str) -> None:
         if not self.closed and target not in self._no_link and target not in self._out:
@@ -253,9 +256,12 @@ class LinkManager:
     def _open(self, target: str) -> None:
         self._talks.pop(target, None)
         path = link_path(self._address, target)
-        if path is None or not os.path.exists(path):
-            self._no_link.add(target)  # not a process actor (arbiter, monitor, guest, thread)
+        if path is None:
+            self._no_link.add(target)
             return
+        # no stat() of the path here (a syscall on the message path): a target without a link
+        # socket (arbiter, monitor, guest, thread actor) fails the connection, in the task, and
+        # _lost() keeps it on the arbiter route
         out = self._out[target] = _Outgoing(target)
         task = asyncio.ensure_future(self._connect(out, path))
         self._tasks.add(task)
