@@ -231,3 +231,12 @@ async def test_a_sync_job_queues_another_with_delay(client, backend_url, job) ->
         assert done.status == TaskState.SUCCESS, done.error
         child = await client.wait_for_task(done.result, timeout=10)
     assert child.name == "add" and child.result == 7
+
+
+def test_logs_and_errors_mask_the_backend_password() -> None:
+    """The worker's ready line and every BackendError name the backend by public_url()."""
+    backend = tasks.create_backend("redis://user:s3cret@127.0.0.1:6379/13")
+    assert backend.public_url() == "redis://user:***@127.0.0.1:6379/13"
+    assert "s3cret" not in backend.describe()
+    plain = tasks.create_backend("redis://127.0.0.1:6379/13")
+    assert plain.public_url() == "redis://127.0.0.1:6379/13"

@@ -178,7 +178,7 @@ class TaskQueue(pulsar.Application):
         logger.info(
             "worker %s ready: backend %s, queues %s, concurrency %d",
             worker.aid,
-            backend.url,
+            backend.public_url(),
             ", ".join(self._consumer.queues),
             self._consumer.concurrent_tasks,
         )

@@ -125,13 +125,17 @@ class Backend(abc.ABC):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url!r})"
 
-    def describe(self) -> str:
-        """How errors name this backend (its URL without a password)."""
+    def public_url(self) -> str:
+        """The URL with its password masked (``***``): what logs and errors show."""
         parts = urlsplit(self.url)
         if parts.password:
             netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-            return f"task backend {parts._replace(netloc=netloc).geturl()}"
-        return f"task backend {self.url}"
+            return parts._replace(netloc=netloc).geturl()
+        return self.url
+
+    def describe(self) -> str:
+        """How errors name this backend (its URL without a password)."""
+        return f"task backend {self.public_url()}"
 
     # -- producers -----------------------------------------------------------------------------
     @abc.abstractmethod
