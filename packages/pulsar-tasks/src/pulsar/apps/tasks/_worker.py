@@ -11,7 +11,8 @@ consumer waits on the backend's wake-up (Redis BLPOP, SQLite change polling) unt
 time at most. Each attempt ends with exactly one of complete/retry/release, keyed by its lease
 token; those calls are retried through backend outages for as long as the lease could still be
 ours. :meth:`Consumer.stop` stops claiming, lets running tasks finish within a grace period and
-hands the rest back (QUEUED again, attempt not counted).
+hands the rest back (QUEUED again, attempt not counted). The per-task log lines are batched
+(:mod:`._tasklog`): a line appends a tuple, the batch is written every 10 ms and at the stop.
 """
 
 from __future__ import annotations
@@ -115,30 +116,33 @@ class Consumer:
     async def stop(self, grace: float = 10.0) -> None:
         """Stop claiming; wait up to ``grace`` seconds for running tasks, then hand the others
         back to the queue."""
-        self._stopping = True
-        if self._wake is not None:
-            self._wake.set()
-        if self._main is not None:
-            # an idle wait ends within max_idle; tasks it claimed are then run (or handed back)
-            # below, where cancelling it could leave them claimed until their lease expires
-            await asyncio.wait({self._main}, timeout=self.max_idle + 0.5)
-            self._main.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._main
-        pending = {r.job_task for r in self.running.values() if r.job_task is not None}
-        if pending:
-            await asyncio.wait(pending, timeout=grace)
-        for run in list(self.running.values()):
-            run.reason = "stopping"
-            if run.job_task is not None:
-                run.job_task.cancel()
-        if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=5.0)
-        if self._renewer is not None:
-            self._renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._renewer
-        self._log.flush()
+        try:
+            self._stopping = True
+            if self._wake is not None:
+                self._wake.set()
+            if self._main is not None:
+                # an idle wait ends within max_idle; tasks it claimed are then run (or handed
+                # back) below, where cancelling it could leave them claimed until their lease
+                # expires
+                await asyncio.wait({self._main}, timeout=self.max_idle + 0.5)
+                self._main.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await self._main
+            pending = {r.job_task for r in self.running.values() if r.job_task is not None}
+            if pending:
+                await asyncio.wait(pending, timeout=grace)
+            for run in list(self.running.values()):
+                run.reason = "stopping"
+                if run.job_task is not None:
+                    run.job_task.cancel()
+            if self._tasks:
+                await asyncio.wait(set(self._tasks), timeout=5.0)
+            if self._renewer is not None:
+                self._renewer.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await self._renewer
+        finally:  # the lines still waiting are written: none is lost
+            self._log.flush()
 
     def info(self) -> dict[str, Any]:
         """Counters for the worker's ``info``: queued (pending in its queues, refreshed every
