@@ -150,27 +150,28 @@ def rolled(server: Server, old: set[int], workers: int = 2) -> Callable[[], bool
     return done
 
 
-def test_hup_serves_new_code(tmp_path: Path, server_factory) -> None:
+def edit_and_hup(tmp_path: Path, server_factory, *flags: str):
+    """Serve ``mod:app`` ("old") with two workers, edit it to "new code", send HUP and wait
+    until both workers are replaced; returns the server."""
     write_app(tmp_path / "mod.py", "old")
-    server = server_factory("mod:app", "--workers", "2", "--graceful-timeout", "5")
+    server = server_factory("mod:app", "--workers", "2", *flags, "--graceful-timeout", "5")
     assert server.wait_serving().startswith(b"old ")
     old = wait_for(lambda: server.workers() if len(server.workers()) == 2 else None)
     write_app(tmp_path / "mod.py", "new code")
     server.proc.send_signal(signal.SIGHUP)
     wait_for(rolled(server, old), what="the workers to be replaced")
+    return server
+
+
+def test_hup_serves_new_code(tmp_path: Path, server_factory) -> None:
+    server = edit_and_hup(tmp_path, server_factory)
     for _ in range(10):
         assert server.get().startswith(b"new code "), server.output()
     assert server.stop() == 0, server.output()
 
 
 def test_preload_keeps_the_arbiters_import(tmp_path: Path, server_factory) -> None:
-    write_app(tmp_path / "mod.py", "old")
-    server = server_factory("mod:app", "--workers", "2", "--preload", "--graceful-timeout", "5")
-    assert server.wait_serving().startswith(b"old ")
-    old = wait_for(lambda: server.workers() if len(server.workers()) == 2 else None)
-    write_app(tmp_path / "mod.py", "new code")
-    server.proc.send_signal(signal.SIGHUP)
-    wait_for(rolled(server, old), what="the workers to be replaced")
+    server = edit_and_hup(tmp_path, server_factory, "--preload")
     for _ in range(5):
         assert server.get().startswith(b"old "), server.output()
     assert server.stop() == 0, server.output()
