@@ -51,13 +51,20 @@ anything that does; the HTTP checks below use raw sockets.
 
     hatch run bench http [--seconds 5] [--rounds 1] [--connections 64] [--only pulsar,uvicorn]
                          [--cells ka1,ka2,close,post,log] [--no-peers] [--no-pin]
-                         [--markdown]
+                         [--markdown] [--baseline REV]
+
+``--baseline REV`` (issue 13's "no cell slower than today's main") runs pulsar-core and
+pulsar-wsgi as they were at git revision ``REV`` as two more servers, ``pulsar inline @<sha>``
+and ``pulsar threads @<sha>``, in the same run (their own venv,
+``tools/bench/.venv-baseline-<sha>``, see :func:`baseline_python`), and adds one target per
+cell and mode: today's req/s over the baseline's >= 1.0.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import os
 import re
 import shutil
@@ -65,6 +72,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -75,6 +83,7 @@ from typing import Any
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from _common import (
+    HERE,
     BenchError,
     PeerEnv,
     Target,
@@ -251,17 +260,21 @@ class Server:
     log_argv: Callable[[int, int], list[str]] | None = None
 
 
-def _servers(peers: PeerEnv | None) -> list[Server]:
+def _servers(peers: PeerEnv | None, baseline: tuple[str, str] | None = None) -> list[Server]:
+    """The servers; ``baseline`` (label, python): pulsar's two modes again as run by that
+    python (an older pulsar, see :func:`baseline_python`)."""
     py = sys.executable
 
-    def pulsar(threads: int, access: bool = False) -> Callable[[int, int], list[str]]:
+    def pulsar(
+        threads: int, access: bool = False, python: str | None = None
+    ) -> Callable[[int, int], list[str]]:
         logs = ["--access-log", "--log-level", "info"] if access else [
             "--no-access-log", "--log-level", "warning"
         ]  # fmt: skip
 
         def argv(port: int, workers: int) -> list[str]:
             return [
-                py, "-m", "pulsar.apps.wsgi", "benchapp:app",
+                python or py, "-m", "pulsar.apps.wsgi", "benchapp:app",
                 "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
                 "--thread-workers", str(threads), *logs,
             ]  # fmt: skip
@@ -276,6 +289,14 @@ def _servers(peers: PeerEnv | None) -> list[Server]:
         Server("pulsar threads", pulsar(8), peer=False, log_argv=pulsar(8, True)),
         Server(BARE_NAME, bare, peer=False),
     ]
+    if baseline is not None:
+        label, python = baseline
+        servers[2:2] = [
+            Server(f"pulsar inline {label}", pulsar(0, python=python), peer=False,
+                   log_argv=pulsar(0, True, python)),
+            Server(f"pulsar threads {label}", pulsar(8, python=python), peer=False,
+                   log_argv=pulsar(8, True, python)),
+        ]  # fmt: skip
     if peers is None:
         return servers
 
@@ -620,9 +641,15 @@ def _ratio(a: float, b: float) -> str:
 
 
 def report(
-    results: Results, servers: Sequence[str], cells: Sequence[Cell], *, markdown: bool
+    results: Results,
+    servers: Sequence[str],
+    cells: Sequence[Cell],
+    *,
+    markdown: bool,
+    baseline: str | None = None,
 ) -> tuple[str, list[Target]]:
-    """The table and the targets."""
+    """The table and the targets (with ``baseline``, the label of the older pulsar: each mode
+    >= 1.0x its req/s in every cell)."""
     rows: list[Any] = []
     for cell in cells:
         rows.append(cell.title)
@@ -656,6 +683,14 @@ def report(
         sync = results.get(cell.key, "gunicorn sync")
         gthread = results.get(cell.key, "gunicorn gthread")
         tag = f"[{cell.key}]"
+        if baseline is not None:  # issue 13: no cell slower than the older main
+            for mode in ("pulsar inline", "pulsar threads"):
+                new, old = results.get(cell.key, mode), results.get(cell.key, f"{mode} {baseline}")
+                if new and old:
+                    targets.append(
+                        Target(f"{tag} {mode} / {mode} {baseline} req/s", new.rps / old.rps, 1.0,
+                               False, f"{new.rps:,.0f} vs {old.rps:,.0f} req/s")
+                    )  # fmt: skip
         if cell.access_log:  # the access log's cost: on / off (the ka1 cell), >= 0.85
             for name in ("pulsar inline", "pulsar threads", "uvicorn"):
                 on, off = results.get(cell.key, name), results.get("ka1", name)
@@ -716,6 +751,38 @@ def ceilings(results: Results, cells: Sequence[Cell]) -> list[str]:
     return lines
 
 
+def baseline_python(rev: str) -> tuple[str, str]:
+    """(label, python) of pulsar-core and pulsar-wsgi as they were at git revision ``rev``:
+    their sources exported with ``git archive`` into ``tools/bench/.venv-baseline-<sha>/src``
+    and installed (not editable) into a venv beside it (kept between runs, like the peers')."""
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run(
+        ["git", "-C", str(root), "rev-parse", "--short=7", f"{rev}^{{commit}}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode:
+        raise BenchError(f"--baseline {rev}: not a revision of {root}: {proc.stderr.strip()}")
+    sha = proc.stdout.strip()
+    home = HERE / f".venv-baseline-{sha}"
+    src = home / "src"
+    if not (src / "packages" / "pulsar-wsgi" / "pyproject.toml").exists():
+        src.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(
+            ["git", "-C", str(root), "archive", "--format=tar", sha,
+             "packages/pulsar-core", "packages/pulsar-wsgi"],
+            capture_output=True, check=False,
+        )  # fmt: skip
+        if archive.returncode:
+            raise BenchError(f"--baseline {rev}: git archive failed: {archive.stderr.decode()}")
+        with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+            tar.extractall(src, filter="data")
+    env = PeerEnv(home / "venv")
+    env.install(*(str(src / "packages" / name) for name in ("pulsar-core", "pulsar-wsgi")))
+    return f"@{sha}", str(env.python)
+
+
 def _exit_on_signal(signum: int, frame: Any) -> None:
     # the default action of SIGTERM ends Python without unwinding: the servers (each in a
     # session of its own) would outlive the run; raising runs managed_process's cleanup
@@ -738,6 +805,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--no-pin", action="store_true", help="do not pin 1-worker cells (server cpu 0, wrk 1)"
     )
     parser.add_argument("--markdown", action="store_true", help="a markdown table")
+    parser.add_argument(
+        "--baseline",
+        default="",
+        metavar="REV",
+        help="also run pulsar-core + pulsar-wsgi of this git revision (e.g. an older main)",
+    )
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
 
     cells = [c for c in CELLS if not args.cells or c.key in args.cells.split(",")]
@@ -747,7 +820,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.no_peers:
             print("peers: installing into tools/bench/.venv-peers (uv) ...", flush=True)
             peers = PeerEnv().install(*PEER_REQUIREMENTS)
-        servers = _servers(peers)
+        baseline: tuple[str, str] | None = None
+        if args.baseline:
+            print(f"baseline: pulsar at {args.baseline} (uv) ...", flush=True)
+            baseline = baseline_python(args.baseline)
+        servers = _servers(peers, baseline)
         if args.only:
             wanted = [w.strip() for w in args.only.split(",") if w.strip()]
             servers = [s for s in servers if any(s.name.startswith(w) for w in wanted)]
@@ -785,7 +862,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BenchError as exc:
         print(f"bench http: {exc}", file=sys.stderr)
         return 2
-    table, targets = report(results, [s.name for s in servers], cells, markdown=args.markdown)
+    table, targets = report(
+        results,
+        [s.name for s in servers],
+        cells,
+        markdown=args.markdown,
+        baseline=baseline[0] if baseline else None,
+    )
     print()
     print(table)
     print()

@@ -156,10 +156,7 @@ _FRAGMENTS = {
     "l": "-",
     "u": '{_user(env["HTTP_AUTHORIZATION"]) if "HTTP_AUTHORIZATION" in env else "-"}',
     "t": "{t}",
-    "r": (
-        '{g("REQUEST_METHOD", "-")} {g("RAW_URI", "")}'
-        ' {g("SERVER_PROTOCOL", "-")}'
-    ),
+    "r": '{g("REQUEST_METHOD", "-")} {g("RAW_URI", "")} {g("SERVER_PROTOCOL", "-")}',
     "m": '{g("REQUEST_METHOD", "-")}',
     "q": '{g("QUERY_STRING", "")}',
     "H": '{g("SERVER_PROTOCOL", "-")}',
