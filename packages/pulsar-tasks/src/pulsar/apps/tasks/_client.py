@@ -333,6 +333,10 @@ class TaskClient:
         """How many tasks are in each state."""
         return await self.backend.counts()
 
+    async def pending(self, queues: Sequence[str] = ("default",)) -> int:
+        """How many tasks wait (QUEUED or RETRY, due or not) in ``queues``."""
+        return await self.backend.pending(list(queues))
+
 
 def _overlap_key(name: str, payload: str) -> str:
     import hashlib
@@ -409,6 +413,10 @@ class SyncClient:
     def counts(self) -> dict[str, int]:
         """See :meth:`TaskClient.counts`."""
         return self._call(self.client.counts())
+
+    def pending(self, queues: Sequence[str] = ("default",)) -> int:
+        """See :meth:`TaskClient.pending`."""
+        return self._call(self.client.pending(queues))
 
     def close(self) -> None:
         """Close the backend and stop the private loop thread."""
