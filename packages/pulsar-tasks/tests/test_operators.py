@@ -265,3 +265,23 @@ async def test_sync_client_operators(backend_url) -> None:
         assert c.requeue("nope") is False
         assert c.workers() == []
         assert c.list_tasks("REVOKED", since=0) == []
+
+
+async def test_the_producer_sees_the_new_run_after_another_client_requeued(
+    client, backend_url, tmp_path
+) -> None:
+    """The client that queued a task and received its FAILURE waits again after an operator
+    (another process) requeued it: it gets the new run's outcome, not the reply it had."""
+    flag = tmp_path / "fixed"
+    operator = tasks.connect(backend_url, set_default=False)
+    try:
+        async with consuming(backend_url):
+            t = await client.queue_task("fails_until", [str(flag)])
+            assert (await client.wait_for_task(t.id, timeout=10)).status == TaskState.FAILURE
+            await asyncio.sleep(0.1)  # a late copy of the reply has arrived by now
+            flag.write_text("ok")
+            assert await operator.requeue(t.id) is True
+            done = await client.wait_for_task(t.id, timeout=10)
+        assert done.status == TaskState.SUCCESS and done.result == "fixed"
+    finally:
+        await operator.close()

@@ -114,7 +114,14 @@ def format_failed(rows: Sequence[Task]) -> str:
     return text_table(
         headers,
         [
-            (t.id, t.name, t.queue, str(t.attempts), _date(t.time_finished), _short(t.error or ""))
+            (
+                t.id,
+                t.name,
+                t.queue,
+                str(t.attempts),
+                _date(t.time_finished),
+                _short(t.error or "", 100),
+            )
             for t in rows
         ],
     )

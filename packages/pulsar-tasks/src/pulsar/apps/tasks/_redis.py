@@ -202,10 +202,10 @@ class _Replies:
             kind = msg["type"]
             if kind == "message":
                 task_id, _, record = msg["data"].partition(" ")
-                self.expected.pop(task_id, None)
-                self.arrived[task_id] = record
-                if len(self.arrived) > _REPLY_CACHE:
-                    self.arrived.popitem(last=False)
+                if self.expected.pop(task_id, None) is not None:  # kept for its first wait
+                    self.arrived[task_id] = record
+                    if len(self.arrived) > _REPLY_CACHE:
+                        self.arrived.popitem(last=False)
                 for fut in self.waiters.pop(task_id, ()):
                     if not fut.done():
                         fut.set_result(record)
@@ -606,7 +606,12 @@ class RedisBackend(Backend):
         replies = self._replies
         if replies is not None and (task_id in replies.expected or task_id in replies.arrived):
             # queued by this client: the reply comes on its channel
-            return await self._wait_reply(replies, task_id, end, timeout)
+            task = await self._wait_reply(replies, task_id, end, timeout)
+            # served: a later wait reads the record (an operator may requeue the task: the
+            # outcome of its next run is not this reply), and a late reply is not kept
+            replies.expected.pop(task_id, None)
+            replies.arrived.pop(task_id, None)
+            return task
         if self._watch is None:
             self._watch = _Watch(self)
         watch = self._watch
