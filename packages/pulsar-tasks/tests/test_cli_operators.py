@@ -41,7 +41,7 @@ def cli_json(*args: str) -> object:
     return json.loads(out.stdout)
 
 
-def start_worker(url: str) -> subprocess.Popen:
+def start_worker(url: str, lease: float = 1.5) -> subprocess.Popen:
     return subprocess.Popen(
         [
             sys.executable,
@@ -55,7 +55,7 @@ def start_worker(url: str) -> subprocess.Popen:
             "--workers",
             "1",
             "--task-lease",
-            "1.5",  # a heartbeat every 0.5 s
+            str(lease),  # a heartbeat every lease / 3 s (at most 5 s)
             "--graceful-timeout",
             "3",
         ],
@@ -176,6 +176,32 @@ def test_operator_commands_against_a_running_worker(backend_url, tmp_path) -> No
             assert got.status == TaskState.REVOKED and got.error == "purged"
         out = cli("purge", "bulk", "--yes", "--backend", url)
         assert out.returncode == 0 and "purged 0 task(s)" in out.stdout
+
+
+def test_a_killed_worker_leaves_inspect_at_once(tmp_path) -> None:
+    """SIGKILL: the worker cannot remove its heartbeat, its monitor does (well before the
+    record's 15 s expiry), and the replacement worker appears."""
+    import signal
+
+    url = f"sqlite:///{tmp_path}/t.db"
+    worker = start_worker(url, lease=30)  # a heartbeat every 5 s, kept 15 s
+    try:
+        first = h.wait_for(lambda: cli_json("inspect", "--backend", url), timeout=30)
+        (victim,) = first
+        os.kill(victim["pid"], signal.SIGKILL)
+        killed = time.monotonic()
+
+        def replaced() -> object:
+            workers = cli_json("inspect", "--backend", url)
+            ids = [w["worker"] for w in workers]
+            return victim["worker"] not in ids and workers
+
+        (new,) = h.wait_for(replaced, timeout=30)
+        assert time.monotonic() - killed < 10  # not the 15 s expiry
+        assert new["pid"] != victim["pid"]
+    finally:
+        worker.terminate()
+        worker.communicate(timeout=60)
 
 
 def test_purge_asks_for_confirmation_on_a_terminal(tmp_path) -> None:
