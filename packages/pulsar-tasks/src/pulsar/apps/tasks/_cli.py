@@ -218,8 +218,8 @@ def _client_parser(
         "--backend",
         default=os.environ.get("PULSAR_BACKEND", DEFAULT_BACKEND),
         metavar="URL",
-        help="task backend: sqlite:///path/tasks.db or redis://host:port/db (default: "
-        "$PULSAR_BACKEND, else %(default)s)",
+        help="task backend: sqlite:///path/tasks.db, redis://host:port/db or "
+        "postgresql://user@host:port/db (default: $PULSAR_BACKEND, else %(default)s)",
     )
     parser.add_argument(
         "--modules",
