@@ -9,7 +9,7 @@ import tq_jobs
 
 from pulsar.apps import tasks
 from pulsar.apps.tasks import TaskState
-from pulsar.apps.tasks._state import FINAL, PENDING, TRANSITIONS
+from pulsar.apps.tasks._state import FINAL, PENDING, REQUEUEABLE, TRANSITIONS
 
 
 def test_function_and_class_jobs_are_registered() -> None:
@@ -68,8 +68,10 @@ def test_record_roundtrip_and_states() -> None:
     assert back == t
     with pytest.raises(ValueError):
         tasks.Task.from_row({"id": "x", "payload": "{}"})
-    for state in FINAL:
-        assert TRANSITIONS[state] == frozenset()
+    for state in FINAL:  # no worker leaves a final state; an operator's requeue queues again
+        expected = {TaskState.QUEUED} if state in REQUEUEABLE else set()
+        assert TRANSITIONS[state] == expected
+    assert TaskState.SUCCESS not in REQUEUEABLE
     assert {TaskState.QUEUED, TaskState.RETRY} == PENDING
     assert all(TaskState.STARTED in TRANSITIONS[s] for s in PENDING)
     with pytest.raises(tasks.TaskFailed):

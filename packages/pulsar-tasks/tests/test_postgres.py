@@ -199,6 +199,43 @@ async def test_an_older_schema_is_migrated_at_start(pg_url, monkeypatch) -> None
         await older.close()
 
 
+async def test_a_version_1_schema_gets_the_operators_tables_and_functions(
+    pg_url, monkeypatch
+) -> None:
+    """A schema made by the first release (version 1) is migrated to version 2 at start: its
+    failed tasks can be requeued, a queue purged, workers publish heartbeats."""
+    from pulsar.apps.tasks import _postgres
+
+    monkeypatch.setattr(_postgres, "SCHEMA_VERSION", 1)
+    old = tasks.create_backend(pg_url)
+    try:
+        failed, pending = new_task(), new_task()
+        await old.enqueue(failed)
+        row = (await old.claim(["default"], "w", 10.0, 1)).tasks[0]
+        assert await old.complete(failed.id, row["token"], TaskState.FAILURE, error="E")
+        await old.enqueue(pending)
+        tables = await old._fetch(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = %s "
+            "AND table_name = 'workers'",
+            (old.schema,),
+        )
+        assert tables == [(0,)]
+    finally:
+        await old.close()
+    monkeypatch.undo()
+    new = tasks.create_backend(pg_url)
+    try:
+        assert await new.requeue(failed.id) == TaskState.FAILURE
+        assert (await new.get(failed.id)).status == TaskState.QUEUED
+        assert await new.purge("default") == 2
+        await new.heartbeat("w", {"worker": "w", "running": []}, 30)
+        assert [w["worker"] for w in await new.workers()] == ["w"]
+        rows = await new._fetch(f"SELECT value FROM {new._s}.meta WHERE key = 'schema_version'")
+        assert rows == [(str(_postgres.SCHEMA_VERSION),)]
+    finally:
+        await new.close()
+
+
 async def test_claim_order_is_served_by_the_partial_index(pg_url) -> None:
     b = tasks.create_backend(pg_url)
     try:

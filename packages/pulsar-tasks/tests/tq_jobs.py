@@ -167,3 +167,11 @@ def queue_another(a: int, b: int) -> str:
 def queue_another_in_process(a: int, b: int) -> str:
     """The same from a sync job in its own child process (it has a timeout)."""
     return add.delay(a, b).id
+
+
+@tasks.job(max_retries=0)
+def fails_until(path: str) -> str:
+    """Fails (ValueError) until the file ``path`` exists: an outage fixed by an operator."""
+    if not os.path.exists(path):
+        raise ValueError(f"{path} is missing")
+    return "fixed"

@@ -8,6 +8,7 @@ runs a :class:`~._worker.Consumer`. With ``workers=0`` both run inside the arbit
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -114,10 +115,13 @@ class TaskQueue(pulsar.Application):
 
     async def worker_exit(self, monitor: Any, aid: str, exit_code: int | None) -> None:
         """Arbiter: worker ``aid`` exited; its tasks go back to the queue at once (or fail as
-        ``lost`` once out of retries) instead of waiting for their leases to expire."""
+        ``lost`` once out of retries) instead of waiting for their leases to expire, and its
+        heartbeat record is removed (``pulsar-tasks inspect`` no longer lists it)."""
         backend = self._backend
         if backend is None:
             return
+        with contextlib.suppress(Exception):  # else its heartbeat expires within three beats
+            await backend.forget_worker(str(aid))
         try:
             count = await backend.release_worker(str(aid))
         except Exception as exc:  # the lease expiry still recovers them

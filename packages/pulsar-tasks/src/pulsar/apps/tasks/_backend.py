@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import builtins
 import functools
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -34,7 +36,14 @@ from urllib.parse import urlsplit
 from ._errors import BackendError
 from ._state import Task, TaskState
 
-__all__ = ["DEFAULT_RETRY_TIMEOUT", "Backend", "Claim", "create_backend", "guarded"]
+__all__ = [
+    "DEFAULT_RETRY_TIMEOUT",
+    "Backend",
+    "Claim",
+    "create_backend",
+    "decode_workers",
+    "guarded",
+]
 
 logger = logging.getLogger("pulsar.tasks")
 
@@ -153,13 +162,59 @@ class Backend(abc.ABC):
         """The task ``task_id`` or None (unknown or expired). A corrupt record raises ValueError."""
 
     @abc.abstractmethod
-    async def list(self, status: TaskState | str | None = None, limit: int = 100) -> list[Task]:
-        """The most recently queued tasks first, optionally only those with ``status``."""
+    async def list(
+        self,
+        status: TaskState | str | None = None,
+        limit: int = 100,
+        *,
+        since: float | None = None,
+    ) -> list[Task]:
+        """The most recently queued tasks first, optionally only those with ``status`` and
+        only those finished at or after ``since`` (a UNIX time; unfinished tasks are left out
+        then): ``list("FAILURE", since=...)`` is the dead-letter view."""
 
     @abc.abstractmethod
     async def revoke(self, task_id: str) -> TaskState | None:
         """Revoke a task: a pending one becomes REVOKED at once; a STARTED one is flagged and its
         worker cancels it at its next lease renewal. Returns the state then, None if unknown."""
+
+    # -- operators ------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def purge(self, queue: str) -> int:
+        """Revoke every task of ``queue`` that has not started (QUEUED or RETRY, due or not):
+        each becomes REVOKED with error ``'purged'``, as a revoke would make it (its waiters
+        are woken with that record, its ``overlap=False`` key is freed, the record is kept for
+        the result TTL). Running tasks are left alone. Returns how many were purged.
+
+        One transaction on SQLite and PostgreSQL; on Redis one script per 1,000 tasks (Redis
+        never blocks for long), so a task queued while a large purge runs may be purged too.
+        """
+
+    @abc.abstractmethod
+    async def requeue(self, task_id: str) -> TaskState | None:
+        """Queue a FAILURE or REVOKED task again under the same id, as if it were new: QUEUED,
+        due now, ``attempts`` 0 (its whole ``max_retries`` budget again), result, error,
+        traceback, worker, times and ``expires`` cleared; its queue's workers are woken.
+
+        Returns the state the task was in: FAILURE or REVOKED means it is QUEUED now; any
+        other state (SUCCESS, or still pending or running) means nothing changed. None when
+        there is no such task (unknown, or its record expired). Raises :class:`JobOverlap`
+        when its ``overlap=False`` key is held by another pending or running task.
+        """
+
+    @abc.abstractmethod
+    async def heartbeat(self, worker: str, info: dict[str, Any], ttl: float) -> None:
+        """Publish (or refresh) the record of a running consumer, ``info`` (JSON-friendly:
+        worker id, host, pid, queues, concurrency, running tasks...), kept ``ttl`` seconds:
+        a worker that stops beating disappears from :meth:`workers` by then."""
+
+    @abc.abstractmethod
+    async def forget_worker(self, worker: str) -> None:
+        """Remove the heartbeat record of ``worker`` (it stopped, or its monitor reaped it)."""
+
+    @abc.abstractmethod
+    async def workers(self) -> builtins.list[dict[str, Any]]:
+        """The heartbeat records of the live workers (those not expired), by worker id."""
 
     @abc.abstractmethod
     async def wait(self, task_id: str, timeout: float | None) -> Task | None:
@@ -254,6 +309,22 @@ class Backend(abc.ABC):
     def now() -> float:
         """The current UNIX time in seconds."""
         return time.time()
+
+
+def decode_workers(texts: Sequence[str | bytes | None]) -> list[dict[str, Any]]:
+    """Heartbeat records stored as JSON texts, as dicts (what :meth:`Backend.workers`
+    returns); a missing or unreadable one is left out."""
+    out = []
+    for text in texts:
+        if text is None:
+            continue
+        try:
+            info = json.loads(text)
+        except ValueError:
+            continue
+        if isinstance(info, dict):
+            out.append(info)
+    return out
 
 
 def create_backend(

@@ -6,6 +6,21 @@
 * ``pulsar-tasks status [ID] [--status S] [--limit N]``: a table of recent tasks, or one task;
 * ``pulsar-tasks jobs``: the jobs known to the backend.
 
+The operator's commands (Celery's ``inspect active`` / ``purge``, RQ's ``requeue`` and failed
+job registry), each with ``--json`` (one JSON document on stdout) or a table:
+
+* ``pulsar-tasks inspect``: every live worker (from its heartbeat) and the tasks it runs now;
+* ``pulsar-tasks revoke ID...``: revoke tasks (pending: at once; running: stopped);
+* ``pulsar-tasks purge QUEUE [--yes]``: revoke every task of QUEUE that has not started, after
+  a confirmation asked on the terminal (none without one: ``--yes``);
+* ``pulsar-tasks retry ID... | --failed [--since WHEN]``: queue failed (or revoked) tasks again;
+* ``pulsar-tasks failed [--since WHEN]``: the dead-letter list, FAILURE tasks with their error.
+
+``WHEN`` is a duration back from now (``90s``, ``30m``, ``1h``, ``2d``, ``1h30m``) or an ISO 8601
+date and time (``2026-12-03T14:00``, ``2026-12-03T14:00+01:00``; without an offset: UTC).
+
+Exit status: 0 done; 1 something asked for was not done (an unknown id, a task that cannot be
+revoked or requeued, a purge not confirmed); 2 a usage or backend error.
 The backend comes from ``--backend`` or the ``PULSAR_BACKEND`` environment variable.
 """
 
@@ -15,12 +30,14 @@ import argparse
 import datetime as dt
 import json
 import os
+import re
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any
 
 from ._client import SyncClient
-from ._errors import TaskError
+from ._errors import BackendError, TaskError
 from ._job import import_modules
 from ._state import Task, TaskState
 
@@ -42,6 +59,35 @@ def _when(ts: float | None) -> str:
     return dt.datetime.fromtimestamp(ts).strftime("%H:%M:%S.%f")[:-3]
 
 
+def _date(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _short(text: str, width: int = 50) -> str:
+    text = " ".join(text.split())  # one line
+    return (text[: width - 3] + "...") if len(text) > width else text
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def text_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """An aligned text table; no rows (nothing matched) gives the headers alone."""
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
+    out = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    out += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    return "\n".join(out)
+
+
 def format_table(rows: Sequence[Task]) -> str:
     """Tasks as an aligned text table."""
     headers = ("ID", "JOB", "STATUS", "TRIES", "QUEUED", "FINISHED", "RESULT / ERROR")
@@ -59,11 +105,86 @@ def format_table(rows: Sequence[Task]) -> str:
                 (outcome[:47] + "...") if len(outcome) > 50 else outcome,
             )
         )
-    # no rows (nothing matched): the headers alone
-    widths = [max([len(h), *(len(r[i]) for r in lines)]) for i, h in enumerate(headers)]
-    out = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
-    out += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in lines]
-    return "\n".join(out)
+    return text_table(headers, lines)
+
+
+def format_failed(rows: Sequence[Task]) -> str:
+    """The dead-letter list as a table: failed tasks with their error."""
+    headers = ("ID", "JOB", "QUEUE", "TRIES", "FINISHED", "ERROR")
+    return text_table(
+        headers,
+        [
+            (
+                t.id,
+                t.name,
+                t.queue,
+                str(t.attempts),
+                _date(t.time_finished),
+                _short(t.error or "", 100),
+            )
+            for t in rows
+        ],
+    )
+
+
+def format_workers(workers: Sequence[dict[str, Any]], now: float) -> str:
+    """``inspect``: one line per running task (the worker's columns on its first line only),
+    one line for an idle worker."""
+    headers = ("WORKER", "HOST", "PID", "QUEUES", "BUSY", "TASK", "JOB", "STARTED", "RUNTIME")
+    lines: list[tuple[str, ...]] = []
+    for w in workers:
+        running = list(w.get("running") or [])
+        worker = (
+            str(w.get("worker", "?")),
+            str(w.get("host", "?")),
+            str(w.get("pid", "?")),
+            ",".join(w.get("queues") or []),
+            f"{len(running)}/{w.get('concurrency', '?')}",
+        )
+        if not running:
+            lines.append((*worker, "-", "", "", ""))
+        for i, run in enumerate(running):
+            started = run.get("started")
+            lines.append(
+                (
+                    *(worker if i == 0 else ("",) * len(worker)),
+                    str(run.get("id")),
+                    str(run.get("name") or "?"),
+                    _when(started),
+                    "-" if started is None else _duration(max(0.0, now - started)),
+                )
+            )
+    return text_table(headers, lines)
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_DURATION = re.compile(r"(?:\d+(?:\.\d+)?[smhd])+")
+
+
+def parse_when(text: str, now: float | None = None) -> float:
+    """``WHEN`` as a UNIX time: a duration back from now (``90s``, ``30m``, ``1h``, ``2d``,
+    ``1h30m``) or an ISO 8601 date and time (naive means UTC). Raises ValueError."""
+    text = text.strip()
+    if _DURATION.fullmatch(text):
+        seconds = sum(float(n) * _UNITS[u] for n, u in re.findall(r"(\d+(?:\.\d+)?)([smhd])", text))
+        return (time.time() if now is None else now) - seconds
+    try:
+        when = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not a WHEN: give a duration back from now (30m, 1h, 2d, 1h30m) or an "
+            f"ISO date and time (2026-12-03T14:00, naive means UTC)"
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return when.timestamp()
+
+
+def _when_arg(text: str) -> float:
+    try:
+        return parse_when(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def format_task(task: Task) -> str:
@@ -84,17 +205,21 @@ def format_task(task: Task) -> str:
 
 
 def _client_parser(
-    name: str, help: str, sub: Any, description: str = ""
+    name: str, help: str, sub: Any, description: str = "", json_help: str = ""
 ) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = sub.add_parser(
         name, help=help, description=description or help
     )
+    if json_help:
+        parser.add_argument(
+            "--json", action="store_true", help=f"print one JSON document: {json_help}"
+        )
     parser.add_argument(
         "--backend",
         default=os.environ.get("PULSAR_BACKEND", DEFAULT_BACKEND),
         metavar="URL",
-        help="task backend: sqlite:///path/tasks.db or redis://host:port/db (default: "
-        "$PULSAR_BACKEND, else %(default)s)",
+        help="task backend: sqlite:///path/tasks.db, redis://host:port/db or "
+        "postgresql://user@host:port/db (default: $PULSAR_BACKEND, else %(default)s)",
     )
     parser.add_argument(
         "--modules",
@@ -182,7 +307,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "The jobs known to the backend (published by running workers) and those of --modules: "
         "name, queue, schedule and the first paragraph of each job's docstring.",
     )
+    _operator_parsers(sub)
     ns = parser.parse_args(args_list)
+    if ns.command == "retry" and bool(ns.ids) == bool(ns.failed):
+        parser.error("retry needs task IDs or --failed (one of them, not both)")
+    if ns.command == "retry" and ns.since is not None and not ns.failed:
+        parser.error("retry: --since goes with --failed")
     try:
         import_modules([m for m in ns.modules.split(",") if m.strip()])
         with SyncClient(ns.backend) as client:
@@ -192,7 +322,206 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
+_WHEN_HELP = (
+    "a duration back from now (90s, 30m, 1h, 2d, 1h30m) or an ISO date and time "
+    "(2026-12-03T14:00, 2026-12-03T14:00+01:00; without an offset: UTC)"
+)
+
+
+def _operator_parsers(sub: Any) -> None:
+    _client_parser(
+        "inspect",
+        "show the live workers and the tasks they run now",
+        sub,
+        "Every live worker (from the heartbeat each publishes every task_lease/3 seconds, at "
+        "most 5 s; a stopped or dead worker is gone within three of them): worker id, host, "
+        "pid, queues, BUSY (running tasks / concurrency), and per running task its id, job, "
+        "start time and runtime (Celery's `inspect active`).",
+        "a list of workers, each with worker, host, pid, queues, concurrency, started, beat, "
+        "processed, failed and running (id, name, started, runtime; times in UNIX seconds)",
+    )
+    revoke = _client_parser(
+        "revoke",
+        "revoke tasks: ID...",
+        sub,
+        "Revoke each task ID: a pending one (QUEUED/RETRY) is REVOKED at once; a running one "
+        "is stopped at its worker's next lease renewal (a sync job without a timeout runs to "
+        "its end, its result ignored). Exit 1 when an ID is unknown or already finished.",
+        "a list of {id, status, done}: status is the task's state after the call (null: no "
+        "such task)",
+    )
+    revoke.add_argument("ids", nargs="+", metavar="ID", help="the ids of the tasks")
+    purge = _client_parser(
+        "purge",
+        "revoke every pending task of a queue: QUEUE [--yes]",
+        sub,
+        "Revoke every task of QUEUE that has not started (QUEUED or RETRY, due or not): each "
+        "becomes REVOKED with error 'purged', and whoever waits for it gets that record. "
+        "Running tasks are left alone. Asks for confirmation on the terminal first (answer y); "
+        "without a terminal it refuses (exit 2) unless --yes. Exit 1 when not confirmed.",
+        "{queue, purged}",
+    )
+    purge.add_argument("queue", metavar="QUEUE", help="the queue's name (e.g. default)")
+    purge.add_argument(
+        "--yes", "-y", action="store_true", help="purge without asking for confirmation"
+    )
+    retry = _client_parser(
+        "retry",
+        "queue failed tasks again: ID... | --failed [--since WHEN]",
+        sub,
+        "Queue each task ID again under the same id (RQ's requeue): a FAILURE (lost included) "
+        "or REVOKED task becomes QUEUED, due now, with attempts reset to 0 (its whole retry "
+        "budget again) and its result, error and traceback cleared. A SUCCESS, pending or "
+        "running task is refused. With --failed: every FAILURE task (the `failed` list), or "
+        "those finished since WHEN. Exit 1 when an ID is unknown or refused.",
+        "a list of {id, requeued, error}",
+    )
+    retry.add_argument("ids", nargs="*", metavar="ID", help="the ids of the tasks")
+    retry.add_argument(
+        "--failed", action="store_true", help="every FAILURE task (with --since: the recent ones)"
+    )
+    retry.add_argument(
+        "--since",
+        type=_when_arg,
+        default=None,
+        metavar="WHEN",
+        help=f"with --failed: only tasks that failed at or after WHEN: {_WHEN_HELP}",
+    )
+    failed = _client_parser(
+        "failed",
+        "list the dead letters: tasks that failed for good",
+        sub,
+        "The dead-letter list (RQ's failed job registry): FAILURE tasks, which raised without a "
+        "retry left, timed out, or were lost (their workers kept dying), newest queued first, "
+        "with their error; `status ID` shows one with its traceback, `retry` queues them again.",
+        "a list of task records (id, name, queue, error, traceback, attempts, times...)",
+    )
+    failed.add_argument(
+        "--since",
+        type=_when_arg,
+        default=None,
+        metavar="WHEN",
+        help=f"only tasks that failed at or after WHEN: {_WHEN_HELP}",
+    )
+    failed.add_argument(
+        "--limit", type=int, default=100, metavar="N", help="at most N tasks (default 100)"
+    )
+
+
+def _emit(data: Any) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+def _run_operator(ns: argparse.Namespace, client: SyncClient) -> int:
+    if ns.command == "inspect":
+        now = time.time()
+        workers = client.workers()
+        if ns.json:
+            for w in workers:
+                for run in w.get("running") or []:
+                    started = run.get("started")
+                    run["runtime"] = None if started is None else max(0.0, now - started)
+            _emit(workers)
+        else:
+            print(format_workers(workers, now))
+        return 0
+    if ns.command == "revoke":
+        results = []
+        for task_id in ns.ids:
+            before = client.get_task(task_id)
+            state = None if before is None else client.revoke(task_id)
+            done = before is not None and not before.done
+            results.append({"id": task_id, "status": state, "done": done})
+        if ns.json:
+            _emit(results)
+        else:
+            rows = []
+            for r in results:
+                if r["status"] is None:
+                    outcome = "not found"
+                elif r["status"] == TaskState.REVOKED and r["done"]:
+                    outcome = "revoked"
+                elif r["done"]:
+                    outcome = "running: stopped at its worker's next lease renewal"
+                else:
+                    outcome = f"already {r['status']}: nothing to revoke"
+                rows.append((r["id"], outcome))
+            print(text_table(("ID", "RESULT"), rows))
+        return 0 if all(r["done"] for r in results) else 1
+    if ns.command == "purge":
+        if not ns.yes:
+            if not sys.stdin.isatty():
+                print(
+                    "error: purge asks for confirmation on a terminal and stdin is not one: "
+                    "pass --yes to purge without asking",
+                    file=sys.stderr,
+                )
+                return 2
+            count = client.pending([ns.queue])
+            sys.stderr.write(
+                f"Purge {count} pending task(s) (QUEUED/RETRY) of queue {ns.queue!r}? They "
+                f"become REVOKED; running tasks are left alone. [y/N] "
+            )
+            sys.stderr.flush()
+            answer = sys.stdin.readline().strip().lower()
+            if answer not in ("y", "yes"):
+                print("nothing purged", file=sys.stderr)
+                return 1
+        purged = client.purge(ns.queue)
+        if ns.json:
+            _emit({"queue": ns.queue, "purged": purged})
+        else:
+            print(f"purged {purged} task(s) of queue {ns.queue!r}")
+        return 0
+    if ns.command == "retry":
+        outcomes: list[dict[str, Any]] = []
+        if ns.failed:
+            seen: set[str] = set()
+            while True:  # requeued tasks leave the list: page until only seen ones remain
+                page = [
+                    t.id
+                    for t in client.list_tasks(TaskState.FAILURE, 500, since=ns.since)
+                    if t.id not in seen
+                ]
+                if not page:
+                    break
+                for task_id in page:
+                    seen.add(task_id)
+                    outcomes.append(_requeue(client, task_id))
+        else:
+            outcomes = [_requeue(client, task_id) for task_id in ns.ids]
+        if ns.json:
+            _emit(outcomes)
+        else:
+            rows = [
+                (o["id"], "requeued" if o["requeued"] else f"not requeued: {o['error']}")
+                for o in outcomes
+            ]
+            print(text_table(("ID", "RESULT"), rows))
+        return 0 if all(o["requeued"] for o in outcomes) else 1
+    # failed
+    dead = client.list_tasks(TaskState.FAILURE, ns.limit, since=ns.since)
+    if ns.json:
+        _emit([t.as_dict() for t in dead])
+    else:
+        print(format_failed(dead))
+    return 0
+
+
+def _requeue(client: SyncClient, task_id: str) -> dict[str, Any]:
+    try:
+        if client.requeue(task_id):
+            return {"id": task_id, "requeued": True, "error": None}
+        return {"id": task_id, "requeued": False, "error": "no such task"}
+    except TaskError as exc:  # not FAILURE/REVOKED, or an overlap=False twin is pending
+        if isinstance(exc, BackendError):
+            raise
+        return {"id": task_id, "requeued": False, "error": str(exc)}
+
+
 def _run(ns: argparse.Namespace, client: SyncClient) -> int:
+    if ns.command in ("inspect", "revoke", "purge", "retry", "failed"):
+        return _run_operator(ns, client)
     if ns.command == "queue":
         kwargs = {}
         for item in ns.params:

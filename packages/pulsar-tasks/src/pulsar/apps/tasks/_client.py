@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from ._backend import DEFAULT_RESULT_TTL, Backend, create_backend
 from ._errors import PayloadTooLarge, TaskError, TaskNotFound, TaskTimeout, UnknownJob
 from ._job import Job, dumps_payload, get_job
-from ._state import Task, TaskState
+from ._state import REQUEUEABLE, Task, TaskState
 
 __all__ = [
     "DEFAULT_MAX_PAYLOAD_SIZE",
@@ -135,7 +135,8 @@ def _timestamp(value: float | dt.datetime | None) -> float | None:
 
 
 class TaskClient:
-    """Queue tasks, wait for them, look them up and revoke them (every method is async)."""
+    """Queue tasks, wait for them, look them up and revoke them; the operator's calls
+    (:meth:`purge`, :meth:`requeue`, :meth:`workers`). Every method is async."""
 
     def __init__(
         self, backend: Backend, *, max_payload_size: int = DEFAULT_MAX_PAYLOAD_SIZE
@@ -253,10 +254,17 @@ class TaskClient:
         return await self.backend.get(task_id)
 
     async def list_tasks(
-        self, status: TaskState | str | None = None, limit: int = 100
+        self,
+        status: TaskState | str | None = None,
+        limit: int = 100,
+        *,
+        since: float | dt.datetime | None = None,
     ) -> list[Task]:
-        """Recent tasks, newest first, optionally only those with ``status``."""
-        return await self.backend.list(status, limit)
+        """Recent tasks, newest queued first, optionally only those with ``status``, and only
+        those finished at or after ``since`` (a UNIX time or a datetime, naive means UTC):
+        ``list_tasks("FAILURE", since=...)`` is the dead-letter view (tasks that failed, ran
+        out of retries or were lost)."""
+        return await self.backend.list(status, limit, since=_timestamp(since))
 
     async def wait_for_task(self, task_id: str, timeout: float | None = None) -> Task:
         """Wait until the task is SUCCESS, FAILURE or REVOKED and return its record.
@@ -279,6 +287,39 @@ class TaskClient:
         Returns the state after the call, None for an unknown id."""
         return await self.backend.revoke(task_id)
 
+    async def purge(self, queue: str) -> int:
+        """Revoke every task of ``queue`` that has not started yet (QUEUED or RETRY): each
+        becomes REVOKED with error ``'purged'`` (its waiters get that record, as after a
+        revoke); running tasks are left alone. Returns how many were purged (Celery's
+        ``purge``, RQ's ``empty``)."""
+        return await self.backend.purge(queue)
+
+    async def requeue(self, task_id: str) -> bool:
+        """Queue a FAILURE (lost included) or REVOKED task again under the same id (RQ's
+        ``requeue``): due now, ``attempts`` reset to 0 (its whole retry budget again),
+        result, error and traceback cleared; a worker of its queue is woken.
+
+        Returns False for an unknown id (or an expired record). Raises :class:`TaskError`
+        for a task that is SUCCESS, or still pending or running (nothing changes), and
+        :class:`JobOverlap` when an ``overlap=False`` twin is pending or running.
+        """
+        before = await self.backend.requeue(task_id)
+        if before is None:
+            return False
+        if before not in REQUEUEABLE:
+            raise TaskError(
+                f"task {task_id} is {before}: only FAILURE and REVOKED tasks can be requeued"
+            )
+        return True
+
+    async def workers(self) -> list[dict[str, Any]]:
+        """The live workers' heartbeat records (``pulsar-tasks inspect``), by worker id: each
+        a dict with ``worker``, ``host``, ``pid``, ``queues``, ``concurrency``, ``started``,
+        ``beat``, ``processed``, ``failed`` and ``running`` (``[{"id", "name", "started"}]``,
+        times in UNIX seconds). A worker that stopped or died is gone within three heartbeat
+        periods (``task_lease / 3``, at most 5 s, each)."""
+        return await self.backend.workers()
+
     async def job_list(self) -> dict[str, dict[str, Any]]:
         """Every known job: those declared here and those published by workers."""
         jobs = await self.backend.jobs()
@@ -291,6 +332,10 @@ class TaskClient:
     async def counts(self) -> dict[str, int]:
         """How many tasks are in each state."""
         return await self.backend.counts()
+
+    async def pending(self, queues: Sequence[str] = ("default",)) -> int:
+        """How many tasks wait (QUEUED or RETRY, due or not) in ``queues``."""
+        return await self.backend.pending(list(queues))
 
 
 def _overlap_key(name: str, payload: str) -> str:
@@ -331,9 +376,15 @@ class SyncClient:
         """See :meth:`TaskClient.get_task`."""
         return self._call(self.client.get_task(task_id))
 
-    def list_tasks(self, status: TaskState | str | None = None, limit: int = 100) -> list[Task]:
+    def list_tasks(
+        self,
+        status: TaskState | str | None = None,
+        limit: int = 100,
+        *,
+        since: float | dt.datetime | None = None,
+    ) -> list[Task]:
         """See :meth:`TaskClient.list_tasks`."""
-        return self._call(self.client.list_tasks(status, limit))
+        return self._call(self.client.list_tasks(status, limit, since=since))
 
     def wait_for_task(self, task_id: str, timeout: float | None = None) -> Task:
         """See :meth:`TaskClient.wait_for_task`."""
@@ -343,6 +394,18 @@ class SyncClient:
         """See :meth:`TaskClient.revoke`."""
         return self._call(self.client.revoke(task_id))
 
+    def purge(self, queue: str) -> int:
+        """See :meth:`TaskClient.purge`."""
+        return self._call(self.client.purge(queue))
+
+    def requeue(self, task_id: str) -> bool:
+        """See :meth:`TaskClient.requeue`."""
+        return self._call(self.client.requeue(task_id))
+
+    def workers(self) -> list[dict[str, Any]]:
+        """See :meth:`TaskClient.workers`."""
+        return self._call(self.client.workers())
+
     def job_list(self) -> dict[str, dict[str, Any]]:
         """See :meth:`TaskClient.job_list`."""
         return self._call(self.client.job_list())
@@ -350,6 +413,10 @@ class SyncClient:
     def counts(self) -> dict[str, int]:
         """See :meth:`TaskClient.counts`."""
         return self._call(self.client.counts())
+
+    def pending(self, queues: Sequence[str] = ("default",)) -> int:
+        """See :meth:`TaskClient.pending`."""
+        return self._call(self.client.pending(queues))
 
     def close(self) -> None:
         """Close the backend and stop the private loop thread."""

@@ -46,6 +46,7 @@ connection pools (default 8); other query parameters go to libpq.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import json
 import logging
@@ -57,10 +58,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from ._backend import Backend, Claim
+from ._backend import Backend, Claim, decode_workers
 from ._batch import Batcher
 from ._errors import BackendError, DuplicateTask, JobOverlap
-from ._state import FINAL, Task, TaskState
+from ._state import FINAL, REQUEUEABLE, Task, TaskState
 
 __all__ = ["SCHEMA_VERSION", "PostgresBackend"]
 
@@ -68,7 +69,7 @@ T = TypeVar("T")
 logger = logging.getLogger("pulsar.tasks")
 
 #: the version of the tables and functions this code creates (``<schema>.meta``)
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: seconds between a waiter's re-reads of its task (a notification lost to a reconnection)
 _REREAD = 1.0
 #: replies kept for tasks this client queued and nobody waits for yet (older ones: read back)
@@ -287,8 +288,70 @@ END $$;
 """
 
 
+def _schema_v2(s: str, work: str, done: str) -> str:
+    """Version 2: the operators' commands (worker heartbeats, purge of a queue, requeue)."""
+    purge = "CASE WHEN kept > 0 THEN p_now + kept END"
+    return f"""
+CREATE TABLE {s}.workers (
+    id text PRIMARY KEY,
+    info text NOT NULL,
+    expires double precision NOT NULL
+);
+
+-- every QUEUED/RETRY task of p_queue becomes REVOKED 'purged', kept for the TTL its job's
+-- workers published (else p_ttl); running tasks are left alone
+CREATE FUNCTION {s}.purge_queue(p_queue text, p_now double precision, p_ttl double precision)
+RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE
+    rec record;
+    n integer := 0;
+BEGIN
+    FOR rec IN
+        WITH ttl AS (
+            SELECT t.id, COALESCE((
+                SELECT (j.meta::json ->> 'result_ttl')::double precision
+                FROM {s}.jobs j WHERE j.name = t.name), p_ttl) AS kept
+            FROM {s}.tasks t WHERE t.status IN ('QUEUED', 'RETRY') AND t.queue = p_queue
+        )
+        UPDATE {s}.tasks t SET status = 'REVOKED', error = 'purged', time_finished = p_now,
+            token = NULL, lease_expires = NULL, purge_at = {purge}
+        FROM ttl WHERE t.id = ttl.id AND t.status IN ('QUEUED', 'RETRY')
+        RETURNING t.*
+    LOOP
+        PERFORM {s}.final(rec.id, rec.reply_to, row_to_json(rec));
+        n := n + 1;
+    END LOOP;
+    RETURN n;
+END $$;
+
+-- a FAILURE/REVOKED task queued again as new (attempts 0, outcome cleared); returns the state
+-- it was in (unchanged unless FAILURE or REVOKED), NULL when there is no such task
+CREATE FUNCTION {s}.requeue(p_id text, p_now double precision)
+RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    rec record;
+BEGIN
+    SELECT status, queue INTO rec FROM {s}.tasks
+        WHERE id = p_id AND (purge_at IS NULL OR purge_at > p_now) FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    IF rec.status NOT IN ('FAILURE', 'REVOKED') THEN
+        RETURN rec.status;
+    END IF;
+    UPDATE {s}.tasks SET status = 'QUEUED', attempts = 0, result_json = NULL, error = NULL,
+        traceback = NULL, worker = NULL, token = NULL, time_queued = p_now,
+        time_started = NULL, time_finished = NULL, eta = p_now, expires = NULL,
+        lease_expires = NULL, revoke = 0, purge_at = NULL, reply_to = NULL
+    WHERE id = p_id;
+    PERFORM pg_notify({work}, rec.queue);
+    RETURN rec.status;
+END $$;
+"""
+
+
 #: version -> the DDL taking the schema from the previous version to it
-_MIGRATIONS: dict[int, Callable[[str, str, str], str]] = {1: _schema_v1}
+_MIGRATIONS: dict[int, Callable[[str, str, str], str]] = {1: _schema_v1, 2: _schema_v2}
 
 
 def _one_line(exc: BaseException) -> str:
@@ -811,12 +874,21 @@ class PostgresBackend(Backend):
         found = {row["id"]: row for row in rows}
         return [found.get(task_id) for task_id in ids]
 
-    async def list(self, status: TaskState | str | None = None, limit: int = 100) -> list[Task]:
+    async def list(
+        self,
+        status: TaskState | str | None = None,
+        limit: int = 100,
+        *,
+        since: float | None = None,
+    ) -> list[Task]:
         sql = f"SELECT * FROM {self._s}.tasks WHERE (purge_at IS NULL OR purge_at > %s)"
         params: list[Any] = [self.now()]
         if status is not None:
             sql += " AND status = %s"
             params.append(str(TaskState(status)))
+        if since is not None:
+            sql += " AND time_finished >= %s"
+            params.append(float(since))
         sql += " ORDER BY time_queued DESC LIMIT %s"
         params.append(int(limit))
         out = []
@@ -833,6 +905,64 @@ class PostgresBackend(Backend):
         )
         status = rows[0][0] if rows else None
         return None if status is None else TaskState(status)
+
+    # -- operators ------------------------------------------------------------------------------
+    async def purge(self, queue: str) -> int:
+        rows = await self._fetch(
+            f"SELECT {self._s}.purge_queue(%s, %s, %s)", (queue, self.now(), self.result_ttl)
+        )
+        return int(rows[0][0] or 0)
+
+    async def requeue(self, task_id: str) -> TaskState | None:
+        import psycopg
+
+        async def op(conn: Any) -> str | None:
+            try:
+                cur = await conn.execute(f"SELECT {self._s}.requeue(%s, %s)", (task_id, self.now()))
+            except psycopg.errors.UniqueViolation as exc:
+                if exc.diag.constraint_name != "tasks_overlap":
+                    raise
+                cur = await conn.execute(
+                    f"SELECT o.id, o.name FROM {self._s}.tasks t JOIN {self._s}.tasks o "
+                    f"ON o.overlap_key = t.overlap_key AND o.id <> t.id "
+                    f"AND o.status IN ('QUEUED', 'RETRY', 'STARTED') WHERE t.id = %s",
+                    (task_id,),
+                )
+                holder = await cur.fetchone()
+                raise JobOverlap(
+                    f"job {holder[1] if holder else '?'!r} already has task "
+                    f"{holder[0] if holder else '?'} with the same arguments queued or running "
+                    f"(overlap=False)"
+                ) from None
+            row = await cur.fetchone()
+            return None if row is None else row[0]
+
+        status = await self._run(op)
+        if status is None:
+            return None
+        state = TaskState(status)
+        if state in REQUEUEABLE:
+            self._arrived.pop(task_id, None)  # its old final record is not the answer
+        return state
+
+    async def heartbeat(self, worker: str, info: dict[str, Any], ttl: float) -> None:
+        now = self.now()
+        await self._fetch(
+            f"WITH gone AS (DELETE FROM {self._s}.workers WHERE expires < %s AND id <> %s) "
+            f"INSERT INTO {self._s}.workers (id, info, expires) VALUES (%s, %s, %s) "
+            f"ON CONFLICT (id) DO UPDATE SET info = EXCLUDED.info, expires = EXCLUDED.expires",
+            (now, worker, worker, json.dumps(info), now + ttl),
+            fast=True,
+        )
+
+    async def forget_worker(self, worker: str) -> None:
+        await self._fetch(f"DELETE FROM {self._s}.workers WHERE id = %s", (worker,), fast=True)
+
+    async def workers(self) -> builtins.list[dict[str, Any]]:
+        rows = await self._fetch(
+            f"SELECT info FROM {self._s}.workers WHERE expires >= %s ORDER BY id", (self.now(),)
+        )
+        return decode_workers([row[0] for row in rows])
 
     async def wait(self, task_id: str, timeout: float | None) -> Task | None:
         loop = asyncio.get_running_loop()
@@ -1098,10 +1228,11 @@ class PostgresBackend(Backend):
             async with conn.transaction():
                 await conn.execute(f"DELETE FROM {self._s}.tasks")
                 await conn.execute(f"DELETE FROM {self._s}.jobs")
+                await conn.execute(f"DELETE FROM {self._s}.workers")
 
         await self._run(op)
 
-    async def purge(self) -> int:
+    async def purge_expired(self) -> int:
         """Delete the records whose result TTL passed; returns how many."""
 
         async def op(conn: Any) -> int:

@@ -10,6 +10,8 @@ Keys, under a prefix (``pulsar-tasks``, or ``?prefix=name`` in the URL):
 * ``{p}:all``: sorted set of every task id scored by the time it was queued (listing);
 * ``{p}:ov:<key>``: the task holding an ``overlap=False`` key;
 * ``{p}:wake:<queue>``: a short list pushed on enqueue, BLPOP-ed by idle workers;
+* ``{p}:w:<worker>``: a worker's heartbeat record (JSON, expiring), ``{p}:workers``: sorted set
+  of worker ids scored by the expiry of their record (listing without a SCAN);
 * ``{p}:jobs``: hash of job descriptions; channel ``{p}:done:<id>``: the final record (JSON),
   published when the task ends;
 * channel ``{p}:reply:<client>``: ``"<id> <final record>"`` for every task that client queued
@@ -29,6 +31,7 @@ delivered again: at-least-once).
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import json
 import logging
@@ -39,15 +42,17 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
-from ._backend import Backend, Claim, guarded
+from ._backend import Backend, Claim, decode_workers, guarded
 from ._batch import Batcher
 from ._errors import BackendError, DuplicateTask, JobOverlap
 from ._redis_scripts import SCRIPTS
-from ._state import FINAL, Task, TaskState
+from ._state import FINAL, REQUEUEABLE, Task, TaskState
 
 __all__ = ["RedisBackend"]
 
 _COUNT_CHUNK = 5000
+#: tasks a purge script handles per call (Redis is not blocked for long)
+_PURGE_CHUNK = 1000
 #: replies kept for tasks this client queued and nobody waits for yet (older ones: read back)
 _REPLY_CACHE = 4096
 #: tasks queued here whose reply is awaited on the reply channel (older ones: subscribe + read)
@@ -197,10 +202,10 @@ class _Replies:
             kind = msg["type"]
             if kind == "message":
                 task_id, _, record = msg["data"].partition(" ")
-                self.expected.pop(task_id, None)
-                self.arrived[task_id] = record
-                if len(self.arrived) > _REPLY_CACHE:
-                    self.arrived.popitem(last=False)
+                if self.expected.pop(task_id, None) is not None:  # kept for its first wait
+                    self.arrived[task_id] = record
+                    if len(self.arrived) > _REPLY_CACHE:
+                        self.arrived.popitem(last=False)
                 for fut in self.waiters.pop(task_id, ()):
                     if not fut.done():
                         fut.set_result(record)
@@ -500,7 +505,13 @@ class RedisBackend(Backend):
         return [json.loads(text) for text in await self._script("get", *ids)]
 
     @guarded
-    async def list(self, status: TaskState | str | None = None, limit: int = 100) -> list[Task]:
+    async def list(
+        self,
+        status: TaskState | str | None = None,
+        limit: int = 100,
+        *,
+        since: float | None = None,
+    ) -> list[Task]:
         wanted = None if status is None else TaskState(status)
         out: list[Task] = []
         start = 0
@@ -523,6 +534,8 @@ class RedisBackend(Backend):
                     task = Task.from_row(row)
                 except (ValueError, KeyError):
                     continue
+                if since is not None and (task.time_finished is None or task.time_finished < since):
+                    continue
                 if wanted is None or task.status == wanted:
                     out.append(task)
                     if len(out) >= limit:
@@ -536,6 +549,56 @@ class RedisBackend(Backend):
         result = await self._script("revoke", task_id, self.now(), self.result_ttl)
         return TaskState(result) if result else None
 
+    # -- operators ------------------------------------------------------------------------------
+    @guarded
+    async def purge(self, queue: str) -> int:
+        total = 0
+        now = repr(self.now())
+        while True:
+            purged, seen = await self._script("purge", queue, now, self.result_ttl, _PURGE_CHUNK)
+            total += int(purged)
+            if int(seen) < _PURGE_CHUNK:
+                return total
+
+    @guarded
+    async def requeue(self, task_id: str) -> TaskState | None:
+        result = await self._script("requeue", task_id, repr(self.now()))
+        if not result:
+            return None
+        if result.startswith("overlap:"):
+            task = await self.get(task_id)
+            raise JobOverlap(
+                f"job {task.name if task else '?'!r} already has task {result[8:]} with the "
+                f"same arguments queued or running (overlap=False)"
+            )
+        state = TaskState(result)
+        if state in REQUEUEABLE and self._replies is not None:
+            self._replies.arrived.pop(task_id, None)  # its old final record is not the answer
+        return state
+
+    @guarded
+    async def heartbeat(self, worker: str, info: dict[str, Any], ttl: float) -> None:
+        now = self.now()
+        pipe = self.client.pipeline(transaction=True)
+        pipe.set(self._key("w", worker), json.dumps(info), px=max(1, int(ttl * 1000)))
+        pipe.zadd(self._key("workers"), {worker: now + ttl})
+        pipe.zremrangebyscore(self._key("workers"), "-inf", now)
+        await pipe.execute()
+
+    @guarded
+    async def forget_worker(self, worker: str) -> None:
+        pipe = self.client.pipeline(transaction=True)
+        pipe.delete(self._key("w", worker))
+        pipe.zrem(self._key("workers"), worker)
+        await pipe.execute()
+
+    @guarded
+    async def workers(self) -> builtins.list[dict[str, Any]]:
+        ids = sorted(await self.client.zrangebyscore(self._key("workers"), self.now(), "+inf"))
+        if not ids:
+            return []
+        return decode_workers(await self.client.mget([self._key("w", i) for i in ids]))
+
     @guarded
     async def wait(self, task_id: str, timeout: float | None) -> Task | None:
         loop = asyncio.get_running_loop()
@@ -543,7 +606,12 @@ class RedisBackend(Backend):
         replies = self._replies
         if replies is not None and (task_id in replies.expected or task_id in replies.arrived):
             # queued by this client: the reply comes on its channel
-            return await self._wait_reply(replies, task_id, end, timeout)
+            task = await self._wait_reply(replies, task_id, end, timeout)
+            # served: a later wait reads the record (an operator may requeue the task: the
+            # outcome of its next run is not this reply), and a late reply is not kept
+            replies.expected.pop(task_id, None)
+            replies.arrived.pop(task_id, None)
+            return task
         if self._watch is None:
             self._watch = _Watch(self)
         watch = self._watch

@@ -316,6 +316,76 @@ for st, n in pairs(tally) do table.insert(out, st); table.insert(out, n) end
 return out
 """
 
+# ARGV: prefix, queue, now, ttl, limit -> {purged, ids looked at}: the first ``limit`` ids of
+# the queue's pending set; those still QUEUED/RETRY become REVOKED 'purged' (kept for the TTL
+# their job's workers published, else ``ttl``), as a revoke would make them
+_PURGE = (
+    _LIB
+    + """
+local qk = p..':q:'..ARGV[2]
+local now = tonumber(ARGV[3])
+local ids = redis.call('ZRANGE', qk, 0, tonumber(ARGV[5]) - 1)
+local ttls = {}
+local n = 0
+for _, id in ipairs(ids) do
+  redis.call('ZREM', qk, id)
+  local k = p..':t:'..id
+  local v = redis.call('HMGET', k, 'status', 'name')
+  if v[1] == 'QUEUED' or v[1] == 'RETRY' then
+    local name = v[2] or ''
+    local ttl = ttls[name]
+    if not ttl then
+      ttl = ARGV[4]
+      local meta = redis.call('HGET', p..':jobs', name)
+      if meta then
+        local ok, m = pcall(cjson.decode, meta)
+        if ok and type(m) == 'table' and type(m['result_ttl']) == 'number' then
+          ttl = tostring(m['result_ttl'])
+        end
+      end
+      ttls[name] = ttl
+    end
+    redis.call('HSET', k, 'status', 'REVOKED', 'error', 'purged', 'time_finished', ARGV[3],
+      'token', '')
+    finalize(k, id, 'REVOKED', now, ttl)
+    n = n + 1
+  end
+end
+return {n, #ids}
+"""
+)
+
+# ARGV: prefix, id, now -> false (no such task), the state it was in (requeued when FAILURE or
+# REVOKED, unchanged otherwise) or 'overlap:<id of the task holding its overlap key>'
+_REQUEUE = """
+local p = ARGV[1]
+local id = ARGV[2]
+local now = ARGV[3]
+local k = p..':t:'..id
+local v = redis.call('HMGET', k, 'status', 'queue', 'overlap_key')
+if not v[1] then return false end
+if v[1] ~= 'FAILURE' and v[1] ~= 'REVOKED' then return v[1] end
+local ov = v[3]
+if ov and ov ~= '' then
+  local other = redis.call('GET', p..':ov:'..ov)
+  if other and other ~= id then
+    local st = redis.call('HGET', p..':t:'..other, 'status')
+    if st == 'QUEUED' or st == 'RETRY' or st == 'STARTED' then return 'overlap:'..other end
+  end
+  redis.call('SET', p..':ov:'..ov, id)
+end
+local q = v[2] or 'default'
+redis.call('PERSIST', k)
+redis.call('HSET', k, 'status', 'QUEUED', 'attempts', '0', 'result_json', '', 'error', '',
+  'traceback', '', 'worker', '', 'token', '', 'time_queued', now, 'time_started', '',
+  'time_finished', '', 'eta', now, 'expires', '', 'lease_expires', '', 'revoke', '0',
+  'purge_at', '', 'reply_to', '')
+redis.call('ZADD', p..':q:'..q, now, id)
+redis.call('ZADD', p..':all', now, id)
+redis.call('RPUSH', p..':wake:'..q, '1')
+redis.call('LTRIM', p..':wake:'..q, -64, -1)
+return v[1]
+"""
 
 #: name -> source, registered by each RedisBackend client
 SCRIPTS = {
@@ -329,4 +399,6 @@ SCRIPTS = {
     "revoke": _REVOKE,
     "counts": _COUNTS,
     "release_worker": _RELEASE_WORKER,
+    "purge": _PURGE,
+    "requeue": _REQUEUE,
 }

@@ -23,6 +23,7 @@ changes, so a lost datagram (or a platform without unix sockets) only costs late
 from __future__ import annotations
 
 import asyncio
+import builtins
 import concurrent.futures
 import contextlib
 import json
@@ -35,10 +36,10 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from ._backend import Backend, Claim, guarded
+from ._backend import Backend, Claim, decode_workers, guarded
 from ._batch import Batcher
 from ._errors import BackendError, DuplicateTask, JobOverlap
-from ._state import FINAL, Task, TaskState
+from ._state import FINAL, REQUEUEABLE, Task, TaskState
 from ._wake import _Wake
 
 __all__ = ["SQLiteBackend"]
@@ -61,6 +62,7 @@ CREATE INDEX IF NOT EXISTS tasks_queued ON tasks (time_queued);
 CREATE INDEX IF NOT EXISTS tasks_overlap ON tasks (overlap_key);
 CREATE INDEX IF NOT EXISTS tasks_purge ON tasks (purge_at);
 CREATE TABLE IF NOT EXISTS jobs (name TEXT PRIMARY KEY, meta TEXT);
+CREATE TABLE IF NOT EXISTS workers (id TEXT PRIMARY KEY, info TEXT NOT NULL, expires REAL NOT NULL);
 DROP INDEX IF EXISTS tasks_ready;
 """
 _PENDING_SQL = "('QUEUED', 'RETRY')"
@@ -76,6 +78,13 @@ _EXPIRE_SQL = (
     "time_finished = ?, purge_at = ? "
     f"WHERE status IN {_PENDING_SQL} AND expires IS NOT NULL AND expires < ? "
     "AND queue IN ({qmarks}) AND eta <= ?"
+)
+#: an operator's requeue of a FAILURE/REVOKED task: a fresh start (see Backend.requeue)
+_REQUEUE_SQL = (
+    "UPDATE tasks SET status = 'QUEUED', attempts = 0, result_json = NULL, error = NULL, "
+    "traceback = NULL, worker = NULL, token = NULL, time_queued = ?, time_started = NULL, "
+    "time_finished = NULL, eta = ?, expires = NULL, lease_expires = NULL, revoke = 0, "
+    "purge_at = NULL WHERE id = ?"
 )
 _MIN_POLL = 0.0005
 _MAX_POLL = 0.05
@@ -318,13 +327,22 @@ class SQLiteBackend(Backend):
         return None if row is None else Task.from_row(row)
 
     @guarded
-    async def list(self, status: TaskState | str | None = None, limit: int = 100) -> list[Task]:
+    async def list(
+        self,
+        status: TaskState | str | None = None,
+        limit: int = 100,
+        *,
+        since: float | None = None,
+    ) -> list[Task]:
         def op(conn: sqlite3.Connection) -> list[dict[str, Any]]:
             sql = "SELECT * FROM tasks WHERE (purge_at IS NULL OR purge_at > ?)"
             params: list[Any] = [self.now()]
             if status is not None:
                 sql += " AND status = ?"
                 params.append(str(TaskState(status)))
+            if since is not None:
+                sql += " AND time_finished >= ?"
+                params.append(float(since))
             sql += " ORDER BY time_queued DESC LIMIT ?"
             params.append(int(limit))
             return [dict(r) for r in conn.execute(sql, params)]
@@ -367,6 +385,103 @@ class SQLiteBackend(Backend):
         result = await self._write_op(op)
         self._notify()
         return result
+
+    # -- operators ------------------------------------------------------------------------------
+    @guarded
+    async def purge(self, queue: str) -> int:
+        now = self.now()
+        ttl = self.result_ttl
+
+        def op(conn: sqlite3.Connection) -> int:
+            names = [
+                r[0]
+                for r in conn.execute(
+                    f"SELECT DISTINCT name FROM tasks WHERE status IN {_PENDING_SQL} AND queue = ?",
+                    (queue,),
+                )
+            ]
+            count = 0
+            for name in names:  # each kept for the TTL its job's workers published
+                kept = _published_ttl(conn, name)
+                count += conn.execute(
+                    "UPDATE tasks SET status = 'REVOKED', error = 'purged', time_finished = ?, "
+                    f"token = NULL, purge_at = ? WHERE status IN {_PENDING_SQL} AND queue = ? "
+                    "AND name = ?",
+                    (now, _purge_at(now, ttl if kept is None else kept), queue, name),
+                ).rowcount
+            return count
+
+        count = await self._write_op(op)
+        if count:
+            self._notify()
+        return count
+
+    @guarded
+    async def requeue(self, task_id: str) -> TaskState | None:
+        now = self.now()
+
+        def op(conn: sqlite3.Connection) -> TaskState | None:
+            row = conn.execute(
+                "SELECT status, overlap_key, name FROM tasks WHERE id = ? AND "
+                "(purge_at IS NULL OR purge_at > ?)",
+                (task_id, now),
+            ).fetchone()
+            if row is None:
+                return None
+            status = TaskState(row[0])
+            if status not in REQUEUEABLE:
+                return status
+            if row[1] is not None:
+                other = conn.execute(
+                    "SELECT id FROM tasks WHERE overlap_key = ? AND id != ? AND status IN "
+                    "('QUEUED', 'RETRY', 'STARTED') LIMIT 1",
+                    (row[1], task_id),
+                ).fetchone()
+                if other is not None:
+                    raise JobOverlap(
+                        f"job {row[2]!r} already has task {other[0]} with the same arguments "
+                        f"queued or running (overlap=False)"
+                    )
+            conn.execute(_REQUEUE_SQL, (now, now, task_id))
+            return status
+
+        before = await self._write_op(op)
+        if before in REQUEUEABLE:
+            self._notify()
+        return before
+
+    @guarded
+    async def heartbeat(self, worker: str, info: dict[str, Any], ttl: float) -> None:
+        now = self.now()
+        text = json.dumps(info)
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM workers WHERE expires < ?", (now,))
+            conn.execute(
+                "INSERT OR REPLACE INTO workers (id, info, expires) VALUES (?, ?, ?)",
+                (worker, text, now + ttl),
+            )
+
+        await self._write_op(op)
+
+    @guarded
+    async def forget_worker(self, worker: str) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM workers WHERE id = ?", (worker,))
+
+        await self._write_op(op)
+
+    @guarded
+    async def workers(self) -> builtins.list[dict[str, Any]]:
+        now = self.now()
+
+        def op(conn: sqlite3.Connection) -> list[str]:
+            rows = conn.execute(
+                "SELECT info FROM workers WHERE expires >= ? ORDER BY id", (now,)
+            ).fetchall()
+            return [r[0] for r in rows]
+
+        return decode_workers(await self._run(op))
 
     @guarded
     async def wait(self, task_id: str, timeout: float | None) -> Task | None:
@@ -635,11 +750,12 @@ class SQLiteBackend(Backend):
         def op(conn: sqlite3.Connection) -> None:
             conn.execute("DELETE FROM tasks")
             conn.execute("DELETE FROM jobs")
+            conn.execute("DELETE FROM workers")
 
         await self._write_op(op)
 
     @guarded
-    async def purge(self) -> int:
+    async def purge_expired(self) -> int:
         """Delete the records whose result TTL passed; returns how many."""
         now = self.now()
 

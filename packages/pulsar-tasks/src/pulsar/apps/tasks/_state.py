@@ -9,8 +9,12 @@ State machine (the only transitions backends perform)::
                         STARTED  --lease expired, no retries left-->  FAILURE ('lost')
                         STARTED  --graceful stop hands it back-->  QUEUED
     QUEUED/RETRY/STARTED  --revoke, or expired before it started-->  REVOKED
+    QUEUED/RETRY  --purge of its queue-->  REVOKED ('purged')
+    FAILURE/REVOKED  --requeue by an operator-->  QUEUED (attempts 0, result and error cleared)
 
-SUCCESS, FAILURE and REVOKED are final: nothing leaves them (results then expire after the TTL).
+SUCCESS, FAILURE and REVOKED are final: no worker moves a task out of them (results then expire
+after the TTL); only an operator's requeue (``pulsar-tasks retry``) queues a failed or revoked
+task again. SUCCESS is never left.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from typing import Any
 
 from ._errors import TaskFailed
 
-__all__ = ["FINAL", "PENDING", "TRANSITIONS", "Task", "TaskState"]
+__all__ = ["FINAL", "PENDING", "REQUEUEABLE", "TRANSITIONS", "Task", "TaskState"]
 
 
 class TaskState(enum.StrEnum):
@@ -51,13 +55,15 @@ TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
         }
     ),
     TaskState.SUCCESS: frozenset(),
-    TaskState.FAILURE: frozenset(),
-    TaskState.REVOKED: frozenset(),
+    TaskState.FAILURE: frozenset({TaskState.QUEUED}),  # an operator's requeue only
+    TaskState.REVOKED: frozenset({TaskState.QUEUED}),  # an operator's requeue only
 }
 #: states a worker may claim
 PENDING = frozenset({TaskState.QUEUED, TaskState.RETRY})
-#: states nothing leaves
+#: states no worker moves a task out of
 FINAL = frozenset({TaskState.SUCCESS, TaskState.FAILURE, TaskState.REVOKED})
+#: final states an operator may queue again (``Backend.requeue``)
+REQUEUEABLE = frozenset({TaskState.FAILURE, TaskState.REVOKED})
 
 _INT = ("attempts", "max_retries", "revoke")
 _FLOAT = ("time_queued", "time_started", "time_finished", "eta", "expires", "lease_expires")

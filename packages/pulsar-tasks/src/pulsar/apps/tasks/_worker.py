@@ -13,6 +13,10 @@ token; those calls are retried through backend outages for as long as the lease 
 ours. :meth:`Consumer.stop` stops claiming, lets running tasks finish within a grace period and
 hands the rest back (QUEUED again, attempt not counted). The per-task log lines are batched
 (:mod:`._tasklog`): a line appends a tuple, the batch is written every 10 ms and at the stop.
+Every ``lease / 3`` seconds (at most 5 s) a heartbeat task publishes the consumer's record
+(:meth:`Consumer.heartbeat_info`: what ``pulsar-tasks inspect`` shows) with an expiry of three
+periods; it is removed when the consumer stops. It is a task of its own, off the claim and
+renewal paths: a slow backend delays no lease renewal.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ import contextlib
 import contextvars
 import json
 import logging
+import os
+import socket
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Sequence
@@ -55,13 +61,15 @@ async def _timed(work: Awaitable[Any], timeout: float | None) -> Any:
 
 
 class _Running:
-    __slots__ = ("job_task", "reason", "task_id", "token")
+    __slots__ = ("job_task", "name", "reason", "started", "task_id", "token")
 
     def __init__(self, task_id: str, token: str) -> None:
         self.task_id = task_id
         self.token = token
         self.job_task: asyncio.Task[Any] | None = None
         self.reason: str | None = None  # 'revoked' | 'lost' | 'stopping'
+        self.name: Any = None  # the job's name and the claim's time_started, as claimed
+        self.started: Any = None  # (decoded only by the heartbeat)
 
 
 class Consumer:
@@ -103,6 +111,8 @@ class Consumer:
         self._log = TaskLog(task_logger)
         self._main: asyncio.Task[None] | None = None
         self._renewer: asyncio.Task[None] | None = None
+        self._beater: asyncio.Task[None] | None = None
+        self._started_at = time.time()
         self._wake: asyncio.Event | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -112,6 +122,8 @@ class Consumer:
         self._wake = asyncio.Event()
         self._main = asyncio.get_running_loop().create_task(self._run())
         self._renewer = asyncio.get_running_loop().create_task(self._renew_loop())
+        self._started_at = time.time()
+        self._beater = asyncio.get_running_loop().create_task(self._beat_loop())
 
     async def stop(self, grace: float = 10.0) -> None:
         """Stop claiming; wait up to ``grace`` seconds for running tasks, then hand the others
@@ -141,6 +153,7 @@ class Consumer:
                 self._renewer.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await self._renewer
+            await self._stop_beating()
         finally:  # the lines still waiting are written: none is lost
             self._log.flush()
 
@@ -203,6 +216,7 @@ class Consumer:
         token = str(row.get("token") or "")
         self.counters["claimed"] += 1
         run = _Running(task_id, token)
+        run.name, run.started = row.get("name"), row.get("time_started")
         self.running[task_id] = run
         task = asyncio.get_running_loop().create_task(self._execute(row, run))
         self._tasks.add(task)
@@ -389,8 +403,58 @@ class Consumer:
                     await self.backend.register_jobs(
                         {n: {**j.meta(), "result_ttl": ttl} for n, j in registry().items()}
                     )
-            purge = getattr(self.backend, "purge", None)
+            purge = getattr(self.backend, "purge_expired", None)
             if purge is not None and time.monotonic() - last_purge > 60:
                 last_purge = last_publish = time.monotonic()
                 with contextlib.suppress(Exception):
                     await purge()
+
+    # -- heartbeats ----------------------------------------------------------------------------
+    def heartbeat_interval(self) -> float:
+        """Seconds between heartbeats (and lease renewals): ``lease / 3``, at most 5 s."""
+        return max(0.05, min(self.lease / 3.0, 5.0))
+
+    def heartbeat_info(self) -> dict[str, Any]:
+        """The record a heartbeat publishes: ``worker``, ``host``, ``pid``, ``queues``,
+        ``concurrency``, ``started`` (UNIX time the consumer started), ``beat`` (now), the
+        ``processed``/``failed`` counters and ``running``: per task ``id``, ``name`` and
+        ``started`` (the UNIX time of its claim)."""
+        running = []
+        for run in list(self.running.values()):
+            try:
+                started = None if run.started in (None, "") else float(run.started)
+            except (TypeError, ValueError):
+                started = None
+            running.append({"id": run.task_id, "name": run.name, "started": started})
+        return {
+            "worker": self.worker_id,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "queues": list(self.queues),
+            "concurrency": self.concurrent_tasks,
+            "started": self._started_at,
+            "beat": time.time(),
+            "processed": self.counters["processed"],
+            "failed": self.counters["failed"],
+            "running": running,
+        }
+
+    async def _beat_loop(self) -> None:
+        interval = self.heartbeat_interval()
+        ttl = max(3 * interval, 1.0)  # gone within three missed beats
+        while True:
+            try:
+                await self.backend.heartbeat(self.worker_id, self.heartbeat_info(), ttl)
+            except Exception as exc:  # the next beat tries again
+                logger.debug("cannot publish the worker heartbeat: %s", exc)
+            await asyncio.sleep(interval)
+
+    async def _stop_beating(self) -> None:
+        beater, self._beater = self._beater, None
+        if beater is None:
+            return
+        beater.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await beater
+        with contextlib.suppress(Exception):  # else it expires within three beats
+            await asyncio.wait_for(self.backend.forget_worker(self.worker_id), 2.0)
