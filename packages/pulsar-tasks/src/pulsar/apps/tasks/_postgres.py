@@ -12,7 +12,10 @@ connection pools (default 8); other query parameters go to libpq.
   ``<schema>.jobs``: job descriptions; ``<schema>.meta``: the schema version.
 * Claims run ``SELECT ... ORDER BY eta LIMIT n FOR UPDATE SKIP LOCKED`` per queue on the partial
   index ``tasks_ready (queue, eta) WHERE status IN ('QUEUED', 'RETRY')``, which serves exactly
-  that order: two workers never wait for each other nor take the same task. Multi-step changes
+  that order: two workers never wait for each other nor take the same task. The index keeps the
+  entries of finished tasks until VACUUM, so a claim reads nothing before what is due: the next
+  due time is looked up after now, and expired leases are recovered apart, at most every second
+  (schema version 3). Multi-step changes
   (claim with lease recovery, revoke, release of a dead worker's tasks) are PL/pgSQL functions
   of the schema, so each is one round trip and one transaction; the others are one statement.
 * An ``overlap=False`` key is a partial unique index (``overlap_key`` of pending and running
@@ -52,6 +55,7 @@ import json
 import logging
 import os
 import re
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
@@ -69,7 +73,9 @@ T = TypeVar("T")
 logger = logging.getLogger("pulsar.tasks")
 
 #: the version of the tables and functions this code creates (``<schema>.meta``)
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+#: seconds between two recoveries of expired leases by one backend object (at most)
+_RECOVER_EVERY = 1.0
 #: seconds between a waiter's re-reads of its task (a notification lost to a reconnection)
 _REREAD = 1.0
 #: replies kept for tasks this client queued and nobody waits for yet (older ones: read back)
@@ -350,8 +356,78 @@ END $$;
 """
 
 
+def _schema_v3(s: str, work: str, done: str) -> str:
+    """Version 3: a claim that reads only what is due. Until VACUUM, the index entries of
+    every task that has left QUEUED or STARTED stay in ``tasks_ready`` and ``tasks_lease``; a
+    claim that recovered expired leases and looked up the next due time in the whole index
+    read them all (0.2-0.3 ms a claim after 10,000 tasks, measured). The next due time is now
+    looked up after ``p_now`` only (the earlier ones were just claimed, or are being claimed
+    by another worker), and expired leases are recovered by ``recover_expired``, which the
+    backend calls at most every second instead of in every claim."""
+    purge = "CASE WHEN p_ttl > 0 THEN p_now + p_ttl END"
+    return f"""
+CREATE FUNCTION {s}.recover_expired(p_now double precision, p_ttl double precision)
+RETURNS integer LANGUAGE sql AS $$
+    SELECT {s}.recover(ARRAY(
+        SELECT id FROM {s}.tasks WHERE status = 'STARTED' AND lease_expires < p_now
+        ORDER BY lease_expires LIMIT 1000 FOR UPDATE SKIP LOCKED), p_now, p_ttl)
+$$;
+
+CREATE OR REPLACE FUNCTION {s}.claim(
+    p_queues text[], p_worker text, p_lease double precision, p_limit integer,
+    p_now double precision, p_token text, p_ttl double precision
+) RETURNS json LANGUAGE plpgsql AS $$
+DECLARE
+    q text;
+    ids text[];
+    rec record;
+    out json[] := '{{}}';
+    nxt double precision;
+    e double precision;
+BEGIN
+    FOREACH q IN ARRAY p_queues LOOP
+        IF cardinality(out) < p_limit THEN
+            ids := ARRAY(
+                SELECT id FROM {s}.tasks
+                WHERE status IN ('QUEUED', 'RETRY') AND queue = q AND eta <= p_now
+                ORDER BY eta LIMIT p_limit - cardinality(out) FOR UPDATE SKIP LOCKED);
+            IF cardinality(ids) > 0 THEN
+                FOR rec IN
+                    UPDATE {s}.tasks SET status = 'REVOKED', error = 'expired',
+                        time_finished = p_now, token = NULL, purge_at = {purge}
+                    WHERE id = ANY(ids) AND expires < p_now
+                    RETURNING *
+                LOOP
+                    PERFORM {s}.final(rec.id, rec.reply_to, row_to_json(rec));
+                END LOOP;
+                FOR rec IN
+                    UPDATE {s}.tasks SET status = 'STARTED', attempts = attempts + 1,
+                        worker = p_worker, token = p_token || ':' || (attempts + 1),
+                        time_started = p_now, lease_expires = p_now + p_lease, revoke = 0
+                    WHERE id = ANY(ids) AND status IN ('QUEUED', 'RETRY')
+                    RETURNING *
+                LOOP
+                    out := out || row_to_json(rec);
+                END LOOP;
+            END IF;
+        END IF;
+        SELECT eta INTO e FROM {s}.tasks WHERE status IN ('QUEUED', 'RETRY') AND queue = q
+            AND eta > p_now ORDER BY eta LIMIT 1;
+        IF e IS NOT NULL AND (nxt IS NULL OR e < nxt) THEN
+            nxt := e;
+        END IF;
+    END LOOP;
+    RETURN json_build_object('tasks', array_to_json(out), 'next', nxt);
+END $$;
+"""
+
+
 #: version -> the DDL taking the schema from the previous version to it
-_MIGRATIONS: dict[int, Callable[[str, str, str], str]] = {1: _schema_v1, 2: _schema_v2}
+_MIGRATIONS: dict[int, Callable[[str, str, str], str]] = {
+    1: _schema_v1,
+    2: _schema_v2,
+    3: _schema_v3,
+}
 
 
 def _one_line(exc: BaseException) -> str:
@@ -563,6 +639,9 @@ class PostgresBackend(Backend):
         self._seen: dict[str, int] = {}
         self._work_waiters: set[tuple[frozenset[str], asyncio.Future[None]]] = set()
         self._claim_mark: tuple[int, dict[str, int]] | None = None
+        self._recovered = -1e9  # time.monotonic() of the last recover_expired call
+        # the claim of a version 1 or 2 schema recovers expired leases itself
+        self._recover_apart = SCHEMA_VERSION >= 3
         # replies: task id -> listener generation when it was queued (0: not live then)
         self._expected: OrderedDict[str, int] = OrderedDict()
         self._arrived: OrderedDict[str, str] = OrderedDict()
@@ -1040,6 +1119,16 @@ class PostgresBackend(Backend):
     async def claim(self, queues: Sequence[str], worker: str, lease: float, limit: int) -> Claim:
         # what was seen before this claim: a notification arriving meanwhile ends the next wait
         self._claim_mark = self._mark(queues)
+        now = time.monotonic()
+        if self._recover_apart and now - self._recovered >= min(_RECOVER_EVERY, lease / 4):
+            # expired leases (a worker that stopped answering): at most every second, not in
+            # every claim (see _schema_v3); before the claim, which can then take them
+            self._recovered = now
+            await self._fetch(
+                f"SELECT {self._s}.recover_expired(%s, %s)",
+                (self.now(), self.result_ttl),
+                fast=True,
+            )
         rows = await self._fetch(
             f"SELECT {self._s}.claim(%s, %s, %s, %s, %s, %s, %s)",
             (list(queues), worker, lease, limit, self.now(), os.urandom(8).hex(), self.result_ttl),
