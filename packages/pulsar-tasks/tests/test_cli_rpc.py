@@ -103,6 +103,31 @@ def test_rpc_mixin(backend_url) -> None:
     assert call(api, "wait_for_task", id=queued["id"], timeout=1)["result"]["status"] == "REVOKED"
 
 
+def test_rpc_operator_calls(backend_url) -> None:
+    api = Api(task_backend=backend_url)
+    a = call(api, "queue_task", jobname="add", args=[1, 2], queue="ops")["result"]
+    b = call(api, "queue_task", jobname="add", args=[3, 4], queue="ops")["result"]
+    other = call(api, "queue_task", jobname="add", args=[5, 6])["result"]
+    assert call(api, "purge_queue", queue="ops")["result"] == 2
+    for t in (a, b):
+        got = call(api, "get_task", id=t["id"])["result"]
+        assert got["status"] == "REVOKED" and got["error"] == "purged"
+    assert call(api, "get_task", id=other["id"])["result"]["status"] == "QUEUED"  # another queue
+    assert call(api, "purge_queue", queue="")["error"]["code"] == -32602
+    assert call(api, "requeue_task", id=a["id"])["result"] is True
+    assert call(api, "get_task", id=a["id"])["result"]["status"] == "QUEUED"
+    err = call(api, "requeue_task", id=other["id"])["error"]  # pending: nothing to requeue
+    assert err["code"] == -32602 and "QUEUED" in err["message"]
+    assert call(api, "requeue_task", id="no-such-task")["result"] is False
+    revoked = call(api, "list_tasks", status="REVOKED", since=0)["result"]
+    assert [t["id"] for t in revoked] == [b["id"]]
+    assert call(api, "list_tasks", status="REVOKED", since=2**40)["result"] == []
+    assert call(api, "list_tasks", since="yesterday")["error"]["code"] == -32602
+    assert call(api, "workers")["result"] == []  # no worker runs
+    counts = call(api, "task_counts")["result"]
+    assert counts["QUEUED"] == 2 and counts["REVOKED"] == 1
+
+
 def test_cli_status_with_nothing_matching_prints_an_empty_table(tmp_path) -> None:
     url = f"sqlite:///{tmp_path}/empty.db"
     out = cli("status", "--backend", url)
@@ -111,6 +136,20 @@ def test_cli_status_with_nothing_matching_prints_an_empty_table(tmp_path) -> Non
     assert out.stdout.split() == headers.split()
     out = cli("status", "--status", "FAILURE", "--backend", url)
     assert out.returncode == 0 and out.stdout.startswith("ID"), out.stderr
+
+
+def test_cli_status_json(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path}/j.db"
+    out = cli("status", "--json", "--backend", url)
+    assert out.returncode == 0 and json.loads(out.stdout) == [], out.stderr
+    queued = cli("queue", "add", "a=1", "b=2", "--backend", url, "--modules", "tq_jobs")
+    task_id = queued.stdout.strip()
+    listed = json.loads(cli("status", "--json", "--backend", url).stdout)
+    assert [(t["id"], t["name"], t["status"]) for t in listed] == [(task_id, "add", "QUEUED")]
+    one = json.loads(cli("status", task_id, "--json", "--backend", url).stdout)
+    assert one["id"] == task_id and one["kwargs"] == {"a": 1, "b": 2}
+    missing = cli("status", "nope", "--json", "--backend", url)
+    assert missing.returncode == 1 and "no task" in missing.stderr
 
 
 def test_cli_bogus_status_lists_the_valid_states(tmp_path) -> None:

@@ -287,6 +287,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sub,
         "A table of the most recently queued tasks, or every field of task ID (with its "
         "traceback).",
+        json_help="the task object, or the list of tasks",
     )
     status.add_argument("id", nargs="?", metavar="ID", help="one task's id")
     states = [str(s) for s in TaskState]
@@ -548,9 +549,16 @@ def _run(ns: argparse.Namespace, client: SyncClient) -> int:
             if found is None:
                 print(f"error: no task {ns.id!r}", file=sys.stderr)
                 return 1
-            print(format_task(found))
+            if ns.json:
+                _emit(found.as_dict())
+            else:
+                print(format_task(found))
             return 0
-        print(format_table(client.list_tasks(ns.status, ns.limit)))
+        listed = client.list_tasks(ns.status, ns.limit)
+        if ns.json:
+            _emit([t.as_dict() for t in listed])
+        else:
+            print(format_table(listed))
         return 0
     jobs = client.job_list()
     for name, meta in sorted(jobs.items()):

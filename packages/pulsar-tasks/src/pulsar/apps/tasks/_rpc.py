@@ -6,10 +6,12 @@
     handler = Api(task_backend="sqlite:///tasks.db")
 
 Methods: ``queue_task(jobname, args=[], kwargs={}, countdown, eta, expires, queue)``,
-``get_task(id)``, ``list_tasks(status, limit)``, ``wait_for_task(id, timeout)``,
-``revoke_task(id)``, ``job_list()``, ``next_scheduled(jobnames)``. Tasks are returned as JSON
-objects (:meth:`Task.as_dict`). Bad input (unknown job, arguments that are not JSON, an
-overlapping task) answers -32602 Invalid params with the reason.
+``get_task(id)``, ``list_tasks(status, limit, since)``, ``wait_for_task(id, timeout)``,
+``revoke_task(id)``, ``job_list()``, ``next_scheduled(jobnames)``, and the operator's calls
+``purge_queue(queue)``, ``requeue_task(id)``, ``workers()``, ``task_counts()``. Tasks are
+returned as JSON objects (:meth:`Task.as_dict`). Bad input (unknown job, arguments that are not
+JSON, an overlapping task, a task that cannot be requeued) answers -32602 Invalid params with
+the reason.
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ from typing import Any
 
 from ._client import TaskClient, connect
 from ._errors import (
+    BackendError,
     DuplicateTask,
     JobOverlap,
     PayloadTooLarge,
+    TaskError,
     TaskNotFound,
     TaskSerializationError,
     TaskTimeout,
@@ -110,12 +114,19 @@ class TaskQueueRpc:
         return None if task is None else task.as_dict()
 
     async def rpc_list_tasks(
-        self, request: Any, status: str | None = None, limit: int = 100
+        self,
+        request: Any,
+        status: str | None = None,
+        limit: int = 100,
+        since: float | None = None,
     ) -> list[Any]:
-        """Recent tasks, newest first, optionally with ``status``."""
+        """Recent tasks, newest first, optionally with ``status`` and finished at or after
+        ``since`` (UNIX seconds): ``list_tasks("FAILURE", since=...)`` is the dead-letter view."""
         invalid, _ = _rpc_errors()
+        if since is not None and (isinstance(since, bool) or not isinstance(since, int | float)):
+            raise invalid(message="since must be a number (UNIX seconds)")
         try:
-            found = await self.task_client().list_tasks(status, limit)
+            found = await self.task_client().list_tasks(status, limit, since=since)
         except ValueError as exc:
             raise invalid(message=str(exc)) from None
         return [t.as_dict() for t in found]
@@ -137,6 +148,34 @@ class TaskQueueRpc:
         """Revoke a task; returns its state afterwards (null when unknown)."""
         state = await self.task_client().revoke(id)
         return None if state is None else str(state)
+
+    async def rpc_purge_queue(self, request: Any, queue: str) -> int:
+        """Revoke every task of ``queue`` not started yet (error ``'purged'``); returns how
+        many. Running tasks are left alone."""
+        invalid, _ = _rpc_errors()
+        if not isinstance(queue, str) or not queue:
+            raise invalid(message="queue must be a non-empty string")
+        return await self.task_client().purge(queue)
+
+    async def rpc_requeue_task(self, request: Any, id: str) -> bool:
+        """Queue a FAILURE or REVOKED task again under its id (attempts reset); false when
+        unknown. A SUCCESS, pending or running task answers Invalid params."""
+        invalid, _ = _rpc_errors()
+        try:
+            return await self.task_client().requeue(id)
+        except BackendError:
+            raise  # the backend is unreachable: an internal error, not bad params
+        except TaskError as exc:  # not requeueable (its state), or an overlapping twin
+            raise invalid(message=str(exc)) from None
+
+    async def rpc_workers(self, request: Any) -> list[dict[str, Any]]:
+        """The live workers' heartbeat records: what each one runs now (``pulsar-tasks
+        inspect``)."""
+        return await self.task_client().workers()
+
+    async def rpc_task_counts(self, request: Any) -> dict[str, int]:
+        """How many tasks are in each state."""
+        return await self.task_client().counts()
 
     async def rpc_job_list(self, request: Any, jobnames: list[str] | None = None) -> dict[str, Any]:
         """The known jobs (name -> description), optionally only ``jobnames``."""
