@@ -6,7 +6,9 @@ worker died: queued again, or FAILURE 'lost').
 
 from __future__ import annotations
 
-__all__ = ["SCRIPTS"]
+import hashlib
+
+__all__ = ["SCRIPTS", "SHAS"]
 
 _LIB = """
 local p = ARGV[1]
@@ -330,3 +332,6 @@ SCRIPTS = {
     "counts": _COUNTS,
     "release_worker": _RELEASE_WORKER,
 }
+
+#: name -> SHA1 of the source (what EVALSHA names)
+SHAS = {name: hashlib.sha1(source.encode()).hexdigest() for name, source in SCRIPTS.items()}
