@@ -57,22 +57,19 @@ _EXPECTED = 65536
 logger = logging.getLogger("pulsar.tasks")
 
 
-def _final(record: str) -> Task | None:
-    """The task of a reply or done message if it is a readable final record."""
+def _final(record: str, now: float) -> tuple[Task | None, bool]:
+    """A reply or done message decoded once: ``(task, expired)``, the task when the message is a
+    readable final record (else None), expired when its result TTL passed (the record is
+    gone: TaskNotFound)."""
     try:
-        task = Task.from_row(json.loads(record))
-    except (ValueError, KeyError, TypeError):
-        return None
-    return task if task.done else None
-
-
-def _expired(record: str, now: float) -> bool:
-    """True when a final record's result TTL passed (the record is gone: TaskNotFound)."""
-    try:
-        purge_at = json.loads(record).get("purge_at")
-        return bool(purge_at) and float(purge_at) <= now
-    except (ValueError, TypeError, AttributeError):
-        return False
+        row = json.loads(record)
+        purge_at = row.get("purge_at")
+        if purge_at and float(purge_at) <= now:
+            return None, True
+        task = Task.from_row(row)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None, False
+    return (task if task.done else None), False
 
 
 #: connections a backend object opens at most by default (``?max_connections=N``)
@@ -586,9 +583,9 @@ class RedisBackend(Backend):
                 await asyncio.wait((fut,), timeout=remaining)
                 if fut.done():
                     record = fut.result()
-                    if record is not None and _expired(record, self.now()):
+                    final, expired = (None, False) if record is None else _final(record, self.now())
+                    if expired:
                         return None
-                    final = None if record is None else _final(record)
                     if final is not None:
                         return final
                     fut = watch.again(task_id, fut)
@@ -612,13 +609,14 @@ class RedisBackend(Backend):
                 remaining = 1.0 if end is None else min(1.0, end - loop.time())
                 if remaining <= 0:
                     raise TimeoutError(f"task {task_id} not done after {timeout}s")
-                await asyncio.wait((fut,), timeout=remaining)
+                if not fut.done():  # (a reply that came first is read at once)
+                    await asyncio.wait((fut,), timeout=remaining)
                 record = fut.result() if fut.done() else None
-                if record is not None and _expired(record, self.now()):
-                    replies.arrived.pop(task_id, None)
-                    return None  # kept past its TTL in the reply cache: gone
                 if record is not None:
-                    task = _final(record)
+                    task, expired = _final(record, self.now())
+                    if expired:
+                        replies.arrived.pop(task_id, None)
+                        return None  # kept past its TTL in the reply cache: gone
                     if task is not None:
                         return task
                     replies.arrived.pop(task_id, None)  # unreadable: not to be served again
