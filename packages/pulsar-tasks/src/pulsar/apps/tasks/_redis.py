@@ -45,7 +45,8 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 from ._backend import Backend, Claim, decode_workers, guarded
 from ._batch import Batcher
 from ._errors import BackendError, DuplicateTask, JobOverlap
-from ._redis_scripts import SCRIPTS
+from ._redis_conn import Lane, pack
+from ._redis_scripts import SCRIPTS, SHAS
 from ._state import FINAL, REQUEUEABLE, Task, TaskState
 
 __all__ = ["RedisBackend"]
@@ -61,22 +62,19 @@ _EXPECTED = 65536
 logger = logging.getLogger("pulsar.tasks")
 
 
-def _final(record: str) -> Task | None:
-    """The task of a reply or done message if it is a readable final record."""
+def _final(record: str, now: float) -> tuple[Task | None, bool]:
+    """A reply or done message decoded once: ``(task, expired)``, the task when the message is a
+    readable final record (else None), expired when its result TTL passed (the record is
+    gone: TaskNotFound)."""
     try:
-        task = Task.from_row(json.loads(record))
-    except (ValueError, KeyError, TypeError):
-        return None
-    return task if task.done else None
-
-
-def _expired(record: str, now: float) -> bool:
-    """True when a final record's result TTL passed (the record is gone: TaskNotFound)."""
-    try:
-        purge_at = json.loads(record).get("purge_at")
-        return bool(purge_at) and float(purge_at) <= now
-    except (ValueError, TypeError, AttributeError):
-        return False
+        row = json.loads(record)
+        purge_at = row.get("purge_at")
+        if purge_at and float(purge_at) <= now:
+            return None, True
+        task = Task.from_row(row)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None, False
+    return (task if task.done else None), False
 
 
 #: connections a backend object opens at most by default (``?max_connections=N``)
@@ -397,6 +395,9 @@ class RedisBackend(Backend):
         self._getter = Batcher(self._get_many)
         self._replies: _Replies | None = None
         self._watch: _Watch | None = None
+        # the hot-path calls (enqueue, get, claim, complete) on connections of their own, each
+        # from a caller with one call in flight (see _redis_conn)
+        self._lanes: dict[str, Lane] = {}
         from redis import exceptions
 
         self.transient = (
@@ -438,6 +439,24 @@ class RedisBackend(Backend):
         client = self.client
         return self._scripts[name](args=[self.prefix, *args], client=client)
 
+    def _lane(self, name: str) -> Lane:
+        lane = self._lanes.get(name)
+        if lane is None:
+            lane = self._lanes[name] = Lane(self.client.connection_pool)
+        return lane
+
+    async def _eval(self, lane: str, name: str, *args: str | int | float) -> Any:
+        """The script ``name`` run with ``args`` (after the prefix) on the lane ``lane``; the
+        script is loaded again when Redis lost it (a restart)."""
+        from redis.exceptions import NoScriptError
+
+        packed = pack("EVALSHA", SHAS[name], 0, self.prefix, *args)
+        try:
+            return (await self._lane(lane).call(packed))[0]
+        except NoScriptError:
+            await self.client.script_load(SCRIPTS[name])
+            return (await self._lane(lane).call(packed))[0]
+
     def _key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
 
@@ -448,6 +467,9 @@ class RedisBackend(Backend):
         if self._watch is not None:
             watch, self._watch = self._watch, None
             await watch.close()
+        lanes, self._lanes = self._lanes, {}
+        for lane in lanes.values():
+            await lane.close()
         if self._client is not None:
             client, self._client = self._client, None
             await client.aclose()
@@ -493,7 +515,7 @@ class RedisBackend(Backend):
         return bool(result)
 
     async def _enqueue_many(self, items: Sequence[Sequence[Any]]) -> Sequence[Any]:
-        return list(await self._script("enqueue", json.dumps(items)))
+        return list(await self._eval("enqueue", "enqueue", json.dumps(items)))
 
     @guarded
     async def get(self, task_id: str) -> Task | None:
@@ -502,7 +524,7 @@ class RedisBackend(Backend):
 
     async def _get_many(self, ids: Sequence[str]) -> Sequence[Any]:
         # one JSON string per record: decoded in C, not as 40 RESP items in Python
-        return [json.loads(text) for text in await self._script("get", *ids)]
+        return [json.loads(text) for text in await self._eval("get", "get", *ids)]
 
     @guarded
     async def list(
@@ -629,9 +651,9 @@ class RedisBackend(Backend):
                 await asyncio.wait((fut,), timeout=remaining)
                 if fut.done():
                     record = fut.result()
-                    if record is not None and _expired(record, self.now()):
+                    final, expired = (None, False) if record is None else _final(record, self.now())
+                    if expired:
                         return None
-                    final = None if record is None else _final(record)
                     if final is not None:
                         return final
                     fut = watch.again(task_id, fut)
@@ -648,25 +670,28 @@ class RedisBackend(Backend):
         try:
             if not covered and not fut.done():  # queued before the channel was live
                 task = await self.get(task_id)
-                if task is None or task.done:
+                if task is None or task.done:  # ended before the subscription: no reply
+                    replies.expected.pop(task_id, None)
                     return task
             while True:
                 remaining = 1.0 if end is None else min(1.0, end - loop.time())
                 if remaining <= 0:
                     raise TimeoutError(f"task {task_id} not done after {timeout}s")
-                await asyncio.wait((fut,), timeout=remaining)
+                if not fut.done():  # (a reply that came first is read at once)
+                    await asyncio.wait((fut,), timeout=remaining)
                 record = fut.result() if fut.done() else None
-                if record is not None and _expired(record, self.now()):
-                    replies.arrived.pop(task_id, None)
-                    return None  # kept past its TTL in the reply cache: gone
                 if record is not None:
-                    task = _final(record)
+                    task, expired = _final(record, self.now())
+                    if expired:
+                        replies.arrived.pop(task_id, None)
+                        return None  # kept past its TTL in the reply cache: gone
                     if task is not None:
                         return task
                     replies.arrived.pop(task_id, None)  # unreadable: not to be served again
                 # no reply within a second, a reconnection, or an unreadable reply: re-read
                 task = await self.get(task_id)
                 if task is None or task.done:
+                    replies.expected.pop(task_id, None)
                     return task
                 if fut.done():
                     replies.forget(task_id, fut)
@@ -699,14 +724,14 @@ class RedisBackend(Backend):
     # -- workers -------------------------------------------------------------------------------
     @guarded
     async def claim(self, queues: Sequence[str], worker: str, lease: float, limit: int) -> Claim:
-        rows, nxt = await self._script(
-            "claim", *self._claim_args(self.now(), queues, worker, lease, limit)
+        rows, nxt = await self._eval(
+            "claim", "claim", *self._claim_args(self.now(), queues, worker, lease, limit)
         )
         return self._claimed(rows, nxt)
 
     def _claim_args(
         self, now: float | str, queues: Sequence[str], worker: str, lease: float, limit: int
-    ) -> tuple[Any, ...]:
+    ) -> tuple[str | int | float, ...]:
         """The claim script's arguments after the prefix (``now=''``: the server's clock)."""
         return (now, lease, limit, worker, os.urandom(8).hex(), self.result_ttl, *queues)
 
@@ -759,7 +784,9 @@ class RedisBackend(Backend):
         )
 
     async def _complete_many(self, items: Sequence[tuple[str, ...]]) -> Sequence[Any]:
-        return list(await self._script("complete", self.now(), self.result_ttl, json.dumps(items)))
+        return list(
+            await self._eval("complete", "complete", self.now(), self.result_ttl, json.dumps(items))
+        )
 
     @guarded
     async def retry(
@@ -785,12 +812,12 @@ class RedisBackend(Backend):
         from redis.exceptions import NoScriptError
 
         keys, seconds = self._blpop_args(queues, timeout)
-        pipe = self.client.pipeline(transaction=False)
-        pipe.blpop(keys, timeout=seconds)
         args = self._claim_args("", queues, worker, lease, limit)
-        pipe.evalsha(self._scripts["claim"].sha, 0, self.prefix, *args)
+        packed = pack("BLPOP", *keys, seconds) + pack(
+            "EVALSHA", SHAS["claim"], 0, self.prefix, *args
+        )
         try:
-            _, (rows, nxt) = await pipe.execute()
+            _, (rows, nxt) = await self._lane("claim").call(packed, 2)
         except NoScriptError:  # Redis restarted and lost its scripts: the plain call loads it
             return await self.claim(queues, worker, lease, limit)
         return self._claimed(rows, nxt)

@@ -1,32 +1,51 @@
 """The Lua scripts of the Redis backend: every state change is one script, so it is atomic
 (see :mod:`._redis` for the keys). ``LIB`` is prepended to the scripts that end or recover
-tasks: ``finalize`` (TTL, overlap key, done and reply messages) and ``recover`` (a task whose
-worker died: queued again, or FAILURE 'lost').
+tasks: ``finalize`` (final fields and TTL in one HSET, lease, overlap key, done and reply
+messages) and ``recover`` (a task whose worker died: queued again, or FAILURE 'lost').
+
+The scripts on a task's path (enqueue, claim, complete) cost Redis most of its time per task,
+and each ``redis.call`` is a command dispatched inside Redis: they read a record once (HGETALL
+or one HMGET), write it once (one HSET), and build no string they do not return.
 """
 
 from __future__ import annotations
 
-__all__ = ["SCRIPTS"]
+import hashlib
+
+__all__ = ["SCRIPTS", "SHAS"]
 
 _LIB = """
 local p = ARGV[1]
-local function finalize(k, id, status, now, ttl)
-  redis.call('ZREM', p..':leases', id)
-  local ov = redis.call('HGET', k, 'overlap_key')
-  if ov and ov ~= '' and redis.call('GET', p..':ov:'..ov) == id then
-    redis.call('DEL', p..':ov:'..ov)
-  end
-  if tonumber(ttl) > 0 then
+-- a number as Redis stores it when given one (fpconv_dtoa: the shortest exact form) is not
+-- what Lua's tostring gives (14 digits): numbers a script also returns are stored as the
+-- text %.17g gives, exact too, so the record stored and the one returned agree
+local function num(x) return string.format('%.17g', x) end
+-- the end of a task: ``fields`` (its final status, times, ...) and, with a TTL, purge_at in one
+-- HSET; its lease and overlap key released; the final record published to whoever listens.
+-- ``ov`` / ``rt``: the record's overlap_key and reply_to when the caller read them (nil: read
+-- here; false: none)
+local function finalize(k, id, fields, now, ttl, ov, rt)
+  ttl = tonumber(ttl)
+  if ttl > 0 then
     -- to the millisecond, and in the record: a reply or done message read after the TTL is
     -- known to be gone (as on SQLite)
-    redis.call('HSET', k, 'purge_at', tostring(now + tonumber(ttl)))
-    redis.call('PEXPIRE', k, math.ceil(tonumber(ttl) * 1000))
+    fields[#fields + 1] = 'purge_at'
+    fields[#fields + 1] = tostring(now + ttl)
+  end
+  redis.call('HSET', k, unpack(fields))
+  if ttl > 0 then redis.call('PEXPIRE', k, math.ceil(ttl * 1000)) end
+  redis.call('ZREM', p..':leases', id)
+  if ov == nil then
+    local v = redis.call('HMGET', k, 'overlap_key', 'reply_to')
+    ov, rt = v[1], v[2]
+  end
+  if ov and ov ~= '' and redis.call('GET', p..':ov:'..ov) == id then
+    redis.call('DEL', p..':ov:'..ov)
   end
   -- the final record itself (a waiter needs no read after the message), on the task's channel
   -- and on the reply channel of the client that queued it ("<id> <record>"); read and encoded
   -- only when someone listens (a waiter reads the record after subscribing: nothing is missed)
   local done = p..':done:'..id
-  local rt = redis.call('HGET', k, 'reply_to')
   if rt == '' then rt = false end
   local subs
   if rt then subs = redis.call('PUBSUB', 'NUMSUB', done, rt)
@@ -39,26 +58,31 @@ local function finalize(k, id, status, now, ttl)
   if subs[2] > 0 then redis.call('PUBLISH', done, msg) end
   if (subs[4] or 0) > 0 then redis.call('PUBLISH', rt, id..' '..msg) end
 end
+-- a queue has work: one wake-up pushed, the list kept to its last 64
+local function wake(q)
+  if redis.call('RPUSH', p..':wake:'..q, '1') > 64 then
+    redis.call('LTRIM', p..':wake:'..q, -64, -1)
+  end
+end
 -- a STARTED task whose worker died: queued again (and its queue woken), or FAILURE 'lost'
 -- once out of retries
 local function recover(id, now, ttl)
   local k = p..':t:'..id
   redis.call('ZREM', p..':leases', id)
-  if redis.call('HGET', k, 'status') ~= 'STARTED' then return end
-  local att = tonumber(redis.call('HGET', k, 'attempts') or '0') or 0
-  local mr = tonumber(redis.call('HGET', k, 'max_retries') or '0') or 0
+  local v = redis.call('HMGET', k, 'status', 'attempts', 'max_retries', 'queue')
+  if v[1] ~= 'STARTED' then return end
+  local att = tonumber(v[2] or '0') or 0
+  local mr = tonumber(v[3] or '0') or 0
   if att > mr then
-    redis.call('HSET', k, 'status', 'FAILURE', 'time_finished', now, 'token', '',
-      'lease_expires', '', 'error',
-      'lost: the worker running it died or stopped answering ('..att..' attempts)')
-    finalize(k, id, 'FAILURE', now, ttl)
+    finalize(k, id, {'status', 'FAILURE', 'time_finished', now, 'token', '', 'lease_expires', '',
+      'error', 'lost: the worker running it died or stopped answering ('..att..' attempts)'},
+      now, ttl)
   else
-    local q = redis.call('HGET', k, 'queue') or 'default'
+    local q = v[4] or 'default'
     redis.call('HSET', k, 'status', 'QUEUED', 'token', '', 'worker', '', 'lease_expires', '',
       'eta', now)
     redis.call('ZADD', p..':q:'..q, now, id)
-    redis.call('RPUSH', p..':wake:'..q, '1')
-    redis.call('LTRIM', p..':wake:'..q, -64, -1)
+    wake(q)
   end
 end
 """
@@ -68,8 +92,9 @@ end
 # seven per task cost more in redis-py than the rest of the call); returns per task 1 (stored),
 # 0 (unique and exists), -1 (not unique and exists) or the id of the task holding its overlap
 # key
-_ENQUEUE = """
-local p = ARGV[1]
+_ENQUEUE = (
+    _LIB
+    + """
 local out = {}
 local woken = {}
 for _, item in ipairs(cjson.decode(ARGV[2])) do
@@ -87,25 +112,24 @@ for _, item in ipairs(cjson.decode(ARGV[2])) do
     end
     if res == 1 then redis.call('SET', p..':ov:'..ov, id) end
   end
-  if res == 1 then
-    local flat = {}
+  if res == 1 then  -- a new key (EXISTS said so): nothing to delete first
+    local flat, n = {}, 0
     for f, v in pairs(item[7]) do
-      table.insert(flat, f); table.insert(flat, v)
+      flat[n + 1] = f
+      flat[n + 2] = v
+      n = n + 2
     end
-    redis.call('DEL', k)
     redis.call('HSET', k, unpack(flat))
     redis.call('ZADD', p..':q:'..queue, eta, id)
     redis.call('ZADD', p..':all', tq, id)
     woken[queue] = true
   end
-  table.insert(out, res)
+  out[#out + 1] = res
 end
-for queue in pairs(woken) do  -- one wake-up per queue and batch
-  redis.call('RPUSH', p..':wake:'..queue, '1')
-  redis.call('LTRIM', p..':wake:'..queue, -64, -1)
-end
+for queue in pairs(woken) do wake(queue) end  -- one wake-up per queue and batch
 return out
 """
+)
 
 # ARGV: prefix, id... -> per id the record as a JSON object ('{}' when there is none)
 _GET = """
@@ -121,6 +145,8 @@ return out
 """
 
 # ARGV: prefix, now ('' for the server's clock), lease, limit, worker, token_base, ttl, queue...
+# Per claimed task: one HGETALL (status, expires, attempts and the record returned), one HSET,
+# one ZADD to the leases; the due ids of a queue leave it in one ZREM
 _CLAIM = (
     _LIB
     + """
@@ -133,36 +159,47 @@ if not now then
 end
 local lease = tonumber(ARGV[3])
 local limit = tonumber(ARGV[4])
+local worker = ARGV[5]
 local ttl = ARGV[7]
+local started, expires = num(now), num(now + lease)
 local lost = redis.call('ZRANGEBYSCORE', p..':leases', '-inf', now, 'LIMIT', 0, 1000)
 for _, id in ipairs(lost) do recover(id, now, ttl) end
 local out = {}
 local nxt = nil
 for i = 8, #ARGV do
   local qk = p..':q:'..ARGV[i]
-  if #out < limit then
-    local ids = redis.call('ZRANGEBYSCORE', qk, '-inf', now, 'LIMIT', 0, limit - #out)
+  if #out < limit * 2 then
+    local ids = redis.call('ZRANGEBYSCORE', qk, '-inf', now, 'LIMIT', 0, limit - #out / 2)
+    for j = 1, #ids, 1000 do
+      redis.call('ZREM', qk, unpack(ids, j, math.min(j + 999, #ids)))
+    end
     for _, id in ipairs(ids) do
-      redis.call('ZREM', qk, id)
       local k = p..':t:'..id
-      local st = redis.call('HGET', k, 'status')
+      local flat = redis.call('HGETALL', k)
+      local row = {}
+      for j = 1, #flat, 2 do row[flat[j]] = flat[j + 1] end
+      local st = row['status']
       if st == 'QUEUED' or st == 'RETRY' then
-        local exp = tonumber(redis.call('HGET', k, 'expires') or '')
+        local exp = tonumber(row['expires'] or '')
         if exp and exp < now then
-          redis.call('HSET', k, 'status', 'REVOKED', 'error', 'expired', 'time_finished', now)
-          finalize(k, id, 'REVOKED', now, ttl)
+          finalize(k, id, {'status', 'REVOKED', 'error', 'expired', 'time_finished', now}, now,
+            ttl, row['overlap_key'] or false, row['reply_to'] or false)
         else
-          local att = redis.call('HINCRBY', k, 'attempts', 1)
-          redis.call('HSET', k, 'status', 'STARTED', 'worker', ARGV[5],
-            'token', ARGV[6]..':'..att, 'time_started', now, 'lease_expires', now + lease,
-            'revoke', '0')
-          redis.call('ZADD', p..':leases', now + lease, id)
+          local att = tostring(math.floor(tonumber(row['attempts'] or '') or 0) + 1)
+          local token = ARGV[6]..':'..att
+          redis.call('HSET', k, 'status', 'STARTED', 'worker', worker, 'token', token,
+            'time_started', started, 'lease_expires', expires, 'revoke', '0', 'attempts', att)
+          redis.call('ZADD', p..':leases', expires, id)
+          row['status'] = 'STARTED'
+          row['worker'] = worker
+          row['token'] = token
+          row['time_started'] = started
+          row['lease_expires'] = expires
+          row['revoke'] = '0'
+          row['attempts'] = att
           -- one JSON string per task: decoded in C, not as 40 RESP items in Python
-          local flat = redis.call('HGETALL', k)
-          local row = {}
-          for j = 1, #flat, 2 do row[flat[j]] = flat[j + 1] end
-          table.insert(out, id)
-          table.insert(out, cjson.encode(row))
+          out[#out + 1] = id
+          out[#out + 1] = cjson.encode(row)
         end
       end
     end
@@ -220,14 +257,14 @@ local out = {}
 for _, item in ipairs(cjson.decode(ARGV[4])) do
   local id = item[1]
   local k = p..':t:'..id
-  local v = redis.call('HMGET', k, 'token', 'status')
+  local v = redis.call('HMGET', k, 'token', 'status', 'overlap_key', 'reply_to')
   if v[1] ~= item[2] or v[2] ~= 'STARTED' then
-    table.insert(out, 0)
+    out[#out + 1] = 0
   else
-    redis.call('HSET', k, 'status', item[3], 'result_json', item[4], 'error', item[5],
-      'traceback', item[6], 'time_finished', now, 'token', '', 'lease_expires', '')
-    finalize(k, id, item[3], now, ARGV[3])
-    table.insert(out, 1)
+    finalize(k, id, {'status', item[3], 'result_json', item[4], 'error', item[5],
+      'traceback', item[6], 'time_finished', now, 'token', '', 'lease_expires', ''}, now,
+      ARGV[3], v[3], v[4])
+    out[#out + 1] = 1
   end
 end
 return out
@@ -235,8 +272,9 @@ return out
 )
 
 # ARGV: prefix, id, token, eta, error, traceback
-_RETRY = """
-local p = ARGV[1]
+_RETRY = (
+    _LIB
+    + """
 local id = ARGV[2]
 local k = p..':t:'..id
 local v = redis.call('HMGET', k, 'token', 'status', 'queue')
@@ -245,14 +283,15 @@ redis.call('HSET', k, 'status', 'RETRY', 'eta', ARGV[4], 'error', ARGV[5], 'trac
   'token', '', 'lease_expires', '')
 redis.call('ZREM', p..':leases', id)
 redis.call('ZADD', p..':q:'..v[3], ARGV[4], id)
-redis.call('RPUSH', p..':wake:'..v[3], '1')
-redis.call('LTRIM', p..':wake:'..v[3], -64, -1)
+wake(v[3])
 return 1
 """
+)
 
 # ARGV: prefix, id, token, now
-_RELEASE = """
-local p = ARGV[1]
+_RELEASE = (
+    _LIB
+    + """
 local id = ARGV[2]
 local k = p..':t:'..id
 local v = redis.call('HMGET', k, 'token', 'status', 'queue', 'attempts')
@@ -262,10 +301,10 @@ redis.call('HSET', k, 'status', 'QUEUED', 'token', '', 'worker', '', 'lease_expi
   'eta', ARGV[4], 'attempts', att)
 redis.call('ZREM', p..':leases', id)
 redis.call('ZADD', p..':q:'..v[3], ARGV[4], id)
-redis.call('RPUSH', p..':wake:'..v[3], '1')
-redis.call('LTRIM', p..':wake:'..v[3], -64, -1)
+wake(v[3])
 return 1
 """
+)
 
 # ARGV: prefix, id, now, ttl
 _REVOKE = (
@@ -286,9 +325,8 @@ if v[1] == 'QUEUED' or v[1] == 'RETRY' then
     end
   end
   redis.call('ZREM', p..':q:'..v[2], id)
-  redis.call('HSET', k, 'status', 'REVOKED', 'error', 'revoked', 'time_finished', ARGV[3],
-    'token', '')
-  finalize(k, id, 'REVOKED', tonumber(ARGV[3]), ttl)
+  finalize(k, id, {'status', 'REVOKED', 'error', 'revoked', 'time_finished', ARGV[3],
+    'token', ''}, tonumber(ARGV[3]), ttl)
   return 'REVOKED'
 end
 if v[1] == 'STARTED' then redis.call('HSET', k, 'revoke', '1') end
@@ -402,3 +440,6 @@ SCRIPTS = {
     "purge": _PURGE,
     "requeue": _REQUEUE,
 }
+
+#: name -> SHA1 of the source (what EVALSHA names)
+SHAS = {name: hashlib.sha1(source.encode()).hexdigest() for name, source in SCRIPTS.items()}

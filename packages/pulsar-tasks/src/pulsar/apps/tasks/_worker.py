@@ -3,10 +3,11 @@
 How it works
 ------------
 The consumer claims due tasks in batches of at most its free slots (``concurrent_tasks`` minus
-the tasks running), and runs each in its own asyncio task: ``async`` jobs on the worker's loop,
-sync jobs in the actor's thread pool. While tasks run, a renewer extends their leases every
-``lease / 3`` seconds; a task reported ``revoked`` is cancelled (REVOKED), one reported ``lost``
-(its lease went to another worker) is cancelled without recording anything. When idle, the
+the tasks running), and runs each in its own asyncio task: an ``async`` job inside that task,
+a sync job in the actor's thread pool (or a child process) behind a task of its own. While
+tasks run, a renewer extends their leases every ``lease / 3`` seconds; a task reported
+``revoked`` is cancelled (REVOKED), one reported ``lost`` (its lease went to another worker)
+is cancelled without recording anything. When idle, the
 consumer waits on the backend's wake-up (Redis BLPOP, SQLite change polling) until the next due
 time at most. Each attempt ends with exactly one of complete/retry/release, keyed by its lease
 token; those calls are retried through backend outages for as long as the lease could still be
@@ -205,6 +206,10 @@ class Consumer:
             if len(claim.tasks) >= free:  # there may be more due: claim again at once
                 idle = None
                 continue
+            if claim.tasks:
+                # the runs take their first step before the next wait is sent: an async job
+                # that does not wait sends its outcome first (it is what a client waits for)
+                await asyncio.sleep(0)
             # fewer than asked for: nothing else is due now, so the next claim waits for work
             # (an enqueue wakes it) or for the next due time
             idle = self.max_idle
@@ -237,27 +242,42 @@ class Consumer:
                 await self._end("complete", run, TaskState.FAILURE, error=f"invalid task: {exc}")
                 return
             self._log.info("task %s[%s] received (attempt %d)", task.name, task.id, task.attempts)
-            # the job sees its own task (tasks.current_task()) in the context of its run
-            context = contextvars.copy_context()
-            context.run(_CURRENT.set, task)
-            work: Awaitable[Any]
-            if job.is_async:  # the timeout counts from the start of its own task
-                work = _timed(job.run(*args, **kwargs), job.timeout)
-            elif job.in_process:  # a child process, killed at the timeout (or on revoke)
-                work = run_in_child(job, task, args, kwargs, job.timeout)
-            else:
-                work = self._threaded(context, job.timeout, job.run, *args, **kwargs)
-            # the job runs in its own task: cancelling it (revoke, lost lease, stop) leaves this
-            # one free to record the outcome
+            inline = job.is_async
             started = time.perf_counter()
-            run.job_task = asyncio.get_running_loop().create_task(work, context=context)
             try:
-                result = await run.job_task
+                if inline:
+                    # an async job runs in this task (one task per run), which has a context of
+                    # its own: the job sees its task (tasks.current_task()) there. A cancel of
+                    # the run (revoke, lost lease, stop) lands on the job's await and is caught
+                    # below; once the job is over nothing cancels this task (job_task None)
+                    _CURRENT.set(task)
+                    run.job_task = asyncio.current_task()
+                    try:
+                        result = await _timed(job.run(*args, **kwargs), job.timeout)
+                    finally:
+                        run.job_task = None
+                else:
+                    # a sync job runs in a task of its own, in a context with its task:
+                    # cancelling it leaves this one free to record the outcome
+                    context = contextvars.copy_context()
+                    context.run(_CURRENT.set, task)
+                    work: Awaitable[Any]
+                    if job.in_process:  # a child process, killed at the timeout (or on revoke)
+                        work = run_in_child(job, task, args, kwargs, job.timeout)
+                    else:
+                        work = self._threaded(context, job.timeout, job.run, *args, **kwargs)
+                    run.job_task = asyncio.get_running_loop().create_task(work, context=context)
+                    result = await run.job_task
                 text = json.dumps(result, allow_nan=False)
             except asyncio.CancelledError:
                 if run.reason is None:  # this task itself was cancelled (worker shutting down)
-                    run.job_task.cancel()
+                    if not inline and run.job_task is not None:
+                        run.job_task.cancel()
                     raise
+                if inline:  # our own cancel, consumed here: the task carries on
+                    current = asyncio.current_task()
+                    if current is not None:
+                        current.uncancel()
                 if run.reason == "revoked":
                     self._log.info("task %s[%s] revoked while running", task.name, task.id)
                     self.counters["revoked"] += 1
