@@ -383,9 +383,8 @@ for _, id in ipairs(ids) do
       end
       ttls[name] = ttl
     end
-    redis.call('HSET', k, 'status', 'REVOKED', 'error', 'purged', 'time_finished', ARGV[3],
-      'token', '')
-    finalize(k, id, 'REVOKED', now, ttl)
+    finalize(k, id, {'status', 'REVOKED', 'error', 'purged', 'time_finished', ARGV[3],
+      'token', ''}, now, ttl)
     n = n + 1
   end
 end
