@@ -199,7 +199,7 @@ def work(i):
 
 # driver scripts: run by the system's own Python, print one JSON line
 PULSAR_DRIVER = """
-import asyncio, json, sys, time
+import asyncio, collections, json, sys, time
 sys.path.insert(0, sys.argv[1])
 import bench_jobs
 from pulsar.apps import tasks
@@ -217,15 +217,18 @@ async def main():
             print("QUEUED", flush=True)
             sys.stdin.readline()
         first = None
-        pending = ids
+        # the oldest 50 read at a time, those not done yet kept in front: O(50) per read (a
+        # list rebuilt per read cost O(n) each, ~0.5 s of this driver's CPU at 20k)
+        pending = collections.deque(ids)
         while pending:
-            got = await asyncio.gather(*(c.get_task(i) for i in pending[:50]))
+            head = [pending.popleft() for _ in range(min(50, len(pending)))]
+            got = await asyncio.gather(*(c.get_task(i) for i in head))
             done = {t.id for t in got if t is not None and t.done}
             if done and first is None:
                 first = time.perf_counter()
             if not done:
                 await asyncio.sleep(0.01)
-            pending = [i for i in pending if i not in done]
+            pending.extendleft(reversed([i for i in head if i not in done]))
         end = time.perf_counter()
         print(json.dumps({"seconds": end - t0, "drain": end - (first or t0)}))
     elif mode == "latency":
