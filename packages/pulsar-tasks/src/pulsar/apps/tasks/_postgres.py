@@ -805,13 +805,14 @@ class PostgresBackend(Backend):
                     work.set_result(None)
         elif channel == self.reply_channel:
             task_id, _, record = payload.partition(" ")
-            self._expected.pop(task_id, None)
+            expected = self._expected.pop(task_id, None) is not None
             waiters = self._waiters.get(task_id)
             if waiters:
                 for fut in waiters:
                     if not fut.done():
                         fut.set_result(record or None)
-            else:
+            elif expected:  # kept for its first wait; a wait already served (it read the
+                # record first) must not get this reply later, e.g. after a requeue
                 self._arrived[task_id] = record
                 if len(self._arrived) > _REPLY_CACHE:
                     self._arrived.popitem(last=False)
