@@ -23,16 +23,7 @@ from pulsar.apps.tasks._cli import parse_when
 ENV = {**os.environ, "PYTHONPATH": h.HERE}
 
 
-def cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "pulsar.apps.tasks", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=ENV,
-        input=stdin,
-        stdin=None if stdin is not None else subprocess.DEVNULL,
-    )
+cli = h.cli
 
 
 def cli_json(*args: str) -> object:
@@ -42,28 +33,8 @@ def cli_json(*args: str) -> object:
 
 
 def start_worker(url: str, lease: float = 1.5) -> subprocess.Popen:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pulsar.apps.tasks",
-            "worker",
-            "--backend",
-            url,
-            "--modules",
-            "tq_jobs",
-            "--workers",
-            "1",
-            "--task-lease",
-            str(lease),  # a heartbeat every lease / 3 s (at most 5 s)
-            "--graceful-timeout",
-            "3",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=ENV,
-    )
+    # a heartbeat every lease / 3 s (at most 5 s)
+    return h.start_cli_worker(url, "--task-lease", str(lease), "--graceful-timeout", "3")
 
 
 def test_operator_commands_against_a_running_worker(backend_url, tmp_path) -> None:

@@ -4,24 +4,13 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import subprocess
-import sys
 
 import tq_helpers as h
 import tq_jobs  # noqa: F401
 
 from pulsar.apps import rpc, tasks
 
-
-def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "pulsar.apps.tasks", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "PYTHONPATH": h.HERE},
-    )
+cli = h.cli
 
 
 def test_cli_queue_status_jobs_and_worker(tmp_path) -> None:
@@ -38,24 +27,7 @@ def test_cli_queue_status_jobs_and_worker(tmp_path) -> None:
     lines = table.stdout.splitlines()
     assert lines[0].split()[:3] == ["ID", "JOB", "STATUS"]
     assert task_id in lines[1] and "QUEUED" in lines[1]
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pulsar.apps.tasks",
-            "worker",
-            "--backend",
-            url,
-            "--modules",
-            "tq_jobs",
-            "--workers",
-            "1",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": h.HERE},
-    )
+    worker = h.start_cli_worker(url)
     try:
         with tasks.connect_sync(url) as c:
             assert c.wait_for_task(task_id, timeout=20).result == 42

@@ -112,3 +112,30 @@ def require_postgres() -> None:
         return
     if not postgres_available():
         pytest.skip("no PostgreSQL server answers on 127.0.0.1:5432")
+
+
+def cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    """``pulsar-tasks ARGS`` as a real process (the test jobs importable); ``stdin``: what
+    it reads (else nothing)."""
+    return subprocess.run(
+        [sys.executable, "-m", "pulsar.apps.tasks", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": HERE},
+        input=stdin,
+        stdin=None if stdin is not None else subprocess.DEVNULL,
+    )
+
+
+def start_cli_worker(url: str, *options: str) -> subprocess.Popen:
+    """``pulsar-tasks worker`` of the test jobs on ``url`` with one worker (and ``options``),
+    its stderr piped."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "pulsar.apps.tasks", "worker", "--backend", url,
+         "--modules", "tq_jobs", "--workers", "1", *options],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": HERE},
+    )  # fmt: skip
