@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tarfile
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -435,10 +436,27 @@ def test_claims_in_readme_comments_are_checked(tmp_path: Path) -> None:
     assert "README line 1: got KeyError('a'), the README says ValueError('a')" in result.stderr
 
 
+_SHORT_DIRS: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def _remove_short_dirs() -> Iterator[None]:
+    yield
+    while _SHORT_DIRS:
+        shutil.rmtree(_SHORT_DIRS.pop(), ignore_errors=True)
+
+
 def workspace_venv(tmp_path: Path) -> object:
-    """The test environment as the venv: the workspace packages are installed in it."""
-    work = tmp_path / "work"
-    work.mkdir(parents=True)
+    """The test environment as the venv: the workspace packages are installed in it.
+
+    Its work folder (and so the ``TMPDIR`` of what it runs) is a short one of its own, not under
+    ``tmp_path``: pytest-xdist's per-worker ``tmp_path`` is deep enough that the sockets
+    multiprocessing's forkserver makes in ``TMPDIR`` would pass the 108-byte unix socket limit
+    (as the rehearsal itself does, in a short temporary folder). ``tmp_path`` names it."""
+    import tempfile
+
+    work = Path(tempfile.mkdtemp(prefix=f"rh-{tmp_path.name[:12]}-", dir="/tmp"))
+    _SHORT_DIRS.append(str(work))
     return rehearsal.Venv(Path(sys.prefix), work)
 
 

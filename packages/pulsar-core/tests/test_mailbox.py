@@ -341,3 +341,68 @@ def test_close_flushes_coalesced_writes() -> None:
         server.close()  # type: ignore[attr-defined]
 
     asyncio.run(main())
+
+
+def test_socket_dir_fits_a_unix_socket_under_a_deep_tmpdir(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a TMPDIR deeper than a unix socket path may be long (108 bytes on Linux): the arbiter
+    # failed to start with "AF_UNIX path too long" (seen under pytest-xdist's longer tmp_path)
+    import os
+    import shutil
+    import tempfile
+
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    monkeypatch.setattr(tempfile, "tempdir", str(deep))
+    path = mb.make_socket_dir()
+    try:
+        assert len(os.fsencode(os.path.join(path, "0123456789ab.link"))) <= mb.MAX_UNIX_PATH
+        assert os.stat(path).st_mode & 0o777 == 0o700
+    finally:
+        shutil.rmtree(path)
+
+
+def test_an_arbiter_starts_under_a_deep_tmpdir(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tempfile
+
+    import core_helpers as h
+
+    import pulsar
+
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    monkeypatch.setattr(tempfile, "tempdir", str(deep))
+
+    async def main(arbiter):
+        assert isinstance(arbiter.address, str)  # still a unix mailbox, in a shorter folder
+        proxy = await pulsar.spawn(name="w", start=h.noop_start)
+        info = await pulsar.send(proxy, "info")
+        assert "links" in info  # its link socket fits too
+        return await pulsar.send(proxy, "ping")
+
+    assert h.run_arbiter(main) == "pong"
+
+
+def test_an_arbiter_with_no_short_folder_for_a_socket_listens_on_tcp(
+    tmp_path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import tempfile
+
+    import core_helpers as h
+
+    import pulsar
+
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    monkeypatch.setattr(tempfile, "tempdir", str(deep))
+    monkeypatch.setattr(mb, "_SHORT_BASES", ())
+
+    async def main(arbiter):
+        assert isinstance(arbiter.address, tuple) and arbiter.address[0] == "127.0.0.1"
+        proxy = await pulsar.spawn(name="w", start=h.noop_start)
+        return await pulsar.send(proxy, "ping")
+
+    with caplog.at_level("WARNING", logger="pulsar.arbiter"):
+        assert h.run_arbiter(main) == "pong"
+    assert "too deep for a unix socket" in caplog.text

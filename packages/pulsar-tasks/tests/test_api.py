@@ -227,9 +227,10 @@ async def test_worker_logs_received_succeeded_failed_retried(client, backend_url
 async def test_a_sync_job_queues_another_with_delay(client, backend_url, job) -> None:
     async with consuming(backend_url):
         t = await client.queue_task(job, [2, 5])
-        done = await client.wait_for_task(t.id, timeout=10)
+        # a job in a child process of its own: a fork and an import, slow on a loaded host
+        done = await client.wait_for_task(t.id, timeout=30)
         assert done.status == TaskState.SUCCESS, done.error
-        child = await client.wait_for_task(done.result, timeout=10)
+        child = await client.wait_for_task(done.result, timeout=30)
     assert child.name == "add" and child.result == 7
 
 

@@ -51,7 +51,11 @@ def test_compiled_format_matches_the_generic_one(fmt: str) -> None:
     generic._compiled = None  # the lazy-mapping path
     for size in (0, 1234):
         args = (ENVIRON, "201 Created", HEADERS, size, 1.5)
-        assert logger.format(*args) == generic.format(*args)
+        for _ in range(3):  # %(t)s: the two calls may fall on each side of a second
+            compiled, lazy = logger.format(*args), generic.format(*args)
+            if compiled == lazy:
+                break
+        assert compiled == lazy
     assert "alice" in AccessLogger(True, "%(u)s").format(ENVIRON, "200 OK", [], 0, 0.0)
 
 

@@ -402,8 +402,14 @@ class Arbiter(SignalsMixin, ActorBase):
             self._protocols.add(proto)
             return proto
 
-        if hasattr(socket, "AF_UNIX") and self.mailbox_transport != "tcp":
-            self.socket_dir = mb.make_socket_dir()
+        unix = hasattr(socket, "AF_UNIX") and self.mailbox_transport != "tcp"
+        if unix:
+            try:
+                self.socket_dir = mb.make_socket_dir()
+            except OSError as exc:  # no directory short enough for a unix socket
+                logger.warning("%s: mailbox on TCP 127.0.0.1: %s", self, exc)
+                unix = False
+        if unix and self.socket_dir:
             path = os.path.join(self.socket_dir, "arbiter.sock")
             self._server = await loop.create_unix_server(factory, path, backlog=1024)
             os.chmod(path, 0o600)

@@ -51,6 +51,7 @@ import os
 import pickle
 import secrets
 import struct
+import sys
 import tempfile
 import threading
 from collections.abc import Callable
@@ -74,7 +75,9 @@ __all__ = [
     "Connection",
     "MailboxProtocol",
     "new_secret",
+    "MAX_UNIX_PATH",
     "make_socket_dir",
+    "socket_base",
     "REQUEST",
     "REPLY",
     "HELLO",
@@ -215,9 +218,42 @@ def new_secret() -> bytes:
     return secrets.token_bytes(32)
 
 
+#: the longest path a unix socket may have: ``sun_path`` less its NUL, 108 bytes on Linux and
+#: 104 on macOS and the BSDs
+MAX_UNIX_PATH = 107 if sys.platform.startswith("linux") else 103
+#: room kept in that path for the names put in the socket directory: "arbiter.sock" and the
+#: actors' "<aid>.link" (a 12-hex aid), with a margin for longer names
+_NAME_ROOM = 1 + 32
+#: where the socket directory goes when the temporary directory is too deep for a socket
+_SHORT_BASES = ("/tmp", "/var/tmp")
+
+
+def socket_base(prefix: str = "pulsar-") -> str | None:
+    """The directory to create socket directories in: the temporary directory (``TMPDIR``),
+    or, when a socket in it would be longer than :data:`MAX_UNIX_PATH` (a deep ``TMPDIR``, as
+    under some CI runners and test sessions), the first writable of ``/tmp`` and ``/var/tmp``.
+    None when none fits."""
+    room = len(prefix) + 8 + _NAME_ROOM  # mkdtemp adds 8 random characters
+    for base in (tempfile.gettempdir(), *_SHORT_BASES):
+        if len(os.fsencode(base)) + 1 + room > MAX_UNIX_PATH:
+            continue
+        if os.path.isdir(base) and os.access(base, os.W_OK | os.X_OK):
+            return base
+    return None
+
+
 def make_socket_dir(prefix: str = "pulsar-") -> str:
-    """Create a private (0700) directory for the arbiter's unix socket and return its path."""
-    path = tempfile.mkdtemp(prefix=prefix)
+    """Create a private (0700) directory for the arbiter's unix socket and return its path (in
+    :func:`socket_base`). Raises OSError when no directory is short enough for a unix socket
+    (the arbiter then listens on TCP 127.0.0.1)."""
+    base = socket_base(prefix)
+    if base is None:
+        raise OSError(
+            f"the temporary directory {tempfile.gettempdir()!r} is too deep for a unix socket "
+            f"(at most {MAX_UNIX_PATH} bytes) and neither /tmp nor /var/tmp is writable: set "
+            f"TMPDIR to a shorter directory"
+        )
+    path = tempfile.mkdtemp(prefix=prefix, dir=base)
     os.chmod(path, 0o700)
     return path
 
