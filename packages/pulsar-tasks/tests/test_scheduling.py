@@ -292,3 +292,149 @@ async def test_a_rate_limit_is_shared_by_two_worker_processes(client, backend_ur
     windows = [starts[i + 10] - starts[i] for i in range(len(starts) - 10)]
     assert min(windows) >= 1.0 - 0.1, windows
     assert starts[-1] - starts[0] < 4.0  # and the limit is used: 30 in about 2 s
+
+
+# -- storage: indexes and migrations --------------------------------------------------------------
+
+
+def _sqlite_plan(conn, sql: str, params: tuple) -> str:
+    rows = conn.execute(f"EXPLAIN QUERY PLAN {sql}", params).fetchall()
+    return " | ".join(str(r[-1]) for r in rows)
+
+
+async def test_sqlite_priority_claims_use_their_partial_index(tmp_path) -> None:
+    import sqlite3
+
+    from pulsar.apps.tasks import _sqlite
+
+    backend = tasks.create_backend(f"sqlite:///{tmp_path}/plan.db")
+    try:
+        await backend.counts()  # creates the schema
+    finally:
+        await backend.close()
+    conn = sqlite3.connect(str(tmp_path / "plan.db"))
+    now = time.time()
+    rows = [(f"t{i}", "add", "default", "QUEUED", now - i, i % 10) for i in range(3000)]
+    conn.executemany(
+        "INSERT INTO tasks (id, name, queue, status, eta, priority) VALUES (?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+    conn.commit()
+    conn.execute("ANALYZE")
+    plans = {
+        "top": _sqlite_plan(conn, _sqlite._TOP_PRIORITY_SQL, ("default", 10)),
+        "claim": _sqlite_plan(conn, _sqlite._CLAIM_PRIORITY_SQL, ("default", 5, now, 10)),
+        "claim0": _sqlite_plan(conn, _sqlite._CLAIM_SQL, ("default", now, 10)),
+    }
+    conn.close()
+    for name, plan in plans.items():
+        index = "tasks_claim" if name == "claim0" else "tasks_prio"
+        assert index in plan and "TEMP B-TREE" not in plan, (name, plan)
+        assert plan.split("|")[0].strip().startswith("SEARCH"), (name, plan)
+
+
+async def test_sqlite_database_of_an_older_version_is_migrated(tmp_path) -> None:
+    """A database made before priorities (no ``priority`` column) gets it at the first open
+    (its tasks priority 0) and the rest of the schema; its tasks stay claimable."""
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(str(path))
+    columns = [c for c in tasks.Task.__dataclass_fields__ if c != "priority"]
+    conn.execute(
+        f"CREATE TABLE tasks ({', '.join(c + (' TEXT PRIMARY KEY' if c == 'id' else '') for c in columns)}, purge_at REAL)"  # noqa: E501
+    )
+    conn.execute(
+        "INSERT INTO tasks (id, name, queue, status, payload, eta, attempts, max_retries, revoke) "
+        "VALUES ('old', 'add', 'default', 'QUEUED', '{\"args\": [1, 2]}', 0, 0, 0, 0)"
+    )
+    conn.commit()
+    conn.close()
+    backend = tasks.create_backend(f"sqlite:///{path}")
+    try:
+        assert (await backend.get("old")).priority == 0
+        high = new_task(8, eta=1.0)
+        await backend.enqueue(high)
+        assert await _claim_ids(backend, 5) == [high.id, "old"]
+        assert await backend.acquire_rate("j", 1, 1.0) == 0.0
+    finally:
+        await backend.close()
+    conn = sqlite3.connect(str(path))
+    names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+    conn.close()
+    assert {"tasks_prio", "rate_limits"} <= names
+
+
+@pytest.fixture
+async def pg_url():
+    """A PostgreSQL schema of this test's own, dropped afterwards."""
+    h.require_postgres()
+    url = f"{h.POSTGRES_URL}?schema=pt_{uuid.uuid4().hex[:12]}"
+    yield url
+    backend = tasks.create_backend(url)
+    try:
+        await backend.drop_schema()
+    finally:
+        await backend.close()
+
+
+async def test_postgres_claim_probes_the_priority_index(pg_url) -> None:
+    b = tasks.create_backend(pg_url)
+    try:
+        await b.counts()
+        now = time.time()
+        await b._fetch(
+            f"INSERT INTO {b._s}.tasks (id, name, queue, status, payload, eta, time_queued, "
+            f"priority) SELECT 'i' || g, 'add', 'default', 'QUEUED', '{{}}', %s + g, %s, g %% 10 "
+            f"FROM generate_series(1, 20000) g",
+            (now - 30000, now),
+        )
+        await b._fetch(f"ANALYZE {b._s}.tasks")
+        for sql in (
+            f"EXPLAIN SELECT max(priority) FROM {b._s}.tasks WHERE status IN ('QUEUED', 'RETRY') "
+            f"AND priority > 0 AND queue = 'default' AND priority < 10",
+            f"EXPLAIN SELECT id FROM {b._s}.tasks WHERE status IN ('QUEUED', 'RETRY') "
+            f"AND priority > 0 AND queue = 'default' AND priority = 9 AND eta <= {now!r} "
+            f"ORDER BY eta LIMIT 10 FOR UPDATE SKIP LOCKED",
+        ):
+            text = "\n".join(r[0] for r in await b._fetch(sql))
+            assert "tasks_prio" in text and "Sort" not in text, text
+        claim = await b.claim(["default"], "w", 5.0, 10)
+        # the ten earliest of priority 9 (g = 9, 19, ...)
+        assert [r["id"] for r in claim.tasks] == [f"i{g}" for g in range(9, 100, 10)]
+    finally:
+        await b.close()
+
+
+async def test_postgres_schema_of_version_3_is_migrated(pg_url, monkeypatch) -> None:
+    """A version 3 schema (before priorities) gets the priority column (its tasks at 0), the
+    index, the rate limiter and the new claim at the next start; its tasks stay."""
+    from pulsar.apps.tasks import _postgres
+
+    monkeypatch.setattr(_postgres, "SCHEMA_VERSION", 3)
+    old = tasks.create_backend(pg_url)
+    try:
+        pending = new_task()
+        await old.enqueue(pending)
+        cols = await old._fetch(
+            "SELECT count(*) FROM information_schema.columns WHERE table_schema = %s "
+            "AND table_name = 'tasks' AND column_name = 'priority'",
+            (old.schema,),
+        )
+        assert cols == [(0,)]
+    finally:
+        await old.close()
+    monkeypatch.undo()
+    new = tasks.create_backend(pg_url)
+    try:
+        assert (await new.get(pending.id)).priority == 0
+        high = new_task(6, eta=time.time() + 0.001)
+        await new.enqueue(high)
+        await asyncio.sleep(0.01)
+        assert await _claim_ids(new, 5) == [high.id, pending.id]
+        assert await new.acquire_rate("j", 1, 1.0) == 0.0
+        assert await new.acquire_rate("j", 1, 1.0) > 0.0
+        rows = await new._fetch(f"SELECT value FROM {new._s}.meta WHERE key = 'schema_version'")
+        assert rows == [(str(_postgres.SCHEMA_VERSION),)]
+    finally:
+        await new.close()
