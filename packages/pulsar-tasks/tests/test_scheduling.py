@@ -156,8 +156,8 @@ def test_bad_priority_or_rate_limit_is_refused_at_declaration() -> None:
     for bad, error in [(10, ValueError), (-1, ValueError), ("high", TypeError), (2.0, TypeError)]:
         with pytest.raises(error, match="job 'p_bad': priority"):
             tasks.job(name="p_bad", priority=bad)(lambda: None)
-    for rate in ["abc", "0/s", "10/x", "-5/s", "10", 0, -1, "1/s/s", float("inf")]:
-        with pytest.raises(ValueError, match="job 'r_bad': .*rate_limit"):
+    for rate in ["abc", "0/s", "10/x", "-5/s", "/s", 0, -1, "1/s/s", float("inf")]:
+        with pytest.raises(ValueError, match=r"job 'r_bad': .*rate_limit"):
             tasks.job(name="r_bad", rate_limit=rate)(lambda: None)
     with pytest.raises(TypeError, match="rate_limit"):
         tasks.job(name="r_bad", rate_limit=[10])(lambda: None)
@@ -176,6 +176,7 @@ def test_rate_limit_syntax() -> None:
     assert parse_rate_limit("10/m") == (10, 60.0)
     assert parse_rate_limit(" 600 / h ") == (600, 3600.0)
     assert parse_rate_limit(5) == (5, 1.0) and parse_rate_limit(2.0) == (2, 1.0)
+    assert parse_rate_limit("20") == (20, 1.0)  # Celery's: no unit is per second
     assert parse_rate_limit(0.5) == (1, 2.0) and parse_rate_limit("1.5/m") == (1, 40.0)
     assert parse_rate_limit(None) is None
     assert format_rate_limit((10, 60.0)) == "10/m" and format_rate_limit((1, 2.0)) == "1/2s"

@@ -1425,7 +1425,9 @@ class PostgresBackend(Backend):
 
     async def acquire_rate(self, key: str, limit: int, period: float) -> float:
         rows = await self._fetch(
-            f"SELECT {self._s}.rate_acquire(%s, %s, %s)", (key, int(limit), float(period)), fast=True
+            f"SELECT {self._s}.rate_acquire(%s, %s, %s)",
+            (key, int(limit), float(period)),
+            fast=True,
         )
         return float(rows[0][0])
 

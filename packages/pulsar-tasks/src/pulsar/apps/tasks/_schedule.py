@@ -39,7 +39,7 @@ __all__ = ["MAX_PRIORITY", "RateGate", "check_priority", "parse_rate_limit"]
 MAX_PRIORITY = 9
 
 _PERIODS = {"s": 1.0, "m": 60.0, "h": 3600.0}
-_RATE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*/\s*([smh])\s*$")
+_RATE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(?:/\s*([smh])\s*)?$")
 
 
 def check_priority(value: Any, where: str = "priority") -> int:
@@ -58,9 +58,10 @@ def check_priority(value: Any, where: str = "priority") -> int:
 
 def parse_rate_limit(value: Any) -> tuple[int, float] | None:
     """``rate_limit`` as ``(N, period in seconds)``: at most N starts in any window of the
-    period. ``"100/s"``, ``"10/m"``, ``"600/h"`` (Celery's syntax); an int or float means per
-    second; a fractional N is ``1`` per ``period / N`` (``"0.5/s"``: one every 2 s). None
-    stays None (no limit). Raises ValueError (TypeError for another type) saying what to write."""
+    period. ``"100/s"``, ``"10/m"``, ``"600/h"`` (Celery's syntax); an int, a float or a
+    string without a unit means per second; a fractional N is 1 per ``period / N``
+    (``"0.5/s"``: one every 2 s). None stays None (no limit). Raises ValueError (TypeError
+    for another type) saying what to write."""
     if value is None:
         return None
     hint = 'write e.g. rate_limit="100/s", "10/m" or "600/h" (a number means per second)'
@@ -70,7 +71,7 @@ def parse_rate_limit(value: Any) -> tuple[int, float] | None:
         match = _RATE.match(value)
         if match is None:
             raise ValueError(f"invalid rate_limit {value!r}: {hint}")
-        count, period = float(match.group(1)), _PERIODS[match.group(2)]
+        count, period = float(match.group(1)), _PERIODS[match.group(2) or "s"]
     else:
         count, period = float(value), 1.0
     if not math.isfinite(count) or count <= 0:
