@@ -183,6 +183,24 @@ def test_rate_limit_syntax() -> None:
     assert tq_jobs.rated.meta()["rate_limit"] == "10/s" and tq_jobs.urgent.meta()["priority"] == 5
 
 
+def test_priority_over_rpc_and_the_cli(tmp_path) -> None:
+    from test_cli_rpc import Api, call
+
+    url = f"sqlite:///{tmp_path}/t.db"
+    api = Api(task_backend=url)
+    queued = call(api, "queue_task", jobname="add", args=[1, 2], priority=6)["result"]
+    assert queued["priority"] == 6
+    assert call(api, "get_task", id=queued["id"])["result"]["priority"] == 6
+    err = call(api, "queue_task", jobname="add", args=[1, 2], priority=11)["error"]
+    assert err["code"] == -32602 and "priority must be from 0 to 9" in err["message"]
+    out = h.cli("queue", "urgent", "--priority", "8", "--backend", url, "--modules", "tq_jobs")
+    assert out.returncode == 0, out.stderr
+    one = h.cli("status", out.stdout.strip(), "--backend", url)
+    assert any(line.split() == ["priority", "8"] for line in one.stdout.splitlines()), one.stdout
+    bad = h.cli("queue", "add", "--priority", "10", "--backend", url, "--modules", "tq_jobs")
+    assert bad.returncode != 0 and "priority must be from 0 to 9" in bad.stderr
+
+
 # -- rate limits: the backend's limiter ----------------------------------------------------------
 
 
