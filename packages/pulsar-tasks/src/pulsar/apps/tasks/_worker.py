@@ -12,7 +12,10 @@ consumer waits on the backend's wake-up (Redis BLPOP, SQLite change polling) unt
 time at most. Each attempt ends with exactly one of complete/retry/release, keyed by its lease
 token; those calls are retried through backend outages for as long as the lease could still be
 ours. :meth:`Consumer.stop` stops claiming, lets running tasks finish within a grace period and
-hands the rest back (QUEUED again, attempt not counted). The per-task log lines are batched
+hands the rest back (QUEUED again, attempt not counted). A task of a job with a ``rate_limit``
+asks the backend's limiter before it runs; refused, it is handed back due when the limit
+allows (``Backend.postpone``, attempt not counted) and its slot takes other work (see
+:mod:`._schedule`). The per-task log lines are batched
 (:mod:`._tasklog`): a line appends a tuple, the batch is written every 10 ms and at the stop.
 Every ``lease / 3`` seconds (at most 5 s) a heartbeat task publishes the consumer's record
 (:meth:`Consumer.heartbeat_info`: what ``pulsar-tasks inspect`` shows) with an expiry of three
