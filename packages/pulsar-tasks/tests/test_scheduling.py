@@ -250,7 +250,9 @@ async def test_a_rate_limited_job_waits_and_other_jobs_do_not(client, backend_ur
     """In one consumer: tasks over the limit wait (none fails, each runs once), while another
     job's task queued behind them runs at once."""
     backend = tasks.create_backend(backend_url)
-    consumer = tasks.Consumer(backend, worker_id="w-rate", lease=5.0, concurrent_tasks=4)
+    consumer = tasks.Consumer(
+        backend, worker_id="w-rate", lease=5.0, concurrent_tasks=4, max_idle=0.1
+    )
     consumer.start()
     try:
         limited = [await client.queue_task("arated", [str(i)]) for i in range(3)]
