@@ -120,6 +120,49 @@ async def test_revoke_and_purge_reach_priority_tasks(client) -> None:
     assert (await b.get(c.id)).status == TaskState.REVOKED
 
 
+@pytest.fixture
+async def redis_url():
+    """A Redis key prefix of this test's own (db 13), deleted afterwards."""
+    import os
+    import socket
+
+    if os.environ.get("CI", "").lower() != "true":
+        try:
+            socket.create_connection(("127.0.0.1", 6379), timeout=0.5).close()
+        except OSError:
+            pytest.skip("no Redis server answers on 127.0.0.1:6379")
+    base = os.environ.get("PULSAR_TASKS_TEST_REDIS", "redis://127.0.0.1:6379/13")
+    url = f"{base}?prefix=pt-{uuid.uuid4().hex[:12]}"
+    yield url
+    backend = tasks.create_backend(url)
+    try:
+        await backend.flush()
+    finally:
+        await backend.close()
+
+
+async def test_redis_keeps_priority_0_where_it_was(redis_url) -> None:
+    """Priority-0 tasks: the ``q:<queue>`` sorted set, no priority field, no other key; a
+    priority above 0: its own sorted set, listed in ``prios:<queue>`` until it empties."""
+    b = tasks.create_backend(redis_url)
+    try:
+        low, high = new_task(0), new_task(5)
+        await b.enqueue(low)
+        r = b.client
+        assert await r.zrange(b._key("q", "default"), 0, -1) == [low.id]
+        assert await r.hget(b._key("t", low.id), "priority") is None
+        assert not await r.exists(b._key("prios", "default"))
+        await b.enqueue(high)
+        assert await r.smembers(b._key("prios", "default")) == {"5"}
+        assert await r.zrange(b._key("qp", "5", "default"), 0, -1) == [high.id]
+        assert await r.zrange(b._key("q", "default"), 0, -1) == [low.id]
+        assert await _claim_ids(b, 1) == [high.id]
+        assert await _claim_ids(b, 1) == [low.id]
+        assert not await r.exists(b._key("prios", "default"))  # emptied: forgotten
+    finally:
+        await b.close()
+
+
 # -- priorities: the API ------------------------------------------------------------------------
 
 
@@ -199,6 +242,10 @@ def test_priority_over_rpc_and_the_cli(tmp_path) -> None:
     assert any(line.split() == ["priority", "8"] for line in one.stdout.splitlines()), one.stdout
     bad = h.cli("queue", "add", "--priority", "10", "--backend", url, "--modules", "tq_jobs")
     assert bad.returncode != 0 and "priority must be from 0 to 9" in bad.stderr
+    jobs = h.cli("jobs", "--backend", url, "--modules", "tq_jobs")
+    lines = {line.split()[0]: line for line in jobs.stdout.splitlines()}
+    assert "priority=5" in lines["urgent"] and "rate_limit=10/s" in lines["rated"]
+    assert "priority" not in lines["add"] and "rate_limit" not in lines["add"]
 
 
 # -- rate limits: the backend's limiter ----------------------------------------------------------

@@ -572,6 +572,8 @@ def _run(ns: argparse.Namespace, client: SyncClient) -> int:
     for name, meta in sorted(jobs.items()):
         extra = f" every {meta['run_every']}s" if meta.get("run_every") else ""
         extra += f" cron {meta['cron']!r}" if meta.get("cron") else ""
+        extra += f" priority={meta['priority']}" if meta.get("priority") else ""
+        extra += f" rate_limit={meta['rate_limit']}" if meta.get("rate_limit") else ""
         print(f"{name:<24} queue={meta.get('queue')}{extra}  {meta.get('doc') or ''}".rstrip())
     return 0
 
