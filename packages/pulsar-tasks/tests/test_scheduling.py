@@ -185,6 +185,20 @@ async def test_priority_flows_through_every_way_to_queue(client, backend_url) ->
         await other.close()
 
 
+async def test_periodic_runs_get_their_jobs_priority(client) -> None:
+    import datetime as dt
+
+    @tasks.job(name="prio_tick", run_every=dt.timedelta(seconds=1), priority=6)
+    def prio_tick() -> None: ...
+
+    scheduler = tasks.Scheduler(client.backend, [prio_tick])
+    scheduler.start()
+    await scheduler.stop()  # driven by hand below
+    due = scheduler.next_scheduled()["prio_tick"]
+    created = await scheduler.run_due(due)
+    assert len(created) == 1 and (await client.get_task(created[0])).priority == 6
+
+
 @pytest.mark.parametrize(
     ("bad", "error"),
     [(True, TypeError), (1.5, TypeError), ("5", TypeError), (10, ValueError), (-1, ValueError)],
