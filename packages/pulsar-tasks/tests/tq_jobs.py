@@ -175,3 +175,28 @@ def fails_until(path: str) -> str:
     if not os.path.exists(path):
         raise ValueError(f"{path} is missing")
     return "fixed"
+
+
+# -- scheduling (test_scheduling.py) ------------------------------------------------------------
+@tasks.job(priority=5)
+def urgent(tag: str = "") -> str:
+    """A job whose tasks have priority 5 unless queued with another."""
+    return tag
+
+
+@tasks.job(max_retries=0)
+def started_at(tag: str = "") -> list:
+    """The time this run started (a worker's clock) and its tag."""
+    return [time.time(), tag]
+
+
+@tasks.job(rate_limit="10/s", max_retries=0)
+def rated(tag: str = "") -> list:
+    """At most 10 starts in any second across every worker: the time this run started."""
+    return [time.time(), tag]
+
+
+@tasks.job(rate_limit="2/s", max_retries=0)
+async def arated(tag: str = "") -> str:
+    """An async job limited to 2 starts a second."""
+    return tag

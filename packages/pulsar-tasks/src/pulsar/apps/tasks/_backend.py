@@ -272,6 +272,20 @@ class Backend(abc.ABC):
         remains the fallback when a whole machine dies. Default: nothing (0)."""
         return 0
 
+    # -- scheduling (priorities and rate limits: see _schedule) -------------------------------
+    async def postpone(self, task_id: str, token: str, eta: float) -> bool:
+        """Hand a claimed task back due at ``eta`` (a rate limit refused it): QUEUED again,
+        this attempt not counted, the lease released, its priority kept; its queue's workers
+        are woken (their next due time changed). False (no change) on a stale token."""
+        raise NotImplementedError(f"{type(self).__name__} has no rate limits")
+
+    async def acquire_rate(self, key: str, limit: int, period: float) -> float:
+        """Take a start from the rate limiter ``key`` (a job name) allowing ``limit`` starts in
+        any ``period`` seconds, shared by every backend object of this store: 0.0 when admitted
+        (the start is counted), else the seconds until a start may be admitted (nothing is
+        counted). The state is the store's, and so is the clock where the store has one."""
+        raise NotImplementedError(f"{type(self).__name__} has no rate limits")
+
     @abc.abstractmethod
     async def wait_for_work(self, queues: Sequence[str], timeout: float) -> None:
         """Return when new work may be due in ``queues`` or after ``timeout`` seconds."""

@@ -275,6 +275,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--queue", default=None, metavar="NAME", help="the queue (default: the job's own)"
     )
     queue.add_argument(
+        "--priority",
+        type=int,
+        default=None,
+        metavar="N",
+        help="0-9, higher runs first within its queue (default: the job's own)",
+    )
+    queue.add_argument(
         "--wait",
         type=float,
         default=None,
@@ -536,6 +543,7 @@ def _run(ns: argparse.Namespace, client: SyncClient) -> int:
             kwargs,
             countdown=ns.countdown,
             queue=ns.queue,
+            priority=ns.priority,
         )
         if ns.wait is None:
             print(task.id)
@@ -564,6 +572,8 @@ def _run(ns: argparse.Namespace, client: SyncClient) -> int:
     for name, meta in sorted(jobs.items()):
         extra = f" every {meta['run_every']}s" if meta.get("run_every") else ""
         extra += f" cron {meta['cron']!r}" if meta.get("cron") else ""
+        extra += f" priority={meta['priority']}" if meta.get("priority") else ""
+        extra += f" rate_limit={meta['rate_limit']}" if meta.get("rate_limit") else ""
         print(f"{name:<24} queue={meta.get('queue')}{extra}  {meta.get('doc') or ''}".rstrip())
     return 0
 

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from ._backend import DEFAULT_RESULT_TTL, Backend, create_backend
 from ._errors import PayloadTooLarge, TaskError, TaskNotFound, TaskTimeout, UnknownJob
 from ._job import Job, dumps_payload, get_job
+from ._schedule import check_priority
 from ._state import REQUEUEABLE, Task, TaskState
 
 __all__ = [
@@ -182,6 +183,7 @@ class TaskClient:
         expires: float | dt.timedelta | dt.datetime | None = None,
         queue: str | None = None,
         task_id: str | None = None,
+        priority: int | None = None,
     ) -> Task:
         """Queue a task of job ``name`` called with ``*args, **kwargs`` and return its record.
 
@@ -193,7 +195,8 @@ class TaskClient:
         Options: ``countdown`` (seconds from now) or ``eta`` (UNIX time or datetime; naive means
         UTC) delay it; ``expires`` (seconds from now — whatever its size —, a timedelta, or an
         absolute datetime) revokes it if not started by then (default: the job's ``expires``);
-        ``queue`` overrides the job's; ``task_id`` names the task (default: a random id).
+        ``queue`` overrides the job's; ``task_id`` names the task (default: a random id);
+        ``priority`` (0-9, higher first within the queue) overrides the job's.
 
         Raises :class:`UnknownJob`, :class:`TypeError` (``args`` not a list or tuple,
         ``kwargs`` not a dict with string keys), :class:`TaskSerializationError` (arguments not
@@ -203,6 +206,8 @@ class TaskClient:
         after the bounded retries); nothing is stored then.
         """
         args, kwargs = _check_arguments(args, kwargs)
+        if priority is not None:
+            check_priority(priority)
         job, meta = await self._job_meta(name)
         payload = dumps_payload(args, kwargs)
         if self.max_payload_size and len(payload) > self.max_payload_size:
@@ -221,10 +226,12 @@ class TaskClient:
             default_expires, default_queue = job.expires, job.default_queue
             max_retries = job.max_retries
             overlap_key = job.overlap_key(payload)
+            default_priority = job.priority
         else:
             default_expires, default_queue = meta.get("expires"), meta.get("queue")
             max_retries = meta.get("max_retries")
             overlap_key = None if meta.get("overlap", True) else _overlap_key(name, payload)
+            default_priority = meta.get("priority") or 0
         exp = expires if expires is not None else default_expires
         exp_at: float | None
         if exp is None:
@@ -245,6 +252,7 @@ class TaskClient:
             eta=when,
             expires=exp_at,
             overlap_key=overlap_key,
+            priority=check_priority(default_priority if priority is None else priority),
         )
         await self.backend.enqueue(task, reply=True)
         return task

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from ._errors import TaskError, TaskSerializationError
+from ._schedule import check_priority, format_rate_limit, parse_rate_limit
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._state import Task
@@ -108,7 +109,12 @@ class Job:
     - ``overlap``: False refuses a second task with the same arguments while one is queued
       or running (:class:`JobOverlap`);
     - ``run_every`` (a :class:`datetime.timedelta`) or ``cron`` (``"*/5 * * * *"``, UTC):
-      a periodic job, queued by the TaskQueue scheduler once per due time.
+      a periodic job, queued by the TaskQueue scheduler once per due time;
+    - ``priority``: 0 (default) to 9, the priority of its tasks (higher first within a queue;
+      ``queue_task(..., priority=7)`` per task);
+    - ``rate_limit``: at most N starts in any window of the period across every worker of the
+      backend, ``"100/s"``, ``"10/m"``, ``"600/h"`` (a number: per second); tasks over the
+      limit wait in the queue (see :mod:`._schedule`).
     """
 
     name: str = ""
@@ -129,6 +135,10 @@ class Job:
     process: bool | None = None
     run_every: dt.timedelta | None = None
     cron: str | None = None
+    priority: int = 0
+    rate_limit: str | float | None = None
+    #: ``rate_limit`` parsed: (N, period in seconds), None without a limit
+    rate: tuple[int, float] | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -142,6 +152,12 @@ class Job:
             register(cls())
 
     def __init__(self) -> None:
+        label = f"job {self.name!r}"
+        check_priority(self.priority, f"{label}: priority")
+        try:
+            self.rate = parse_rate_limit(self.rate_limit)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"{label}: {exc}") from None
         if self.run_every is not None and self.cron is not None:
             raise TaskError(f"job {self.name!r}: give run_every or cron, not both")
         if self.run_every is not None and self.run_every.total_seconds() <= 0:
@@ -254,6 +270,8 @@ class Job:
             "cron": self.cron,
             "doc": doc.split("\n\n")[0],
             "async": self.is_async,
+            "priority": self.priority,
+            "rate_limit": format_rate_limit(self.rate),
         }
 
     def delay(self, *args: Any, **kwargs: Any) -> Any:

@@ -73,7 +73,7 @@ T = TypeVar("T")
 logger = logging.getLogger("pulsar.tasks")
 
 #: the version of the tables and functions this code creates (``<schema>.meta``)
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 #: seconds between two recoveries of expired leases by one backend object (at most)
 _RECOVER_EVERY = 1.0
 #: seconds between a waiter's re-reads of its task (a notification lost to a reconnection)
@@ -112,9 +112,12 @@ _COLUMNS = (
     "lease_expires",
     "revoke",
     "overlap_key",
+    "priority",
     "purge_at",
     "reply_to",
 )
+#: columns added by a later version than 1 (not in the version 1 DDL): the version adding each
+_LATER_COLUMNS = {"priority": 4}
 _TYPES = {
     "id": "text PRIMARY KEY",
     "name": "text",
@@ -125,6 +128,7 @@ _TYPES = {
     "max_retries": "integer NOT NULL DEFAULT 0",
     "revoke": "integer NOT NULL DEFAULT 0",
     "eta": "double precision NOT NULL DEFAULT 0",
+    "priority": "integer NOT NULL DEFAULT 0",
 }
 _FLOATS = ("time_queued", "time_started", "time_finished", "expires", "lease_expires", "purge_at")
 _TASK_COLUMNS = _COLUMNS[:-2]  # what Task.to_row() gives
@@ -133,7 +137,9 @@ _TASK_COLUMNS = _COLUMNS[:-2]  # what Task.to_row() gives
 def _schema_v1(s: str, work: str, done: str) -> str:
     """The DDL of version 1 (``s``: the quoted schema; channels as SQL literals)."""
     cols = ",\n    ".join(
-        f"{c} {_TYPES.get(c, 'double precision' if c in _FLOATS else 'text')}" for c in _COLUMNS
+        f"{c} {_TYPES.get(c, 'double precision' if c in _FLOATS else 'text')}"
+        for c in _COLUMNS
+        if c not in _LATER_COLUMNS
     )
     purge = "CASE WHEN p_ttl > 0 THEN p_now + p_ttl END"
     return f"""
@@ -422,11 +428,135 @@ END $$;
 """
 
 
+def _schema_v4(s: str, work: str, done: str) -> str:
+    """Version 4: priorities and rate limits (see :mod:`._schedule`). ``priority`` (0 for
+    every existing task); the pending tasks of a priority above 0 in a partial index of their
+    own, ``tasks_prio (queue, priority, eta)``, so that priority-0 tasks cost what they did;
+    the claim takes, per queue, the due tasks of each priority in use from the highest (one
+    probe of that index each, found by a skip scan), then the rest from ``tasks_ready`` as
+    before; ``rate_limits``: per key, the times of the last N admissions, changed by
+    ``rate_acquire`` under the row's lock with the database's clock."""
+    purge = "CASE WHEN p_ttl > 0 THEN p_now + p_ttl END"
+    return f"""
+ALTER TABLE {s}.tasks ADD COLUMN IF NOT EXISTS priority integer NOT NULL DEFAULT 0;
+CREATE INDEX IF NOT EXISTS tasks_prio ON {s}.tasks (queue, priority, eta)
+    WHERE status IN ('QUEUED', 'RETRY') AND priority > 0;
+CREATE TABLE IF NOT EXISTS {s}.rate_limits (
+    key text PRIMARY KEY,
+    stamps double precision[] NOT NULL
+);
+
+-- 0 when a start of p_key is admitted (counted), else the seconds until one may be: at most
+-- p_limit admissions in any p_period seconds
+CREATE OR REPLACE FUNCTION {s}.rate_acquire(
+    p_key text, p_limit integer, p_period double precision
+) RETURNS double precision LANGUAGE plpgsql AS $$
+DECLARE
+    now_ double precision := extract(epoch from clock_timestamp());
+    st double precision[];
+    n integer;
+    free_at double precision;
+BEGIN
+    INSERT INTO {s}.rate_limits (key, stamps) VALUES (p_key, '{{}}')
+        ON CONFLICT (key) DO NOTHING;
+    SELECT stamps INTO st FROM {s}.rate_limits WHERE key = p_key FOR UPDATE;
+    n := coalesce(cardinality(st), 0);
+    IF n >= p_limit THEN
+        free_at := st[n - p_limit + 1] + p_period;
+        IF free_at > now_ THEN
+            RETURN greatest(free_at - now_, 0.001);
+        END IF;
+    END IF;
+    st := st || now_;
+    n := n + 1;
+    IF n > p_limit THEN
+        st := st[n - p_limit + 1 : n];
+    END IF;
+    UPDATE {s}.rate_limits SET stamps = st WHERE key = p_key;
+    RETURN 0;
+END $$;
+
+CREATE OR REPLACE FUNCTION {s}.claim(
+    p_queues text[], p_worker text, p_lease double precision, p_limit integer,
+    p_now double precision, p_token text, p_ttl double precision
+) RETURNS json LANGUAGE plpgsql AS $$
+DECLARE
+    q text;
+    ids text[];
+    more text[];
+    pr integer;
+    rec record;
+    out json[] := '{{}}';
+    nxt double precision;
+    e double precision;
+BEGIN
+    FOREACH q IN ARRAY p_queues LOOP
+        IF cardinality(out) < p_limit THEN
+            ids := '{{}}';
+            -- priorities above 0, highest first (a queue without any: one empty probe)
+            pr := 10;
+            LOOP
+                SELECT max(priority) INTO pr FROM {s}.tasks
+                    WHERE status IN ('QUEUED', 'RETRY') AND priority > 0 AND queue = q
+                    AND priority < pr;
+                EXIT WHEN pr IS NULL
+                    OR cardinality(out) + cardinality(ids) >= p_limit;
+                ids := ids || ARRAY(
+                    SELECT id FROM {s}.tasks
+                    WHERE status IN ('QUEUED', 'RETRY') AND priority > 0 AND queue = q
+                    AND priority = pr AND eta <= p_now
+                    ORDER BY eta LIMIT p_limit - cardinality(out) - cardinality(ids)
+                    FOR UPDATE SKIP LOCKED);
+            END LOOP;
+            IF cardinality(out) + cardinality(ids) < p_limit THEN
+                more := ARRAY(
+                    SELECT id FROM {s}.tasks
+                    WHERE status IN ('QUEUED', 'RETRY') AND queue = q AND eta <= p_now
+                    AND NOT (id = ANY(ids))
+                    ORDER BY eta LIMIT p_limit - cardinality(out) - cardinality(ids)
+                    FOR UPDATE SKIP LOCKED);
+                ids := ids || more;
+            END IF;
+            IF cardinality(ids) > 0 THEN
+                FOR rec IN
+                    UPDATE {s}.tasks SET status = 'REVOKED', error = 'expired',
+                        time_finished = p_now, token = NULL, purge_at = {purge}
+                    WHERE id = ANY(ids) AND expires < p_now
+                    RETURNING *
+                LOOP
+                    PERFORM {s}.final(rec.id, rec.reply_to, row_to_json(rec));
+                END LOOP;
+                FOR rec IN
+                    WITH up AS (
+                        UPDATE {s}.tasks SET status = 'STARTED', attempts = attempts + 1,
+                            worker = p_worker, token = p_token || ':' || (attempts + 1),
+                            time_started = p_now, lease_expires = p_now + p_lease, revoke = 0
+                        WHERE id = ANY(ids) AND status IN ('QUEUED', 'RETRY')
+                        RETURNING *
+                    )
+                    SELECT * FROM up ORDER BY priority DESC, eta
+                LOOP
+                    out := out || row_to_json(rec);
+                END LOOP;
+            END IF;
+        END IF;
+        SELECT eta INTO e FROM {s}.tasks WHERE status IN ('QUEUED', 'RETRY') AND queue = q
+            AND eta > p_now ORDER BY eta LIMIT 1;
+        IF e IS NOT NULL AND (nxt IS NULL OR e < nxt) THEN
+            nxt := e;
+        END IF;
+    END LOOP;
+    RETURN json_build_object('tasks', array_to_json(out), 'next', nxt);
+END $$;
+"""
+
+
 #: version -> the DDL taking the schema from the previous version to it
 _MIGRATIONS: dict[int, Callable[[str, str, str], str]] = {
     1: _schema_v1,
     2: _schema_v2,
     3: _schema_v3,
+    4: _schema_v4,
 }
 
 
@@ -649,18 +779,21 @@ class PostgresBackend(Backend):
         self._completer = Batcher(self._complete_many)
         self._enqueuer = Batcher(self._enqueue_many)
         self._getter = Batcher(self._get_many)
+        # the columns of the schema version this code makes (a test may pretend to be older)
+        columns = [c for c in _COLUMNS if _LATER_COLUMNS.get(c, 1) <= SCHEMA_VERSION]
+        self._task_columns = [c for c in _TASK_COLUMNS if c in columns]
         self._sql_enqueue = (
-            f"INSERT INTO {s}.tasks ({', '.join(_COLUMNS)}) VALUES "
-            f"({', '.join('%s' for _ in _COLUMNS)}) "
+            f"INSERT INTO {s}.tasks ({', '.join(columns)}) VALUES "
+            f"({', '.join('%s' for _ in columns)}) "
             f"ON CONFLICT (id) DO UPDATE SET "
-            + ", ".join(f"{c} = EXCLUDED.{c}" for c in _COLUMNS if c != "id")
+            + ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c != "id")
             + f" WHERE {s}.tasks.purge_at IS NOT NULL AND {s}.tasks.purge_at <= %s "
             f"RETURNING id, pg_notify({_literal(self.work_channel)}, queue)"
         )
         # the same for many tasks: one array per column
         i = self._sql_enqueue.index(" VALUES ")
         j = self._sql_enqueue.index(" ON CONFLICT ")
-        arrays = ", ".join(f"%s::{_cast(c)}[]" for c in _COLUMNS)
+        arrays = ", ".join(f"%s::{_cast(c)}[]" for c in columns)
         self._sql_enqueue_many = (
             self._sql_enqueue[:i] + f" SELECT * FROM unnest({arrays})" + self._sql_enqueue[j:]
         )
@@ -885,7 +1018,7 @@ class PostgresBackend(Backend):
             if len(items) == 1:
                 return [await self._enqueue_one(conn, items[0], now, again)]
             rows = [task.to_row() for task, _, _ in items]
-            params: list[Any] = [[row.get(c) for row in rows] for c in _TASK_COLUMNS]
+            params: list[Any] = [[row.get(c) for row in rows] for c in self._task_columns]
             params += [[None] * len(items), [reply for _, _, reply in items], now]
             try:
                 cur = await conn.execute(self._sql_enqueue_many, params)
@@ -914,7 +1047,7 @@ class PostgresBackend(Backend):
 
         task, unique, reply_to = item
         row = task.to_row()
-        params = [row.get(c) for c in _TASK_COLUMNS]
+        params = [row.get(c) for c in self._task_columns]
         params += [None, reply_to, now]  # purge_at, reply_to, the expiry test of an old record
         try:
             cur = await conn.execute(self._sql_enqueue, params)
@@ -1279,6 +1412,25 @@ class PostgresBackend(Backend):
         )
         return bool(rows)
 
+    # -- scheduling (see _schedule) ----------------------------------------------------------
+    async def postpone(self, task_id: str, token: str, eta: float) -> bool:
+        rows = await self._fetch(
+            f"UPDATE {self._s}.tasks SET status = 'QUEUED', attempts = GREATEST(0, attempts - 1), "
+            f"token = NULL, worker = NULL, lease_expires = NULL, eta = %s "
+            f"WHERE id = %s AND token = %s AND status = 'STARTED' RETURNING pg_notify(%s, queue)",
+            (eta, task_id, token, self.work_channel),
+            fast=True,
+        )
+        return bool(rows)
+
+    async def acquire_rate(self, key: str, limit: int, period: float) -> float:
+        rows = await self._fetch(
+            f"SELECT {self._s}.rate_acquire(%s, %s, %s)",
+            (key, int(limit), float(period)),
+            fast=True,
+        )
+        return float(rows[0][0])
+
     # -- jobs and maintenance ------------------------------------------------------------------
     async def register_jobs(self, metas: dict[str, dict[str, Any]]) -> None:
         if not metas:
@@ -1319,6 +1471,7 @@ class PostgresBackend(Backend):
                 await conn.execute(f"DELETE FROM {self._s}.tasks")
                 await conn.execute(f"DELETE FROM {self._s}.jobs")
                 await conn.execute(f"DELETE FROM {self._s}.workers")
+                await conn.execute(f"DELETE FROM {self._s}.rate_limits")
 
         await self._run(op)
 
@@ -1359,7 +1512,7 @@ def _conflict(task: Task, unique: bool, again: bool, found: tuple[Any, ...] | No
 
 
 def _cast(column: str) -> str:
-    if column in ("attempts", "max_retries", "revoke"):
+    if column in ("attempts", "max_retries", "revoke", "priority"):
         return "integer"
     if column in _FLOATS or column == "eta":
         return "double precision"

@@ -6,6 +6,10 @@ Keys, under a prefix (``pulsar-tasks``, or ``?prefix=name`` in the URL):
 
 * ``{p}:t:<id>``: the task record, a hash of the :class:`Task` fields;
 * ``{p}:q:<queue>``: sorted set of pending task ids scored by their due time (eta);
+* ``{p}:qp:<priority>:<queue>``: the same for the tasks of a priority above 0, and
+  ``{p}:prios:<queue>`` the set of those priorities in use (see :mod:`._schedule`);
+* ``{p}:rate:<job>``: the times of the last N starts of a rate-limited job (see
+  :mod:`._schedule`);
 * ``{p}:leases``: sorted set of STARTED task ids scored by their lease expiry;
 * ``{p}:all``: sorted set of every task id scored by the time it was queued (listing);
 * ``{p}:ov:<key>``: the task holding an ``overlap=False`` key;
@@ -478,6 +482,8 @@ class RedisBackend(Backend):
     @guarded
     async def enqueue(self, task: Task, *, unique: bool = False, reply: bool = False) -> bool:
         row = {k: str(v) for k, v in task.to_row().items() if v is not None}
+        if row.get("priority") == "0":
+            del row["priority"]  # the default: a record as before priorities (see _schedule)
         replies = None
         if reply:
             if self._replies is None:
@@ -719,7 +725,20 @@ class RedisBackend(Backend):
         pipe = self.client.pipeline(transaction=False)
         for queue in queues:
             pipe.zcard(self._key("q", queue))
-        return sum(int(n) for n in await pipe.execute())
+            pipe.smembers(self._key("prios", queue))
+        out = await pipe.execute()
+        total = sum(int(n) for n in out[::2])
+        keys = [
+            self._key("qp", str(pr), queue)
+            for queue, prios in zip(queues, out[1::2], strict=True)
+            for pr in prios
+        ]
+        if keys:  # the pending sets of priorities above 0 (see _schedule)
+            pipe = self.client.pipeline(transaction=False)
+            for key in keys:
+                pipe.zcard(key)
+            total += sum(int(n) for n in await pipe.execute())
+        return total
 
     # -- workers -------------------------------------------------------------------------------
     @guarded
@@ -797,6 +816,15 @@ class RedisBackend(Backend):
     @guarded
     async def release(self, task_id: str, token: str) -> bool:
         return bool(await self._script("release", task_id, token, self.now()))
+
+    # -- scheduling (see _schedule) ----------------------------------------------------------
+    @guarded
+    async def postpone(self, task_id: str, token: str, eta: float) -> bool:
+        return bool(await self._script("release", task_id, token, repr(float(eta))))
+
+    @guarded
+    async def acquire_rate(self, key: str, limit: int, period: float) -> float:
+        return float(await self._script("acquire_rate", key, int(limit), repr(float(period))))
 
     @guarded
     async def wait_for_work(self, queues: Sequence[str], timeout: float) -> None:

@@ -58,6 +58,20 @@ local function finalize(k, id, fields, now, ttl, ov, rt)
   if subs[2] > 0 then redis.call('PUBLISH', done, msg) end
   if (subs[4] or 0) > 0 then redis.call('PUBLISH', rt, id..' '..msg) end
 end
+-- the pending set of queue q for priority pr: {p}:q:<queue> for 0 (as before priorities),
+-- {p}:qp:<priority>:<queue> for the others, which {p}:prios:<queue> lists (see _schedule)
+local function qkey(q, pr)
+  if pr and pr ~= '' and pr ~= '0' then return p..':qp:'..pr..':'..q end
+  return p..':q:'..q
+end
+local function qadd(q, pr, score, id)
+  if pr and pr ~= '' and pr ~= '0' then
+    redis.call('SADD', p..':prios:'..q, pr)
+    redis.call('ZADD', p..':qp:'..pr..':'..q, score, id)
+  else
+    redis.call('ZADD', p..':q:'..q, score, id)
+  end
+end
 -- a queue has work: one wake-up pushed, the list kept to its last 64
 local function wake(q)
   if redis.call('RPUSH', p..':wake:'..q, '1') > 64 then
@@ -69,7 +83,7 @@ end
 local function recover(id, now, ttl)
   local k = p..':t:'..id
   redis.call('ZREM', p..':leases', id)
-  local v = redis.call('HMGET', k, 'status', 'attempts', 'max_retries', 'queue')
+  local v = redis.call('HMGET', k, 'status', 'attempts', 'max_retries', 'queue', 'priority')
   if v[1] ~= 'STARTED' then return end
   local att = tonumber(v[2] or '0') or 0
   local mr = tonumber(v[3] or '0') or 0
@@ -81,7 +95,7 @@ local function recover(id, now, ttl)
     local q = v[4] or 'default'
     redis.call('HSET', k, 'status', 'QUEUED', 'token', '', 'worker', '', 'lease_expires', '',
       'eta', now)
-    redis.call('ZADD', p..':q:'..q, now, id)
+    qadd(q, v[5], now, id)
     wake(q)
   end
 end
@@ -120,7 +134,7 @@ for _, item in ipairs(cjson.decode(ARGV[2])) do
       n = n + 2
     end
     redis.call('HSET', k, unpack(flat))
-    redis.call('ZADD', p..':q:'..queue, eta, id)
+    qadd(queue, item[7]['priority'], eta, id)
     redis.call('ZADD', p..':all', tq, id)
     woken[queue] = true
   end
@@ -166,8 +180,8 @@ local lost = redis.call('ZRANGEBYSCORE', p..':leases', '-inf', now, 'LIMIT', 0, 
 for _, id in ipairs(lost) do recover(id, now, ttl) end
 local out = {}
 local nxt = nil
-for i = 8, #ARGV do
-  local qk = p..':q:'..ARGV[i]
+-- the due tasks of the pending set qk (up to the limit) into out; returns the first id left
+local function take(qk)
   if #out < limit * 2 then
     local ids = redis.call('ZRANGEBYSCORE', qk, '-inf', now, 'LIMIT', 0, limit - #out / 2)
     for j = 1, #ids, 1000 do
@@ -206,6 +220,20 @@ for i = 8, #ARGV do
   end
   local first = redis.call('ZRANGE', qk, 0, 0, 'WITHSCORES')
   if first[2] and (nxt == nil or tonumber(first[2]) < nxt) then nxt = tonumber(first[2]) end
+  return first[1]
+end
+for i = 8, #ARGV do
+  local q = ARGV[i]
+  -- priorities above 0 first, highest first (a queue without any: one SMEMBERS of nothing)
+  local pk = p..':prios:'..q
+  local prs = redis.call('SMEMBERS', pk)
+  if #prs > 0 then
+    table.sort(prs, function(a, b) return tonumber(a) > tonumber(b) end)
+    for _, pr in ipairs(prs) do
+      if not take(p..':qp:'..pr..':'..q) then redis.call('SREM', pk, pr) end
+    end
+  end
+  take(p..':q:'..q)
 end
 return {out, tostring(nxt or '')}
 """
@@ -277,30 +305,31 @@ _RETRY = (
     + """
 local id = ARGV[2]
 local k = p..':t:'..id
-local v = redis.call('HMGET', k, 'token', 'status', 'queue')
+local v = redis.call('HMGET', k, 'token', 'status', 'queue', 'priority')
 if v[1] ~= ARGV[3] or v[2] ~= 'STARTED' then return 0 end
 redis.call('HSET', k, 'status', 'RETRY', 'eta', ARGV[4], 'error', ARGV[5], 'traceback', ARGV[6],
   'token', '', 'lease_expires', '')
 redis.call('ZREM', p..':leases', id)
-redis.call('ZADD', p..':q:'..v[3], ARGV[4], id)
+qadd(v[3], v[4], ARGV[4], id)
 wake(v[3])
 return 1
 """
 )
 
-# ARGV: prefix, id, token, now
+# ARGV: prefix, id, token, eta (now; a postpone's later time): QUEUED again, the attempt not
+# counted, its priority kept
 _RELEASE = (
     _LIB
     + """
 local id = ARGV[2]
 local k = p..':t:'..id
-local v = redis.call('HMGET', k, 'token', 'status', 'queue', 'attempts')
+local v = redis.call('HMGET', k, 'token', 'status', 'queue', 'attempts', 'priority')
 if v[1] ~= ARGV[3] or v[2] ~= 'STARTED' then return 0 end
 local att = math.max(0, (tonumber(v[4]) or 1) - 1)
 redis.call('HSET', k, 'status', 'QUEUED', 'token', '', 'worker', '', 'lease_expires', '',
   'eta', ARGV[4], 'attempts', att)
 redis.call('ZREM', p..':leases', id)
-redis.call('ZADD', p..':q:'..v[3], ARGV[4], id)
+qadd(v[3], v[5], ARGV[4], id)
 wake(v[3])
 return 1
 """
@@ -312,7 +341,7 @@ _REVOKE = (
     + """
 local id = ARGV[2]
 local k = p..':t:'..id
-local v = redis.call('HMGET', k, 'status', 'queue', 'name')
+local v = redis.call('HMGET', k, 'status', 'queue', 'name', 'priority')
 if not v[1] then return false end
 if v[1] == 'QUEUED' or v[1] == 'RETRY' then
   -- the TTL the workers of this job use (published with the job), else this client's
@@ -324,7 +353,7 @@ if v[1] == 'QUEUED' or v[1] == 'RETRY' then
       ttl = tostring(m['result_ttl'])
     end
   end
-  redis.call('ZREM', p..':q:'..v[2], id)
+  redis.call('ZREM', qkey(v[2], v[4]), id)
   finalize(k, id, {'status', 'REVOKED', 'error', 'revoked', 'time_finished', ARGV[3],
     'token', ''}, tonumber(ARGV[3]), ttl)
   return 'REVOKED'
@@ -360,13 +389,27 @@ return out
 _PURGE = (
     _LIB
     + """
-local qk = p..':q:'..ARGV[2]
+local q = ARGV[2]
 local now = tonumber(ARGV[3])
-local ids = redis.call('ZRANGE', qk, 0, tonumber(ARGV[5]) - 1)
+local limit = tonumber(ARGV[5])
+-- up to ``limit`` ids of the queue's pending sets: those of its priorities first
+local keys = {}
+local pk = p..':prios:'..q
+for _, pr in ipairs(redis.call('SMEMBERS', pk)) do keys[#keys + 1] = p..':qp:'..pr..':'..q end
+keys[#keys + 1] = p..':q:'..q
+local ids, from = {}, {}
+for _, qk in ipairs(keys) do
+  if #ids < limit then
+    for _, id in ipairs(redis.call('ZRANGE', qk, 0, limit - #ids - 1)) do
+      ids[#ids + 1] = id
+      from[#ids] = qk
+    end
+  end
+end
 local ttls = {}
 local n = 0
-for _, id in ipairs(ids) do
-  redis.call('ZREM', qk, id)
+for i, id in ipairs(ids) do
+  redis.call('ZREM', from[i], id)
   local k = p..':t:'..id
   local v = redis.call('HMGET', k, 'status', 'name')
   if v[1] == 'QUEUED' or v[1] == 'RETRY' then
@@ -399,7 +442,7 @@ local p = ARGV[1]
 local id = ARGV[2]
 local now = ARGV[3]
 local k = p..':t:'..id
-local v = redis.call('HMGET', k, 'status', 'queue', 'overlap_key')
+local v = redis.call('HMGET', k, 'status', 'queue', 'overlap_key', 'priority')
 if not v[1] then return false end
 if v[1] ~= 'FAILURE' and v[1] ~= 'REVOKED' then return v[1] end
 local ov = v[3]
@@ -417,11 +460,38 @@ redis.call('HSET', k, 'status', 'QUEUED', 'attempts', '0', 'result_json', '', 'e
   'traceback', '', 'worker', '', 'token', '', 'time_queued', now, 'time_started', '',
   'time_finished', '', 'eta', now, 'expires', '', 'lease_expires', '', 'revoke', '0',
   'purge_at', '', 'reply_to', '')
-redis.call('ZADD', p..':q:'..q, now, id)
+local pr = v[4]
+if pr and pr ~= '' and pr ~= '0' then  -- its priority kept (see _schedule)
+  redis.call('SADD', p..':prios:'..q, pr)
+  redis.call('ZADD', p..':qp:'..pr..':'..q, now, id)
+else
+  redis.call('ZADD', p..':q:'..q, now, id)
+end
 redis.call('ZADD', p..':all', now, id)
 redis.call('RPUSH', p..':wake:'..q, '1')
 redis.call('LTRIM', p..':wake:'..q, -64, -1)
 return v[1]
+"""
+
+# ARGV: prefix, key, limit, period -> '0' (admitted: the start is counted) or the seconds until
+# a start is allowed. {p}:rate:<key> lists the times (the server's clock) of the last
+# ``limit`` admissions, oldest first (see _schedule)
+_ACQUIRE_RATE = """
+local k = ARGV[1]..':rate:'..ARGV[2]
+local limit = tonumber(ARGV[3])
+local period = tonumber(ARGV[4])
+if redis.replicate_commands then redis.replicate_commands() end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local n = redis.call('LLEN', k)
+if n >= limit then
+  local free_at = (tonumber(redis.call('LINDEX', k, n - limit)) or 0) + period
+  if free_at > now then return string.format('%.17g', math.max(free_at - now, 0.001)) end
+end
+redis.call('RPUSH', k, string.format('%.17g', now))
+if n + 1 > limit then redis.call('LTRIM', k, -limit, -1) end
+redis.call('PEXPIRE', k, math.ceil(period * 1000) + 1000)
+return '0'
 """
 
 #: name -> source, registered by each RedisBackend client
@@ -438,6 +508,7 @@ SCRIPTS = {
     "release_worker": _RELEASE_WORKER,
     "purge": _PURGE,
     "requeue": _REQUEUE,
+    "acquire_rate": _ACQUIRE_RATE,
 }
 
 #: name -> SHA1 of the source (what EVALSHA names)

@@ -5,7 +5,7 @@
 
     handler = Api(task_backend="sqlite:///tasks.db")
 
-Methods: ``queue_task(jobname, args=[], kwargs={}, countdown, eta, expires, queue)``,
+Methods: ``queue_task(jobname, args=[], kwargs={}, countdown, eta, expires, queue, priority)``,
 ``get_task(id)``, ``list_tasks(status, limit, since)``, ``wait_for_task(id, timeout)``,
 ``revoke_task(id)``, ``job_list()``, ``next_scheduled(jobnames)``, and the operator's calls
 ``purge_queue(queue)``, ``requeue_task(id)``, ``workers()``, ``task_counts()``. Tasks are
@@ -80,8 +80,10 @@ class TaskQueueRpc:
         eta: float | None = None,
         expires: float | None = None,
         queue: str | None = None,
+        priority: int | None = None,
     ) -> dict[str, Any]:
-        """Queue a task of ``jobname`` and return it (its ``id`` waits with wait_for_task)."""
+        """Queue a task of ``jobname`` and return it (its ``id`` waits with wait_for_task);
+        ``priority``: 0-9, higher first within its queue (default: the job's)."""
         invalid, _ = _rpc_errors()
         if args is not None and not isinstance(args, list):
             raise invalid(message="args must be a list")
@@ -96,6 +98,7 @@ class TaskQueueRpc:
                 eta=eta,
                 expires=expires,
                 queue=queue,
+                priority=priority,
             )
         except (
             UnknownJob,
@@ -104,6 +107,7 @@ class TaskQueueRpc:
             PayloadTooLarge,
             DuplicateTask,
             TypeError,
+            ValueError,
         ) as exc:
             raise invalid(message=str(exc)) from None
         return task.as_dict()

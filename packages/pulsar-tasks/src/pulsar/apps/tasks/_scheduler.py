@@ -83,6 +83,7 @@ class Scheduler:
                     time_queued=now,
                     eta=due,
                     expires=None if job.expires is None else due + job.expires,
+                    priority=job.priority,
                 )
                 if await self.backend.enqueue(task, unique=True):
                     created.append(task.id)

@@ -39,6 +39,7 @@ from urllib.parse import urlsplit
 from ._backend import Backend, Claim, decode_workers, guarded
 from ._batch import Batcher
 from ._errors import BackendError, DuplicateTask, JobOverlap
+from ._schedule import MAX_PRIORITY
 from ._state import FINAL, REQUEUEABLE, Task, TaskState
 from ._wake import _Wake
 
@@ -49,9 +50,11 @@ logger = logging.getLogger("pulsar.tasks")
 T = TypeVar("T")
 
 _COLUMNS = tuple(Task.__dataclass_fields__)
+#: the declared type of columns that have one (the others take what they are given)
+_COLUMN_TYPES = {"id": "TEXT PRIMARY KEY", "priority": "INTEGER NOT NULL DEFAULT 0"}
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS tasks (
-    {", ".join(c + (" TEXT PRIMARY KEY" if c == "id" else "") for c in _COLUMNS)},
+    {", ".join(f"{c} {_COLUMN_TYPES.get(c, '')}".rstrip() for c in _COLUMNS)},
     purge_at REAL
 );
 CREATE INDEX IF NOT EXISTS tasks_claim ON tasks (queue, eta) WHERE status IN ('QUEUED', 'RETRY');
@@ -65,6 +68,14 @@ CREATE TABLE IF NOT EXISTS jobs (name TEXT PRIMARY KEY, meta TEXT);
 CREATE TABLE IF NOT EXISTS workers (id TEXT PRIMARY KEY, info TEXT NOT NULL, expires REAL NOT NULL);
 DROP INDEX IF EXISTS tasks_ready;
 """
+#: what needs the columns added since the first schema (run after _add_columns): the pending
+#: tasks of a priority above 0, by (queue, priority, eta) — priority-0 tasks are not in it, so
+#: a queue that uses no priorities pays nothing; the per-job rate limiters (see _schedule)
+_SCHEMA_LATER = """
+CREATE INDEX IF NOT EXISTS tasks_prio ON tasks (queue, priority, eta)
+    WHERE status IN ('QUEUED', 'RETRY') AND priority > 0;
+CREATE TABLE IF NOT EXISTS rate_limits (key TEXT PRIMARY KEY, stamps TEXT NOT NULL);
+"""
 _PENDING_SQL = "('QUEUED', 'RETRY')"
 _FINAL_NAMES = frozenset(str(s) for s in FINAL)
 #: the claim path: each uses a partial index (tests/test_sqlite_plan.py checks there is no sort)
@@ -73,6 +84,16 @@ _CLAIM_SQL = (
     f"ORDER BY eta LIMIT ?"
 )
 _NEXT_SQL = f"SELECT MIN(eta) FROM tasks WHERE status IN {_PENDING_SQL} AND queue = ?"
+#: the claim of priorities above 0 (tasks_prio): the highest priority below ? with pending
+#: tasks, then its due tasks in eta order (one index probe each)
+_TOP_PRIORITY_SQL = (
+    f"SELECT MAX(priority) FROM tasks WHERE status IN {_PENDING_SQL} AND priority > 0 "
+    f"AND queue = ? AND priority < ?"
+)
+_CLAIM_PRIORITY_SQL = (
+    f"SELECT id, eta FROM tasks WHERE status IN {_PENDING_SQL} AND priority > 0 "
+    f"AND queue = ? AND priority = ? AND eta <= ? ORDER BY eta LIMIT ?"
+)
 _EXPIRE_SQL = (
     "UPDATE tasks INDEXED BY tasks_expiring SET status = 'REVOKED', error = 'expired', "
     "time_finished = ?, purge_at = ? "
@@ -187,6 +208,8 @@ class SQLiteBackend(Backend):
                         time.sleep(0.02)
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.executescript(_SCHEMA)
+            _add_columns(conn)
+            conn.executescript(_SCHEMA_LATER)
         except BaseException:
             conn.close()
             raise
@@ -574,13 +597,22 @@ class SQLiteBackend(Backend):
                 _EXPIRE_SQL.format(qmarks=qmarks), (now, _purge_at(now, ttl), now, *queues, now)
             )
             # 3. claim due tasks: per queue, the first ones of the partial index of pending
-            # tasks by (queue, eta) — no sort, whatever the backlog — merged by due time
-            due: list[tuple[float, str]] = []
+            # tasks by (queue, eta) — no sort, whatever the backlog — merged by due time;
+            # those of a priority above 0 first (highest first: _claim_priorities)
+            due: list[tuple[int, float, str]] = []
             for queue in queues:
-                due += [(r[1], r[0]) for r in conn.execute(_CLAIM_SQL, (queue, now, limit))]
-            if len(queues) > 1:
+                ahead = _claim_priorities(conn, queue, now, limit)
+                taken = {task_id for _, _, task_id in ahead}
+                due += ahead
+                if len(ahead) < limit:
+                    due += [
+                        (0, r[1], r[0])
+                        for r in conn.execute(_CLAIM_SQL, (queue, now, limit))
+                        if r[0] not in taken
+                    ]
+            if len(queues) > 1 or len(due) > limit:
                 due.sort()
-            ids = [task_id for _, task_id in due[:limit]]
+            ids = [task_id for _, _, task_id in due[:limit]]
             rows = []
             for task_id in ids:
                 conn.execute(
@@ -707,6 +739,39 @@ class SQLiteBackend(Backend):
         self._notify()
         return done
 
+    # -- scheduling (see _schedule) ----------------------------------------------------------
+    @guarded
+    async def postpone(self, task_id: str, token: str, eta: float) -> bool:
+        def op(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute(
+                "UPDATE tasks SET status = 'QUEUED', attempts = MAX(0, attempts - 1), "
+                "token = NULL, worker = NULL, lease_expires = NULL, eta = ? "
+                "WHERE id = ? AND token = ? AND status = 'STARTED'",
+                (eta, task_id, token),
+            )
+            return cur.rowcount > 0
+
+        done = await self._write_op(op)
+        self._notify()
+        return done
+
+    @guarded
+    async def acquire_rate(self, key: str, limit: int, period: float) -> float:
+        def op(conn: sqlite3.Connection) -> float:
+            now = time.time()  # one machine: its clock
+            row = conn.execute("SELECT stamps FROM rate_limits WHERE key = ?", (key,)).fetchone()
+            stamps = _rate_stamps(row[0] if row else None)
+            wait = _rate_wait(stamps, limit, period, now)
+            if wait == 0.0:
+                stamps = [*stamps[-(limit - 1) :], now] if limit > 1 else [now]
+                conn.execute(
+                    "INSERT OR REPLACE INTO rate_limits (key, stamps) VALUES (?, ?)",
+                    (key, json.dumps(stamps)),
+                )
+            return wait
+
+        return await self._write_op(op)
+
     @guarded
     async def wait_for_work(self, queues: Sequence[str], timeout: float) -> None:
         poll = getattr(self, "_work_poll", None)
@@ -751,6 +816,7 @@ class SQLiteBackend(Backend):
             conn.execute("DELETE FROM tasks")
             conn.execute("DELETE FROM jobs")
             conn.execute("DELETE FROM workers")
+            conn.execute("DELETE FROM rate_limits")
 
         await self._write_op(op)
 
@@ -867,6 +933,59 @@ def _recover(conn: sqlite3.Connection, rows: Sequence[Any], now: float, ttl: flo
                 "lease_expires = NULL, eta = ? WHERE id = ?",
                 (now, task_id),
             )
+
+
+def _add_columns(conn: sqlite3.Connection) -> None:
+    """Migrate a database made by an older version: the task columns it lacks (``priority``)
+    are added, once, under the write lock (another process may be doing the same)."""
+    if not {c for c in _COLUMNS} - {r[1] for r in conn.execute("PRAGMA table_info(tasks)")}:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        have = {r[1] for r in conn.execute("PRAGMA table_info(tasks)")}
+        for column in _COLUMNS:
+            if column not in have:
+                kind = _COLUMN_TYPES.get(column, "")
+                conn.execute(f"ALTER TABLE tasks ADD COLUMN {column} {kind}".rstrip())
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _claim_priorities(
+    conn: sqlite3.Connection, queue: str, now: float, limit: int
+) -> list[tuple[int, float, str]]:
+    """Up to ``limit`` due tasks of ``queue`` with a priority above 0, as ``(-priority, eta,
+    id)``, highest priority first, earliest due first within one: one probe of ``tasks_prio``
+    per priority in use (a queue without any costs one probe that finds nothing)."""
+    out: list[tuple[int, float, str]] = []
+    below = MAX_PRIORITY + 1
+    while len(out) < limit:
+        top = conn.execute(_TOP_PRIORITY_SQL, (queue, below)).fetchone()[0]
+        if top is None:
+            break
+        rows = conn.execute(_CLAIM_PRIORITY_SQL, (queue, top, now, limit - len(out)))
+        out += [(-top, r[1], r[0]) for r in rows]
+        below = top
+    return out
+
+
+def _rate_stamps(text: str | None) -> list[float]:
+    try:
+        stamps = json.loads(text) if text else []
+    except ValueError:
+        return []
+    return [float(x) for x in stamps] if isinstance(stamps, list) else []
+
+
+def _rate_wait(stamps: Sequence[float], limit: int, period: float, now: float) -> float:
+    """0.0 when a start is allowed now (fewer than ``limit`` of the admission times
+    ``stamps`` fall in the last ``period`` seconds), else the seconds until one is."""
+    if len(stamps) < limit:
+        return 0.0
+    free_at = stamps[len(stamps) - limit] + period
+    return 0.0 if free_at <= now else max(free_at - now, 0.001)
 
 
 def _lost_error(attempts: int) -> str:

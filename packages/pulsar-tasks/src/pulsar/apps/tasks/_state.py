@@ -65,7 +65,7 @@ FINAL = frozenset({TaskState.SUCCESS, TaskState.FAILURE, TaskState.REVOKED})
 #: final states an operator may queue again (``Backend.requeue``)
 REQUEUEABLE = frozenset({TaskState.FAILURE, TaskState.REVOKED})
 
-_INT = ("attempts", "max_retries", "revoke")
+_INT = ("attempts", "max_retries", "revoke", "priority")
 _FLOAT = ("time_queued", "time_started", "time_finished", "eta", "expires", "lease_expires")
 
 
@@ -78,6 +78,7 @@ class Task:
     (``task.result`` is the value the job returned, as in Celery's ``AsyncResult.result`` and
     RQ's ``job.result``).
     ``token`` is the lease token of the current attempt (None when no worker holds it).
+    ``priority`` (0-9, default 0): a worker claims the highest due priority of a queue first.
     """
 
     id: str
@@ -100,6 +101,8 @@ class Task:
     lease_expires: float | None = None
     revoke: int = 0
     overlap_key: str | None = None
+    #: 0-9, higher first within a queue (see :mod:`._schedule`)
+    priority: int = 0
 
     # -- decoding --------------------------------------------------------------------------------
     @property

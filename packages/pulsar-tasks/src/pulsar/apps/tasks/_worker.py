@@ -12,7 +12,10 @@ consumer waits on the backend's wake-up (Redis BLPOP, SQLite change polling) unt
 time at most. Each attempt ends with exactly one of complete/retry/release, keyed by its lease
 token; those calls are retried through backend outages for as long as the lease could still be
 ours. :meth:`Consumer.stop` stops claiming, lets running tasks finish within a grace period and
-hands the rest back (QUEUED again, attempt not counted). The per-task log lines are batched
+hands the rest back (QUEUED again, attempt not counted). A task of a job with a ``rate_limit``
+asks the backend's limiter before it runs; refused, it is handed back due when the limit
+allows (``Backend.postpone``, attempt not counted) and its slot takes other work (see
+:mod:`._schedule`). The per-task log lines are batched
 (:mod:`._tasklog`): a line appends a tuple, the batch is written every 10 ms and at the stop.
 Every ``lease / 3`` seconds (at most 5 s) a heartbeat task publishes the consumer's record
 (:meth:`Consumer.heartbeat_info`: what ``pulsar-tasks inspect`` shows) with an expiry of three
@@ -38,6 +41,7 @@ from ._backend import Backend
 from ._child import ChildError, run_in_child
 from ._errors import TaskTimeout
 from ._job import _CURRENT, get_job, registry
+from ._schedule import RateGate
 from ._state import Task, TaskState
 from ._tasklog import TaskLog
 
@@ -106,7 +110,9 @@ class Consumer:
             "failed": 0,
             "retried": 0,
             "revoked": 0,
+            "postponed": 0,  # handed back by a rate limit (not processed)
         }
+        self._rate_gate = RateGate()
         self.queued = 0
         self._stopping = False
         self._log = TaskLog(task_logger)
@@ -241,6 +247,8 @@ class Consumer:
                 self.counters["failed"] += 1
                 await self._end("complete", run, TaskState.FAILURE, error=f"invalid task: {exc}")
                 return
+            if job.rate is not None and await self._rate_limited(task, job, run):
+                return
             self._log.info("task %s[%s] received (attempt %d)", task.name, task.id, task.attempts)
             inline = job.is_async
             started = time.perf_counter()
@@ -304,9 +312,38 @@ class Consumer:
             await self._end("complete", run, TaskState.SUCCESS, result=text)
         finally:
             self.running.pop(run.task_id, None)
-            self.counters["processed"] += 1
+            if run.reason != "postponed":
+                self.counters["processed"] += 1
             if self._wake is not None:
                 self._wake.set()
+
+    async def _rate_limited(self, task: Task, job: Any, run: _Running) -> bool:
+        """True when the job's rate limit refuses this start: the task was handed back due
+        when the limit allows (see _schedule), this attempt not counted."""
+        limit, period = job.rate
+        interval = period / limit
+        due = self._rate_gate.blocked(job.name, interval)
+        if due is None:
+            try:
+                wait = await self.backend.acquire_rate(job.name, limit, period)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the backend is out: hand it back, try again later
+                logger.warning("task %s: cannot check the rate limit: %s", task.id, exc)
+                wait = 1.0
+            if wait <= 0:
+                return False
+            due = self._rate_gate.refused(job.name, wait, interval)
+        run.reason = "postponed"  # no lease renewal any more
+        self.counters["postponed"] += 1
+        self._log.info(
+            "task %s[%s] over its rate limit: due again in %.3fs",
+            task.name,
+            task.id,
+            due - time.time(),
+        )
+        await self._end("postpone", run, eta=due)
+        return True
 
     async def _threaded(
         self,
