@@ -39,6 +39,7 @@ from urllib.parse import urlsplit
 from ._backend import Backend, Claim, decode_workers, guarded
 from ._batch import Batcher
 from ._errors import BackendError, DuplicateTask, JobOverlap
+from ._events import EVENTS_KEPT, EventReader, TaskEvent
 from ._state import FINAL, REQUEUEABLE, Task, TaskState
 from ._wake import _Wake
 
@@ -64,6 +65,61 @@ CREATE INDEX IF NOT EXISTS tasks_purge ON tasks (purge_at);
 CREATE TABLE IF NOT EXISTS jobs (name TEXT PRIMARY KEY, meta TEXT);
 CREATE TABLE IF NOT EXISTS workers (id TEXT PRIMARY KEY, info TEXT NOT NULL, expires REAL NOT NULL);
 DROP INDEX IF EXISTS tasks_ready;
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, time REAL, kind TEXT, task_id TEXT, name TEXT,
+    queue TEXT, worker TEXT, attempts INTEGER, progress REAL, meta_json TEXT, error TEXT,
+    reason TEXT
+);
+"""
+#: task events (see _events.py): TEMP triggers of a connection whose backend records events,
+#: so a connection that does not pays nothing; the kinds follow the rules of _events.py
+_EVENT_COLUMNS = "time, kind, task_id, name, queue, worker, attempts, progress, meta_json, "
+_EVENT_COLUMNS += "error, reason"
+_EVENT_NOW = "(julianday('now') - 2440587.5) * 86400.0"
+_EVENT_CAP = (
+    f"DELETE FROM events WHERE seq <= (SELECT MAX(seq) FROM events) - {EVENTS_KEPT} "
+    "AND (SELECT MAX(seq) FROM events) % 1000 = 0;"
+)
+_EVENT_TRIGGERS = f"""
+CREATE TEMP TRIGGER IF NOT EXISTS pulsar_tasks_event_new AFTER INSERT ON main.tasks BEGIN
+    INSERT INTO events ({_EVENT_COLUMNS}) VALUES ({_EVENT_NOW}, 'queued', NEW.id, NEW.name,
+        NEW.queue, NEW.worker, NEW.attempts, NULL, NULL, NULL, NULL);
+    {_EVENT_CAP}
+END;
+CREATE TEMP TRIGGER IF NOT EXISTS pulsar_tasks_event_change
+AFTER UPDATE OF status, progress, meta_json ON main.tasks
+WHEN NEW.status IS NOT OLD.status OR (NEW.status = 'STARTED'
+    AND (NEW.progress IS NOT OLD.progress OR NEW.meta_json IS NOT OLD.meta_json))
+BEGIN
+    INSERT INTO events ({_EVENT_COLUMNS}) VALUES ({_EVENT_NOW},
+        CASE
+            WHEN NEW.status IS OLD.status THEN 'progress'
+            WHEN NEW.status = 'STARTED' THEN 'started'
+            WHEN NEW.status = 'SUCCESS' THEN 'succeeded'
+            WHEN NEW.status = 'FAILURE' THEN 'failed'
+            WHEN NEW.status = 'RETRY' THEN 'retried'
+            WHEN NEW.status = 'REVOKED' THEN 'revoked'
+            WHEN OLD.status = 'STARTED' AND NEW.attempts >= OLD.attempts THEN 'retried'
+            ELSE 'queued'
+        END,
+        NEW.id, NEW.name, NEW.queue,
+        CASE WHEN NEW.status = 'QUEUED' AND OLD.status = 'STARTED' THEN OLD.worker
+            ELSE NEW.worker END,
+        NEW.attempts,
+        CASE WHEN NEW.status IS OLD.status THEN NEW.progress END,
+        CASE WHEN NEW.status IS OLD.status THEN NEW.meta_json END,
+        CASE WHEN NEW.status IN ('FAILURE', 'RETRY') THEN NEW.error END,
+        CASE
+            WHEN NEW.status = 'FAILURE' AND NEW.error LIKE 'lost%' THEN 'lost'
+            WHEN NEW.status = 'FAILURE' AND NEW.error = 'timeout' THEN 'timeout'
+            WHEN NEW.status = 'REVOKED' THEN NEW.error
+            WHEN NEW.status = 'QUEUED' AND OLD.status = 'STARTED'
+                AND NEW.attempts >= OLD.attempts THEN 'lost'
+            WHEN NEW.status = 'QUEUED' AND OLD.status = 'STARTED' THEN 'released'
+            WHEN NEW.status = 'QUEUED' AND OLD.status IN ('FAILURE', 'REVOKED') THEN 'requeued'
+        END);
+    {_EVENT_CAP}
+END;
 """
 _PENDING_SQL = "('QUEUED', 'RETRY')"
 _FINAL_NAMES = frozenset(str(s) for s in FINAL)
@@ -84,7 +140,7 @@ _REQUEUE_SQL = (
     "UPDATE tasks SET status = 'QUEUED', attempts = 0, result_json = NULL, error = NULL, "
     "traceback = NULL, worker = NULL, token = NULL, time_queued = ?, time_started = NULL, "
     "time_finished = NULL, eta = ?, expires = NULL, lease_expires = NULL, revoke = 0, "
-    "purge_at = NULL WHERE id = ?"
+    "purge_at = NULL, progress = NULL, meta_json = NULL WHERE id = ?"
 )
 _MIN_POLL = 0.0005
 _MAX_POLL = 0.05
@@ -187,6 +243,9 @@ class SQLiteBackend(Backend):
                         time.sleep(0.02)
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.executescript(_SCHEMA)
+            _add_columns(conn)
+            if self.events:
+                conn.executescript(_EVENT_TRIGGERS)
         except BaseException:
             conn.close()
             raise
@@ -751,6 +810,7 @@ class SQLiteBackend(Backend):
             conn.execute("DELETE FROM tasks")
             conn.execute("DELETE FROM jobs")
             conn.execute("DELETE FROM workers")
+            conn.execute("DELETE FROM events")
 
         await self._write_op(op)
 
@@ -763,6 +823,89 @@ class SQLiteBackend(Backend):
             return conn.execute("DELETE FROM tasks WHERE purge_at <= ?", (now,)).rowcount
 
         return await self._write_op(op)
+
+    # -- progress and events -------------------------------------------------------------------
+    @guarded
+    async def set_progress(
+        self, updates: Sequence[tuple[str, str, float | None, str | None]]
+    ) -> builtins.list[bool]:
+        def op(conn: sqlite3.Connection) -> list[bool]:
+            return [
+                conn.execute(
+                    "UPDATE tasks SET progress = COALESCE(?, progress), "
+                    "meta_json = COALESCE(?, meta_json) "
+                    "WHERE id = ? AND token = ? AND status = 'STARTED'",
+                    (progress, meta, task_id, token),
+                ).rowcount
+                > 0
+                for task_id, token, progress, meta in updates
+            ]
+
+        done = await self._write_op(op)
+        if any(done):
+            self._notify()
+        return done
+
+    def event_reader(self, after: str | None = None) -> EventReader:
+        return _SQLiteEvents(self, after)
+
+
+class _SQLiteEvents(EventReader):
+    """Reads the ``events`` table after a sequence number, woken as the waiters of tasks are
+    (a change of this object, a datagram, ``PRAGMA data_version``)."""
+
+    def __init__(self, backend: SQLiteBackend, after: str | None) -> None:
+        self.backend = backend
+        self.cursor: int | None = None if after is None else int(after or 0)
+        self._poll = [_MIN_POLL]
+
+    async def start(self) -> str:
+        """Fix "now" (the last event recorded) as the start, if not given; returns it."""
+        if self.cursor is None:
+            self.cursor = await self.backend._run(_last_event)
+        return str(self.cursor)
+
+    async def read(self, timeout: float) -> list[TaskEvent]:
+        await self.start()
+        assert self.cursor is not None
+        rows = await self.backend._run(_event_rows, self.cursor)
+        if not rows:
+            await self.backend._wait_change(timeout, self._poll)
+            rows = await self.backend._run(_event_rows, self.cursor)
+        if rows:
+            self.cursor = int(rows[-1]["id"])
+        return [TaskEvent.from_row(row) for row in rows]
+
+
+def _last_event(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0])
+
+
+def _event_rows(conn: sqlite3.Connection, after: int) -> list[dict[str, Any]]:
+    cur = conn.execute(
+        f"SELECT seq AS id, {_EVENT_COLUMNS} FROM events WHERE seq > ? ORDER BY seq LIMIT 500",
+        (after,),
+    )
+    return [dict(row) for row in cur.fetchall()]
+
+
+def _add_columns(conn: sqlite3.Connection) -> None:
+    """Migrate a database made by an older version: the record fields it lacks become
+    columns (NULL in existing rows)."""
+    have = {row[1] for row in conn.execute("PRAGMA table_info(tasks)")}
+    missing = [c for c in _COLUMNS if c not in have]
+    if not missing:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        have = {row[1] for row in conn.execute("PRAGMA table_info(tasks)")}
+        for column in missing:
+            if column not in have:  # another process may have added it meanwhile
+                conn.execute(f"ALTER TABLE tasks ADD COLUMN {column}")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
 
 
 def _final_rows(

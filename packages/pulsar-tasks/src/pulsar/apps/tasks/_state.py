@@ -66,7 +66,15 @@ FINAL = frozenset({TaskState.SUCCESS, TaskState.FAILURE, TaskState.REVOKED})
 REQUEUEABLE = frozenset({TaskState.FAILURE, TaskState.REVOKED})
 
 _INT = ("attempts", "max_retries", "revoke")
-_FLOAT = ("time_queued", "time_started", "time_finished", "eta", "expires", "lease_expires")
+_FLOAT = (
+    "time_queued",
+    "time_started",
+    "time_finished",
+    "eta",
+    "expires",
+    "lease_expires",
+    "progress",
+)
 
 
 @dataclass(slots=True)
@@ -78,6 +86,8 @@ class Task:
     (``task.result`` is the value the job returned, as in Celery's ``AsyncResult.result`` and
     RQ's ``job.result``).
     ``token`` is the lease token of the current attempt (None when no worker holds it).
+    ``progress`` (0..1) and ``meta_json`` (JSON text, decoded by :attr:`meta`) are what the
+    job last published with :func:`~pulsar.apps.tasks.update` (None until it does).
     """
 
     id: str
@@ -100,6 +110,9 @@ class Task:
     lease_expires: float | None = None
     revoke: int = 0
     overlap_key: str | None = None
+    # -- progress (``tasks.update()``), see _progress.py
+    progress: float | None = None
+    meta_json: str | None = None
 
     # -- decoding --------------------------------------------------------------------------------
     @property
@@ -122,6 +135,12 @@ class Task:
         """The value the job returned, decoded (None until SUCCESS); the stored JSON text is
         :attr:`result_json`."""
         return None if self.result_json is None else json.loads(self.result_json)
+
+    @property
+    def meta(self) -> Any:
+        """The metadata the job last published with ``tasks.update(meta=...)``, decoded (None
+        until it does); the stored JSON text is :attr:`meta_json`."""
+        return None if self.meta_json is None else json.loads(self.meta_json)
 
     @property
     def value(self) -> Any:
@@ -186,6 +205,11 @@ class Task:
             out["result"] = self.result
         except ValueError:
             out["result"] = self.result_json
+        out.pop("meta_json", None)
+        try:
+            out["meta"] = self.meta
+        except ValueError:
+            out["meta"] = self.meta_json
         return out
 
 
