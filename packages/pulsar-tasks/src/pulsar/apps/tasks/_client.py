@@ -7,6 +7,7 @@ Any process may queue tasks: a job name is accepted when the job is declared in 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import datetime as dt
 import os
@@ -331,7 +332,7 @@ class TaskClient:
             if reader is not None:
                 await reader.close()
 
-    async def events(
+    def events(
         self,
         *,
         queue: str | Iterable[str] | None = None,
@@ -350,9 +351,18 @@ class TaskClient:
         ``queued, started, progress, succeeded, failed, retried, revoked``; ValueError for
         another). ``after``: an event's ``id`` to resume after (``"0"``: the oldest event the
         backend keeps, about the last 10,000). Only changes made by backend objects recording
-        events (``events=True``, ``?events=1``, ``--task-events``) produce events.
+        events (``events=True``, ``?events=1``, ``--task-events``) produce events. Bad filters
+        raise here, before the first event.
         """
-        queues, ids, wanted = _names(queue), _names(task_id), _kinds(kinds)
+        return self._events(_names(queue), _names(task_id), _kinds(kinds), after)
+
+    async def _events(
+        self,
+        queues: frozenset[str] | None,
+        ids: frozenset[str] | None,
+        wanted: frozenset[str] | None,
+        after: str | None,
+    ) -> AsyncIterator[TaskEvent]:
         reader = self.backend.event_reader(after)
         try:
             await reader.start()
@@ -517,7 +527,6 @@ class SyncClient:
     def events(self, **filters: Any) -> Iterator[TaskEvent]:
         """See :meth:`TaskClient.events` (a blocking iterator; same keyword filters). Bad
         filters raise here, before the first event."""
-        _names(filters.get("queue")), _names(filters.get("task_id")), _kinds(filters.get("kinds"))
         return self._iterate(self.client.events(**filters))
 
     def last_event_id(self) -> str:
@@ -525,19 +534,38 @@ class SyncClient:
         return self._call(self.client.last_event_id())
 
     def _iterate(self, agen: AsyncIterator[T]) -> Iterator[T]:
+        """``agen`` (an async generator) as a blocking iterator on the private loop; leaving
+        it (break, an exception, Ctrl-C in the wait) cancels the pending step and closes it."""
+
         async def step() -> T:
             return await agen.__anext__()
 
+        async def close() -> None:
+            aclose = getattr(agen, "aclose", None)
+            for _ in range(500):  # a cancelled step may still be unwinding: "already running"
+                try:
+                    if aclose is not None:
+                        await aclose()
+                    return
+                except RuntimeError:
+                    await asyncio.sleep(0.01)
+
+        pending: concurrent.futures.Future[T] | None = None
         try:
             while True:
+                pending = asyncio.run_coroutine_threadsafe(step(), self._loop)
                 try:
-                    yield self._call(step())
+                    value = pending.result()
                 except StopAsyncIteration:
                     return
+                pending = None
+                yield value
         finally:
-            aclose = getattr(agen, "aclose", None)
-            if aclose is not None and self._thread.is_alive():
-                self._call(aclose())
+            if pending is not None and not pending.done():
+                pending.cancel()
+            if self._thread.is_alive():
+                with contextlib.suppress(Exception):
+                    asyncio.run_coroutine_threadsafe(close(), self._loop).result(10)
 
     def revoke(self, task_id: str) -> TaskState | None:
         """See :meth:`TaskClient.revoke`."""
