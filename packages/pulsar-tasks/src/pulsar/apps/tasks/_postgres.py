@@ -1475,12 +1475,13 @@ class PostgresBackend(Backend):
             f"meta_json = COALESCE(u.m, t.meta_json) "
             f"FROM unnest(%s::text[], %s::text[], %s::double precision[], %s::text[]) "
             f"AS u(id, token, p, m) "
-            f"WHERE t.id = u.id AND t.token = u.token AND t.status = 'STARTED' RETURNING t.id",
+            f"WHERE t.id = u.id AND t.token = u.token AND t.status = 'STARTED' "
+            f"RETURNING t.id, t.token",
             (ids, tokens, progress, metas),
             fast=True,
         )
-        done = {row[0] for row in rows}
-        return [task_id in done for task_id in ids]
+        done = {(row[0], row[1]) for row in rows}
+        return [pair in done for pair in zip(ids, tokens, strict=True)]
 
     def event_reader(self, after: str | None = None) -> EventReader:
         return _PostgresEvents(self, after)
