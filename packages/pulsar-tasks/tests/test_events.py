@@ -367,3 +367,41 @@ async def test_a_postgres_schema_of_version_3_is_migrated_to_events() -> None:
         _postgres.SCHEMA_VERSION = version
         _postgres._MIGRATIONS.clear()
         _postgres._MIGRATIONS.update(old_steps)
+
+
+def test_status_and_the_rpc_show_the_progress_of_a_running_task(tmp_path) -> None:
+    import io
+
+    from pulsar.apps import rpc
+
+    url = f"sqlite:///{tmp_path}/t.db"
+
+    async def running() -> None:
+        b = tasks.create_backend(url)
+        try:
+            await b.enqueue(tasks.Task(id="running1", name="add"))
+            row = (await b.claim(["default"], "w", 30.0, 1)).tasks[0]
+            assert await b.set_progress([("running1", row["token"], 0.5, '{"page": 3}')]) == [True]
+        finally:
+            await b.close()
+
+    asyncio.run(running())
+    table = h.cli("status", "--backend", url)
+    assert table.returncode == 0 and "STARTED 50%" in table.stdout, table.stderr
+    one = h.cli("status", "running1", "--backend", url)
+    assert "progress" in one.stdout and '{"page": 3}' in one.stdout
+
+    class Api(tasks.TaskQueueRpc, rpc.JSONRPC):
+        pass
+
+    body = json.dumps(
+        {"jsonrpc": "2.0", "id": 1, "method": "get_task", "params": {"id": "running1"}}
+    ).encode()
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "CONTENT_TYPE": "application/json",
+        "CONTENT_LENGTH": str(len(body)),
+        "wsgi.input": io.BytesIO(body),
+    }
+    got = json.loads(b"".join(Api(task_backend=url)(environ, lambda *a: None)))["result"]
+    assert got["progress"] == 0.5 and got["meta"] == {"page": 3}
