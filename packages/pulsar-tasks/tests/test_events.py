@@ -136,6 +136,41 @@ async def test_progress_is_keyed_by_the_lease_and_never_after_the_end(backend_ur
         await b.close()
 
 
+async def test_release_expiry_purge_and_requeue_events(backend_url) -> None:
+    """The operator's and the maintenance paths produce their events too, the same on every
+    backend (backend calls, no worker)."""
+    b = tasks.create_backend(backend_url, events=True)
+    try:
+        reader = b.event_reader()
+        await reader.start()
+        handed, stale, purged = (uuid.uuid4().hex for _ in range(3))
+        await b.enqueue(tasks.Task(id=handed, name="add"))
+        row = (await b.claim(["default"], "w1", 30.0, 1)).tasks[0]
+        assert await b.release(handed, row["token"])  # a graceful stop hands it back
+        await b.enqueue(tasks.Task(id=stale, name="add", expires=time.time() - 1))
+        await b.claim(["default"], "w1", 30.0, 5)  # takes handed again, revokes stale
+        await b.enqueue(tasks.Task(id=purged, name="add", queue="gone"))
+        assert await b.purge("gone") == 1
+        assert await b.requeue(purged) == TaskState.REVOKED
+        events: list[tasks.TaskEvent] = []
+        deadline = time.monotonic() + 10
+        while len(events) < 9 and time.monotonic() < deadline:
+            events += await reader.read(0.5)
+        got = [(e.task_id, e.kind, e.reason) for e in events]
+        expected = [
+            (handed, "queued", None), (handed, "started", None), (handed, "queued", "released"),
+            (stale, "queued", None), (handed, "started", None), (stale, "revoked", "expired"),
+            (purged, "queued", None), (purged, "revoked", "purged"),
+            (purged, "queued", "requeued"),
+        ]  # fmt: skip
+        # one claim: its expiry and its start may come in either order
+        assert got == expected or sorted(map(str, got)) == sorted(map(str, expected)), got
+        released = events[2]
+        assert released.worker == "w1" and released.attempts == 0
+    finally:
+        await b.close()
+
+
 # -- events from a real worker -----------------------------------------------------------------
 async def _collect(
     client: tasks.TaskClient, after: str, finals: set[str], timeout: float = 30

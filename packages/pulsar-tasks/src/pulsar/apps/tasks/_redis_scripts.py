@@ -24,8 +24,9 @@ local p = ARGV[1]
 local function num(x) return string.format('%.17g', x) end
 -- a task event (see _events.py) appended to the capped stream {p}:events; EV is true only in
 -- the "+ev" variants of the scripts (a backend recording events), where the caller says what
--- happened (kind, reason, error); the rest is read from the record
-local function emit(k, id, kind, reason, now, err)
+-- happened (kind, reason, error; ``wk``: the worker, when the change just cleared it); the rest
+-- is read from the record
+local function emit(k, id, kind, reason, now, err, wk)
   if not now then
     local t = redis.call('TIME')
     now = tonumber(t[1]) + tonumber(t[2]) / 1000000
@@ -36,7 +37,7 @@ local function emit(k, id, kind, reason, now, err)
   if kind == 'progress' then prog, meta = v[5] or '', v[6] or '' end
   redis.call('XADD', p..':events', 'MAXLEN', '~', '{kept}', '*', 'time', num(now),
     'kind', kind, 'task_id', id, 'name', v[1] or '', 'queue', v[2] or 'default',
-    'worker', v[3] or '', 'attempts', v[4] or '0', 'progress', prog, 'meta_json', meta,
+    'worker', wk or v[3] or '', 'attempts', v[4] or '0', 'progress', prog, 'meta_json', meta,
     'error', err or '', 'reason', reason or '')
 end
 -- the event of a final record written by finalize (its status and error in ``fields``)
@@ -108,7 +109,7 @@ end
 local function recover(id, now, ttl)
   local k = p..':t:'..id
   redis.call('ZREM', p..':leases', id)
-  local v = redis.call('HMGET', k, 'status', 'attempts', 'max_retries', 'queue')
+  local v = redis.call('HMGET', k, 'status', 'attempts', 'max_retries', 'queue', 'worker')
   if v[1] ~= 'STARTED' then return end
   local att = tonumber(v[2] or '0') or 0
   local mr = tonumber(v[3] or '0') or 0
@@ -118,9 +119,9 @@ local function recover(id, now, ttl)
       now, ttl)
   else
     local q = v[4] or 'default'
-    if EV then emit(k, id, 'retried', 'lost', now, false) end  -- (with the worker that died)
     redis.call('HSET', k, 'status', 'QUEUED', 'token', '', 'worker', '', 'lease_expires', '',
       'eta', now)
+    if EV then emit(k, id, 'retried', 'lost', now, false, v[5]) end  -- (the worker that died)
     redis.call('ZADD', p..':q:'..q, now, id)
     wake(q)
   end
@@ -337,12 +338,12 @@ _RELEASE = (
     + """
 local id = ARGV[2]
 local k = p..':t:'..id
-local v = redis.call('HMGET', k, 'token', 'status', 'queue', 'attempts')
+local v = redis.call('HMGET', k, 'token', 'status', 'queue', 'attempts', 'worker')
 if v[1] ~= ARGV[3] or v[2] ~= 'STARTED' then return 0 end
 local att = math.max(0, (tonumber(v[4]) or 1) - 1)
-if EV then emit(k, id, 'queued', 'released', tonumber(ARGV[4]), false) end
 redis.call('HSET', k, 'status', 'QUEUED', 'token', '', 'worker', '', 'lease_expires', '',
   'eta', ARGV[4], 'attempts', att)
+if EV then emit(k, id, 'queued', 'released', tonumber(ARGV[4]), false, v[5]) end
 redis.call('ZREM', p..':leases', id)
 redis.call('ZADD', p..':q:'..v[3], ARGV[4], id)
 wake(v[3])

@@ -124,6 +124,7 @@ class Consumer:
         # tasks.update(): the latest (token, progress, meta_json) per task, and their writer
         self._updates: dict[str, tuple[str, float | None, str | None]] = {}
         self._flusher: asyncio.Task[None] | None = None
+        self._sink_fn: Callable[[float | None, str | None], None] | None = None
 
     # -- life ----------------------------------------------------------------------------------
     def start(self) -> None:
@@ -259,7 +260,7 @@ class Consumer:
                     # the run (revoke, lost lease, stop) lands on the job's await and is caught
                     # below; once the job is over nothing cancels this task (job_task None)
                     _CURRENT.set(task)
-                    SINK.set(self._sink(run))
+                    SINK.set(self._sink())
                     run.job_task = asyncio.current_task()
                     try:
                         result = await _timed(job.run(*args, **kwargs), job.timeout)
@@ -270,11 +271,17 @@ class Consumer:
                     # cancelling it leaves this one free to record the outcome
                     context = contextvars.copy_context()
                     context.run(_CURRENT.set, task)
-                    sink = self._sink(run)
-                    context.run(SINK.set, sink)
+                    context.run(SINK.set, self._sink())
                     work: Awaitable[Any]
                     if job.in_process:  # a child process, killed at the timeout (or on revoke)
-                        work = run_in_child(job, task, args, kwargs, job.timeout, on_update=sink)
+                        work = run_in_child(
+                            job,
+                            task,
+                            args,
+                            kwargs,
+                            job.timeout,
+                            on_update=lambda p, m: self._publish(run, p, m),
+                        )
                     else:
                         work = self._threaded(context, job.timeout, job.run, *args, **kwargs)
                     run.job_task = asyncio.get_running_loop().create_task(work, context=context)
@@ -408,17 +415,25 @@ class Consumer:
                 delay = min(1.0, delay * 2)
 
     # -- progress (tasks.update(), see _progress.py) --------------------------------------------
-    def _sink(self, run: _Running) -> Callable[[float | None, str | None], None]:
-        """Where the updates of ``run`` go (from the loop, a thread or a child's pipe)."""
-        loop = asyncio.get_running_loop()
-        ident = threading.get_ident()
+    def _sink(self) -> Callable[[float | None, str | None], None]:
+        """Where the updates of the runs of this consumer go, from the loop or a thread (one
+        function for every run: the run is the one of the caller's ``current_task()``)."""
+        sink = self._sink_fn
+        if sink is None:
+            loop = asyncio.get_running_loop()
+            ident = threading.get_ident()
 
-        def sink(progress: float | None, meta: str | None) -> None:
-            if threading.get_ident() == ident:
-                self._publish(run, progress, meta)
-            else:
-                loop.call_soon_threadsafe(self._publish, run, progress, meta)
+            def sink(progress: float | None, meta: str | None) -> None:
+                task = _CURRENT.get()
+                run = None if task is None else self.running.get(task.id)
+                if run is None or run.token != task.token:  # type: ignore[union-attr]
+                    return  # that attempt is over
+                if threading.get_ident() == ident:
+                    self._publish(run, progress, meta)
+                else:
+                    loop.call_soon_threadsafe(self._publish, run, progress, meta)
 
+            self._sink_fn = sink
         return sink
 
     def _publish(self, run: _Running, progress: float | None, meta: str | None) -> None:
