@@ -117,9 +117,9 @@ async def test_progress_is_keyed_by_the_lease_and_never_after_the_end(backend_ur
     try:
         task = tasks.Task(id=uuid.uuid4().hex, name="add", max_retries=1)
         await b.enqueue(task)
-        first = (await b.claim(["default"], "w1", 0.05, 1)).tasks[0]
+        first = (await b.claim(["default"], "w1", 30.0, 1)).tasks[0]
         assert await b.set_progress([(task.id, first["token"], 0.25, '{"s": 1}')]) == [True]
-        await asyncio.sleep(1.2)  # the lease expires: the next claim gives it to w2
+        assert await b.release_worker("w1") == 1  # w1 presumed dead: the next claim is w2's
         second = (await b.claim(["default"], "w2", 30.0, 1)).tasks[0]
         assert second["id"] == task.id and second["token"] != first["token"]
         # the stale attempt cannot overwrite; the current one can (one field at a time)
@@ -211,6 +211,9 @@ def test_every_kind_of_event_from_a_real_worker_seen_by_two_subscribers(backend_
     ):
         start = c.last_event_id()
         ok = c.queue_task("progress_async", [2, 0.1]).id
+        followed: list[tasks.Task] = []
+        follower = threading.Thread(target=lambda: followed.extend(c.follow(ok)))
+        follower.start()
         boom = c.queue_task("sync_boom", ["x"]).id  # KeyError: retried once, then failed
         later = c.queue_task("add", [1, 2], countdown=60).id
         lost = c.queue_task("sleeper", [30, "lost"]).id  # retries left: queued again
@@ -224,6 +227,9 @@ def test_every_kind_of_event_from_a_real_worker_seen_by_two_subscribers(backend_
         assert c.revoke(later) == TaskState.REVOKED
         for task_id in (ok, boom):  # done before the worker is killed
             c.wait_for_task(task_id, timeout=15)
+        follower.join(15)
+        assert followed[-1].status == TaskState.SUCCESS and followed[-1].progress == 1.0
+        assert not any(t.done for t in followed[:-1]) and len(followed) >= 2
         h.wait_for(lambda: c.get_task(lost).status == "STARTED", timeout=10)
         h.wait_for(lambda: c.get_task(lost_once).status == "STARTED", timeout=10)
         victim = c.get_task(lost).worker
