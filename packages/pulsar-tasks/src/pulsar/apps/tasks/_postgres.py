@@ -9,7 +9,9 @@ connection pools (default 8); other query parameters go to libpq.
 
 * ``<schema>.tasks``: one row per task (the :class:`Task` fields, plus ``purge_at``, when the
   finished record expires, and ``reply_to``, the channel of the client that queued it);
-  ``<schema>.jobs``: job descriptions; ``<schema>.meta``: the schema version.
+  ``<schema>.jobs``: job descriptions; ``<schema>.meta``: the schema version;
+  ``<schema>.events``: task events (schema version 4), written by the trigger ``task_events``
+  in the sessions of a backend recording them, ``NOTIFY <schema>:events`` (see _events.py).
 * Claims run ``SELECT ... ORDER BY eta LIMIT n FOR UPDATE SKIP LOCKED`` per queue on the partial
   index ``tasks_ready (queue, eta) WHERE status IN ('QUEUED', 'RETRY')``, which serves exactly
   that order: two workers never wait for each other nor take the same task. The index keeps the

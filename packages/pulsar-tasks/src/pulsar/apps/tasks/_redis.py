@@ -14,6 +14,8 @@ Keys, under a prefix (``pulsar-tasks``, or ``?prefix=name`` in the URL):
   of worker ids scored by the expiry of their record (listing without a SCAN);
 * ``{p}:jobs``: hash of job descriptions; channel ``{p}:done:<id>``: the final record (JSON),
   published when the task ends;
+* ``{p}:events``: the stream of task events (``XADD ... MAXLEN ~ 10000`` in the scripts of a
+  backend recording events: each script has an ``+ev`` variant; see :mod:`._events`);
 * channel ``{p}:reply:<client>``: ``"<id> <final record>"`` for every task that client queued
   (the record's ``reply_to``). A client subscribes once, at its first wait, and stays
   subscribed: waiting for a task it queued after that costs no subscribe and no read, the reply

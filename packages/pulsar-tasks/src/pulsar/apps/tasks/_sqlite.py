@@ -18,6 +18,11 @@ process gone, is removed by the first sender that finds it refused). Independent
 waiter polls ``PRAGMA data_version`` (a counter SQLite bumps on every commit by another
 connection; reading it costs no disk I/O) every 0.5 ms, backing off to 50 ms when nothing
 changes, so a lost datagram (or a platform without unix sockets) only costs latency.
+
+Progress and events (see :mod:`._events`): the record fields a database made by an older version
+lacks are added as columns when it is opened. A backend recording events creates TEMP triggers
+on its connection that write the ``events`` table (capped to about the last 10,000) in the
+transaction of each change; readers follow it by sequence number, woken as waiters are.
 """
 
 from __future__ import annotations
