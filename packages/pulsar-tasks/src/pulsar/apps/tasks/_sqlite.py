@@ -862,7 +862,33 @@ class _SQLiteEvents(EventReader):
     def __init__(self, backend: SQLiteBackend, after: str | None) -> None:
         self.backend = backend
         self.cursor: int | None = None if after is None else int(after or 0)
-        self._poll = [_MIN_POLL]
+        self._poll = _MIN_POLL
+        self._version = -1
+
+    async def _wait_change(self, timeout: float) -> None:
+        """``SQLiteBackend._wait_change`` with a ``data_version`` of this reader's own (several
+        readers and waiters of one backend object each notice a commit)."""
+        backend = self.backend
+        event = asyncio.Event()
+        backend._changed.add(event)
+        loop = asyncio.get_running_loop()
+        if backend._wake is not None:
+            backend._wake.listen(loop, backend._notify_local)
+        end = loop.time() + timeout
+        try:
+            while (remaining := end - loop.time()) > 0:
+                try:
+                    await asyncio.wait_for(event.wait(), min(self._poll, remaining))
+                    self._poll = _MIN_POLL
+                    return
+                except TimeoutError:
+                    pass
+                if await backend._run(_data_version) != self._version:
+                    self._poll = _MIN_POLL  # (the version of the last read: nothing missed)
+                    return
+                self._poll = min(_MAX_POLL, self._poll * 1.5)
+        finally:
+            backend._changed.discard(event)
 
     async def start(self) -> str:
         """Fix "now" (the last event recorded) as the start, if not given; returns it."""
@@ -873,10 +899,10 @@ class _SQLiteEvents(EventReader):
     async def read(self, timeout: float) -> list[TaskEvent]:
         await self.start()
         assert self.cursor is not None
-        rows = await self.backend._run(_event_rows, self.cursor)
+        self._version, rows = await self.backend._run(_event_rows, self.cursor)
         if not rows:
-            await self.backend._wait_change(timeout, self._poll)
-            rows = await self.backend._run(_event_rows, self.cursor)
+            await self._wait_change(timeout)
+            self._version, rows = await self.backend._run(_event_rows, self.cursor)
         if rows:
             self.cursor = int(rows[-1]["id"])
         return [TaskEvent.from_row(row) for row in rows]
@@ -886,12 +912,15 @@ def _last_event(conn: sqlite3.Connection) -> int:
     return int(conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0])
 
 
-def _event_rows(conn: sqlite3.Connection, after: int) -> list[dict[str, Any]]:
+def _event_rows(conn: sqlite3.Connection, after: int) -> tuple[int, list[dict[str, Any]]]:
+    """``(data_version, the events after ``after``)``: the version read first, so that a
+    commit made after the read changes it."""
+    version = _data_version(conn)
     cur = conn.execute(
         f"SELECT seq AS id, {_EVENT_COLUMNS} FROM events WHERE seq > ? ORDER BY seq LIMIT 500",
         (after,),
     )
-    return [dict(row) for row in cur.fetchall()]
+    return version, [dict(row) for row in cur.fetchall()]
 
 
 def _add_columns(conn: sqlite3.Connection) -> None:

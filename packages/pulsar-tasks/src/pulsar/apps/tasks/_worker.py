@@ -431,7 +431,8 @@ class Consumer:
                 if threading.get_ident() == ident:
                     self._publish(run, progress, meta)
                 else:
-                    loop.call_soon_threadsafe(self._publish, run, progress, meta)
+                    with contextlib.suppress(RuntimeError):  # the loop is gone: so is the run
+                        loop.call_soon_threadsafe(self._publish, run, progress, meta)
 
             self._sink_fn = sink
         return sink
