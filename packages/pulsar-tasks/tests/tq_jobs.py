@@ -200,3 +200,55 @@ def rated(tag: str = "") -> list:
 async def arated(tag: str = "") -> str:
     """An async job limited to 2 starts a second."""
     return tag
+
+
+def _context() -> dict:
+    me = tasks.current_task()
+    assert me is not None
+    return {"id": me.id, "attempts": me.attempts, "queue": me.queue,
+            "workflow": getattr(me, "workflow", None)}  # fmt: skip
+
+
+@tasks.job(max_retries=0)
+async def progress_async(steps: int, pause: float) -> dict:
+    """Publish progress step by step (awaiting update() works too)."""
+    for i in range(1, steps + 1):
+        await tasks.update(progress=i / steps, meta={"step": i})
+        await asyncio.sleep(pause)
+    return _context()
+
+
+@tasks.job(max_retries=0, process=False)
+def progress_thread(steps: int, pause: float) -> dict:
+    """The same in the worker's threads."""
+    for i in range(1, steps + 1):
+        tasks.update(progress=i / steps, meta={"step": i})
+        time.sleep(pause)
+    return _context()
+
+
+@tasks.job(max_retries=0, process=True)
+def progress_child(steps: int, pause: float) -> dict:
+    """The same in a child process."""
+    for i in range(1, steps + 1):
+        tasks.update(progress=i / steps, meta={"step": i})
+        time.sleep(pause)
+    return _context()
+
+
+@tasks.job(max_retries=0)
+async def bad_updates() -> list:
+    """What update() says about bad values, from inside a run."""
+    out = []
+    for kwargs in ({"progress": 1.5}, {"meta": {"x": object()}}, {"meta": "x" * 70000}, {}):
+        try:
+            tasks.update(**kwargs)
+        except (TypeError, ValueError) as exc:
+            out.append(type(exc).__name__)
+    return out
+
+
+@tasks.job(max_retries=0)
+async def sleeper_once(seconds: float) -> None:
+    """Sleep, with no retry: a worker dying under it makes it FAILURE 'lost'."""
+    await asyncio.sleep(seconds)

@@ -27,7 +27,9 @@ from ._errors import (
     TaskTimeout,
     UnknownJob,
 )
+from ._events import TaskEvent
 from ._job import Job, current_task, get_job, job, registry
+from ._progress import update
 from ._rpc import TaskQueueRpc
 from ._scheduler import Scheduler, periodic_task_id
 from ._state import Task, TaskState
@@ -42,9 +44,11 @@ __all__ = [
     "get_job",
     "registry",
     "current_task",
+    "update",
     # tasks and producers
     "Task",
     "TaskState",
+    "TaskEvent",
     "TaskClient",
     "SyncClient",
     "connect",

@@ -77,6 +77,7 @@ class TaskQueue(pulsar.Application):
             str(self.cfg.get("backend")),
             result_ttl=self.cfg.get("result_ttl"),
             retry_timeout=WORKER_RETRY_TIMEOUT,
+            events=bool(self.cfg.get("task_events")),
         )
 
     def queues(self) -> list[str]:

@@ -33,7 +33,8 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from ._errors import BackendError
+from ._errors import BackendError, TaskError
+from ._events import EventReader, events_in_url
 from ._state import Task, TaskState
 
 __all__ = [
@@ -111,7 +112,8 @@ class Backend(abc.ABC):
 
     ``result_ttl``: seconds a finished record is kept (0 keeps it forever). ``retry_timeout``:
     seconds a call retries through an outage before raising :class:`BackendError` (see
-    :func:`guarded`).
+    :func:`guarded`). ``events``: record task events for :meth:`event_reader` (see
+    :mod:`._events`; also ``?events=1`` in the URL).
     """
 
     scheme: str = ""
@@ -126,10 +128,13 @@ class Backend(abc.ABC):
         *,
         result_ttl: float = DEFAULT_RESULT_TTL,
         retry_timeout: float = DEFAULT_RETRY_TIMEOUT,
+        events: bool = False,
     ) -> None:
         self.url = url
         self.result_ttl = float(result_ttl)
         self.retry_timeout = float(retry_timeout)
+        #: True when the changes this object makes record task events (see _events.py)
+        self.events = bool(events) or events_in_url(url)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url!r})"
@@ -298,6 +303,22 @@ class Backend(abc.ABC):
         await self.wait_for_work(queues, timeout)
         return await self.claim(queues, worker, lease, limit)
 
+    # -- progress and events (see _events.py) ---------------------------------------------------
+    async def set_progress(
+        self, updates: Sequence[tuple[str, str, float | None, str | None]]
+    ) -> builtins.list[bool]:
+        """Store the latest ``(task_id, token, progress, meta_json)`` of running tasks (None
+        leaves that field as it is); each applies only while its token is the task's current
+        one and the task is STARTED (a stale attempt, or a task already final, changes
+        nothing: False). One round trip for the batch."""
+        raise TaskError(f"{self.describe()} does not store progress")
+
+    def event_reader(self, after: str | None = None) -> EventReader:
+        """A reader of the task events recorded from now on (``after=None``), or after the
+        event ``after`` (an event's ``id``; ``"0"``: from the oldest kept). Events are only
+        recorded by backend objects made with ``events=True`` (see :mod:`._events`)."""
+        raise TaskError(f"{self.describe()} has no events")
+
     # -- jobs, scheduling and maintenance ------------------------------------------------------
     @abc.abstractmethod
     async def register_jobs(self, metas: dict[str, dict[str, Any]]) -> None:
@@ -346,27 +367,31 @@ def create_backend(
     *,
     result_ttl: float = DEFAULT_RESULT_TTL,
     retry_timeout: float = DEFAULT_RETRY_TIMEOUT,
+    events: bool = False,
 ) -> Backend:
     """A backend for ``url``: ``sqlite:///path/tasks.db`` (or ``sqlite://:memory:`` for one
     process), ``redis://host:port/db`` (needs ``pip install pulsar-tasks[redis]``) or
     ``postgresql://user@host:port/db`` (or ``postgres://``; needs
     ``pip install pulsar-tasks[postgres]``).
 
+    ``events=True`` (or ``?events=1`` in the URL) records task events (see :mod:`._events`).
     Raises :class:`BackendError` for an unknown scheme.
     """
     scheme = urlsplit(url).scheme.lower()
     if scheme == "sqlite":
         from ._sqlite import SQLiteBackend
 
-        return SQLiteBackend(url, result_ttl=result_ttl, retry_timeout=retry_timeout)
+        return SQLiteBackend(url, result_ttl=result_ttl, retry_timeout=retry_timeout, events=events)
     if scheme in ("redis", "rediss", "unix"):
         from ._redis import RedisBackend
 
-        return RedisBackend(url, result_ttl=result_ttl, retry_timeout=retry_timeout)
+        return RedisBackend(url, result_ttl=result_ttl, retry_timeout=retry_timeout, events=events)
     if scheme in ("postgresql", "postgres"):
         from ._postgres import PostgresBackend
 
-        return PostgresBackend(url, result_ttl=result_ttl, retry_timeout=retry_timeout)
+        return PostgresBackend(
+            url, result_ttl=result_ttl, retry_timeout=retry_timeout, events=events
+        )
     raise BackendError(
         f"unknown task backend {url!r}: use sqlite:///path, redis://host:port/db or "
         f"postgresql://user@host:port/db"

@@ -4,7 +4,9 @@
 * ``pulsar-tasks queue JOB key=value... [--wait SECONDS]``: queue a task (values are JSON when
   they parse as JSON, strings otherwise; ``--arg VALUE`` adds a positional argument);
 * ``pulsar-tasks status [ID] [--status S] [--limit N]``: a table of recent tasks, or one task;
-* ``pulsar-tasks jobs``: the jobs known to the backend.
+* ``pulsar-tasks jobs``: the jobs known to the backend;
+* ``pulsar-tasks events [--queue Q] [--task ID] [--kind K] [--json]``: a live tail of the task
+  events, one line (or JSON object) per event, until Ctrl-C or SIGTERM.
 
 The operator's commands (Celery's ``inspect active`` / ``purge``, RQ's ``requeue`` and failed
 job registry), each with ``--json`` (one JSON document on stdout) or a table:
@@ -27,10 +29,12 @@ The backend comes from ``--backend`` or the ``PULSAR_BACKEND`` environment varia
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
 import re
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -38,6 +42,7 @@ from typing import Any
 
 from ._client import SyncClient
 from ._errors import BackendError, TaskError
+from ._events import KINDS, TaskEvent
 from ._job import import_modules
 from ._state import Task, TaskState
 
@@ -88,6 +93,31 @@ def text_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(out)
 
 
+def _status(task: Task) -> str:
+    """The status, with the progress of a running task that published one (``STARTED 40%``)."""
+    if task.status == TaskState.STARTED and task.progress is not None:
+        return f"STARTED {task.progress:.0%}"
+    return str(task.status)
+
+
+def format_event(event: TaskEvent) -> str:
+    """One event on one line: time, kind, job[id], then what the event carries."""
+    stamp = dt.datetime.fromtimestamp(event.time, dt.UTC).strftime("%H:%M:%S.%f")[:-3]
+    parts = [stamp, event.kind.ljust(9), f"{event.name}[{event.task_id}]", f"queue={event.queue}"]
+    if event.worker:
+        parts.append(f"worker={event.worker}")
+    parts.append(f"attempt={event.attempts}")
+    if event.progress is not None:
+        parts.append(f"progress={event.progress:.0%}")
+    if event.meta is not None:
+        parts.append(f"meta={_short(json.dumps(event.meta), 60)}")
+    if event.reason:
+        parts.append(f"reason={event.reason}")
+    if event.error:
+        parts.append(f"error={_short(event.error, 80)}")
+    return "  ".join(parts)
+
+
 def format_table(rows: Sequence[Task]) -> str:
     """Tasks as an aligned text table."""
     headers = ("ID", "JOB", "STATUS", "TRIES", "QUEUED", "FINISHED", "RESULT / ERROR")
@@ -98,7 +128,7 @@ def format_table(rows: Sequence[Task]) -> str:
             (
                 t.id,
                 t.name,
-                str(t.status),
+                _status(t),
                 str(t.attempts),
                 _when(t.time_queued),
                 _when(t.time_finished),
@@ -199,7 +229,7 @@ def format_task(task: Task) -> str:
             lines.append(f"{key.ljust(width)}  |")
             lines.extend("    " + line for line in str(value).rstrip().splitlines())
             continue
-        shown = json.dumps(value) if key in ("args", "kwargs", "result") else value
+        shown = json.dumps(value) if key in ("args", "kwargs", "result", "meta") else value
         lines.append(f"{key.ljust(width)}  {shown}")
     return "\n".join(lines)
 
@@ -316,6 +346,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "name, queue, schedule and the first paragraph of each job's docstring.",
     )
     _operator_parsers(sub)
+    _events_parser(sub)
     ns = parser.parse_args(args_list)
     if ns.command == "retry" and bool(ns.ids) == bool(ns.failed):
         parser.error("retry needs task IDs or --failed (one of them, not both)")
@@ -527,7 +558,78 @@ def _requeue(client: SyncClient, task_id: str) -> dict[str, Any]:
         return {"id": task_id, "requeued": False, "error": str(exc)}
 
 
+def _events_parser(sub: Any) -> None:
+    events = _client_parser(
+        "events",
+        "a live tail of the task events",
+        sub,
+        "Print the task events (queued, started, progress, succeeded, failed, retried, "
+        "revoked) as they happen, one line each, until Ctrl-C or SIGTERM. Only changes made "
+        "by processes recording events appear: workers with --task-events, clients with "
+        "events=True (or ?events=1 in the backend URL).",
+        json_help="one JSON object per line instead (an event's fields)",
+    )
+    events.add_argument(
+        "--queue", action="append", default=None, metavar="NAME", help="only this queue (repeat)"
+    )
+    events.add_argument(
+        "--task", action="append", default=None, metavar="ID", help="only this task (repeat)"
+    )
+    events.add_argument(
+        "--kind",
+        action="append",
+        default=None,
+        choices=KINDS,
+        metavar="KIND",
+        help=f"only this kind of event (repeat), one of {', '.join(KINDS)}",
+    )
+    events.add_argument(
+        "--after",
+        default=None,
+        metavar="EVENT_ID",
+        help="start after this event id instead of now (0: from the oldest event kept)",
+    )
+
+
+class _Stopped(Exception):
+    """SIGTERM during ``pulsar-tasks events``."""
+
+
+def _run_events(ns: argparse.Namespace, client: SyncClient) -> int:
+    def stop(signum: int, frame: Any) -> None:
+        raise _Stopped
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    stream: Any = None
+    try:
+        after = ns.after if ns.after is not None else client.last_event_id()
+        print(
+            f"listening for task events after {after} (Ctrl-C to stop)",
+            file=sys.stderr,
+            flush=True,
+        )
+        stream = client.events(queue=ns.queue, task_id=ns.task, kinds=ns.kind, after=after)
+        for event in stream:
+            if ns.json:
+                print(json.dumps(event.as_dict()), flush=True)
+            else:
+                print(format_event(event), flush=True)
+    except (KeyboardInterrupt, _Stopped):
+        pass
+    except BrokenPipeError:  # | head: the reader left
+        with contextlib.suppress(OSError):
+            sys.stdout.close()
+    finally:
+        if stream is not None:
+            with contextlib.suppress(_Stopped, KeyboardInterrupt):
+                stream.close()
+        signal.signal(signal.SIGTERM, previous)
+    return 0
+
+
 def _run(ns: argparse.Namespace, client: SyncClient) -> int:
+    if ns.command == "events":
+        return _run_events(ns, client)
     if ns.command in ("inspect", "revoke", "purge", "retry", "failed"):
         return _run_operator(ns, client)
     if ns.command == "queue":

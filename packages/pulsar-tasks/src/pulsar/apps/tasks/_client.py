@@ -7,16 +7,19 @@ Any process may queue tasks: a job name is accepted when the job is declared in 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import datetime as dt
 import os
 import threading
 import time
 import uuid
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 from ._backend import DEFAULT_RESULT_TTL, Backend, create_backend
 from ._errors import PayloadTooLarge, TaskError, TaskNotFound, TaskTimeout, UnknownJob
+from ._events import KINDS, TaskEvent
 from ._job import Job, dumps_payload, get_job
 from ._schedule import check_priority
 from ._state import REQUEUEABLE, Task, TaskState
@@ -84,15 +87,23 @@ def connect(
     result_ttl: float = DEFAULT_RESULT_TTL,
     max_payload_size: int = DEFAULT_MAX_PAYLOAD_SIZE,
     set_default: bool = True,
+    events: bool = False,
 ) -> TaskClient:
     """An async client of the backend at ``url`` (or an existing :class:`Backend`).
+
+    ``events=True`` (or ``?events=1`` in the URL) records the task events of the changes this
+    client makes (tasks queued, revoked...); see :meth:`TaskClient.events`.
 
     ``max_payload_size``: bytes of JSON arguments a task may carry (0: no limit); larger ones
     are refused with :class:`PayloadTooLarge` before anything is stored. It becomes the default
     client of ``Job.delay()`` unless ``set_default=False``.
     """
     global _DEFAULT
-    backend = url if isinstance(url, Backend) else create_backend(url, result_ttl=result_ttl)
+    backend = (
+        url
+        if isinstance(url, Backend)
+        else create_backend(url, result_ttl=result_ttl, events=events)
+    )
     client = TaskClient(backend, max_payload_size=max_payload_size)
     if set_default:
         _DEFAULT = client
@@ -289,6 +300,101 @@ class TaskClient:
             raise TaskNotFound(f"no task {task_id!r}")
         return task
 
+    async def follow(self, task_id: str, *, poll: float = 0.25) -> AsyncIterator[Task]:
+        """Yield the task's record now and each time its status, progress or meta changes,
+        ending after its final state (a task already done: one record, then the end)::
+
+            async for task in client.follow(task.id):
+                print(task.status, task.progress, task.meta)
+
+        Event driven when this client's backend records events (``events=True``: it reads
+        the events of the task, and re-reads the record once a second in any case);
+        otherwise it waits for the final record and re-reads every ``poll`` seconds.
+        Raises :class:`TaskNotFound` for an unknown id (or one whose record expired).
+        """
+        reader = self.backend.event_reader() if self.backend.events else None
+        try:
+            if reader is not None:
+                await reader.start()  # from before the first read: no change slips through
+            task = await self.get_task(task_id)
+            if task is None:
+                raise TaskNotFound(f"no task {task_id!r}")
+            yield task
+            seen = _follow_key(task)
+            while not task.done:
+                if reader is not None:  # until an event of this task, or a second
+                    end = time.monotonic() + 1.0
+                    while (left := end - time.monotonic()) > 0:
+                        if any(e.task_id == task_id for e in await reader.read(left)):
+                            break
+                else:
+                    with contextlib.suppress(TimeoutError):
+                        await self.backend.wait(task_id, poll)
+                task = await self.get_task(task_id)
+                if task is None:
+                    raise TaskNotFound(f"task {task_id!r} is gone (its record expired)")
+                if _follow_key(task) != seen:
+                    seen = _follow_key(task)
+                    yield task
+        finally:
+            if reader is not None:
+                await reader.close()
+
+    def events(
+        self,
+        *,
+        queue: str | Iterable[str] | None = None,
+        task_id: str | Iterable[str] | None = None,
+        kinds: str | Iterable[str] | None = None,
+        after: str | None = None,
+    ) -> AsyncIterator[TaskEvent]:
+        """Yield task events (:class:`TaskEvent`: ``kind``, ``task_id``, ``name``, ``queue``,
+        ``time``, ``worker``, ``attempts``, and ``progress``/``meta``/``error``/``reason`` as
+        the kind has them) from now on, forever (stop iterating to end)::
+
+            async for event in client.events(queue="images", kinds=["failed", "retried"]):
+                print(event.kind, event.task_id, event.error)
+
+        Filters: ``queue``, ``task_id`` (one or several), ``kinds`` (of
+        ``queued, started, progress, succeeded, failed, retried, revoked``; ValueError for
+        another). ``after``: an event's ``id`` to resume after (``"0"``: the oldest event the
+        backend keeps, about the last 10,000). Only changes made by backend objects recording
+        events (``events=True``, ``?events=1``, ``--task-events``) produce events. Bad filters
+        raise here, before the first event.
+        """
+        return self._events(_names(queue), _names(task_id), _kinds(kinds), after)
+
+    async def _events(
+        self,
+        queues: frozenset[str] | None,
+        ids: frozenset[str] | None,
+        wanted: frozenset[str] | None,
+        after: str | None,
+    ) -> AsyncIterator[TaskEvent]:
+        reader = self.backend.event_reader(after)
+        try:
+            await reader.start()
+            while True:
+                for event in await reader.read(1.0):
+                    if queues is not None and event.queue not in queues:
+                        continue
+                    if ids is not None and event.task_id not in ids:
+                        continue
+                    if wanted is not None and event.kind not in wanted:
+                        continue
+                    yield event
+        finally:
+            await reader.close()
+
+    async def last_event_id(self) -> str:
+        """The id of the last event recorded (``"0"``-like when none): pass it as
+        ``events(after=...)`` to read every event from this moment on."""
+        reader = self.backend.event_reader()
+        try:
+            return await reader.start()
+        finally:
+            await reader.close()
+
     async def revoke(self, task_id: str) -> TaskState | None:
         """Revoke a task: a pending one is REVOKED at once; a running async one is cancelled by
         its worker at its next lease renewal (a sync one is marked REVOKED when it returns).
@@ -346,6 +452,30 @@ class TaskClient:
         return await self.backend.pending(list(queues))
 
 
+def _follow_key(task: Task) -> tuple[Any, ...]:
+    return (task.status, task.progress, task.meta_json, task.attempts)
+
+
+def _names(value: str | Iterable[str] | None) -> frozenset[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return frozenset((value,))
+    names = frozenset(value)
+    if not all(isinstance(n, str) for n in names):
+        raise TypeError(f"give a name or a list of names, not {value!r}")
+    return names
+
+
+def _kinds(value: str | Iterable[str] | None) -> frozenset[str] | None:
+    kinds = _names(value)
+    if kinds is not None:
+        unknown = sorted(kinds - set(KINDS))
+        if unknown:
+            raise ValueError(f"unknown event kind(s) {', '.join(unknown)}: use {', '.join(KINDS)}")
+    return kinds
+
+
 def _overlap_key(name: str, payload: str) -> str:
     import hashlib
 
@@ -397,6 +527,53 @@ class SyncClient:
     def wait_for_task(self, task_id: str, timeout: float | None = None) -> Task:
         """See :meth:`TaskClient.wait_for_task`."""
         return self._call(self.client.wait_for_task(task_id, timeout))
+
+    def follow(self, task_id: str, *, poll: float = 0.25) -> Iterator[Task]:
+        """See :meth:`TaskClient.follow` (a blocking iterator)."""
+        return self._iterate(self.client.follow(task_id, poll=poll))
+
+    def events(self, **filters: Any) -> Iterator[TaskEvent]:
+        """See :meth:`TaskClient.events` (a blocking iterator; same keyword filters). Bad
+        filters raise here, before the first event."""
+        return self._iterate(self.client.events(**filters))
+
+    def last_event_id(self) -> str:
+        """See :meth:`TaskClient.last_event_id`."""
+        return self._call(self.client.last_event_id())
+
+    def _iterate(self, agen: AsyncIterator[T]) -> Iterator[T]:
+        """``agen`` (an async generator) as a blocking iterator on the private loop; leaving
+        it (break, an exception, Ctrl-C in the wait) cancels the pending step and closes it."""
+
+        async def step() -> T:
+            return await agen.__anext__()
+
+        async def close() -> None:
+            aclose = getattr(agen, "aclose", None)
+            for _ in range(500):  # a cancelled step may still be unwinding: "already running"
+                try:
+                    if aclose is not None:
+                        await aclose()
+                    return
+                except RuntimeError:
+                    await asyncio.sleep(0.01)
+
+        pending: concurrent.futures.Future[T] | None = None
+        try:
+            while True:
+                pending = asyncio.run_coroutine_threadsafe(step(), self._loop)
+                try:
+                    value = pending.result()
+                except StopAsyncIteration:
+                    return
+                pending = None
+                yield value
+        finally:
+            if pending is not None and not pending.done():
+                pending.cancel()
+            if self._thread.is_alive():
+                with contextlib.suppress(Exception):
+                    asyncio.run_coroutine_threadsafe(close(), self._loop).result(10)
 
     def revoke(self, task_id: str) -> TaskState | None:
         """See :meth:`TaskClient.revoke`."""

@@ -9,7 +9,9 @@ connection pools (default 8); other query parameters go to libpq.
 
 * ``<schema>.tasks``: one row per task (the :class:`Task` fields, plus ``purge_at``, when the
   finished record expires, and ``reply_to``, the channel of the client that queued it);
-  ``<schema>.jobs``: job descriptions; ``<schema>.meta``: the schema version.
+  ``<schema>.jobs``: job descriptions; ``<schema>.meta``: the schema version;
+  ``<schema>.events``: task events (schema version 5), written by the trigger ``task_events``
+  in the sessions of a backend recording them, ``NOTIFY <schema>:events`` (see _events.py).
 * Claims run ``SELECT ... ORDER BY eta LIMIT n FOR UPDATE SKIP LOCKED`` per queue on the partial
   index ``tasks_ready (queue, eta) WHERE status IN ('QUEUED', 'RETRY')``, which serves exactly
   that order: two workers never wait for each other nor take the same task. The index keeps the
@@ -65,6 +67,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from ._backend import Backend, Claim, decode_workers
 from ._batch import Batcher
 from ._errors import BackendError, DuplicateTask, JobOverlap
+from ._events import EVENTS_KEPT, EventReader, TaskEvent
 from ._state import FINAL, REQUEUEABLE, Task, TaskState
 
 __all__ = ["SCHEMA_VERSION", "PostgresBackend"]
@@ -73,7 +76,7 @@ T = TypeVar("T")
 logger = logging.getLogger("pulsar.tasks")
 
 #: the version of the tables and functions this code creates (``<schema>.meta``)
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 #: seconds between two recoveries of expired leases by one backend object (at most)
 _RECOVER_EVERY = 1.0
 #: seconds between a waiter's re-reads of its task (a notification lost to a reconnection)
@@ -113,6 +116,8 @@ _COLUMNS = (
     "revoke",
     "overlap_key",
     "priority",
+    "progress",
+    "meta_json",
     "purge_at",
     "reply_to",
 )
@@ -130,7 +135,15 @@ _TYPES = {
     "eta": "double precision NOT NULL DEFAULT 0",
     "priority": "integer NOT NULL DEFAULT 0",
 }
-_FLOATS = ("time_queued", "time_started", "time_finished", "expires", "lease_expires", "purge_at")
+_FLOATS = (
+    "time_queued",
+    "time_started",
+    "time_finished",
+    "expires",
+    "lease_expires",
+    "purge_at",
+    "progress",
+)
 _TASK_COLUMNS = _COLUMNS[:-2]  # what Task.to_row() gives
 
 
@@ -551,12 +564,110 @@ END $$;
 """
 
 
+_EVENT_COLUMNS = (
+    "time, kind, task_id, name, queue, worker, attempts, progress, meta_json, error, reason"
+)
+
+
+def _schema_events(s: str, work: str, done: str) -> str:
+    """Progress and events (issue 17): the ``progress`` and ``meta_json`` columns, the capped
+    ``events`` table and the trigger writing it (see _events.py). The trigger runs only in the
+    sessions of a backend recording events (``pulsar_tasks.events`` set to ``on``); in others
+    its ``WHEN`` reads that setting and nothing more happens."""
+    return f"""
+ALTER TABLE {s}.tasks ADD COLUMN IF NOT EXISTS progress double precision,
+    ADD COLUMN IF NOT EXISTS meta_json text;
+CREATE TABLE {s}.events (
+    seq bigserial PRIMARY KEY,
+    time double precision NOT NULL,
+    kind text NOT NULL,
+    task_id text NOT NULL,
+    name text,
+    queue text,
+    worker text,
+    attempts integer,
+    progress double precision,
+    meta_json text,
+    error text,
+    reason text
+);
+
+CREATE FUNCTION {s}.task_event() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    k text;
+    why text;
+    err text;
+    prog double precision;
+    meta text;
+    n bigint;
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        k := 'queued';
+    ELSIF NEW.status IS NOT DISTINCT FROM OLD.status THEN
+        IF NEW.status <> 'STARTED' OR (NEW.progress IS NOT DISTINCT FROM OLD.progress
+                AND NEW.meta_json IS NOT DISTINCT FROM OLD.meta_json) THEN
+            RETURN NULL;
+        END IF;
+        k := 'progress';
+        prog := NEW.progress;
+        meta := NEW.meta_json;
+    ELSIF NEW.status = 'STARTED' THEN
+        k := 'started';
+    ELSIF NEW.status = 'SUCCESS' THEN
+        k := 'succeeded';
+    ELSIF NEW.status = 'FAILURE' THEN
+        k := 'failed';
+        err := NEW.error;
+        IF NEW.error LIKE 'lost%' THEN
+            why := 'lost';
+        ELSIF NEW.error = 'timeout' THEN
+            why := 'timeout';
+        END IF;
+    ELSIF NEW.status = 'RETRY' THEN
+        k := 'retried';
+        err := NEW.error;
+    ELSIF NEW.status = 'REVOKED' THEN
+        k := 'revoked';
+        why := NEW.error;
+    ELSIF OLD.status = 'STARTED' AND NEW.attempts >= OLD.attempts THEN
+        k := 'retried';
+        why := 'lost';
+    ELSIF OLD.status = 'STARTED' THEN
+        k := 'queued';
+        why := 'released';
+    ELSE
+        k := 'queued';
+        IF OLD.status IN ('FAILURE', 'REVOKED') THEN
+            why := 'requeued';
+        END IF;
+    END IF;
+    INSERT INTO {s}.events ({_EVENT_COLUMNS})
+    VALUES (extract(epoch FROM clock_timestamp()), k, NEW.id, NEW.name, NEW.queue,
+        CASE WHEN why IN ('lost', 'released') AND k <> 'failed' THEN OLD.worker
+            ELSE NEW.worker END,
+        NEW.attempts,
+        prog, meta, err, why)
+    RETURNING seq INTO n;
+    IF n % 1000 = 0 THEN
+        DELETE FROM {s}.events WHERE seq <= n - {EVENTS_KEPT};
+    END IF;
+    PERFORM pg_notify(TG_TABLE_SCHEMA || ':events', '');
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER task_events AFTER INSERT OR UPDATE OF status, progress, meta_json
+ON {s}.tasks FOR EACH ROW WHEN (current_setting('pulsar_tasks.events', true) = 'on')
+EXECUTE FUNCTION {s}.task_event();
+"""
+
+
 #: version -> the DDL taking the schema from the previous version to it
 _MIGRATIONS: dict[int, Callable[[str, str, str], str]] = {
     1: _schema_v1,
     2: _schema_v2,
     3: _schema_v3,
     4: _schema_v4,
+    5: _schema_events,
 }
 
 
@@ -593,7 +704,7 @@ def _split_url(url: str) -> tuple[str, str, int | None]:
                 raise BackendError(
                     f"{_redact(url)!r}: pool_size must be a positive integer, not {value!r}"
                 )
-        else:
+        elif key != "events":  # pulsar-tasks' own (Backend.events), not libpq's
             rest.append((key, value))
     if not _SCHEMA_NAME.match(schema):
         raise BackendError(
@@ -759,6 +870,8 @@ class PostgresBackend(Backend):
         self._s = s
         self.work_channel = f"{self.schema}:work"
         self.done_channel = f"{self.schema}:done"
+        self.events_channel = f"{self.schema}:events"
+        self._event_waiters: set[asyncio.Event] = set()
         self.reply_channel = f"{self.schema}:r:{uuid.uuid4().hex[:12]}"
         self._pool: Any = None  # durable commits: what producers accept
         self._fast: Any = None  # asynchronous commits: what workers change (see the docstring)
@@ -821,7 +934,14 @@ class PostgresBackend(Backend):
         finally:
             await conn.close()
         pools = []
-        for name, options in (("", {}), ("-worker", {"options": "-c synchronous_commit=off"})):
+        # a backend recording events sets pulsar_tasks.events on its sessions: the trigger of
+        # schema version 5 writes them (see _schema_events)
+        ev = " -c pulsar_tasks.events=on" if self.events else ""
+        pooled: tuple[tuple[str, dict[str, str]], ...] = (
+            ("", {"options": ev.strip()} if ev else {}),
+            ("-worker", {"options": "-c synchronous_commit=off" + ev}),
+        )
+        for name, options in pooled:
             pool = AsyncConnectionPool(
                 self.conninfo,
                 kwargs={"autocommit": True, **options},
@@ -953,9 +1073,14 @@ class PostgresBackend(Backend):
             for fut in self._waiters.get(payload, ()):
                 if not fut.done():
                     fut.set_result(None)
+        elif channel == self.events_channel:
+            for event in self._event_waiters:
+                event.set()
 
     def _reconnected(self) -> None:
         """The listening connection came back (or went): every waiter re-reads."""
+        for event in self._event_waiters:
+            event.set()
         for futs in self._waiters.values():
             for fut in futs:
                 if not fut.done():
@@ -1156,6 +1281,12 @@ class PostgresBackend(Backend):
         state = TaskState(status)
         if state in REQUEUEABLE:
             self._arrived.pop(task_id, None)  # its old final record is not the answer
+            await self._fetch(  # the progress of the old run is not the new one's
+                f"UPDATE {self._s}.tasks SET progress = NULL, meta_json = NULL "
+                f"WHERE id = %s AND status = 'QUEUED' AND (progress IS NOT NULL "
+                f"OR meta_json IS NOT NULL)",
+                (task_id,),
+            )
         return state
 
     async def heartbeat(self, worker: str, info: dict[str, Any], ttl: float) -> None:
@@ -1472,6 +1603,7 @@ class PostgresBackend(Backend):
                 await conn.execute(f"DELETE FROM {self._s}.jobs")
                 await conn.execute(f"DELETE FROM {self._s}.workers")
                 await conn.execute(f"DELETE FROM {self._s}.rate_limits")
+                await conn.execute(f"DELETE FROM {self._s}.events")
 
         await self._run(op)
 
@@ -1485,6 +1617,29 @@ class PostgresBackend(Backend):
             return int(cur.rowcount)
 
         return await self._run(op, fast=True)
+
+    # -- progress and events -------------------------------------------------------------------
+    async def set_progress(
+        self, updates: Sequence[tuple[str, str, float | None, str | None]]
+    ) -> builtins.list[bool]:
+        if not updates:
+            return []
+        ids, tokens, progress, metas = (list(column) for column in zip(*updates, strict=True))
+        rows = await self._fetch(
+            f"UPDATE {self._s}.tasks t SET progress = COALESCE(u.p, t.progress), "
+            f"meta_json = COALESCE(u.m, t.meta_json) "
+            f"FROM unnest(%s::text[], %s::text[], %s::double precision[], %s::text[]) "
+            f"AS u(id, token, p, m) "
+            f"WHERE t.id = u.id AND t.token = u.token AND t.status = 'STARTED' "
+            f"RETURNING t.id, t.token",
+            (ids, tokens, progress, metas),
+            fast=True,
+        )
+        done = {(row[0], row[1]) for row in rows}
+        return [pair in done for pair in zip(ids, tokens, strict=True)]
+
+    def event_reader(self, after: str | None = None) -> EventReader:
+        return _PostgresEvents(self, after)
 
     async def drop_schema(self) -> None:
         """Drop this backend's schema and everything in it, whatever its version (tests and
@@ -1517,3 +1672,67 @@ def _cast(column: str) -> str:
     if column in _FLOATS or column == "eta":
         return "double precision"
     return "text"
+
+
+#: seconds a reader waits for an event id seen missing (a transaction that took its sequence
+#: number and had not committed yet) before it gives it up (rolled back)
+_HOLE_WAIT = 2.0
+
+
+class _PostgresEvents(EventReader):
+    """Reads ``events`` after a sequence number, woken by ``NOTIFY <schema>:events`` (and
+    every 0.5 s while ids are missing). Sequence numbers are taken when a transaction writes,
+    not when it commits, so a reader may see 12 before 11 commits: 11 is looked for again for
+    up to two seconds, and delivered late if it comes (out of order)."""
+
+    def __init__(self, backend: PostgresBackend, after: str | None) -> None:
+        self.backend = backend
+        self.cursor: int | None = None if after is None else int(after or 0)
+        self.holes: dict[int, float] = {}
+        self.woken = asyncio.Event()
+
+    async def start(self) -> str:
+        """Fix "now" (the last event recorded) as the start, if not given; returns it."""
+        if self.cursor is None:
+            rows = await self.backend._fetch(
+                f"SELECT COALESCE(MAX(seq), 0) FROM {self.backend._s}.events"
+            )
+            self.cursor = int(rows[0][0])
+        return str(self.cursor)
+
+    async def _fetch(self) -> list[dict[str, Any]]:
+        assert self.cursor is not None
+        now = time.monotonic()
+        for seq, deadline in list(self.holes.items()):
+            if deadline < now:
+                del self.holes[seq]
+        rows = await self.backend._rows(
+            f"SELECT seq AS id, {_EVENT_COLUMNS} FROM {self.backend._s}.events "
+            f"WHERE seq > %s OR seq = ANY(%s) ORDER BY seq LIMIT 500",
+            (self.cursor, list(self.holes)),
+        )
+        for row in rows:
+            seq = int(row["id"])
+            if self.holes.pop(seq, None) is not None or seq <= self.cursor:
+                continue
+            for missing in range(self.cursor + 1, min(seq, self.cursor + 1001)):
+                self.holes[missing] = now + _HOLE_WAIT
+            self.cursor = seq
+        return rows
+
+    async def read(self, timeout: float) -> list[TaskEvent]:
+        backend = self.backend
+        backend._event_waiters.add(self.woken)
+        try:
+            await backend._listen().ensure(backend.events_channel, timeout)
+            await self.start()
+            self.woken.clear()
+            rows = await self._fetch()
+            if not rows:
+                wait = min(timeout, 0.5) if self.holes else timeout
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.woken.wait(), wait)
+                rows = await self._fetch()
+        finally:
+            backend._event_waiters.discard(self.woken)
+        return [TaskEvent.from_row(row) for row in rows]

@@ -18,6 +18,8 @@ Keys, under a prefix (``pulsar-tasks``, or ``?prefix=name`` in the URL):
   of worker ids scored by the expiry of their record (listing without a SCAN);
 * ``{p}:jobs``: hash of job descriptions; channel ``{p}:done:<id>``: the final record (JSON),
   published when the task ends;
+* ``{p}:events``: the stream of task events (``XADD ... MAXLEN ~ 10000`` in the scripts of a
+  backend recording events: each script has an ``+ev`` variant; see :mod:`._events`);
 * channel ``{p}:reply:<client>``: ``"<id> <final record>"`` for every task that client queued
   (the record's ``reply_to``). A client subscribes once, at its first wait, and stays
   subscribed: waiting for a task it queued after that costs no subscribe and no read, the reply
@@ -49,6 +51,7 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 from ._backend import Backend, Claim, decode_workers, guarded
 from ._batch import Batcher
 from ._errors import BackendError, DuplicateTask, JobOverlap
+from ._events import EventReader, TaskEvent, strip_events
 from ._redis_conn import Lane, pack
 from ._redis_scripts import SCRIPTS, SHAS
 from ._state import FINAL, REQUEUEABLE, Task, TaskState
@@ -89,6 +92,7 @@ def _split_url(url: str) -> tuple[str, str, int]:
     parts = urlsplit(url)
     query = parse_qs(parts.query)
     prefix = query.pop("prefix", ["pulsar-tasks"])[0]
+    strip_events(query)
     try:
         most = int(query.pop("max_connections", [DEFAULT_MAX_CONNECTIONS])[0])
     except ValueError:
@@ -392,6 +396,8 @@ class RedisBackend(Backend):
         self.redis_url, self.prefix, self.max_connections = _split_url(url)
         self._client: Any = None
         self._scripts: dict[str, Any] = {}
+        # a script's name -> the variant this object runs (with XADD of task events or not)
+        self._names = {n: f"{n}+ev" if self.events else n for n in SCRIPTS if "+" not in n}
         # concurrent calls share round trips: those made while a batch is in flight go
         # together in the next one
         self._completer = Batcher(self._complete_many)
@@ -441,7 +447,7 @@ class RedisBackend(Backend):
 
     def _script(self, name: str, *args: Any) -> Any:
         client = self.client
-        return self._scripts[name](args=[self.prefix, *args], client=client)
+        return self._scripts[self._names[name]](args=[self.prefix, *args], client=client)
 
     def _lane(self, name: str) -> Lane:
         lane = self._lanes.get(name)
@@ -454,6 +460,7 @@ class RedisBackend(Backend):
         script is loaded again when Redis lost it (a restart)."""
         from redis.exceptions import NoScriptError
 
+        name = self._names[name]
         packed = pack("EVALSHA", SHAS[name], 0, self.prefix, *args)
         try:
             return (await self._lane(lane).call(packed))[0]
@@ -842,7 +849,7 @@ class RedisBackend(Backend):
         keys, seconds = self._blpop_args(queues, timeout)
         args = self._claim_args("", queues, worker, lease, limit)
         packed = pack("BLPOP", *keys, seconds) + pack(
-            "EVALSHA", SHAS["claim"], 0, self.prefix, *args
+            "EVALSHA", SHAS[self._names["claim"]], 0, self.prefix, *args
         )
         try:
             _, (rows, nxt) = await self._lane("claim").call(packed, 2)
@@ -879,3 +886,65 @@ class RedisBackend(Backend):
         keys = [k async for k in self.client.scan_iter(match=f"{self.prefix}:*", count=1000)]
         for i in range(0, len(keys), 500):
             await self.client.delete(*keys[i : i + 500])
+
+    # -- progress and events -------------------------------------------------------------------
+    @guarded
+    async def set_progress(
+        self, updates: Sequence[tuple[str, str, float | None, str | None]]
+    ) -> builtins.list[bool]:
+        items = [
+            (task_id, token, "" if progress is None else repr(float(progress)), meta or "")
+            for task_id, token, progress, meta in updates
+        ]
+        out = await self._script("progress", self.now(), json.dumps(items))
+        return [bool(n) for n in out]
+
+    def event_reader(self, after: str | None = None) -> EventReader:
+        return _RedisEvents(self, after)
+
+
+class _RedisEvents(EventReader):
+    """``XREAD BLOCK`` on the stream ``{p}:events`` after an entry id (on a pooled
+    connection while it blocks)."""
+
+    def __init__(self, backend: RedisBackend, after: str | None) -> None:
+        self.backend = backend
+        self.key = backend._key("events")
+        self.cursor: str | None = None if after is None else (after if after != "0" else "0-0")
+
+    @guarded
+    async def start(self) -> str:
+        """Fix "now" (the last entry of the stream) as the start, if not given; returns it."""
+        if self.cursor is None:
+            last = await self.backend.client.xrevrange(self.key, "+", "-", count=1)
+            self.cursor = last[0][0] if last else "0-0"
+        return self.cursor
+
+    @guarded
+    async def read(self, timeout: float) -> list[TaskEvent]:
+        cursor = await self.start()
+        found = await self.backend.client.xread(
+            {self.key: cursor}, count=500, block=max(1, int(timeout * 1000))
+        )
+        out = []
+        for _, entries in found or ():
+            for entry_id, fields in entries:
+                self.cursor = entry_id
+                out.append(TaskEvent.from_row({**fields, "id": entry_id}))
+        return out
+
+    # the guard needs these of a backend
+    @property
+    def transient(self) -> tuple[type[BaseException], ...]:
+        return self.backend.transient
+
+    @property
+    def failures(self) -> tuple[type[BaseException], ...]:
+        return self.backend.failures
+
+    @property
+    def retry_timeout(self) -> float:
+        return self.backend.retry_timeout
+
+    def describe(self) -> str:
+        return self.backend.describe()

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 
+from ._events import EVENTS_KEPT
+
 __all__ = ["SCRIPTS", "SHAS"]
 
 _LIB = """
@@ -20,6 +22,43 @@ local p = ARGV[1]
 -- what Lua's tostring gives (14 digits): numbers a script also returns are stored as the
 -- text %.17g gives, exact too, so the record stored and the one returned agree
 local function num(x) return string.format('%.17g', x) end
+-- a task event (see _events.py) appended to the capped stream {p}:events; EV is true only in
+-- the "+ev" variants of the scripts (a backend recording events), where the caller says what
+-- happened (kind, reason, error; ``wk``: the worker, when the change just cleared it); the rest
+-- is read from the record
+local function emit(k, id, kind, reason, now, err, wk)
+  if not now then
+    local t = redis.call('TIME')
+    now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+  end
+  local v = redis.call('HMGET', k, 'name', 'queue', 'worker', 'attempts', 'progress',
+    'meta_json')
+  local prog, meta = '', ''
+  if kind == 'progress' then prog, meta = v[5] or '', v[6] or '' end
+  redis.call('XADD', p..':events', 'MAXLEN', '~', '{kept}', '*', 'time', num(now),
+    'kind', kind, 'task_id', id, 'name', v[1] or '', 'queue', v[2] or 'default',
+    'worker', wk or v[3] or '', 'attempts', v[4] or '0', 'progress', prog, 'meta_json', meta,
+    'error', err or '', 'reason', reason or '')
+end
+-- the event of a final record written by finalize (its status and error in ``fields``)
+local function emit_final(k, id, fields, now)
+  local st, er
+  for j = 1, #fields, 2 do
+    if fields[j] == 'status' then st = fields[j + 1]
+    elseif fields[j] == 'error' then er = fields[j + 1] end
+  end
+  local kinds = {SUCCESS = 'succeeded', FAILURE = 'failed', REVOKED = 'revoked'}
+  local reason = false
+  if st == 'REVOKED' then
+    reason, er = er, false
+  elseif st == 'FAILURE' and er then
+    if string.sub(er, 1, 4) == 'lost' then reason = 'lost'
+    elseif er == 'timeout' then reason = 'timeout' end
+  else
+    er = false
+  end
+  emit(k, id, kinds[st] or 'failed', reason, now, er)
+end
 -- the end of a task: ``fields`` (its final status, times, ...) and, with a TTL, purge_at in one
 -- HSET; its lease and overlap key released; the final record published to whoever listens.
 -- ``ov`` / ``rt``: the record's overlap_key and reply_to when the caller read them (nil: read
@@ -33,6 +72,7 @@ local function finalize(k, id, fields, now, ttl, ov, rt)
     fields[#fields + 1] = tostring(now + ttl)
   end
   redis.call('HSET', k, unpack(fields))
+  if EV then emit_final(k, id, fields, now) end
   if ttl > 0 then redis.call('PEXPIRE', k, math.ceil(ttl * 1000)) end
   redis.call('ZREM', p..':leases', id)
   if ov == nil then
@@ -83,7 +123,8 @@ end
 local function recover(id, now, ttl)
   local k = p..':t:'..id
   redis.call('ZREM', p..':leases', id)
-  local v = redis.call('HMGET', k, 'status', 'attempts', 'max_retries', 'queue', 'priority')
+  local v = redis.call('HMGET', k, 'status', 'attempts', 'max_retries', 'queue', 'priority',
+    'worker')
   if v[1] ~= 'STARTED' then return end
   local att = tonumber(v[2] or '0') or 0
   local mr = tonumber(v[3] or '0') or 0
@@ -95,11 +136,12 @@ local function recover(id, now, ttl)
     local q = v[4] or 'default'
     redis.call('HSET', k, 'status', 'QUEUED', 'token', '', 'worker', '', 'lease_expires', '',
       'eta', now)
+    if EV then emit(k, id, 'retried', 'lost', now, false, v[6]) end  -- (the worker that died)
     qadd(q, v[5], now, id)
     wake(q)
   end
 end
-"""
+""".replace("{kept}", str(EVENTS_KEPT))
 
 # ARGV: prefix, then a JSON array with per task [id, unique, queue, eta, time_queued,
 # overlap_key, the record as an object of strings] (one argument for the whole batch: packing
@@ -134,6 +176,7 @@ for _, item in ipairs(cjson.decode(ARGV[2])) do
       n = n + 2
     end
     redis.call('HSET', k, unpack(flat))
+    if EV then emit(k, id, 'queued', false, tonumber(tq), false) end
     qadd(queue, item[7]['priority'], eta, id)
     redis.call('ZADD', p..':all', tq, id)
     woken[queue] = true
@@ -204,6 +247,7 @@ local function take(qk)
           redis.call('HSET', k, 'status', 'STARTED', 'worker', worker, 'token', token,
             'time_started', started, 'lease_expires', expires, 'revoke', '0', 'attempts', att)
           redis.call('ZADD', p..':leases', expires, id)
+          if EV then emit(k, id, 'started', false, now, false) end
           row['status'] = 'STARTED'
           row['worker'] = worker
           row['token'] = token
@@ -309,6 +353,7 @@ local v = redis.call('HMGET', k, 'token', 'status', 'queue', 'priority')
 if v[1] ~= ARGV[3] or v[2] ~= 'STARTED' then return 0 end
 redis.call('HSET', k, 'status', 'RETRY', 'eta', ARGV[4], 'error', ARGV[5], 'traceback', ARGV[6],
   'token', '', 'lease_expires', '')
+if EV then emit(k, id, 'retried', false, nil, ARGV[5]) end
 redis.call('ZREM', p..':leases', id)
 qadd(v[3], v[4], ARGV[4], id)
 wake(v[3])
@@ -323,11 +368,12 @@ _RELEASE = (
     + """
 local id = ARGV[2]
 local k = p..':t:'..id
-local v = redis.call('HMGET', k, 'token', 'status', 'queue', 'attempts', 'priority')
+local v = redis.call('HMGET', k, 'token', 'status', 'queue', 'attempts', 'priority', 'worker')
 if v[1] ~= ARGV[3] or v[2] ~= 'STARTED' then return 0 end
 local att = math.max(0, (tonumber(v[4]) or 1) - 1)
 redis.call('HSET', k, 'status', 'QUEUED', 'token', '', 'worker', '', 'lease_expires', '',
   'eta', ARGV[4], 'attempts', att)
+if EV then emit(k, id, 'queued', 'released', tonumber(ARGV[4]), false, v[6]) end
 redis.call('ZREM', p..':leases', id)
 qadd(v[3], v[5], ARGV[4], id)
 wake(v[3])
@@ -437,8 +483,9 @@ return {n, #ids}
 
 # ARGV: prefix, id, now -> false (no such task), the state it was in (requeued when FAILURE or
 # REVOKED, unchanged otherwise) or 'overlap:<id of the task holding its overlap key>'
-_REQUEUE = """
-local p = ARGV[1]
+_REQUEUE = (
+    _LIB
+    + """
 local id = ARGV[2]
 local now = ARGV[3]
 local k = p..':t:'..id
@@ -459,7 +506,8 @@ redis.call('PERSIST', k)
 redis.call('HSET', k, 'status', 'QUEUED', 'attempts', '0', 'result_json', '', 'error', '',
   'traceback', '', 'worker', '', 'token', '', 'time_queued', now, 'time_started', '',
   'time_finished', '', 'eta', now, 'expires', '', 'lease_expires', '', 'revoke', '0',
-  'purge_at', '', 'reply_to', '')
+  'purge_at', '', 'reply_to', '', 'progress', '', 'meta_json', '')
+if EV then emit(k, id, 'queued', 'requeued', tonumber(now), false) end
 local pr = v[4]
 if pr and pr ~= '' and pr ~= '0' then  -- its priority kept (see _schedule)
   redis.call('SADD', p..':prios:'..q, pr)
@@ -472,6 +520,33 @@ redis.call('RPUSH', p..':wake:'..q, '1')
 redis.call('LTRIM', p..':wake:'..q, -64, -1)
 return v[1]
 """
+)
+
+# ARGV: prefix, now, a JSON array of [id, token, progress, meta_json] ('' leaves a field as it
+# is) -> per item 1 (stored) or 0 (stale token or not running)
+_PROGRESS = (
+    _LIB
+    + """
+local now = tonumber(ARGV[2])
+local out = {}
+for _, item in ipairs(cjson.decode(ARGV[3])) do
+  local id = item[1]
+  local k = p..':t:'..id
+  local v = redis.call('HMGET', k, 'token', 'status')
+  if v[1] ~= item[2] or v[2] ~= 'STARTED' then
+    out[#out + 1] = 0
+  else
+    local f = {}
+    if item[3] ~= '' then f[#f + 1] = 'progress'; f[#f + 1] = item[3] end
+    if item[4] ~= '' then f[#f + 1] = 'meta_json'; f[#f + 1] = item[4] end
+    if #f > 0 then redis.call('HSET', k, unpack(f)) end
+    if EV then emit(k, id, 'progress', false, now, false) end
+    out[#out + 1] = 1
+  end
+end
+return out
+"""
+)
 
 # ARGV: prefix, key, limit, period -> '0' (admitted: the start is counted) or the seconds until
 # a start is allowed. {p}:rate:<key> lists the times (the server's clock) of the last
@@ -495,7 +570,7 @@ return '0'
 """
 
 #: name -> source, registered by each RedisBackend client
-SCRIPTS = {
+_BASE = {
     "enqueue": _ENQUEUE,
     "get": _GET,
     "claim": _CLAIM,
@@ -509,6 +584,13 @@ SCRIPTS = {
     "purge": _PURGE,
     "requeue": _REQUEUE,
     "acquire_rate": _ACQUIRE_RATE,
+    "progress": _PROGRESS,
+}
+# each script twice: as is (EV false: no event, not one command more) and as "<name>+ev", the
+# variant of a backend recording task events (see _events.py)
+SCRIPTS = {
+    **{name: "local EV = false\n" + source for name, source in _BASE.items()},
+    **{name + "+ev": "local EV = true\n" + source for name, source in _BASE.items()},
 }
 
 #: name -> SHA1 of the source (what EVALSHA names)

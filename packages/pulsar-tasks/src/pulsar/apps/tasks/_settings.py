@@ -114,3 +114,19 @@ class MaxPayloadSize(Setting):
         A larger task is refused with ``PayloadTooLarge`` before anything is stored (large
         data belongs in a file or a database, the task carries a reference).
         """
+
+
+class TaskEvents(Setting):
+    name = "task_events"
+    app = "tasks"
+    section = TASKS
+    flags = ["--task-events"]
+    default = False
+    validator = validate_bool
+    desc = "Record task events (queued, started, progress, ...) for `pulsar-tasks events`."
+    doc = """
+        Off by default: with it, every change of a task also writes an event in the same
+        step (a Lua ``XADD`` on Redis, a trigger's insert on SQLite and PostgreSQL), which
+        costs the hot path some work. Turn it on in the producers too (``connect(url,
+        events=True)`` or ``?events=1`` in the URL) to see their ``queued`` events.
+        """

@@ -18,6 +18,11 @@ process gone, is removed by the first sender that finds it refused). Independent
 waiter polls ``PRAGMA data_version`` (a counter SQLite bumps on every commit by another
 connection; reading it costs no disk I/O) every 0.5 ms, backing off to 50 ms when nothing
 changes, so a lost datagram (or a platform without unix sockets) only costs latency.
+
+Progress and events (see :mod:`._events`): the record fields a database made by an older version
+lacks are added as columns when it is opened. A backend recording events creates TEMP triggers
+on its connection that write the ``events`` table (capped to about the last 10,000) in the
+transaction of each change; readers follow it by sequence number, woken as waiters are.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from urllib.parse import urlsplit
 from ._backend import Backend, Claim, decode_workers, guarded
 from ._batch import Batcher
 from ._errors import BackendError, DuplicateTask, JobOverlap
+from ._events import EVENTS_KEPT, EventReader, TaskEvent
 from ._schedule import MAX_PRIORITY
 from ._state import FINAL, REQUEUEABLE, Task, TaskState
 from ._wake import _Wake
@@ -67,6 +73,61 @@ CREATE INDEX IF NOT EXISTS tasks_purge ON tasks (purge_at);
 CREATE TABLE IF NOT EXISTS jobs (name TEXT PRIMARY KEY, meta TEXT);
 CREATE TABLE IF NOT EXISTS workers (id TEXT PRIMARY KEY, info TEXT NOT NULL, expires REAL NOT NULL);
 DROP INDEX IF EXISTS tasks_ready;
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, time REAL, kind TEXT, task_id TEXT, name TEXT,
+    queue TEXT, worker TEXT, attempts INTEGER, progress REAL, meta_json TEXT, error TEXT,
+    reason TEXT
+);
+"""
+#: task events (see _events.py): TEMP triggers of a connection whose backend records events,
+#: so a connection that does not pays nothing; the kinds follow the rules of _events.py
+_EVENT_COLUMNS = "time, kind, task_id, name, queue, worker, attempts, progress, meta_json, "
+_EVENT_COLUMNS += "error, reason"
+_EVENT_NOW = "(julianday('now') - 2440587.5) * 86400.0"
+_EVENT_CAP = (
+    f"DELETE FROM events WHERE seq <= (SELECT MAX(seq) FROM events) - {EVENTS_KEPT} "
+    "AND (SELECT MAX(seq) FROM events) % 1000 = 0;"
+)
+_EVENT_TRIGGERS = f"""
+CREATE TEMP TRIGGER IF NOT EXISTS pulsar_tasks_event_new AFTER INSERT ON main.tasks BEGIN
+    INSERT INTO events ({_EVENT_COLUMNS}) VALUES ({_EVENT_NOW}, 'queued', NEW.id, NEW.name,
+        NEW.queue, NEW.worker, NEW.attempts, NULL, NULL, NULL, NULL);
+    {_EVENT_CAP}
+END;
+CREATE TEMP TRIGGER IF NOT EXISTS pulsar_tasks_event_change
+AFTER UPDATE OF status, progress, meta_json ON main.tasks
+WHEN NEW.status IS NOT OLD.status OR (NEW.status = 'STARTED'
+    AND (NEW.progress IS NOT OLD.progress OR NEW.meta_json IS NOT OLD.meta_json))
+BEGIN
+    INSERT INTO events ({_EVENT_COLUMNS}) VALUES ({_EVENT_NOW},
+        CASE
+            WHEN NEW.status IS OLD.status THEN 'progress'
+            WHEN NEW.status = 'STARTED' THEN 'started'
+            WHEN NEW.status = 'SUCCESS' THEN 'succeeded'
+            WHEN NEW.status = 'FAILURE' THEN 'failed'
+            WHEN NEW.status = 'RETRY' THEN 'retried'
+            WHEN NEW.status = 'REVOKED' THEN 'revoked'
+            WHEN OLD.status = 'STARTED' AND NEW.attempts >= OLD.attempts THEN 'retried'
+            ELSE 'queued'
+        END,
+        NEW.id, NEW.name, NEW.queue,
+        CASE WHEN NEW.status = 'QUEUED' AND OLD.status = 'STARTED' THEN OLD.worker
+            ELSE NEW.worker END,
+        NEW.attempts,
+        CASE WHEN NEW.status IS OLD.status THEN NEW.progress END,
+        CASE WHEN NEW.status IS OLD.status THEN NEW.meta_json END,
+        CASE WHEN NEW.status IN ('FAILURE', 'RETRY') THEN NEW.error END,
+        CASE
+            WHEN NEW.status = 'FAILURE' AND NEW.error LIKE 'lost%' THEN 'lost'
+            WHEN NEW.status = 'FAILURE' AND NEW.error = 'timeout' THEN 'timeout'
+            WHEN NEW.status = 'REVOKED' THEN NEW.error
+            WHEN NEW.status = 'QUEUED' AND OLD.status = 'STARTED'
+                AND NEW.attempts >= OLD.attempts THEN 'lost'
+            WHEN NEW.status = 'QUEUED' AND OLD.status = 'STARTED' THEN 'released'
+            WHEN NEW.status = 'QUEUED' AND OLD.status IN ('FAILURE', 'REVOKED') THEN 'requeued'
+        END);
+    {_EVENT_CAP}
+END;
 """
 #: what needs the columns added since the first schema (run after _add_columns): the pending
 #: tasks of a priority above 0, by (queue, priority, eta) — priority-0 tasks are not in it, so
@@ -105,7 +166,7 @@ _REQUEUE_SQL = (
     "UPDATE tasks SET status = 'QUEUED', attempts = 0, result_json = NULL, error = NULL, "
     "traceback = NULL, worker = NULL, token = NULL, time_queued = ?, time_started = NULL, "
     "time_finished = NULL, eta = ?, expires = NULL, lease_expires = NULL, revoke = 0, "
-    "purge_at = NULL WHERE id = ?"
+    "purge_at = NULL, progress = NULL, meta_json = NULL WHERE id = ?"
 )
 _MIN_POLL = 0.0005
 _MAX_POLL = 0.05
@@ -210,6 +271,8 @@ class SQLiteBackend(Backend):
             conn.executescript(_SCHEMA)
             _add_columns(conn)
             conn.executescript(_SCHEMA_LATER)
+            if self.events:
+                conn.executescript(_EVENT_TRIGGERS)
         except BaseException:
             conn.close()
             raise
@@ -817,6 +880,7 @@ class SQLiteBackend(Backend):
             conn.execute("DELETE FROM jobs")
             conn.execute("DELETE FROM workers")
             conn.execute("DELETE FROM rate_limits")
+            conn.execute("DELETE FROM events")
 
         await self._write_op(op)
 
@@ -829,6 +893,99 @@ class SQLiteBackend(Backend):
             return conn.execute("DELETE FROM tasks WHERE purge_at <= ?", (now,)).rowcount
 
         return await self._write_op(op)
+
+    # -- progress and events -------------------------------------------------------------------
+    @guarded
+    async def set_progress(
+        self, updates: Sequence[tuple[str, str, float | None, str | None]]
+    ) -> builtins.list[bool]:
+        def op(conn: sqlite3.Connection) -> list[bool]:
+            return [
+                conn.execute(
+                    "UPDATE tasks SET progress = COALESCE(?, progress), "
+                    "meta_json = COALESCE(?, meta_json) "
+                    "WHERE id = ? AND token = ? AND status = 'STARTED'",
+                    (progress, meta, task_id, token),
+                ).rowcount
+                > 0
+                for task_id, token, progress, meta in updates
+            ]
+
+        done = await self._write_op(op)
+        if any(done):
+            self._notify()
+        return done
+
+    def event_reader(self, after: str | None = None) -> EventReader:
+        return _SQLiteEvents(self, after)
+
+
+class _SQLiteEvents(EventReader):
+    """Reads the ``events`` table after a sequence number, woken as the waiters of tasks are
+    (a change of this object, a datagram, ``PRAGMA data_version``)."""
+
+    def __init__(self, backend: SQLiteBackend, after: str | None) -> None:
+        self.backend = backend
+        self.cursor: int | None = None if after is None else int(after or 0)
+        self._poll = _MIN_POLL
+        self._version = -1
+
+    async def _wait_change(self, timeout: float) -> None:
+        """``SQLiteBackend._wait_change`` with a ``data_version`` of this reader's own (several
+        readers and waiters of one backend object each notice a commit)."""
+        backend = self.backend
+        event = asyncio.Event()
+        backend._changed.add(event)
+        loop = asyncio.get_running_loop()
+        if backend._wake is not None:
+            backend._wake.listen(loop, backend._notify_local)
+        end = loop.time() + timeout
+        try:
+            while (remaining := end - loop.time()) > 0:
+                try:
+                    await asyncio.wait_for(event.wait(), min(self._poll, remaining))
+                    self._poll = _MIN_POLL
+                    return
+                except TimeoutError:
+                    pass
+                if await backend._run(_data_version) != self._version:
+                    self._poll = _MIN_POLL  # (the version of the last read: nothing missed)
+                    return
+                self._poll = min(_MAX_POLL, self._poll * 1.5)
+        finally:
+            backend._changed.discard(event)
+
+    async def start(self) -> str:
+        """Fix "now" (the last event recorded) as the start, if not given; returns it."""
+        if self.cursor is None:
+            self.cursor = await self.backend._run(_last_event)
+        return str(self.cursor)
+
+    async def read(self, timeout: float) -> list[TaskEvent]:
+        await self.start()
+        assert self.cursor is not None
+        self._version, rows = await self.backend._run(_event_rows, self.cursor)
+        if not rows:
+            await self._wait_change(timeout)
+            self._version, rows = await self.backend._run(_event_rows, self.cursor)
+        if rows:
+            self.cursor = int(rows[-1]["id"])
+        return [TaskEvent.from_row(row) for row in rows]
+
+
+def _last_event(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0])
+
+
+def _event_rows(conn: sqlite3.Connection, after: int) -> tuple[int, list[dict[str, Any]]]:
+    """``(data_version, the events after ``after``)``: the version read first, so that a
+    commit made after the read changes it."""
+    version = _data_version(conn)
+    cur = conn.execute(
+        f"SELECT seq AS id, {_EVENT_COLUMNS} FROM events WHERE seq > ? ORDER BY seq LIMIT 500",
+        (after,),
+    )
+    return version, [dict(row) for row in cur.fetchall()]
 
 
 def _final_rows(
@@ -936,8 +1093,9 @@ def _recover(conn: sqlite3.Connection, rows: Sequence[Any], now: float, ttl: flo
 
 
 def _add_columns(conn: sqlite3.Connection) -> None:
-    """Migrate a database made by an older version: the task columns it lacks (``priority``)
-    are added, once, under the write lock (another process may be doing the same)."""
+    """Migrate a database made by an older version: the task columns it lacks (``priority``,
+    ``progress``, ``meta_json``...) are added, once, under the write lock (another process may
+    be doing the same)."""
     if not {c for c in _COLUMNS} - {r[1] for r in conn.execute("PRAGMA table_info(tasks)")}:
         return
     conn.execute("BEGIN IMMEDIATE")

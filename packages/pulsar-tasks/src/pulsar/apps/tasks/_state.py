@@ -66,7 +66,15 @@ FINAL = frozenset({TaskState.SUCCESS, TaskState.FAILURE, TaskState.REVOKED})
 REQUEUEABLE = frozenset({TaskState.FAILURE, TaskState.REVOKED})
 
 _INT = ("attempts", "max_retries", "revoke", "priority")
-_FLOAT = ("time_queued", "time_started", "time_finished", "eta", "expires", "lease_expires")
+_FLOAT = (
+    "time_queued",
+    "time_started",
+    "time_finished",
+    "eta",
+    "expires",
+    "lease_expires",
+    "progress",
+)
 
 
 @dataclass(slots=True)
@@ -79,6 +87,8 @@ class Task:
     RQ's ``job.result``).
     ``token`` is the lease token of the current attempt (None when no worker holds it).
     ``priority`` (0-9, default 0): a worker claims the highest due priority of a queue first.
+    ``progress`` (0..1) and ``meta_json`` (JSON text, decoded by :attr:`meta`) are what the
+    job last published with :func:`~pulsar.apps.tasks.update` (None until it does).
     """
 
     id: str
@@ -103,6 +113,9 @@ class Task:
     overlap_key: str | None = None
     #: 0-9, higher first within a queue (see :mod:`._schedule`)
     priority: int = 0
+    # -- progress (``tasks.update()``), see _progress.py
+    progress: float | None = None
+    meta_json: str | None = None
 
     # -- decoding --------------------------------------------------------------------------------
     @property
@@ -125,6 +138,12 @@ class Task:
         """The value the job returned, decoded (None until SUCCESS); the stored JSON text is
         :attr:`result_json`."""
         return None if self.result_json is None else json.loads(self.result_json)
+
+    @property
+    def meta(self) -> Any:
+        """The metadata the job last published with ``tasks.update(meta=...)``, decoded (None
+        until it does); the stored JSON text is :attr:`meta_json`."""
+        return None if self.meta_json is None else json.loads(self.meta_json)
 
     @property
     def value(self) -> Any:
@@ -189,6 +208,11 @@ class Task:
             out["result"] = self.result
         except ValueError:
             out["result"] = self.result_json
+        out.pop("meta_json", None)
+        try:
+            out["meta"] = self.meta
+        except ValueError:
+            out["meta"] = self.meta_json
         return out
 
 

@@ -20,7 +20,9 @@ allows (``Backend.postpone``, attempt not counted) and its slot takes other work
 Every ``lease / 3`` seconds (at most 5 s) a heartbeat task publishes the consumer's record
 (:meth:`Consumer.heartbeat_info`: what ``pulsar-tasks inspect`` shows) with an expiry of three
 periods; it is removed when the consumer stops. It is a task of its own, off the claim and
-renewal paths: a slow backend delays no lease renewal.
+renewal paths: a slow backend delays no lease renewal. What a job publishes with
+``tasks.update()`` is written by one call per loop iteration for all the running tasks (the
+latest update of each; see :mod:`._progress`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import json
 import logging
 import os
 import socket
+import threading
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Sequence
@@ -41,6 +44,7 @@ from ._backend import Backend
 from ._child import ChildError, run_in_child
 from ._errors import TaskTimeout
 from ._job import _CURRENT, get_job, registry
+from ._progress import SINK
 from ._schedule import RateGate
 from ._state import Task, TaskState
 from ._tasklog import TaskLog
@@ -66,7 +70,7 @@ async def _timed(work: Awaitable[Any], timeout: float | None) -> Any:
 
 
 class _Running:
-    __slots__ = ("job_task", "name", "reason", "started", "task_id", "token")
+    __slots__ = ("job_task", "name", "reason", "started", "task_id", "token", "updated")
 
     def __init__(self, task_id: str, token: str) -> None:
         self.task_id = task_id
@@ -75,6 +79,7 @@ class _Running:
         self.reason: str | None = None  # 'revoked' | 'lost' | 'stopping'
         self.name: Any = None  # the job's name and the claim's time_started, as claimed
         self.started: Any = None  # (decoded only by the heartbeat)
+        self.updated = False  # the job published progress (tasks.update())
 
 
 class Consumer:
@@ -122,6 +127,10 @@ class Consumer:
         self._started_at = time.time()
         self._wake: asyncio.Event | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        # tasks.update(): the latest (token, progress, meta_json) per task, and their writer
+        self._updates: dict[str, tuple[str, float | None, str | None]] = {}
+        self._flusher: asyncio.Task[None] | None = None
+        self._sink_fn: Callable[[float | None, str | None], None] | None = None
 
     # -- life ----------------------------------------------------------------------------------
     def start(self) -> None:
@@ -259,6 +268,7 @@ class Consumer:
                     # the run (revoke, lost lease, stop) lands on the job's await and is caught
                     # below; once the job is over nothing cancels this task (job_task None)
                     _CURRENT.set(task)
+                    SINK.set(self._sink())
                     run.job_task = asyncio.current_task()
                     try:
                         result = await _timed(job.run(*args, **kwargs), job.timeout)
@@ -269,9 +279,17 @@ class Consumer:
                     # cancelling it leaves this one free to record the outcome
                     context = contextvars.copy_context()
                     context.run(_CURRENT.set, task)
+                    context.run(SINK.set, self._sink())
                     work: Awaitable[Any]
                     if job.in_process:  # a child process, killed at the timeout (or on revoke)
-                        work = run_in_child(job, task, args, kwargs, job.timeout)
+                        work = run_in_child(
+                            job,
+                            task,
+                            args,
+                            kwargs,
+                            job.timeout,
+                            on_update=lambda p, m: self._publish(run, p, m),
+                        )
                     else:
                         work = self._threaded(context, job.timeout, job.run, *args, **kwargs)
                     run.job_task = asyncio.get_running_loop().create_task(work, context=context)
@@ -415,6 +433,10 @@ class Consumer:
         still be ours (afterwards another worker has it)."""
         deadline = time.monotonic() + max(self.lease * 2, 5.0)
         delay = 0.05
+        flusher = self._flusher
+        if run.updated and flusher is not None and not flusher.done():
+            # its last update is written before its outcome (which it would not overwrite)
+            await asyncio.wait({flusher}, timeout=self.lease)
         while True:
             try:
                 method = getattr(self.backend, op)
@@ -428,6 +450,55 @@ class Consumer:
                     return
                 await asyncio.sleep(delay)
                 delay = min(1.0, delay * 2)
+
+    # -- progress (tasks.update(), see _progress.py) --------------------------------------------
+    def _sink(self) -> Callable[[float | None, str | None], None]:
+        """Where the updates of the runs of this consumer go, from the loop or a thread (one
+        function for every run: the run is the one of the caller's ``current_task()``)."""
+        sink = self._sink_fn
+        if sink is None:
+            loop = asyncio.get_running_loop()
+            ident = threading.get_ident()
+
+            def sink(progress: float | None, meta: str | None) -> None:
+                task = _CURRENT.get()
+                run = None if task is None else self.running.get(task.id)
+                if run is None or run.token != task.token:  # type: ignore[union-attr]
+                    return  # that attempt is over
+                if threading.get_ident() == ident:
+                    self._publish(run, progress, meta)
+                else:
+                    with contextlib.suppress(RuntimeError):  # the loop is gone: so is the run
+                        loop.call_soon_threadsafe(self._publish, run, progress, meta)
+
+            self._sink_fn = sink
+        return sink
+
+    def _publish(self, run: _Running, progress: float | None, meta: str | None) -> None:
+        if run.reason is not None or self.running.get(run.task_id) is not run:
+            return  # the attempt is over (or being stopped): nothing more is written
+        last = self._updates.get(run.task_id)
+        if last is not None:  # latest wins, per field
+            progress = last[1] if progress is None else progress
+            meta = last[2] if meta is None else meta
+        self._updates[run.task_id] = (run.token, progress, meta)
+        run.updated = True
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_updates())
+
+    async def _flush_updates(self) -> None:
+        """Write the latest update of every task that has one, one call per round."""
+        await asyncio.sleep(0)  # the updates made in this loop iteration go together
+        while self._updates:
+            batch, self._updates = self._updates, {}
+            try:
+                await self.backend.set_progress(
+                    [(task_id, *update) for task_id, update in batch.items()]
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # progress is advisory: a later update carries on
+                logger.warning("cannot store the progress of %d task(s): %s", len(batch), exc)
 
     # -- leases --------------------------------------------------------------------------------
     async def _renew_loop(self) -> None:
