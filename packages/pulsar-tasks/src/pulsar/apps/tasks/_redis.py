@@ -518,6 +518,40 @@ class RedisBackend(Backend):
         return list(await self._eval("enqueue", "enqueue", json.dumps(items)))
 
     @guarded
+    async def enqueue_flow(self, tasks: Sequence[Task], *, reply: bool = False) -> None:
+        replies = None
+        if reply:
+            if self._replies is None:
+                self._replies = _Replies(self)
+            replies = self._replies
+        items = []
+        for task in tasks:
+            row = {k: str(v) for k, v in task.to_row().items() if v is not None}
+            if replies is not None:
+                row["reply_to"] = replies.channel
+                replies.expect(task.id)
+            items.append(
+                (task.id, task.queue, repr(task.eta), repr(task.time_queued), row, task.depends_on)
+            )
+        ok = False
+        try:
+            result = await self._script(
+                "enqueue_flow", self.now(), self.result_ttl, json.dumps(items)
+            )
+            ok = result[0] == "ok"
+        finally:
+            if replies is not None and not ok:
+                for task in tasks:
+                    replies.expected.pop(task.id, None)
+        if result[0] == "duplicate":
+            raise DuplicateTask(f"a task with id {result[1]!r} exists already")
+        if result[0] == "unknown":
+            raise ValueError(
+                f"depends_on: no task {result[1]!r} (unknown, or its record expired): queue "
+                f"the dependency first and pass its id"
+            )
+
+    @guarded
     async def get(self, task_id: str) -> Task | None:
         row = await self._getter(task_id)
         return Task.from_row(row) if row else None

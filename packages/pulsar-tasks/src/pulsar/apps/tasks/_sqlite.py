@@ -36,6 +36,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from . import _sqlite_deps as _deps
 from ._backend import Backend, Claim, decode_workers, guarded
 from ._batch import Batcher
 from ._errors import BackendError, DuplicateTask, JobOverlap
@@ -77,7 +78,7 @@ _EXPIRE_SQL = (
     "UPDATE tasks INDEXED BY tasks_expiring SET status = 'REVOKED', error = 'expired', "
     "time_finished = ?, purge_at = ? "
     f"WHERE status IN {_PENDING_SQL} AND expires IS NOT NULL AND expires < ? "
-    "AND queue IN ({qmarks}) AND eta <= ?"
+    "AND queue IN ({qmarks}) AND eta <= ? RETURNING id, dependents"
 )
 #: an operator's requeue of a FAILURE/REVOKED task: a fresh start (see Backend.requeue)
 _REQUEUE_SQL = (
@@ -187,6 +188,7 @@ class SQLiteBackend(Backend):
                         time.sleep(0.02)
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.executescript(_SCHEMA)
+            _add_columns(conn)
         except BaseException:
             conn.close()
             raise
@@ -322,6 +324,17 @@ class SQLiteBackend(Backend):
         return added
 
     @guarded
+    async def enqueue_flow(self, tasks: Sequence[Task], *, reply: bool = False) -> None:
+        now = self.now()
+        ttl = self.result_ttl
+
+        def op(conn: sqlite3.Connection) -> None:
+            _deps.store(conn, tasks, _COLUMNS, now, ttl)
+
+        await self._write_op(op)
+        self._notify()
+
+    @guarded
     async def get(self, task_id: str) -> Task | None:
         row = await self._getter(task_id)
         return None if row is None else Task.from_row(row)
@@ -369,14 +382,16 @@ class SQLiteBackend(Backend):
             if row is None:
                 return None
             status = TaskState(row[0])
-            if status in (TaskState.QUEUED, TaskState.RETRY):
+            if status in (TaskState.QUEUED, TaskState.RETRY, TaskState.DEFERRED):
                 # the TTL the workers of this job use (published with the job), else ours
                 kept = _published_ttl(conn, row[1])
-                conn.execute(
+                ended = conn.execute(
                     "UPDATE tasks SET status = 'REVOKED', error = 'revoked', time_finished = ?, "
-                    "token = NULL, purge_at = ? WHERE id = ?",
+                    "token = NULL, purge_at = ? WHERE id = ? RETURNING dependents",
                     (now, _purge_at(now, ttl if kept is None else kept), task_id),
-                )
+                ).fetchone()
+                if ended is not None and ended[0]:
+                    _deps.resolve(conn, [task_id], now, ttl)
                 return TaskState.REVOKED
             if status == TaskState.STARTED:
                 conn.execute("UPDATE tasks SET revoke = 1 WHERE id = ?", (task_id,))
@@ -403,12 +418,14 @@ class SQLiteBackend(Backend):
             count = 0
             for name in names:  # each kept for the TTL its job's workers published
                 kept = _published_ttl(conn, name)
-                count += conn.execute(
+                ended = conn.execute(
                     "UPDATE tasks SET status = 'REVOKED', error = 'purged', time_finished = ?, "
                     f"token = NULL, purge_at = ? WHERE status IN {_PENDING_SQL} AND queue = ? "
-                    "AND name = ?",
+                    "AND name = ? RETURNING id, dependents",
                     (now, _purge_at(now, ttl if kept is None else kept), queue, name),
-                ).rowcount
+                ).fetchall()
+                count += len(ended)
+                _deps.resolve(conn, [r[0] for r in ended if r[1]], now, ttl)
             return count
 
         count = await self._write_op(op)
@@ -570,9 +587,11 @@ class SQLiteBackend(Backend):
             _recover(conn, lost, now, ttl)
             # 2. pending tasks past their expiry time are revoked (found through the partial
             # index of expiring pending tasks: the backlog is not scanned)
-            conn.execute(
+            expired = conn.execute(
                 _EXPIRE_SQL.format(qmarks=qmarks), (now, _purge_at(now, ttl), now, *queues, now)
-            )
+            ).fetchall()
+            if expired:
+                _deps.resolve(conn, [r[0] for r in expired if r[1]], now, ttl)
             # 3. claim due tasks: per queue, the first ones of the partial index of pending
             # tasks by (queue, eta) — no sort, whatever the backlog — merged by due time
             due: list[tuple[float, str]] = []
@@ -660,13 +679,17 @@ class SQLiteBackend(Backend):
         ttl = self.result_ttl
 
         def op(conn: sqlite3.Connection) -> bool:
-            cur = conn.execute(
+            ended = conn.execute(
                 "UPDATE tasks SET status = ?, result_json = ?, error = ?, traceback = ?, "
                 "time_finished = ?, token = NULL, lease_expires = NULL, purge_at = ? "
-                "WHERE id = ? AND token = ? AND status = 'STARTED'",
+                "WHERE id = ? AND token = ? AND status = 'STARTED' RETURNING dependents",
                 (str(status), result, error, traceback, now, _purge_at(now, ttl), task_id, token),
-            )
-            return cur.rowcount > 0
+            ).fetchone()
+            if ended is None:
+                return False
+            if ended[0]:  # its dependents move on in this transaction
+                _deps.resolve(conn, [task_id], now, ttl)
+            return True
 
         done = await self._write_op(op)
         if done:
@@ -856,17 +879,38 @@ def _recover(conn: sqlite3.Connection, rows: Sequence[Any], now: float, ttl: flo
     FAILURE ``'lost'`` once they used up their retries (a poison task)."""
     for task_id, attempts, max_retries in rows:
         if (attempts or 0) > (max_retries or 0):
-            conn.execute(
+            ended = conn.execute(
                 "UPDATE tasks SET status = 'FAILURE', time_finished = ?, token = NULL, "
-                "lease_expires = NULL, purge_at = ?, error = ? WHERE id = ?",
+                "lease_expires = NULL, purge_at = ?, error = ? WHERE id = ? RETURNING dependents",
                 (now, _purge_at(now, ttl), _lost_error(attempts), task_id),
-            )
+            ).fetchone()
+            if ended is not None and ended[0]:
+                _deps.resolve(conn, [task_id], now, ttl)
         else:
             conn.execute(
                 "UPDATE tasks SET status = 'QUEUED', token = NULL, worker = NULL, "
                 "lease_expires = NULL, eta = ? WHERE id = ?",
                 (now, task_id),
             )
+
+
+def _add_columns(conn: sqlite3.Connection) -> None:
+    """Migrate a database made by an older version: the task fields it lacks become columns
+    (NULL in its rows, which is what those fields are for a task that does not use them)."""
+    have = {row[1] for row in conn.execute("PRAGMA table_info(tasks)")}
+    missing = [c for c in _COLUMNS if c not in have]
+    if not missing:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        have = {row[1] for row in conn.execute("PRAGMA table_info(tasks)")}
+        for column in _COLUMNS:
+            if column not in have:  # another process may have added it meanwhile
+                conn.execute(f"ALTER TABLE tasks ADD COLUMN {column}")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
 
 
 def _lost_error(attempts: int) -> str:

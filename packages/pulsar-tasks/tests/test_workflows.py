@@ -1,0 +1,227 @@
+"""Workflows and depends_on (``_workflow``), on every backend (``backend_url``): chain, group,
+chord, depends_on met/failed/unknown, nesting; the chord race and the SIGKILL mid-chain with
+real worker processes; the CLI tree."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import tq_helpers
+import tq_jobs
+
+from pulsar.apps import tasks
+from pulsar.apps.tasks import TaskState, chain, chord, group
+
+
+@contextlib.asynccontextmanager
+async def consuming(url: str, concurrent: int = 10) -> AsyncIterator[tasks.Consumer]:
+    """A consumer with its own backend object (as a worker process would have)."""
+    backend = tasks.create_backend(url)
+    consumer = tasks.Consumer(
+        backend, worker_id=f"w-{uuid.uuid4().hex[:6]}", lease=5.0, concurrent_tasks=concurrent
+    )
+    consumer.start()
+    try:
+        yield consumer
+    finally:
+        await consumer.stop(grace=1.0)
+        await backend.close()
+
+
+def lines(path: str) -> list[str]:
+    try:
+        with open(path) as f:
+            return [line.split()[0] for line in f]
+    except FileNotFoundError:
+        return []
+
+
+# -- declaring ---------------------------------------------------------------------------------
+def test_signatures_and_bad_input() -> None:
+    sig = tq_jobs.add.s(1, b=2)
+    assert (sig.name, sig.args, sig.kwargs, sig.immutable) == ("add", (1,), {"b": 2}, False)
+    assert tq_jobs.add.si(1).immutable
+    assert sig.set(queue="other").options == {"queue": "other"}
+    assert repr(sig) == "add.s(1, b=2)"
+    with pytest.raises(TypeError, match="unknown task option 'queues'"):
+        sig.set(queues="x")
+    with pytest.raises(TypeError, match=r"chain\(\) takes signatures"):
+        chain(tq_jobs.add.s(1, 2), tq_jobs.add)
+    with pytest.raises(ValueError, match="at least one"):
+        group([])
+    with pytest.raises(TypeError, match="chord"):
+        chord(tq_jobs.add.s(1, 2), tq_jobs.wf_sum.s())
+    assert group([tq_jobs.add.s(1, 2)]).members == group(tq_jobs.add.s(1, 2)).members
+
+
+async def test_bad_workflows_are_refused_before_anything_is_stored(client) -> None:
+    with pytest.raises(TypeError, match="queue_workflow"):
+        await client.queue_workflow(tq_jobs.add.s(1, 2))
+    with pytest.raises(tasks.UnknownJob):
+        await client.queue_workflow(chain(tq_jobs.add.s(1, 2), tasks.Signature("nope")))
+    with pytest.raises(tasks.TaskSerializationError):
+        await client.queue_workflow(group(tq_jobs.add.s(1, object())))
+    with pytest.raises(ValueError, match="overlap=False"):
+        await client.queue_workflow(chain(tq_jobs.add.s(1, 2), tq_jobs.exclusive.s()))
+    dup = await client.queue_task("add", [1, 2])
+    with pytest.raises(tasks.DuplicateTask):
+        await client.queue_workflow(
+            chain(tq_jobs.add.s(1, 2), tq_jobs.add.s(3).set(task_id=dup.id))
+        )
+    assert [t.id for t in await client.list_tasks()] == [dup.id]  # nothing else stored
+
+
+# -- depends_on -------------------------------------------------------------------------------
+async def test_depends_on_waits_then_runs(client, backend_url) -> None:
+    first = await client.queue_task("add", [1, 2], countdown=0.3)
+    second = await client.queue_task("add", [1, 2])
+    after = await client.queue_task("add", [3, 4], depends_on=[first.id, second])
+    assert after.status == TaskState.DEFERRED and after.depends_on == [first.id, second.id]
+    assert (await client.backend.pending(["default"])) == 2  # DEFERRED is not pending
+    async with consuming(backend_url):
+        done = await client.wait_for_task(after.id, timeout=10)
+    assert done.status == TaskState.SUCCESS and done.result == 7 and done.args == [3, 4]
+    assert (await client.get_task(first.id)).time_finished <= done.time_started
+    # a dependency already SUCCESS counts as met: queued at once
+    met = await client.queue_task("add", [5, 6], depends_on=[first.id])
+    assert met.status == TaskState.QUEUED
+
+
+async def test_depends_on_failed_or_revoked_revokes_with_the_reason(client, backend_url) -> None:
+    bad = await client.queue_task("boom", ["nope"])
+    waiting = await client.queue_task("add", [1, 2], depends_on=[bad.id])
+    further = await client.queue_task("add", [1, 2], depends_on=[waiting.id])
+    async with consuming(backend_url):
+        done = await client.wait_for_task(further.id, timeout=10)
+    first = await client.get_task(waiting.id)
+    assert first.status == TaskState.REVOKED
+    assert first.error == f"dependency boom[{bad.id}] FAILURE: ValueError: nope"
+    assert done.status == TaskState.REVOKED and done.error == first.error  # the cascade
+    # already failed: revoked at once
+    late = await client.queue_task("add", [1, 2], depends_on=[bad.id])
+    assert late.status == TaskState.REVOKED and late.error == first.error
+    # a revoked dependency (and a revoke of a DEFERRED task) cascades too
+    root = await client.queue_task("add", [1, 2], countdown=60)
+    child = await client.queue_task("add", [1, 2], depends_on=[root.id])
+    grandchild = await client.queue_task("add", [1, 2], depends_on=[child.id])
+    assert await client.revoke(child.id) == TaskState.REVOKED
+    got = await client.wait_for_task(grandchild.id, timeout=5)
+    assert got.status == TaskState.REVOKED and got.error == f"dependency add[{child.id}] REVOKED: revoked"
+    assert (await client.get_task(root.id)).status == TaskState.QUEUED
+
+
+async def test_depends_on_unknown_or_bad_is_refused(client) -> None:
+    with pytest.raises(ValueError, match="no task 'missing'"):
+        await client.queue_task("add", [1, 2], depends_on=["missing"])
+    with pytest.raises(TypeError, match="list of task ids"):
+        await client.queue_task("add", [1, 2], depends_on="abc")
+    with pytest.raises(TypeError, match="task ids"):
+        await client.queue_task("add", [1, 2], depends_on=[1])
+    assert await client.list_tasks() == []
+
+
+# -- chain, group, chord ------------------------------------------------------------------------
+async def test_chain_group_chord_and_nesting(client, backend_url, tmp_path) -> None:
+    path = str(tmp_path / "log")
+    s = tq_jobs.wf_step
+    three = await client.queue_workflow(chain(s.s([], path, "a"), s.s(path, "b"), s.s(path, "c")))
+    assert three.name == "workflow.chain" and three.status == TaskState.DEFERRED
+    members = await client.queue_workflow(group(tq_jobs.add.s(i, i) for i in range(5)))
+    summed = await client.queue_workflow(
+        chord([tq_jobs.add.s(i, 1) for i in range(4)], tq_jobs.wf_sum.s())
+    )
+    nested = await client.queue_workflow(
+        chain(
+            tq_jobs.add.s(1, 1),
+            group(tq_jobs.add.s(10), tq_jobs.add.s(20), chain(tq_jobs.add.s(30), tq_jobs.add.s(1))),
+            tq_jobs.wf_sum.s(),
+            tq_jobs.add.si(5, 5),
+        )
+    )
+    groups = await client.queue_workflow(
+        group(group(tq_jobs.add.s(1, 1), tq_jobs.add.s(2, 2)), tq_jobs.add.s(3, 3))
+    )
+    async with consuming(backend_url):
+        done = await client.wait_for_task(three.id, timeout=10)
+        assert done.status == TaskState.SUCCESS and done.result == ["a", "b", "c"]
+        assert lines(path) == ["a", "b", "c"]
+        assert (await client.wait_for_task(members.id, timeout=10)).result == [0, 2, 4, 6, 8]
+        assert (await client.wait_for_task(summed.id, timeout=10)).result == 1 + 2 + 3 + 4
+        assert (await client.wait_for_task(nested.id, timeout=10)).result == 10
+        assert (await client.wait_for_task(groups.id, timeout=10)).result == [[2, 4], 6]
+    tree = (await client.get_task(nested.id)).kwargs
+    assert tree["kind"] == "chain" and [m.get("kind") for m in tree["members"]] == [
+        None, "group", None, None,
+    ]  # fmt: skip
+    step = await client.get_task(tree["members"][2]["id"])
+    assert step.workflow == nested.id and step.args == [[12, 22, 33]]
+    assert step.depends_on == [m.get("id") or m["members"][-1]["id"] for m in tree["members"][1]["members"]]
+
+
+async def test_failing_step_stops_the_chain(client, backend_url, tmp_path) -> None:
+    path = str(tmp_path / "log")
+    s = tq_jobs.wf_step
+    flow = await client.queue_workflow(
+        chain(s.s([], path, "a"), tq_jobs.wf_fail.s("broken"), s.s(path, "c"), s.s(path, "d"))
+    )
+    async with consuming(backend_url):
+        done = await client.wait_for_task(flow.id, timeout=10)
+    members = [m["id"] for m in done.kwargs["members"]]
+    assert done.status == TaskState.FAILURE
+    assert done.error == f"dependency wf_fail[{members[1]}] FAILURE: ValueError: broken"
+    assert [(await client.get_task(i)).status for i in members] == [
+        TaskState.SUCCESS, TaskState.FAILURE, TaskState.REVOKED, TaskState.REVOKED,
+    ]  # fmt: skip
+    assert (await client.get_task(members[3])).error == done.error
+    assert lines(path) == ["a"]
+    with pytest.raises(tasks.TaskFailed, match="wf_fail"):
+        done.result_or_raise()
+
+
+async def test_a_retried_step_does_not_restart_the_chain(client, backend_url, tmp_path) -> None:
+    path = str(tmp_path / "log")
+    s = tq_jobs.wf_step
+    flow = await client.queue_workflow(
+        chain(s.s([], path, "a"), tq_jobs.wf_flaky_step.s(path, "b"), s.s(path, "c"))
+    )
+    async with consuming(backend_url):
+        done = await client.wait_for_task(flow.id, timeout=10)
+    assert done.status == TaskState.SUCCESS and done.result == ["a", "b", "c"]
+    assert lines(path) == ["a", "b", "b", "c"]
+    assert (await client.get_task(done.kwargs["members"][1]["id"])).attempts == 2
+
+
+async def test_chord_with_a_failing_member(client, backend_url, tmp_path) -> None:
+    path = str(tmp_path / "log")
+    flow = await client.queue_workflow(
+        chord(
+            [tq_jobs.add.s(1, 2), tq_jobs.wf_fail.s(None, "member down"), tq_jobs.add.s(3, 4)],
+            tq_jobs.wf_count.s(path),
+        )
+    )
+    async with consuming(backend_url):
+        done = await client.wait_for_task(flow.id, timeout=10)
+        header = done.kwargs["members"][0]["members"]
+        for member in (header[0], header[2]):  # the others still ran
+            assert (await client.wait_for_task(member["id"], timeout=10)).status == "SUCCESS"
+    assert done.status == TaskState.FAILURE
+    assert done.error == f"dependency wf_fail[{header[1]['id']}] FAILURE: ValueError: member down"
+    callback = await client.get_task(done.kwargs["members"][1]["id"])
+    assert callback.status == TaskState.REVOKED and callback.error == done.error
+    assert lines(path) == []
+
+
+def test_sync_client_and_delay(backend_url) -> None:
+    with tasks.connect_sync(backend_url) as c:
+        record = c.queue_workflow(chain(tq_jobs.add.s(1, 2), tq_jobs.add.s(3)))
+        also = chain(tq_jobs.add.s(1, 2), tq_jobs.add.s(4)).delay()
+        assert record.status == also.status == TaskState.DEFERRED
+        assert c.get_task(also.id).name == "workflow.chain"
