@@ -225,3 +225,74 @@ def test_sync_client_and_delay(backend_url) -> None:
         also = chain(tq_jobs.add.s(1, 2), tq_jobs.add.s(4)).delay()
         assert record.status == also.status == TaskState.DEFERRED
         assert c.get_task(also.id).name == "workflow.chain"
+
+
+# -- real worker processes -------------------------------------------------------------------
+BASE = ["--modules", "tq_jobs", "--heartbeat", "1", "--timeout", "10", "--graceful-timeout", "5"]
+
+
+def test_chord_race_sigkill_mid_chain_and_cli_tree(backend_url, tmp_path) -> None:
+    """Two worker processes of one concurrent task each. (1) A chord's two members wait on a
+    barrier (a file) and finish at the same moment, one on each worker: the callback runs
+    once, four times over. (2) A worker SIGKILLed while it runs step 2 of a chain: the chain
+    completes on the replacement, step 1 and step 3 ran once, step 2 twice. (3) The CLI
+    prints the workflow's tree."""
+    run = tq_helpers.Run(
+        "tq_app.py", *BASE, "--backend", backend_url, "--workers", "2", "--concurrent-tasks", "1"
+    )
+    run.wait_ready()
+    with tasks.connect_sync(backend_url) as c:
+        counts = str(tmp_path / "callbacks")
+        for round_ in range(4):
+            folder = tmp_path / f"round{round_}"
+            folder.mkdir()
+            flow = c.queue_workflow(
+                chord(
+                    [tq_jobs.wf_barrier.s(str(folder), i, 2) for i in range(2)],
+                    tq_jobs.wf_count.s(counts),
+                )
+            )
+            done = c.wait_for_task(flow.id, timeout=30)
+            assert done.status == TaskState.SUCCESS and done.result == 1, done.error
+            assert lines(counts) == ["callback"] * (round_ + 1)
+            with open(folder / "arrived") as f:
+                pids = {line.split()[1] for line in f}
+            assert len(pids) == 2  # one member on each worker process
+        time.sleep(0.3)
+        assert lines(counts) == ["callback"] * 4  # no late second run
+
+        path = str(tmp_path / "steps")
+        flow = c.queue_workflow(
+            chain(
+                tq_jobs.wf_step.s([], path, "one"),
+                tq_jobs.wf_slow_step.s(path, "two", 60),
+                tq_jobs.wf_step.s(path, "three"),
+            )
+        )
+        tq_helpers.wait_for(lambda: "two" in lines(path), timeout=20, interval=0.01)
+        step2 = c.get_task(flow.kwargs["members"][1]["id"])
+        assert step2.status == TaskState.STARTED
+        with open(path) as f:
+            pid = int(f.read().splitlines()[-1].split()[1])  # "two <pid of its worker>"
+        os.kill(pid, signal.SIGKILL)
+        done = c.wait_for_task(flow.id, timeout=30)
+        assert done.status == TaskState.SUCCESS and done.result == ["one", "two", "three"]
+        assert lines(path) == ["one", "two", "two", "three"]
+        assert c.get_task(step2.id).attempts == 2
+
+    table = tq_helpers.cli("status", flow.id, "--backend", backend_url)
+    assert table.returncode == 0, table.stderr
+    ids = [m["id"] for m in flow.kwargs["members"]]
+    assert table.stdout.split("\n\n", 1)[1].splitlines() == [
+        f"chain  {flow.id}  SUCCESS",
+        f'├── wf_step  {ids[0]}  SUCCESS  ["one"]',
+        f'├── wf_slow_step  {ids[1]}  SUCCESS  ["one", "two"]',
+        f'└── wf_step  {ids[2]}  SUCCESS  ["one", "two", "three"]',
+    ]
+    out = tq_helpers.cli("status", flow.id, "--json", "--backend", backend_url)
+    tree = json.loads(out.stdout)["tree"]
+    assert tree["kind"] == "chain" and tree["status"] == "SUCCESS"
+    assert [(m["id"], m["status"]) for m in tree["members"]] == [(i, "SUCCESS") for i in ids]
+    run.proc.send_signal(signal.SIGTERM)
+    code, _, err = run.finish()
+    assert code == 0, err[-3000:]
