@@ -4,7 +4,6 @@ real worker processes; the CLI tree."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -26,7 +25,11 @@ async def consuming(url: str, concurrent: int = 10) -> AsyncIterator[tasks.Consu
     """A consumer with its own backend object (as a worker process would have)."""
     backend = tasks.create_backend(url)
     consumer = tasks.Consumer(
-        backend, worker_id=f"w-{uuid.uuid4().hex[:6]}", lease=5.0, concurrent_tasks=concurrent
+        backend,
+        worker_id=f"w-{uuid.uuid4().hex[:6]}",
+        lease=5.0,
+        concurrent_tasks=concurrent,
+        max_idle=0.1,  # (a stop waits for the idle wait)
     )
     consumer.start()
     try:
@@ -114,7 +117,8 @@ async def test_depends_on_failed_or_revoked_revokes_with_the_reason(client, back
     grandchild = await client.queue_task("add", [1, 2], depends_on=[child.id])
     assert await client.revoke(child.id) == TaskState.REVOKED
     got = await client.wait_for_task(grandchild.id, timeout=5)
-    assert got.status == TaskState.REVOKED and got.error == f"dependency add[{child.id}] REVOKED: revoked"
+    assert got.status == TaskState.REVOKED
+    assert got.error == f"dependency add[{child.id}] REVOKED: revoked"
     assert (await client.get_task(root.id)).status == TaskState.QUEUED
 
 
@@ -163,7 +167,8 @@ async def test_chain_group_chord_and_nesting(client, backend_url, tmp_path) -> N
     ]  # fmt: skip
     step = await client.get_task(tree["members"][2]["id"])
     assert step.workflow == nested.id and step.args == [[12, 22, 33]]
-    assert step.depends_on == [m.get("id") or m["members"][-1]["id"] for m in tree["members"][1]["members"]]
+    inner = tree["members"][1]["members"]  # two steps and a chain: its last step
+    assert step.depends_on == [inner[0]["id"], inner[1]["id"], inner[2]["members"][1]["id"]]
 
 
 async def test_failing_step_stops_the_chain(client, backend_url, tmp_path) -> None:
@@ -296,3 +301,75 @@ def test_chord_race_sigkill_mid_chain_and_cli_tree(backend_url, tmp_path) -> Non
     run.proc.send_signal(signal.SIGTERM)
     code, _, err = run.finish()
     assert code == 0, err[-3000:]
+
+
+# -- schema migrations ---------------------------------------------------------------------
+NEW_COLUMNS = ("workflow", "depends", "dependents", "waiting", "inject")
+
+
+async def test_a_sqlite_database_of_the_previous_version_is_migrated(tmp_path) -> None:
+    """A database made before depends_on gets the new columns at start; its tasks stay and
+    can be depended on."""
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    old = [c for c in tasks.Task.__dataclass_fields__ if c not in NEW_COLUMNS]
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"CREATE TABLE tasks ({', '.join(old)}, purge_at REAL)")
+        conn.execute(
+            "INSERT INTO tasks (id, name, queue, status, payload, attempts, max_retries, eta, "
+            "time_queued, revoke) VALUES ('old', 'add', 'default', 'QUEUED', "
+            "'{\"args\": [1, 2], \"kwargs\": {}}', 0, 0, 0, 0, 0)"
+        )
+    url = f"sqlite:///{path}"
+    client = tasks.connect(url, set_default=False)
+    try:
+        after = await client.queue_task("add", [3, 4], depends_on=["old"])
+        assert after.status == TaskState.DEFERRED
+        async with consuming(url):
+            assert (await client.wait_for_task(after.id, timeout=10)).result == 7
+        assert (await client.get_task("old")).dependents == json.dumps([after.id])
+    finally:
+        await client.close()
+    with sqlite3.connect(path) as conn:
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(tasks)")}
+    assert set(NEW_COLUMNS) <= columns
+
+
+@pytest.mark.postgres
+async def test_a_postgres_schema_of_version_3_is_migrated(monkeypatch) -> None:
+    """A version 3 schema (before depends_on) is migrated at start: the columns and functions
+    are added, its pending tasks can be depended on."""
+    from tq_helpers import POSTGRES_URL, require_postgres
+
+    from pulsar.apps.tasks import _postgres
+
+    require_postgres()
+    url = f"{POSTGRES_URL}?schema=pt_mig_{uuid.uuid4().hex[:8]}"
+    monkeypatch.setattr(_postgres, "SCHEMA_VERSION", 3)
+    old = tasks.create_backend(url)
+    try:
+        await old.counts()  # creates version 3 (with this code's columns: drop the new ones)
+        await old._fetch(
+            f"ALTER TABLE {old._s}.tasks "
+            + ", ".join(f"DROP COLUMN {c}" for c in NEW_COLUMNS)
+            + f"; INSERT INTO {old._s}.tasks (id, name, status, payload, time_queued) "
+            f"VALUES ('old', 'add', 'QUEUED', '{{\"args\": [1, 2], \"kwargs\": {{}}}}', 0)"
+        )
+    finally:
+        await old.close()
+    monkeypatch.undo()
+    client = tasks.connect(url, set_default=False)
+    try:
+        after = await client.queue_task("add", [3, 4], depends_on=["old"])
+        assert after.status == TaskState.DEFERRED
+        async with consuming(url):
+            assert (await client.wait_for_task(after.id, timeout=10)).result == 7
+            assert (await client.wait_for_task("old", timeout=10)).result == 3
+        rows = await client.backend._fetch(
+            f"SELECT value FROM {client.backend._s}.meta WHERE key = 'schema_version'"
+        )
+        assert rows == [(str(_postgres.SCHEMA_VERSION),)]
+    finally:
+        await client.backend.drop_schema()
+        await client.close()

@@ -267,14 +267,21 @@ for _, item in ipairs(items) do
   redis.call('ZADD', p..':all', tq, id)
   if #deps == 0 then
     redis.call('ZADD', p..':q:'..queue, eta, id)
-    woken[queue] = true
+    woken[queue] = (woken[queue] or 0) + 1
   elseif failed then
     fail(id, rec['inject'] or '', failed, now, ttl)
   elseif waiting == 0 then
     release(id, now, ttl)
   end
 end
-for queue in pairs(woken) do wake(queue) end
+-- one wake-up per task (up to 64): a group's members wake as many idle workers
+for queue, n in pairs(woken) do
+  local ones = {}
+  for i = 1, math.min(n, 64) do ones[i] = '1' end
+  if redis.call('RPUSH', p..':wake:'..queue, unpack(ones)) > 64 then
+    redis.call('LTRIM', p..':wake:'..queue, -64, -1)
+  end
+end
 return {'ok'}
 """
 )

@@ -60,9 +60,7 @@ def store(
                     f"the dependency first and pass its id"
                 )
         seen.add(task.id)
-    sql = (
-        f"INSERT INTO tasks ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
-    )
+    sql = f"INSERT INTO tasks ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
     for task in tasks:
         conn.execute("DELETE FROM tasks WHERE id = ?", (task.id,))  # an expired record
         deps = task.depends_on
@@ -83,17 +81,14 @@ def store(
             waiting += 1
             listed = json.loads(dependents) if dependents else []
             listed.append(task.id)
-            conn.execute(
-                "UPDATE tasks SET dependents = ? WHERE id = ?", (json.dumps(listed), dep)
-            )
+            conn.execute("UPDATE tasks SET dependents = ? WHERE id = ?", (json.dumps(listed), dep))
         task.status, task.waiting = TaskState.DEFERRED, waiting
         conn.execute(sql, [task.to_row()[c] for c in columns])
         if failed is not None:
             _fail(conn, task.id, task.inject, failed_reason(*failed), now, ttl)
             resolve(conn, [task.id], now, ttl)
-        elif waiting == 0:
-            if _release(conn, task.id, now, ttl):
-                resolve(conn, [task.id], now, ttl)
+        elif waiting == 0 and _release(conn, task.id, now, ttl):  # a record: it ended
+            resolve(conn, [task.id], now, ttl)
 
 
 def resolve(conn: sqlite3.Connection, ids: Sequence[str], now: float, ttl: float) -> None:

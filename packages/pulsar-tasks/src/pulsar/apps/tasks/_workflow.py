@@ -100,9 +100,7 @@ def depends_json(depends_on: Any) -> str:
         if isinstance(item, Task):
             item = item.id
         if not isinstance(item, str) or not item:
-            raise TypeError(
-                f"depends_on must be a list of task ids (str) or tasks, got {item!r}"
-            )
+            raise TypeError(f"depends_on must be a list of task ids (str) or tasks, got {item!r}")
         if item not in ids:
             ids.append(item)
     return json.dumps(ids)
@@ -152,9 +150,8 @@ class Signature:
     def set(self, **options: Any) -> Signature:
         """A copy with task options added (``queue``, ``countdown``, ``eta``, ``expires``,
         ``task_id``, ``priority``)."""
-        return Signature(
-            self.name, self.args, self.kwargs, immutable=self.immutable, **{**self.options, **options}
-        )
+        merged = {**self.options, **options}
+        return Signature(self.name, self.args, self.kwargs, immutable=self.immutable, **merged)
 
     def __repr__(self) -> str:
         call = ", ".join([*map(repr, self.args), *(f"{k}={v!r}" for k, v in self.kwargs.items())])
@@ -214,7 +211,7 @@ class Workflow:
         return _flow_from_anywhere(self)
 
 
-class chain(Workflow):  # noqa: N801 - Celery's name
+class chain(Workflow):
     """``chain(a.s(1), b.s(), c.s())``: the steps run one after the other, each receiving the
     previous step's result as its first positional argument (not ``.si()`` steps). A step
     that fails (for good: after its retries) stops the chain: the later steps are REVOKED and
@@ -227,7 +224,7 @@ class chain(Workflow):  # noqa: N801 - Celery's name
         super().__init__(_nodes("chain", steps))
 
 
-class group(Workflow):  # noqa: N801 - Celery's name
+class group(Workflow):
     """``group(a.s(1), a.s(2))`` (or ``group([...])``): the members run in parallel; the
     group's result is the list of their results, in order."""
 
@@ -237,7 +234,7 @@ class group(Workflow):  # noqa: N801 - Celery's name
         super().__init__(_nodes("group", members))
 
 
-class chord(Workflow):  # noqa: N801 - Celery's name
+class chord(Workflow):
     """``chord(group(...) or [signatures], callback.s())``: the callback runs once, when every
     member has succeeded, with the list of their results as its first argument. A member that
     fails revokes the callback; the chord's record is FAILURE naming the member."""
