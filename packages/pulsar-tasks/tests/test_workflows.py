@@ -319,7 +319,7 @@ async def test_a_sqlite_database_of_the_previous_version_is_migrated(tmp_path) -
         conn.execute(
             "INSERT INTO tasks (id, name, queue, status, payload, attempts, max_retries, eta, "
             "time_queued, revoke) VALUES ('old', 'add', 'default', 'QUEUED', "
-            "'{\"args\": [1, 2], \"kwargs\": {}}', 0, 0, 0, 0, 0)"
+            '\'{"args": [1, 2], "kwargs": {}}\', 0, 0, 0, 0, 0)'
         )
     url = f"sqlite:///{path}"
     client = tasks.connect(url, set_default=False)

@@ -3,7 +3,8 @@
 * ``pulsar-tasks worker --backend URL --modules pkg.jobs [pulsar options]``: run a TaskQueue;
 * ``pulsar-tasks queue JOB key=value... [--wait SECONDS]``: queue a task (values are JSON when
   they parse as JSON, strings otherwise; ``--arg VALUE`` adds a positional argument);
-* ``pulsar-tasks status [ID] [--status S] [--limit N]``: a table of recent tasks, or one task;
+* ``pulsar-tasks status [ID] [--status S] [--limit N]``: a table of recent tasks, or one task
+  (a workflow's record: with its tree);
 * ``pulsar-tasks jobs``: the jobs known to the backend.
 
 The operator's commands (Celery's ``inspect active`` / ``purge``, RQ's ``requeue`` and failed
