@@ -1194,12 +1194,30 @@ class PostgresBackend(Backend):
             if item["depends"]:
                 item["status"] = "DEFERRED"
         result: list[str] = []
-        try:
-            rows = await self._fetch(
+        attempts = 0
+        now = self.now()
+
+        async def op(conn: Any) -> list[str]:
+            nonlocal attempts
+            attempts += 1
+            cur = await conn.execute(
                 f"SELECT {self._s}.enqueue_flow(%s::json, %s, %s)",
-                (json.dumps(items), self.now(), self.result_ttl),
+                (json.dumps(items), now, self.result_ttl),
             )
-            result = list(rows[0][0])
+            out = list((await cur.fetchone())[0])
+            if out[0] == "duplicate" and attempts > 1 and out[1] == tasks[0].id:
+                # the connection broke after a first attempt committed: our own record
+                cur = await conn.execute(
+                    f"SELECT time_queued, payload FROM {self._s}.tasks WHERE id = %s",
+                    (tasks[0].id,),
+                )
+                found = await cur.fetchone()
+                if found is not None and tuple(found) == (tasks[0].time_queued, tasks[0].payload):
+                    return ["ok"]
+            return out
+
+        try:
+            result = await self._run(op)
         finally:
             if result[:1] != ["ok"]:
                 for task in tasks:

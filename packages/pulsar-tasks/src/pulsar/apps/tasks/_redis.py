@@ -544,6 +544,14 @@ class RedisBackend(Backend):
                 for task in tasks:
                     replies.expected.pop(task.id, None)
         if result[0] == "duplicate":
+            mine = tasks[0]
+            if result[1] == mine.id:
+                # the same record: an earlier try of this very call was stored before its
+                # reply was lost (the guard retried it); anything else is another task
+                key = self._key("t", mine.id)
+                stored = await self.client.hmget(key, "time_queued", "payload")
+                if stored == [str(mine.time_queued), mine.payload]:
+                    return
             raise DuplicateTask(f"a task with id {result[1]!r} exists already")
         if result[0] == "unknown":
             raise ValueError(
