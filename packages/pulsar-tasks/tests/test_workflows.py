@@ -4,6 +4,7 @@ real worker processes; the CLI tree."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -120,6 +121,41 @@ async def test_depends_on_failed_or_revoked_revokes_with_the_reason(client, back
     assert got.status == TaskState.REVOKED
     assert got.error == f"dependency add[{child.id}] REVOKED: revoked"
     assert (await client.get_task(root.id)).status == TaskState.QUEUED
+
+
+async def test_every_end_of_a_dependency_resolves_its_dependents(client) -> None:
+    """Purged, expired, lost (its worker died, no retry left) and revoked while running: each
+    end revokes the dependents in the same step, with the reason."""
+    b = client.backend
+    purged = await client.queue_task("add", [1, 2], queue="bulk")
+    expired = await client.queue_task("add", [1, 2], expires=0.01)
+    lost = await client.queue_task("boom", ["x"])  # max_retries=0
+    running = await client.queue_task("sleeper", [5])
+    waiting = {
+        t.id: await client.queue_task("add", [0, 0], depends_on=[t.id])
+        for t in (purged, expired, lost, running)
+    }
+    assert await b.purge("bulk") == 1
+    await asyncio.sleep(0.05)
+    claimed = {r["id"]: r for r in (await b.claim(["default"], "dead", 30.0, 10)).tasks}
+    assert set(claimed) == {lost.id, running.id}  # the expired one was revoked instead
+    assert await b.release_worker("dead") == 2  # lost is out of retries; sleeper is queued
+    row = (await b.claim(["default"], "w2", 30.0, 10)).tasks[0]
+    assert row["id"] == running.id
+    assert await b.revoke(running.id) == TaskState.STARTED  # flagged: its worker ends it
+    assert await b.complete(running.id, row["token"], TaskState.REVOKED, error="revoked")
+    errors = {}
+    for dep, task in waiting.items():
+        got = await client.wait_for_task(task.id, timeout=5)
+        assert got.status == TaskState.REVOKED, (got.status, got.error)
+        errors[dep] = got.error
+    assert errors == {
+        purged.id: f"dependency add[{purged.id}] REVOKED: purged",
+        expired.id: f"dependency add[{expired.id}] REVOKED: expired",
+        lost.id: f"dependency boom[{lost.id}] FAILURE: "
+        + "lost: the worker running it died or stopped answering (1 attempts)",
+        running.id: f"dependency sleeper[{running.id}] REVOKED: revoked",
+    }
 
 
 async def test_depends_on_unknown_or_bad_is_refused(client) -> None:
