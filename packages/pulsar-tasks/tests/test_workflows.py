@@ -227,6 +227,19 @@ async def test_failing_step_stops_the_chain(client, backend_url, tmp_path) -> No
         done.result_or_raise()
 
 
+async def test_a_long_cascade_takes_no_stack(client, backend_url) -> None:
+    """A chain of 400 steps whose first fails: the cascade is a work list in each backend
+    (recursion overflowed PL/pgSQL's stack at a few hundred steps, leaving the first step's
+    completion impossible)."""
+    steps = [tq_jobs.add.s(1) for _ in range(400)]
+    flow = await client.queue_workflow(chain(tq_jobs.wf_fail.s(None, "first"), *steps))
+    async with consuming(backend_url):
+        done = await client.wait_for_task(flow.id, timeout=20)
+    assert done.status == TaskState.FAILURE and done.error.endswith("ValueError: first")
+    last = await client.get_task(done.kwargs["members"][-1]["id"])
+    assert last.status == TaskState.REVOKED and last.error == done.error
+
+
 async def test_a_retried_step_does_not_restart_the_chain(client, backend_url, tmp_path) -> None:
     path = str(tmp_path / "log")
     s = tq_jobs.wf_step

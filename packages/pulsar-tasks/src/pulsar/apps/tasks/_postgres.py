@@ -461,10 +461,28 @@ RETURNS text LANGUAGE sql IMMUTABLE AS $$
         ELSE '{{"args": [' || p_value || ', ' || substr(p_payload, 11) END
 $$;
 
--- a DEFERRED task whose dependency failed: REVOKED (a workflow's record: FAILURE)
+-- a task ended: its waiters and the client that queued it are told (``final`` without the
+-- dependents, which dep_resolve handles itself)
+CREATE FUNCTION {s}.final_notify(p_id text, p_reply text, p_rec json) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    msg text;
+BEGIN
+    PERFORM pg_notify({done}, p_id);
+    IF p_reply IS NOT NULL THEN
+        msg := p_id || ' ' || p_rec::text;
+        IF octet_length(msg) >= 7900 THEN
+            msg := p_id;  -- over the payload limit: the client reads the record
+        END IF;
+        PERFORM pg_notify(p_reply, msg);
+    END IF;
+END $$;
+
+-- a DEFERRED task whose dependency failed: REVOKED (a workflow's record: FAILURE); true when
+-- it ended (its own dependents are then the caller's to resolve)
 CREATE FUNCTION {s}.dep_fail(
     p_id text, p_why text, p_now double precision, p_ttl double precision
-) RETURNS void LANGUAGE plpgsql AS $$
+) RETURNS boolean LANGUAGE plpgsql AS $$
 DECLARE
     v_rec record;
 BEGIN
@@ -472,15 +490,17 @@ BEGIN
             ELSE 'REVOKED' END,
         error = p_why, waiting = 0, time_finished = p_now, purge_at = {purge}
     WHERE id = p_id AND status = 'DEFERRED' RETURNING * INTO v_rec;
-    IF FOUND THEN
-        PERFORM {s}.final(v_rec.id, v_rec.reply_to, row_to_json(v_rec));
+    IF NOT FOUND THEN
+        RETURN false;
     END IF;
+    PERFORM {s}.final_notify(v_rec.id, v_rec.reply_to, row_to_json(v_rec));
+    RETURN true;
 END $$;
 
 -- a DEFERRED task whose dependencies all succeeded: QUEUED with the results it asked for, or
--- (a workflow's record) SUCCESS with them
+-- (a workflow's record) SUCCESS with them; true when it ended (a record)
 CREATE FUNCTION {s}.dep_release(p_id text, p_now double precision, p_ttl double precision)
-RETURNS void LANGUAGE plpgsql AS $$
+RETURNS boolean LANGUAGE plpgsql AS $$
 DECLARE
     v_task record;
     v_parts text[];
@@ -489,7 +509,7 @@ BEGIN
     SELECT inject, depends, queue INTO v_task FROM {s}.tasks
         WHERE id = p_id AND status = 'DEFERRED';
     IF NOT FOUND THEN
-        RETURN;
+        RETURN false;
     END IF;
     IF v_task.inject IS NOT NULL THEN
         SELECT array_agg(COALESCE(x.result_json, 'null') ORDER BY e.ord) INTO v_parts
@@ -506,20 +526,24 @@ BEGIN
         UPDATE {s}.tasks SET status = 'SUCCESS', result_json = v_value, waiting = 0,
             time_finished = p_now, purge_at = {purge}
         WHERE id = p_id RETURNING * INTO v_task;
-        PERFORM {s}.final(v_task.id, v_task.reply_to, row_to_json(v_task));
-        RETURN;
+        PERFORM {s}.final_notify(v_task.id, v_task.reply_to, row_to_json(v_task));
+        RETURN true;
     END IF;
     UPDATE {s}.tasks SET status = 'QUEUED', waiting = 0, eta = GREATEST(eta, p_now),
         payload = CASE WHEN v_value IS NULL THEN payload
             ELSE {s}.dep_inject(payload, v_value) END
     WHERE id = p_id;
     PERFORM pg_notify({work}, v_task.queue);
+    RETURN false;
 END $$;
 
 -- the task p_id ended: count down its DEFERRED dependents (each row locked first: exactly
--- one of two concurrent last completions sees 0) and release them, or revoke them
+-- one of two concurrent last completions sees 0) and release them, or revoke them; those
+-- that end in turn go on a work list (no recursion: a cascade of any length fits the stack)
 CREATE FUNCTION {s}.dep_resolve(p_id text) RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
+    v_todo text[] := ARRAY[p_id];
+    v_id text;
     v_task record;
     v_dep text;
     v_status text;
@@ -527,44 +551,42 @@ DECLARE
     v_now double precision;
     v_ttl double precision;
 BEGIN
-    SELECT status, name, error, dependents, time_finished, purge_at INTO v_task
-        FROM {s}.tasks WHERE id = p_id;
-    IF NOT FOUND OR v_task.dependents IS NULL THEN
-        RETURN;
-    END IF;
-    v_now := COALESCE(v_task.time_finished, extract(epoch FROM clock_timestamp()));
-    v_ttl := COALESCE(v_task.purge_at - v_task.time_finished, 0);
-    FOR v_dep IN SELECT json_array_elements_text(v_task.dependents::json) LOOP
-        SELECT status INTO v_status FROM {s}.tasks WHERE id = v_dep FOR UPDATE;
-        IF NOT FOUND OR v_status <> 'DEFERRED' THEN
+    WHILE cardinality(v_todo) > 0 LOOP
+        v_id := v_todo[cardinality(v_todo)];
+        v_todo := v_todo[1:cardinality(v_todo) - 1];
+        SELECT status, name, error, dependents, time_finished, purge_at INTO v_task
+            FROM {s}.tasks WHERE id = v_id;
+        IF NOT FOUND OR v_task.dependents IS NULL THEN
             CONTINUE;
         END IF;
-        IF v_task.status = 'SUCCESS' THEN
-            UPDATE {s}.tasks SET waiting = COALESCE(waiting, 1) - 1 WHERE id = v_dep
-                RETURNING waiting INTO v_left;
-            IF v_left <= 0 THEN
-                PERFORM {s}.dep_release(v_dep, v_now, v_ttl);
+        v_now := COALESCE(v_task.time_finished, extract(epoch FROM clock_timestamp()));
+        v_ttl := COALESCE(v_task.purge_at - v_task.time_finished, 0);
+        FOR v_dep IN SELECT json_array_elements_text(v_task.dependents::json) LOOP
+            SELECT status INTO v_status FROM {s}.tasks WHERE id = v_dep FOR UPDATE;
+            IF NOT FOUND OR v_status <> 'DEFERRED' THEN
+                CONTINUE;
             END IF;
-        ELSIF v_task.status IN ('FAILURE', 'REVOKED') THEN
-            PERFORM {s}.dep_fail(v_dep,
-                {s}.dep_reason(p_id, v_task.name, v_task.status, v_task.error), v_now, v_ttl);
-        END IF;
+            IF v_task.status = 'SUCCESS' THEN
+                UPDATE {s}.tasks SET waiting = COALESCE(waiting, 1) - 1 WHERE id = v_dep
+                    RETURNING waiting INTO v_left;
+                IF v_left <= 0 AND {s}.dep_release(v_dep, v_now, v_ttl) THEN
+                    v_todo := v_todo || v_dep;
+                END IF;
+            ELSIF v_task.status IN ('FAILURE', 'REVOKED') THEN
+                IF {s}.dep_fail(v_dep, {s}.dep_reason(v_id, v_task.name, v_task.status,
+                        v_task.error), v_now, v_ttl) THEN
+                    v_todo := v_todo || v_dep;
+                END IF;
+            END IF;
+        END LOOP;
     END LOOP;
 END $$;
 
+-- every statement that ends a task calls this: its waiters are told, its dependents resolved
 CREATE OR REPLACE FUNCTION {s}.final(p_id text, p_reply text, p_rec json) RETURNS void
 LANGUAGE plpgsql AS $$
-DECLARE
-    msg text;
 BEGIN
-    PERFORM pg_notify({done}, p_id);
-    IF p_reply IS NOT NULL THEN
-        msg := p_id || ' ' || p_rec::text;
-        IF octet_length(msg) >= 7900 THEN
-            msg := p_id;  -- over the payload limit: the client reads the record
-        END IF;
-        PERFORM pg_notify(p_reply, msg);
-    END IF;
+    PERFORM {s}.final_notify(p_id, p_reply, p_rec);
     IF p_rec IS NOT NULL AND p_rec ->> 'dependents' IS NOT NULL THEN
         PERFORM {s}.dep_resolve(p_id);
     END IF;
@@ -649,9 +671,11 @@ BEGIN
             UPDATE {s}.tasks SET status = 'DEFERRED', waiting = v_waiting
                 WHERE id = v_item ->> 'id';
             IF v_failed IS NOT NULL THEN
-                PERFORM {s}.dep_fail(v_item ->> 'id', v_failed, p_now, p_ttl);
-            ELSIF v_waiting = 0 THEN
-                PERFORM {s}.dep_release(v_item ->> 'id', p_now, p_ttl);
+                IF {s}.dep_fail(v_item ->> 'id', v_failed, p_now, p_ttl) THEN
+                    PERFORM {s}.dep_resolve(v_item ->> 'id');
+                END IF;
+            ELSIF v_waiting = 0 AND {s}.dep_release(v_item ->> 'id', p_now, p_ttl) THEN
+                PERFORM {s}.dep_resolve(v_item ->> 'id');
             END IF;
         END IF;
     END LOOP;

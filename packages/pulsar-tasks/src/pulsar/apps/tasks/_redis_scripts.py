@@ -129,8 +129,11 @@ local function fail(d, inj, why, now, ttl)
     now, ttl)
 end
 -- the task ``id`` ended: each DEFERRED dependent is counted down and released at 0, or
--- revoked when it failed (finalize calls this again for those that end: the cascade)
-resolve = function(id, now, ttl)
+-- revoked when it failed. finalize calls this for those that end in turn (the cascade): they
+-- are pushed on a stack that the outermost call works through, so a cascade of any length
+-- takes no Lua stack (a script that fails half-way would not be undone)
+local stack, resolving = {}, false
+local function resolve_one(id, now, ttl)
   local v = redis.call('HMGET', p..':t:'..id, 'status', 'name', 'error', 'dependents')
   local ok, list = pcall(cjson.decode, v[4] or '')
   if not ok or type(list) ~= 'table' then return end
@@ -147,6 +150,13 @@ resolve = function(id, now, ttl)
       end
     end
   end
+end
+resolve = function(id, now, ttl)
+  stack[#stack + 1] = id
+  if resolving then return end
+  resolving = true
+  while #stack > 0 do resolve_one(table.remove(stack), now, ttl) end
+  resolving = false
 end
 -- a STARTED task whose worker died: queued again (and its queue woken), or FAILURE 'lost'
 -- once out of retries
