@@ -169,7 +169,8 @@ class Backend(abc.ABC):
         Every end of a task (complete, revoke, purge, expiry, lost) resolves its dependents in
         the same atomic step. Raises :class:`DuplicateTask` (an id in use) or ValueError (a
         dependency that is no task); nothing is stored then. ``reply``: as for
-        :meth:`enqueue`.
+        :meth:`enqueue`, for the last task only (a workflow's record; waiting for another
+        member works as for a task queued by another client).
         """
         raise NotImplementedError(f"{type(self).__name__} does not support depends_on")
 

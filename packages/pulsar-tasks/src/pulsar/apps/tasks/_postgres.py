@@ -1206,14 +1206,17 @@ class PostgresBackend(Backend):
 
     async def enqueue_flow(self, tasks: Sequence[Task], *, reply: bool = False) -> None:
         reply_to = self.reply_channel if reply else None
+        last = tasks[-1].id  # the record: the one task replied to (see Backend)
         if reply:
             listener = self._listener
             live = listener is not None and listener.live and reply_to in listener.listened
-            for task in tasks:
-                self._expected[task.id] = listener.generation if live and listener else 0
-            while len(self._expected) > _EXPECTED:
+            self._expected[last] = listener.generation if live and listener else 0
+            if len(self._expected) > _EXPECTED:
                 self._expected.popitem(last=False)
-        items = [{**t.to_row(), "purge_at": None, "reply_to": reply_to} for t in tasks]
+        items = [
+            {**t.to_row(), "purge_at": None, "reply_to": reply_to if t.id == last else None}
+            for t in tasks
+        ]
         for item in items:
             if item["depends"]:
                 item["status"] = "DEFERRED"
@@ -1244,8 +1247,7 @@ class PostgresBackend(Backend):
             result = await self._run(op)
         finally:
             if result[:1] != ["ok"]:
-                for task in tasks:
-                    self._expected.pop(task.id, None)
+                self._expected.pop(last, None)
         if result[0] == "duplicate":
             raise DuplicateTask(f"a task with id {result[1]!r} exists already")
         if result[0] == "unknown":

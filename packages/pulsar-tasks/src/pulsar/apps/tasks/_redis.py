@@ -527,7 +527,7 @@ class RedisBackend(Backend):
         items = []
         for task in tasks:
             row = {k: str(v) for k, v in task.to_row().items() if v is not None}
-            if replies is not None:
+            if replies is not None and task is tasks[-1]:  # the record (see Backend)
                 row["reply_to"] = replies.channel
                 replies.expect(task.id)
             items.append(
@@ -541,8 +541,7 @@ class RedisBackend(Backend):
             ok = result[0] == "ok"
         finally:
             if replies is not None and not ok:
-                for task in tasks:
-                    replies.expected.pop(task.id, None)
+                replies.expected.pop(tasks[-1].id, None)
         if result[0] == "duplicate":
             mine = tasks[0]
             if result[1] == mine.id:
