@@ -189,6 +189,7 @@ async def test_chain_group_chord_and_nesting(client, backend_url, tmp_path) -> N
     groups = await client.queue_workflow(
         group(group(tq_jobs.add.s(1, 1), tq_jobs.add.s(2, 2)), tq_jobs.add.s(3, 3))
     )
+    delayed = await chain(tq_jobs.add.s(1, 1), tq_jobs.add.s(1)).delay()  # the default client
     async with consuming(backend_url):
         done = await client.wait_for_task(three.id, timeout=10)
         assert done.status == TaskState.SUCCESS and done.result == ["a", "b", "c"]
@@ -197,6 +198,7 @@ async def test_chain_group_chord_and_nesting(client, backend_url, tmp_path) -> N
         assert (await client.wait_for_task(summed.id, timeout=10)).result == 1 + 2 + 3 + 4
         assert (await client.wait_for_task(nested.id, timeout=10)).result == 10
         assert (await client.wait_for_task(groups.id, timeout=10)).result == [[2, 4], 6]
+        assert (await client.wait_for_task(delayed.id, timeout=10)).result == 3
     tree = (await client.get_task(nested.id)).kwargs
     assert tree["kind"] == "chain" and [m.get("kind") for m in tree["members"]] == [
         None, "group", None, None,
