@@ -20,7 +20,11 @@ dropped at the end. Peers are installed in a separate virtual environment
     restart (the workers launched again) until every task has run;
 (d) backlog: B no-op tasks queued with no worker running, then the workers started; the drain
     rate is B over the time from the first task done to the last (worker boot excluded), at
-    ``--backlog`` (20,000) and ``--backlog-small`` (2,000) queued tasks.
+    ``--backlog`` (20,000) and ``--backlog-small`` (2,000) queued tasks;
+(e) workflows (pulsar-tasks on Redis and Celery's canvas, same Redis, same 2 workers):
+    ``--chains`` chains of 3 no-op steps, then ``--chords`` chords of 100 no-op members and a
+    sum callback, queued at once (50 in flight), each waited for: workflows done per second,
+    and pulsar-tasks' ratio to Celery (``--workflows-only`` runs this cell alone).
 
 Every system runs at its defaults, 2 worker processes each, a Redis result backend where
 results are optional: Celery ``-c 2`` (prefork); Dramatiq ``--processes 2`` (its default 8
@@ -106,6 +110,14 @@ async def work(i):
     await asyncio.sleep(0.05)
     with open(os.environ["BENCH_RUNS"], "a") as f:
         f.write(f"{i}\\n")
+
+@tasks.job()
+async def step(prev=None):
+    return 1
+
+@tasks.job()
+async def tsum(values):
+    return sum(values)
 """
 
 RQ_JOBS = """
@@ -171,6 +183,14 @@ def work(i):
     time.sleep(0.05)
     with open(os.environ["BENCH_RUNS"], "a") as f:
         f.write(f"{i}\\n")
+
+@app.task
+def step(prev=None):
+    return 1
+
+@app.task
+def tsum(values):
+    return sum(values)
 """.replace("%d", str(REDIS_DB))
 
 DRAMATIQ_JOBS = """
@@ -231,6 +251,22 @@ async def main():
             pending.extendleft(reversed([i for i in head if i not in done]))
         end = time.perf_counter()
         print(json.dumps({"seconds": end - t0, "drain": end - (first or t0)}))
+    elif mode in ("chains", "chords"):
+        from pulsar.apps.tasks import chain, chord
+        s = bench_jobs.step.s
+        def flow():
+            if mode == "chains":
+                return chain(s(), s(), s())
+            return chord([s() for _ in range(100)], bench_jobs.tsum.s())
+        want = 1 if mode == "chains" else 100  # the last step's result, or the sum
+        t0 = time.perf_counter()
+        async def one():
+            record = await c.queue_workflow(flow())
+            done = await c.wait_for_task(record.id, timeout=600)
+            assert done.result == want, (done.status, done.error)
+        for k in range(0, n, 50):
+            await asyncio.gather(*(one() for _ in range(min(50, n - k))))
+        print(json.dumps({"seconds": time.perf_counter() - t0}))
     elif mode == "latency":
         out = []
         for _ in range(n):
@@ -351,6 +387,21 @@ if mode in ("throughput", "backlog"):
             time.sleep(0.01)
     end = time.perf_counter()
     print(json.dumps({"seconds": end - t0, "drain": end - (first or t0)}))
+elif mode in ("chains", "chords"):
+    from celery import chain, chord
+    s = bench_jobs.step.s
+    want = 1 if mode == "chains" else 100  # the last step's result, or the sum
+    t0 = time.perf_counter()
+    for k in range(0, n, 50):  # 50 in flight, as the pulsar-tasks driver
+        if mode == "chains":
+            results = [chain(s(), s(), s()).delay() for _ in range(min(50, n - k))]
+        else:
+            results = [chord([s() for _ in range(100)])(bench_jobs.tsum.s())
+                       for _ in range(min(50, n - k))]
+        for res in results:
+            value = res.get(timeout=600)
+            assert value == want, value
+    print(json.dumps({"seconds": time.perf_counter() - t0}))
 elif mode == "latency":
     out = []
     for _ in range(n):
@@ -749,6 +800,41 @@ def bench(system: System, args: argparse.Namespace, tmp: Path) -> dict[str, Any]
     return row
 
 
+def bench_workflows(system: System, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    """(e): chains of 3 and chords of 100 per second, 50 in flight, each waited for."""
+    env = dict(os.environ)
+    row: dict[str, Any] = {}
+    reset(system, tmp)
+    running = start_workers(system, env)
+    try:
+        if args.chains:
+            row["chains"] = args.chains / system.drive("chains", args.chains, env)["seconds"]
+        if args.chords:
+            row["chords"] = args.chords / system.drive("chords", args.chords, env)["seconds"]
+    finally:
+        stop_workers(running)
+    return row
+
+
+def print_workflows(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> None:
+    """The table of (e): workflows per second and pulsar-tasks' ratio to Celery's canvas."""
+    celery = results.get("celery", {})
+    rows = []
+    for name, r in results.items():
+        row = [name]
+        for key in ("chains", "chords"):
+            value = r.get(key)
+            row.append(f"{value:,.1f}/s" if value else "-")
+            row.append(ratio(value, celery[key]) if value and celery.get(key) else "-")
+        rows.append(row)
+    print(
+        f"(e) {args.chains} chains of 3 no-op steps, {args.chords} chords of 100 no-op members "
+        f"+ a sum callback, 50 in flight, on Redis; 2 workers each, defaults"
+    )
+    headers = ["system", "chains of 3", "vs celery", "chords of 100", "vs celery"]
+    print(render_table(headers, rows, markdown=args.markdown))
+
+
 def main(argv: list[str]) -> int:
     """Run the benchmark; prints a table (``--markdown`` for the README)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -769,6 +855,11 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument(
         "--budget", type=float, default=3600.0, help="seconds for the whole run (then it stops)"
+    )
+    parser.add_argument("--chains", type=int, default=1000, help="(e): chains of 3 steps")
+    parser.add_argument("--chords", type=int, default=20, help="(e): chords of 100 members")
+    parser.add_argument(
+        "--workflows-only", action="store_true", help="run (e) alone (pulsar on Redis, Celery)"
     )
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args(argv)
@@ -811,6 +902,25 @@ def main(argv: list[str]) -> int:
                     POSTGRES,
                 )
             )
+    # (e) workflows: pulsar-tasks on Redis and Celery's canvas
+    flows: dict[str, dict[str, Any]] = {}
+    if args.chains or args.chords:
+        for system in systems:
+            if system.url != REDIS or not isinstance(system, Pulsar | Celery):
+                continue
+            system.prepare(tmp)
+            print(f"running {system.name} workflows...", file=sys.stderr, flush=True)
+            try:
+                flows[system.name] = bench_workflows(system, args, tmp)
+            except (BenchError, subprocess.TimeoutExpired) as exc:
+                print(f"{system.name} workflows failed: {exc}", file=sys.stderr, flush=True)
+            print(f"  {system.name}: {flows.get(system.name)}", file=sys.stderr, flush=True)
+            shutil.rmtree(system.dir, ignore_errors=True)
+    if args.workflows_only:
+        flush()
+        shutil.rmtree(tmp, ignore_errors=True)
+        print_workflows(flows, args)
+        return 0
     rows = []
     results = {}
     for system in systems:
@@ -861,6 +971,8 @@ def main(argv: list[str]) -> int:
     headers = ["system", "throughput", "vs best peer", "p50", "p99", "drain (d)"]
     headers += ["vs best peer", "drain small", "once", "dup", "lost", "restart->done"]
     print(render_table(headers, rows, markdown=args.markdown))
+    if flows:
+        print_workflows(flows, args)
     if peer_results:
         best_p50 = min(r["latency"].p50 for r in peer_results.values())
         for name, r in results.items():

@@ -252,3 +252,66 @@ async def bad_updates() -> list:
 async def sleeper_once(seconds: float) -> None:
     """Sleep, with no retry: a worker dying under it makes it FAILURE 'lost'."""
     await asyncio.sleep(seconds)
+
+
+# -- workflows (test_workflows.py) -----------------------------------------------------------
+def _log(path: str, line: str) -> int:
+    """Append ``line`` to the file ``path``; how many lines the file then has starting so."""
+    with open(path, "a") as f:
+        f.write(f"{line} {os.getpid()}\n")
+    with open(path) as f:
+        return sum(1 for text in f if text.split()[0] == line)
+
+
+@tasks.job(max_retries=0)
+def wf_step(prev: list, path: str, tag: str) -> list:
+    """A chain step: logs its run, returns the previous result with its tag appended."""
+    _log(path, tag)
+    return [*prev, tag]
+
+
+@tasks.job(max_retries=2, retry_on=(ConnectionError,), retry_delay=0.05, retry_jitter=0.0)
+def wf_flaky_step(prev: list, path: str, tag: str) -> list:
+    """A chain step that fails (retried) on its first run."""
+    if _log(path, tag) == 1:
+        raise ConnectionError("first run fails")
+    return [*prev, tag]
+
+
+@tasks.job(max_retries=0)
+def wf_fail(prev: object, message: str) -> None:
+    raise ValueError(message)
+
+
+@tasks.job()
+def wf_sum(values: list) -> int:
+    return sum(values)
+
+
+@tasks.job(max_retries=3)
+async def wf_slow_step(prev: list, path: str, tag: str, seconds: float) -> list:
+    """A chain step that sleeps ``seconds`` on its first run (long enough to be killed)."""
+    if _log(path, tag) == 1:
+        await asyncio.sleep(seconds)
+    return [*prev, tag]
+
+
+@tasks.job(max_retries=0)
+async def wf_barrier(folder: str, index: int, count: int) -> int:
+    """A chord member: arrives, then waits until ``count`` members arrived, so that the last
+    ones finish at the same moment."""
+    _log(os.path.join(folder, "arrived"), "m")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with open(os.path.join(folder, "arrived")) as f:
+            if sum(1 for _ in f) >= count:
+                break
+        await asyncio.sleep(0.002)
+    return index
+
+
+@tasks.job(max_retries=0)
+def wf_count(values: list, path: str) -> int:
+    """A chord callback counting its runs in the file ``path``."""
+    _log(path, "callback")
+    return sum(values)

@@ -34,6 +34,7 @@ from ._rpc import TaskQueueRpc
 from ._scheduler import Scheduler, periodic_task_id
 from ._state import Task, TaskState
 from ._worker import Consumer
+from ._workflow import Signature, Workflow, chain, chord, group
 
 __all__ = [
     "__version__",
@@ -55,6 +56,12 @@ __all__ = [
     "connect_sync",
     "default_client",
     "TaskQueueRpc",
+    # workflows
+    "Signature",
+    "Workflow",
+    "chain",
+    "group",
+    "chord",
     # backends and machinery
     "Backend",
     "Claim",

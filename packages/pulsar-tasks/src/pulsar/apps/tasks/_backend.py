@@ -162,6 +162,23 @@ class Backend(abc.ABC):
         Raises :class:`JobOverlap` when ``task.overlap_key`` is held by a pending task.
         """
 
+    async def enqueue_flow(self, tasks: Sequence[Task], *, reply: bool = False) -> None:
+        """Store tasks that may wait for others (``depends_on``, workflows), all or nothing,
+        in one atomic step (see ``_workflow``). Each task's ``depends`` lists ids stored
+        before or earlier in ``tasks``: a task without it is QUEUED as by :meth:`enqueue`; one
+        with it is DEFERRED (not claimable) with ``waiting`` the number of dependencies not
+        SUCCESS yet and its id added to their ``dependents``, then at once QUEUED (or, a
+        workflow record, SUCCESS) when none is left, or REVOKED (a record: FAILURE) with the
+        reason when one is already FAILURE or REVOKED.
+
+        Every end of a task (complete, revoke, purge, expiry, lost) resolves its dependents in
+        the same atomic step. Raises :class:`DuplicateTask` (an id in use) or ValueError (a
+        dependency that is no task); nothing is stored then. ``reply``: as for
+        :meth:`enqueue`, for the last task only (a workflow's record; waiting for another
+        member works as for a task queued by another client).
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not support depends_on")
+
     @abc.abstractmethod
     async def get(self, task_id: str) -> Task | None:
         """The task ``task_id`` or None (unknown or expired). A corrupt record raises ValueError."""

@@ -3,7 +3,8 @@
 * ``pulsar-tasks worker --backend URL --modules pkg.jobs [pulsar options]``: run a TaskQueue;
 * ``pulsar-tasks queue JOB key=value... [--wait SECONDS]``: queue a task (values are JSON when
   they parse as JSON, strings otherwise; ``--arg VALUE`` adds a positional argument);
-* ``pulsar-tasks status [ID] [--status S] [--limit N]``: a table of recent tasks, or one task;
+* ``pulsar-tasks status [ID] [--status S] [--limit N]``: a table of recent tasks, or one task
+  (a workflow's record: with its tree);
 * ``pulsar-tasks jobs``: the jobs known to the backend;
 * ``pulsar-tasks events [--queue Q] [--task ID] [--kind K] [--json]``: a live tail of the task
   events, one line (or JSON object) per event, until Ctrl-C or SIGTERM.
@@ -231,6 +232,66 @@ def format_task(task: Task) -> str:
             continue
         shown = json.dumps(value) if key in ("args", "kwargs", "result", "meta") else value
         lines.append(f"{key.ljust(width)}  {shown}")
+    return "\n".join(lines)
+
+
+def workflow_tree(client: SyncClient, record: Task) -> dict[str, Any] | None:
+    """The tree of a workflow's record (None for any other task): its kind, id and state,
+    and its members, each ``{id, name, status, result, error}`` or a nested
+    ``{kind, members}`` (``id`` and ``status`` too when it has a record of its own)."""
+    from ._workflow import RECORD_PREFIX
+
+    if not record.name.startswith(RECORD_PREFIX):
+        return None
+    try:
+        shape = record.kwargs
+    except ValueError:
+        return None
+
+    def walk(node: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if node.get("id"):
+            task = client.get_task(node["id"])
+            out = {"id": node["id"], "name": node.get("name"), "status": None}
+            if task is not None:
+                out.update(name=task.name, status=str(task.status), error=task.error)
+                try:
+                    out["result"] = task.result
+                except ValueError:
+                    out["result"] = task.result_json
+        if "kind" in node:
+            out["kind"] = node["kind"]
+            out["members"] = [walk(m) for m in node.get("members", ())]
+        return out
+
+    return {"id": record.id, "status": str(record.status), **walk(shape)}
+
+
+def format_tree(tree: dict[str, Any]) -> str:
+    """A workflow's tree (:func:`workflow_tree`) as text, one line per member with its
+    state and result (or error)."""
+    lines: list[str] = []
+
+    def label(node: dict[str, Any]) -> str:
+        if "kind" in node:
+            own = f"  {node['id']}  {node['status'] or 'gone'}" if node.get("id") else ""
+            return f"{node['kind']}{own}"
+        text = f"{node.get('name') or '?'}  {node['id']}  {node.get('status') or 'gone'}"
+        if node.get("status") == "SUCCESS":
+            text += "  " + _short(json.dumps(node.get("result")), 40)
+        elif node.get("error"):
+            text += "  " + _short(str(node["error"]), 60)
+        return text
+
+    def walk(node: dict[str, Any], prefix: str) -> None:
+        members = node.get("members", [])
+        for i, member in enumerate(members):
+            last = i == len(members) - 1
+            lines.append(prefix + ("└── " if last else "├── ") + label(member))
+            walk(member, prefix + ("    " if last else "│   "))
+
+    lines.append(label(tree))
+    walk(tree, "")
     return "\n".join(lines)
 
 
@@ -659,10 +720,14 @@ def _run(ns: argparse.Namespace, client: SyncClient) -> int:
             if found is None:
                 print(f"error: no task {ns.id!r}", file=sys.stderr)
                 return 1
+            tree = workflow_tree(client, found)
             if ns.json:
-                _emit(found.as_dict())
+                _emit(found.as_dict() if tree is None else {**found.as_dict(), "tree": tree})
             else:
                 print(format_task(found))
+                if tree is not None:
+                    print()
+                    print(format_tree(tree))
             return 0
         listed = client.list_tasks(ns.status, ns.limit)
         if ns.json:

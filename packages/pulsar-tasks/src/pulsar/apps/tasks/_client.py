@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._backend import DEFAULT_RESULT_TTL, Backend, create_backend
 from ._errors import PayloadTooLarge, TaskError, TaskNotFound, TaskTimeout, UnknownJob
@@ -23,6 +23,9 @@ from ._events import KINDS, TaskEvent
 from ._job import Job, dumps_payload, get_job
 from ._schedule import check_priority
 from ._state import REQUEUEABLE, Task, TaskState
+
+if TYPE_CHECKING:
+    from ._workflow import Workflow
 
 __all__ = [
     "DEFAULT_MAX_PAYLOAD_SIZE",
@@ -195,6 +198,7 @@ class TaskClient:
         queue: str | None = None,
         task_id: str | None = None,
         priority: int | None = None,
+        depends_on: Sequence[str | Task] | None = None,
     ) -> Task:
         """Queue a task of job ``name`` called with ``*args, **kwargs`` and return its record.
 
@@ -208,6 +212,10 @@ class TaskClient:
         absolute datetime) revokes it if not started by then (default: the job's ``expires``);
         ``queue`` overrides the job's; ``task_id`` names the task (default: a random id);
         ``priority`` (0-9, higher first within the queue) overrides the job's.
+        ``depends_on`` (task ids, or tasks) makes it wait, DEFERRED, until every one of them is
+        SUCCESS (then it is queued; one already SUCCESS counts as met), and REVOKED with the
+        reason when one ends FAILURE or REVOKED (at once when one already has); an unknown id
+        is a ValueError and nothing is stored.
 
         Raises :class:`UnknownJob`, :class:`TypeError` (``args`` not a list or tuple,
         ``kwargs`` not a dict with string keys), :class:`TaskSerializationError` (arguments not
@@ -265,8 +273,44 @@ class TaskClient:
             overlap_key=overlap_key,
             priority=check_priority(default_priority if priority is None else priority),
         )
+        if depends_on is not None:
+            return await self._queue_dependent(task, depends_on)
         await self.backend.enqueue(task, reply=True)
         return task
+
+    # -- workflows (see _workflow.py) ----------------------------------------------------------
+    async def _queue_dependent(self, task: Task, depends_on: Sequence[str | Task]) -> Task:
+        from ._workflow import check_deferrable, depends_json
+
+        task.depends = depends_json(depends_on)
+        if task.depends == "[]":
+            task.depends = None
+        else:
+            check_deferrable(task)
+        await self.backend.enqueue_flow([task], reply=True)
+        return await self.backend.get(task.id) or task
+
+    async def queue_workflow(self, flow: Workflow) -> Task:
+        """Queue a :func:`chain`, :func:`group` or :func:`chord` (nested ones too), every
+        task of it in one backend call (all or nothing), and return the workflow's record: a
+        task (``name`` ``workflow.<kind>``) that :meth:`get_task` and :meth:`wait_for_task`
+        follow like any other. It ends SUCCESS with the workflow's result (a chain's last
+        step's, a group's list, a chord's callback's) or FAILURE, its ``error`` naming the
+        step that failed and why. Every step carries the workflow's id in ``workflow``.
+
+        Raises TypeError for something that is not a workflow, and what :meth:`queue_task`
+        raises for a bad step (nothing is stored then).
+        """
+        from ._workflow import Workflow, build
+
+        if not isinstance(flow, Workflow):
+            raise TypeError(
+                f"queue_workflow() takes chain(...), group(...) or chord(...), not "
+                f"{type(flow).__name__} (a single job: queue_task or job.delay)"
+            )
+        record, members = await build(self, flow)
+        await self.backend.enqueue_flow(members, reply=True)
+        return await self.backend.get(record.id) or record
 
     async def get_task(self, task_id: str) -> Task | None:
         """The task record, or None when unknown (or its result expired)."""
@@ -509,6 +553,10 @@ class SyncClient:
     ) -> Task:
         """See :meth:`TaskClient.queue_task`."""
         return self._call(self.client.queue_task(name, args, kwargs, **options))
+
+    def queue_workflow(self, flow: Workflow) -> Task:
+        """See :meth:`TaskClient.queue_workflow`."""
+        return self._call(self.client.queue_workflow(flow))
 
     def get_task(self, task_id: str) -> Task | None:
         """See :meth:`TaskClient.get_task`."""

@@ -24,6 +24,7 @@ from ._schedule import check_priority, format_rate_limit, parse_rate_limit
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._state import Task
+    from ._workflow import Signature
 
 __all__ = [
     "Job",
@@ -305,6 +306,22 @@ class Job:
 
     #: Celery's name of :meth:`apply`
     apply_async = apply
+
+    def s(self, *args: Any, **kwargs: Any) -> Signature:
+        """A signature of this job called with ``*args, **kwargs`` (every keyword is the
+        job's; task options with ``.set(queue=..., countdown=...)``), for :func:`chain`,
+        :func:`group` and :func:`chord`: in a chain it receives the previous step's result
+        as its first positional argument."""
+        from ._workflow import Signature
+
+        return Signature(self.name, args, kwargs)
+
+    def si(self, *args: Any, **kwargs: Any) -> Signature:
+        """An immutable signature: like :meth:`s`, but it does not receive the previous
+        step's result."""
+        from ._workflow import Signature
+
+        return Signature(self.name, args, kwargs, immutable=True)
 
     def queue(self, *args: Any, **kwargs: Any) -> Any:
         """The same as :meth:`delay`."""

@@ -76,7 +76,7 @@ T = TypeVar("T")
 logger = logging.getLogger("pulsar.tasks")
 
 #: the version of the tables and functions this code creates (``<schema>.meta``)
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 #: seconds between two recoveries of expired leases by one backend object (at most)
 _RECOVER_EVERY = 1.0
 #: seconds between a waiter's re-reads of its task (a notification lost to a reconnection)
@@ -118,6 +118,11 @@ _COLUMNS = (
     "priority",
     "progress",
     "meta_json",
+    "workflow",
+    "depends",
+    "dependents",
+    "waiting",
+    "inject",
     "purge_at",
     "reply_to",
 )
@@ -134,6 +139,7 @@ _TYPES = {
     "revoke": "integer NOT NULL DEFAULT 0",
     "eta": "double precision NOT NULL DEFAULT 0",
     "priority": "integer NOT NULL DEFAULT 0",
+    "waiting": "integer",
 }
 _FLOATS = (
     "time_queued",
@@ -564,6 +570,262 @@ END $$;
 """
 
 
+def _schema_flows(s: str, work: str, done: str) -> str:
+    """Version 6: ``depends_on`` and workflows (see ``_workflow``). Five nullable columns;
+    ``final`` (called by every statement that ends a task) resolves the dependents of a task
+    that has some, in the same transaction: each dependent's row is locked (``FOR UPDATE``)
+    before its ``waiting`` is counted down, so two members ending at once release their
+    callback once (the second waits for the first's commit and sees its count). A revoke
+    also ends DEFERRED tasks; ``enqueue_flow`` stores a workflow in one call."""
+    purge = "CASE WHEN p_ttl > 0 THEN p_now + p_ttl END"
+    return f"""
+ALTER TABLE {s}.tasks ADD COLUMN IF NOT EXISTS workflow text,
+    ADD COLUMN IF NOT EXISTS depends text, ADD COLUMN IF NOT EXISTS dependents text,
+    ADD COLUMN IF NOT EXISTS waiting integer, ADD COLUMN IF NOT EXISTS inject text;
+
+-- the error of a task revoked because p_id ended p_status (the first failure is kept along
+-- a cascade)
+CREATE FUNCTION {s}.dep_reason(p_id text, p_name text, p_status text, p_error text)
+RETURNS text LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN left(p_error, 11) = 'dependency ' THEN p_error
+        ELSE 'dependency ' || COALESCE(NULLIF(p_name, ''), '?') || '[' || p_id || '] '
+            || p_status || CASE WHEN COALESCE(p_error, '') <> '' THEN ': ' || p_error ELSE ''
+            END END
+$$;
+
+-- p_payload with the JSON text p_value as its first positional argument
+CREATE FUNCTION {s}.dep_inject(p_payload text, p_value text)
+RETURNS text LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE
+        WHEN left(p_payload, 10) <> '{{"args": [' THEN jsonb_set(p_payload::jsonb, '{{args}}',
+            jsonb_build_array(p_value::jsonb) || COALESCE(p_payload::jsonb -> 'args', '[]'))::text
+        WHEN substr(p_payload, 11, 1) = ']' THEN '{{"args": [' || p_value || substr(p_payload, 11)
+        ELSE '{{"args": [' || p_value || ', ' || substr(p_payload, 11) END
+$$;
+
+-- a task ended: its waiters and the client that queued it are told (``final`` without the
+-- dependents, which dep_resolve handles itself)
+CREATE FUNCTION {s}.final_notify(p_id text, p_reply text, p_rec json) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    msg text;
+BEGIN
+    PERFORM pg_notify({done}, p_id);
+    IF p_reply IS NOT NULL THEN
+        msg := p_id || ' ' || p_rec::text;
+        IF octet_length(msg) >= 7900 THEN
+            msg := p_id;  -- over the payload limit: the client reads the record
+        END IF;
+        PERFORM pg_notify(p_reply, msg);
+    END IF;
+END $$;
+
+-- a DEFERRED task whose dependency failed: REVOKED (a workflow's record: FAILURE); true when
+-- it ended (its own dependents are then the caller's to resolve)
+CREATE FUNCTION {s}.dep_fail(
+    p_id text, p_why text, p_now double precision, p_ttl double precision
+) RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+    v_rec record;
+BEGIN
+    UPDATE {s}.tasks SET status = CASE WHEN inject IN ('result', 'results') THEN 'FAILURE'
+            ELSE 'REVOKED' END,
+        error = p_why, waiting = 0, time_finished = p_now, purge_at = {purge}
+    WHERE id = p_id AND status = 'DEFERRED' RETURNING * INTO v_rec;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    PERFORM {s}.final_notify(v_rec.id, v_rec.reply_to, row_to_json(v_rec));
+    RETURN true;
+END $$;
+
+-- a DEFERRED task whose dependencies all succeeded: QUEUED with the results it asked for, or
+-- (a workflow's record) SUCCESS with them; true when it ended (a record)
+CREATE FUNCTION {s}.dep_release(p_id text, p_now double precision, p_ttl double precision)
+RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+    v_task record;
+    v_parts text[];
+    v_value text;
+BEGIN
+    SELECT inject, depends, queue INTO v_task FROM {s}.tasks
+        WHERE id = p_id AND status = 'DEFERRED';
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    IF v_task.inject IS NOT NULL THEN
+        SELECT array_agg(COALESCE(x.result_json, 'null') ORDER BY e.ord) INTO v_parts
+            FROM json_array_elements_text(COALESCE(v_task.depends, '[]')::json)
+                WITH ORDINALITY AS e(dep, ord)
+            LEFT JOIN {s}.tasks x ON x.id = e.dep;
+        IF v_task.inject IN ('arg', 'result') THEN
+            v_value := COALESCE(v_parts[1], 'null');
+        ELSE
+            v_value := '[' || COALESCE(array_to_string(v_parts, ', '), '') || ']';
+        END IF;
+    END IF;
+    IF v_task.inject IN ('result', 'results') THEN
+        UPDATE {s}.tasks SET status = 'SUCCESS', result_json = v_value, waiting = 0,
+            time_finished = p_now, purge_at = {purge}
+        WHERE id = p_id RETURNING * INTO v_task;
+        PERFORM {s}.final_notify(v_task.id, v_task.reply_to, row_to_json(v_task));
+        RETURN true;
+    END IF;
+    UPDATE {s}.tasks SET status = 'QUEUED', waiting = 0, eta = GREATEST(eta, p_now),
+        payload = CASE WHEN v_value IS NULL THEN payload
+            ELSE {s}.dep_inject(payload, v_value) END
+    WHERE id = p_id;
+    PERFORM pg_notify({work}, v_task.queue);
+    RETURN false;
+END $$;
+
+-- the task p_id ended: count down its DEFERRED dependents (each row locked first: exactly
+-- one of two concurrent last completions sees 0) and release them, or revoke them; those
+-- that end in turn go on a work list (no recursion: a cascade of any length fits the stack)
+CREATE FUNCTION {s}.dep_resolve(p_id text) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    v_todo text[] := ARRAY[p_id];
+    v_id text;
+    v_task record;
+    v_dep text;
+    v_status text;
+    v_left integer;
+    v_now double precision;
+    v_ttl double precision;
+BEGIN
+    WHILE cardinality(v_todo) > 0 LOOP
+        v_id := v_todo[cardinality(v_todo)];
+        v_todo := v_todo[1:cardinality(v_todo) - 1];
+        SELECT status, name, error, dependents, time_finished, purge_at INTO v_task
+            FROM {s}.tasks WHERE id = v_id;
+        IF NOT FOUND OR v_task.dependents IS NULL THEN
+            CONTINUE;
+        END IF;
+        v_now := COALESCE(v_task.time_finished, extract(epoch FROM clock_timestamp()));
+        v_ttl := COALESCE(v_task.purge_at - v_task.time_finished, 0);
+        FOR v_dep IN SELECT json_array_elements_text(v_task.dependents::json) LOOP
+            SELECT status INTO v_status FROM {s}.tasks WHERE id = v_dep FOR UPDATE;
+            IF NOT FOUND OR v_status <> 'DEFERRED' THEN
+                CONTINUE;
+            END IF;
+            IF v_task.status = 'SUCCESS' THEN
+                UPDATE {s}.tasks SET waiting = COALESCE(waiting, 1) - 1 WHERE id = v_dep
+                    RETURNING waiting INTO v_left;
+                IF v_left <= 0 AND {s}.dep_release(v_dep, v_now, v_ttl) THEN
+                    v_todo := v_todo || v_dep;
+                END IF;
+            ELSIF v_task.status IN ('FAILURE', 'REVOKED') THEN
+                IF {s}.dep_fail(v_dep, {s}.dep_reason(v_id, v_task.name, v_task.status,
+                        v_task.error), v_now, v_ttl) THEN
+                    v_todo := v_todo || v_dep;
+                END IF;
+            END IF;
+        END LOOP;
+    END LOOP;
+END $$;
+
+-- every statement that ends a task calls this: its waiters are told, its dependents resolved
+CREATE OR REPLACE FUNCTION {s}.final(p_id text, p_reply text, p_rec json) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM {s}.final_notify(p_id, p_reply, p_rec);
+    IF p_rec IS NOT NULL AND p_rec ->> 'dependents' IS NOT NULL THEN
+        PERFORM {s}.dep_resolve(p_id);
+    END IF;
+END $$;
+
+CREATE OR REPLACE FUNCTION {s}.revoke(p_id text, p_now double precision, p_ttl double precision)
+RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    rec record;
+    kept double precision;
+BEGIN
+    SELECT status, name INTO rec FROM {s}.tasks
+        WHERE id = p_id AND (purge_at IS NULL OR purge_at > p_now) FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    IF rec.status IN ('QUEUED', 'RETRY', 'DEFERRED') THEN
+        -- kept for the TTL the job's workers published (else the caller's)
+        SELECT (meta::json ->> 'result_ttl')::double precision INTO kept
+            FROM {s}.jobs WHERE name = rec.name;
+        IF kept IS NOT NULL THEN
+            p_ttl := kept;
+        END IF;
+        UPDATE {s}.tasks SET status = 'REVOKED', error = 'revoked', time_finished = p_now,
+            token = NULL, lease_expires = NULL, purge_at = {purge}
+        WHERE id = p_id RETURNING * INTO rec;
+        PERFORM {s}.final(rec.id, rec.reply_to, row_to_json(rec));
+        RETURN 'REVOKED';
+    END IF;
+    IF rec.status = 'STARTED' THEN
+        UPDATE {s}.tasks SET revoke = 1 WHERE id = p_id;
+    END IF;
+    RETURN rec.status;
+END $$;
+
+-- store tasks that may depend on others, all or nothing (see Backend.enqueue_flow): returns
+-- {{ok}}, {{duplicate,<id>}} or {{unknown,<dependency id>}} (then nothing is stored)
+CREATE FUNCTION {s}.enqueue_flow(p_items json, p_now double precision, p_ttl double precision)
+RETURNS text[] LANGUAGE plpgsql AS $$
+DECLARE
+    v_item json;
+    v_dep text;
+    v_rec record;
+    v_waiting integer;
+    v_failed text;
+    v_ids text[] := '{{}}';
+BEGIN
+    FOR v_item IN SELECT * FROM json_array_elements(p_items) LOOP
+        IF (v_item ->> 'id') = ANY(v_ids) OR EXISTS (SELECT 1 FROM {s}.tasks
+                WHERE id = v_item ->> 'id' AND (purge_at IS NULL OR purge_at > p_now)) THEN
+            RETURN ARRAY['duplicate', v_item ->> 'id'];
+        END IF;
+        FOR v_dep IN SELECT json_array_elements_text(COALESCE(v_item ->> 'depends', '[]')::json)
+        LOOP
+            IF NOT v_dep = ANY(v_ids) AND NOT EXISTS (SELECT 1 FROM {s}.tasks
+                    WHERE id = v_dep AND (purge_at IS NULL OR purge_at > p_now)) THEN
+                RETURN ARRAY['unknown', v_dep];
+            END IF;
+        END LOOP;
+        v_ids := v_ids || (v_item ->> 'id');
+    END LOOP;
+    FOR v_item IN SELECT * FROM json_array_elements(p_items) LOOP
+        DELETE FROM {s}.tasks WHERE id = v_item ->> 'id';  -- an expired record
+        v_waiting := 0;
+        v_failed := NULL;
+        FOR v_dep IN SELECT json_array_elements_text(COALESCE(v_item ->> 'depends', '[]')::json)
+        LOOP
+            SELECT status, name, error INTO v_rec FROM {s}.tasks WHERE id = v_dep FOR UPDATE;
+            IF v_rec.status IN ('FAILURE', 'REVOKED') THEN
+                v_failed := COALESCE(v_failed,
+                    {s}.dep_reason(v_dep, v_rec.name, v_rec.status, v_rec.error));
+            ELSIF v_rec.status <> 'SUCCESS' THEN
+                v_waiting := v_waiting + 1;
+                UPDATE {s}.tasks SET dependents = (COALESCE(dependents::jsonb, '[]'::jsonb)
+                    || to_jsonb(v_item ->> 'id'))::text WHERE id = v_dep;
+            END IF;
+        END LOOP;
+        INSERT INTO {s}.tasks SELECT * FROM json_populate_record(NULL::{s}.tasks, v_item);
+        IF v_item ->> 'depends' IS NULL THEN
+            PERFORM pg_notify({work}, v_item ->> 'queue');
+        ELSE
+            UPDATE {s}.tasks SET status = 'DEFERRED', waiting = v_waiting
+                WHERE id = v_item ->> 'id';
+            IF v_failed IS NOT NULL THEN
+                IF {s}.dep_fail(v_item ->> 'id', v_failed, p_now, p_ttl) THEN
+                    PERFORM {s}.dep_resolve(v_item ->> 'id');
+                END IF;
+            ELSIF v_waiting = 0 AND {s}.dep_release(v_item ->> 'id', p_now, p_ttl) THEN
+                PERFORM {s}.dep_resolve(v_item ->> 'id');
+            END IF;
+        END IF;
+    END LOOP;
+    RETURN ARRAY['ok'];
+END $$;
+"""
+
+
 _EVENT_COLUMNS = (
     "time, kind, task_id, name, queue, worker, attempts, progress, meta_json, error, reason"
 )
@@ -668,6 +930,7 @@ _MIGRATIONS: dict[int, Callable[[str, str, str], str]] = {
     3: _schema_v3,
     4: _schema_v4,
     5: _schema_events,
+    6: _schema_flows,
 }
 
 
@@ -1199,6 +1462,58 @@ class PostgresBackend(Backend):
         found = await cur.fetchone()
         return _conflict(task, unique, again, None if found is None else tuple(found))
 
+    async def enqueue_flow(self, tasks: Sequence[Task], *, reply: bool = False) -> None:
+        reply_to = self.reply_channel if reply else None
+        last = tasks[-1].id  # the record: the one task replied to (see Backend)
+        if reply:
+            listener = self._listener
+            live = listener is not None and listener.live and reply_to in listener.listened
+            self._expected[last] = listener.generation if live and listener else 0
+            if len(self._expected) > _EXPECTED:
+                self._expected.popitem(last=False)
+        items = [
+            {**t.to_row(), "purge_at": None, "reply_to": reply_to if t.id == last else None}
+            for t in tasks
+        ]
+        for item in items:
+            if item["depends"]:
+                item["status"] = "DEFERRED"
+        result: list[str] = []
+        attempts = 0
+        now = self.now()
+
+        async def op(conn: Any) -> list[str]:
+            nonlocal attempts
+            attempts += 1
+            cur = await conn.execute(
+                f"SELECT {self._s}.enqueue_flow(%s::json, %s, %s)",
+                (json.dumps(items), now, self.result_ttl),
+            )
+            out = list((await cur.fetchone())[0])
+            if out[0] == "duplicate" and attempts > 1 and out[1] == tasks[0].id:
+                # the connection broke after a first attempt committed: our own record
+                cur = await conn.execute(
+                    f"SELECT time_queued, payload FROM {self._s}.tasks WHERE id = %s",
+                    (tasks[0].id,),
+                )
+                found = await cur.fetchone()
+                if found is not None and tuple(found) == (tasks[0].time_queued, tasks[0].payload):
+                    return ["ok"]
+            return out
+
+        try:
+            result = await self._run(op)
+        finally:
+            if result[:1] != ["ok"]:
+                self._expected.pop(last, None)
+        if result[0] == "duplicate":
+            raise DuplicateTask(f"a task with id {result[1]!r} exists already")
+        if result[0] == "unknown":
+            raise ValueError(
+                f"depends_on: no task {result[1]!r} (unknown, or its record expired): queue "
+                f"the dependency first and pass its id"
+            )
+
     async def get(self, task_id: str) -> Task | None:
         row = await self._getter(task_id)
         return None if row is None else Task.from_row(row)
@@ -1514,7 +1829,8 @@ class PostgresBackend(Backend):
             f"lease_expires = NULL, purge_at = %s FROM v "
             f"WHERE t.id = v.id AND t.token = v.token AND t.status = 'STARTED' RETURNING t.*) "
             f"SELECT up.id, {s}.final(up.id, up.reply_to, "
-            f"CASE WHEN up.reply_to IS NOT NULL THEN row_to_json(up) END) FROM up",
+            f"CASE WHEN up.reply_to IS NOT NULL OR up.dependents IS NOT NULL "
+            f"THEN row_to_json(up) END) FROM up",
             (*[list(col) for col in columns], now, _purge_at(now, self.result_ttl)),
             fast=True,
         )
@@ -1667,7 +1983,7 @@ def _conflict(task: Task, unique: bool, again: bool, found: tuple[Any, ...] | No
 
 
 def _cast(column: str) -> str:
-    if column in ("attempts", "max_retries", "revoke", "priority"):
+    if column in ("attempts", "max_retries", "revoke", "priority", "waiting"):
         return "integer"
     if column in _FLOATS or column == "eta":
         return "double precision"

@@ -531,6 +531,47 @@ class RedisBackend(Backend):
         return list(await self._eval("enqueue", "enqueue", json.dumps(items)))
 
     @guarded
+    async def enqueue_flow(self, tasks: Sequence[Task], *, reply: bool = False) -> None:
+        replies = None
+        if reply:
+            if self._replies is None:
+                self._replies = _Replies(self)
+            replies = self._replies
+        items = []
+        for task in tasks:
+            row = {k: str(v) for k, v in task.to_row().items() if v is not None}
+            if replies is not None and task is tasks[-1]:  # the record (see Backend)
+                row["reply_to"] = replies.channel
+                replies.expect(task.id)
+            items.append(
+                (task.id, task.queue, repr(task.eta), repr(task.time_queued), row, task.depends_on)
+            )
+        ok = False
+        try:
+            result = await self._script(
+                "enqueue_flow", self.now(), self.result_ttl, json.dumps(items)
+            )
+            ok = result[0] == "ok"
+        finally:
+            if replies is not None and not ok:
+                replies.expected.pop(tasks[-1].id, None)
+        if result[0] == "duplicate":
+            mine = tasks[0]
+            if result[1] == mine.id:
+                # the same record: an earlier try of this very call was stored before its
+                # reply was lost (the guard retried it); anything else is another task
+                key = self._key("t", mine.id)
+                stored = await self.client.hmget(key, "time_queued", "payload")
+                if stored == [str(mine.time_queued), mine.payload]:
+                    return
+            raise DuplicateTask(f"a task with id {result[1]!r} exists already")
+        if result[0] == "unknown":
+            raise ValueError(
+                f"depends_on: no task {result[1]!r} (unknown, or its record expired): queue "
+                f"the dependency first and pass its id"
+            )
+
+    @guarded
     async def get(self, task_id: str) -> Task | None:
         row = await self._getter(task_id)
         return Task.from_row(row) if row else None

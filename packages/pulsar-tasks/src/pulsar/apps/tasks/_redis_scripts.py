@@ -61,9 +61,10 @@ local function emit_final(k, id, fields, now)
 end
 -- the end of a task: ``fields`` (its final status, times, ...) and, with a TTL, purge_at in one
 -- HSET; its lease and overlap key released; the final record published to whoever listens.
--- ``ov`` / ``rt``: the record's overlap_key and reply_to when the caller read them (nil: read
--- here; false: none)
-local function finalize(k, id, fields, now, ttl, ov, rt)
+-- ``ov`` / ``rt`` / ``dp``: the record's overlap_key, reply_to and dependents when the caller
+-- read them (nil: read here; false: none). Its DEFERRED dependents move on in this script.
+local resolve
+local function finalize(k, id, fields, now, ttl, ov, rt, dp)
   ttl = tonumber(ttl)
   if ttl > 0 then
     -- to the millisecond, and in the record: a reply or done message read after the TTL is
@@ -76,12 +77,13 @@ local function finalize(k, id, fields, now, ttl, ov, rt)
   if ttl > 0 then redis.call('PEXPIRE', k, math.ceil(ttl * 1000)) end
   redis.call('ZREM', p..':leases', id)
   if ov == nil then
-    local v = redis.call('HMGET', k, 'overlap_key', 'reply_to')
-    ov, rt = v[1], v[2]
+    local v = redis.call('HMGET', k, 'overlap_key', 'reply_to', 'dependents')
+    ov, rt, dp = v[1], v[2], v[3]
   end
   if ov and ov ~= '' and redis.call('GET', p..':ov:'..ov) == id then
     redis.call('DEL', p..':ov:'..ov)
   end
+  if dp and dp ~= '' then resolve(id, now, ttl) end
   -- the final record itself (a waiter needs no read after the message), on the task's channel
   -- and on the reply channel of the client that queued it ("<id> <record>"); read and encoded
   -- only when someone listens (a waiter reads the record after subscribing: nothing is missed)
@@ -117,6 +119,99 @@ local function wake(q)
   if redis.call('RPUSH', p..':wake:'..q, '1') > 64 then
     redis.call('LTRIM', p..':wake:'..q, -64, -1)
   end
+end
+-- depends_on (see _workflow.py): the rules of _sqlite_deps.py, in Lua
+local HEAD = '{"args": ['
+local function inject(payload, value)
+  if string.sub(payload, 1, #HEAD) ~= HEAD then
+    local data = cjson.decode(payload)
+    table.insert(data['args'], 1, cjson.decode(value))
+    return cjson.encode(data)
+  end
+  local rest = string.sub(payload, #HEAD + 1)
+  if string.sub(rest, 1, 1) == ']' then return HEAD..value..rest end
+  return HEAD..value..', '..rest
+end
+local function reason(id, name, st, err)
+  if err and string.sub(err, 1, 11) == 'dependency ' then return err end
+  local out = 'dependency '..((name and name ~= '') and name or '?')..'['..id..'] '..st
+  if err and err ~= '' then out = out..': '..err end
+  return out
+end
+-- a DEFERRED task whose dependencies all succeeded: QUEUED with its results injected, or (a
+-- workflow's record, inject result/results) SUCCESS with them
+local function release(d, now, ttl)
+  local dk = p..':t:'..d
+  local w = redis.call('HMGET', dk, 'inject', 'depends', 'payload', 'eta', 'queue', 'priority')
+  local inj = w[1] or ''
+  local value = nil
+  if inj ~= '' then
+    local ok, deps = pcall(cjson.decode, w[2] or '[]')
+    if not ok or type(deps) ~= 'table' then deps = {} end
+    local parts = {}
+    for i, x in ipairs(deps) do
+      local r = redis.call('HGET', p..':t:'..x, 'result_json')
+      if not r or r == '' then r = 'null' end
+      parts[i] = r
+      if inj == 'arg' or inj == 'result' then break end
+    end
+    if inj == 'arg' or inj == 'result' then value = parts[1] or 'null'
+    else value = '['..table.concat(parts, ', ')..']' end
+  end
+  if inj == 'result' or inj == 'results' then
+    finalize(dk, d, {'status', 'SUCCESS', 'result_json', value, 'waiting', '0',
+      'time_finished', now}, now, ttl)
+    return
+  end
+  local fields = {'status', 'QUEUED', 'waiting', '0'}
+  if value then
+    fields[#fields + 1] = 'payload'
+    fields[#fields + 1] = inject(w[3] or '', value)
+  end
+  local eta = math.max(tonumber(w[4] or '') or 0, tonumber(now))
+  fields[#fields + 1] = 'eta'
+  fields[#fields + 1] = num(eta)
+  redis.call('HSET', dk, unpack(fields))
+  local q = w[5] or 'default'
+  if EV then emit(dk, d, 'queued', 'released', tonumber(now), false) end
+  qadd(q, w[6], eta, d)
+  wake(q)
+end
+local function fail(d, inj, why, now, ttl)
+  local st = 'REVOKED'
+  if inj == 'result' or inj == 'results' then st = 'FAILURE' end
+  finalize(p..':t:'..d, d, {'status', st, 'error', why, 'waiting', '0', 'time_finished', now},
+    now, ttl)
+end
+-- the task ``id`` ended: each DEFERRED dependent is counted down and released at 0, or
+-- revoked when it failed. finalize calls this for those that end in turn (the cascade): they
+-- are pushed on a stack that the outermost call works through, so a cascade of any length
+-- takes no Lua stack (a script that fails half-way would not be undone)
+local stack, resolving = {}, false
+local function resolve_one(id, now, ttl)
+  local v = redis.call('HMGET', p..':t:'..id, 'status', 'name', 'error', 'dependents')
+  local ok, list = pcall(cjson.decode, v[4] or '')
+  if not ok or type(list) ~= 'table' then return end
+  for _, d in ipairs(list) do
+    local dk = p..':t:'..d
+    local w = redis.call('HMGET', dk, 'status', 'waiting', 'inject')
+    if w[1] == 'DEFERRED' then
+      if v[1] == 'SUCCESS' then
+        local left = (tonumber(w[2] or '') or 1) - 1
+        if left > 0 then redis.call('HSET', dk, 'waiting', left)
+        else release(d, now, ttl) end
+      elseif v[1] == 'FAILURE' or v[1] == 'REVOKED' then
+        fail(d, w[3] or '', reason(id, v[2], v[1], v[3]), now, ttl)
+      end
+    end
+  end
+end
+resolve = function(id, now, ttl)
+  stack[#stack + 1] = id
+  if resolving then return end
+  resolving = true
+  while #stack > 0 do resolve_one(table.remove(stack), now, ttl) end
+  resolving = false
 end
 -- a STARTED task whose worker died: queued again (and its queue woken), or FAILURE 'lost'
 -- once out of retries
@@ -188,6 +283,78 @@ return out
 """
 )
 
+# ARGV: prefix, now, ttl, a JSON array of [id, queue, eta, time_queued, the record as an object
+# of strings, [dependency ids]] in dependency order -> {'ok'}, {'duplicate', id} or
+# {'unknown', dependency id}; nothing is stored unless 'ok' (see Backend.enqueue_flow)
+_ENQUEUE_FLOW = (
+    _LIB
+    + """
+local now = tonumber(ARGV[2])
+local ttl = ARGV[3]
+local items = cjson.decode(ARGV[4])
+local seen = {}
+for _, item in ipairs(items) do
+  local id = item[1]
+  if seen[id] or redis.call('EXISTS', p..':t:'..id) == 1 then return {'duplicate', id} end
+  for _, dep in ipairs(item[6]) do
+    if not seen[dep] and redis.call('EXISTS', p..':t:'..dep) == 0 then
+      return {'unknown', dep}
+    end
+  end
+  seen[id] = true
+end
+local woken = {}
+for _, item in ipairs(items) do
+  local id, queue, eta, tq, rec, deps = item[1], item[2], item[3], item[4], item[5], item[6]
+  local k = p..':t:'..id
+  local waiting, failed = 0, nil
+  for _, dep in ipairs(deps) do
+    local dk = p..':t:'..dep
+    local v = redis.call('HMGET', dk, 'status', 'name', 'error', 'dependents')
+    if v[1] == 'FAILURE' or v[1] == 'REVOKED' then
+      failed = failed or reason(dep, v[2], v[1], v[3])
+    elseif v[1] ~= 'SUCCESS' then
+      waiting = waiting + 1
+      local ok, list = pcall(cjson.decode, v[4] or '')
+      if not ok or type(list) ~= 'table' then list = {} end
+      list[#list + 1] = id
+      redis.call('HSET', dk, 'dependents', cjson.encode(list))
+    end
+  end
+  if #deps > 0 then
+    rec['status'] = 'DEFERRED'
+    rec['waiting'] = tostring(waiting)
+  end
+  local flat, n = {}, 0
+  for f, v in pairs(rec) do
+    flat[n + 1] = f
+    flat[n + 2] = v
+    n = n + 2
+  end
+  redis.call('HSET', k, unpack(flat))
+  redis.call('ZADD', p..':all', tq, id)
+  if EV then emit(k, id, 'queued', #deps > 0 and 'deferred' or false, tonumber(tq), false) end
+  if #deps == 0 then
+    qadd(queue, rec['priority'], eta, id)
+    woken[queue] = (woken[queue] or 0) + 1
+  elseif failed then
+    fail(id, rec['inject'] or '', failed, now, ttl)
+  elseif waiting == 0 then
+    release(id, now, ttl)
+  end
+end
+-- one wake-up per task (up to 64): a group's members wake as many idle workers
+for queue, n in pairs(woken) do
+  local ones = {}
+  for i = 1, math.min(n, 64) do ones[i] = '1' end
+  if redis.call('RPUSH', p..':wake:'..queue, unpack(ones)) > 64 then
+    redis.call('LTRIM', p..':wake:'..queue, -64, -1)
+  end
+end
+return {'ok'}
+"""
+)
+
 # ARGV: prefix, id... -> per id the record as a JSON object ('{}' when there is none)
 _GET = """
 local p = ARGV[1]
@@ -240,7 +407,8 @@ local function take(qk)
         local exp = tonumber(row['expires'] or '')
         if exp and exp < now then
           finalize(k, id, {'status', 'REVOKED', 'error', 'expired', 'time_finished', now}, now,
-            ttl, row['overlap_key'] or false, row['reply_to'] or false)
+            ttl, row['overlap_key'] or false, row['reply_to'] or false,
+            row['dependents'] or false)
         else
           local att = tostring(math.floor(tonumber(row['attempts'] or '') or 0) + 1)
           local token = ARGV[6]..':'..att
@@ -329,13 +497,13 @@ local out = {}
 for _, item in ipairs(cjson.decode(ARGV[4])) do
   local id = item[1]
   local k = p..':t:'..id
-  local v = redis.call('HMGET', k, 'token', 'status', 'overlap_key', 'reply_to')
+  local v = redis.call('HMGET', k, 'token', 'status', 'overlap_key', 'reply_to', 'dependents')
   if v[1] ~= item[2] or v[2] ~= 'STARTED' then
     out[#out + 1] = 0
   else
     finalize(k, id, {'status', item[3], 'result_json', item[4], 'error', item[5],
       'traceback', item[6], 'time_finished', now, 'token', '', 'lease_expires', ''}, now,
-      ARGV[3], v[3], v[4])
+      ARGV[3], v[3] or false, v[4] or false, v[5] or false)
     out[#out + 1] = 1
   end
 end
@@ -389,7 +557,7 @@ local id = ARGV[2]
 local k = p..':t:'..id
 local v = redis.call('HMGET', k, 'status', 'queue', 'name', 'priority')
 if not v[1] then return false end
-if v[1] == 'QUEUED' or v[1] == 'RETRY' then
+if v[1] == 'QUEUED' or v[1] == 'RETRY' or v[1] == 'DEFERRED' then
   -- the TTL the workers of this job use (published with the job), else this client's
   local ttl = ARGV[4]
   local meta = v[3] and redis.call('HGET', p..':jobs', v[3])
@@ -572,6 +740,7 @@ return '0'
 #: name -> source, registered by each RedisBackend client
 _BASE = {
     "enqueue": _ENQUEUE,
+    "enqueue_flow": _ENQUEUE_FLOW,
     "get": _GET,
     "claim": _CLAIM,
     "renew": _RENEW,

@@ -41,6 +41,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from . import _sqlite_deps as _deps
 from ._backend import Backend, Claim, decode_workers, guarded
 from ._batch import Batcher
 from ._errors import BackendError, DuplicateTask, JobOverlap
@@ -159,7 +160,7 @@ _EXPIRE_SQL = (
     "UPDATE tasks INDEXED BY tasks_expiring SET status = 'REVOKED', error = 'expired', "
     "time_finished = ?, purge_at = ? "
     f"WHERE status IN {_PENDING_SQL} AND expires IS NOT NULL AND expires < ? "
-    "AND queue IN ({qmarks}) AND eta <= ?"
+    "AND queue IN ({qmarks}) AND eta <= ? RETURNING id, dependents"
 )
 #: an operator's requeue of a FAILURE/REVOKED task: a fresh start (see Backend.requeue)
 _REQUEUE_SQL = (
@@ -408,6 +409,17 @@ class SQLiteBackend(Backend):
         return added
 
     @guarded
+    async def enqueue_flow(self, tasks: Sequence[Task], *, reply: bool = False) -> None:
+        now = self.now()
+        ttl = self.result_ttl
+
+        def op(conn: sqlite3.Connection) -> None:
+            _deps.store(conn, tasks, _COLUMNS, now, ttl)
+
+        await self._write_op(op)
+        self._notify()
+
+    @guarded
     async def get(self, task_id: str) -> Task | None:
         row = await self._getter(task_id)
         return None if row is None else Task.from_row(row)
@@ -455,14 +467,16 @@ class SQLiteBackend(Backend):
             if row is None:
                 return None
             status = TaskState(row[0])
-            if status in (TaskState.QUEUED, TaskState.RETRY):
+            if status in (TaskState.QUEUED, TaskState.RETRY, TaskState.DEFERRED):
                 # the TTL the workers of this job use (published with the job), else ours
                 kept = _published_ttl(conn, row[1])
-                conn.execute(
+                ended = conn.execute(
                     "UPDATE tasks SET status = 'REVOKED', error = 'revoked', time_finished = ?, "
-                    "token = NULL, purge_at = ? WHERE id = ?",
+                    "token = NULL, purge_at = ? WHERE id = ? RETURNING dependents",
                     (now, _purge_at(now, ttl if kept is None else kept), task_id),
-                )
+                ).fetchone()
+                if ended is not None and ended[0]:
+                    _deps.resolve(conn, [task_id], now, ttl)
                 return TaskState.REVOKED
             if status == TaskState.STARTED:
                 conn.execute("UPDATE tasks SET revoke = 1 WHERE id = ?", (task_id,))
@@ -489,12 +503,14 @@ class SQLiteBackend(Backend):
             count = 0
             for name in names:  # each kept for the TTL its job's workers published
                 kept = _published_ttl(conn, name)
-                count += conn.execute(
+                ended = conn.execute(
                     "UPDATE tasks SET status = 'REVOKED', error = 'purged', time_finished = ?, "
                     f"token = NULL, purge_at = ? WHERE status IN {_PENDING_SQL} AND queue = ? "
-                    "AND name = ?",
+                    "AND name = ? RETURNING id, dependents",
                     (now, _purge_at(now, ttl if kept is None else kept), queue, name),
-                ).rowcount
+                ).fetchall()
+                count += len(ended)
+                _deps.resolve(conn, [r[0] for r in ended if r[1]], now, ttl)
             return count
 
         count = await self._write_op(op)
@@ -656,9 +672,11 @@ class SQLiteBackend(Backend):
             _recover(conn, lost, now, ttl)
             # 2. pending tasks past their expiry time are revoked (found through the partial
             # index of expiring pending tasks: the backlog is not scanned)
-            conn.execute(
+            expired = conn.execute(
                 _EXPIRE_SQL.format(qmarks=qmarks), (now, _purge_at(now, ttl), now, *queues, now)
-            )
+            ).fetchall()
+            if expired:
+                _deps.resolve(conn, [r[0] for r in expired if r[1]], now, ttl)
             # 3. claim due tasks: per queue, the first ones of the partial index of pending
             # tasks by (queue, eta) — no sort, whatever the backlog — merged by due time;
             # those of a priority above 0 first (highest first: _claim_priorities)
@@ -755,13 +773,17 @@ class SQLiteBackend(Backend):
         ttl = self.result_ttl
 
         def op(conn: sqlite3.Connection) -> bool:
-            cur = conn.execute(
+            ended = conn.execute(
                 "UPDATE tasks SET status = ?, result_json = ?, error = ?, traceback = ?, "
                 "time_finished = ?, token = NULL, lease_expires = NULL, purge_at = ? "
-                "WHERE id = ? AND token = ? AND status = 'STARTED'",
+                "WHERE id = ? AND token = ? AND status = 'STARTED' RETURNING dependents",
                 (str(status), result, error, traceback, now, _purge_at(now, ttl), task_id, token),
-            )
-            return cur.rowcount > 0
+            ).fetchone()
+            if ended is None:
+                return False
+            if ended[0]:  # its dependents move on in this transaction
+                _deps.resolve(conn, [task_id], now, ttl)
+            return True
 
         done = await self._write_op(op)
         if done:
@@ -1079,11 +1101,13 @@ def _recover(conn: sqlite3.Connection, rows: Sequence[Any], now: float, ttl: flo
     FAILURE ``'lost'`` once they used up their retries (a poison task)."""
     for task_id, attempts, max_retries in rows:
         if (attempts or 0) > (max_retries or 0):
-            conn.execute(
+            ended = conn.execute(
                 "UPDATE tasks SET status = 'FAILURE', time_finished = ?, token = NULL, "
-                "lease_expires = NULL, purge_at = ?, error = ? WHERE id = ?",
+                "lease_expires = NULL, purge_at = ?, error = ? WHERE id = ? RETURNING dependents",
                 (now, _purge_at(now, ttl), _lost_error(attempts), task_id),
-            )
+            ).fetchone()
+            if ended is not None and ended[0]:
+                _deps.resolve(conn, [task_id], now, ttl)
         else:
             conn.execute(
                 "UPDATE tasks SET status = 'QUEUED', token = NULL, worker = NULL, "

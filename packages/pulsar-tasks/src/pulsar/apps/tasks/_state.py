@@ -11,6 +11,14 @@ State machine (the only transitions backends perform)::
     QUEUED/RETRY/STARTED  --revoke, or expired before it started-->  REVOKED
     QUEUED/RETRY  --purge of its queue-->  REVOKED ('purged')
     FAILURE/REVOKED  --requeue by an operator-->  QUEUED (attempts 0, result and error cleared)
+    DEFERRED  --its last dependency SUCCESS-->  QUEUED (the results it asked for injected)
+    DEFERRED  --a dependency FAILURE/REVOKED-->  REVOKED (error names the dependency and why)
+    DEFERRED  --revoke-->  REVOKED
+    DEFERRED (a workflow's record)  --its last dependency SUCCESS-->  SUCCESS (collected result)
+    DEFERRED (a workflow's record)  --a dependency FAILURE/REVOKED-->  FAILURE (naming it)
+
+A DEFERRED task (``depends_on``, a workflow's step) is stored but not claimable: the backend
+moves it on in the same atomic step (Lua script, transaction) that ends its last dependency.
 
 SUCCESS, FAILURE and REVOKED are final: no worker moves a task out of them (results then expire
 after the TTL); only an operator's requeue (``pulsar-tasks retry``) queues a failed or revoked
@@ -39,6 +47,7 @@ class TaskState(enum.StrEnum):
     SUCCESS = "SUCCESS"
     FAILURE = "FAILURE"
     REVOKED = "REVOKED"
+    DEFERRED = "DEFERRED"
 
 
 #: the states a task can go to from each state (see the module docstring)
@@ -57,6 +66,9 @@ TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
     TaskState.SUCCESS: frozenset(),
     TaskState.FAILURE: frozenset({TaskState.QUEUED}),  # an operator's requeue only
     TaskState.REVOKED: frozenset({TaskState.QUEUED}),  # an operator's requeue only
+    TaskState.DEFERRED: frozenset(
+        {TaskState.QUEUED, TaskState.REVOKED, TaskState.SUCCESS, TaskState.FAILURE}
+    ),
 }
 #: states a worker may claim
 PENDING = frozenset({TaskState.QUEUED, TaskState.RETRY})
@@ -65,7 +77,7 @@ FINAL = frozenset({TaskState.SUCCESS, TaskState.FAILURE, TaskState.REVOKED})
 #: final states an operator may queue again (``Backend.requeue``)
 REQUEUEABLE = frozenset({TaskState.FAILURE, TaskState.REVOKED})
 
-_INT = ("attempts", "max_retries", "revoke", "priority")
+_INT = ("attempts", "max_retries", "revoke", "priority", "waiting")
 _FLOAT = (
     "time_queued",
     "time_started",
@@ -116,6 +128,19 @@ class Task:
     # -- progress (``tasks.update()``), see _progress.py
     progress: float | None = None
     meta_json: str | None = None
+    # -- workflows and depends_on (see _workflow.py): None for a task without them ----------
+    #: the id of the workflow this task is a member of
+    workflow: str | None = None
+    #: JSON list of the ids this task waits for (in order: results are collected so)
+    depends: str | None = None
+    #: JSON list of the ids waiting for this task (the backend resolves them when it ends)
+    dependents: str | None = None
+    #: how many dependencies are not SUCCESS yet (while DEFERRED)
+    waiting: int | None = None
+    #: what the task receives when released: None, "arg" (the first dependency's result as
+    #: its first positional argument), "list" (the list of their results as its first
+    #: argument); a workflow's record: "result" / "results" (completed with it, not queued)
+    inject: str | None = None
 
     # -- decoding --------------------------------------------------------------------------------
     @property
@@ -149,6 +174,11 @@ class Task:
     def value(self) -> Any:
         """The same as :attr:`result` (kept for code written before ``result`` was the value)."""
         return self.result
+
+    @property
+    def depends_on(self) -> list[str]:
+        """The ids this task waits for (``depends_on``; empty for most tasks)."""
+        return list(json.loads(self.depends)) if self.depends else []
 
     @property
     def done(self) -> bool:
@@ -197,8 +227,14 @@ class Task:
     def as_dict(self) -> dict[str, Any]:
         """A JSON-friendly view for users (RPC, CLI): decoded args, kwargs and result."""
         out = self.to_row()
-        for key in ("payload", "token", "revoke", "overlap_key"):
+        for key in ("payload", "token", "revoke", "overlap_key", "waiting", "inject"):
             out.pop(key, None)
+        for key in ("depends", "dependents"):
+            text = out.get(key)
+            try:
+                out[key] = json.loads(text) if text else None
+            except ValueError:
+                pass
         try:
             out["args"], out["kwargs"] = self.args, self.kwargs
         except (ValueError, AttributeError):
