@@ -361,8 +361,8 @@ async def test_a_worker_runs_tasks_in_priority_order(client, backend_url) -> Non
 async def test_a_rate_limit_is_shared_by_two_worker_processes(client, backend_url) -> None:
     """``rate_limit="10/s"``, 30 tasks, two worker processes (each its own backend object):
     at most 10 starts in any window of 1 s, less a tolerance of 100 ms for the time between
-    the limiter's admission (the store's clock) and the start the job records (a thread of
-    the worker's pool, on a loaded machine); all succeed at
+    the limiter's admission (the store's clock) and the start the job records (the answer
+    travelling back and the worker's loop, on a loaded machine); all succeed at
     their first attempt."""
     queued = [await client.queue_task("rated", [str(i)]) for i in range(30)]
     run = _app(backend_url, "--workers", "2", "--concurrent-tasks", "8")

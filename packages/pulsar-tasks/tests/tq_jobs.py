@@ -191,8 +191,9 @@ def started_at(tag: str = "") -> list:
 
 
 @tasks.job(rate_limit="10/s", max_retries=0)
-def rated(tag: str = "") -> list:
-    """At most 10 starts in any second across every worker: the time this run started."""
+async def rated(tag: str = "") -> list:
+    """At most 10 starts in any second across every worker: the time this run started (an
+    async job: it starts in the worker's task that was admitted, no thread hop between)."""
     return [time.time(), tag]
 
 
