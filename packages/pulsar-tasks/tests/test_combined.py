@@ -1,0 +1,117 @@
+"""The features of issue 17 used together, on every backend: a workflow's step released with its
+priority, the events of a chain, a step's task context and progress, a group of a rate-limited
+job. (Each feature has its own module; these are the seams between them.)"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import tq_jobs
+
+from pulsar.apps import tasks
+from pulsar.apps.tasks import TaskState, chain, group
+
+
+@contextlib.asynccontextmanager
+async def consuming(url: str, *, events: bool = False) -> AsyncIterator[tasks.Consumer]:
+    backend = tasks.create_backend(url, events=events)
+    consumer = tasks.Consumer(
+        backend, worker_id=f"w-{uuid.uuid4().hex[:6]}", lease=5.0, concurrent_tasks=5,
+        max_idle=0.1,
+    )  # fmt: skip
+    consumer.start()
+    try:
+        yield consumer
+    finally:
+        await consumer.stop(grace=1.0)
+        await backend.close()
+
+
+async def test_a_released_dependent_is_claimed_by_its_priority(client) -> None:
+    b = client.backend
+    first = await client.queue_task("add", [1, 2])
+    after = await client.queue_task("add", [3, 4], depends_on=[first.id], priority=9)
+    assert after.status == TaskState.DEFERRED and after.priority == 9
+    plain = [await client.queue_task("add", [i, i]) for i in range(3)]  # priority 0, older
+    claim = await b.claim(["default"], "w", 30.0, 1)
+    assert [r["id"] for r in claim.tasks] == [first.id]
+    row = claim.tasks[0]
+    assert await b.complete(first.id, row["token"], TaskState.SUCCESS, result="3")
+    # released by the completion: QUEUED with its priority, so it goes before the older ones
+    released = await b.get(after.id)
+    assert released.status == TaskState.QUEUED and released.priority == 9
+    claim = await b.claim(["default"], "w", 30.0, 1)
+    assert [r["id"] for r in claim.tasks] == [after.id]
+    rest = await b.claim(["default"], "w", 30.0, 10)
+    assert [r["id"] for r in rest.tasks] == [t.id for t in plain]
+
+
+async def test_a_chain_records_the_events_of_its_steps(backend_url) -> None:
+    client = tasks.connect(backend_url, events=True, set_default=False)
+    try:
+        start = await client.last_event_id()
+        flow = await client.queue_workflow(
+            chain(tq_jobs.add.s(1, 2), tq_jobs.add.s(10), tq_jobs.add.s(100))
+        )
+        tree = (await client.get_task(flow.id)).kwargs
+        steps = [m["id"] for m in tree["members"]]
+        seen: list[tasks.TaskEvent] = []
+
+        async def read() -> None:
+            # until the record and every step succeeded (PostgreSQL writes the events of one
+            # transaction as its statements end: the record's may come before its last step's)
+            left = {flow.id, *steps}
+            async for event in client.events(after=start):
+                seen.append(event)
+                if event.kind == "succeeded":
+                    left.discard(event.task_id)
+                    if not left:
+                        return
+
+        async with consuming(backend_url, events=True):
+            await asyncio.wait_for(read(), 30)
+        done = await client.get_task(flow.id)
+        assert done.status == TaskState.SUCCESS and done.result == 113
+        for step in steps:
+            kinds = [e.kind for e in seen if e.task_id == step]
+            assert kinds[0] == "queued" and kinds[-2:] == ["started", "succeeded"], (step, kinds)
+        # the later steps are queued twice: stored waiting, then released by their dependency
+        later = [e for e in seen if e.task_id == steps[2] and e.kind == "queued"]
+        assert len(later) == 2, [(e.kind, e.reason) for e in seen if e.task_id == steps[2]]
+        assert [e.kind for e in seen if e.task_id == flow.id][-1] == "succeeded"
+        finals = [e.task_id for e in seen if e.kind == "succeeded"]
+        assert finals.index(steps[0]) < finals.index(steps[1])  # one transaction each
+    finally:
+        await client.close()
+
+
+async def test_a_workflow_step_sees_its_workflow_and_publishes_progress(client, backend_url):
+    flow = await client.queue_workflow(
+        chain(tq_jobs.add.s(1, 2), tq_jobs.progress_async.si(2, 0.05))
+    )
+    async with consuming(backend_url):
+        done = await client.wait_for_task(flow.id, timeout=30)
+    assert done.status == TaskState.SUCCESS, done.error
+    context = done.result  # what the last step saw of its own task
+    assert context["workflow"] == flow.id and context["attempts"] == 1
+    step = await client.get_task(context["id"])
+    assert step.workflow == flow.id and step.progress == 1.0 and step.meta == {"step": 2}
+
+
+async def test_a_group_of_a_rate_limited_job_runs_every_member_once(client, backend_url):
+    members = 6  # rated: 10/s, so the last ones wait for the window: never failed or retried
+    flow = await client.queue_workflow(group(tq_jobs.rated.s(str(i)) for i in range(members)))
+    started = time.time()
+    async with consuming(backend_url):
+        done = await client.wait_for_task(flow.id, timeout=30)
+    assert done.status == TaskState.SUCCESS, done.error
+    assert [r[1] for r in done.result] == [str(i) for i in range(members)]
+    assert all(r[0] >= started - 1 for r in done.result)
+    tree = (await client.get_task(flow.id)).kwargs
+    for member in tree["members"]:
+        task = await client.get_task(member["id"])
+        assert task.status == TaskState.SUCCESS and task.attempts == 1
