@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -115,3 +116,46 @@ async def test_a_group_of_a_rate_limited_job_runs_every_member_once(client, back
     for member in tree["members"]:
         task = await client.get_task(member["id"])
         assert task.status == TaskState.SUCCESS and task.attempts == 1
+
+
+async def test_revoking_a_workflow_revokes_its_members(client, backend_url) -> None:
+    flow = await client.queue_workflow(
+        chain(tq_jobs.add.s(1, 2), group(tq_jobs.add.s(1), tq_jobs.add.s(2)), tq_jobs.wf_sum.s())
+    )
+    other = await client.queue_task("add", [5, 5])  # not of the workflow: left alone
+    assert await client.revoke(flow.id) == TaskState.REVOKED
+    record = await client.get_task(flow.id)
+    assert record.status == TaskState.REVOKED and record.error == "revoked"
+    tree = record.kwargs
+    ids = [m["id"] for m in tree["members"] if "id" in m]
+    ids += [m["id"] for m in tree["members"][1]["members"]]
+    for member in ids:
+        assert (await client.get_task(member)).status == TaskState.REVOKED, member
+    async with consuming(backend_url):  # nothing of it runs; the other task does
+        assert (await client.wait_for_task(other.id, timeout=30)).result == 10
+    for member in ids:
+        assert (await client.get_task(member)).status == TaskState.REVOKED, member
+
+
+def test_depends_on_over_rpc_and_the_cli(tmp_path) -> None:
+    import tq_helpers as h
+    from test_cli_rpc import Api, call
+
+    url = f"sqlite:///{tmp_path}/t.db"
+    api = Api(task_backend=url)
+    first = call(api, "queue_task", jobname="add", args=[1, 2])["result"]
+    queued = call(api, "queue_task", jobname="add", args=[3, 4], depends_on=[first["id"]])
+    assert queued["result"]["status"] == "DEFERRED" and queued["result"]["depends"] == [first["id"]]
+    err = call(api, "queue_task", jobname="add", args=[1, 2], depends_on=["nope"])["error"]
+    assert err["code"] == -32602 and "nope" in err["message"]
+    out = h.cli(
+        "queue", "add", "--arg", "1", "--arg", "1", "--depends-on", first["id"],
+        "--depends-on", queued["result"]["id"], "--backend", url, "--modules", "tq_jobs",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    one = h.cli("status", out.stdout.strip(), "--backend", url, "--json")
+    assert json.loads(one.stdout)["status"] == "DEFERRED", one.stdout
+    bad = h.cli(
+        "queue", "add", "--depends-on", "nope", "--backend", url, "--modules", "tq_jobs"
+    )  # fmt: skip
+    assert bad.returncode != 0 and "nope" in bad.stderr

@@ -373,6 +373,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="0-9, higher runs first within its queue (default: the job's own)",
     )
     queue.add_argument(
+        "--depends-on",
+        action="append",
+        default=None,
+        metavar="ID",
+        help="a task it waits for: DEFERRED until each succeeds, REVOKED if one fails "
+        "(repeat for several)",
+    )
+    queue.add_argument(
         "--wait",
         type=float,
         default=None,
@@ -707,6 +715,7 @@ def _run(ns: argparse.Namespace, client: SyncClient) -> int:
             countdown=ns.countdown,
             queue=ns.queue,
             priority=ns.priority,
+            depends_on=ns.depends_on,
         )
         if ns.wait is None:
             print(task.id)

@@ -442,8 +442,23 @@ class TaskClient:
     async def revoke(self, task_id: str) -> TaskState | None:
         """Revoke a task: a pending one is REVOKED at once; a running async one is cancelled by
         its worker at its next lease renewal (a sync one is marked REVOKED when it returns).
-        Returns the state after the call, None for an unknown id."""
-        return await self.backend.revoke(task_id)
+        Returns the state after the call, None for an unknown id.
+
+        A workflow's record (:meth:`queue_workflow`) is revoked with every member not final
+        yet: the record first (it ends REVOKED, not FAILURE), then each member, so that steps
+        waiting for others are REVOKED too and a running one is cancelled as above."""
+        state = await self.backend.revoke(task_id)
+        if state is None:
+            return None
+        record = await self.backend.get(task_id)
+        if record is not None and record.name.startswith("workflow."):
+            try:
+                tree = record.kwargs
+            except ValueError:
+                tree = {}
+            for member in _members(tree):
+                await self.backend.revoke(member)
+        return state
 
     async def purge(self, queue: str) -> int:
         """Revoke every task of ``queue`` that has not started yet (QUEUED or RETRY): each
@@ -518,6 +533,18 @@ def _kinds(value: str | Iterable[str] | None) -> frozenset[str] | None:
         if unknown:
             raise ValueError(f"unknown event kind(s) {', '.join(unknown)}: use {', '.join(KINDS)}")
     return kinds
+
+
+def _members(tree: Any) -> list[str]:
+    """The ids of every member of a workflow's tree (its record's kwargs), depth first."""
+    out: list[str] = []
+    if isinstance(tree, dict):
+        for member in tree.get("members") or ():
+            if isinstance(member, dict):
+                if isinstance(member.get("id"), str):
+                    out.append(member["id"])
+                out += _members(member)
+    return out
 
 
 def _overlap_key(name: str, payload: str) -> str:

@@ -5,7 +5,8 @@
 
     handler = Api(task_backend="sqlite:///tasks.db")
 
-Methods: ``queue_task(jobname, args=[], kwargs={}, countdown, eta, expires, queue, priority)``,
+Methods: ``queue_task(jobname, args=[], kwargs={}, countdown, eta, expires, queue, priority,
+depends_on)``,
 ``get_task(id)``, ``list_tasks(status, limit, since)``, ``wait_for_task(id, timeout)``,
 ``revoke_task(id)``, ``job_list()``, ``next_scheduled(jobnames)``, and the operator's calls
 ``purge_queue(queue)``, ``requeue_task(id)``, ``workers()``, ``task_counts()``. Tasks are
@@ -81,9 +82,11 @@ class TaskQueueRpc:
         expires: float | None = None,
         queue: str | None = None,
         priority: int | None = None,
+        depends_on: list[str] | None = None,
     ) -> dict[str, Any]:
         """Queue a task of ``jobname`` and return it (its ``id`` waits with wait_for_task);
-        ``priority``: 0-9, higher first within its queue (default: the job's)."""
+        ``priority``: 0-9, higher first within its queue (default: the job's);
+        ``depends_on``: ids of tasks it waits for (DEFERRED until they all succeed)."""
         invalid, _ = _rpc_errors()
         if args is not None and not isinstance(args, list):
             raise invalid(message="args must be a list")
@@ -99,6 +102,7 @@ class TaskQueueRpc:
                 expires=expires,
                 queue=queue,
                 priority=priority,
+                depends_on=depends_on,
             )
         except (
             UnknownJob,
