@@ -6,14 +6,14 @@ error."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import json
 import threading
 import time
-from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
+import tq_helpers as h
 import tq_jobs
 
 from pulsar.apps import tasks
@@ -21,18 +21,8 @@ from pulsar.apps.tasks import TaskState
 from pulsar.apps.tasks._client import DEFAULT_MAX_PAYLOAD_SIZE
 
 
-@contextlib.asynccontextmanager
-async def consuming(url: str, **kwargs) -> AsyncIterator[tasks.Consumer]:
-    backend = tasks.create_backend(url)
-    consumer = tasks.Consumer(
-        backend, worker_id="w-api", queues=("default", "other"), lease=5.0, **kwargs
-    )
-    consumer.start()
-    try:
-        yield consumer
-    finally:
-        await consumer.stop(grace=1.0)
-        await backend.close()
+def consuming(url: str, **kwargs: Any) -> Any:
+    return h.consuming(url, worker_id="w-api", **kwargs)
 
 
 async def test_result_is_the_decoded_value_raw_text_kept(client, backend_url) -> None:

@@ -7,33 +7,24 @@ test_faults.py.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import time
-from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
+import tq_helpers as h
 import tq_jobs
 
 from pulsar.apps import tasks
 from pulsar.apps.tasks import TaskState
 
 
-@contextlib.asynccontextmanager
-async def consuming(
+def consuming(
     url: str, *, lease: float = 5.0, concurrent: int = 10, queues=("default", "other")
-) -> AsyncIterator[tasks.Consumer]:
-    """A consumer with its own backend object (as a worker process would have)."""
-    backend = tasks.create_backend(url)
-    consumer = tasks.Consumer(
-        backend, worker_id="w-test", queues=queues, lease=lease, concurrent_tasks=concurrent
+) -> Any:
+    return h.consuming(
+        url, worker_id="w-test", queues=queues, lease=lease, concurrent_tasks=concurrent
     )
-    consumer.start()
-    try:
-        yield consumer
-    finally:
-        await consumer.stop(grace=1.0)
-        await backend.close()
 
 
 def new_task(name: str = "add", **fields) -> tasks.Task:

@@ -5,31 +5,22 @@ job. (Each feature has its own module; these are the seams between them.)"""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
-import uuid
-from collections.abc import AsyncIterator
+from typing import Any
 
+import tq_helpers as h
 import tq_jobs
 
 from pulsar.apps import tasks
 from pulsar.apps.tasks import TaskState, chain, group
 
 
-@contextlib.asynccontextmanager
-async def consuming(url: str, *, events: bool = False) -> AsyncIterator[tasks.Consumer]:
-    backend = tasks.create_backend(url, events=events)
-    consumer = tasks.Consumer(
-        backend, worker_id=f"w-{uuid.uuid4().hex[:6]}", lease=5.0, concurrent_tasks=5,
+def consuming(url: str, *, events: bool = False) -> Any:
+    return h.consuming(
+        url, backend_options={"events": events}, queues=("default",), concurrent_tasks=5,
         max_idle=0.1,
     )  # fmt: skip
-    consumer.start()
-    try:
-        yield consumer
-    finally:
-        await consumer.stop(grace=1.0)
-        await backend.close()
 
 
 async def test_a_released_dependent_is_claimed_by_its_priority(client) -> None:
@@ -138,7 +129,6 @@ async def test_revoking_a_workflow_revokes_its_members(client, backend_url) -> N
 
 
 def test_depends_on_over_rpc_and_the_cli(tmp_path) -> None:
-    import tq_helpers as h
     from test_cli_rpc import Api, call
 
     url = f"sqlite:///{tmp_path}/t.db"

@@ -5,31 +5,21 @@ The command line over them is tested in test_cli_operators.py."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import socket
 import time
+from typing import Any
 
 import pytest
+import tq_helpers as h
 import tq_jobs  # noqa: F401  (declares the jobs)
 
 from pulsar.apps import tasks
 from pulsar.apps.tasks import TaskState
 
 
-@contextlib.asynccontextmanager
-async def consuming(url: str, *, lease: float = 5.0, worker_id: str = "w-ops", **kwargs):
-    """A consumer with its own backend object (as a worker process would have)."""
-    backend = tasks.create_backend(url)
-    consumer = tasks.Consumer(
-        backend, worker_id=worker_id, queues=("default", "other"), lease=lease, **kwargs
-    )
-    consumer.start()
-    try:
-        yield consumer
-    finally:
-        await consumer.stop(grace=1.0)
-        await backend.close()
+def consuming(url: str, *, worker_id: str = "w-ops", **kwargs: Any) -> Any:
+    return h.consuming(url, worker_id=worker_id, **kwargs)
 
 
 async def started(client, task_id: str) -> None:

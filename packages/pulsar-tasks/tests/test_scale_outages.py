@@ -14,7 +14,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import tq_helpers as h
@@ -25,18 +26,10 @@ from pulsar.apps.tasks import TaskState
 N = 5000
 
 
-@contextlib.asynccontextmanager
-async def consuming(url: str, **kwargs) -> AsyncIterator[tasks.Consumer]:
-    backend = tasks.create_backend(url, **kwargs)
-    consumer = tasks.Consumer(
-        backend, worker_id="w-scale", queues=("default",), lease=30.0, concurrent_tasks=50
+def consuming(url: str) -> Any:
+    return h.consuming(
+        url, worker_id="w-scale", queues=("default",), lease=30.0, concurrent_tasks=50
     )
-    consumer.start()
-    try:
-        yield consumer
-    finally:
-        await consumer.stop(grace=1.0)
-        await backend.close()
 
 
 async def test_5000_concurrent_calls_from_a_fresh_client(backend_url) -> None:

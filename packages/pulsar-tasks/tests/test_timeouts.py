@@ -4,28 +4,18 @@ stopped (its child process is killed), on every backend."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import time
-from collections.abc import AsyncIterator
+from typing import Any
 
 import tq_helpers as h
 import tq_jobs
 
-from pulsar.apps import tasks
 from pulsar.apps.tasks import TaskState
 
 
-@contextlib.asynccontextmanager
-async def consuming(url: str, **kwargs) -> AsyncIterator[tasks.Consumer]:
-    backend = tasks.create_backend(url)
-    consumer = tasks.Consumer(backend, worker_id="w-timeouts", queues=("default",), **kwargs)
-    consumer.start()
-    try:
-        yield consumer
-    finally:
-        await consumer.stop(grace=1.0)
-        await backend.close()
+def consuming(url: str, **kwargs: Any) -> Any:
+    return h.consuming(url, worker_id="w-timeouts", queues=("default",), **kwargs)
 
 
 async def test_12_sync_jobs_of_300ms_with_a_500ms_timeout_all_succeed(client, backend_url) -> None:

@@ -5,13 +5,12 @@ real worker processes; the CLI tree."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import signal
 import time
 import uuid
-from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import tq_helpers
@@ -21,23 +20,9 @@ from pulsar.apps import tasks
 from pulsar.apps.tasks import TaskState, chain, chord, group
 
 
-@contextlib.asynccontextmanager
-async def consuming(url: str, concurrent: int = 10) -> AsyncIterator[tasks.Consumer]:
-    """A consumer with its own backend object (as a worker process would have)."""
-    backend = tasks.create_backend(url)
-    consumer = tasks.Consumer(
-        backend,
-        worker_id=f"w-{uuid.uuid4().hex[:6]}",
-        lease=5.0,
-        concurrent_tasks=concurrent,
-        max_idle=0.1,  # (a stop waits for the idle wait)
-    )
-    consumer.start()
-    try:
-        yield consumer
-    finally:
-        await consumer.stop(grace=1.0)
-        await backend.close()
+def consuming(url: str, concurrent: int = 10) -> Any:
+    # max_idle: a stop waits for the idle wait
+    return tq_helpers.consuming(url, queues=("default",), concurrent_tasks=concurrent, max_idle=0.1)
 
 
 def lines(path: str) -> list[str]:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -139,3 +142,34 @@ def start_cli_worker(url: str, *options: str) -> subprocess.Popen:
         text=True,
         env={**os.environ, "PYTHONPATH": HERE},
     )  # fmt: skip
+
+
+@contextlib.asynccontextmanager
+async def consuming(
+    url: str,
+    *,
+    backend_options: dict[str, Any] | None = None,
+    worker_id: str | None = None,
+    queues: tuple[str, ...] = ("default", "other"),
+    lease: float = 5.0,
+    **options: Any,
+) -> AsyncIterator[Any]:
+    """A started :class:`Consumer` of a backend object of its own (as a worker process would
+    have), stopped (1 s of grace) and its backend closed at the end. ``backend_options`` go to
+    ``create_backend`` (``events=True``, ``result_ttl=``...), ``options`` to the Consumer."""
+    from pulsar.apps import tasks
+
+    backend = tasks.create_backend(url, **(backend_options or {}))
+    consumer = tasks.Consumer(
+        backend,
+        worker_id=worker_id or f"w-{uuid.uuid4().hex[:6]}",
+        queues=queues,
+        lease=lease,
+        **options,
+    )
+    consumer.start()
+    try:
+        yield consumer
+    finally:
+        await consumer.stop(grace=1.0)
+        await backend.close()
