@@ -211,9 +211,19 @@ def test_every_kind_of_event_from_a_real_worker_seen_by_two_subscribers(backend_
     ):
         start = c.last_event_id()
         ok = c.queue_task("progress_async", [2, 0.1]).id
-        followed: list[tasks.Task] = []
-        follower = threading.Thread(target=lambda: followed.extend(c.follow(ok)))
-        follower.start()
+        # SyncClient.follow() of jobs publishing progress in the worker's loop, its threads
+        # (the actor's executor) and a child process
+        followed = {
+            task_id: [] for task_id in (
+                ok, c.queue_task("progress_thread", [2, 0.1]).id,
+                c.queue_task("progress_child", [2, 0.1]).id,
+            )
+        }  # fmt: skip
+        followers = [
+            threading.Thread(target=lambda i=i: followed[i].extend(c.follow(i))) for i in followed
+        ]
+        for follower in followers:
+            follower.start()
         boom = c.queue_task("sync_boom", ["x"]).id  # KeyError: retried once, then failed
         later = c.queue_task("add", [1, 2], countdown=60).id
         lost = c.queue_task("sleeper", [30, "lost"]).id  # retries left: queued again
@@ -227,9 +237,13 @@ def test_every_kind_of_event_from_a_real_worker_seen_by_two_subscribers(backend_
         assert c.revoke(later) == TaskState.REVOKED
         for task_id in (ok, boom):  # done before the worker is killed
             c.wait_for_task(task_id, timeout=15)
-        follower.join(15)
-        assert followed[-1].status == TaskState.SUCCESS and followed[-1].progress == 1.0
-        assert not any(t.done for t in followed[:-1]) and len(followed) >= 2
+        for follower in followers:
+            follower.join(15)
+        for records in followed.values():
+            last = records[-1]
+            assert last.status == TaskState.SUCCESS and last.progress == 1.0, last.error
+            assert last.meta == {"step": 2} and last.result["attempts"] == 1
+            assert not any(t.done for t in records[:-1]) and len(records) >= 2
         h.wait_for(lambda: c.get_task(lost).status == "STARTED", timeout=10)
         h.wait_for(lambda: c.get_task(lost_once).status == "STARTED", timeout=10)
         victim = c.get_task(lost).worker
