@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import enum
 import faulthandler
 import importlib
@@ -924,9 +925,28 @@ def _dump_tasks(signum: int, frame: Any) -> None:  # pragma: no cover - runs in 
     logger.error("\n".join(lines))
 
 
+#: the signals the arbiter may send a process actor, blocked from its fork (see
+#: ``start_process``) until its loop runs: one arriving before that is delivered then, not lost
+CHILD_SIGNALS = frozenset(
+    getattr(signal, f"SIG{name}")
+    for name in ("INT", "TERM", "QUIT", "HUP", "TTIN", "TTOU", "USR1", "USR2")
+    if hasattr(signal, f"SIG{name}")
+)
+
+
 def _process_signals(actor: Actor) -> None:
-    """Signal set-up of a process actor: the arbiter coordinates shutdown."""
+    """Signal set-up of a process actor: the arbiter coordinates shutdown.
+
+    The signals of :data:`CHILD_SIGNALS` arrive blocked (the parent forked with them blocked)
+    and are unblocked by the loop's first callback: a TERM sent while the child boots then
+    reaches a running loop. Without that, under uvloop (whose handlers are only read from
+    its wake-up fd once it runs) a TERM landing between the handler's installation and the
+    loop's start wrote its byte to the wake-up fd inherited from the parent, and was lost."""
     loop = actor.loop
+    if hasattr(signal, "pthread_sigmask"):  # already, after a fork; a forkserver's child: now
+        signal.pthread_sigmask(signal.SIG_BLOCK, CHILD_SIGNALS)
+    with contextlib.suppress(ValueError, OSError):  # not the main thread: nothing inherited
+        signal.set_wakeup_fd(-1)  # the parent's: a signal here must not wake the arbiter
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     loop.add_signal_handler(signal.SIGTERM, actor.stop, 0)
     loop.add_signal_handler(signal.SIGQUIT, _quick_exit, actor)
@@ -937,6 +957,8 @@ def _process_signals(actor: Actor) -> None:
             pass
     signal.signal(signal.SIGUSR1, _dump_tasks)
     faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True, chain=True)
+    if hasattr(signal, "pthread_sigmask"):
+        loop.call_soon(signal.pthread_sigmask, signal.SIG_UNBLOCK, CHILD_SIGNALS)
 
 
 def _quick_exit(actor: Actor) -> None:

@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from ._actor import ActorSpec, run_actor
+from ._actor import CHILD_SIGNALS, ActorSpec, run_actor
 from ._supervision import ActorHandle
 
 __all__ = [
@@ -98,7 +98,15 @@ def start_process(
     process = ctx.Process(
         target=_process_main, args=(handle.spec,), name=handle.spec.title or handle.name
     )
-    process.start()
+    # the child starts with the arbiter's signals blocked (a fork, and a spawn's exec, keep the
+    # mask) and unblocks them once its loop runs: see _actor._process_signals
+    mask = getattr(signal, "pthread_sigmask", None)
+    old = mask(signal.SIG_BLOCK, CHILD_SIGNALS) if mask is not None else None
+    try:
+        process.start()
+    finally:
+        if mask is not None and old is not None:
+            mask(signal.SIG_SETMASK, old)
     handle.process = process
     handle.pid = process.pid
     loop = asyncio.get_running_loop()
