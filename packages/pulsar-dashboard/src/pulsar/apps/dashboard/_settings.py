@@ -49,7 +49,7 @@ class DashboardToken(Setting):
     name = "dashboard_token"
     app = "dashboard"
     section = DASHBOARD
-    flags = ["--token"]
+    flags = ["--dashboard-token", "--token"]
     meta = "TOKEN"
     validator = validate_string_or_none
     desc = "The token required by actions (and by every page on a non-loopback bind)."

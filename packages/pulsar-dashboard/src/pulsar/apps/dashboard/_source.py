@@ -419,8 +419,9 @@ class Source:
             return {"installed": True, "available": True, "backend": _mask(self.task_backend),
                     "error": f"{type(exc).__name__}: {exc}"}
         total = sum(int(v) for v in counts.values())
-        processed = sum(int(w.get("processed") or 0) for w in workers)
-        failed = sum(int(w.get("failed") or 0) for w in workers)
+        # the workers' own counters (read from the arbiter now; heartbeats are seconds old)
+        processed = sum(int(a["tasks_total"]) for a in snapshot["apps"] if a.get("is_tasks"))
+        failed = int(counts.get("FAILURE", 0))
         self._task_history.append((time.time(), processed, failed))
         return {
             "installed": True,
