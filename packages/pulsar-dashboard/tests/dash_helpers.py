@@ -96,3 +96,12 @@ def eventually(check: Callable[[], Any], timeout: float = 10, interval: float = 
     if last is not None:
         raise last
     raise AssertionError(f"{check} never held within {timeout}s")
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

@@ -94,9 +94,18 @@ class Dashboard:
         except Exception:
             return None
 
+    def start_source(self) -> Source:
+        """Create and start the source without waiting for its first read (a worker starts)."""
+        return self._get_source()
+
     @property
     def source(self) -> Source:
-        """The source (created and started on first use)."""
+        """The source (created and started on first use), once it has read (or failed to)."""
+        source = self._get_source()
+        source.wait_ready(10)
+        return source
+
+    def _get_source(self) -> Source:
         with self._lock:
             if self._source is None:
                 attach = self._setting("dashboard_attach")
@@ -108,9 +117,7 @@ class Dashboard:
                     interval=float(self._setting("dashboard_interval") or 1.0),
                 )
             source = self._source
-        source.start()
-        source.wait_ready(10)
-        return source
+        return source.start()
 
     @property
     def token(self) -> str | None:

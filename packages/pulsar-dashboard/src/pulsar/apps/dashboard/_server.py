@@ -59,6 +59,14 @@ class DashboardServer(WSGIServer):
     def __init__(self, callable: Any = None, **params: Any) -> None:
         super().__init__(callable or Dashboard(), **params)
 
+    async def worker_start(self, worker: Any) -> None:
+        """Serve, and start reading the attached application at once (the charts' history
+        begins before the first page is asked for)."""
+        await super().worker_start(worker)
+        app = self.wsgi_callable
+        if isinstance(app, Dashboard):
+            app.start_source()
+
     def load_config(self, argv: Sequence[str] | None = None, environ: Any = None) -> None:
         """Load the configuration, then refuse what is unsafe or incomplete (ConfigError)."""
         super().load_config(argv, environ)

@@ -7,6 +7,7 @@ Every value from the application is escaped.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Iterable, Sequence
 from html import escape
@@ -345,6 +346,16 @@ def render_tasks(snap: dict[str, Any], tasks: Sequence[dict[str, Any]], filters:
     return "".join(out)
 
 
+def _field(name: str, value: Any) -> str:
+    if name.startswith("time_") or name in ("eta", "expires"):
+        try:
+            when = dt.datetime.fromtimestamp(float(value), dt.UTC)
+            return when.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
+        except (TypeError, ValueError, OverflowError):
+            pass
+    return value if isinstance(value, str) else json.dumps(value, default=str)
+
+
 def _tree(node: dict[str, Any]) -> str:
     label = ""
     if node.get("kind"):
@@ -382,7 +393,7 @@ def render_task(snap: dict[str, Any], record: dict[str, Any] | None, task_id: st
     out.append(
         "<table>"
         + "".join(
-            f"<tr><th>{f}</th><td>{escape(json.dumps(record.get(f), default=str))}</td></tr>"
+            f"<tr><th>{f}</th><td>{escape(_field(f, record.get(f)))}</td></tr>"
             for f in fields
             if record.get(f) is not None
         )
