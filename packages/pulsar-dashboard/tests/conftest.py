@@ -54,8 +54,16 @@ def live(site: Site) -> Iterator[Live]:
     """``pulsar-dashboard --attach`` of the site, on a free port, with a token, reading every
     0.3 s."""
     proc = h.spawn(
-        ["-m", "pulsar.apps.dashboard", "--attach", str(site.pidfile), "--bind",
-         "127.0.0.1:0", "--interval", "0.3"],
+        [
+            "-m",
+            "pulsar.apps.dashboard",
+            "--attach",
+            str(site.pidfile),
+            "--bind",
+            "127.0.0.1:0",
+            "--interval",
+            "0.3",
+        ],
         env={"PULSAR_DASHBOARD_TOKEN": h.TOKEN},
     )
     try:

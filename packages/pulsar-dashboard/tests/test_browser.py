@@ -48,8 +48,15 @@ def browser() -> Iterator[Any]:
 
     options = webdriver.ChromeOptions()
     options.binary_location = shutil.which("chromium") or shutil.which("chromium-browser") or ""
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=1200,900", "--no-first-run", "--disable-extensions"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1200,900",
+        "--no-first-run",
+        "--disable-extensions",
+    ):
         options.add_argument(arg)
     driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
     driver.set_page_load_timeout(20)
@@ -186,8 +193,9 @@ def test_remote_bind_without_token_is_refused(browser: Any, site: Any) -> None:
     from selenium.common.exceptions import WebDriverException
 
     port = h.free_port()
-    proc = h.spawn(["-m", "pulsar.apps.dashboard", "--attach", str(site.pidfile), "--bind",
-                    f"0.0.0.0:{port}"])
+    proc = h.spawn(
+        ["-m", "pulsar.apps.dashboard", "--attach", str(site.pidfile), "--bind", f"0.0.0.0:{port}"]
+    )
     assert proc.popen.wait(15) == 2
     assert "refusing to listen on 0.0.0.0" in proc.output
     with pytest.raises(WebDriverException, match="ERR_CONNECTION_REFUSED"):

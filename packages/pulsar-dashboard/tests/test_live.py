@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import sys
 from typing import Any
 
 import dash_helpers as h
@@ -52,10 +51,10 @@ def test_actor_tree_and_pages(live: Any) -> None:
     assert js.status_code == 200 and "fetch(" in js.text
     # the same URL as JSON: the refreshed part
     part = httpx.get(live.url + "/", headers={"Accept": "application/json"}, timeout=10).json()
-    assert "data-kind=\"worker\"" in part["main"] and part["updated"] > 0
+    assert 'data-kind="worker"' in part["main"] and part["updated"] > 0
     detail = httpx.get(f"{live.url}/actors/{worker['aid']}", timeout=10)
     assert detail.status_code == 200
-    assert f"/actors/{worker['aid']}/stop" in detail.text and '&quot;server&quot;' in detail.text
+    assert f"/actors/{worker['aid']}/stop" in detail.text and "&quot;server&quot;" in detail.text
     assert httpx.get(f"{live.url}/actors/nosuchactor", timeout=10).status_code == 404
     servers = httpx.get(live.url + "/servers", timeout=10)
     assert servers.status_code == 200 and "<svg" in servers.text
@@ -107,8 +106,11 @@ def test_tasks_views_and_actions_need_the_token(live: Any, tmp_path: Any) -> Non
     assert r.status_code == 403, (r.headers, r.text)
     auth = {"Authorization": f"Bearer {h.TOKEN}", "Accept": "application/json"}
     # another site cannot drive it through the user's browser
-    r = httpx.post(f"{live.url}/tasks/{bad.id}/retry",
-                   headers={**auth, "Origin": "http://evil.example"}, timeout=10)
+    r = httpx.post(
+        f"{live.url}/tasks/{bad.id}/retry",
+        headers={**auth, "Origin": "http://evil.example"},
+        timeout=10,
+    )
     assert r.status_code == 403
     flag.write_text("ok")
     r = httpx.post(f"{live.url}/tasks/{bad.id}/retry", headers=auth, timeout=10)
@@ -151,8 +153,16 @@ def test_missing_attach_is_a_config_error() -> None:
 
 def test_remote_bind_with_a_token_protects_pages(site: Any) -> None:
     proc = h.spawn(
-        ["-m", "pulsar.apps.dashboard", "--attach", str(site.pidfile), "--bind", "0.0.0.0:0",
-         "--interval", "0.3"],
+        [
+            "-m",
+            "pulsar.apps.dashboard",
+            "--attach",
+            str(site.pidfile),
+            "--bind",
+            "0.0.0.0:0",
+            "--interval",
+            "0.3",
+        ],
         env={"PULSAR_DASHBOARD_TOKEN": h.TOKEN},
     )
     try:
@@ -188,4 +198,28 @@ def test_sigkilled_worker_shows_replaced(live: Any) -> None:
     assert m[("pulsar_actor_crashes_total", (("app", "wsgi"),))] >= 1
 
 
-assert sys.version_info >= (3, 11)
+def test_beside_the_application_in_a_multiapp() -> None:
+    proc = h.spawn(["beside_app.py"])
+    try:
+        address = proc.wait_for(r"dashboard: listening on (\S+)")[1]
+        url = f"http://{address}"
+
+        def both() -> dict[str, Any] | None:
+            snap = state(url)
+            apps = {a["app"]: a for a in snap.get("apps") or ()}
+            ok = len(apps.get("web", {}).get("workers", ())) == 2 and "dashboard" in apps
+            return snap if ok else None
+
+        snap = h.eventually(both, timeout=15)
+        assert snap["attach"] == "(this application)"
+        assert httpx.get(url + "/tasks", timeout=10).status_code == 404  # no task queue here
+        m = metrics(url)
+        assert m[("pulsar_workers", (("app", "web"),))] == 2
+    finally:
+        proc.stop()
+
+
+def test_beside_the_application_a_remote_bind_without_token_is_refused() -> None:
+    proc = h.spawn(["beside_app.py", "--dashboard-bind", "0.0.0.0:0"])
+    assert proc.popen.wait(15) == 2
+    proc.wait_for("error: pulsar-dashboard: refusing to listen on 0.0.0.0:0")

@@ -83,7 +83,7 @@ class Dashboard:
         self._protect_reads = protect_reads
         self._lock = threading.Lock()
 
-    # -- configuration ------------------------------------------------------------------------------
+    # -- configuration ----------------------------------------------------------------------------
     def _setting(self, name: str) -> Any:
         actor = pulsar.get_actor()
         cfg = getattr(actor, "cfg", None)
@@ -109,10 +109,12 @@ class Dashboard:
         with self._lock:
             if self._source is None:
                 attach = self._setting("dashboard_attach")
-                if not attach:
+                actor = pulsar.get_actor()
+                if not attach and actor is None:
                     raise pulsar.ConfigError("pulsar-dashboard: --attach is required")
                 self._source = Source(
-                    str(attach),
+                    str(attach) if attach else None,
+                    actor=actor,
                     task_backend=self._setting("dashboard_task_backend"),
                     interval=float(self._setting("dashboard_interval") or 1.0),
                 )
@@ -139,7 +141,7 @@ class Dashboard:
         if self._source is not None:
             self._source.close()
 
-    # -- WSGI ---------------------------------------------------------------------------------------
+    # -- WSGI -------------------------------------------------------------------------------------
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
         try:
             status, headers, body = self.handle(environ)
@@ -168,9 +170,14 @@ class Dashboard:
         authed = self.authenticated(environ)
         if self.protect_reads and not authed:
             if path.startswith(("/api/", "/metrics")):
-                raise _Response("401 Unauthorized", b"token required\n",
-                                [("Content-Type", "text/plain; charset=utf-8"),
-                                 ("WWW-Authenticate", 'Bearer realm="pulsar-dashboard"')])
+                raise _Response(
+                    "401 Unauthorized",
+                    b"token required\n",
+                    [
+                        ("Content-Type", "text/plain; charset=utf-8"),
+                        ("WWW-Authenticate", 'Bearer realm="pulsar-dashboard"'),
+                    ],
+                )
             self.redirect(f"/login?{urlencode({'next': path})}")
         if method == "POST":
             return self.action(environ, path, authed)
@@ -183,7 +190,7 @@ class Dashboard:
             return self.json(self.source.snapshot())
         return self.page(environ, path, query, authed)
 
-    # -- helpers ------------------------------------------------------------------------------------
+    # -- helpers ----------------------------------------------------------------------------------
     def authenticated(self, environ: dict[str, Any]) -> bool:
         """The request carries the token (cookie or bearer); True when no token is set."""
         token = self.token
@@ -228,7 +235,7 @@ class Dashboard:
     def _tasks_on(self, snap: dict[str, Any]) -> bool:
         return bool((snap.get("tasks") or {}).get("available"))
 
-    # -- login --------------------------------------------------------------------------------------
+    # -- login ------------------------------------------------------------------------------------
     def login(
         self, environ: dict[str, Any], method: str, query: dict[str, str]
     ) -> tuple[str, list[tuple[str, str]], bytes]:
@@ -245,17 +252,26 @@ class Dashboard:
             given = form.get("token", "")
             if token and hmac.compare_digest(given.encode(), token.encode()):
                 cookie = f"{COOKIE}={given}; Path=/; HttpOnly; SameSite=Strict"
-                raise _Response("303 See Other", b"", [("Location", next_url), ("Set-Cookie", cookie)])
+                raise _Response(
+                    "303 See Other", b"", [("Location", next_url), ("Set-Cookie", cookie)]
+                )
             error = "wrong token" if token else "no token is configured: nothing to sign in to"
         html = layout(
-            "Sign in", render_login(error, next_url), active="", tasks=False,
-            interval=3600, updated=time.time(), token_set=bool(self.token),
+            "Sign in",
+            render_login(error, next_url),
+            active="",
+            tasks=False,
+            interval=3600,
+            updated=time.time(),
+            token_set=bool(self.token),
         )
-        return ("401 Unauthorized" if error else "200 OK"), [
-            ("Content-Type", "text/html; charset=utf-8")
-        ], html.encode()
+        return (
+            ("401 Unauthorized" if error else "200 OK"),
+            [("Content-Type", "text/html; charset=utf-8")],
+            html.encode(),
+        )
 
-    # -- pages --------------------------------------------------------------------------------------
+    # -- pages ------------------------------------------------------------------------------------
     def page(
         self, environ: dict[str, Any], path: str, query: dict[str, str], authed: bool
     ) -> tuple[str, list[tuple[str, str]], bytes]:
@@ -277,7 +293,9 @@ class Dashboard:
         elif path == "/tasks" and tasks_on:
             filters = {k: query.get(k, "") for k in ("status", "queue", "name")}
             info = snap.get("tasks") or {}
-            before = render_task_filters(filters, (info.get("queues") or {}).keys(), info.get("jobs") or ())
+            before = render_task_filters(
+                filters, (info.get("queues") or {}).keys(), info.get("jobs") or ()
+            )
             tasks = source.call(self._list_tasks, filters)
             title, active, main = "Tasks", "tasks", render_tasks(snap, tasks, filters)
         elif (m := re.fullmatch(r"/tasks/([\w.@:\-]+)", path)) and tasks_on:
@@ -291,9 +309,16 @@ class Dashboard:
         if "application/json" in environ.get("HTTP_ACCEPT", ""):
             return self.json({"main": main, "updated": updated, "title": title}, status)
         html = layout(
-            title, main, active=active, tasks=tasks_on, interval=source.interval,
-            updated=updated, flash=query.get("msg"), logged_in=authed and bool(self.token),
-            token_set=bool(self.token), before=before,
+            title,
+            main,
+            active=active,
+            tasks=tasks_on,
+            interval=source.interval,
+            updated=updated,
+            flash=query.get("msg"),
+            logged_in=authed and bool(self.token),
+            token_set=bool(self.token),
+            before=before,
         )
         return status, [("Content-Type", "text/html; charset=utf-8")], html.encode()
 
@@ -307,8 +332,15 @@ class Dashboard:
             if filters.get("name") and task.name != filters["name"]:
                 continue
             out.append(
-                {"id": task.id, "name": task.name, "queue": task.queue, "status": str(task.status),
-                 "attempts": task.attempts, "progress": task.progress, "error": task.error}
+                {
+                    "id": task.id,
+                    "name": task.name,
+                    "queue": task.queue,
+                    "status": str(task.status),
+                    "attempts": task.attempts,
+                    "progress": task.progress,
+                    "error": task.error,
+                }
             )
             if len(out) >= 100:
                 break
@@ -327,7 +359,11 @@ class Dashboard:
             except ValueError:
                 shape = None
             if isinstance(shape, dict):
-                record["tree"] = {"id": task.id, "status": str(task.status), **await self._walk(shape)}
+                record["tree"] = {
+                    "id": task.id,
+                    "status": str(task.status),
+                    **await self._walk(shape),
+                }
         return record
 
     async def _walk(self, node: dict[str, Any]) -> dict[str, Any]:
@@ -342,16 +378,22 @@ class Dashboard:
             out["members"] = [await self._walk(m) for m in node.get("members") or ()]
         return out
 
-    # -- actions ------------------------------------------------------------------------------------
+    # -- actions ----------------------------------------------------------------------------------
     def action(
         self, environ: dict[str, Any], path: str, authed: bool
     ) -> tuple[str, list[tuple[str, str]], bytes]:
         if not self._same_origin(environ):
-            raise _Response("403 Forbidden", b"cross-origin request refused\n",
-                            [("Content-Type", "text/plain; charset=utf-8")])
+            raise _Response(
+                "403 Forbidden",
+                b"cross-origin request refused\n",
+                [("Content-Type", "text/plain; charset=utf-8")],
+            )
         if not authed:
-            raise _Response("403 Forbidden", b"this action needs the dashboard token (sign in at /login)\n",
-                            [("Content-Type", "text/plain; charset=utf-8")])
+            raise _Response(
+                "403 Forbidden",
+                b"this action needs the dashboard token (sign in at /login)\n",
+                [("Content-Type", "text/plain; charset=utf-8")],
+            )
         source = self.source
         wants_json = "application/json" in environ.get("HTTP_ACCEPT", "")
         back = "/"

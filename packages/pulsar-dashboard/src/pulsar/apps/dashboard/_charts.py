@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from html import escape
+from itertools import pairwise
 
 __all__ = ["rate_chart", "rates"]
 
@@ -16,7 +17,7 @@ __all__ = ["rate_chart", "rates"]
 def rates(samples: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
     """``[(time, per second)]`` between consecutive ``(time, total)`` samples (never < 0)."""
     out: list[tuple[float, float]] = []
-    for (t0, v0), (t1, v1) in zip(samples, samples[1:], strict=False):
+    for (t0, v0), (t1, v1) in pairwise(samples):
         if t1 > t0:
             out.append((t1, max(0.0, (v1 - v0) / (t1 - t0))))
     return out
@@ -39,7 +40,7 @@ def rate_chart(
     parts = [
         f'<svg class="chart" role="img" aria-label="{escape(title)}" width="{width}" '
         f'height="{height}" viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">',
-        f'<title>{escape(title)}</title>',
+        f"<title>{escape(title)}</title>",
         f'<text x="{pad_l}" y="12" class="chart-title">{escape(title)}</text>',
         f'<rect x="{pad_l}" y="{pad_t}" width="{w}" height="{h}" class="chart-bg"/>',
         f'<text x="{pad_l - 4}" y="{pad_t + 8}" text-anchor="end" class="chart-axis">'

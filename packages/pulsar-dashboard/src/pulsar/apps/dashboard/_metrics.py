@@ -38,9 +38,15 @@ class SnapshotCollector(Collector):
         yield up
         if not snap.get("apps") and not snap.get("arbiter"):
             return
-        actors = GaugeMetricFamily("pulsar_actors", "Actors by kind and state", labels=["kind", "state"])
+        actors = GaugeMetricFamily(
+            "pulsar_actors", "Actors by kind and state", labels=["kind", "state"]
+        )
         counts: dict[tuple[str, str], int] = {}
-        everyone = [snap["arbiter"], *snap["apps"], *(w for a in snap["apps"] for w in a["workers"])]
+        everyone = [
+            snap["arbiter"],
+            *snap["apps"],
+            *(w for a in snap["apps"] for w in a["workers"]),
+        ]
         for actor in everyone:
             key = (str(actor.get("kind")), str(actor.get("state")))
             counts[key] = counts.get(key, 0) + 1
@@ -50,8 +56,12 @@ class SnapshotCollector(Collector):
         for (kind, state), n in sorted(counts.items()):
             actors.add_metric([kind, state], n)
         yield actors
-        workers = GaugeMetricFamily("pulsar_workers", "Running workers per application", labels=["app"])
-        target = GaugeMetricFamily("pulsar_workers_target", "Workers an application keeps", labels=["app"])
+        workers = GaugeMetricFamily(
+            "pulsar_workers", "Running workers per application", labels=["app"]
+        )
+        target = GaugeMetricFamily(
+            "pulsar_workers_target", "Workers an application keeps", labels=["app"]
+        )
         restarts = CounterMetricFamily(
             "pulsar_actor_restarts", "Workers respawned after a start failure", labels=["app"]
         )
@@ -65,13 +75,19 @@ class SnapshotCollector(Collector):
             crashes.add_metric([app["app"]], app["crashes"])
         yield from (workers, target, restarts, crashes)
         labels = ["app", "aid", "kind"]
-        cpu = GaugeMetricFamily("pulsar_actor_cpu_percent", "CPU % of an actor's process", labels=labels)
+        cpu = GaugeMetricFamily(
+            "pulsar_actor_cpu_percent", "CPU % of an actor's process", labels=labels
+        )
         mem = GaugeMetricFamily(
             "pulsar_actor_memory_rss_bytes", "Resident memory of an actor's process", labels=labels
         )
-        uptime = GaugeMetricFamily("pulsar_actor_uptime_seconds", "Seconds since the actor started", labels=labels)
+        uptime = GaugeMetricFamily(
+            "pulsar_actor_uptime_seconds", "Seconds since the actor started", labels=labels
+        )
         messages = CounterMetricFamily(
-            "pulsar_actor_mailbox_messages_received", "Mailbox messages an actor received", labels=labels
+            "pulsar_actor_mailbox_messages_received",
+            "Mailbox messages an actor received",
+            labels=labels,
         )
         rows = [("", snap["arbiter"])]
         rows += [(a["app"], a) for a in snap["apps"]]
@@ -90,7 +106,9 @@ class SnapshotCollector(Collector):
         servers = [a for a in snap["apps"] if a.get("is_server")]
         if servers:
             requests = CounterMetricFamily(
-                "pulsar_http_requests", "Requests served by an application's workers", labels=["app"]
+                "pulsar_http_requests",
+                "Requests served by an application's workers",
+                labels=["app"],
             )
             conns = GaugeMetricFamily(
                 "pulsar_http_open_connections", "Open connections of an application", labels=["app"]
@@ -105,7 +123,9 @@ class SnapshotCollector(Collector):
             for state, n in sorted(tasks["counts"].items()):
                 by_state.add_metric([state], n)
             depth = GaugeMetricFamily(
-                "pulsar_task_queue_depth", "Tasks waiting (QUEUED or RETRY) per queue", labels=["queue"]
+                "pulsar_task_queue_depth",
+                "Tasks waiting (QUEUED or RETRY) per queue",
+                labels=["queue"],
             )
             for queue, n in sorted(tasks["queues"].items()):
                 depth.add_metric([queue], n)

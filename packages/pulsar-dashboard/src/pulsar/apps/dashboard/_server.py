@@ -10,6 +10,7 @@ with one ``error:`` line and exit code 2 (``ExitCode.CONFIG``); ``--attach`` is 
 from __future__ import annotations
 
 import ipaddress
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -56,8 +57,24 @@ class DashboardServer(WSGIServer):
     description = "Pulsar dashboard: a live view and Prometheus metrics of a running application"
     defaults = {"bind": [_settings.DEFAULT_BIND], "workers": 1, "thread_workers": 4}
 
+    #: ``--attach`` is required (the ``pulsar-dashboard`` command); in a ``MultiApp`` beside
+    #: the application, without ``dashboard_attach`` the dashboard shows its own application
+    standalone = False
+
     def __init__(self, callable: Any = None, **params: Any) -> None:
         super().__init__(callable or Dashboard(), **params)
+
+    def add_to(self, arbiter: Any) -> Any:
+        """Check the configuration (a remote bind needs a token), then add the monitor.
+
+        In a ``MultiApp`` this is where the check runs: a refused configuration prints one
+        ``error:`` line and exits with code 2, as a bad command line does."""
+        try:
+            check_config(self.cfg, require_attach=self.standalone)
+        except pulsar.ConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr, flush=True)
+            raise SystemExit(int(pulsar.ExitCode.CONFIG)) from None
+        return super().add_to(arbiter)
 
     async def worker_start(self, worker: Any) -> None:
         """Serve, and start reading the attached application at once (the charts' history
@@ -70,11 +87,12 @@ class DashboardServer(WSGIServer):
     def load_config(self, argv: Sequence[str] | None = None, environ: Any = None) -> None:
         """Load the configuration, then refuse what is unsafe or incomplete (ConfigError)."""
         super().load_config(argv, environ)
-        check_config(self.cfg)
+        check_config(self.cfg, require_attach=self.standalone)
 
 
-def check_config(cfg: Any) -> None:
-    """Raise :class:`pulsar.ConfigError` for a remote bind without a token, or no ``--attach``."""
+def check_config(cfg: Any, *, require_attach: bool = False) -> None:
+    """Raise :class:`pulsar.ConfigError` for a remote bind without a token, or (with
+    ``require_attach``) no ``--attach``."""
     token = cfg.get("dashboard_token")
     remote = [b for b in cfg.get("bind") or () if not is_loopback(b)]
     if remote and not token:
@@ -83,7 +101,7 @@ def check_config(cfg: Any) -> None:
             "anyone who reaches it could stop your workers and read your tasks. Set --token "
             "(or PULSAR_DASHBOARD_TOKEN), or bind 127.0.0.1"
         )
-    if not cfg.get("dashboard_attach"):
+    if require_attach and not cfg.get("dashboard_attach"):
         raise pulsar.ConfigError(
             "pulsar-dashboard: --attach PIDFILE|SOCKET is required (the running application's "
             "--pidfile or mailbox socket)"
@@ -92,4 +110,6 @@ def check_config(cfg: Any) -> None:
 
 def main(argv: list[str] | None = None) -> Any:
     """The ``pulsar-dashboard --attach PIDFILE [options]`` command (and ``python -m``)."""
-    return DashboardServer().start(argv)
+    server = DashboardServer()
+    server.standalone = True
+    return server.start(argv)

@@ -130,11 +130,34 @@ class _Proc:
         return percent, int(memory) if memory is not None else None
 
 
+class _LocalLink:
+    """The mailbox of the worker serving the dashboard, when it runs inside the application it
+    shows (a :class:`DashboardServer` in the application's ``MultiApp``): requests hop to the
+    worker's loop and go to its own arbiter, no guest connection needed."""
+
+    kind = "local"
+
+    def __init__(self, actor: Any) -> None:
+        self.actor = actor
+        self.aid = actor.aid
+        self.state = pulsar.ActorState.RUNNING
+
+    async def send(self, target: Any, action: str, *args: Any, **kwargs: Any) -> Any:
+        async def ask() -> Any:
+            return await self.actor.send(target, action, *args, **kwargs)
+
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(ask(), self.actor.loop))
+
+    async def aclose(self) -> None:
+        """Nothing to close: the worker's mailbox is the worker's."""
+
+
 class Source:
     """The attached application, read every ``interval`` seconds on a private loop.
 
     Args:
-        attach: the application's pid file or mailbox socket.
+        attach: the application's pid file or mailbox socket (None: the application of
+            ``actor``, the worker serving the dashboard).
         task_backend: the task backend URL (None: asked to the attached task queue, if any).
         interval: seconds between two reads.
         history: how many samples the rate charts keep.
@@ -142,13 +165,17 @@ class Source:
 
     def __init__(
         self,
-        attach: str,
+        attach: str | None,
         *,
+        actor: Any = None,
         task_backend: str | None = None,
         interval: float = 1.0,
         history: int = 300,
     ) -> None:
+        if attach is None and actor is None:
+            raise AttachError("a Source needs an application to attach to, or a local actor")
         self.attach = attach
+        self.actor = actor
         self.task_backend = task_backend
         self.interval = float(interval)
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -235,7 +262,9 @@ class Source:
                 pass
 
     async def _connect(self) -> Any:
-        if self.client is None or self.client.state == pulsar.ActorState.CLOSED:
+        if self.client is None and self.attach is None:
+            self.client = _LocalLink(self.actor)
+        elif self.client is None or self.client.state == pulsar.ActorState.CLOSED:
             address = find_mailbox(self.attach)
             try:
                 self.client = await pulsar.connect(address, name="pulsar-dashboard", timeout=5)
@@ -243,7 +272,9 @@ class Source:
                 raise AttachError(str(exc)) from None
         return self.client
 
-    def call(self, fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any, timeout: float = 15) -> Any:
+    def call(
+        self, fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any, timeout: float = 15
+    ) -> Any:
         """Run ``await fn(*args)`` on the source's loop from another thread; its result."""
         if self.loop is None:
             raise AttachError("the dashboard is not attached yet")
@@ -329,7 +360,11 @@ class Source:
         for app_name, monitor in sorted((info.get("monitors") or {}).items()):
             workers = [self._actor(w) for w in monitor.get("workers") or ()]
             for w in workers:
-                seen[str(w["aid"])] = (app_name, int(w["requests"] or 0), int(w["tasks_processed"] or 0))
+                seen[str(w["aid"])] = (
+                    app_name,
+                    int(w["requests"] or 0),
+                    int(w["tasks_processed"] or 0),
+                )
             apps.append(
                 self._actor(
                     monitor,
@@ -359,7 +394,9 @@ class Source:
         self._seen = seen
         for app in apps:
             retired = self._retired.get(app["app"], [0, 0])
-            app["requests_total"] = retired[0] + sum(int(w["requests"] or 0) for w in app["workers"])
+            app["requests_total"] = retired[0] + sum(
+                int(w["requests"] or 0) for w in app["workers"]
+            )
             app["tasks_total"] = retired[1] + sum(
                 int(w["tasks_processed"] or 0) for w in app["workers"]
             )
@@ -382,7 +419,7 @@ class Source:
             "error": None,
             "time": now,
             "address": info.get("address"),
-            "attach": self.attach,
+            "attach": self.attach or "(this application)",
             "arbiter": arbiter,
             "apps": apps,
             "guests": guests,
@@ -416,8 +453,12 @@ class Source:
                     queues.add(str(meta["queue"]))
             depth = {q: await tc.pending([q]) for q in sorted(queues)}
         except Exception as exc:
-            return {"installed": True, "available": True, "backend": _mask(self.task_backend),
-                    "error": f"{type(exc).__name__}: {exc}"}
+            return {
+                "installed": True,
+                "available": True,
+                "backend": _mask(self.task_backend),
+                "error": f"{type(exc).__name__}: {exc}",
+            }
         total = sum(int(v) for v in counts.values())
         # the workers' own counters (read from the arbiter now; heartbeats are seconds old)
         processed = sum(int(a["tasks_total"]) for a in snapshot["apps"] if a.get("is_tasks"))

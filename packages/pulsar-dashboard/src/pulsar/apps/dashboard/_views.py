@@ -178,7 +178,7 @@ def render_actors(snap: dict[str, Any]) -> str:
     arb = snap["arbiter"]
     n_workers = sum(len(a["workers"]) for a in snap["apps"])
     out.append(
-        f'<p>Attached to <code>{escape(str(snap.get("address")))}</code> · '
+        f"<p>Attached to <code>{escape(str(snap.get('address')))}</code> · "
         f'{len(snap["apps"])} application(s), <span id="worker-count">{n_workers}</span> '
         f"worker(s) · states: "
         + ", ".join(f"{escape(k)} {v}" for k, v in sorted(snap["states"].items()))
@@ -240,7 +240,8 @@ def render_actor(snap: dict[str, Any], aid: str, info: dict[str, Any] | None) ->
             "starts first, then this one stops gracefully</span></p>"
         )
     out.append(
-        f'<h2>info</h2><pre id="info">{escape(json.dumps(info, indent=2, sort_keys=True, default=str))}</pre>'
+        '<h2>info</h2><pre id="info">'
+        f"{escape(json.dumps(info, indent=2, sort_keys=True, default=str))}</pre>"
     )
     return "".join(out)
 
@@ -253,9 +254,10 @@ def render_servers(snap: dict[str, Any]) -> str:
         out.append("<p>No server application.</p>")
     for app in servers:
         out.append(
-            f'<h2>{escape(app["app"])}</h2><p>{" ".join(escape(a) for a in app["addresses"])} · '
+            f"<h2>{escape(app['app'])}</h2><p>{' '.join(escape(a) for a in app['addresses'])} · "
             f'<span class="requests-total">{app["requests_total"]:,}</span> requests · '
-            f'{app["request_rate"]:.1f} req/s (10 s) · {app["connections_open"]} open connections</p>'
+            f"{app['request_rate']:.1f} req/s (10 s) · "
+            f"{app['connections_open']} open connections</p>"
         )
         out.append(
             rate_chart([(t, r) for t, r, _ in app["history"]], title=f"{app['app']}: requests/s")
@@ -264,7 +266,8 @@ def render_servers(snap: dict[str, Any]) -> str:
             "<table><tr><th>worker</th><th>pid</th><th>requests</th><th>open connections</th></tr>"
             + "".join(
                 f"<tr><td>{escape(str(w['aid']))}</td><td class=n>{_num(w['pid'])}</td>"
-                f"<td class=n>{_num(w['requests'])}</td><td class=n>{_num(w['connections'])}</td></tr>"
+                f"<td class=n>{_num(w['requests'])}</td>"
+                f"<td class=n>{_num(w['connections'])}</td></tr>"
                 for w in app["workers"]
             )
             + "</table>"
@@ -281,7 +284,7 @@ def render_task_filters(filters: dict[str, str], queues: Iterable[str], jobs: It
 
     def select(name: str, options: Iterable[str]) -> str:
         opts = ['<option value="">any</option>'] + [
-            f'<option{" selected" if filters.get(name) == o else ""}>{escape(o)}</option>'
+            f"<option{' selected' if filters.get(name) == o else ''}>{escape(o)}</option>"
             for o in options
         ]
         return f'<label>{name} <select name="{name}">{"".join(opts)}</select></label> '
@@ -295,7 +298,9 @@ def render_task_filters(filters: dict[str, str], queues: Iterable[str], jobs: It
     )
 
 
-def render_tasks(snap: dict[str, Any], tasks: Sequence[dict[str, Any]], filters: dict[str, str]) -> str:
+def render_tasks(
+    snap: dict[str, Any], tasks: Sequence[dict[str, Any]], filters: dict[str, str]
+) -> str:
     """Counts by state and queue, throughput, the filtered list."""
     info = snap.get("tasks") or {}
     out = [_disconnected(snap), "<h1>Tasks</h1>"]
@@ -304,7 +309,8 @@ def render_tasks(snap: dict[str, Any], tasks: Sequence[dict[str, Any]], filters:
     counts = info.get("counts") or {}
     out.append(
         f"<p>backend <code>{escape(str(info.get('backend')))}</code> · "
-        f"{len(info.get('workers') or ())} live task worker(s) · {info.get('rate', 0.0):.1f} tasks/s</p>"
+        f"{len(info.get('workers') or ())} live task worker(s) · "
+        f"{info.get('rate', 0.0):.1f} tasks/s</p>"
         '<table id="counts"><tr>'
         + "".join(f"<th>{s}</th>" for s in STATES)
         + "</tr><tr>"
@@ -318,7 +324,7 @@ def render_tasks(snap: dict[str, Any], tasks: Sequence[dict[str, Any]], filters:
     out.append(
         '<table id="queues"><tr><th>queue</th><th>waiting</th></tr>'
         + "".join(
-            f'<tr><td>{escape(q)}</td><td class=n>{n:,}</td></tr>'
+            f"<tr><td>{escape(q)}</td><td class=n>{n:,}</td></tr>"
             for q, n in (info.get("queues") or {}).items()
         )
         + "</table>"
@@ -362,7 +368,8 @@ def _tree(node: dict[str, Any]) -> str:
         label = f"<strong>{escape(node['kind'])}</strong> "
     if node.get("id"):
         label += (
-            f'<a href="/tasks/{quote(node["id"])}">{escape(str(node.get("name") or node["id"]))}</a> '
+            f'<a href="/tasks/{quote(node["id"])}">'
+            f"{escape(str(node.get('name') or node['id']))}</a> "
             f"{_state(node.get('status'))} "
             f"<span class=muted>{escape(str(node.get('error') or ''))}</span>"
         )
@@ -384,12 +391,21 @@ def render_task(snap: dict[str, Any], record: dict[str, Any] | None, task_id: st
     if status in ("QUEUED", "STARTED", "RETRY", "DEFERRED"):
         buttons.append(_button(f"/tasks/{q}/revoke", "Revoke", confirm=f"Revoke task {task_id}?"))
     out.append(
-        f'<p>{escape(str(record.get("name")))} · queue {escape(str(record.get("queue")))} · '
+        f"<p>{escape(str(record.get('name')))} · queue {escape(str(record.get('queue')))} · "
         f'<span id="task-status">{_state(status)}</span> · attempts {_num(record.get("attempts"))}'
-        f' {" ".join(buttons)}</p>'
+        f" {' '.join(buttons)}</p>"
     )
-    fields = ("worker", "time_queued", "time_started", "time_finished", "eta", "expires",
-              "priority", "workflow", "depends_on")
+    fields = (
+        "worker",
+        "time_queued",
+        "time_started",
+        "time_finished",
+        "eta",
+        "expires",
+        "priority",
+        "workflow",
+        "depends_on",
+    )
     out.append(
         "<table>"
         + "".join(
@@ -402,20 +418,23 @@ def render_task(snap: dict[str, Any], record: dict[str, Any] | None, task_id: st
     if record.get("progress") is not None:
         out.append(
             f'<p>progress <progress max="1" value="{record["progress"]}"></progress> '
-            f'{record["progress"]:.0%} {escape(json.dumps(record.get("meta"), default=str))}</p>'
+            f"{record['progress']:.0%} {escape(json.dumps(record.get('meta'), default=str))}</p>"
         )
     out.append(
         f'<h2>args</h2><pre id="args">{escape(json.dumps(record.get("args"), default=str))}</pre>'
-        f'<h2>kwargs</h2><pre>{escape(json.dumps(record.get("kwargs"), default=str))}</pre>'
+        f"<h2>kwargs</h2><pre>{escape(json.dumps(record.get('kwargs'), default=str))}</pre>"
     )
     if status == "SUCCESS":
         out.append(
-            f'<h2>result</h2><pre id="result">{escape(json.dumps(record.get("result"), default=str))}</pre>'
+            '<h2>result</h2><pre id="result">'
+            f"{escape(json.dumps(record.get('result'), default=str))}</pre>"
         )
     if record.get("error"):
         out.append(f'<h2>error</h2><pre id="error">{escape(str(record["error"]))}</pre>')
     if record.get("traceback"):
-        out.append(f'<h2>traceback</h2><pre id="traceback">{escape(str(record["traceback"]))}</pre>')
+        out.append(
+            f'<h2>traceback</h2><pre id="traceback">{escape(str(record["traceback"]))}</pre>'
+        )
     if record.get("tree"):
         out.append(f'<h2>workflow</h2><ul class="tree" id="workflow">{_tree(record["tree"])}</ul>')
     return "".join(out)
