@@ -85,14 +85,12 @@ class Dashboard:
 
     # -- configuration ----------------------------------------------------------------------------
     def _setting(self, name: str) -> Any:
-        actor = pulsar.get_actor()
-        cfg = getattr(actor, "cfg", None)
-        if cfg is None:
-            return None
-        try:
+        """The setting ``name`` of the actor serving the request, else its declared default
+        (the dashboard served outside pulsar, or by an application without these settings)."""
+        cfg = getattr(pulsar.get_actor(), "cfg", None)
+        if cfg is not None and name in cfg.settings:
             return cfg.get(name)
-        except Exception:
-            return None
+        return pulsar.Config(apps=("dashboard",)).get(name)
 
     def start_source(self) -> Source:
         """Create and start the source without waiting for its first read (a worker starts)."""
@@ -116,7 +114,7 @@ class Dashboard:
                     str(attach) if attach else None,
                     actor=actor,
                     task_backend=self._setting("dashboard_task_backend"),
-                    interval=float(self._setting("dashboard_interval") or 1.0),
+                    interval=float(self._setting("dashboard_interval")),
                 )
             source = self._source
         return source.start()
@@ -132,7 +130,7 @@ class Dashboard:
         if self._protect_reads is None:
             from ._server import is_loopback
 
-            binds = self._setting("bind") or []
+            binds = list(self._setting("bind"))
             self._protect_reads = bool(self.token) and not all(is_loopback(b) for b in binds)
         return self._protect_reads
 

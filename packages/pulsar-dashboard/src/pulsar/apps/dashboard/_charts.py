@@ -72,5 +72,5 @@ def _fmt(value: float) -> str:
     if value >= 100:
         return f"{value:,.0f}"
     if value >= 10:
-        return f"{value:.1f}"
+        return f"{value:.1f}".removesuffix(".0")
     return f"{value:.2f}".rstrip("0").rstrip(".") or "0"

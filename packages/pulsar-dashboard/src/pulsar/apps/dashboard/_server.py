@@ -94,7 +94,7 @@ def check_config(cfg: Any, *, require_attach: bool = False) -> None:
     """Raise :class:`pulsar.ConfigError` for a remote bind without a token, or (with
     ``require_attach``) no ``--attach``."""
     token = cfg.get("dashboard_token")
-    remote = [b for b in cfg.get("bind") or () if not is_loopback(b)]
+    remote = [b for b in list(cfg.get("bind")) if not is_loopback(b)]
     if remote and not token:
         raise pulsar.ConfigError(
             f"pulsar-dashboard: refusing to listen on {', '.join(remote)} without a token: "

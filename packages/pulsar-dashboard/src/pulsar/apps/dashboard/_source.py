@@ -262,8 +262,9 @@ class Source:
                 pass
 
     async def _connect(self) -> Any:
-        if self.client is None and self.attach is None:
-            self.client = _LocalLink(self.actor)
+        if self.attach is None:
+            if self.client is None:
+                self.client = _LocalLink(self.actor)
         elif self.client is None or self.client.state == pulsar.ActorState.CLOSED:
             address = find_mailbox(self.attach)
             try:
