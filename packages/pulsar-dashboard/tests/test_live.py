@@ -223,3 +223,69 @@ def test_beside_the_application_a_remote_bind_without_token_is_refused() -> None
     proc = h.spawn(["beside_app.py", "--dashboard-bind", "0.0.0.0:0"])
     assert proc.popen.wait(15) == 2
     proc.wait_for("error: pulsar-dashboard: refusing to listen on 0.0.0.0:0")
+
+
+def test_recycle_a_worker(live: Any) -> None:
+    snap = h.eventually(lambda: (s := state(live.url))["connected"] and s)
+    victim = app(snap, "wsgi")["workers"][0]["aid"]
+    auth = {"Authorization": f"Bearer {h.TOKEN}", "Accept": "application/json"}
+    r = httpx.post(f"{live.url}/actors/{victim}/recycle", headers=auth, timeout=15)
+    assert r.status_code == 200 and r.json()["ok"], r.text
+
+    def replaced() -> bool:
+        workers = app(state(live.url), "wsgi")["workers"]
+        return len(workers) == 2 and victim not in {w["aid"] for w in workers}
+
+    h.eventually(replaced, timeout=10)
+    r = httpx.post(f"{live.url}/actors/arbiter/stop", headers=auth, timeout=15)
+    assert r.status_code == 404  # only workers are stopped from the dashboard
+
+
+def test_the_application_exits_and_comes_back(tmp_path: Any) -> None:
+    pidfile = tmp_path / "hello.pid"
+    web = [
+        "-m",
+        "pulsar.apps.wsgi",
+        "site_app:hello",
+        "--bind",
+        "127.0.0.1:0",
+        "--workers",
+        "1",
+        "--pidfile",
+        str(pidfile),
+    ]
+    first = h.spawn(web)
+    dash = None
+    try:
+        first.wait_for(r"worker \w+ started")
+        h.eventually(lambda: (tmp_path / "hello.pid.mailbox").exists())
+        dash = h.spawn(
+            [
+                "-m",
+                "pulsar.apps.dashboard",
+                "--attach",
+                str(pidfile),
+                "--bind",
+                "127.0.0.1:0",
+                "--interval",
+                "0.2",
+            ]
+        )
+        url = "http://" + dash.wait_for(r"dashboard: listening on (\S+)")[1]
+        h.eventually(lambda: state(url)["connected"])
+        first.stop()
+        gone = h.eventually(lambda: (s := state(url))["connected"] is False and s)
+        assert gone["error"]
+        assert metrics(url) == {("pulsar_up", ()): 0.0}
+        page = httpx.get(url + "/", timeout=10)
+        assert page.status_code == 200 and 'id="disconnected"' in page.text
+        second = h.spawn(web)  # the same pid file: the dashboard attaches again by itself
+        try:
+            snap = h.eventually(lambda: (s := state(url))["connected"] and s, timeout=15)
+            assert len(app(snap, "wsgi")["workers"]) == 1
+        finally:
+            second.stop()
+    finally:
+        first.stop()
+        if dash is not None:
+            dash.stop()

@@ -243,3 +243,17 @@ def test_wsgi_routes_and_token() -> None:
     assert call(protected, "/api/state")[0] == "401 Unauthorized"
     assert call(protected, "/api/state", HTTP_AUTHORIZATION="Bearer tok")[0] == "200 OK"
     assert call(protected, "/", HTTP_COOKIE="pulsar_dashboard=tok")[0] == "200 OK"
+
+
+def test_dns_rebinding_is_refused() -> None:
+    app = dashboard.Dashboard(FakeSource(), token=None, protect_reads=False)  # type: ignore[arg-type]
+    for host in ("127.0.0.1:8070", "localhost:8070", "[::1]:8070", "127.0.0.1"):
+        assert call(app, "/", HTTP_HOST=host)[0] == "200 OK", host
+    for host in ("evil.example:8070", "evil.example", "10.0.0.1:8070"):
+        status, _, body = call(app, "/", HTTP_HOST=host)
+        assert status == "403 Forbidden" and b"unexpected Host" in body, host
+        assert call(app, "/actors/w1/stop", "POST", HTTP_HOST=host)[0] == "403 Forbidden"
+    # behind a token (a remote bind), any Host name may be used
+    remote = dashboard.Dashboard(FakeSource(), token="tok", protect_reads=True)  # type: ignore[arg-type]
+    ok = call(remote, "/", HTTP_HOST="dash.example.com", HTTP_AUTHORIZATION="Bearer tok")
+    assert ok[0] == "200 OK"

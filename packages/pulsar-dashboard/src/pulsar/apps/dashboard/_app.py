@@ -13,7 +13,8 @@ Security: with a token configured, every action (``POST``) needs it — the ``pu
 cookie set by ``/login`` (HttpOnly, SameSite=Strict) or ``Authorization: Bearer TOKEN`` —
 whatever the address; on a non-loopback bind (``protect_reads``) every page needs it too.
 A ``POST`` whose ``Origin`` is not this host is refused (a page elsewhere cannot drive the
-dashboard through the user's browser, with or without a token).
+dashboard through the user's browser, with or without a token); pages readable without a
+token (a loopback bind) answer only to a loopback ``Host`` (no DNS rebinding).
 """
 
 from __future__ import annotations
@@ -161,6 +162,14 @@ class Dashboard:
         method = environ.get("REQUEST_METHOD", "GET")
         path = environ.get("PATH_INFO") or "/"
         query = {k: v[-1] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
+        if not self.protect_reads and not self._loopback_host(environ):
+            # served on loopback without a token for reads: a page of another site whose name
+            # was re-pointed at 127.0.0.1 (DNS rebinding) must not read it or act through it
+            raise _Response(
+                "403 Forbidden",
+                b"unexpected Host: this dashboard answers to 127.0.0.1, localhost and ::1\n",
+                [("Content-Type", "text/plain; charset=utf-8")],
+            )
         if path == "/static/dashboard.js":
             return "200 OK", [("Content-Type", "text/javascript; charset=utf-8")], SCRIPT.encode()
         if path == "/login":
@@ -229,6 +238,14 @@ class Dashboard:
             return origin is None
         host = environ.get("HTTP_HOST") or ""
         return urlsplit(origin).netloc == host
+
+    def _loopback_host(self, environ: dict[str, Any]) -> bool:
+        from ._server import is_loopback
+
+        host = environ.get("HTTP_HOST")
+        if not host:
+            return True  # HTTP/1.0 without Host: nothing a browser on another site sends
+        return is_loopback(host if ":" in host else f"{host}:80")
 
     def _tasks_on(self, snap: dict[str, Any]) -> bool:
         return bool((snap.get("tasks") or {}).get("available"))

@@ -36,8 +36,8 @@ class SnapshotCollector(Collector):
         up = GaugeMetricFamily("pulsar_up", "1 when the dashboard read the application last time")
         up.add_metric([], 1.0 if snap.get("connected") else 0.0)
         yield up
-        if not snap.get("apps") and not snap.get("arbiter"):
-            return
+        if not snap.get("connected") or not snap.get("arbiter"):
+            return  # nothing stale: an application that cannot be read has only pulsar_up 0
         actors = GaugeMetricFamily(
             "pulsar_actors", "Actors by kind and state", labels=["kind", "state"]
         )
