@@ -19,3 +19,10 @@ def flaky(path: str) -> str:
     if not os.path.exists(path):
         raise ValueError(f"no {os.path.basename(path)} yet")
     return "fixed"
+
+
+@tasks.job()
+def halfway() -> str:
+    """Publish a progress, then finish (the record keeps the last progress)."""
+    tasks.update(progress=0.5, meta={"step": "half"})
+    return "done"

@@ -289,3 +289,24 @@ def test_the_application_exits_and_comes_back(tmp_path: Any) -> None:
         first.stop()
         if dash is not None:
             dash.stop()
+
+
+def test_task_record_progress_and_workflow_tree(live: Any) -> None:
+    from site_jobs import add
+
+    with tasks.connect_sync(live.site.backend) as client:
+        half = client.queue_task("halfway")
+        flow = client.queue_workflow(tasks.chain(add.s(1, 2), add.s(10)))
+        assert client.wait_for_task(flow.id, timeout=15).result == 13
+        assert client.wait_for_task(half.id, timeout=15).result == "done"
+    h.eventually(lambda: state(live.url)["connected"])
+    record = httpx.get(f"{live.url}/tasks/{half.id}", timeout=10).text
+    assert '<progress max="1" value="0.5">' in record and "50%" in record
+    assert "&quot;step&quot;: &quot;half&quot;" in record
+    tree = httpx.get(f"{live.url}/tasks/{flow.id}", timeout=10).text
+    assert 'id="workflow"' in tree and "<strong>chain</strong>" in tree
+    assert tree.count('class="st st-SUCCESS"') >= 3  # the record and both steps
+    assert httpx.get(f"{live.url}/tasks/nosuchtask", timeout=10).status_code == 404
+    listed = httpx.get(f"{live.url}/tasks", params={"name": "halfway"}, timeout=10).text
+    assert f'data-id="{half.id}"' in listed and f'data-id="{flow.id}"' not in listed
+    assert 'id="runtimes">run time of the' in listed

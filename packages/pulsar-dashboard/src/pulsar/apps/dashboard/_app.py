@@ -355,6 +355,7 @@ class Dashboard:
                     "attempts": task.attempts,
                     "progress": task.progress,
                     "error": task.error,
+                    "runtime": _runtime(task),
                 }
             )
             if len(out) >= 100:
@@ -463,6 +464,14 @@ class Dashboard:
     async def _revoke(self, task_id: str) -> Any:
         state = await self.source.tasks_client.revoke(task_id)
         return None if state is None else str(state)
+
+
+def _runtime(task: Any) -> float | None:
+    """Seconds the task's last attempt ran (None when it has not finished)."""
+    started, finished = task.time_started, task.time_finished
+    if started and finished and finished >= started:
+        return float(finished) - float(started)
+    return None
 
 
 def tasks_views_available() -> bool:

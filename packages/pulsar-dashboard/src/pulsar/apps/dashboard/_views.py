@@ -335,8 +335,9 @@ def render_tasks(
     shown = ", ".join(f"{k}={v}" for k, v in filters.items() if v) or "all"
     out.append(
         f"<h2>Recent tasks ({escape(shown)}, {len(tasks)})</h2>"
-        '<table id="tasks"><tr><th>id</th><th>job</th><th>queue</th><th>state</th>'
-        "<th>attempts</th><th>progress</th><th>error</th></tr>"
+        + _runtimes(tasks)
+        + '<table id="tasks"><tr><th>id</th><th>job</th><th>queue</th><th>state</th>'
+        "<th>attempts</th><th>progress</th><th>run time</th><th>error</th></tr>"
     )
     for t in tasks:
         progress = t.get("progress")
@@ -346,6 +347,7 @@ def render_tasks(
             f"<td>{escape(str(t['name']))}</td><td>{escape(str(t['queue']))}</td>"
             f"<td>{_state(t['status'])}</td><td class=n>{_num(t.get('attempts'))}</td>"
             f"<td class=n>{'' if progress is None else f'{progress:.0%}'}</td>"
+            f"<td class=n>{_seconds(t.get('runtime'))}</td>"
             f"<td>{escape(str(t.get('error') or ''))[:120]}</td></tr>"
         )
     out.append("</table>")
@@ -360,6 +362,27 @@ def _field(name: str, value: Any) -> str:
         except (TypeError, ValueError, OverflowError):
             pass
     return value if isinstance(value, str) else json.dumps(value, default=str)
+
+
+def _seconds(value: Any) -> str:
+    if value is None:
+        return ""
+    return f"{value * 1000:.1f} ms" if value < 1 else f"{value:.2f} s"
+
+
+def _runtimes(tasks: Sequence[dict[str, Any]]) -> str:
+    """p50 / p95 / max run time of the listed tasks that finished."""
+    times = sorted(t["runtime"] for t in tasks if t.get("runtime") is not None)
+    if not times:
+        return ""
+
+    def pct(q: float) -> float:
+        return times[min(len(times) - 1, round(q * (len(times) - 1)))]
+
+    return (
+        f'<p id="runtimes">run time of the {len(times)} finished task(s) listed: '
+        f"p50 {_seconds(pct(0.5))} · p95 {_seconds(pct(0.95))} · max {_seconds(times[-1])}</p>"
+    )
 
 
 def _tree(node: dict[str, Any]) -> str:
