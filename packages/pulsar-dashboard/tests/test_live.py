@@ -292,11 +292,12 @@ def test_the_application_exits_and_comes_back(tmp_path: Any) -> None:
 
 
 def test_task_record_progress_and_workflow_tree(live: Any) -> None:
-    from site_jobs import add
-
+    # jobs by name (as published by the site's worker): importing site_jobs here would declare
+    # `add` in this process, where other packages' tests declare theirs
+    add = [tasks.Signature("add", [1, 2]), tasks.Signature("add", [10])]
     with tasks.connect_sync(live.site.backend) as client:
         half = client.queue_task("halfway")
-        flow = client.queue_workflow(tasks.chain(add.s(1, 2), add.s(10)))
+        flow = client.queue_workflow(tasks.chain(*add))
         assert client.wait_for_task(flow.id, timeout=15).result == 13
         assert client.wait_for_task(half.id, timeout=15).result == "done"
     h.eventually(lambda: state(live.url)["connected"])
