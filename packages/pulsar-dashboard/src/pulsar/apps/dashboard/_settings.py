@@ -1,7 +1,10 @@
 """The settings of ``pulsar-dashboard`` (``app = "dashboard"``), declared once like the core ones.
 
 A :class:`~pulsar.apps.dashboard.DashboardServer` is a WSGI server (every ``socket`` and ``wsgi``
-setting applies) with these on its command line. Regenerate ``docs/settings.md`` after a
+setting applies) with these on its command line. They are global (no MultiApp prefix: one
+dashboard per arbiter), each with a long flag that names it (``--dashboard-token``, hence
+``PULSAR_DASHBOARD_TOKEN``) and a short alias for the ``pulsar-dashboard`` command
+(``--token``). Regenerate ``docs/settings.md`` after a
 change: ``hatch run python tools/gen_settings_doc.py``.
 """
 
@@ -33,7 +36,8 @@ class DashboardAttach(Setting):
     name = "dashboard_attach"
     app = "dashboard"
     section = DASHBOARD
-    flags = ["--attach"]
+    is_global = True  # one dashboard per arbiter: `--token`, not `--<prefix>-token`, in a MultiApp
+    flags = ["--dashboard-attach", "--attach"]
     meta = "PIDFILE|SOCKET"
     validator = validate_path_or_none
     desc = "The running application to show: its pid file or its mailbox socket."
@@ -49,6 +53,7 @@ class DashboardToken(Setting):
     name = "dashboard_token"
     app = "dashboard"
     section = DASHBOARD
+    is_global = True  # one dashboard per arbiter: `--token`, not `--<prefix>-token`, in a MultiApp
     flags = ["--dashboard-token", "--token"]
     meta = "TOKEN"
     validator = validate_string_or_none
@@ -67,7 +72,8 @@ class DashboardTaskBackend(Setting):
     name = "dashboard_task_backend"
     app = "dashboard"
     section = DASHBOARD
-    flags = ["--task-backend"]
+    is_global = True  # one dashboard per arbiter: `--token`, not `--<prefix>-token`, in a MultiApp
+    flags = ["--dashboard-task-backend", "--task-backend"]
     meta = "URL"
     validator = validate_string_or_none
     desc = "The task backend to show (default: the one of the attached TaskQueue, if any)."
@@ -82,7 +88,8 @@ class DashboardInterval(Setting):
     name = "dashboard_interval"
     app = "dashboard"
     section = DASHBOARD
-    flags = ["--interval"]
+    is_global = True  # one dashboard per arbiter: `--token`, not `--<prefix>-token`, in a MultiApp
+    flags = ["--dashboard-interval", "--interval"]
     meta = "SECONDS"
     default = 1.0
     validator = validate_positive_number
