@@ -32,7 +32,7 @@ from urllib.parse import parse_qs, quote, urlencode, urlsplit
 import pulsar
 
 from ._metrics import CONTENT_TYPE, render_metrics
-from ._source import Source, recycle_me, tasks_installed
+from ._source import Source, recycle_me
 from ._views import (
     SCRIPT,
     layout,
@@ -472,8 +472,3 @@ def _runtime(task: Any) -> float | None:
     if started and finished and finished >= started:
         return float(finished) - float(started)
     return None
-
-
-def tasks_views_available() -> bool:
-    """True when the task views can be shown (pulsar-tasks is installed)."""
-    return tasks_installed()

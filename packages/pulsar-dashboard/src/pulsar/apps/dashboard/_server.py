@@ -4,7 +4,9 @@
 with the ``dashboard`` settings on its command line, bound to 127.0.0.1:8070 with one worker by
 default. Its configuration is checked before anything starts: a bind that is not a loopback
 address needs a token (``--token`` or ``PULSAR_DASHBOARD_TOKEN``), otherwise the start fails
-with one ``error:`` line and exit code 2 (``ExitCode.CONFIG``); ``--attach`` is required.
+with one ``error:`` line and exit code 2 (``ExitCode.CONFIG``). The ``pulsar-dashboard``
+command requires ``--attach``; a ``DashboardServer`` in an application's own ``MultiApp``
+without it shows that application.
 """
 
 from __future__ import annotations
