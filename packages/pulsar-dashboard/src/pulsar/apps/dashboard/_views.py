@@ -263,11 +263,16 @@ def render_servers(snap: dict[str, Any]) -> str:
             rate_chart([(t, r) for t, r, _ in app["history"]], title=f"{app['app']}: requests/s")
         )
         out.append(
-            "<table><tr><th>worker</th><th>pid</th><th>requests</th><th>open connections</th></tr>"
+            "<table><tr><th>worker</th><th>pid</th><th>state</th><th>requests</th>"
+            "<th>open connections</th><th>accepted</th><th>idle closed</th><th>aborted</th></tr>"
             + "".join(
                 f"<tr><td>{escape(str(w['aid']))}</td><td class=n>{_num(w['pid'])}</td>"
+                f"<td>{escape(str(w.get('server_state') or ''))}</td>"
                 f"<td class=n>{_num(w['requests'])}</td>"
-                f"<td class=n>{_num(w['connections'])}</td></tr>"
+                f"<td class=n>{_num(w['connections'])}</td>"
+                f"<td class=n>{_num(w.get('accepted'))}</td>"
+                f"<td class=n>{_num(w.get('idle_closed'))}</td>"
+                f"<td class=n>{_num(w.get('aborted'))}</td></tr>"
                 for w in app["workers"]
             )
             + "</table>"
