@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import time
 from typing import Any
 
 import dash_helpers as h
@@ -61,8 +62,14 @@ def test_actor_tree_and_pages(live: Any) -> None:
 
 
 def test_metrics_count_real_traffic(live: Any) -> None:
-    h.eventually(lambda: state(live.url)["connected"])
-    before = metrics(live.url).get(("pulsar_http_requests_total", (("app", "wsgi"),)), 0.0)
+    key = ("pulsar_http_requests_total", (("app", "wsgi"),))
+
+    def settled() -> list[float] | None:  # the same total over several reads (0.3 s apart)
+        first = metrics(live.url).get(key)
+        time.sleep(1.0)
+        return [first] if first is not None and metrics(live.url).get(key) == first else None
+
+    before = h.eventually(settled)[0]
     with httpx.Client(base_url=f"http://{live.site.web}") as web:
         for _ in range(25):
             assert web.get("/").status_code == 200
