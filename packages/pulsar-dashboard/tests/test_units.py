@@ -257,3 +257,19 @@ def test_dns_rebinding_is_refused() -> None:
     remote = dashboard.Dashboard(FakeSource(), token="tok", protect_reads=True)  # type: ignore[arg-type]
     ok = call(remote, "/", HTTP_HOST="dash.example.com", HTTP_AUTHORIZATION="Bearer tok")
     assert ok[0] == "200 OK"
+
+
+def test_nothing_to_attach_to_is_shown_not_raised(tmp_path: Any) -> None:
+    source = dashboard.Source(str(tmp_path / "nope.pid"), interval=0.05)
+    app = dashboard.Dashboard(source, protect_reads=False)
+    try:
+        status, _, body = call(app, "/")
+        assert status == "200 OK" and b'id="disconnected"' in body and b"nope.pid" in body
+        assert call(app, "/servers")[0] == "200 OK"
+        assert call(app, "/tasks")[0] == "404 Not Found"
+        _, _, text = call(app, "/metrics")
+        assert text.decode().splitlines()[-1] == "pulsar_up 0.0"
+        status, _, body = call(app, "/actors/x/stop", "POST")
+        assert status == "404 Not Found"
+    finally:
+        app.close()
