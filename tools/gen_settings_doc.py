@@ -26,6 +26,7 @@ APPS: dict[str, str] = {
     "tasks": "pulsar.apps.tasks._settings",
     "wsgi": "pulsar.apps.wsgi._settings",
     "rpc": "pulsar.apps.rpc._settings",
+    "dashboard": "pulsar.apps.dashboard._settings",
 }
 
 

@@ -687,6 +687,73 @@ def _quick_start_tasks(venv: Venv, section: str) -> list[str]:
     return [f"`{shlex.join(workers[0])}` ran and stopped cleanly on SIGTERM", *done]
 
 
+def _quick_start_dashboard(venv: Venv, section: str) -> list[str]:
+    """``hello.py`` served by ``pulsar-wsgi ... --pidfile app.pid``, ``pulsar-dashboard --attach
+    app.pid`` (both on free ports), then ``/metrics`` and the actors page checked."""
+    code = _one_block(section, "python", "Quick start")
+    first = code.splitlines()[0].strip()
+    _expect(
+        first == "# hello.py", "README Quick start: the python block no longer starts `# hello.py`"
+    )
+    (venv.work / "hello.py").write_text(code, encoding="utf-8")
+    lines = [
+        re.sub(r"\s+#.*$", "", line).strip().removesuffix("&").strip()
+        for line in _one_block(section, "bash", "Quick start").splitlines()
+    ]
+    commands = [shlex.split(line) for line in lines if line]
+    _expect(
+        len(commands) == 3
+        and commands[0][:1] == ["pulsar-wsgi"]
+        and commands[1][:1] == ["pulsar-dashboard"]
+        and "--pidfile" in commands[0]
+        and "--attach" in commands[1],
+        "README Quick start: expected `pulsar-wsgi ... --pidfile`, `pulsar-dashboard --attach`, "
+        "`curl .../metrics`",
+    )
+    m = re.search(r"#\s*(pulsar_workers\{.*)$", _one_block(section, "bash", "Quick start"), re.M)
+    _expect(
+        m is not None, "README Quick start: no `# pulsar_workers{...} N` claim on the curl line"
+    )
+    assert m is not None
+    claim = m[1].strip()
+    app_port, dash_port = free_port(), free_port()
+    app_cmd = [*commands[0], "--bind", f"127.0.0.1:{app_port}"]
+    dash_cmd = [*commands[1], "--bind", f"127.0.0.1:{dash_port}", "--interval", "0.3"]
+    url = f"http://127.0.0.1:{dash_port}"
+    app_log, dash_log = venv.work / "app.log", venv.work / "dashboard.log"
+    with background(app_cmd, cwd=venv.work, env=venv.env, output=app_log, what="app") as app:
+        wait_until_serving(app, f"http://127.0.0.1:{app_port}/", "pulsar-wsgi", app_log)
+        with background(
+            dash_cmd, cwd=venv.work, env=venv.env, output=dash_log, what="dashboard"
+        ) as dash:
+            wait_until_serving(dash, url + "/metrics", "pulsar-dashboard", dash_log)
+            deadline = time.monotonic() + START_TIMEOUT
+            while True:
+                status, _, body = http_request(url + "/metrics")
+                text = body.decode("utf-8", "replace")
+                if status == 200 and claim in text.splitlines():
+                    break
+                _expect(
+                    time.monotonic() < deadline,
+                    f"GET /metrics never showed {claim!r}:\n{text[-2000:]}\n" + _tail(dash_log),
+                )
+                time.sleep(0.3)
+            status, _, body = http_request(url + "/")
+            page = body.decode("utf-8", "replace")
+            _expect(
+                status == 200 and page.count('data-kind="worker"') == 2,
+                f"GET / of the dashboard: {status}, not the tree with 2 workers",
+            )
+            dash_code = stop_process(dash, "pulsar-dashboard")
+        app_code = stop_process(app, "pulsar-wsgi")
+    _expect(dash_code == 0, f"pulsar-dashboard exited with {dash_code} after SIGTERM, not 0")
+    _expect(app_code == 0, f"pulsar-wsgi exited with {app_code} after SIGTERM, not 0")
+    return [
+        f"`pulsar-dashboard --attach app.pid` of `pulsar-wsgi hello:hello`: /metrics has "
+        f"{claim!r}, / shows both workers; both exited 0 on SIGTERM"
+    ]
+
+
 def _quick_start_shell(venv: Venv, section: str) -> list[str]:
     transcript = _one_block(section, "console", "Asynchronous scripts")
     lines = transcript.splitlines()
@@ -859,6 +926,7 @@ QUICK_STARTS: dict[str, tuple[QuickStart, ...]] = {
         QuickStart("Asynchronous scripts", _quick_start_shell),
     ),
     "pulsar-test": (QuickStart("Example", _quick_start_test),),
+    "pulsar-dashboard": (QuickStart("Quick start", _quick_start_dashboard),),
 }
 
 

@@ -1,0 +1,147 @@
+"""``/metrics``: the dashboard's snapshot in the Prometheus text format (prometheus_client).
+
+How it works
+------------
+A custom collector (:class:`SnapshotCollector`) turns the :class:`~._source.Source` snapshot
+into metric families at each scrape. The numbers are read from the arbiter, which gathers every
+worker's info, so they are the whole application's whatever the number of worker processes
+(no per-process registry to merge, no ``PROMETHEUS_MULTIPROC_DIR``). Totals of replaced
+workers are kept by the source, so ``_total`` counters never go backwards while the dashboard
+runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+__all__ = ["CONTENT_TYPE", "SnapshotCollector", "render_metrics"]
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+STATES = ("INITIAL", "STARTING", "RUNNING", "STOPPING", "CLOSED")
+
+
+class SnapshotCollector(Collector):
+    """Metric families from ``snapshot()`` (a callable returning the source's snapshot)."""
+
+    def __init__(self, snapshot: Callable[[], dict[str, Any]]) -> None:
+        self._snapshot = snapshot
+
+    def collect(self) -> Iterator[Metric]:
+        snap = self._snapshot()
+        up = GaugeMetricFamily("pulsar_up", "1 when the dashboard read the application last time")
+        up.add_metric([], 1.0 if snap.get("connected") else 0.0)
+        yield up
+        if not snap.get("connected") or not snap.get("arbiter"):
+            return  # nothing stale: an application that cannot be read has only pulsar_up 0
+        actors = GaugeMetricFamily(
+            "pulsar_actors", "Actors by kind and state", labels=["kind", "state"]
+        )
+        counts: dict[tuple[str, str], int] = {}
+        everyone = [
+            snap["arbiter"],
+            *snap["apps"],
+            *(w for a in snap["apps"] for w in a["workers"]),
+        ]
+        for actor in everyone:
+            key = (str(actor.get("kind")), str(actor.get("state")))
+            counts[key] = counts.get(key, 0) + 1
+        for kind in ("arbiter", "monitor", "worker"):
+            for state in STATES:
+                counts.setdefault((kind, state), 0)
+        for (kind, state), n in sorted(counts.items()):
+            actors.add_metric([kind, state], n)
+        yield actors
+        workers = GaugeMetricFamily(
+            "pulsar_workers", "Running workers per application", labels=["app"]
+        )
+        target = GaugeMetricFamily(
+            "pulsar_workers_target", "Workers an application keeps", labels=["app"]
+        )
+        restarts = CounterMetricFamily(
+            "pulsar_actor_restarts", "Workers respawned after a start failure", labels=["app"]
+        )
+        crashes = CounterMetricFamily(
+            "pulsar_actor_crashes", "Ready workers that died and were replaced", labels=["app"]
+        )
+        for app in snap["apps"]:
+            workers.add_metric([app["app"]], len(app["workers"]))
+            target.add_metric([app["app"]], float(app.get("workers_target") or 0))
+            restarts.add_metric([app["app"]], app["restarts"])
+            crashes.add_metric([app["app"]], app["crashes"])
+        yield from (workers, target, restarts, crashes)
+        labels = ["app", "aid", "kind"]
+        cpu = GaugeMetricFamily(
+            "pulsar_actor_cpu_percent", "CPU % of an actor's process", labels=labels
+        )
+        mem = GaugeMetricFamily(
+            "pulsar_actor_memory_rss_bytes", "Resident memory of an actor's process", labels=labels
+        )
+        uptime = GaugeMetricFamily(
+            "pulsar_actor_uptime_seconds", "Seconds since the actor started", labels=labels
+        )
+        messages = CounterMetricFamily(
+            "pulsar_actor_mailbox_messages_received",
+            "Mailbox messages an actor received",
+            labels=labels,
+        )
+        rows = [("", snap["arbiter"])]
+        rows += [(a["app"], a) for a in snap["apps"]]
+        rows += [(a["app"], w) for a in snap["apps"] for w in a["workers"]]
+        for app_name, actor in rows:
+            values = [app_name, str(actor["aid"]), str(actor["kind"])]
+            if actor.get("cpu_percent") is not None:
+                cpu.add_metric(values, actor["cpu_percent"])
+            if actor.get("memory_rss") is not None:
+                mem.add_metric(values, actor["memory_rss"])
+            if actor.get("uptime") is not None:
+                uptime.add_metric(values, actor["uptime"])
+            if actor.get("messages") is not None:
+                messages.add_metric(values, actor["messages"])
+        yield from (cpu, mem, uptime, messages)
+        servers = [a for a in snap["apps"] if a.get("is_server")]
+        if servers:
+            requests = CounterMetricFamily(
+                "pulsar_http_requests",
+                "Requests served by an application's workers",
+                labels=["app"],
+            )
+            conns = GaugeMetricFamily(
+                "pulsar_http_open_connections", "Open connections of an application", labels=["app"]
+            )
+            for app in servers:
+                requests.add_metric([app["app"]], app["requests_total"])
+                conns.add_metric([app["app"]], app["connections_open"])
+            yield from (requests, conns)
+        tasks = snap.get("tasks") or {}
+        if tasks.get("counts") is not None:
+            by_state = GaugeMetricFamily("pulsar_tasks", "Task records by state", labels=["state"])
+            for state, n in sorted(tasks["counts"].items()):
+                by_state.add_metric([state], n)
+            depth = GaugeMetricFamily(
+                "pulsar_task_queue_depth",
+                "Tasks waiting (QUEUED or RETRY) per queue",
+                labels=["queue"],
+            )
+            for queue, n in sorted(tasks["queues"].items()):
+                depth.add_metric([queue], n)
+            processed = CounterMetricFamily(
+                "pulsar_tasks_processed", "Tasks run by the workers of a task queue", labels=["app"]
+            )
+            for app in snap["apps"]:
+                if app.get("is_tasks"):
+                    processed.add_metric([app["app"]], app["tasks_total"])
+            live = GaugeMetricFamily("pulsar_task_workers", "Task workers with a live heartbeat")
+            live.add_metric([], len(tasks.get("workers") or ()))
+            yield from (by_state, depth, processed, live)
+
+
+def render_metrics(snapshot: Callable[[], dict[str, Any]]) -> bytes:
+    """The Prometheus text exposition of ``snapshot()``."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SnapshotCollector(snapshot))
+    return generate_latest(registry)
