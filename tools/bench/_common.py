@@ -519,6 +519,50 @@ class PeerEnv:
 # ------------------------------------------------------------------------------------- profiles
 
 
+def baseline_python(rev: str, packages: Sequence[str]) -> tuple[str, str]:
+    """``(label, python)`` of the pulsar packages ``packages`` (requirement names of this
+    repository's ``packages/`` folders, extras allowed: ``"pulsar-tasks[redis]"``) as they were at
+    git revision ``rev``: its ``packages/`` exported with ``git archive`` into
+    ``tools/bench/.venv-baseline-<sha>/src`` and installed (not editable) into a venv beside it,
+    kept between runs like the peers' (what a benchmark's ``--baseline REV`` runs)."""
+    import io
+    import tarfile
+
+    root = HERE.parents[1]
+    proc = subprocess.run(
+        ["git", "-C", str(root), "rev-parse", "--short=7", f"{rev}^{{commit}}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode:
+        raise BenchError(f"--baseline {rev}: not a revision of {root}: {proc.stderr.strip()}")
+    sha = proc.stdout.strip()
+    home = HERE / f".venv-baseline-{sha}"
+    src = home / "src"
+    if not (src / "packages" / "pulsar-core" / "pyproject.toml").exists():
+        src.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(
+            ["git", "-C", str(root), "archive", "--format=tar", sha, "packages"],
+            capture_output=True,
+            check=False,
+        )
+        if archive.returncode:
+            raise BenchError(f"--baseline {rev}: git archive failed: {archive.stderr.decode()}")
+        with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+            tar.extractall(src, filter="data")
+    requirements = []
+    for spec in packages:
+        name, sep, extras = spec.partition("[")
+        folder = src / "packages" / name
+        if not (folder / "pyproject.toml").exists():
+            raise BenchError(f"--baseline {rev}: no {name} at {sha}")
+        requirements.append(f"{folder}[{extras}" if sep else str(folder))
+    env = PeerEnv(home / "venv")
+    env.install(*requirements)
+    return f"@{sha}", str(env.python)
+
+
 def profile_summary(path: str | os.PathLike[str], limit: int = 15) -> str:
     """The ``limit`` functions with the most own time in a cProfile dump, as text lines with
     their share of the total own time, their cumulative share and call counts."""

@@ -64,7 +64,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import io
 import os
 import re
 import shutil
@@ -72,7 +71,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -83,10 +81,10 @@ from typing import Any
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from _common import (
-    HERE,
     BenchError,
     PeerEnv,
     Target,
+    baseline_python,
     free_port,
     machine_info,
     managed_process,
@@ -751,38 +749,6 @@ def ceilings(results: Results, cells: Sequence[Cell]) -> list[str]:
     return lines
 
 
-def baseline_python(rev: str) -> tuple[str, str]:
-    """(label, python) of pulsar-core and pulsar-wsgi as they were at git revision ``rev``:
-    their sources exported with ``git archive`` into ``tools/bench/.venv-baseline-<sha>/src``
-    and installed (not editable) into a venv beside it (kept between runs, like the peers')."""
-    root = Path(__file__).resolve().parents[2]
-    proc = subprocess.run(
-        ["git", "-C", str(root), "rev-parse", "--short=7", f"{rev}^{{commit}}"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if proc.returncode:
-        raise BenchError(f"--baseline {rev}: not a revision of {root}: {proc.stderr.strip()}")
-    sha = proc.stdout.strip()
-    home = HERE / f".venv-baseline-{sha}"
-    src = home / "src"
-    if not (src / "packages" / "pulsar-wsgi" / "pyproject.toml").exists():
-        src.mkdir(parents=True, exist_ok=True)
-        archive = subprocess.run(
-            ["git", "-C", str(root), "archive", "--format=tar", sha,
-             "packages/pulsar-core", "packages/pulsar-wsgi"],
-            capture_output=True, check=False,
-        )  # fmt: skip
-        if archive.returncode:
-            raise BenchError(f"--baseline {rev}: git archive failed: {archive.stderr.decode()}")
-        with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
-            tar.extractall(src, filter="data")
-    env = PeerEnv(home / "venv")
-    env.install(*(str(src / "packages" / name) for name in ("pulsar-core", "pulsar-wsgi")))
-    return f"@{sha}", str(env.python)
-
-
 def _exit_on_signal(signum: int, frame: Any) -> None:
     # the default action of SIGTERM ends Python without unwinding: the servers (each in a
     # session of its own) would outlive the run; raising runs managed_process's cleanup
@@ -823,7 +789,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         baseline: tuple[str, str] | None = None
         if args.baseline:
             print(f"baseline: pulsar at {args.baseline} (uv) ...", flush=True)
-            baseline = baseline_python(args.baseline)
+            baseline = baseline_python(args.baseline, ("pulsar-core", "pulsar-wsgi"))
         servers = _servers(peers, baseline)
         if args.only:
             wanted = [w.strip() for w in args.only.split(",") if w.strip()]

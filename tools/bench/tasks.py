@@ -5,6 +5,7 @@ Procrastinate.
                           [--backlog 20000] [--backlog-small 2000]
                           [--peers celery,rq,dramatiq,arq,huey,procrastinate]
                           [--pulsar redis,sqlite,postgres] [--budget 3600]
+                          [--chains 1000] [--chords 20] [--workflows-only] [--baseline REV]
 
 Every system runs 2 worker processes on the local Redis (database 14, flushed before each run;
 nothing else is touched); pulsar-tasks also runs on SQLite, and pulsar-tasks (postgres) and
@@ -26,6 +27,11 @@ dropped at the end. Peers are installed in a separate virtual environment
     sum callback, queued at once (50 in flight), each waited for: workflows done per second,
     and pulsar-tasks' ratio to Celery (``--workflows-only`` runs this cell alone).
 
+``--baseline REV`` also runs pulsar-tasks as it was at git revision REV (its packages exported
+and installed into ``tools/bench/.venv-baseline-<sha>``, see ``_common.baseline_python``) on the
+same backends, as ``pulsar-tasks@<sha> (backend)`` in the same run, with one target per backend
+and cell: today's throughput and drain over the baseline's >= 1.0, p50 <= 1.0.
+
 Every system runs at its defaults, 2 worker processes each, a Redis result backend where
 results are optional: Celery ``-c 2`` (prefork); Dramatiq ``--processes 2`` (its default 8
 threads) with the Results middleware; arq (its defaults); Huey ``RedisHuey(notify_result=True)``
@@ -43,6 +49,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -59,6 +66,7 @@ from _common import (
     Latency,
     PeerEnv,
     Target,
+    baseline_python,
     machine_info,
     managed_process,
     ratio,
@@ -861,6 +869,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--workflows-only", action="store_true", help="run (e) alone (pulsar on Redis, Celery)"
     )
+    parser.add_argument(
+        "--baseline",
+        default=None,
+        metavar="REV",
+        help="also run pulsar-tasks as it was at git revision REV (same backends), as "
+        "'pulsar-tasks@<sha> (backend)': today's cells over its must be >= 1.0",
+    )
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args(argv)
     global BUDGET
@@ -877,6 +892,17 @@ def main(argv: list[str]) -> int:
         for b in args.pulsar.split(",")
         if b
     ]
+    if args.baseline:
+        label, old_python = baseline_python(
+            args.baseline, ("pulsar-core", "pulsar-tasks[redis,postgres]")
+        )
+        systems += [
+            Pulsar(
+                f"pulsar-tasks{label} ({b})", old_python, PULSAR_JOBS, PULSAR_DRIVER, backends[b]
+            )
+            for b in args.pulsar.split(",")
+            if b
+        ]
     peers = [p for p in args.peers.split(",") if p]
     if peers:
         env = PeerEnv().install(*[PEER_REQUIREMENTS[p] for p in peers])
@@ -907,6 +933,8 @@ def main(argv: list[str]) -> int:
     if args.chains or args.chords:
         for system in systems:
             if system.url != REDIS or not isinstance(system, Pulsar | Celery):
+                continue
+            if "@" in system.name:  # a baseline may predate workflows
                 continue
             system.prepare(tmp)
             print(f"running {system.name} workflows...", file=sys.stderr, flush=True)
@@ -976,7 +1004,7 @@ def main(argv: list[str]) -> int:
     if peer_results:
         best_p50 = min(r["latency"].p50 for r in peer_results.values())
         for name, r in results.items():
-            if "pulsar" not in name:
+            if "pulsar" not in name or "@" in name:  # (a baseline is compared below)
                 continue
             tp = r["throughput"] / best_peer_tp
             print(Target(f"{name} throughput vs best peer", tp, 2.5, False))
@@ -995,6 +1023,20 @@ def main(argv: list[str]) -> int:
         restart = r.get("restart")
         ok = restart is not None and restart <= 2.0
         print(f"{'PASS' if ok else 'MISS'}  {name} all done {restart} s after the restart")
+    # --baseline: today's pulsar-tasks against the same at REV, per backend ("no slower")
+    for name, old in results.items():
+        if "@" not in name:
+            continue
+        today = re.sub(r"@\w+", "", name)
+        new = results.get(today)
+        if new is None:
+            continue
+        label = f"{today} vs {name.split()[0]}"
+        print(Target(f"{label} throughput", new["throughput"] / old["throughput"], 1.0, False))
+        if new.get("backlog") and old.get("backlog"):
+            print(Target(f"{label} backlog drain", new["backlog"] / old["backlog"], 1.0, False))
+        p50 = new["latency"].p50 / old["latency"].p50
+        print(Target(f"{label} p50", p50, 1.0, True))
     # the PostgreSQL backend against its PostgreSQL peer, on the same server
     pg, peer = results.get("pulsar-tasks (postgres)"), results.get("procrastinate")
     if pg is not None and peer is not None:
