@@ -13,6 +13,16 @@ import pulsar
 from pulsar import _mailbox as mb
 
 
+async def _link_up(a, b) -> None:
+    """Wait until ``a``'s direct link to ``b`` is up: it opens beside the traffic (after the
+    second message), so on a loaded host it may come only after a few more; 4 s at most."""
+    for _ in range(200):
+        if b.aid in (await pulsar.send(a, "info"))["links"]["out"]:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"no direct link from {a.aid} to {b.aid} after 4 s")
+
+
 def test_ordering_is_kept_across_the_switch_to_a_direct_link() -> None:
     async def main(arbiter):
         a = await pulsar.spawn(name="a")
@@ -37,7 +47,7 @@ def test_link_drop_falls_back_to_the_arbiter_route() -> None:
         a = await pulsar.spawn(name="a")
         b = await pulsar.spawn(name="b")
         assert await pulsar.send(a, "ping_many", b.aid, 5) == ["pong"] * 5
-        assert (await pulsar.send(a, "info"))["links"]["out"]
+        await _link_up(a, b)
         assert await pulsar.send(b, "drop_links") == 1
         for _ in range(200):  # until a has seen its link close
             if b.aid not in (await pulsar.send(a, "info"))["links"]["out"]:
@@ -104,6 +114,7 @@ def test_request_in_flight_when_a_link_drops_gets_an_error_not_a_hang() -> None:
         a = await pulsar.spawn(name="a")
         b = await pulsar.spawn(name="b")
         assert await pulsar.send(a, "ping_many", b.aid, 5) == ["pong"] * 5
+        await _link_up(a, b)
         slow = asyncio.ensure_future(pulsar.send(a, "relay", b.aid, "sleep", 5))
         for _ in range(500):  # until b runs it (info itself is one running command)
             if (await pulsar.send(b, "info"))["running_commands"] >= 2:
