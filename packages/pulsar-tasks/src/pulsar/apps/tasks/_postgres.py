@@ -10,8 +10,8 @@ connection pools (default 8); other query parameters go to libpq.
 * ``<schema>.tasks``: one row per task (the :class:`Task` fields, plus ``purge_at``, when the
   finished record expires, and ``reply_to``, the channel of the client that queued it);
   ``<schema>.jobs``: job descriptions; ``<schema>.meta``: the schema version;
-  ``<schema>.events``: task events (schema version 5), written by the trigger ``task_events``
-  in the sessions of a backend recording them, ``NOTIFY <schema>:events`` (see _events.py).
+  ``<schema>.events``: task events (schema version 5; 7: in causal order), written by the trigger
+  ``task_events`` in the sessions of a backend recording them, ``NOTIFY <schema>:events`` (see _events.py).
 * Claims run ``SELECT ... ORDER BY eta LIMIT n FOR UPDATE SKIP LOCKED`` per queue on the partial
   index ``tasks_ready (queue, eta) WHERE status IN ('QUEUED', 'RETRY')``, which serves exactly
   that order: two workers never wait for each other nor take the same task. The index keeps the
@@ -76,7 +76,7 @@ T = TypeVar("T")
 logger = logging.getLogger("pulsar.tasks")
 
 #: the version of the tables and functions this code creates (``<schema>.meta``)
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 #: seconds between two recoveries of expired leases by one backend object (at most)
 _RECOVER_EVERY = 1.0
 #: seconds between a waiter's re-reads of its task (a notification lost to a reconnection)
@@ -923,6 +923,24 @@ EXECUTE FUNCTION {s}.task_event();
 """
 
 
+def _schema_v7(s: str, work: str, done: str) -> str:
+    """Version 7: task events in causal order. The events trigger of version 5 runs BEFORE each
+    row change instead of AFTER it: AFTER row triggers fire as each statement ends, innermost
+    first, so the changes a task's end makes in the same statement (its dependents released, a
+    workflow's record completed, see version 6) were recorded before the end that caused them.
+    The same function, returning the row (a BEFORE trigger returning NULL would skip it)."""
+    ddl = _schema_events(s, work, done)
+    function = ddl[ddl.index(f"CREATE FUNCTION {s}.task_event()") :]
+    return (
+        function.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
+        .replace("RETURN NULL;", "RETURN NEW;")
+        .replace(
+            "CREATE TRIGGER task_events AFTER",
+            f"DROP TRIGGER IF EXISTS task_events ON {s}.tasks;\nCREATE TRIGGER task_events BEFORE",
+        )
+    )
+
+
 #: version -> the DDL taking the schema from the previous version to it
 _MIGRATIONS: dict[int, Callable[[str, str, str], str]] = {
     1: _schema_v1,
@@ -931,6 +949,7 @@ _MIGRATIONS: dict[int, Callable[[str, str, str], str]] = {
     4: _schema_v4,
     5: _schema_events,
     6: _schema_flows,
+    7: _schema_v7,
 }
 
 
