@@ -11,7 +11,8 @@ connection pools (default 8); other query parameters go to libpq.
   finished record expires, and ``reply_to``, the channel of the client that queued it);
   ``<schema>.jobs``: job descriptions; ``<schema>.meta``: the schema version;
   ``<schema>.events``: task events (schema version 5; 7: in causal order), written by the trigger
-  ``task_events`` in the sessions of a backend recording them, ``NOTIFY <schema>:events`` (see _events.py).
+  ``task_events`` in the sessions of a backend recording them, ``NOTIFY <schema>:events`` (see
+  _events.py).
 * Claims run ``SELECT ... ORDER BY eta LIMIT n FOR UPDATE SKIP LOCKED`` per queue on the partial
   index ``tasks_ready (queue, eta) WHERE status IN ('QUEUED', 'RETRY')``, which serves exactly
   that order: two workers never wait for each other nor take the same task. The index keeps the
