@@ -57,6 +57,23 @@ def postgres_schema() -> Iterator[str]:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
+@pytest.fixture
+async def pg_url() -> AsyncIterator[str]:
+    """A PostgreSQL schema of this test's own on the shared server, dropped afterwards."""
+    import uuid
+
+    from pulsar.apps import tasks
+
+    require_postgres()
+    url = f"{POSTGRES_URL}?schema=pt_{uuid.uuid4().hex[:12]}"
+    yield url
+    backend = tasks.create_backend(url)
+    try:
+        await backend.drop_schema()
+    finally:
+        await backend.close()
+
+
 @pytest.fixture(
     params=[
         "sqlite",

@@ -18,13 +18,13 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import psutil
 import pytest
 import tq_helpers as h
 import tq_jobs  # noqa: F401  (the jobs are known to the producers here)
-from tq_helpers import POSTGRES_URL, require_postgres
+from tq_helpers import require_postgres
 
 from pulsar.apps import tasks
 from pulsar.apps.tasks import TaskState
@@ -38,19 +38,6 @@ def new_task(**fields) -> tasks.Task:
     return tasks.Task(
         id=uuid.uuid4().hex, name="add", payload='{"args": [1, 2], "kwargs": {}}', **fields
     )
-
-
-@pytest.fixture
-async def pg_url() -> AsyncIterator[str]:
-    """A schema of this test's own on the shared server, dropped afterwards."""
-    require_postgres()
-    url = f"{POSTGRES_URL}?schema=pt_{uuid.uuid4().hex[:12]}"
-    yield url
-    backend = tasks.create_backend(url)
-    try:
-        await backend.drop_schema()
-    finally:
-        await backend.close()
 
 
 # -- bad URLs and refused connections ----------------------------------------------------------
@@ -239,15 +226,7 @@ async def test_a_version_1_schema_gets_the_operators_tables_and_functions(
 async def test_claim_order_is_served_by_the_partial_index(pg_url) -> None:
     b = tasks.create_backend(pg_url)
     try:
-        await b.counts()
-        now = time.time()
-        await b._fetch(
-            f"INSERT INTO {b._s}.tasks (id, name, queue, status, payload, eta, time_queued) "
-            f"SELECT 'i' || g, 'add', 'default', 'QUEUED', '{{}}', %s + g, %s "
-            f"FROM generate_series(1, 20000) g",
-            (now - 30000, now),
-        )
-        await b._fetch(f"ANALYZE {b._s}.tasks")
+        now = await h.fill_pending(b)
         plan = await b._fetch(
             f"EXPLAIN SELECT id FROM {b._s}.tasks WHERE status IN ('QUEUED', 'RETRY') "
             f"AND queue = 'default' AND eta <= %s ORDER BY eta LIMIT 10 FOR UPDATE SKIP LOCKED",

@@ -447,31 +447,10 @@ async def test_sqlite_database_of_an_older_version_is_migrated(tmp_path) -> None
     assert {"tasks_prio", "rate_limits"} <= names
 
 
-@pytest.fixture
-async def pg_url():
-    """A PostgreSQL schema of this test's own, dropped afterwards."""
-    h.require_postgres()
-    url = f"{h.POSTGRES_URL}?schema=pt_{uuid.uuid4().hex[:12]}"
-    yield url
-    backend = tasks.create_backend(url)
-    try:
-        await backend.drop_schema()
-    finally:
-        await backend.close()
-
-
 async def test_postgres_claim_probes_the_priority_index(pg_url) -> None:
     b = tasks.create_backend(pg_url)
     try:
-        await b.counts()
-        now = time.time()
-        await b._fetch(
-            f"INSERT INTO {b._s}.tasks (id, name, queue, status, payload, eta, time_queued, "
-            f"priority) SELECT 'i' || g, 'add', 'default', 'QUEUED', '{{}}', %s + g, %s, g %% 10 "
-            f"FROM generate_series(1, 20000) g",
-            (now - 30000, now),
-        )
-        await b._fetch(f"ANALYZE {b._s}.tasks")
+        now = await h.fill_pending(b, priorities=True)
         for sql in (
             f"EXPLAIN SELECT max(priority) FROM {b._s}.tasks WHERE status IN ('QUEUED', 'RETRY') "
             f"AND priority > 0 AND queue = 'default' AND priority < 10",

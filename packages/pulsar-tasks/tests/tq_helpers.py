@@ -173,3 +173,20 @@ async def consuming(
     finally:
         await consumer.stop(grace=1.0)
         await backend.close()
+
+
+async def fill_pending(backend: Any, n: int = 20000, *, priorities: bool = False) -> float:
+    """``n`` QUEUED tasks written straight into a PostgreSQL backend's table (due over the last
+    ``n`` seconds; priorities 0-9 in turn with ``priorities``), then ANALYZE: what the plan
+    tests EXPLAIN their queries against. Returns the time they are all due by."""
+    await backend.counts()  # the schema exists
+    now = time.time()
+    prio = ", priority" if priorities else ""
+    await backend._fetch(
+        f"INSERT INTO {backend._s}.tasks (id, name, queue, status, payload, eta, time_queued"
+        f"{prio}) SELECT 'i' || g, 'add', 'default', 'QUEUED', '{{}}', %s + g, %s"
+        f"{', g %% 10' if priorities else ''} FROM generate_series(1, {int(n)}) g",
+        (now - n - 10000, now),
+    )
+    await backend._fetch(f"ANALYZE {backend._s}.tasks")
+    return now
