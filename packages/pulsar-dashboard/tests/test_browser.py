@@ -105,14 +105,24 @@ def workers_in_page(driver: Any) -> set[str]:
 
 
 def click_button(driver: Any, label: str) -> None:
-    """Click the button labelled ``label`` (found and clicked in one script: no stale handle)."""
-    found = driver.execute_script(
-        "var l=arguments[0];var b=Array.from(document.querySelectorAll('button')).find("
-        "function(b){return b.textContent===l});if(b){b.click();return true}"
-        "return false",
-        label,
-    )
-    assert found, f"no button {label!r}"
+    """Click the button labelled ``label`` (found and clicked in one script: no stale handle),
+    once the page shows it (within 10 s: after a redirect, or while the live part is swapped
+    in, it may not be there yet)."""
+
+    def click() -> bool:
+        return bool(
+            driver.execute_script(
+                "var l=arguments[0];var b=Array.from(document.querySelectorAll('button')).find("
+                "function(b){return b.textContent===l});if(b){b.click();return true}"
+                "return false",
+                label,
+            )
+        )
+
+    try:
+        h.eventually(click)
+    except AssertionError:
+        raise AssertionError(f"no button {label!r}") from None
 
 
 def text_of(driver: Any, element_id: str) -> str:
