@@ -381,10 +381,13 @@ async def test_concurrency_limit(client, backend_url) -> None:
     async with consuming(backend_url, concurrent=3) as consumer:
         ids = [(await client.queue_task("sleeper", [0.5, str(i)])).id for i in range(6)]
         seen = []
+        held = []  # claimed and not over: the running ones and those whose end is recorded
         for _ in range(150):  # never more than 3 at once; 3 at some point
-            seen.append(len(consumer.running))
+            seen.append(consumer.info()["running"])
+            held.append(len(consumer.running))
             await asyncio.sleep(0.01)
         assert max(seen) == 3, seen
+        assert max(held) <= 6, held
         for i in ids:
             assert (await client.wait_for_task(i, timeout=5)).status == TaskState.SUCCESS
         assert consumer.info()["succeeded"] == 6

@@ -1,4 +1,5 @@
-"""The backends' batcher: concurrent calls share round trips, a lone call goes at once."""
+"""The backends' batcher: calls of one loop iteration, or made while one is in flight, share a
+round trip; a lone call goes directly (after one loop iteration)."""
 
 from __future__ import annotations
 
@@ -31,12 +32,25 @@ async def test_lone_call_is_sent_directly() -> None:
     assert not batch.sending and batch.task is None  # no background task for lone calls
 
 
-async def test_calls_made_in_flight_go_together() -> None:
+async def test_calls_of_one_iteration_go_together() -> None:
     send = Sender()
     batch = Batcher(send, limit=3)
     results = await asyncio.gather(*(batch(i) for i in range(8)))
     assert results == [i * 10 for i in range(8)]
-    assert send.batches == [[0], [1, 2, 3], [4, 5, 6], [7]]
+    assert send.batches == [[0, 1, 2], [3, 4, 5], [6, 7]]
+    assert not batch.sending and not batch.pending
+
+
+async def test_calls_made_in_flight_go_together() -> None:
+    send = Sender()
+    batch = Batcher(send)
+    first = asyncio.ensure_future(batch(0))
+    while not send.batches:  # the first one is in flight
+        await asyncio.sleep(0)
+    later = [asyncio.ensure_future(batch(i)) for i in (1, 2, 3)]
+    assert await first == 0
+    assert await asyncio.gather(*later) == [10, 20, 30]
+    assert send.batches == [[0], [1, 2, 3]]
     assert not batch.sending and not batch.pending
 
 
@@ -62,3 +76,17 @@ async def test_a_cancelled_direct_caller_still_sends_the_others() -> None:
     with pytest.raises(asyncio.CancelledError):
         await first
     assert send.batches == [[1], [2]]
+
+
+async def test_a_cancelled_caller_of_a_batch_does_not_cancel_the_others() -> None:
+    send = Sender()
+    batch = Batcher(send)
+    calls = [asyncio.ensure_future(batch(i)) for i in range(3)]
+    while not send.batches:
+        await asyncio.sleep(0)
+    calls[0].cancel()  # the one that sends
+    assert await asyncio.gather(*calls[1:]) == [10, 20]
+    with pytest.raises(asyncio.CancelledError):
+        await calls[0]
+    assert send.batches == [[0, 1, 2]]  # sent once, the others answered
+    assert not batch.sending and not batch.pending

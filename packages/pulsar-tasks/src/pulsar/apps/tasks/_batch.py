@@ -1,4 +1,4 @@
-"""Sharing round trips: calls made while one is in flight go together in the next one."""
+"""Sharing round trips: calls made in one loop iteration, or while one is in flight, go together."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ __all__ = ["Batcher"]
 
 
 class Batcher:
-    """Calls made while a batch is in flight go together in the next one (no added delay: a
-    lone call is sent at once). ``send(items)`` returns one result per item."""
+    """Calls made in the same loop iteration, or while a batch is in flight, go together in the
+    next batch: the first call waits one loop iteration (``sleep(0)``: the other calls of that
+    iteration join it), then a lone call is sent directly (no future, no task) and several go
+    from one task. ``send(items)`` returns one result per item."""
 
     def __init__(
         self, send: Callable[[list[Any]], Awaitable[Sequence[Any]]], limit: int = 500
@@ -24,19 +26,34 @@ class Batcher:
 
     async def __call__(self, item: Any) -> Any:
         if not self.sending:
-            # nothing in flight: send this one directly (no future, no task); calls made
-            # meanwhile queue up and go together once it returns
             self.sending = True
             try:
-                return (await self.send([item]))[0]
-            finally:
-                if self.pending:
-                    self.task = asyncio.ensure_future(self._run())
-                else:
-                    self.sending = False
+                # e.g. ten tasks that end in one iteration: one completion round trip
+                await asyncio.sleep(0)
+            except BaseException:
+                self._next()
+                raise
+            if not self.pending:
+                try:
+                    return (await self.send([item]))[0]
+                finally:
+                    self._next()
+            # others joined: the batch goes from a task of its own (a cancelled caller does
+            # not cancel the others' send)
+            first: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            self.pending.insert(0, (first, item))
+            self.task = asyncio.ensure_future(self._run())
+            return await first
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self.pending.append((fut, item))
         return await fut
+
+    def _next(self) -> None:
+        """The direct send is over: the calls made meanwhile go together, or nothing is sent."""
+        if self.pending:
+            self.task = asyncio.ensure_future(self._run())
+        else:
+            self.sending = False
 
     async def _run(self) -> None:
         try:

@@ -70,7 +70,7 @@ async def _timed(work: Awaitable[Any], timeout: float | None) -> Any:
 
 
 class _Running:
-    __slots__ = ("job_task", "name", "reason", "started", "task_id", "token", "updated")
+    __slots__ = ("ending", "job_task", "name", "reason", "started", "task_id", "token", "updated")
 
     def __init__(self, task_id: str, token: str) -> None:
         self.task_id = task_id
@@ -80,6 +80,7 @@ class _Running:
         self.name: Any = None  # the job's name and the claim's time_started, as claimed
         self.started: Any = None  # (decoded only by the heartbeat)
         self.updated = False  # the job published progress (tasks.update())
+        self.ending = False  # its outcome is being recorded: its slot is free
 
 
 class Consumer:
@@ -108,6 +109,7 @@ class Consumer:
         self.max_idle = max_idle
         self._run_sync = run_sync
         self.running: dict[str, _Running] = {}
+        self._ending = 0  # runs of ``running`` whose outcome is being recorded (see _end)
         self.counters = {
             "claimed": 0,
             "processed": 0,
@@ -178,7 +180,7 @@ class Consumer:
         few seconds), running, processed, failed..."""
         return {
             "queued": self.queued,
-            "running": len(self.running),
+            "running": len(self.running) - self._ending,
             **self.counters,
             "concurrent_tasks": self.concurrent_tasks,
             "queues": list(self.queues),
@@ -192,7 +194,13 @@ class Consumer:
         while not self._stopping:
             # nothing else is awaited in this loop: a claim waits for no bookkeeping (the
             # ``queued`` statistic is refreshed by the renewer)
-            free = self.concurrent_tasks - len(self.running)
+            # a run whose job is over frees its slot while its outcome is recorded: the next
+            # claim goes out beside those round trips (at most as many again in flight)
+            running = len(self.running)
+            free = min(
+                self.concurrent_tasks - (running - self._ending),
+                2 * self.concurrent_tasks - running,
+            )
             if free <= 0:
                 self._wake.clear()
                 await self._wake.wait()
@@ -330,6 +338,8 @@ class Consumer:
             await self._end("complete", run, TaskState.SUCCESS, result=text)
         finally:
             self.running.pop(run.task_id, None)
+            if run.ending:
+                self._ending -= 1
             if run.reason != "postponed":
                 self.counters["processed"] += 1
             if self._wake is not None:
@@ -433,6 +443,11 @@ class Consumer:
         still be ours (afterwards another worker has it)."""
         deadline = time.monotonic() + max(self.lease * 2, 5.0)
         delay = 0.05
+        if not run.ending:  # the job is over: its slot takes the next claim meanwhile
+            run.ending = True
+            self._ending += 1
+            if self._wake is not None:
+                self._wake.set()
         flusher = self._flusher
         if run.updated and flusher is not None and not flusher.done():
             # its last update is written before its outcome (which it would not overwrite)
