@@ -377,6 +377,40 @@ async def test_corrupt_and_unknown_payloads_fail_alone(client, backend_url) -> N
     assert unknown.status == TaskState.FAILURE and "unknown job" in unknown.error
 
 
+async def test_a_slot_takes_the_next_task_while_the_outcome_is_recorded(
+    client, backend_url
+) -> None:
+    """Slow completions (0.3 s each): with 2 slots, the next 2 tasks start before the first 2
+    outcomes are recorded; never more than 2 x concurrent_tasks held."""
+    backend = tasks.create_backend(backend_url)
+    complete = backend.complete
+
+    async def slow_complete(*args: Any, **kwargs: Any) -> bool:
+        await asyncio.sleep(0.3)
+        return await complete(*args, **kwargs)
+
+    backend.complete = slow_complete  # type: ignore[method-assign]
+    consumer = tasks.Consumer(
+        backend, worker_id="w-slots", queues=("default",), lease=5.0, concurrent_tasks=2
+    )
+    ids = [(await client.queue_task("add", [i, i])).id for i in range(6)]
+    held = []
+    consumer.start()
+    try:
+        t0 = time.monotonic()
+        while consumer.counters["claimed"] < 4 and time.monotonic() - t0 < 5:
+            held.append(len(consumer.running))
+            await asyncio.sleep(0.005)
+        assert consumer.counters["claimed"] >= 4
+        assert consumer.counters["processed"] == 0  # no outcome recorded yet
+        for i, task_id in enumerate(ids):
+            assert (await client.wait_for_task(task_id, timeout=10)).result == 2 * i
+        assert max(held) <= 4, held
+    finally:
+        await consumer.stop(grace=1.0)
+        await backend.close()
+
+
 async def test_concurrency_limit(client, backend_url) -> None:
     async with consuming(backend_url, concurrent=3) as consumer:
         ids = [(await client.queue_task("sleeper", [0.5, str(i)])).id for i in range(6)]
