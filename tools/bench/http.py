@@ -35,9 +35,11 @@ The 1-worker cells run pinned (``taskset``, when there are 2 cores or more): the
 process group on cpu 0, wrk on cpu 1 (``--no-pin``: not pinned). Each server is checked to
 answer the right bytes (GET and POST) before it is measured. With
 ``--rounds N`` everything is measured N times and the best req/s of each cell is kept (with its
-p99). The table gives req/s, p50 and p99 latency, and the ratio to uvicorn; then the targets,
-per cell: pulsar inline >= 1.0x uvicorn and >= 5x gunicorn sync, pulsar threads >= 2x gunicorn
-gthread, pulsar inline p99 <= uvicorn's. Exit code 1 when a target is missed, 2 when the run
+p99) for the table, while each target that compares two measurements takes the median of the
+rounds' paired ratios (every round measures both sides; see :meth:`Results.ratio`). The
+table gives req/s, p50 and p99 latency, and the ratio to uvicorn; then the targets, per cell:
+pulsar inline >= 1.0x uvicorn and >= 5x gunicorn sync, pulsar threads >= 2x gunicorn gthread,
+pulsar inline p99 <= uvicorn's. Exit code 1 when a target is missed, 2 when the run
 fails. SIGTERM/SIGHUP (``timeout``, a closed terminal) end the run like Ctrl-C does: the server
 being measured and its whole process group are stopped first.
 
@@ -543,17 +545,37 @@ def check_server(port: int, timeout: float = 20.0) -> None:
 
 @dataclass
 class Results:
-    """Best result per (cell key, server name)."""
+    """Best result per (cell key, server name), and every round's in order."""
 
     best: dict[tuple[str, str], WrkResult] = field(default_factory=dict)
+    runs: dict[tuple[str, str], list[WrkResult]] = field(default_factory=dict)
 
     def add(self, cell: str, server: str, result: WrkResult) -> None:
         old = self.best.get((cell, server))
         if old is None or result.rps > old.rps:
             self.best[(cell, server)] = result
+        self.runs.setdefault((cell, server), []).append(result)
 
     def get(self, cell: str, server: str) -> WrkResult | None:
         return self.best.get((cell, server))
+
+    def ratio(self, a: tuple[str, str], b: tuple[str, str]) -> tuple[float, str]:
+        """req/s of ``a`` over ``b`` (each a (cell, server)) and how it was had: with two
+        rounds or more, the median of the rounds' ratios (each round measures both: a
+        neighbour's load that slows one round slows both sides of its ratio less than it
+        skews two independent bests); else the bests' ratio."""
+        ra, rb = self.runs.get(a, []), self.runs.get(b, [])
+        if len(ra) >= 2 and len(ra) == len(rb):
+            ratios = sorted(x.rps / y.rps for x, y in zip(ra, rb, strict=True) if y.rps)
+            if ratios:
+                mid = len(ratios) // 2
+                value = ratios[mid] if len(ratios) % 2 else (ratios[mid - 1] + ratios[mid]) / 2
+                spread = ", ".join(f"{r:.2f}" for r in ratios)
+                return value, f"median of {len(ratios)} paired rounds: {spread}"
+        best_a, best_b = self.best.get(a), self.best.get(b)
+        if best_a is None or best_b is None or not best_b.rps:
+            return 0.0, ""
+        return best_a.rps / best_b.rps, f"{best_a.rps:,.0f} vs {best_b.rps:,.0f} req/s"
 
 
 @contextlib.contextmanager
@@ -685,36 +707,39 @@ def report(
             for mode in ("pulsar inline", "pulsar threads"):
                 new, old = results.get(cell.key, mode), results.get(cell.key, f"{mode} {baseline}")
                 if new and old:
+                    value, how = results.ratio((cell.key, mode), (cell.key, f"{mode} {baseline}"))
                     targets.append(
-                        Target(f"{tag} {mode} / {mode} {baseline} req/s", new.rps / old.rps, 1.0,
-                               False, f"{new.rps:,.0f} vs {old.rps:,.0f} req/s")
-                    )  # fmt: skip
+                        Target(f"{tag} {mode} / {mode} {baseline} req/s", value, 1.0, False, how)
+                    )
         if cell.access_log:  # the access log's cost: on / off (the ka1 cell), >= 0.85
             for name in ("pulsar inline", "pulsar threads", "uvicorn"):
                 on, off = results.get(cell.key, name), results.get("ka1", name)
                 if on and off:
+                    value, how = results.ratio((cell.key, name), ("ka1", name))
                     targets.append(
-                        Target(f"{tag} {name} access log on / off req/s", on.rps / off.rps,
-                               0.85 if name.startswith("pulsar") else 0.0, False,
-                               f"{on.rps:,.0f} vs {off.rps:,.0f} req/s")
+                        Target(f"{tag} {name} access log on / off req/s", value,
+                               0.85 if name.startswith("pulsar") else 0.0, False, how)
                     )  # fmt: skip
             continue
         # issue 13 (keep-alive, 1 worker): inline >= 1.1x uvicorn, thread pool >= 4x gthread
         ka1 = cell.key == "ka1"
+        key = cell.key
         if inline and uvicorn:
+            value, how = results.ratio((key, "pulsar inline"), (key, "uvicorn"))
             targets.append(
-                Target(f"{tag} pulsar inline / uvicorn req/s", inline.rps / uvicorn.rps,
-                       1.1 if ka1 else 1.0, False)
+                Target(f"{tag} pulsar inline / uvicorn req/s", value, 1.1 if ka1 else 1.0,
+                       False, how)
             )  # fmt: skip
         if inline and sync:
+            value, how = results.ratio((key, "pulsar inline"), (key, "gunicorn sync"))
             targets.append(
-                Target(f"{tag} pulsar inline / gunicorn sync req/s", inline.rps / sync.rps, 5.0,
-                       False)
-            )  # fmt: skip
+                Target(f"{tag} pulsar inline / gunicorn sync req/s", value, 5.0, False, how)
+            )
         if threads and gthread:
+            value, how = results.ratio((key, "pulsar threads"), (key, "gunicorn gthread"))
             targets.append(
-                Target(f"{tag} pulsar threads / gunicorn gthread req/s", threads.rps / gthread.rps,
-                       4.0 if ka1 else 2.0, False)
+                Target(f"{tag} pulsar threads / gunicorn gthread req/s", value,
+                       4.0 if ka1 else 2.0, False, how)
             )  # fmt: skip
         if inline and uvicorn:
             targets.append(
