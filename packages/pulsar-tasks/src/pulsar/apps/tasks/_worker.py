@@ -12,8 +12,9 @@ consumer waits on the backend's wake-up (Redis BLPOP, SQLite change polling) unt
 time at most. Each attempt ends with exactly one of complete/retry/release, keyed by its lease
 token; those calls are retried through backend outages for as long as the lease could still be
 ours. A run's slot is free from the moment its job is over: the next claim goes out beside the
-round trip that records the outcome (at most ``2 * concurrent_tasks`` runs held). :meth:`Consumer.stop` stops claiming, lets running tasks finish within a grace period and
-hands the rest back (QUEUED again, attempt not counted). A task of a job with a ``rate_limit``
+round trip that records the outcome (at most ``2 * concurrent_tasks`` runs held).
+:meth:`Consumer.stop` stops claiming, lets running tasks finish within a grace period and hands
+the rest back (QUEUED again, attempt not counted). A task of a job with a ``rate_limit``
 asks the backend's limiter before it runs; refused, it is handed back due when the limit
 allows (``Backend.postpone``, attempt not counted) and its slot takes other work (see
 :mod:`._schedule`). The per-task log lines are batched
