@@ -315,3 +315,40 @@ def test_slow_response_outlives_keep_alive(tmp_path: Path) -> None:
     finally:
         output = stop(proc)
     assert proc.returncode == 0, output
+
+
+ACTOR_APP = """
+import threading
+
+import pulsar
+
+
+def app(environ, start_response):
+    actor = pulsar.get_actor()
+    body = f"{actor.name if actor else None} {threading.current_thread().name}".encode()
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [body]
+"""
+
+
+def test_thread_pool_runs_the_app_in_threads_bound_to_its_worker(tmp_path: Path) -> None:
+    """The callable runs on the server's own pool (pulsar-wsgi-N threads, not the actor's
+    ThreadPoolExecutor), and pulsar.get_actor() is the worker there."""
+    (tmp_path / "actorapp.py").write_text(ACTOR_APP)
+    port = free_port()
+    proc = run(
+        [sys.executable, "-m", "pulsar.apps.wsgi", "actorapp:app", "--bind",
+         f"127.0.0.1:{port}", "--workers", "1", "--thread-workers", "3"],
+        tmp_path,
+    )  # fmt: skip
+    try:
+        wait_http(f"http://127.0.0.1:{port}/", proc)
+        with httpx.Client() as client:
+            seen = {client.get(f"http://127.0.0.1:{port}/").text for _ in range(30)}
+    finally:
+        output = stop(proc)
+    assert proc.returncode == 0, output
+    names = {line.split()[0] for line in seen}
+    threads = {line.split()[1] for line in seen}
+    assert names == {"wsgi-worker"}, seen
+    assert all(t.startswith("pulsar-wsgi-") for t in threads), seen

@@ -66,3 +66,36 @@ def test_a_failing_call_does_not_lose_the_thread(monkeypatch: pytest.MonkeyPatch
     assert done.wait(5)
     assert len(hooked) == 1 and isinstance(hooked[0], ValueError)
     pool.shutdown()
+
+
+def test_the_initializer_runs_first_in_each_thread() -> None:
+    local = threading.local()
+    pool = CallPool(3, initializer=lambda: setattr(local, "ready", threading.get_ident()))
+    seen: list[tuple[int, int | None]] = []
+    done = threading.Event()
+
+    def call(i: int) -> None:
+        seen.append((threading.get_ident(), getattr(local, "ready", None)))
+        if len(seen) == 12:
+            done.set()
+
+    for i in range(12):
+        pool.submit(call, i)
+    assert done.wait(5)
+    assert all(ident == ready for ident, ready in seen)
+    pool.shutdown()
+
+
+def test_a_failing_initializer_is_reported_and_the_thread_serves(monkeypatch) -> None:
+    reported: list[BaseException | None] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: reported.append(args.exc_value))
+
+    def broken() -> None:
+        raise ValueError("init")
+
+    pool = CallPool(1, initializer=broken)
+    done = threading.Event()
+    pool.submit(lambda _: done.set(), None)
+    assert done.wait(5)
+    assert [type(e) for e in reported] == [ValueError]
+    pool.shutdown()

@@ -248,6 +248,11 @@ class ActorBase:
         return 0.0 if self.started_at is None else time.monotonic() - self.started_at
 
     # -- blocking work ---------------------------------------------------------------------------
+    def bind_thread(self) -> None:
+        """Bind this actor to the calling thread: :func:`pulsar.get_actor` returns it there (the
+        initializer of a thread pool of its own, as the threads of :attr:`executor` have)."""
+        set_actor(self)
+
     @property
     def executor(self) -> concurrent.futures.ThreadPoolExecutor:
         """The actor's thread pool for blocking calls (``thread_workers`` threads)."""

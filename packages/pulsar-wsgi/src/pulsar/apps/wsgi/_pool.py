@@ -29,11 +29,19 @@ class CallPool:
     Args:
         size: the number of threads (at least 1).
         name: the threads' name prefix.
+        initializer: called first in each thread (inside a pulsar actor: the actor's
+            ``bind_thread``, so the application sees ``pulsar.get_actor()``).
     """
 
-    def __init__(self, size: int, name: str = "pulsar-wsgi") -> None:
+    def __init__(
+        self,
+        size: int,
+        name: str = "pulsar-wsgi",
+        initializer: Callable[[], Any] | None = None,
+    ) -> None:
         self.size = max(1, size)
         self.name = name
+        self.initializer = initializer
         self._queue: queue.SimpleQueue[tuple[Callable[[Any], Any], Any] | None] = (
             queue.SimpleQueue()
         )
@@ -64,6 +72,14 @@ class CallPool:
                 self._threads.append(thread)
 
     def _work(self) -> None:
+        if self.initializer is not None:
+            try:
+                self.initializer()
+            except BaseException:  # reported; the thread serves anyway
+                exc_type, exc, tb = sys.exc_info()
+                threading.excepthook(
+                    threading.ExceptHookArgs((exc_type, exc, tb, threading.current_thread()))
+                )
         get = self._queue.get
         while True:
             item = get()

@@ -95,9 +95,9 @@ class ServerState:
     Args:
         app: the WSGI callable.
         cfg: a :class:`pulsar.Config` with the ``wsgi`` settings (None: defaults).
-        executor: an executor running the callable; by default the running pulsar actor's
-            executor (its threads know their actor: ``pulsar.get_actor()``), else a
-            :class:`~._pool.CallPool` of ``thread_workers`` threads owned (and shut down) here.
+        executor: an executor running the callable; by default a :class:`~._pool.CallPool`
+            of ``thread_workers`` threads owned (and shut down) here, bound to the running
+            pulsar actor when there is one (``pulsar.get_actor()`` works in the callable).
         on_request: called after each response, and then the one request counter: under
             ``WSGIServer`` the socket layer's ``WorkerServer.request_done`` (its ``requests``,
             toward ``max_requests``), this state counting nothing itself. None (the default):
@@ -139,7 +139,7 @@ class ServerState:
         self._own_executor: concurrent.futures.ThreadPoolExecutor | None = None
         #: an executor given to the constructor (the callable's result comes back as a future)
         self.custom_executor = executor is not None
-        #: the pool this server owns when it runs outside a pulsar actor (created on first use)
+        #: the pool running the callable when no executor was given (created on first use)
         self.pool: CallPool | None = None
         self._submit: Callable[[Callable[[Any], Any], Any], Any] | None = None
         # the connections' deadlines, by tick (1/TICKS_PER_SECOND s): one timer per tick in use
@@ -207,7 +207,8 @@ class ServerState:
 
     def submit(self, fn: Callable[[Any], Any], arg: Any) -> None:
         """Run ``fn(arg)`` in the thread pool; ``fn`` reports its outcome itself (no future is
-        waited for). Inside a pulsar actor the actor's executor runs it, else :attr:`pool`.
+        waited for): the executor given to the constructor, else :attr:`pool` (inside a pulsar
+        actor too, its threads bound to the actor).
 
         Raises:
             RuntimeError: the pool is shut down.
@@ -216,11 +217,15 @@ class ServerState:
         if submit is None:
             import pulsar
 
-            actor = pulsar.get_actor()
-            if self._executor is not None or actor is not None:
+            if self.custom_executor:  # given to the constructor
                 submit = self.executor.submit
             else:
-                self.pool = CallPool(self.thread_workers)
+                # a CallPool also inside an actor (not the actor's executor: a
+                # ThreadPoolExecutor costs a Future, a work item and a semaphore per request),
+                # its threads bound to the actor as the executor's are
+                actor = pulsar.get_actor()
+                bind = getattr(actor, "bind_thread", None)
+                self.pool = CallPool(self.thread_workers, initializer=bind)
                 submit = self.pool.submit
             self._submit = submit
         submit(fn, arg)
