@@ -17,10 +17,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
+from site_app import hello  # noqa: E402
+
 import pulsar  # noqa: E402
 from pulsar.apps import tasks, wsgi  # noqa: E402
 from pulsar.apps.socket import SocketServer  # noqa: E402
-from site_app import hello  # noqa: E402
 
 
 class Echo(asyncio.Protocol):

@@ -631,7 +631,7 @@ def validate_address_or_flag(default: str) -> Validator:
     (``0``, ``""``, 0/false/no/off) is None (off); anything else is one address in a form
     :func:`parse_address` accepts, returned normalised (``":9090"`` -> ``"0.0.0.0:9090"``).
     """
-    default = str(_parse_address(default))
+    default = str(parse_address(default))
 
     def validator(value: Any) -> str | None:
         if value is None or isinstance(value, bool) or (isinstance(value, int) and value in (0, 1)):
@@ -642,10 +642,7 @@ def validate_address_or_flag(default: str) -> Validator:
                 return None
             if text in _TRUE:
                 return default
-        try:
-            return str(_parse_address(value))
-        except ValueError as exc:
-            raise ValueError(f"{exc}; expected HOST:PORT, or true/false") from None
+        return str(_parse_address(value))
 
     validator.__doc__ = f"An address (HOST:PORT...), True for {default}, or False/None: off."
     return validator
