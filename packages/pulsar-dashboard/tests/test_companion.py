@@ -20,13 +20,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from site_app import hello
 
 import pulsar
-from pulsar._companions import GROUP, find_companions
 from pulsar.apps import wsgi
 from pulsar.apps.dashboard import DashboardServer
+from pulsar.apps.dashboard._companion import companions
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX process groups")
 
 LISTENING = r"{name}: listening on (\S+)"
+GROUP = "pulsar.companions"  # the entry point group pulsar-core looks in
 
 
 def pulsar_wsgi(*args: str, env: dict[str, str] | None = None) -> h.Proc:
@@ -74,9 +75,13 @@ def alive(processes: list[psutil.Process]) -> list[str]:
 
 def test_the_entry_point_is_declared() -> None:
     (point,) = entry_points(group=GROUP, name="dashboard")
-    from pulsar.apps.dashboard._companion import companions
-
     assert point.load() is companions
+
+
+def companion(app: wsgi.WSGIServer, setting: str) -> DashboardServer:
+    """What pulsar-core gets from the entry point for ``app`` (nothing is bound)."""
+    (server,) = companions(setting, app.cfg.get(setting), apps=[app], label=setting)
+    return server
 
 
 def test_pulsar_wsgi_dashboard_shows_the_app_and_stops_with_its_process_group() -> None:
@@ -146,15 +151,13 @@ def test_python_form_dashboard_address() -> None:
 
 
 def test_python_form_dashboard_true_is_127_0_0_1_8070() -> None:
-    made = find_companions([wsgi.WSGIServer(callable=hello, dashboard=True)])
-    (server,) = made["dashboard"]
+    server = companion(wsgi.WSGIServer(callable=hello, dashboard=True), "dashboard")
     assert isinstance(server, DashboardServer) and server.name == "dashboard"
     assert list(server.cfg.get("bind")) == ["127.0.0.1:8070"]
     assert server.cfg.get("workers") == 1 and not server.wsgi_callable.metrics_only
-    (exporter,) = find_companions([wsgi.WSGIServer(callable=hello, metrics=True)])["metrics"]
-    assert list(exporter.cfg.get("bind")) == ["127.0.0.1:9090"]
+    exporter = companion(wsgi.WSGIServer(callable=hello, metrics=True), "metrics")
+    assert exporter.name == "metrics" and list(exporter.cfg.get("bind")) == ["127.0.0.1:9090"]
     assert exporter.wsgi_callable.metrics_only
-    assert find_companions([wsgi.WSGIServer(callable=hello)]) == {}
 
 
 def test_the_companion_takes_the_environment_and_the_global_settings(
@@ -163,14 +166,14 @@ def test_the_companion_takes_the_environment_and_the_global_settings(
     monkeypatch.setenv("PULSAR_DASHBOARD_TOKEN", h.TOKEN)
     monkeypatch.setenv("PULSAR_DASHBOARD_INTERVAL", "0.5")
     app = wsgi.WSGIServer(callable=hello, dashboard="0.0.0.0:0", log_level="debug", workers=3)
-    (server,) = find_companions([app])["dashboard"]
+    server = companion(app, "dashboard")
     assert server.cfg.get("dashboard_token") == h.TOKEN
     assert server.cfg.get("dashboard_interval") == 0.5
     assert server.cfg.get("log_level") == "debug"  # a global setting the user set
     assert server.cfg.get("workers") == 1  # not the application's own
     monkeypatch.setenv("PULSAR_DASHBOARD_INTERVAL", "soon")
     with pytest.raises(pulsar.ConfigError, match=r"PULSAR_DASHBOARD_INTERVAL: invalid value"):
-        find_companions([app])
+        companion(app, "dashboard")
 
 
 @pytest.mark.parametrize("kind", ["socket", "tasks", "multi"])
@@ -252,3 +255,14 @@ def test_missing_package_is_one_error_line(tmp_path: Path) -> None:
         "error: --dashboard needs pulsar-dashboard, which is not installed: "
         "pip install pulsar-dashboard"
     ]
+
+
+def test_the_server_pickles_for_spawned_workers() -> None:
+    """A worker started with spawn or forkserver gets the application pickled: the dashboard's
+    lock and source stay behind, its options travel."""
+    import pickle
+
+    server = companion(wsgi.WSGIServer(callable=hello, metrics=True), "metrics")
+    copy = pickle.loads(pickle.dumps(server))
+    assert copy.wsgi_callable.metrics_only and copy.name == "metrics"
+    assert list(copy.cfg.get("bind")) == ["127.0.0.1:9090"]
