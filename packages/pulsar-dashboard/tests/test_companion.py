@@ -266,3 +266,45 @@ def test_the_server_pickles_for_spawned_workers() -> None:
     copy = pickle.loads(pickle.dumps(server))
     assert copy.wsgi_callable.metrics_only and copy.name == "metrics"
     assert list(copy.cfg.get("bind")) == ["127.0.0.1:9090"]
+
+
+def test_a_spawned_dashboard_worker() -> None:
+    """The spawn start method pickles the DashboardServer to its worker (it could not: the
+    dashboard's lock)."""
+    proc = h.spawn(["beside_app.py", "--dashboard-start-method", "spawn"])
+    try:
+        url = "http://" + proc.wait_for(LISTENING.format(name="dashboard"))[1]
+        m = h.eventually(
+            lambda: (x := metrics(url)).get(("pulsar_workers", (("app", "web"),))) == 2 and x,
+            timeout=20,
+        )
+        assert m[("pulsar_workers", (("app", "dashboard"),))] == 1
+    finally:
+        proc.stop()
+
+
+def test_metrics_beside_an_attached_dashboard(site: Any) -> None:
+    """``pulsar-dashboard --attach app.pid --metrics ADDRESS``: the exporter reads the attached
+    application, as the dashboard does."""
+    proc = h.spawn(
+        [
+            "-m",
+            "pulsar.apps.dashboard",
+            "--attach",
+            str(site.pidfile),
+            "--bind",
+            "127.0.0.1:0",
+            "--metrics",
+            "127.0.0.1:0",
+        ]
+    )
+    try:
+        exporter = "http://" + proc.wait_for(LISTENING.format(name="metrics"))[1]
+        m = h.eventually(
+            lambda: (x := metrics(exporter)).get(("pulsar_workers", (("app", "wsgi"),))) == 2 and x,
+            timeout=20,
+        )
+        assert m[("pulsar_workers", (("app", "tasks"),))] == 1  # the attached site's
+        assert httpx.get(exporter + "/", timeout=10).status_code == 404
+    finally:
+        proc.stop()
