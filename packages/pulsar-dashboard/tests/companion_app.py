@@ -5,6 +5,8 @@ sight: pulsar-core finds it through the ``pulsar.companions`` entry point).
     python companion_app.py socket [options]           an echo SocketServer (--dashboard ...)
     python companion_app.py tasks BACKEND [options]    a TaskQueue (--dashboard ...)
     python companion_app.py multi BACKEND [options]    a MultiApp: web (2 workers) + tasks
+    python companion_app.py running ADDRESS            two WSGIServer(dashboard=ADDRESS) started
+                                                       in a running arbiter (pulsar.arbiter)
 """
 
 from __future__ import annotations
@@ -44,6 +46,13 @@ class Site(pulsar.MultiApp):
         )
 
 
+def two_servers(address: str) -> None:
+    for name in ("one", "two"):
+        wsgi.WSGIServer(
+            callable=hello, name=name, bind="127.0.0.1:0", workers=1, dashboard=address
+        ).start()
+
+
 if __name__ == "__main__":
     kind, argv = sys.argv[1], sys.argv[2:]
     if kind == "wsgi":
@@ -56,5 +65,7 @@ if __name__ == "__main__":
         tasks.TaskQueue(backend=argv[0], modules=["site_jobs"], workers=1).start(argv[1:])
     elif kind == "multi":
         Site(argv[0]).start(argv[1:])
+    elif kind == "running":
+        raise SystemExit(pulsar.arbiter(start=lambda arbiter: two_servers(argv[0])).start())
     else:
         raise SystemExit(f"unknown kind {kind!r}")

@@ -201,6 +201,17 @@ def test_any_application(kind: str, tmp_path: Path) -> None:
         proc.stop()
 
 
+def test_applications_started_in_a_running_arbiter_share_one_dashboard() -> None:
+    proc = h.spawn(["companion_app.py", "running", "127.0.0.1:0"])
+    try:
+        url = "http://" + proc.wait_for(LISTENING.format(name="dashboard"))[1]
+        apps = h.eventually(lambda: (a := apps_of(url)).get("two", {}).get("workers") and a)
+        assert set(apps) == {"one", "two", "dashboard"}
+        assert proc.output.count("dashboard: listening on") == 1
+    finally:
+        proc.stop()
+
+
 @pytest.mark.parametrize(
     ("args", "env", "message"),
     [
