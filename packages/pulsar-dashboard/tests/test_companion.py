@@ -103,7 +103,9 @@ def test_pulsar_wsgi_dashboard_shows_the_app_and_stops_with_its_process_group() 
         assert m[("pulsar_workers", (("app", "wsgi"),))] == 2
         assert m[("pulsar_up", ())] == 1
         processes = tree(proc)
-        assert len(processes) == 4  # the arbiter, 2 wsgi workers, the dashboard's worker
+        workers = [w["pid"] for a in ("wsgi", "dashboard") for w in apps_of(url)[a]["workers"]]
+        assert len(workers) == 3  # 2 wsgi workers, the dashboard's, all children of the arbiter
+        assert set(workers) <= {p.pid for p in processes}
         os.killpg(proc.popen.pid, signal.SIGTERM)  # as systemd stops a service
         assert proc.popen.wait(30) == 0
         h.eventually(lambda: not alive(processes), timeout=10)
