@@ -27,6 +27,7 @@ from pulsar._config import (
     Setting,
     parse_address,
     settings_reference,
+    validate_address_or_flag,
     validate_bind,
     validate_bool,
     validate_callable,
@@ -228,6 +229,55 @@ def test_validate_bind_bad() -> None:
     assert bad(validate_bind, 3.5) == "expected a string or a list of strings"
 
 
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, None),
+        (False, None),
+        (0, None),
+        ("", None),
+        (" off ", None),
+        ("false", None),
+        (True, "127.0.0.1:8070"),
+        (1, "127.0.0.1:8070"),
+        ("yes", "127.0.0.1:8070"),
+        ("127.0.0.1:9000", "127.0.0.1:9000"),
+        (":9000", "0.0.0.0:9000"),
+        (9000, "0.0.0.0:9000"),
+        ("[::1]:9000", "[::1]:9000"),
+        ("unix:/tmp/d.sock", "unix:/tmp/d.sock"),
+    ],
+)
+def test_validate_address_or_flag(value: Any, expected: str | None) -> None:
+    assert validate_address_or_flag("127.0.0.1:8070")(value) == expected
+
+
+def test_validate_address_or_flag_bad() -> None:
+    validator = validate_address_or_flag("127.0.0.1:8070")
+    for value in ("nope", "1.2.3.4:99999", ["127.0.0.1:1"]):
+        with pytest.raises(ValueError):
+            validator(value)
+    with pytest.raises(ConfigError, match="bind: invalid port"):
+        validate_address_or_flag("127.0.0.1:x")  # a bad default is a declaration error
+
+
+def test_dashboard_and_metrics_flag_alone_env_and_value() -> None:
+    """``nargs = "?"`` settings: the flag alone gives ``const`` (True: the default address)."""
+    cfg = Config()
+    assert (cfg.get("dashboard"), cfg.get("metrics")) == (None, None)
+    cfg.load(["--dashboard"], {})
+    assert cfg.get("dashboard") == "127.0.0.1:8070" and cfg.settings["dashboard"].source == "cli"
+    cfg = Config()
+    cfg.load(["--dashboard", "127.0.0.1:9000", "--metrics", ":9090"], {})
+    assert (cfg.get("dashboard"), cfg.get("metrics")) == ("127.0.0.1:9000", "0.0.0.0:9090")
+    cfg = Config()
+    cfg.load([], {"PULSAR_DASHBOARD": "1", "PULSAR_METRICS": "127.0.0.1:1"})
+    assert (cfg.get("dashboard"), cfg.get("metrics")) == ("127.0.0.1:8070", "127.0.0.1:1")
+    assert Config(metrics=True).get("metrics") == "127.0.0.1:9090"
+    with pytest.raises(ConfigError, match=r"--dashboard: invalid value 'nope'"):
+        Config().load(["--dashboard", "nope"], {})
+
+
 def test_validate_path_or_none(tmp_path: Path) -> None:
     assert validate_path_or_none(None) is None
     assert validate_path_or_none("") is None
@@ -422,6 +472,8 @@ CORE = {
     "error_logfile": ("Logging", "-", True),
     "access_logfile": ("Logging", None, True),
     "access_log": ("Logging", True, False),
+    "dashboard": ("Monitoring", None, True),
+    "metrics": ("Monitoring", None, True),
 }
 HOOKS = {
     "arbiter_start": 1,
@@ -1215,8 +1267,10 @@ def test_settings_reference_content() -> None:
         "Server Socket",
         "Server Mechanics",
         "Logging",
+        "Monitoring",
         "Server Hooks",
     ]
+    assert "- Command line: `--dashboard [ADDRESS]`" in text
     assert "[`config`](#config-1)" in text  # the setting's heading follows the section's
 
 

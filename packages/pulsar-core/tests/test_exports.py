@@ -90,7 +90,7 @@ def test_errors_share_one_base_and_pickle() -> None:
 def test_validators_module() -> None:
     from pulsar import validators
 
-    assert len(validators.__all__) == 19  # 18 validators and declare_app
+    assert len(validators.__all__) == 20  # 19 validators and declare_app
     for name in validators.__all__:
         assert callable(getattr(validators, name)), name
     assert validators.validate_positive_int("3") == 3

@@ -14,6 +14,9 @@ same names. With ``workers=0`` the application runs inside the arbiter itself.
 A :class:`MultiApp` runs several applications in one arbiter, each with its own prefix
 (``--rpc-workers 2 --wsgi-workers 4``).
 
+The ``dashboard`` and ``metrics`` settings add companion applications of another package to
+the same arbiter, once per arbiter (:mod:`pulsar._companions`, found through entry points).
+
 The application object travels to its workers (pickled with the ``spawn``/``forkserver`` start
 methods), so its ``callable`` must then be importable by name.
 """
@@ -34,6 +37,7 @@ from typing import Any
 
 from ._actor import ActorBase
 from ._arbiter import Arbiter, ExitCode, arbiter, get_arbiter
+from ._companions import add_companions, find_companions
 from ._config import Config
 from ._exceptions import ConfigError
 from ._monitor import Monitor
@@ -420,19 +424,25 @@ class Application:
         """
         running = get_arbiter()
         if running is not None and running.state < 3 and running.loop is not None:
-            return self.add_to(running)
+            monitor = self.add_to(running)
+            add_companions(
+                running, find_companions([self], running=running.extra.get("companions"))
+            )
+            return monitor
         cwd_importable()
         try:
             if load_config:
                 self.load_config(argv)
             if self.import_spec is not None and not self.has_application:
                 self.load_application()
+            companions = find_companions([self])
         except ConfigError as exc:
             return _fail(exc, exit)
         except KeyboardInterrupt:
             return _interrupted(exit)
         arb = arbiter(cfg=self.cfg.prefixed(None))
         self.add_to(arb)
+        add_companions(arb, companions)
         code = arb.start()
         if exit:
             sys.exit(code)
@@ -547,16 +557,24 @@ class MultiApp:
             for app in apps:
                 if app.import_spec is not None and not app.has_application:
                     app.load_application()
+            running = get_arbiter()
+            if running is None or running.state >= 3 or running.loop is None:
+                running = None
+            companions = find_companions(
+                apps, running=None if running is None else running.extra.get("companions", {})
+            )
         except ConfigError as exc:
             return _fail(exc, exit)
         except KeyboardInterrupt:
             return _interrupted(exit)
-        running = get_arbiter()
-        if running is not None and running.state < 3 and running.loop is not None:
-            return [app.add_to(running) for app in apps]
+        if running is not None:
+            added = [app.add_to(running) for app in apps]
+            add_companions(running, companions)
+            return added
         arb = arbiter(cfg=apps[0].cfg.prefixed(None))
         for app in apps:
             app.add_to(arb)
+        add_companions(arb, companions)
         code = arb.start()
         if exit:
             sys.exit(code)

@@ -75,6 +75,7 @@ __all__ = [
     "Setting",
     "parse_address",
     "settings_reference",
+    "validate_address_or_flag",
     "validate_bind",
     "validate_bool",
     "validate_callable",
@@ -623,6 +624,30 @@ def validate_bind(value: Any) -> list[str]:
     return [str(_parse_address(item)) for item in items]
 
 
+def validate_address_or_flag(default: str) -> Validator:
+    """Return a validator for an optional single address that a flag may switch on.
+
+    ``True`` (also ``1``, and the strings 1/true/yes/on) is ``default``; ``None``, ``False``
+    (``0``, ``""``, 0/false/no/off) is None (off); anything else is one address in a form
+    :func:`parse_address` accepts, returned normalised (``":9090"`` -> ``"0.0.0.0:9090"``).
+    """
+    default = str(parse_address(default))
+
+    def validator(value: Any) -> str | None:
+        if value is None or isinstance(value, bool) or (isinstance(value, int) and value in (0, 1)):
+            return default if value else None
+        if isinstance(value, str):
+            text = value.strip().lower()
+            if not text or text in _FALSE:
+                return None
+            if text in _TRUE:
+                return default
+        return str(_parse_address(value))
+
+    validator.__doc__ = f"An address (HOST:PORT...), True for {default}, or False/None: off."
+    return validator
+
+
 # ---------------------------------------------------------------------------------------------
 # Setting declarations and the registry
 # ---------------------------------------------------------------------------------------------
@@ -648,7 +673,8 @@ class Setting:
     - ``validator``: value -> value, raising ValueError/TypeError with the reason;
     - ``section``, ``desc`` (one line), ``doc`` (optional longer text);
     - argparse details: ``type`` (applied to strings from the command line and environment
-      before the validator), ``nargs``, ``action`` (default ``BooleanOptionalAction`` for
+      before the validator), ``nargs`` (with ``"?"``, the flag alone gives ``const``),
+      ``action`` (default ``BooleanOptionalAction`` for
       :func:`validate_bool` settings, giving ``--x``/``--no-x``), ``meta``, ``choices``
       (when given without a validator, :func:`validate_choice` is used);
     - ``app``: None for core settings, the application name (``"wsgi"``) otherwise;
@@ -671,6 +697,7 @@ class Setting:
     doc: ClassVar[str] = ""
     type: ClassVar[Callable[[str], Any] | None] = None
     nargs: ClassVar[int | str | None] = None
+    const: ClassVar[Any] = None
     action: ClassVar[str | builtins.type[argparse.Action] | None] = None
     meta: ClassVar[str | None] = None
     choices: ClassVar[Sequence[str] | None] = None
@@ -783,6 +810,8 @@ class Setting:
             kwargs["metavar"] = self.metavar()
             if self.nargs is not None:
                 kwargs["nargs"] = self.nargs
+            if self.nargs == "?":
+                kwargs["const"] = self.const
         result: argparse.Action = parser.add_argument(*flags, **kwargs)
         return result
 
@@ -1558,6 +1587,8 @@ def settings_reference(apps: Iterable[str] | None = None, *, include_core: bool 
                 shown = [f"`{flag}`" for flag in flags]
             else:
                 meta = f" {cls.metavar()}" if cls.flags else ""
+                if meta and cls.nargs == "?":
+                    meta = f" [{cls.metavar()}]"
                 shown = [f"`{flag}{meta}`" for flag in flags]
             lines.append(f"- Command line: {', '.join(shown) or 'none (code or config file)'}")
             env = cls.env_var()

@@ -15,6 +15,7 @@ from pulsar._config import (
     Config,
     Setting,
     declare_app,
+    validate_address_or_flag,
     validate_bind,
     validate_bool,
     validate_callable,
@@ -38,6 +39,7 @@ __all__ = [
     "HOOKS",
     "LOGGING",
     "MECHANICS",
+    "MONITORING",
     "SERVER_APP",
     "SOCKET",
     "WORKERS",
@@ -50,6 +52,7 @@ WORKERS = "Worker Processes"
 SOCKET = "Server Socket"
 MECHANICS = "Server Mechanics"
 LOGGING = "Logging"
+MONITORING = "Monitoring"
 HOOKS = "Server Hooks"
 #: the ``app`` of the settings only servers have (bind, TLS, keep-alive, max_requests, access
 #: log): a ``SocketServer`` (WSGI, RPC...) has ``"socket"`` in its ``cfg_apps``; a task queue
@@ -501,6 +504,50 @@ class AccessLog(Setting):
     default = True
     validator = validate_bool
     desc = "Log one line per request or connection served by this application."
+
+
+# --- Monitoring --------------------------------------------------------------------------------
+# Served by companion applications of another package (pulsar-dashboard), found through the
+# ``pulsar.companions`` entry points when the application starts: see pulsar._companions.
+
+
+class Dashboard(Setting):
+    name = "dashboard"
+    section = MONITORING
+    flags = ["--dashboard"]
+    meta = "ADDRESS"
+    nargs = "?"
+    const = True
+    default_doc = "off (`--dashboard` alone, or `True`: `127.0.0.1:8070`)"
+    validator = validate_address_or_flag("127.0.0.1:8070")
+    is_global = True
+    desc = "Serve the live dashboard of this application at this address (needs pulsar-dashboard)."
+    doc = """
+        One dashboard per arbiter, beside the application's own monitors, showing it (the
+        actor tree, servers, tasks, `/metrics`): `pulsar-wsgi app:app --dashboard` serves it
+        on 127.0.0.1:8070, `--dashboard 127.0.0.1:9000` elsewhere; in code `dashboard=True`
+        or `dashboard="127.0.0.1:9000"`. Needs `pip install pulsar-dashboard` (otherwise the
+        start fails with exit code 2). An address that is not loopback needs a token:
+        `PULSAR_DASHBOARD_TOKEN` in the environment (see `dashboard_token`).
+        """
+
+
+class Metrics(Setting):
+    name = "metrics"
+    section = MONITORING
+    flags = ["--metrics"]
+    meta = "ADDRESS"
+    nargs = "?"
+    const = True
+    default_doc = "off (`--metrics` alone, or `True`: `127.0.0.1:9090`)"
+    validator = validate_address_or_flag("127.0.0.1:9090")
+    is_global = True
+    desc = "Serve Prometheus /metrics of this application at this address (needs pulsar-dashboard)."
+    doc = """
+        The dashboard's `/metrics` without its pages (any other path is a 404), for
+        Prometheus to scrape: `--metrics 127.0.0.1:9090`. It can run with `--dashboard` or
+        without it. The same token rule as the dashboard's applies to a non-loopback address.
+        """
 
 
 # --- Server Hooks ------------------------------------------------------------------------------

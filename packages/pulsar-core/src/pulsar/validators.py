@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from ._config import (
     declare_app,
+    validate_address_or_flag,
     validate_bind,
     validate_bool,
     validate_callable,
@@ -44,6 +45,7 @@ from ._config import (
 
 __all__ = [
     "declare_app",
+    "validate_address_or_flag",
     "validate_bind",
     "validate_bool",
     "validate_callable",

@@ -70,6 +70,7 @@ class Dashboard:
             ``dashboard_interval``).
         token: the token actions need (None: read from the actor's ``dashboard_token``).
         protect_reads: pages need the token too (the server sets it for non-loopback binds).
+        metrics_only: serve ``/metrics`` and nothing else (404): the ``--metrics`` exporter.
     """
 
     def __init__(
@@ -78,10 +79,27 @@ class Dashboard:
         *,
         token: str | None = None,
         protect_reads: bool | None = None,
+        metrics_only: bool = False,
     ) -> None:
         self._source = source
         self._token = token
         self._protect_reads = protect_reads
+        self.metrics_only = metrics_only
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled to a spawned worker as its configuration (the source is made there)."""
+        return {
+            "token": self._token,
+            "protect_reads": self._protect_reads,
+            "metrics_only": self.metrics_only,
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._source = None
+        self._token = state["token"]
+        self._protect_reads = state["protect_reads"]
+        self.metrics_only = state["metrics_only"]
         self._lock = threading.Lock()
 
     # -- configuration ----------------------------------------------------------------------------
@@ -170,6 +188,9 @@ class Dashboard:
                 b"unexpected Host: this dashboard answers to 127.0.0.1, localhost and ::1\n",
                 [("Content-Type", "text/plain; charset=utf-8")],
             )
+        if self.metrics_only and (path != "/metrics" or method not in ("GET", "HEAD")):
+            # the --metrics exporter: nothing else to read, no action to take
+            raise _Response("404 Not Found", b"not found\n", [("Content-Type", "text/plain")])
         if path == "/static/dashboard.js":
             return "200 OK", [("Content-Type", "text/javascript; charset=utf-8")], SCRIPT.encode()
         if path == "/login":
