@@ -351,15 +351,21 @@ def arbiter_info(pidfile: Path) -> dict:  # type: ignore[type-arg]
     return asyncio.run(asyncio.wait_for(ask(), 15))
 
 
-@pytest.mark.parametrize("thread_workers", ["0", "4"])
-def test_worker_info_has_statuses_and_latency(tmp_path: Path, thread_workers: str) -> None:
+@pytest.mark.parametrize(
+    ("thread_workers", "concurrency"), [("0", "process"), ("4", "process"), ("4", "thread")]
+)
+def test_worker_info_has_statuses_and_latency(
+    tmp_path: Path, thread_workers: str, concurrency: str
+) -> None:
     """Each worker's ``info`` carries its responses by status and its latency histogram; the
-    sums over the workers are the traffic sent."""
+    sums over the workers are the traffic sent (thread workers share the application object,
+    not their counters)."""
     (tmp_path / "routes.py").write_text(ROUTES)
     port = free_port()
     pidfile = tmp_path / "app.pid"
     args = ["--bind", f"127.0.0.1:{port}", "--workers", "2", "--pidfile", str(pidfile)]
     args += ["--thread-workers", thread_workers, "--graceful-timeout", "3", "--no-access-log"]
+    args += ["--concurrency", concurrency]
     proc = run([sys.executable, "routes.py", *args], tmp_path)
     try:
         wait_http(f"http://127.0.0.1:{port}/", proc)  # one 200
@@ -388,9 +394,13 @@ def test_worker_info_has_statuses_and_latency(tmp_path: Path, thread_workers: st
             assert s["mode"] == ("threads" if thread_workers != "0" else "inline")
             latency = s["latency"]
             assert latency["count"] == sum(s["statuses"].values())
+            assert s["total_connections"] <= 40
             assert latency["buckets"][-1] <= latency["count"] and latency["sum"] >= 0
             assert len(latency["buckets"]) == len(latency["le"])
         assert sum(s["latency"]["count"] for s in stats) == 38
+        # each worker's own: the socket layer's request counts agree worker by worker
+        for w in workers:
+            assert w["server"]["requests"] == sum(w["wsgi"]["statuses"].values())
     finally:
         output = stop(proc)
     assert proc.returncode == 0, output
