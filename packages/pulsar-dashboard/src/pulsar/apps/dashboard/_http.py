@@ -28,9 +28,11 @@ __all__ = [
     "histogram_delta",
     "quantile",
     "status_share",
+    "window_stats",
 ]
 
 Histogram = dict[str, Any]
+SeriesPoint = tuple[float, float | None, float | None, float | None, float | None, float | None]
 #: the percentiles the pages show
 QUANTILES = (0.5, 0.95, 0.99)
 
@@ -145,6 +147,8 @@ class HttpTotals:
         # app -> (statuses, latency) of the workers gone
         self._retired: dict[str, tuple[dict[str, int], Histogram]] = {}
         self._history: dict[str, deque[tuple[float, dict[str, int], Histogram]]] = {}
+        # app -> one chart point per pair of consecutive samples (computed once, when it comes)
+        self._series: dict[str, deque[SeriesPoint]] = {}
         self._history_len = history
 
     def update(
@@ -183,11 +187,14 @@ class HttpTotals:
                 add_histogram(latency, retired_latency)
             history = self._history.setdefault(app, deque(maxlen=self._history_len))
             history.append((now, statuses, latency))
+            series = self._series.setdefault(app, deque(maxlen=max(1, self._history_len - 1)))
+            if len(history) >= 2:
+                series.append(_point(history[-2], history[-1]))
             out[app] = {
                 "statuses": dict(sorted(statuses.items())),
                 "latency": latency,
                 "window": self._window(history, 10.0),
-                "series": _series(history),
+                "series": list(series),
             }
         return out
 
@@ -206,22 +213,19 @@ class HttpTotals:
         return window_stats(_statuses_delta(last[1], first[1]), histogram_delta(last[2], first[2]))
 
 
-def _series(
-    history: Sequence[tuple[float, dict[str, int], Histogram]],
-) -> list[tuple[float, float | None, float | None, float | None, float | None, float | None]]:
-    out = []
-    for i in range(1, len(history)):
-        (_, s0, h0), (t1, s1, h1) = history[i - 1], history[i]
-        w = window_stats(_statuses_delta(s1, s0), histogram_delta(h1, h0))
-        share5, share4 = w["errors_5xx"], w["errors_4xx"]
-        out.append(
-            (
-                t1,
-                None if share5 is None else 100.0 * share5,
-                None if share4 is None else 100.0 * share4,
-                w["p50"],
-                w["p95"],
-                w["p99"],
-            )
-        )
-    return out
+def _point(
+    old: tuple[float, dict[str, int], Histogram], new: tuple[float, dict[str, int], Histogram]
+) -> SeriesPoint:
+    """The chart point of the responses between two samples: (time, 5xx %, 4xx %, p50, p95,
+    p99 in seconds), None where there were none."""
+    (_, s0, h0), (t1, s1, h1) = old, new
+    w = window_stats(_statuses_delta(s1, s0), histogram_delta(h1, h0))
+    share5, share4 = w["errors_5xx"], w["errors_4xx"]
+    return (
+        t1,
+        None if share5 is None else 100.0 * share5,
+        None if share4 is None else 100.0 * share4,
+        w["p50"],
+        w["p95"],
+        w["p99"],
+    )
