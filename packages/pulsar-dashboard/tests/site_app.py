@@ -20,6 +20,14 @@ from pulsar.apps import tasks, wsgi  # noqa: E402
 
 
 def hello(environ, start_response):  # type: ignore[no-untyped-def]
+    """``/missing``: 404, ``/fail``: the application fails (the server answers 500), anything
+    else: Hello World."""
+    path = environ.get("PATH_INFO")
+    if path == "/missing":
+        start_response("404 Not Found", [("Content-Type", "text/plain"), ("Content-Length", "0")])
+        return [b""]
+    if path == "/fail":
+        raise RuntimeError("failed on purpose (a dashboard test)")
     body = b"Hello World!\n"
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
     return [body]

@@ -160,13 +160,20 @@ def test_tree_shows_every_worker_and_a_sigkilled_one_is_replaced(
     assert '"pid"' in text_of(browser, "info")
     assert browser.find_elements(By.XPATH, "//button[text()='Stop']")
     shot(browser, tmp_path, "worker")
-    with httpx.Client(base_url=f"http://{live.site.web}") as web:  # traffic for the chart
-        for _ in range(8):
+    with httpx.Client(base_url=f"http://{live.site.web}") as web:  # traffic for the charts
+        for i in range(8):
             for _ in range(20):
                 web.get("/")
+            for _ in range(i % 3):
+                web.get("/missing")
+            if i % 2:
+                web.get("/fail")  # a 500
             time.sleep(0.15)
     browser.get(live.url + "/servers")
-    assert browser.find_elements(By.CSS_SELECTOR, "svg.chart")
+    # requests/s, errors, latency
+    assert len(browser.find_elements(By.CSS_SELECTOR, "svg.chart")) >= 3
+    share = browser.find_element(By.CSS_SELECTOR, ".errors-5xx").text
+    assert share.endswith("%") and float(share[:-1]) > 0
     shot(browser, tmp_path, "servers")
 
 

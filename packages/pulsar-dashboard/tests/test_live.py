@@ -62,12 +62,14 @@ def test_actor_tree_and_pages(live: Any) -> None:
 
 
 def test_metrics_count_real_traffic(live: Any) -> None:
-    key = ("pulsar_http_requests_total", (("app", "wsgi"),))
+    key = ("pulsar_http_requests_total", (("app", "wsgi"), ("status", "200")))
 
     def settled() -> list[float] | None:  # the same total over several reads (0.3 s apart)
-        first = metrics(live.url).get(key)
+        m = metrics(live.url)
+        first = m.get(key, 0.0)  # a status has no sample before its first response
         time.sleep(1.0)
-        return [first] if first is not None and metrics(live.url).get(key) == first else None
+        up = m[("pulsar_up", ())] == 1 and ("pulsar_workers", (("app", "wsgi"),)) in m
+        return [first] if up and metrics(live.url).get(key, 0.0) == first else None
 
     before = h.eventually(settled)[0]
     with httpx.Client(base_url=f"http://{live.site.web}") as web:
@@ -76,13 +78,87 @@ def test_metrics_count_real_traffic(live: Any) -> None:
 
     def counted() -> dict[Any, float] | None:
         m = metrics(live.url)
-        return m if m[("pulsar_http_requests_total", (("app", "wsgi"),))] == before + 25 else None
+        return m if m.get(key, 0.0) == before + 25 else None
 
     m = h.eventually(counted)
     assert m[("pulsar_actors", (("kind", "worker"), ("state", "RUNNING")))] == 3
     assert m[("pulsar_workers", (("app", "wsgi"),))] == 2
     assert ("pulsar_actor_restarts_total", (("app", "wsgi"),)) in m
     assert m[("pulsar_up", ())] == 1
+
+
+def http_numbers(url: str) -> dict[str, float]:
+    """The wsgi app's requests by status and its latency histogram's samples, from /metrics."""
+    out = {}
+    for (name, labels), value in metrics(url).items():
+        tags = dict(labels)
+        if tags.get("app") != "wsgi":
+            continue
+        if name == "pulsar_http_requests_total":
+            out[tags["status"]] = value
+        elif name.startswith("pulsar_http_request_duration_seconds"):
+            out[name.rsplit("_", 1)[1] + tags.get("le", "")] = value
+    return out
+
+
+def settled_http(url: str) -> dict[str, float]:
+    """:func:`http_numbers` once they stay the same over a second (3 reads of the dashboard;
+    the histogram's samples are there from the start, at 0)."""
+
+    def same() -> dict[str, float] | None:
+        first = http_numbers(url)
+        time.sleep(1.0)
+        return first if "count" in first and http_numbers(url) == first else None
+
+    return h.eventually(same, timeout=20)
+
+
+def test_error_rates_and_latency_of_real_traffic(live: Any) -> None:
+    """200s, 404s and 500s sent over real sockets to the 2 worker processes: /metrics counts
+    exactly those per status, the histogram's _count is their total, /servers shows the
+    error shares and percentiles."""
+    before = settled_http(live.url)
+    sent = {"200": 20, "404": 7, "500": 5}
+    with httpx.Client(base_url=f"http://{live.site.web}") as web:
+        for _ in range(sent["200"]):
+            assert web.get("/").status_code == 200
+        for _ in range(sent["404"]):
+            assert web.get("/missing").status_code == 404
+    for _ in range(sent["500"]):  # new connections (a 500 closes its own): both workers answer
+        assert httpx.get(f"http://{live.site.web}/fail", timeout=10).status_code == 500
+    expected = {code: before.get(code, 0) + n for code, n in sent.items()}
+
+    def counted() -> dict[str, float] | None:
+        now = http_numbers(live.url)
+        return now if all(now.get(code) == n for code, n in expected.items()) else None
+
+    now = h.eventually(counted)
+    statuses = {k: v for k, v in now.items() if k.isdigit()}
+    assert statuses == {**{k: v for k, v in before.items() if k.isdigit()}, **expected}
+    assert now["count"] == sum(statuses.values()) == now["bucket+Inf"]
+    assert now["count"] - before.get("count", 0) == sum(sent.values())
+    assert now["sum"] > before.get("sum", 0.0)
+    buckets = sorted(
+        (float(k.removeprefix("bucket")), v) for k, v in now.items() if k.startswith("bucket")
+    )
+    assert [v for _, v in buckets] == sorted(v for _, v in buckets)  # cumulative
+
+    # the 10 s window of /api/state and /servers: 5xx and 4xx shares, percentiles
+    wsgi = app(state(live.url), "wsgi")["http"]
+    win = wsgi["window"]
+    assert win["errors_5xx"] > 0 and win["errors_4xx"] > 0 and win["responses"] >= 32
+    assert 0 <= win["p50"] <= win["p95"] <= win["p99"]
+    assert wsgi["statuses"]["500"] == expected["500"]
+
+    def page_shows_errors() -> bool:
+        page = httpx.get(live.url + "/servers", timeout=10).text
+        shown = page.split('class="errors-5xx">', 1)[1].split("<", 1)[0]
+        return shown.endswith("%") and float(shown[:-1]) > 0 and "latency p50" in page
+
+    h.eventually(page_shows_errors)
+    page = httpx.get(live.url + "/servers", timeout=10).text
+    assert "wsgi: errors (% of responses)" in page and "wsgi: latency" in page
+    assert f"500: {int(expected['500'])}" in page
 
 
 def test_tasks_views_and_actions_need_the_token(live: Any, tmp_path: Any) -> None:
@@ -192,7 +268,12 @@ def test_remote_bind_with_a_token_protects_pages(site: Any) -> None:
 def test_sigkilled_worker_shows_replaced(live: Any) -> None:
     import os
 
+    with httpx.Client(base_url=f"http://{live.site.web}") as web:  # numbers for the victim too
+        for path in ("/", "/missing") * 5:
+            web.get(path)
     snap = h.eventually(lambda: (s := state(live.url))["connected"] and s)
+    before = settled_http(live.url)
+    snap = state(live.url)
     victim = app(snap, "wsgi")["workers"][1]
     os.kill(victim["pid"], signal.SIGKILL)
 
@@ -203,6 +284,8 @@ def test_sigkilled_worker_shows_replaced(live: Any) -> None:
     h.eventually(replaced, timeout=10)
     m = metrics(live.url)
     assert m[("pulsar_actor_crashes_total", (("app", "wsgi"),))] >= 1
+    # the dead worker's responses and timings stay in the totals: nothing goes backwards
+    assert http_numbers(live.url) == before
 
 
 def test_beside_the_application_in_a_multiapp() -> None:

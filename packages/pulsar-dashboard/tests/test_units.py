@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import pulsar
 from pulsar.apps import dashboard
-from pulsar.apps.dashboard import _charts, _source, _views
+from pulsar.apps.dashboard import _charts, _http, _source, _views
 
 
 @pytest.mark.parametrize(
@@ -100,6 +100,25 @@ def actor(aid: str, kind: str, **extra: Any) -> dict[str, Any]:
     }
 
 
+LE = [0.001, 0.01, 0.1]
+
+
+def wsgi_info(statuses: dict[int, int], buckets: list[int], total: float) -> dict[str, Any]:
+    """A pulsar-wsgi worker's ``info["wsgi"]`` (its ``statuses`` and ``latency``)."""
+    count = sum(statuses.values())
+    latency = {"le": LE, "buckets": buckets, "sum": total, "count": count}
+    return {"statuses": statuses, "latency": latency}
+
+
+def http_numbers() -> dict[str, Any]:
+    totals = _http.HttpTotals()
+    totals.update(98.0, [("web", [("w1", wsgi_info({200: 10}, [5, 10, 10], 0.02))])])
+    w2 = wsgi_info({200: 20, 500: 2}, [10, 20, 21], 0.5)
+    return totals.update(
+        99.0, [("web", [("w1", wsgi_info({200: 10}, [5, 10, 10], 0.02)), ("<w2>", w2)])]
+    )["web"]
+
+
 SNAPSHOT: dict[str, Any] = {
     "connected": True,
     "error": None,
@@ -127,6 +146,7 @@ SNAPSHOT: dict[str, Any] = {
             history=[(98.0, 0, 0), (99.0, 42, 0)],
             request_rate=42.0,
             task_rate=0.0,
+            http=http_numbers(),
             workers=[
                 actor("w1", "worker", requests=40, connections=1),
                 actor("<w2>", "worker", requests=2, connections=0, state="STOPPING"),
@@ -162,7 +182,14 @@ def test_metrics_of_a_snapshot() -> None:
     assert samples[("pulsar_actors", (("kind", "worker"), ("state", "CLOSED")))] == 0
     assert samples[("pulsar_actor_restarts_total", (("app", "web"),))] == 1
     assert samples[("pulsar_actor_crashes_total", (("app", "web"),))] == 2
-    assert samples[("pulsar_http_requests_total", (("app", "web"),))] == 42
+    assert samples[("pulsar_http_requests_total", (("app", "web"), ("status", "200")))] == 30
+    assert samples[("pulsar_http_requests_total", (("app", "web"), ("status", "500")))] == 2
+    bucket = "pulsar_http_request_duration_seconds_bucket"
+    assert samples[(bucket, (("app", "web"), ("le", "0.001")))] == 15
+    assert samples[(bucket, (("app", "web"), ("le", "0.1")))] == 31
+    assert samples[(bucket, (("app", "web"), ("le", "+Inf")))] == 32
+    assert samples[("pulsar_http_request_duration_seconds_count", (("app", "web"),))] == 32
+    assert samples[("pulsar_http_request_duration_seconds_sum", (("app", "web"),))] == 0.52
     assert samples[("pulsar_http_open_connections", (("app", "web"),))] == 1
     assert samples[("pulsar_tasks", (("state", "FAILURE"),))] == 2
     assert samples[("pulsar_task_queue_depth", (("queue", "default"),))] == 3
@@ -273,3 +300,65 @@ def test_nothing_to_attach_to_is_shown_not_raised(tmp_path: Any) -> None:
         assert status == "404 Not Found"
     finally:
         app.close()
+
+
+def test_quantile_as_prometheus_estimates_it() -> None:
+    hist = {"le": [0.1, 0.5, 1.0], "buckets": [10, 20, 30], "sum": 3.0, "count": 40}
+    assert _http.quantile(0.25, hist) == pytest.approx(0.1)  # the top of the first bucket
+    assert _http.quantile(0.125, hist) == pytest.approx(0.05)  # from 0, linearly
+    assert _http.quantile(0.5, hist) == pytest.approx(0.5)
+    assert _http.quantile(0.625, hist) == pytest.approx(0.75)  # inside (0.5, 1.0]
+    assert _http.quantile(0.99, hist) == 1.0  # in +Inf: the highest finite bound
+    assert _http.quantile(0.5, _http.empty_histogram([0.1])) is None
+    skewed = {"le": [0.1, 0.5, 1.0], "buckets": [0, 0, 4], "sum": 3.0, "count": 4}
+    assert _http.quantile(0.5, skewed) == pytest.approx(0.75)  # empty buckets skipped
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        _http.quantile(1.5, hist)
+
+
+def test_status_shares_and_window() -> None:
+    assert _http.status_share({"200": 8, "404": 1, "503": 1}, 500) == pytest.approx(0.1)
+    assert _http.status_share({"200": 8, "404": 1, "503": 1}, 400) == pytest.approx(0.1)
+    assert _http.status_share({}, 500) is None
+    w = _http.window_stats(
+        {"200": 3, "500": 1}, {"le": [0.1], "buckets": [4], "sum": 0.2, "count": 4}
+    )
+    assert w["responses"] == 4 and w["errors_5xx"] == 0.25 and w["errors_4xx"] == 0.0
+    assert w["p50"] == pytest.approx(0.05)
+
+
+def test_http_totals_keep_replaced_workers_and_window() -> None:
+    totals = _http.HttpTotals()
+    a1 = wsgi_info({200: 10, 404: 2}, [6, 12, 12], 0.1)
+    b1 = wsgi_info({200: 5, 500: 5}, [0, 5, 10], 0.6)
+    first = totals.update(0.0, [("web", [("a", a1), ("b", b1)])])["web"]
+    assert first["statuses"] == {"200": 15, "404": 2, "500": 5}
+    assert first["latency"]["buckets"] == [6, 17, 22] and first["latency"]["count"] == 22
+    assert first["window"]["responses"] == 0 and first["series"] == []
+    # b died and was replaced by c (fresh counters), a served 10 more 200s, all fast
+    a2 = wsgi_info({200: 20, 404: 2}, [16, 22, 22], 0.11)
+    c1 = wsgi_info({500: 10}, [10, 10, 10], 0.001)
+    second = totals.update(1.0, [("web", [("a", a2), ("c", c1)])])["web"]
+    assert second["statuses"] == {"200": 25, "404": 2, "500": 15}  # b's 5 and 5 kept
+    assert second["latency"]["count"] == 42 and second["latency"]["buckets"] == [26, 37, 42]
+    assert second["latency"]["sum"] == pytest.approx(0.711)
+    win = second["window"]
+    assert win["responses"] == 20 and win["errors_5xx"] == 0.5 and win["errors_4xx"] == 0.0
+    assert win["p99"] is not None and win["p99"] <= 0.001  # the 20 new ones were all fast
+    ((t, e5, e4, p50, p95, p99),) = second["series"]
+    assert (t, e5, e4) == (1.0, 50.0, 0.0) and p50 is not None and p50 <= p95 <= p99 <= 0.001
+    # a worker without HTTP numbers (a raw socket server) gives no entry
+    assert totals.update(2.0, [("raw", [("r", None)])]) == {}
+
+
+def test_line_chart() -> None:
+    svg = _charts.line_chart(
+        [("p50", [(0.0, 0.001), (1.0, None), (2.0, 0.002), (3.0, 0.004)]), ("p99", [])],
+        title="latency <x>",
+        unit=" ms",
+        scale=1000.0,
+    )
+    assert svg.startswith("<svg") and "latency &lt;x&gt;" in svg
+    assert svg.count("<polyline") == 1  # the gap breaks the line; a run of one point is none
+    assert "p50 4 ms" in svg and "4 ms</text>" in svg
+    assert "collecting samples" in _charts.line_chart([("x", [])], title="t")

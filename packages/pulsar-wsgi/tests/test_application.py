@@ -352,3 +352,92 @@ def test_thread_pool_runs_the_app_in_threads_bound_to_its_worker(tmp_path: Path)
     threads = {line.split()[1] for line in seen}
     assert names == {"wsgi-worker"}, seen
     assert all(t.startswith("pulsar-wsgi-") for t in threads), seen
+
+
+ROUTES = """
+from pulsar.apps import wsgi
+
+
+def app(environ, start_response):
+    if environ["PATH_INFO"] == "/missing":
+        start_response("404 Not Found", [("Content-Length", "0")])
+        return [b""]
+    if environ["PATH_INFO"] == "/fail":
+        raise RuntimeError("failed on purpose")
+    start_response("200 OK", [("Content-Length", "3")])
+    return [b"ok\\n"]
+
+
+if __name__ == "__main__":
+    wsgi.WSGIServer(callable=app).start()
+"""
+
+
+def arbiter_info(pidfile: Path) -> dict:  # type: ignore[type-arg]
+    """The arbiter's ``info`` (every worker's gathered), asked as an authenticated guest."""
+    import asyncio
+
+    import pulsar
+
+    mailbox = Path(f"{pidfile}.mailbox").read_text().strip().splitlines()[0]
+
+    async def ask() -> dict:  # type: ignore[type-arg]
+        async with await pulsar.connect(mailbox, name="test-guest", timeout=10) as client:
+            return await client.send("arbiter", "info")  # type: ignore[no-any-return]
+
+    return asyncio.run(asyncio.wait_for(ask(), 15))
+
+
+@pytest.mark.parametrize(
+    ("thread_workers", "concurrency"), [("0", "process"), ("4", "process"), ("4", "thread")]
+)
+def test_worker_info_has_statuses_and_latency(
+    tmp_path: Path, thread_workers: str, concurrency: str
+) -> None:
+    """Each worker's ``info`` carries its responses by status and its latency histogram; the
+    sums over the workers are the traffic sent (thread workers share the application object,
+    not their counters)."""
+    (tmp_path / "routes.py").write_text(ROUTES)
+    port = free_port()
+    pidfile = tmp_path / "app.pid"
+    args = ["--bind", f"127.0.0.1:{port}", "--workers", "2", "--pidfile", str(pidfile)]
+    args += ["--thread-workers", thread_workers, "--graceful-timeout", "3", "--no-access-log"]
+    args += ["--concurrency", concurrency]
+    proc = run([sys.executable, "routes.py", *args], tmp_path)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/", proc)  # one 200
+        for _ in range(30):  # new connections: both workers get some
+            assert httpx.get(f"http://127.0.0.1:{port}/", timeout=5).status_code == 200
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
+            for _ in range(4):
+                assert client.get("/missing").status_code == 404
+            for _ in range(3):
+                assert client.get("/fail").status_code == 500
+        deadline = time.monotonic() + 10
+        while True:
+            info = arbiter_info(pidfile)
+            workers = info["monitors"]["wsgi"]["workers"]
+            stats = [w["wsgi"] for w in workers if "wsgi" in w]
+            statuses: dict[int, int] = {}
+            for s in stats:
+                for code, n in s["statuses"].items():
+                    statuses[code] = statuses.get(code, 0) + n
+            if statuses == {200: 31, 404: 4, 500: 3} or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert statuses == {200: 31, 404: 4, 500: 3}
+        assert len(stats) == 2
+        for s in stats:
+            assert s["mode"] == ("threads" if thread_workers != "0" else "inline")
+            latency = s["latency"]
+            assert latency["count"] == sum(s["statuses"].values())
+            assert s["total_connections"] <= 40
+            assert latency["buckets"][-1] <= latency["count"] and latency["sum"] >= 0
+            assert len(latency["buckets"]) == len(latency["le"])
+        assert sum(s["latency"]["count"] for s in stats) == 38
+        # each worker's own: the socket layer's request counts agree worker by worker
+        for w in workers:
+            assert w["server"]["requests"] == sum(w["wsgi"]["statuses"].values())
+    finally:
+        output = stop(proc)
+    assert proc.returncode == 0, output

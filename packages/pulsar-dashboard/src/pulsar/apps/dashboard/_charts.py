@@ -2,7 +2,8 @@
 
 :func:`rate_chart` turns samples of a monotonic total ``[(time, total), ...]`` into a line of
 its rate per second between consecutive samples, over the span of the samples, with the
-maximum and the time span written on the axes.
+maximum and the time span written on the axes. :func:`line_chart` draws one or several series of
+values (``[(time, value or None)]``: a None is a gap) the same way, with a legend.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Sequence
 from html import escape
 from itertools import pairwise
 
-__all__ = ["rate_chart", "rates"]
+__all__ = ["line_chart", "rate_chart", "rates"]
 
 
 def rates(samples: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -58,6 +59,65 @@ def rate_chart(
             f'<text x="{pad_l}" y="{height - 4}" class="chart-axis">-{_fmt(t1 - t0)} s</text>'
             f'<text x="{pad_l + w}" y="{height - 4}" text-anchor="end" class="chart-axis">'
             f"now: {_fmt(points[-1][1])}{escape(unit)}</text>"
+        )
+    else:
+        parts.append(
+            f'<text x="{pad_l + w / 2}" y="{pad_t + h / 2}" text-anchor="middle" '
+            'class="chart-axis">collecting samples...</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def line_chart(
+    series: Sequence[tuple[str, Sequence[tuple[float, float | None]]]],
+    *,
+    title: str,
+    unit: str = "",
+    scale: float = 1.0,
+    width: int = 560,
+    height: int = 120,
+) -> str:
+    """An ``<svg>`` chart of one line per ``(name, [(time, value)])`` (oldest first; a None
+    value breaks the line), values multiplied by ``scale`` for the axis (``1000``: s to ms)."""
+    pad_l, pad_r, pad_t, pad_b = 48, 8, 18, 18
+    w, h = width - pad_l - pad_r, height - pad_t - pad_b
+    values = [v * scale for _, pts in series for _, v in pts if v is not None]
+    times = [t for _, pts in series for t, _ in pts]
+    top = max(values, default=0.0)
+    span_top = top if top > 0 else 1.0
+    parts = [
+        f'<svg class="chart" role="img" aria-label="{escape(title)}" width="{width}" '
+        f'height="{height}" viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">',
+        f"<title>{escape(title)}</title>",
+        f'<text x="{pad_l}" y="12" class="chart-title">{escape(title)}</text>',
+        f'<rect x="{pad_l}" y="{pad_t}" width="{w}" height="{h}" class="chart-bg"/>',
+        f'<text x="{pad_l - 4}" y="{pad_t + 8}" text-anchor="end" class="chart-axis">'
+        f"{_fmt(top)}{escape(unit)}</text>",
+        f'<text x="{pad_l - 4}" y="{pad_t + h}" text-anchor="end" class="chart-axis">0</text>',
+    ]
+    if len(times) >= 2 and max(times) > min(times):
+        t0, t1 = min(times), max(times)
+        legend = []
+        for i, (name, pts) in enumerate(series):
+            runs: list[list[str]] = [[]]
+            for t, v in pts:
+                if v is None:
+                    runs.append([])
+                    continue
+                x, y = pad_l + w * (t - t0) / (t1 - t0), pad_t + h - h * v * scale / span_top
+                runs[-1].append(f"{x:.1f},{y:.1f}")
+            cls = f"chart-line chart-line-{i}"
+            for run in runs:
+                if len(run) >= 2:
+                    parts.append(f'<polyline points="{" ".join(run)}" class="{cls}" fill="none"/>')
+            last = next((v for _, v in reversed(pts) if v is not None), None)
+            now = "" if last is None else f" {_fmt(last * scale)}{escape(unit)}"
+            legend.append(f'<tspan class="chart-key-{i}">{escape(name)}{now}</tspan>')
+        parts.append(
+            f'<text x="{pad_l}" y="{height - 4}" class="chart-axis">-{_fmt(t1 - t0)} s</text>'
+            f'<text x="{pad_l + w}" y="{height - 4}" text-anchor="end" class="chart-axis">'
+            f"now: {' · '.join(legend)}</text>"
         )
     else:
         parts.append(

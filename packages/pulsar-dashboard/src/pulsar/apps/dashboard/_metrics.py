@@ -7,7 +7,10 @@ into metric families at each scrape. The numbers are read from the arbiter, whic
 worker's info, so they are the whole application's whatever the number of worker processes
 (no per-process registry to merge, no ``PROMETHEUS_MULTIPROC_DIR``). Totals of replaced
 workers are kept by the source, so ``_total`` counters never go backwards while the dashboard
-runs.
+runs. HTTP responses are counted by status (``pulsar_http_requests_total{app,status}``: every
+response a pulsar-wsgi worker sent, its own 400/408... to unparsable requests included) beside
+their latency histogram (``pulsar_http_request_duration_seconds``), the workers' histograms
+summed bucket by bucket (they share one set of bounds).
 """
 
 from __future__ import annotations
@@ -16,7 +19,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 __all__ = ["CONTENT_TYPE", "SnapshotCollector", "render_metrics"]
@@ -105,18 +113,7 @@ class SnapshotCollector(Collector):
         yield from (cpu, mem, uptime, messages)
         servers = [a for a in snap["apps"] if a.get("is_server")]
         if servers:
-            requests = CounterMetricFamily(
-                "pulsar_http_requests",
-                "Requests served by an application's workers",
-                labels=["app"],
-            )
-            conns = GaugeMetricFamily(
-                "pulsar_http_open_connections", "Open connections of an application", labels=["app"]
-            )
-            for app in servers:
-                requests.add_metric([app["app"]], app["requests_total"])
-                conns.add_metric([app["app"]], app["connections_open"])
-            yield from (requests, conns)
+            yield from _http_families(servers)
         tasks = snap.get("tasks") or {}
         if tasks.get("counts") is not None:
             by_state = GaugeMetricFamily("pulsar_tasks", "Task records by state", labels=["state"])
@@ -138,6 +135,40 @@ class SnapshotCollector(Collector):
             live = GaugeMetricFamily("pulsar_task_workers", "Task workers with a live heartbeat")
             live.add_metric([], len(tasks.get("workers") or ()))
             yield from (by_state, depth, processed, live)
+
+
+def _http_families(servers: list[dict[str, Any]]) -> Iterator[Metric]:
+    """Requests by status, the latency histogram and open connections of the HTTP apps."""
+    requests = CounterMetricFamily(
+        "pulsar_http_requests",
+        "HTTP responses sent by an application's workers, by status code",
+        labels=["app", "status"],
+    )
+    latency = HistogramMetricFamily(
+        "pulsar_http_request_duration_seconds",
+        "Time from a request head parsed to its response head sent (the whole response for a "
+        "list body, the first byte for a streaming one)",
+        labels=["app"],
+    )
+    conns = GaugeMetricFamily(
+        "pulsar_http_open_connections", "Open connections of an application", labels=["app"]
+    )
+    for app in servers:
+        http = app.get("http")
+        if http is not None:  # a pulsar-wsgi server (not a raw socket server)
+            for status, n in http["statuses"].items():
+                requests.add_metric([app["app"], str(status)], n)
+            hist = http["latency"]
+            buckets = [(_le(b), float(n)) for b, n in zip(hist["le"], hist["buckets"], strict=True)]
+            buckets.append(("+Inf", float(hist["count"])))
+            latency.add_metric([app["app"]], buckets, sum_value=float(hist["sum"]))
+        conns.add_metric([app["app"]], app["connections_open"])
+    yield from (requests, latency, conns)
+
+
+def _le(bound: float) -> str:
+    """A bucket bound as Prometheus' clients write it (``0.005``, ``1.0``)."""
+    return repr(float(bound))
 
 
 def render_metrics(snapshot: Callable[[], dict[str, Any]]) -> bytes:

@@ -13,7 +13,8 @@ CPU % and memory are read here with psutil, by pid (the attached application run
 machine: its mailbox is a unix socket), and fall back to the ``system`` key of an actor's info.
 Counters of workers that were replaced are kept (per application) so that request and task
 totals never go backwards when a worker dies: the dashboard's totals are those of every worker
-it has seen. The last ``history`` samples of those totals make the rate charts.
+it has seen. The last ``history`` samples of those totals make the rate charts. HTTP responses
+by status and latency histograms are summed the same way (:class:`~._http.HttpTotals`).
 
 Actions (stop or recycle an actor, retry or revoke a task) are coroutines run on the same loop
 (:meth:`Source.call`), from the WSGI threads.
@@ -33,6 +34,8 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pulsar
+
+from ._http import HttpTotals
 
 __all__ = ["AttachError", "Source", "find_mailbox", "recycle_me", "tasks_installed"]
 
@@ -194,6 +197,8 @@ class Source:
         self._history: dict[str, deque[tuple[float, int, int]]] = {}
         self._history_len = history
         self._task_history: deque[tuple[float, int, int]] = deque(maxlen=history)
+        # HTTP responses by status and latency histograms (replaced workers' kept), per app
+        self._http = HttpTotals(history)
         self.reads = 0
 
     # -- life -------------------------------------------------------------------------------------
@@ -411,6 +416,15 @@ class Source:
             app["history"] = list(history)
             app["request_rate"] = _rate(history, 1)
             app["task_rate"] = _rate(history, 2)
+        http = self._http.update(
+            now,
+            (
+                (app_name, ((str(w.get("aid")), w.get("wsgi")) for w in m.get("workers") or ()))
+                for app_name, m in sorted((info.get("monitors") or {}).items())
+            ),
+        )
+        for app in apps:
+            app["http"] = http.get(app["app"])
         guests = [self._actor(a) for a in info.get("actors") or () if a.get("kind") == "guest"]
         states: dict[str, int] = {}
         for actor in [arbiter, *apps, *(w for a in apps for w in a["workers"])]:

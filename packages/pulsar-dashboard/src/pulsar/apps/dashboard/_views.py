@@ -14,7 +14,7 @@ from html import escape
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from ._charts import rate_chart
+from ._charts import line_chart, rate_chart
 
 __all__ = [
     "STYLE",
@@ -49,6 +49,8 @@ pre{background:#fff;border:1px solid #dde1e6;padding:8px;overflow:auto;max-heigh
 .error{background:#fde2e2;border:1px solid #e9a5a5;padding:6px 10px;margin-bottom:10px}
 form.inline{display:inline}button{cursor:pointer}
 .chart-bg{fill:#fff;stroke:#dde1e6}.chart-line{stroke:#2f6fdb;stroke-width:1.5}
+.chart-line-1{stroke:#e08a00}.chart-line-2{stroke:#c0392b}.chart-key-0{fill:#2f6fdb}
+.chart-key-1{fill:#e08a00}.chart-key-2{fill:#c0392b}
 .chart-axis{font-size:10px;fill:#667}.chart-title{font-size:11px;fill:#333;font-weight:600}
 .tree{margin:0;padding-left:18px}.muted{color:#778}
 """
@@ -247,7 +249,7 @@ def render_actor(snap: dict[str, Any], aid: str, info: dict[str, Any] | None) ->
 
 
 def render_servers(snap: dict[str, Any]) -> str:
-    """Per-application request counters and rate charts."""
+    """Per-application request counters, error shares, latency percentiles and charts."""
     out = [_disconnected(snap), "<h1>Servers</h1>"]
     servers = [a for a in snap.get("apps") or () if a.get("is_server")]
     if not servers:
@@ -262,6 +264,7 @@ def render_servers(snap: dict[str, Any]) -> str:
         out.append(
             rate_chart([(t, r) for t, r, _ in app["history"]], title=f"{app['app']}: requests/s")
         )
+        out.append(_http_part(app))
         out.append(
             "<table><tr><th>worker</th><th>pid</th><th>state</th><th>requests</th>"
             "<th>open connections</th><th>accepted</th><th>idle closed</th><th>aborted</th></tr>"
@@ -277,9 +280,58 @@ def render_servers(snap: dict[str, Any]) -> str:
             )
             + "</table>"
         )
+    return "".join(out)
+
+
+def _ms(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    ms = seconds * 1000
+    return f"{ms:.1f} ms" if ms < 100 else f"{ms:,.0f} ms"
+
+
+def _share(share: float | None) -> str:
+    return "-" if share is None else f"{100 * share:.1f}%"
+
+
+def _http_part(app: dict[str, Any]) -> str:
+    """Error shares and latency percentiles of one HTTP application (10 s, and charts)."""
+    http = app.get("http")
+    if not http:
+        return ""
+    win, name = http["window"], app["app"]
+    statuses = ", ".join(f"{escape(str(code))}: {n:,}" for code, n in http["statuses"].items())
+    out = [
+        f'<p class="http-stats">last 10 s: {win["responses"]:,} responses · 5xx '
+        f'<span class="errors-5xx">{_share(win["errors_5xx"])}</span> · 4xx '
+        f'<span class="errors-4xx">{_share(win["errors_4xx"])}</span> · latency p50 '
+        f'<span class="p50">{_ms(win["p50"])}</span> · p95 <span class="p95">{_ms(win["p95"])}'
+        f'</span> · p99 <span class="p99">{_ms(win["p99"])}</span></p>',
+        f'<p class="muted">responses by status since the start: <span class="statuses">'
+        f"{statuses or 'none yet'}</span> · {http['latency']['count']:,} timed</p>",
+    ]
+    series = http["series"]
     out.append(
-        '<p class="muted">Error rates and latency percentiles need per-request timings and '
-        "status codes, which the workers' <code>info</code> does not have yet.</p>"
+        line_chart(
+            [
+                ("5xx", [(t, e5) for t, e5, _, _, _, _ in series]),
+                ("4xx", [(t, e4) for t, _, e4, _, _, _ in series]),
+            ],
+            title=f"{name}: errors (% of responses)",
+            unit="%",
+        )
+    )
+    out.append(
+        line_chart(
+            [
+                ("p50", [(t, p) for t, _, _, p, _, _ in series]),
+                ("p95", [(t, p) for t, _, _, _, p, _ in series]),
+                ("p99", [(t, p) for t, _, _, _, _, p in series]),
+            ],
+            title=f"{name}: latency",
+            unit=" ms",
+            scale=1000.0,
+        )
     )
     return "".join(out)
 

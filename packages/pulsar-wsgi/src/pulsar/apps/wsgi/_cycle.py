@@ -26,6 +26,7 @@ response). The iterable's ``close()`` is always called.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import concurrent.futures
 import logging
 import time
@@ -40,6 +41,7 @@ from ._errors import ClientDisconnected, HttpError, LocalProtocolError, RemotePr
 from ._events import Request
 from ._flow import FlowControl
 from ._input import EMPTY_BODY, RequestBody
+from ._metrics import LATENCY_BUCKETS, ResponseStats
 
 __all__ = ["Adapter", "RequestCycle", "RunnerState"]
 
@@ -56,6 +58,11 @@ _STATUS: dict[str, tuple[int, str]] = {}
 # the connection's send states (module names: an Enum class attribute costs ~60 ns): IDLE means
 # this cycle's response has not started, CLOSED that the transport is gone
 _IDLE, _LOST = SendState.IDLE, SendState.CLOSED
+# the clock of the Date header, also timing the responses (see _metrics); module names
+_clock = time.time
+_bisect = bisect.bisect_left
+_BOUNDS = LATENCY_BUCKETS
+_FIRST = LATENCY_BUCKETS[0]
 
 
 class RunnerState(Protocol):
@@ -66,6 +73,7 @@ class RunnerState(Protocol):
     custom_executor: bool
     access: AccessLogger
     environ: EnvironBuilder
+    stats: ResponseStats
 
     @property
     def executor(self) -> concurrent.futures.Executor: ...
@@ -189,8 +197,9 @@ class RequestCycle:
         self.headers: list[tuple[str, str]] = []
         self.body_bytes = 0
         self.environ: dict[str, Any] | None = None
-        # the start time is for the access log only (when its format has a duration field)
-        self.started = time.monotonic() if protocol.state.access.timed else 0.0
+        # the start of the response's duration (latency histogram, access log): the clock of
+        # the Date header, read again when the head is sent (see _metrics)
+        self.started = _clock()
         self.task: asyncio.Task[None] | None = None  # a response that continues in a task
 
     def __repr__(self) -> str:
@@ -509,9 +518,22 @@ class RequestCycle:
             if len(_STATUS) >= 256:
                 _STATUS.clear()
             _STATUS[status] = split
+        now = _clock()
+        code = split[0]
         head = self.conn.send_response(
-            request, split[0], headers, reason=split[1], length=length, now=time.time()
+            request, code, headers, reason=split[1], length=length, now=now
         )
+        # the response's status and duration (see _metrics; inline: the hot path)
+        stats = self.protocol.state.stats
+        stats.codes[code] += 1
+        elapsed = now - self.started
+        if elapsed <= _FIRST:  # the usual case: one comparison, no bisect
+            if elapsed < 0.0:  # the clock stepped back
+                elapsed = 0.0
+            stats.buckets[0] += 1
+        else:
+            stats.buckets[_bisect(_BOUNDS, elapsed)] += 1
+        stats.seconds += elapsed
         return head
 
     def write_chunk(self, chunk: bytes) -> None:
@@ -634,11 +656,13 @@ class RequestCycle:
         ]
         conn = self.conn
         request = self.request
+        now = _clock()
         try:
-            head = conn.send_response(request, status, self.headers, reason=phrase, now=time.time())
+            head = conn.send_response(request, status, self.headers, reason=phrase, now=now)
         except LocalProtocolError:  # a response is half sent: only closing is left
             conn.abort()
             return
+        self.protocol.state.stats.record(status, now - self.started)
         self.body_bytes = len(payload)
         body = conn.send_data(payload)
         self.protocol.write(head + body + conn.send_end())
@@ -677,7 +701,7 @@ class RequestCycle:
                     self.status or "-",
                     self.headers,
                     self.body_bytes,
-                    time.monotonic() - self.started if access.timed else 0.0,
+                    max(0.0, _clock() - self.started) if access.timed else 0.0,
                 )
             )
             if len(lines) == 1 or len(lines) >= MAX_PENDING:

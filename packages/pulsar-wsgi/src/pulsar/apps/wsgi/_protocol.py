@@ -24,7 +24,8 @@ loop's ``create_server`` otherwise, stock asyncio and uvloop alike, for the sock
 
 :class:`ServerState` is shared by the connections of one server (one worker): configuration
 values read once, the thread pool, the access logger, the open connections and counters (one
-request counter: the ``on_request`` hook).
+request counter: the ``on_request`` hook; responses by status and their latency histogram:
+:mod:`._metrics`).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from ._errors import ClientDisconnected, RemoteProtocolError
 from ._events import ConnectionClosed, Data, EndOfMessage, Request, RequestError
 from ._flow import FlowControl
 from ._input import BODY_HIGH_WATER, BODY_LOW_WATER, EMPTY_BODY, MAX_DRAIN
+from ._metrics import ResponseStats
 from ._pool import CallPool
 from ._settings import HttpOptions
 
@@ -131,6 +133,8 @@ class ServerState:
         self.access = AccessLogger(options.access_log, options.access_log_format)
         #: requests answered, when counted here (no ``on_request`` hook)
         self.requests = 0
+        #: responses by status code and their latency histogram (updated on the loop)
+        self.stats = ResponseStats()
         self.on_request = on_request
         self.connections: set[HttpServerProtocol] = set()
         self.stopping = False
@@ -232,11 +236,14 @@ class ServerState:
 
     def statistics(self) -> dict[str, Any]:
         """Counters: open connections, connections served, requests served (when counted
-        here: with an ``on_request`` hook, that is the counter)."""
+        here: with an ``on_request`` hook, that is the counter), responses by status code
+        (``statuses``: ``{200: n, ...}``) and their latency histogram (``latency``: ``le``
+        bounds, cumulative ``buckets``, ``sum``, ``count``; see :mod:`._metrics`)."""
         stats: dict[str, Any] = {
             "connections": len(self.connections),
             "total_connections": self.total_connections,
             "mode": "threads" if self.threaded else "inline",
+            **self.stats.snapshot(),
         }
         if self.on_request is None:
             stats["requests"] = self.requests

@@ -60,6 +60,14 @@ class WsgiProtocolFactory(ProtocolFactory):
         self.on_request = on_request
         self._state = None
 
+    def for_worker(self) -> WsgiProtocolFactory:
+        """A factory of the same callable and configuration with a :class:`ServerState` of its
+        own: one per worker, so that a worker's counters are its own even where the workers
+        are threads sharing the application object (``concurrency thread``)."""
+        own = WsgiProtocolFactory(self.app)
+        own.cfg = self.cfg
+        return own
+
     @property
     def state(self) -> ServerState:  # type: ignore[override]
         if self._state is None:
@@ -165,8 +173,10 @@ class WSGIServer(_Base):
     def create_worker_server(self, worker: Any) -> Any:
         """SocketServer: the worker's server. HTTP keep-alive and its deadlines are the
         protocol's business, so the socket layer's idle timer is off; requests are counted
-        toward ``max_requests`` by the protocol."""
-        factory = self.protocol_factory(worker)
+        toward ``max_requests`` by the protocol. The worker's connections get a protocol
+        factory of their own (:meth:`WsgiProtocolFactory.for_worker`): its counters are this
+        worker's."""
+        factory = self.protocol_factory(worker).for_worker()
         server = WorkerServer(
             str(self.name),
             worker,
@@ -189,13 +199,24 @@ class WSGIServer(_Base):
         """Graceful stop: finish in-flight responses within ``graceful_timeout``, close idle
         keep-alive connections at once."""
         await super().worker_stopping(worker)
-        await self.close(float(self.cfg.view(ServerOptions).graceful_timeout))
+        timeout = float(self.cfg.view(ServerOptions).graceful_timeout)
+        factory = self.worker_factory(worker)
+        if factory is not None and factory._state is not None:
+            await factory.state.shutdown(timeout)
+        await self.close(timeout)
+
+    def worker_factory(self, worker: Any) -> WsgiProtocolFactory | None:
+        """The protocol factory of ``worker``'s connections (None before it serves)."""
+        server = worker.extra.get("servers", {}).get(self.name)
+        factory = getattr(server, "protocol_factory", None)
+        return factory if isinstance(factory, WsgiProtocolFactory) else None
 
     def worker_info(self, worker: Any, info: dict[str, Any]) -> None:
-        """Add the HTTP counters to the worker's ``info`` under ``wsgi``."""
+        """Add the HTTP counters of ``worker``'s connections to its ``info`` under ``wsgi``
+        (:meth:`ServerState.statistics`: connections, responses by status, latency)."""
         super().worker_info(worker, info)
-        factory = self.factory
-        if factory._state is not None:
+        factory = self.worker_factory(worker)
+        if factory is not None and factory._state is not None:
             info["wsgi"] = factory.state.statistics()
 
     async def listen(self) -> list[asyncio.Server]:
