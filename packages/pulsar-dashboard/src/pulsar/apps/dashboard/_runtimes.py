@@ -79,7 +79,9 @@ class RunTimes:
             for queue, h in (rt.get("queues") or {}).items():
                 _add(queues, queue, h)
         out: dict[str, dict[str, Any]] = {}
-        overall: list[float] | None = None
+        # every run so far, all queues together (zeros before the first: the first runs fall
+        # in the window of the read after the one that saw the workers idle)
+        overall = [0.0] * (len(self.buckets) + 1) if self.buckets is not None else None
         for app_name, queues in sorted(totals.items()):
             out[app_name] = {
                 "buckets": list(self.buckets or ()),
@@ -89,12 +91,9 @@ class RunTimes:
                 },
             }
             for v in queues.values():
-                overall = (
-                    list(v[:-1])
-                    if overall is None
-                    else [a + b for a, b in zip(overall, v[:-1], strict=True)]
-                )
-        if overall is not None:
+                if overall is not None:
+                    overall = [a + b for a, b in zip(overall, v[:-1], strict=True)]
+        if overall is not None and totals:
             self._history.append((now, overall))
             self._latency.append((now, *self._window_quantiles()))
         return out
