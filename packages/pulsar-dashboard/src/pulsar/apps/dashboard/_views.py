@@ -386,17 +386,17 @@ def _queue_table(snap: dict[str, Any], info: dict[str, Any]) -> str:
     rows = []
     for queue in sorted({*waiting, *by_queue, *runs}):
         states = by_queue.get(queue) or {}
-        counts = runs.get(queue)
+        ran = runs.get(queue)
         p50 = p95 = None
-        if counts:
-            p50, p95 = quantile(0.5, buckets, counts), quantile(0.95, buckets, counts)
+        if ran:
+            p50, p95 = quantile(0.5, buckets, ran), quantile(0.95, buckets, ran)
         rows.append(
             f'<tr data-queue="{escape(queue)}"><td>{escape(queue)}</td>'
             f"<td class=n>{int(waiting.get(queue, 0)):,}</td>"
             + "".join(
                 f'<td class=n data-state="{s}">{int(states.get(s, 0)):,}</td>' for s in STATES
             )
-            + f'<td class=n data-runs="">{int(counts[-1]) if counts else 0:,}</td>'
+            + f'<td class=n data-runs="">{int(ran[-1]) if ran else 0:,}</td>'
             f"<td class=n>{_seconds(p50)}</td><td class=n>{_seconds(p95)}</td></tr>"
         )
     return (
