@@ -94,6 +94,21 @@ def test_latency_over_a_window() -> None:
     assert rt.latency()[-1][1] == pytest.approx(0.05)  # one run, <= 0.1 s
 
 
+def test_latency_of_the_first_runs_of_workers_seen_late() -> None:
+    """Workers whose info has no histogram yet (still starting) at the first reads: the runs
+    in the first histogram seen are in the window of that read."""
+    rt = RunTimes(window=10.0)
+    rt.update(0.0, {"tasks": {"workers": [{"aid": "w1"}]}})
+    rt.update(0.2, monitors(worker("w1", default=([4, 8, 10, 10], 6.0))))
+    assert rt.latency()[0] == (0.0, None, None)
+    assert rt.latency()[-1][1] == pytest.approx(0.325)
+    # attached to an application that ran for long: its past runs are not in the first window
+    late = RunTimes(window=10.0)
+    late.update(0.0, monitors(worker("w1", default=([4, 8, 10, 10], 6.0))))
+    late.update(0.2, monitors(worker("w1", default=([4, 8, 10, 10], 6.0))))
+    assert late.latency() == [(0.0, None, None), (0.2, None, None)]
+
+
 def snapshot(run_time: dict[str, Any] | None) -> dict[str, Any]:
     return {
         "connected": True,

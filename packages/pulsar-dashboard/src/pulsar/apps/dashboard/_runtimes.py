@@ -52,7 +52,9 @@ class RunTimes:
         self._seen: dict[str, tuple[str, dict[str, Any]]] = {}
         # app -> queue -> [cumulative counts..., sum] of the workers gone
         self._retired: dict[str, dict[str, list[float]]] = {}
-        self._history: deque[tuple[float, list[float]]] = deque(maxlen=history)
+        # (time, every run so far per bucket, all queues together; None before the first
+        # histogram is seen: as zeros, so the first runs count in the window of their read)
+        self._history: deque[tuple[float, list[float] | None]] = deque(maxlen=history)
         self._latency: deque[tuple[float, float | None, float | None]] = deque(maxlen=history)
 
     def update(self, now: float, monitors: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -79,8 +81,6 @@ class RunTimes:
             for queue, h in (rt.get("queues") or {}).items():
                 _add(queues, queue, h)
         out: dict[str, dict[str, Any]] = {}
-        # every run so far, all queues together (zeros before the first: the first runs fall
-        # in the window of the read after the one that saw the workers idle)
         overall = [0.0] * (len(self.buckets) + 1) if self.buckets is not None else None
         for app_name, queues in sorted(totals.items()):
             out[app_name] = {
@@ -93,9 +93,8 @@ class RunTimes:
             for v in queues.values():
                 if overall is not None:
                     overall = [a + b for a, b in zip(overall, v[:-1], strict=True)]
-        if overall is not None and totals:
-            self._history.append((now, overall))
-            self._latency.append((now, *self._window_quantiles()))
+        self._history.append((now, overall))
+        self._latency.append((now, *self._window_quantiles()))
         return out
 
     def latency(self) -> list[tuple[float, float | None, float | None]]:
@@ -105,13 +104,17 @@ class RunTimes:
 
     def _window_quantiles(self) -> tuple[float | None, float | None]:
         now, last = self._history[-1]
-        first = last
+        if last is None or len(self._history) < 2:
+            return None, None
+        first: list[float] | None = last
         for t, counts in reversed(self._history):
             first = counts
             if now - t >= self.window:
                 break
+        if first is None:  # no histogram yet at the window's start: no run before it
+            first = [0.0] * len(last)
         delta = [max(0.0, a - b) for a, b in zip(last, first, strict=True)]
-        if len(self._history) < 2 or delta[-1] <= 0:
+        if delta[-1] <= 0:
             return None, None
         buckets = self.buckets or []
         return quantile(0.5, buckets, delta), quantile(0.95, buckets, delta)
