@@ -176,7 +176,8 @@ def test_lines_chart_breaks_at_none() -> None:
         scale=1000.0,
     )
     assert svg.startswith("<svg") and svg.endswith("</svg>")
-    assert svg.count("<polyline") == 1  # p50's two points after the gap; p95 has one point
+    assert svg.count("<polyline") == 1  # p50's two points after the gap
+    assert svg.count("<circle") == 2  # p50's first point, alone before the gap; p95's one
     assert 'data-series="p50"' in svg and "&lt;p95&gt;" in svg and "<p95>" not in svg
     assert "500ms" in svg.replace(" ", "")  # the top of the axis: 0.5 s in ms
     assert "now: p50 250 ms" in svg

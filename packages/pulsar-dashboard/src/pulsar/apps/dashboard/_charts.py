@@ -83,7 +83,8 @@ def lines_chart(
     height: int = 120,
 ) -> str:
     """An ``<svg>`` chart of several lines: ``series`` is ``[(label, [(time, value or None),
-    ...]), ...]``, oldest first, one time axis for all; a None breaks its line. Values are
+    ...]), ...]``, oldest first, one time axis for all; a None breaks its line (a value alone
+    between two is a dot). Values are
     written times ``scale`` followed by ``unit`` (e.g. seconds as ms: ``scale=1000``)."""
     pad_l, pad_r, pad_t, pad_b = 48, 8, 18, 18
     w, h = width - pad_l - pad_r, height - pad_t - pad_b
@@ -117,6 +118,12 @@ def lines_chart(
                         parts.append(
                             f'<polyline points="{" ".join(run)}" class="chart-line" '
                             f'style="stroke:{colour}" fill="none" data-series="{escape(label)}"/>'
+                        )
+                    elif run:  # a value alone between gaps: a dot
+                        x, y = run[0].split(",")
+                        parts.append(
+                            f'<circle cx="{x}" cy="{y}" r="2" style="fill:{colour}" '
+                            f'data-series="{escape(label)}"/>'
                         )
                     run = []
                     continue
