@@ -73,11 +73,18 @@ def test_workers_added_up_and_the_gone_ones_kept() -> None:
     assert out["tasks"]["queues"]["other"] == {"counts": [0, 0, 1, 1], "sum": 5.0, "count": 1}
     out = rt.update(4.0, monitors(worker("w2", default=([2, 2, 2, 2], 0.1)), worker("w3")))
     assert out["tasks"]["queues"]["default"]["count"] == 5  # retired once, not at every read
+    # w2's info timed out (the arbiter lists it with its summary only): its last figures
+    # stay, and are not counted twice when it answers again
+    busy = {"aid": "w2", "info_error": "TimeoutError"}
+    out = rt.update(4.5, monitors(busy, worker("w3")))
+    assert out["tasks"]["queues"]["default"]["count"] == 5
+    out = rt.update(4.6, monitors(worker("w2", default=([2, 3, 3, 3], 0.2)), worker("w3")))
+    assert out["tasks"]["queues"]["default"]["count"] == 6
     # a worker whose buckets differ (another pulsar-tasks version) is left out
     odd = worker("w4", default=([9, 9, 9], 1.0))
     odd["tasks"]["run_time"]["buckets"] = [1.0, 2.0]
-    out = rt.update(5.0, monitors(worker("w2", default=([2, 2, 2, 2], 0.1)), worker("w3"), odd))
-    assert out["tasks"]["queues"]["default"]["count"] == 5
+    out = rt.update(5.0, monitors(worker("w2", default=([2, 3, 3, 3], 0.2)), worker("w3"), odd))
+    assert out["tasks"]["queues"]["default"]["count"] == 6
 
 
 def test_latency_over_a_window() -> None:

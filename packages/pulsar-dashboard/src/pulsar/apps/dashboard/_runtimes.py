@@ -6,7 +6,8 @@ Each task worker's ``info`` has ``tasks.run_time``: Prometheus-style cumulative 
 the sum and the count of its runs, per queue (pulsar-tasks' ``_runtimes``). At each read
 :meth:`RunTimes.update` adds up the workers of every application, per queue, plus the last
 histogram seen of every worker that is gone since (replaced, recycled, killed), so the totals
-never go backwards while the dashboard runs — as the source does for request and task counts
+never go backwards while the dashboard runs (a worker still listed without one, its info
+timed out, keeps its last) — as the source does for request and task counts
 (the runs a worker made between the last read and its death are not seen, as for those
 counts). It also keeps the last ``history`` totals over every queue, from which
 :meth:`RunTimes.latency` draws p50 / p95 over time: the runs finished within a sliding
@@ -64,9 +65,14 @@ class RunTimes:
         seen: dict[str, tuple[str, dict[str, Any]]] = {}
         for app_name, monitor in (monitors or {}).items():
             for worker in monitor.get("workers") or ():
+                aid = str(worker.get("aid"))
                 rt = (worker.get("tasks") or {}).get("run_time")
                 if isinstance(rt, dict) and self._fits(rt):
-                    seen[str(worker.get("aid"))] = (app_name, rt)
+                    seen[aid] = (app_name, rt)
+                elif aid in self._seen:
+                    # listed without its histogram (its info timed out, or it is stopping and
+                    # its consumer is gone): its last one, neither dropped nor counted twice
+                    seen[aid] = self._seen[aid]
         for aid, (app_name, rt) in self._seen.items():
             if aid not in seen:  # gone since the last read: its runs stay in the totals
                 retired = self._retired.setdefault(app_name, {})
