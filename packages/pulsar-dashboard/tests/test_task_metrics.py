@@ -81,6 +81,10 @@ def test_per_queue_counts_and_run_time_histogram(queue_site: tuple[str, str]) ->
             assert client.wait_for_task(t.id, timeout=20).status == tasks.TaskState.SUCCESS
         assert client.wait_for_task(bad.id, timeout=20).status == tasks.TaskState.FAILURE
         assert {t.queue for t in other} == {"other"}
+        assert client.queue_counts() == {
+            "default": {"SUCCESS": 5, "FAILURE": 1},
+            "other": {"SUCCESS": 3},
+        }
 
     def counted() -> dict[Any, float] | None:
         m = metrics(url)
