@@ -26,3 +26,9 @@ def halfway() -> str:
     """Publish a progress, then finish (the record keeps the last progress)."""
     tasks.update(progress=0.5, meta={"step": "half"})
     return "done"
+
+
+@tasks.job(queue="other")
+def multiply(a: int, b: int) -> int:
+    """Multiply two numbers, on the queue ``other``."""
+    return a * b

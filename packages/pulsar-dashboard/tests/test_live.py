@@ -171,10 +171,11 @@ def test_tasks_views_and_actions_need_the_token(live: Any, tmp_path: Any) -> Non
 
     def failed_counted() -> dict[Any, float] | None:
         m = metrics(live.url)
-        return m if m.get(("pulsar_tasks", (("state", "FAILURE"),)), 0) >= 1 else None
+        failed = ("pulsar_tasks", (("queue", "default"), ("state", "FAILURE")))
+        return m if m.get(failed, 0) >= 1 else None
 
     m = h.eventually(failed_counted)
-    assert m[("pulsar_tasks", (("state", "SUCCESS"),))] >= 1
+    assert m[("pulsar_tasks", (("queue", "default"), ("state", "SUCCESS")))] >= 1
     assert ("pulsar_task_queue_depth", (("queue", "default"),)) in m
     listing = httpx.get(live.url + "/tasks", params={"status": "FAILURE"}, timeout=10)
     assert listing.status_code == 200 and f'data-id="{bad.id}"' in listing.text

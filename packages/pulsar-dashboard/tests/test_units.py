@@ -157,6 +157,7 @@ SNAPSHOT: dict[str, Any] = {
         "installed": True,
         "available": True,
         "counts": {"FAILURE": 2, "SUCCESS": 5},
+        "by_queue": {"default": {"FAILURE": 2, "SUCCESS": 4}, "<q>": {"SUCCESS": 1}},
         "queues": {"default": 3},
         "workers": [{}],
         "jobs": ["add"],
@@ -191,7 +192,8 @@ def test_metrics_of_a_snapshot() -> None:
     assert samples[("pulsar_http_request_duration_seconds_count", (("app", "web"),))] == 32
     assert samples[("pulsar_http_request_duration_seconds_sum", (("app", "web"),))] == 0.52
     assert samples[("pulsar_http_open_connections", (("app", "web"),))] == 1
-    assert samples[("pulsar_tasks", (("state", "FAILURE"),))] == 2
+    assert samples[("pulsar_tasks", (("queue", "default"), ("state", "FAILURE")))] == 2
+    assert samples[("pulsar_tasks", (("queue", "<q>"), ("state", "SUCCESS")))] == 1
     assert samples[("pulsar_task_queue_depth", (("queue", "default"),))] == 3
     labels = (("aid", "w1"), ("app", "web"), ("kind", "worker"))
     assert samples[("pulsar_actor_memory_rss_bytes", labels)] == 1 << 20
@@ -209,6 +211,7 @@ def test_pages_escape_what_the_application_says() -> None:
     assert "1 / 2" in html  # restarts / crashes
     page = _views.render_tasks(SNAPSHOT, [], {"status": "FAILURE"})
     assert 'data-state="FAILURE">' in page and "status=FAILURE" in page
+    assert '<tr data-queue="&lt;q&gt;"><td>&lt;q&gt;</td>' in page and "<q>" not in page
 
 
 class FakeSource:

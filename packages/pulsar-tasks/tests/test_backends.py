@@ -50,6 +50,66 @@ async def test_enqueue_get_list_counts(client) -> None:
     assert await b.get("nope") is None
 
 
+async def test_queue_counts_by_queue_and_state(client) -> None:
+    b = client.backend
+    assert await client.queue_counts() == {}
+    default = [new_task() for _ in range(3)]
+    other = [new_task(queue="other") for _ in range(2)]
+    for t in (*default, *other):
+        assert await b.enqueue(t)
+    # one of 'other' runs and succeeds, one of 'default' is revoked while it waits
+    claim = await b.claim(["other"], "w1", 10.0, 1)
+    row = tasks.Task.from_row(claim.tasks[0])
+    assert await b.complete(row.id, row.token, TaskState.SUCCESS, result="3")
+    assert await b.revoke(default[0].id) == TaskState.REVOKED
+    by_queue = await client.queue_counts()
+    assert by_queue == {
+        "default": {"QUEUED": 2, "REVOKED": 1},
+        "other": {"QUEUED": 1, "SUCCESS": 1},
+    }
+    # the same records as counts(): the per-queue figures add up to it
+    totals: dict[str, int] = {}
+    for states in by_queue.values():
+        for state, n in states.items():
+            totals[state] = totals.get(state, 0) + n
+    assert totals == await client.counts() == {"QUEUED": 3, "REVOKED": 1, "SUCCESS": 1}
+
+
+@pytest.mark.parametrize("backend_url", ["redis"], indirect=True)
+async def test_queue_counts_walks_every_chunk(client, backend_url) -> None:
+    """Redis counts in chunks of 5,000 ids, dropping from its index the records gone (expired
+    results) as it goes: every chunk is read once, whatever was dropped before it."""
+    backend = client.backend
+    now = time.time()
+    pipe = backend.client.pipeline(transaction=False)
+    for i in range(12000):
+        tid = f"old{i}"
+        if i % 4:  # one in four ids names a record that expired
+            queue = "q1" if i % 2 else "q2"
+            pipe.hset(
+                backend._key("t", tid),
+                mapping={
+                    "id": tid,
+                    "name": "add",
+                    "payload": "{}",
+                    "queue": queue,
+                    "status": "SUCCESS" if i % 3 else "FAILURE",
+                    "time_queued": now,
+                },
+            )
+        pipe.zadd(backend._key("all"), {tid: now - 1})
+    await pipe.execute()
+    expect: dict[str, dict[str, int]] = {}
+    for i in range(12000):
+        if i % 4:
+            states = expect.setdefault("q1" if i % 2 else "q2", {})
+            state = "SUCCESS" if i % 3 else "FAILURE"
+            states[state] = states.get(state, 0) + 1
+    assert await client.queue_counts() == expect
+    assert await backend.client.zcard(backend._key("all")) == 9000
+    assert await client.queue_counts() == expect  # again, on the cleaned index
+
+
 async def test_unique_enqueue_is_idempotent(client) -> None:
     b = client.backend
     t = new_task()

@@ -2,8 +2,8 @@
 
 :func:`rate_chart` turns samples of a monotonic total ``[(time, total), ...]`` into a line of
 its rate per second between consecutive samples, over the span of the samples, with the
-maximum and the time span written on the axes. :func:`line_chart` draws one or several series of
-values (``[(time, value or None)]``: a None is a gap) the same way, with a legend.
+maximum and the time span written on the axes; :func:`line_chart` draws values as they are
+(several lines, e.g. run-time percentiles), a gap where a value is None.
 """
 
 from __future__ import annotations
@@ -69,6 +69,10 @@ def rate_chart(
     return "".join(parts)
 
 
+#: the colours of the lines of :func:`line_chart`, in order (the first is ``.chart-line``'s)
+_COLOURS = ("#2f6fdb", "#d9822b", "#2e9e5b")
+
+
 def line_chart(
     series: Sequence[tuple[str, Sequence[tuple[float, float | None]]]],
     *,
@@ -78,46 +82,61 @@ def line_chart(
     width: int = 560,
     height: int = 120,
 ) -> str:
-    """An ``<svg>`` chart of one line per ``(name, [(time, value)])`` (oldest first; a None
-    value breaks the line), values multiplied by ``scale`` for the axis (``1000``: s to ms)."""
+    """An ``<svg>`` chart of several lines: ``series`` is ``[(label, [(time, value or None),
+    ...]), ...]``, oldest first, one time axis for all; a None breaks its line (a value alone
+    between two is a dot). Values are
+    written times ``scale`` followed by ``unit`` (e.g. seconds as ms: ``scale=1000``)."""
     pad_l, pad_r, pad_t, pad_b = 48, 8, 18, 18
     w, h = width - pad_l - pad_r, height - pad_t - pad_b
-    values = [v * scale for _, pts in series for _, v in pts if v is not None]
-    times = [t for _, pts in series for t, _ in pts]
+    values = [v for _, points in series for _, v in points if v is not None]
+    times = [t for _, points in series for t, _ in points]
     top = max(values, default=0.0)
-    span_top = top if top > 0 else 1.0
+    ceiling = top if top > 0 else 1.0
+    legend = " · ".join(
+        f'<tspan style="fill:{_COLOURS[i % len(_COLOURS)]}">{escape(label)}</tspan>'
+        for i, (label, _) in enumerate(series)
+    )
     parts = [
         f'<svg class="chart" role="img" aria-label="{escape(title)}" width="{width}" '
         f'height="{height}" viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">',
         f"<title>{escape(title)}</title>",
-        f'<text x="{pad_l}" y="12" class="chart-title">{escape(title)}</text>',
+        f'<text x="{pad_l}" y="12" class="chart-title">{escape(title)} {legend}</text>',
         f'<rect x="{pad_l}" y="{pad_t}" width="{w}" height="{h}" class="chart-bg"/>',
         f'<text x="{pad_l - 4}" y="{pad_t + 8}" text-anchor="end" class="chart-axis">'
-        f"{_fmt(top)}{escape(unit)}</text>",
+        f"{_fmt(top * scale)}{escape(unit)}</text>",
         f'<text x="{pad_l - 4}" y="{pad_t + h}" text-anchor="end" class="chart-axis">0</text>',
     ]
-    if len(times) >= 2 and max(times) > min(times):
+    if values and len(set(times)) >= 2:
         t0, t1 = min(times), max(times)
-        legend = []
-        for i, (name, pts) in enumerate(series):
-            runs: list[list[str]] = [[]]
-            for t, v in pts:
+        span = (t1 - t0) or 1.0
+        for i, (label, points) in enumerate(series):
+            colour = _COLOURS[i % len(_COLOURS)]
+            run: list[str] = []
+            for t, v in [*points, (t1, None)]:
                 if v is None:
-                    runs.append([])
+                    if len(run) >= 2:
+                        parts.append(
+                            f'<polyline points="{" ".join(run)}" class="chart-line" '
+                            f'style="stroke:{colour}" fill="none" data-series="{escape(label)}"/>'
+                        )
+                    elif run:  # a value alone between gaps: a dot
+                        x, y = run[0].split(",")
+                        parts.append(
+                            f'<circle cx="{x}" cy="{y}" r="2" style="fill:{colour}" '
+                            f'data-series="{escape(label)}"/>'
+                        )
+                    run = []
                     continue
-                x, y = pad_l + w * (t - t0) / (t1 - t0), pad_t + h - h * v * scale / span_top
-                runs[-1].append(f"{x:.1f},{y:.1f}")
-            cls = f"chart-line chart-line-{i}"
-            for run in runs:
-                if len(run) >= 2:
-                    parts.append(f'<polyline points="{" ".join(run)}" class="{cls}" fill="none"/>')
-            last = next((v for _, v in reversed(pts) if v is not None), None)
-            now = "" if last is None else f" {_fmt(last * scale)}{escape(unit)}"
-            legend.append(f'<tspan class="chart-key-{i}">{escape(name)}{now}</tspan>')
+                run.append(f"{pad_l + w * (t - t0) / span:.1f},{pad_t + h - h * v / ceiling:.1f}")
+        last = [
+            f"{escape(label)} {_fmt(points[-1][1] * scale)}{escape(unit)}"
+            for label, points in series
+            if points and points[-1][1] is not None
+        ]
         parts.append(
             f'<text x="{pad_l}" y="{height - 4}" class="chart-axis">-{_fmt(t1 - t0)} s</text>'
             f'<text x="{pad_l + w}" y="{height - 4}" text-anchor="end" class="chart-axis">'
-            f"now: {' · '.join(legend)}</text>"
+            f"now: {' · '.join(last) or 'no runs'}</text>"
         )
     else:
         parts.append(

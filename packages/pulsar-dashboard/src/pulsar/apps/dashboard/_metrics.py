@@ -26,6 +26,7 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 __all__ = ["CONTENT_TYPE", "SnapshotCollector", "render_metrics"]
 
@@ -116,9 +117,12 @@ class SnapshotCollector(Collector):
             yield from _http_families(servers)
         tasks = snap.get("tasks") or {}
         if tasks.get("counts") is not None:
-            by_state = GaugeMetricFamily("pulsar_tasks", "Task records by state", labels=["state"])
-            for state, n in sorted(tasks["counts"].items()):
-                by_state.add_metric([state], n)
+            by_state = GaugeMetricFamily(
+                "pulsar_tasks", "Task records by queue and state", labels=["queue", "state"]
+            )
+            for queue, states in sorted((tasks.get("by_queue") or {}).items()):
+                for state, n in sorted(states.items()):
+                    by_state.add_metric([queue, state], n)
             depth = GaugeMetricFamily(
                 "pulsar_task_queue_depth",
                 "Tasks waiting (QUEUED or RETRY) per queue",
@@ -135,6 +139,29 @@ class SnapshotCollector(Collector):
             live = GaugeMetricFamily("pulsar_task_workers", "Task workers with a live heartbeat")
             live.add_metric([], len(tasks.get("workers") or ()))
             yield from (by_state, depth, processed, live)
+            yield _run_durations(snap)
+
+
+def _run_durations(snap: dict[str, Any]) -> Metric:
+    """``pulsar_task_run_duration_seconds{app,queue}``: the workers' run-time histograms,
+    added up per application and queue (replaced workers included, see ``_runtimes``)."""
+    family = HistogramMetricFamily(
+        "pulsar_task_run_duration_seconds",
+        "Run time of the tasks (succeeded, failed, retried or revoked while running)",
+        labels=["app", "queue"],
+    )
+    for app in snap["apps"]:
+        rt = app.get("run_time")
+        if not rt:
+            continue
+        bounds = [floatToGoString(b) for b in rt["buckets"]] + ["+Inf"]
+        for queue, h in rt["queues"].items():
+            family.add_metric(
+                [app["app"], queue],
+                buckets=list(zip(bounds, h["counts"], strict=True)),
+                sum_value=h["sum"],
+            )
+    return family
 
 
 def _http_families(servers: list[dict[str, Any]]) -> Iterator[Metric]:

@@ -5,9 +5,11 @@ How it works
 A :class:`Source` owns a private event loop in a daemon thread. Every ``interval`` seconds it
 sends one ``info`` request to the attached arbiter (:func:`pulsar.connect`; the arbiter's
 ``info`` already gathers its monitors' and workers' info) and, when pulsar-tasks is installed
-and a task backend is known, reads the backend (counts by state, pending tasks per queue, the
-workers' heartbeats). It turns that into a plain, JSON-ready *snapshot* (:meth:`Source.snapshot`)
-that the pages, ``/api/state`` and ``/metrics`` all read, so every view shows the same numbers.
+and a task backend is known, reads the backend (counts by queue and state, pending tasks per
+queue, the workers' heartbeats); the task workers' run-time histograms are added up by
+:class:`~._runtimes.RunTimes`. It turns that into a plain, JSON-ready *snapshot*
+(:meth:`Source.snapshot`) that the pages, ``/api/state`` and ``/metrics`` all read, so every
+view shows the same numbers.
 
 CPU % and memory are read here with psutil, by pid (the attached application runs on this
 machine: its mailbox is a unix socket), and fall back to the ``system`` key of an actor's info.
@@ -36,6 +38,7 @@ from typing import Any
 import pulsar
 
 from ._http import HttpTotals
+from ._runtimes import RunTimes
 
 __all__ = ["AttachError", "Source", "find_mailbox", "recycle_me", "tasks_installed"]
 
@@ -199,6 +202,7 @@ class Source:
         self._task_history: deque[tuple[float, int, int]] = deque(maxlen=history)
         # HTTP responses by status and latency histograms (replaced workers' kept), per app
         self._http = HttpTotals(history)
+        self._run_times = RunTimes(history)  # the task run-time histograms (see _runtimes)
         self.reads = 0
 
     # -- life -------------------------------------------------------------------------------------
@@ -423,8 +427,10 @@ class Source:
                 for app_name, m in sorted((info.get("monitors") or {}).items())
             ),
         )
+        run_times = self._run_times.update(now, info.get("monitors") or {})
         for app in apps:
             app["http"] = http.get(app["app"])
+            app["run_time"] = run_times.get(app["app"])
         guests = [self._actor(a) for a in info.get("actors") or () if a.get("kind") == "guest"]
         states: dict[str, int] = {}
         for actor in [arbiter, *apps, *(w for a in apps for w in a["workers"])]:
@@ -461,12 +467,18 @@ class Source:
             self.tasks_client = tasks.connect(url)
         tc = self.tasks_client
         try:
-            counts = await tc.counts()
+            # one grouped read: the counts by state are its sums
+            by_queue = await tc.queue_counts()
+            counts: dict[str, int] = {}
+            for states in by_queue.values():
+                for state, n in states.items():
+                    counts[state] = counts.get(state, 0) + int(n)
             workers = await tc.workers()
             jobs = await tc.job_list()
             queues = {"default"}
             for w in workers:
                 queues.update(w.get("queues") or ())
+            queues.update(by_queue)
             for meta in jobs.values():
                 if isinstance(meta, dict) and meta.get("queue"):
                     queues.add(str(meta["queue"]))
@@ -489,6 +501,11 @@ class Source:
             "backend": _mask(self.task_backend),
             "error": None,
             "counts": {str(k): int(v) for k, v in counts.items()},
+            "by_queue": {
+                str(q): {str(k): int(v) for k, v in states.items()}
+                for q, states in sorted(by_queue.items())
+            },
+            "latency": self._run_times.latency(),
             "total": total,
             "queues": depth,
             "workers": workers,

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from ._charts import line_chart, rate_chart
+from ._runtimes import quantile
 
 __all__ = [
     "STYLE",
@@ -378,16 +379,23 @@ def render_tasks(
         )
         + "</tr></table>"
     )
+    out.append(_queue_table(snap, info))
+    latency = info.get("latency") or ()
     out.append(
-        '<table id="queues"><tr><th>queue</th><th>waiting</th></tr>'
-        + "".join(
-            f"<tr><td>{escape(q)}</td><td class=n>{n:,}</td></tr>"
-            for q, n in (info.get("queues") or {}).items()
+        '<div class="charts">'
+        + rate_chart(
+            [(t, p) for t, p, _ in info.get("history") or ()], title="tasks run/s (workers)"
         )
-        + "</table>"
-    )
-    out.append(
-        rate_chart([(t, p) for t, p, _ in info.get("history") or ()], title="tasks run/s (workers)")
+        + line_chart(
+            [
+                ("p50", [(t, p50) for t, p50, _ in latency]),
+                ("p95", [(t, p95) for t, _, p95 in latency]),
+            ],
+            title="run time (10 s window)",
+            unit=" ms",
+            scale=1000.0,
+        )
+        + "</div>"
     )
     shown = ", ".join(f"{k}={v}" for k, v in filters.items() if v) or "all"
     out.append(
@@ -409,6 +417,47 @@ def render_tasks(
         )
     out.append("</table>")
     return "".join(out)
+
+
+def _queue_table(snap: dict[str, Any], info: dict[str, Any]) -> str:
+    """Per queue: tasks waiting, records by state, and the workers' runs with their p50 / p95
+    run time (every run the dashboard has seen, from the histograms)."""
+    waiting = info.get("queues") or {}
+    by_queue = info.get("by_queue") or {}
+    runs: dict[str, list[float]] = {}
+    buckets: list[float] = []
+    for app in snap.get("apps") or ():
+        rt = app.get("run_time") or {}
+        buckets = rt.get("buckets") or buckets
+        for queue, h in (rt.get("queues") or {}).items():
+            have = runs.get(queue)
+            counts = [float(c) for c in h["counts"]]
+            runs[queue] = (
+                counts if have is None else [a + b for a, b in zip(have, counts, strict=True)]
+            )
+    rows = []
+    for queue in sorted({*waiting, *by_queue, *runs}):
+        states = by_queue.get(queue) or {}
+        ran = runs.get(queue)
+        p50 = p95 = None
+        if ran:
+            p50, p95 = quantile(0.5, buckets, ran), quantile(0.95, buckets, ran)
+        rows.append(
+            f'<tr data-queue="{escape(queue)}"><td>{escape(queue)}</td>'
+            f"<td class=n>{int(waiting.get(queue, 0)):,}</td>"
+            + "".join(
+                f'<td class=n data-state="{s}">{int(states.get(s, 0)):,}</td>' for s in STATES
+            )
+            + f'<td class=n data-runs="">{int(ran[-1]) if ran else 0:,}</td>'
+            f"<td class=n>{_seconds(p50)}</td><td class=n>{_seconds(p95)}</td></tr>"
+        )
+    return (
+        '<table id="queues"><tr><th>queue</th><th>waiting</th>'
+        + "".join(f"<th>{s}</th>" for s in STATES)
+        + "<th>runs</th><th>run p50</th><th>run p95</th></tr>"
+        + "".join(rows)
+        + "</table>"
+    )
 
 
 def _field(name: str, value: Any) -> str:

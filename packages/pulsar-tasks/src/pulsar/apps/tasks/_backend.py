@@ -247,6 +247,12 @@ class Backend(abc.ABC):
     async def counts(self) -> dict[str, int]:
         """How many tasks are in each state (only states with tasks appear)."""
 
+    @abc.abstractmethod
+    async def queue_counts(self) -> dict[str, dict[str, int]]:
+        """How many tasks are in each state per queue: ``{queue: {state: n}}`` (only queues
+        and states with tasks appear); the same records as :meth:`counts`, as costly (one
+        grouped scan; on Redis the walk :meth:`counts` makes)."""
+
     async def pending(self, queues: Sequence[str]) -> int:
         """How many tasks wait (QUEUED or RETRY) in ``queues``; cheap, unlike :meth:`counts`
         (workers call it every few seconds)."""

@@ -506,6 +506,13 @@ class TaskClient:
         """How many tasks are in each state."""
         return await self.backend.counts()
 
+    async def queue_counts(self) -> dict[str, dict[str, int]]:
+        """How many tasks are in each state, per queue: ``{queue: {state: n}}`` (only queues
+        and states with tasks appear; the values add up to :meth:`counts`). It reads every
+        record, as :meth:`counts` does: for a dashboard or a metrics scrape, not a hot path
+        (:meth:`pending` is the cheap one)."""
+        return await self.backend.queue_counts()
+
     async def pending(self, queues: Sequence[str] = ("default",)) -> int:
         """How many tasks wait (QUEUED or RETRY, due or not) in ``queues``."""
         return await self.backend.pending(list(queues))
@@ -673,6 +680,10 @@ class SyncClient:
     def counts(self) -> dict[str, int]:
         """See :meth:`TaskClient.counts`."""
         return self._call(self.client.counts())
+
+    def queue_counts(self) -> dict[str, dict[str, int]]:
+        """See :meth:`TaskClient.queue_counts`."""
+        return self._call(self.client.queue_counts())
 
     def pending(self, queues: Sequence[str] = ("default",)) -> int:
         """See :meth:`TaskClient.pending`."""

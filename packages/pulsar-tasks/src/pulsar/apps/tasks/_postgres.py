@@ -1707,6 +1707,17 @@ class PostgresBackend(Backend):
         )
         return {status: int(n) for status, n in rows}
 
+    async def queue_counts(self) -> dict[str, dict[str, int]]:
+        rows = await self._fetch(
+            f"SELECT queue, status, count(*) FROM {self._s}.tasks "
+            f"WHERE purge_at IS NULL OR purge_at > %s GROUP BY queue, status",
+            (self.now(),),
+        )
+        out: dict[str, dict[str, int]] = {}
+        for queue, status, n in rows:
+            out.setdefault(queue, {})[status] = int(n)
+        return out
+
     async def pending(self, queues: Sequence[str]) -> int:
         rows = await self._fetch(
             f"SELECT count(*) FROM {self._s}.tasks WHERE status IN ('QUEUED', 'RETRY') "

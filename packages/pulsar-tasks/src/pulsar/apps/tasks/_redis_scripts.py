@@ -578,22 +578,43 @@ return v[1]
 )
 
 
-# ARGV: prefix, start, stop -> {ids seen, ids gone, status, count, ...}; records gone
-# (expired results) are dropped from the index
+# ARGV: prefix, start, stop[, by_queue] -> {ids seen, ids gone, status, count, ...}, or with
+# by_queue '1' {ids seen, ids gone, queue, status, count, ...}; records gone (expired results)
+# are dropped from the index
 _COUNTS = """
 local p = ARGV[1]
+local by_queue = ARGV[4] == '1'
 local ids = redis.call('ZRANGE', p..':all', ARGV[2], ARGV[3])
 local tally = {}
 local gone = {}
 for _, id in ipairs(ids) do
-  local st = redis.call('HGET', p..':t:'..id, 'status')
-  if st then tally[st] = (tally[st] or 0) + 1 else table.insert(gone, id) end
+  if by_queue then
+    local v = redis.call('HMGET', p..':t:'..id, 'status', 'queue')
+    if v[1] then
+      local q = tally[v[2] or 'default']
+      if not q then q = {}; tally[v[2] or 'default'] = q end
+      q[v[1]] = (q[v[1]] or 0) + 1
+    else
+      table.insert(gone, id)
+    end
+  else
+    local st = redis.call('HGET', p..':t:'..id, 'status')
+    if st then tally[st] = (tally[st] or 0) + 1 else table.insert(gone, id) end
+  end
 end
 for i = 1, #gone, 1000 do
   redis.call('ZREM', p..':all', unpack(gone, i, math.min(i + 999, #gone)))
 end
 local out = {#ids, #gone}
-for st, n in pairs(tally) do table.insert(out, st); table.insert(out, n) end
+if by_queue then
+  for q, states in pairs(tally) do
+    for st, n in pairs(states) do
+      table.insert(out, q); table.insert(out, st); table.insert(out, n)
+    end
+  end
+else
+  for st, n in pairs(tally) do table.insert(out, st); table.insert(out, n) end
+end
 return out
 """
 

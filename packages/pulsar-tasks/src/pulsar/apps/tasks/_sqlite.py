@@ -642,6 +642,21 @@ class SQLiteBackend(Backend):
         return await self._run(op)
 
     @guarded
+    async def queue_counts(self) -> dict[str, dict[str, int]]:
+        def op(conn: sqlite3.Connection) -> dict[str, dict[str, int]]:
+            rows = conn.execute(
+                "SELECT queue, status, COUNT(*) FROM tasks "
+                "WHERE (purge_at IS NULL OR purge_at > ?) GROUP BY queue, status",
+                (self.now(),),
+            )
+            out: dict[str, dict[str, int]] = {}
+            for queue, status, n in rows:
+                out.setdefault(queue, {})[status] = n
+            return out
+
+        return await self._run(op)
+
+    @guarded
     async def pending(self, queues: Sequence[str]) -> int:
         qmarks = ", ".join("?" for _ in queues)
 

@@ -47,6 +47,7 @@ from ._child import ChildError, run_in_child
 from ._errors import TaskTimeout
 from ._job import _CURRENT, get_job, registry
 from ._progress import SINK
+from ._runtimes import RunTimes
 from ._schedule import RateGate
 from ._state import Task, TaskState
 from ._tasklog import TaskLog
@@ -122,6 +123,9 @@ class Consumer:
             "postponed": 0,  # handed back by a rate limit (not processed)
         }
         self._rate_gate = RateGate()
+        #: how long the runs took, per queue (those that reached an outcome here: succeeded,
+        #: failed or retried, revoked while running)
+        self.run_times = RunTimes()
         self.queued = 0
         self._stopping = False
         self._log = TaskLog(task_logger)
@@ -179,13 +183,15 @@ class Consumer:
 
     def info(self) -> dict[str, Any]:
         """Counters for the worker's ``info``: queued (pending in its queues, refreshed every
-        few seconds), running, processed, failed..."""
+        few seconds), running, processed, failed..., and ``run_time``: the run-time histogram
+        per queue (see :class:`._runtimes.RunTimes`)."""
         return {
             "queued": self.queued,
             "running": len(self.running) - self._ending,
             **self.counters,
             "concurrent_tasks": self.concurrent_tasks,
             "queues": list(self.queues),
+            "run_time": self.run_times.info(),
         }
 
     # -- claiming ------------------------------------------------------------------------------
@@ -315,6 +321,7 @@ class Consumer:
                     if current is not None:
                         current.uncancel()
                 if run.reason == "revoked":
+                    self.run_times.observe(task.queue, time.perf_counter() - started)
                     self._log.info("task %s[%s] revoked while running", task.name, task.id)
                     self.counters["revoked"] += 1
                     await self._end("complete", run, TaskState.REVOKED, error="revoked")
@@ -324,17 +331,21 @@ class Consumer:
                     return
                 return  # lost: the lease went to another worker, which records the outcome
             except ChildError as exc:  # raised in the child process: its own traceback
+                self.run_times.observe(task.queue, time.perf_counter() - started)
                 await self._failed(task, job, run, exc.exc, exc.tb or None)
                 return
             except Exception as exc:
+                self.run_times.observe(task.queue, time.perf_counter() - started)
                 await self._failed(task, job, run, exc)
                 return
+            elapsed = time.perf_counter() - started
+            self.run_times.observe(task.queue, elapsed)
             self.counters["succeeded"] += 1
             self._log.info(
                 "task %s[%s] succeeded in %.3fs: %s",
                 task.name,
                 task.id,
-                time.perf_counter() - started,
+                elapsed,
                 text if len(text) <= 80 else text[:77] + "...",
             )
             await self._end("complete", run, TaskState.SUCCESS, result=text)
