@@ -76,7 +76,7 @@ def test_per_queue_counts_and_run_time_histogram(queue_site: tuple[str, str]) ->
     with tasks.connect_sync(backend) as client:
         default = [client.queue_task("add", [i, 1]) for i in range(5)]
         bad = client.queue_task("flaky", ["/nonexistent/flag"])  # fails at once (no retries)
-        other = [client.queue_task("multiply", [i, 2]) for i in range(3)]
+        other = [client.queue_task("product", [i, 2]) for i in range(3)]
         for t in (*default, *other):
             assert client.wait_for_task(t.id, timeout=20).status == tasks.TaskState.SUCCESS
         assert client.wait_for_task(bad.id, timeout=20).status == tasks.TaskState.FAILURE
@@ -126,7 +126,7 @@ def test_per_queue_counts_and_run_time_histogram(queue_site: tuple[str, str]) ->
     m = metrics(url)
     assert run_time(m, "default")["count"] == 6 and run_time(m, "other")["count"] == 3
     with tasks.connect_sync(backend) as client:
-        more = [client.queue_task("multiply", [i, 3]) for i in range(2)]
+        more = [client.queue_task("product", [i, 3]) for i in range(2)]
         for t in more:
             assert client.wait_for_task(t.id, timeout=20).result == t.args[0] * 3
 
