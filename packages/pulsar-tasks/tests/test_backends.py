@@ -207,6 +207,49 @@ async def test_revoke_pending_and_running(client) -> None:
     assert await b.revoke("unknown") is None
 
 
+async def test_a_task_revoked_while_it_runs_is_not_handed_back(client) -> None:
+    """retry, release and postpone refuse a task revoked while it ran (its next claim would
+    reset the revoke): it stays STARTED for the worker to record REVOKED."""
+    b = client.backend
+    for op in ("retry", "release", "postpone"):
+        t = new_task()
+        await b.enqueue(t)
+        row = (await b.claim(["default"], "w1", 5.0, 5)).tasks[0]
+        assert await b.revoke(t.id) == TaskState.STARTED
+        token = row["token"]
+        if op == "retry":
+            done = await b.retry(t.id, token, time.time(), error="boom", traceback=None)
+        elif op == "release":
+            done = await b.release(t.id, token)
+        else:
+            done = await b.postpone(t.id, token, time.time() + 1)
+        assert done is False, op
+        assert (await b.get(t.id)).status == TaskState.STARTED, op
+        assert await b.complete(t.id, token, TaskState.REVOKED, error="revoked")
+        assert (await b.get(t.id)).status == TaskState.REVOKED, op
+
+
+async def test_a_failing_run_revoked_before_it_failed_ends_revoked_not_retried(
+    client, backend_url, tmp_path, monkeypatch
+) -> None:
+    """The revoke lands while the job runs, between two lease renewals; the job then fails
+    with a retryable error: REVOKED, never run again (it was RETRY, then run 3 times)."""
+    marks = str(tmp_path / "marks")
+    monkeypatch.setattr(tq_jobs, "MARKS", marks)
+    async with consuming(backend_url, lease=30.0) as consumer:  # renewals every 5 s
+        t = await client.queue_task("slow_flaky", ["r"])
+        for _ in range(200):
+            if h.marks(marks):
+                break
+            await asyncio.sleep(0.01)
+        assert await client.revoke(t.id) == TaskState.STARTED
+        done = await client.wait_for_task(t.id, timeout=10)
+        assert done.status == TaskState.REVOKED and done.error == "revoked"
+        await asyncio.sleep(0.5)  # a retry would be due by now (retry_delay 0.05)
+        assert consumer.counters["revoked"] == 1 and consumer.counters["retried"] == 0
+    assert h.marks(marks) == ["slow_flaky:r"]  # ran once
+
+
 async def test_expires_revokes_unstarted(client) -> None:
     b = client.backend
     t = new_task(expires=time.time() - 1)

@@ -316,3 +316,11 @@ def wf_count(values: list, path: str) -> int:
     """A chord callback counting its runs in the file ``path``."""
     _log(path, "callback")
     return sum(values)
+
+
+@tasks.job(max_retries=3, retry_on=(ConnectionError,), retry_delay=0.05, retry_jitter=0.0)
+async def slow_flaky(tag: str) -> None:
+    """Marks its start, then fails with a retryable error 0.4 s later."""
+    mark(f"slow_flaky:{tag}")
+    await asyncio.sleep(0.4)
+    raise ConnectionError("try again")

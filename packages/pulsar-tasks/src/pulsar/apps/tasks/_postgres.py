@@ -1874,7 +1874,7 @@ class PostgresBackend(Backend):
         rows = await self._fetch(
             f"UPDATE {self._s}.tasks SET status = 'RETRY', error = %s, traceback = %s, eta = %s, "
             f"token = NULL, lease_expires = NULL WHERE id = %s AND token = %s "
-            f"AND status = 'STARTED' RETURNING pg_notify(%s, queue)",
+            f"AND status = 'STARTED' AND revoke = 0 RETURNING pg_notify(%s, queue)",
             (error, traceback, eta, task_id, token, self.work_channel),
             fast=True,
         )
@@ -1884,7 +1884,8 @@ class PostgresBackend(Backend):
         rows = await self._fetch(
             f"UPDATE {self._s}.tasks SET status = 'QUEUED', attempts = GREATEST(0, attempts - 1), "
             f"token = NULL, worker = NULL, lease_expires = NULL, eta = %s "
-            f"WHERE id = %s AND token = %s AND status = 'STARTED' RETURNING pg_notify(%s, queue)",
+            f"WHERE id = %s AND token = %s AND status = 'STARTED' AND revoke = 0 "
+            f"RETURNING pg_notify(%s, queue)",
             (self.now(), task_id, token, self.work_channel),
             fast=True,
         )
@@ -1895,7 +1896,8 @@ class PostgresBackend(Backend):
         rows = await self._fetch(
             f"UPDATE {self._s}.tasks SET status = 'QUEUED', attempts = GREATEST(0, attempts - 1), "
             f"token = NULL, worker = NULL, lease_expires = NULL, eta = %s "
-            f"WHERE id = %s AND token = %s AND status = 'STARTED' RETURNING pg_notify(%s, queue)",
+            f"WHERE id = %s AND token = %s AND status = 'STARTED' AND revoke = 0 "
+            f"RETURNING pg_notify(%s, queue)",
             (eta, task_id, token, self.work_channel),
             fast=True,
         )

@@ -517,8 +517,8 @@ _RETRY = (
     + """
 local id = ARGV[2]
 local k = p..':t:'..id
-local v = redis.call('HMGET', k, 'token', 'status', 'queue', 'priority')
-if v[1] ~= ARGV[3] or v[2] ~= 'STARTED' then return 0 end
+local v = redis.call('HMGET', k, 'token', 'status', 'queue', 'priority', 'revoke')
+if v[1] ~= ARGV[3] or v[2] ~= 'STARTED' or v[5] == '1' then return 0 end
 redis.call('HSET', k, 'status', 'RETRY', 'eta', ARGV[4], 'error', ARGV[5], 'traceback', ARGV[6],
   'token', '', 'lease_expires', '')
 if EV then emit(k, id, 'retried', false, nil, ARGV[5]) end
@@ -530,14 +530,16 @@ return 1
 )
 
 # ARGV: prefix, id, token, eta (now; a postpone's later time): QUEUED again, the attempt not
-# counted, its priority kept
+# counted, its priority kept (0, no change, when the task was revoked while it ran: the worker
+# records REVOKED instead)
 _RELEASE = (
     _LIB
     + """
 local id = ARGV[2]
 local k = p..':t:'..id
-local v = redis.call('HMGET', k, 'token', 'status', 'queue', 'attempts', 'priority', 'worker')
-if v[1] ~= ARGV[3] or v[2] ~= 'STARTED' then return 0 end
+local v = redis.call('HMGET', k, 'token', 'status', 'queue', 'attempts', 'priority', 'worker',
+  'revoke')
+if v[1] ~= ARGV[3] or v[2] ~= 'STARTED' or v[7] == '1' then return 0 end
 local att = math.max(0, (tonumber(v[4]) or 1) - 1)
 redis.call('HSET', k, 'status', 'QUEUED', 'token', '', 'worker', '', 'lease_expires', '',
   'eta', ARGV[4], 'attempts', att)

@@ -813,7 +813,7 @@ class SQLiteBackend(Backend):
             cur = conn.execute(
                 "UPDATE tasks SET status = 'RETRY', error = ?, traceback = ?, eta = ?, "
                 "token = NULL, lease_expires = NULL WHERE id = ? AND token = ? "
-                "AND status = 'STARTED'",
+                "AND status = 'STARTED' AND IFNULL(revoke, 0) = 0",
                 (error, traceback, eta, task_id, token),
             )
             return cur.rowcount > 0
@@ -830,7 +830,7 @@ class SQLiteBackend(Backend):
             cur = conn.execute(
                 "UPDATE tasks SET status = 'QUEUED', attempts = MAX(0, attempts - 1), "
                 "token = NULL, worker = NULL, lease_expires = NULL, eta = ? "
-                "WHERE id = ? AND token = ? AND status = 'STARTED'",
+                "WHERE id = ? AND token = ? AND status = 'STARTED' AND IFNULL(revoke, 0) = 0",
                 (now, task_id, token),
             )
             return cur.rowcount > 0
@@ -846,7 +846,7 @@ class SQLiteBackend(Backend):
             cur = conn.execute(
                 "UPDATE tasks SET status = 'QUEUED', attempts = MAX(0, attempts - 1), "
                 "token = NULL, worker = NULL, lease_expires = NULL, eta = ? "
-                "WHERE id = ? AND token = ? AND status = 'STARTED'",
+                "WHERE id = ? AND token = ? AND status = 'STARTED' AND IFNULL(revoke, 0) = 0",
                 (eta, task_id, token),
             )
             return cur.rowcount > 0

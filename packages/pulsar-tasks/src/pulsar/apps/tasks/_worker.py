@@ -72,6 +72,10 @@ async def _timed(work: Awaitable[Any], timeout: float | None) -> Any:
         return await work
 
 
+#: the ends of an attempt that hand the task back (RETRY, QUEUED): refused when it was revoked
+_HAND_BACK = frozenset({"retry", "release", "postpone"})
+
+
 class _Running:
     __slots__ = ("ending", "job_task", "name", "reason", "started", "task_id", "token", "updated")
 
@@ -468,7 +472,12 @@ class Consumer:
         while True:
             try:
                 method = getattr(self.backend, op)
-                await method(run.task_id, run.token, *args, **kwargs)
+                done = await method(run.task_id, run.token, *args, **kwargs)
+                if not done and op in _HAND_BACK:
+                    # revoked while it ran (or its lease is lost: then this changes nothing):
+                    # a revoked task is not queued again, where its next claim would forget
+                    # the revoke
+                    await self._revoked_instead(run)
                 return
             except asyncio.CancelledError:
                 raise
@@ -478,6 +487,11 @@ class Consumer:
                     return
                 await asyncio.sleep(delay)
                 delay = min(1.0, delay * 2)
+
+    async def _revoked_instead(self, run: _Running) -> None:
+        if await self.backend.complete(run.task_id, run.token, TaskState.REVOKED, error="revoked"):
+            self.counters["revoked"] += 1
+            self._log.info("task %s[%s] revoked", run.name, run.task_id)
 
     # -- progress (tasks.update(), see _progress.py) --------------------------------------------
     def _sink(self) -> Callable[[float | None, str | None], None]:
