@@ -1,5 +1,5 @@
-"""The backends' batcher: calls of one loop iteration, or made while one is in flight, share a
-round trip; a lone call goes directly (after one loop iteration)."""
+"""The backends' batcher: calls made while one is in flight share a round trip, and once busy the
+calls of one loop iteration too; a lone quiet call goes directly."""
 
 from __future__ import annotations
 
@@ -32,13 +32,33 @@ async def test_lone_call_is_sent_directly() -> None:
     assert not batch.sending and batch.task is None  # no background task for lone calls
 
 
-async def test_calls_of_one_iteration_go_together() -> None:
+async def test_calls_of_one_iteration_go_together_once_busy() -> None:
     send = Sender()
     batch = Batcher(send, limit=3)
     results = await asyncio.gather(*(batch(i) for i in range(8)))
     assert results == [i * 10 for i in range(8)]
-    assert send.batches == [[0, 1, 2], [3, 4, 5], [6, 7]]
+    # not busy yet: the first goes alone, the others joined while it was in flight
+    assert send.batches == [[0], [1, 2, 3], [4, 5, 6], [7]]
+    assert batch.busy
+    send.batches.clear()
+    assert await asyncio.gather(*(batch(i) for i in range(5))) == [0, 10, 20, 30, 40]
+    assert send.batches == [[0, 1, 2], [3, 4]]  # busy: the first waited for its iteration
     assert not batch.sending and not batch.pending
+
+
+async def test_a_quiet_call_ends_busy_sequential_calls_wait_for_nothing() -> None:
+    send = Sender()
+    batch = Batcher(send)
+    await asyncio.gather(*(batch(i) for i in range(3)))
+    assert batch.busy
+    assert await batch(7) == 70  # waited one iteration (busy); nothing joined it
+    assert not batch.busy
+    for i in range(3):  # each sent at once: no sleep(0) before it
+        fut = asyncio.ensure_future(batch(i))
+        await asyncio.sleep(0)  # the call runs up to its send
+        assert send.batches[-1] == [i]
+        assert await fut == i * 10
+    assert not batch.busy
 
 
 async def test_calls_made_in_flight_go_together() -> None:
@@ -81,6 +101,7 @@ async def test_a_cancelled_direct_caller_still_sends_the_others() -> None:
 async def test_a_cancelled_caller_of_a_batch_does_not_cancel_the_others() -> None:
     send = Sender()
     batch = Batcher(send)
+    batch.busy = True  # calls came together lately: the first waits for the others
     calls = [asyncio.ensure_future(batch(i)) for i in range(3)]
     while not send.batches:
         await asyncio.sleep(0)

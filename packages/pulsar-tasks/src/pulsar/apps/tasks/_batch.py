@@ -1,4 +1,5 @@
-"""Sharing round trips: calls made in one loop iteration, or while one is in flight, go together."""
+"""Sharing round trips: calls made while one is in flight (and, when busy, in one loop iteration)
+go together."""
 
 from __future__ import annotations
 
@@ -10,10 +11,13 @@ __all__ = ["Batcher"]
 
 
 class Batcher:
-    """Calls made in the same loop iteration, or while a batch is in flight, go together in the
-    next batch: the first call waits one loop iteration (``sleep(0)``: the other calls of that
-    iteration join it), then a lone call is sent directly (no future, no task) and several go
-    from one task. ``send(items)`` returns one result per item."""
+    """Calls made while a batch is in flight go together in the next batch; once calls come
+    together (a batch of several, or calls made while one was in flight: ``busy``), the first
+    call of a new batch also waits one loop iteration (``sleep(0)``) for the other calls of that
+    iteration to join it (ten tasks that end in one iteration: one completion round trip, not
+    one for the first and one for the nine others). A lone call is sent directly (no future, no
+    task), and a quiet one (nothing joined it) drops ``busy``: sequential calls wait for no
+    iteration. ``send(items)`` returns one result per item."""
 
     def __init__(
         self, send: Callable[[list[Any]], Awaitable[Sequence[Any]]], limit: int = 500
@@ -22,17 +26,18 @@ class Batcher:
         self.limit = limit
         self.pending: list[tuple[asyncio.Future[Any], Any]] = []
         self.sending = False
+        self.busy = False  # calls came together lately: a new batch waits one iteration
         self.task: asyncio.Future[None] | None = None
 
     async def __call__(self, item: Any) -> Any:
         if not self.sending:
             self.sending = True
-            try:
-                # e.g. ten tasks that end in one iteration: one completion round trip
-                await asyncio.sleep(0)
-            except BaseException:
-                self._next()
-                raise
+            if self.busy:
+                try:
+                    await asyncio.sleep(0)  # the other calls of this iteration join
+                except BaseException:
+                    self._next()
+                    raise
             if not self.pending:
                 try:
                     return (await self.send([item]))[0]
@@ -49,7 +54,9 @@ class Batcher:
         return await fut
 
     def _next(self) -> None:
-        """The direct send is over: the calls made meanwhile go together, or nothing is sent."""
+        """The direct send is over: the calls made meanwhile go together, or nothing is sent
+        (and nothing joined: not busy)."""
+        self.busy = bool(self.pending)
         if self.pending:
             self.task = asyncio.ensure_future(self._run())
         else:
@@ -58,6 +65,7 @@ class Batcher:
     async def _run(self) -> None:
         try:
             while self.pending:
+                self.busy = True  # several, or made while one was in flight
                 batch, self.pending = self.pending[: self.limit], self.pending[self.limit :]
                 try:
                     results = await self.send([item for _, item in batch])

@@ -477,7 +477,7 @@ class Consumer:
                     # revoked while it ran (or its lease is lost: then this changes nothing):
                     # a revoked task is not queued again, where its next claim would forget
                     # the revoke
-                    await self._revoked_instead(run)
+                    await self._revoked_instead(run, op)
                 return
             except asyncio.CancelledError:
                 raise
@@ -488,9 +488,13 @@ class Consumer:
                 await asyncio.sleep(delay)
                 delay = min(1.0, delay * 2)
 
-    async def _revoked_instead(self, run: _Running) -> None:
+    async def _revoked_instead(self, run: _Running, op: str) -> None:
         if await self.backend.complete(run.task_id, run.token, TaskState.REVOKED, error="revoked"):
             self.counters["revoked"] += 1
+            if op == "retry":  # counted as it was handed back: it was not retried
+                self.counters["retried"] -= 1
+            elif op == "postpone":
+                self.counters["postponed"] -= 1
             self._log.info("task %s[%s] revoked", run.name, run.task_id)
 
     # -- progress (tasks.update(), see _progress.py) --------------------------------------------
