@@ -76,7 +76,7 @@ from _common import (
 REDIS_DB = 14  # dedicated to this benchmark: flushed before and after each system
 
 PEER_REQUIREMENTS = {
-    "celery": "celery[redis]>=5.3",
+    "celery": "celery[redis]>=5.3,<5.6",  # 5.6.3: chains of 3 hang on .get() here (2026-12-04)
     "rq": "rq>=1.16",
     "dramatiq": "dramatiq[redis]>=1.16",
     "arq": "arq>=0.26",
