@@ -396,6 +396,35 @@ async def test_revoke_cancels_running_async_task(client, backend_url) -> None:
         assert consumer.counters["revoked"] == 1
 
 
+async def test_stop_ends_when_a_backend_call_swallows_the_cancel(backend_url) -> None:
+    """A heartbeat that turns the cancel landing in it into an error (as 3.11's wait_for can
+    when the call completes at that moment): the stop still ends, its loops with it (it
+    waited for ever on the heartbeat loop, seen once in CI)."""
+    backend = tasks.create_backend(backend_url)
+    beats = 0
+
+    async def heartbeat(worker: str, info: Any, ttl: float) -> None:
+        nonlocal beats
+        beats += 1
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            raise ConnectionError("converted") from None
+
+    backend.heartbeat = heartbeat  # type: ignore[method-assign]
+    consumer = tasks.Consumer(backend, worker_id="w-swallow", queues=("default",), lease=0.3)
+    consumer.start()
+    try:
+        while not beats:
+            await asyncio.sleep(0.01)
+        t0 = time.monotonic()
+        await asyncio.wait_for(consumer.stop(grace=0.5), 10)
+        assert time.monotonic() - t0 < 5
+        assert beats == 1  # no beat after the stop
+    finally:
+        await backend.close()
+
+
 async def test_wait_timeout_and_unknown(client) -> None:
     t = await client.queue_task("add", [1, 1])
     start = time.monotonic()

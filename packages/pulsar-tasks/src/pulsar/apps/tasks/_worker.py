@@ -72,6 +72,23 @@ async def _timed(work: Awaitable[Any], timeout: float | None) -> Any:
         return await work
 
 
+def _cancel_requested() -> bool:
+    """The running task was asked to stop: a loop that swallowed the CancelledError (a backend
+    call can turn a cancel that lands in it into an error, e.g. CPython 3.11's ``wait_for``
+    when the inner call completes at the same moment) ends at its next turn."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+async def _cancel_and_wait(task: asyncio.Task[Any], timeout: float = 5.0) -> None:
+    """Cancel a background loop and wait for its end, at most ``timeout`` seconds."""
+    task.cancel()
+    await asyncio.wait({task}, timeout=timeout)
+    if task.done() and not task.cancelled():
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            task.result()
+
+
 #: the ends of an attempt that hand the task back (RETRY, QUEUED): refused when it was revoked
 _HAND_BACK = frozenset({"retry", "release", "postpone"})
 
@@ -178,9 +195,7 @@ class Consumer:
             if self._tasks:
                 await asyncio.wait(set(self._tasks), timeout=5.0)
             if self._renewer is not None:
-                self._renewer.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await self._renewer
+                await _cancel_and_wait(self._renewer)
             await self._stop_beating()
         finally:  # the lines still waiting are written: none is lost
             self._log.flush()
@@ -551,7 +566,7 @@ class Consumer:
         interval = max(0.05, min(self.lease / 3.0, 5.0))
         last_purge = last_publish = time.monotonic()
         last_stats = 0.0
-        while True:
+        while not _cancel_requested():
             await asyncio.sleep(interval)
             if time.monotonic() - last_stats > 2.0:
                 last_stats = time.monotonic()
@@ -616,7 +631,7 @@ class Consumer:
     async def _beat_loop(self) -> None:
         interval = self.heartbeat_interval()
         ttl = max(3 * interval, 1.0)  # gone within three missed beats
-        while True:
+        while not _cancel_requested():
             try:
                 await self.backend.heartbeat(self.worker_id, self.heartbeat_info(), ttl)
             except Exception as exc:  # the next beat tries again
@@ -627,8 +642,6 @@ class Consumer:
         beater, self._beater = self._beater, None
         if beater is None:
             return
-        beater.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await beater
+        await _cancel_and_wait(beater)
         with contextlib.suppress(Exception):  # else it expires within three beats
             await asyncio.wait_for(self.backend.forget_worker(self.worker_id), 2.0)
