@@ -688,70 +688,105 @@ def _quick_start_tasks(venv: Venv, section: str) -> list[str]:
 
 
 def _quick_start_dashboard(venv: Venv, section: str) -> list[str]:
-    """``hello.py`` served by ``pulsar-wsgi ... --pidfile app.pid``, ``pulsar-dashboard --attach
-    app.pid`` (both on free ports), then ``/metrics`` and the actors page checked."""
+    """``hello.py`` served by ``pulsar-wsgi ... --dashboard`` (the first bash block), then by
+    ``pulsar-wsgi ... --pidfile app.pid`` with ``pulsar-dashboard --attach app.pid`` (the
+    second), each on free ports: ``/metrics`` has the claimed line and the actors page both
+    workers, and every process exits 0 on SIGTERM."""
     code = _one_block(section, "python", "Quick start")
     first = code.splitlines()[0].strip()
     _expect(
         first == "# hello.py", "README Quick start: the python block no longer starts `# hello.py`"
     )
     (venv.work / "hello.py").write_text(code, encoding="utf-8")
-    lines = [
-        re.sub(r"\s+#.*$", "", line).strip().removesuffix("&").strip()
-        for line in _one_block(section, "bash", "Quick start").splitlines()
-    ]
-    commands = [shlex.split(line) for line in lines if line]
+
+    def commands_of(block: str) -> list[list[str]]:
+        lines = [
+            re.sub(r"\s+#.*$", "", line).strip().removesuffix("&").strip()
+            for line in block.splitlines()
+        ]
+        return [shlex.split(line) for line in lines if line]
+
+    beside = _one_block(section, "bash", "Quick start")
+    commands = commands_of(beside)
     _expect(
-        len(commands) == 3
+        len(commands) == 2
         and commands[0][:1] == ["pulsar-wsgi"]
-        and commands[1][:1] == ["pulsar-dashboard"]
-        and "--pidfile" in commands[0]
-        and "--attach" in commands[1],
-        "README Quick start: expected `pulsar-wsgi ... --pidfile`, `pulsar-dashboard --attach`, "
-        "`curl .../metrics`",
+        and commands[0][-1:] == ["--dashboard"]
+        and commands[1][:1] == ["curl"],
+        "README Quick start: expected `pulsar-wsgi ... --dashboard`, then `curl .../metrics`",
     )
-    m = re.search(r"#\s*(pulsar_workers\{.*)$", _one_block(section, "bash", "Quick start"), re.M)
+    m = re.search(r"#\s*(pulsar_workers\{.*)$", beside, re.M)
     _expect(
         m is not None, "README Quick start: no `# pulsar_workers{...} N` claim on the curl line"
     )
     assert m is not None
     claim = m[1].strip()
     app_port, dash_port = free_port(), free_port()
+    app_cmd = [*commands[0], f"127.0.0.1:{dash_port}", "--bind", f"127.0.0.1:{app_port}"]
+    app_log = venv.work / "app-dashboard.log"
+    with background(app_cmd, cwd=venv.work, env=venv.env, output=app_log, what="app") as app:
+        wait_until_serving(app, f"http://127.0.0.1:{app_port}/", "pulsar-wsgi", app_log)
+        _check_dashboard(app, f"http://127.0.0.1:{dash_port}", claim, app_log)
+        app_code = stop_process(app, "pulsar-wsgi --dashboard")
+    _expect(app_code == 0, f"pulsar-wsgi --dashboard exited with {app_code} on SIGTERM, not 0")
+    done = [
+        f"`pulsar-wsgi hello:hello --workers 2 --dashboard`: /metrics has {claim!r}, / shows "
+        "both workers; exited 0 on SIGTERM"
+    ]
+
+    commands = commands_of(_one_block(section, "bash", "Quick start (attach)", index=1))
+    _expect(
+        len(commands) == 2
+        and commands[0][:1] == ["pulsar-wsgi"]
+        and commands[1][:1] == ["pulsar-dashboard"]
+        and "--pidfile" in commands[0]
+        and "--attach" in commands[1],
+        "README Quick start: expected `pulsar-wsgi ... --pidfile`, `pulsar-dashboard --attach`",
+    )
+    app_port, dash_port = free_port(), free_port()
     app_cmd = [*commands[0], "--bind", f"127.0.0.1:{app_port}"]
     dash_cmd = [*commands[1], "--bind", f"127.0.0.1:{dash_port}", "--interval", "0.3"]
-    url = f"http://127.0.0.1:{dash_port}"
     app_log, dash_log = venv.work / "app.log", venv.work / "dashboard.log"
     with background(app_cmd, cwd=venv.work, env=venv.env, output=app_log, what="app") as app:
         wait_until_serving(app, f"http://127.0.0.1:{app_port}/", "pulsar-wsgi", app_log)
         with background(
             dash_cmd, cwd=venv.work, env=venv.env, output=dash_log, what="dashboard"
         ) as dash:
-            wait_until_serving(dash, url + "/metrics", "pulsar-dashboard", dash_log)
-            deadline = time.monotonic() + START_TIMEOUT
-            while True:
-                status, _, body = http_request(url + "/metrics")
-                text = body.decode("utf-8", "replace")
-                if status == 200 and claim in text.splitlines():
-                    break
-                _expect(
-                    time.monotonic() < deadline,
-                    f"GET /metrics never showed {claim!r}:\n{text[-2000:]}\n" + _tail(dash_log),
-                )
-                time.sleep(0.3)
-            status, _, body = http_request(url + "/")
-            page = body.decode("utf-8", "replace")
-            _expect(
-                status == 200 and page.count('data-kind="worker"') == 2,
-                f"GET / of the dashboard: {status}, not the tree with 2 workers",
-            )
+            _check_dashboard(dash, f"http://127.0.0.1:{dash_port}", claim, dash_log)
             dash_code = stop_process(dash, "pulsar-dashboard")
         app_code = stop_process(app, "pulsar-wsgi")
     _expect(dash_code == 0, f"pulsar-dashboard exited with {dash_code} after SIGTERM, not 0")
     _expect(app_code == 0, f"pulsar-wsgi exited with {app_code} after SIGTERM, not 0")
     return [
+        *done,
         f"`pulsar-dashboard --attach app.pid` of `pulsar-wsgi hello:hello`: /metrics has "
-        f"{claim!r}, / shows both workers; both exited 0 on SIGTERM"
+        f"{claim!r}, / shows both workers; both exited 0 on SIGTERM",
     ]
+
+
+def _check_dashboard(proc: subprocess.Popen[bytes], url: str, claim: str, log: Path) -> None:
+    """The dashboard at ``url`` (served by ``proc``) serves ``claim`` as a line of /metrics
+    (within the start timeout) and its actors page shows the application's 2 workers (beside
+    a dashboard's own, when it runs in the same arbiter)."""
+    wait_until_serving(proc, url + "/metrics", "the dashboard", log)
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        status, _, body = http_request(url + "/metrics")
+        text = body.decode("utf-8", "replace")
+        if status == 200 and claim in text.splitlines():
+            break
+        _expect(
+            time.monotonic() < deadline,
+            f"GET /metrics never showed {claim!r}:\n{text[-2000:]}\n" + _tail(log),
+        )
+        time.sleep(0.3)
+    status, _, body = http_request(url + "/")
+    page = body.decode("utf-8", "replace")
+    rows = re.findall(r'<tr [^>]*data-kind="worker">(.*?)</tr>', page)
+    _expect(
+        status == 200 and sum("<td>wsgi-worker</td>" in row for row in rows) == 2,
+        f"GET / of the dashboard: {status}, not the tree with the 2 wsgi workers",
+    )
 
 
 def _quick_start_shell(venv: Venv, section: str) -> list[str]:
