@@ -56,19 +56,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
 def live(site: Site) -> Iterator[Live]:
     """``pulsar-dashboard --attach`` of the site, on a free port, with a token, reading every
     0.3 s."""
-    proc = h.spawn(
-        [
-            "-m",
-            "pulsar.apps.dashboard",
-            "--attach",
-            str(site.pidfile),
-            "--bind",
-            "127.0.0.1:0",
-            "--interval",
-            "0.3",
-        ],
-        env={"PULSAR_DASHBOARD_TOKEN": h.TOKEN},
-    )
+    proc = h.attach(site.pidfile, "--interval", "0.3", env={"PULSAR_DASHBOARD_TOKEN": h.TOKEN})
     try:
         address = proc.wait_for(r"dashboard: listening on (\S+)")[1]
         yield Live(site, f"http://{address}", proc)

@@ -105,3 +105,33 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def attach(pidfile: Path | str, *extra: str, env: dict[str, str] | None = None) -> Proc:
+    """``pulsar-dashboard --attach PIDFILE --bind 127.0.0.1:0 EXTRA...`` (a free port)."""
+    args = ["-m", "pulsar.apps.dashboard", "--attach", str(pidfile), "--bind", "127.0.0.1:0"]
+    return spawn([*args, *extra], env=env)
+
+
+def metrics(url: str, **headers: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """``/metrics`` parsed with prometheus_client's parser: (sample name, labels) -> value."""
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    r = httpx.get(f"{url}/metrics", headers=headers, timeout=10)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("text/plain; version=0.0.4")
+    out = {}
+    for family in text_string_to_metric_families(r.text):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def state(url: str) -> dict[str, Any]:
+    """``/api/state``: the dashboard's snapshot."""
+    import httpx
+
+    r = httpx.get(f"{url}/api/state", timeout=10)
+    assert r.status_code == 200
+    return r.json()  # type: ignore[no-any-return]

@@ -16,7 +16,7 @@ import dash_helpers as h
 import httpx
 import psutil
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
+from dash_helpers import metrics, state
 from site_app import hello
 
 import pulsar
@@ -34,22 +34,6 @@ def pulsar_wsgi(*args: str, env: dict[str, str] | None = None) -> h.Proc:
     """The ``pulsar-wsgi`` console script of this environment, serving ``site_app:hello``."""
     script = Path(sys.executable).with_name("pulsar-wsgi")
     return h.spawn([str(script), "site_app:hello", "--bind", "127.0.0.1:0", *args], env=env)
-
-
-def metrics(url: str, **headers: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    r = httpx.get(f"{url}/metrics", headers=headers, timeout=10)
-    assert r.status_code == 200, r.text
-    out = {}
-    for family in text_string_to_metric_families(r.text):
-        for s in family.samples:
-            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
-    return out
-
-
-def state(url: str) -> dict[str, Any]:
-    r = httpx.get(f"{url}/api/state", timeout=10)
-    assert r.status_code == 200
-    return r.json()
 
 
 def apps_of(url: str) -> dict[str, dict[str, Any]]:
@@ -299,18 +283,7 @@ def test_a_spawned_dashboard_worker() -> None:
 def test_metrics_beside_an_attached_dashboard(site: Any) -> None:
     """``pulsar-dashboard --attach app.pid --metrics ADDRESS``: the exporter reads the attached
     application, as the dashboard does."""
-    proc = h.spawn(
-        [
-            "-m",
-            "pulsar.apps.dashboard",
-            "--attach",
-            str(site.pidfile),
-            "--bind",
-            "127.0.0.1:0",
-            "--metrics",
-            "127.0.0.1:0",
-        ]
-    )
+    proc = h.attach(str(site.pidfile), "--metrics", "127.0.0.1:0")
     try:
         exporter = "http://" + proc.wait_for(LISTENING.format(name="metrics"))[1]
         m = h.eventually(

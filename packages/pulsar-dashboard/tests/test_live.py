@@ -9,27 +9,9 @@ from typing import Any
 import dash_helpers as h
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
+from dash_helpers import metrics, state
 
 from pulsar.apps import tasks
-
-
-def metrics(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """``/metrics`` parsed with prometheus_client's parser: (sample name, labels) -> value."""
-    r = httpx.get(f"{url}/metrics", timeout=10)
-    assert r.status_code == 200
-    assert r.headers["content-type"].startswith("text/plain; version=0.0.4")
-    out = {}
-    for family in text_string_to_metric_families(r.text):
-        for s in family.samples:
-            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
-    return out
-
-
-def state(url: str) -> dict[str, Any]:
-    r = httpx.get(f"{url}/api/state", timeout=10)
-    assert r.status_code == 200
-    return r.json()
 
 
 def app(snap: dict[str, Any], name: str) -> dict[str, Any]:
@@ -350,18 +332,7 @@ def test_the_application_exits_and_comes_back(tmp_path: Any) -> None:
     try:
         first.wait_for(r"worker \w+ started")
         h.eventually(lambda: (tmp_path / "hello.pid.mailbox").exists())
-        dash = h.spawn(
-            [
-                "-m",
-                "pulsar.apps.dashboard",
-                "--attach",
-                str(pidfile),
-                "--bind",
-                "127.0.0.1:0",
-                "--interval",
-                "0.2",
-            ]
-        )
+        dash = h.attach(str(pidfile), "--interval", "0.2")
         url = "http://" + dash.wait_for(r"dashboard: listening on (\S+)")[1]
         h.eventually(lambda: state(url)["connected"])
         first.stop()

@@ -12,7 +12,8 @@ from typing import Any
 import dash_helpers as h
 import httpx
 import pytest
-from test_live import app, metrics, state
+from dash_helpers import metrics, state
+from test_live import app
 
 from pulsar.apps import tasks
 
@@ -32,18 +33,7 @@ def queue_site(tmp_path: Any) -> Iterator[tuple[str, str]]:
     try:
         site.wait_for(r"LISTENING (\S+)")
         h.eventually(lambda: (tmp_path / "site.pid.mailbox").exists())
-        dash = h.spawn(
-            [
-                "-m",
-                "pulsar.apps.dashboard",
-                "--attach",
-                str(pidfile),
-                "--bind",
-                "127.0.0.1:0",
-                "--interval",
-                "0.2",
-            ]
-        )
+        dash = h.attach(str(pidfile), "--interval", "0.2")
         url = "http://" + dash.wait_for(r"dashboard: listening on (\S+)")[1]
         h.eventually(
             lambda: (s := state(url))["connected"] and len(app(s, "tasks")["workers"]) == 2,
