@@ -21,6 +21,8 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from ._runtimes import quantile as histogram_quantile
+
 __all__ = [
     "HttpTotals",
     "add_histogram",
@@ -81,24 +83,14 @@ def histogram_delta(new: Histogram, old: Histogram) -> Histogram:
 
 def quantile(q: float, hist: Histogram) -> float | None:
     """The ``q`` quantile (0 < q < 1) of ``hist`` in seconds, as Prometheus'
-    ``histogram_quantile`` estimates it; None without observations.
+    ``histogram_quantile`` estimates it (:func:`._runtimes.quantile` over its bounds and its
+    cumulative buckets, ``count`` as +Inf); None without observations.
 
     Raises:
         ValueError: ``q`` is not between 0 and 1.
     """
-    if not 0.0 <= q <= 1.0:
-        raise ValueError(f"a quantile is between 0 and 1, not {q!r}")
-    count = int(hist.get("count") or 0)
     le, buckets = hist.get("le") or [], hist.get("buckets") or []
-    if count <= 0 or not le:
-        return None
-    rank = q * count
-    lower, below = 0.0, 0
-    for bound, cumulative in zip(le, buckets, strict=True):
-        if cumulative >= rank and cumulative > below:
-            return lower + (bound - lower) * (rank - below) / (cumulative - below)
-        lower, below = bound, cumulative
-    return float(le[-1])  # in the +Inf bucket: the highest finite bound
+    return histogram_quantile(q, le, [*buckets, int(hist.get("count") or 0)])
 
 
 def status_share(statuses: dict[str, int], first: int, total: int | None = None) -> float | None:

@@ -27,7 +27,14 @@ __all__ = ["RunTimes", "quantile"]
 def quantile(q: float, buckets: Sequence[float], counts: Sequence[float]) -> float | None:
     """The ``q`` quantile (0..1) of a histogram: ``buckets`` the finite upper bounds,
     ``counts`` cumulative, one more than ``buckets`` (+Inf last). None without runs; in the
-    +Inf bucket, the highest finite bound (what ``histogram_quantile`` returns)."""
+    +Inf bucket, the highest finite bound (what ``histogram_quantile`` returns). The one
+    estimate of the dashboard (the HTTP latencies' too, see ``_http.quantile``).
+
+    Raises:
+        ValueError: ``q`` is not between 0 and 1.
+    """
+    if not 0.0 <= q <= 1.0:
+        raise ValueError(f"a quantile is between 0 and 1, not {q!r}")
     total = counts[-1] if counts else 0
     if total <= 0:
         return None
